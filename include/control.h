@@ -1,0 +1,68 @@
+/*
+ * control: the control socket the master serves and egressctl speaks.
+ *
+ * Requests and replies are newline-delimited JSON objects over a unix stream
+ * socket (mode 0600, peers checked with SO_PEERCRED: root or the daemon's own
+ * uid).  A request is {"cmd": NAME, ...arguments}; a reply always carries
+ * "ok" and, when ok is false, "error".  This module owns the socket, the
+ * per-connection buffers and the framing; what a command does belongs to
+ * the master, reached through a handler callback.  The client half used by
+ * egressctl lives here too, so both sides share one definition.
+ */
+#ifndef EGRESSD_CONTROL_H
+#define EGRESSD_CONTROL_H
+
+#include <stddef.h>
+
+#define CTL_MAX_LINE (64 * 1024)	/* a request line, newline included */
+#define CTL_MAX_CLIENTS 64
+#define CTL_IDLE_TIMEOUT 60.0		/* seconds before an idle peer is dropped */
+#define CTL_CLIENT_TIMEOUT 10.0		/* egressctl's wait for a reply */
+
+/* Command names: the protocol's vocabulary, shared with egressctl. */
+#define CTL_CMD_STATUS "status"
+#define CTL_CMD_HEALTH "health"
+#define CTL_CMD_RELOAD "reload"
+#define CTL_CMD_STOP "stop"
+#define CTL_CMD_SCALE "scale"
+
+/* Health verdicts and the exit codes egressctl maps them to. */
+#define CTL_HEALTHY "healthy"
+#define CTL_DEGRADED "degraded"
+#define CTL_DOWN "down"
+#define CTL_EXIT_HEALTHY 0
+#define CTL_EXIT_DEGRADED 1
+#define CTL_EXIT_DOWN 2
+
+struct cJSON;
+struct evloop;
+struct control;
+
+/*
+ * Builds the reply to a parsed request whose "cmd" is a string.  Returns a
+ * cJSON object the control module sends and frees, or NULL with err set
+ * (the module then replies {"ok":false,"error":err}).
+ */
+typedef struct cJSON *(*control_handler)(const char *cmd,
+    const struct cJSON *request, void *arg, char *err, size_t errlen);
+
+/* Bind path (replacing a stale socket), listen, and join loop. */
+struct control *control_open(const char *path, struct evloop *loop,
+    control_handler handler, void *arg, char *err, size_t errlen);
+
+/* Let the socket file belong to the daemon's user after privilege drop. */
+int control_chown(struct control *ctl, unsigned uid, unsigned gid);
+
+/* Earliest idle deadline (monotonic seconds), or 0 when there is none. */
+double control_next_deadline(const struct control *ctl);
+/* Drop peers idle past CTL_IDLE_TIMEOUT. */
+void control_expire(struct control *ctl, double now);
+
+/* Close everything; unlink the socket unless keep_path (forked child). */
+void control_close(struct control *ctl, int unlink_path);
+
+/* Client: send one request line, wait for one reply line (malloc'ed). */
+int control_request(const char *path, const char *request, char **reply,
+    char *err, size_t errlen);
+
+#endif

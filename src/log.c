@@ -1,0 +1,259 @@
+/*
+ * log: line-oriented logging to stderr, a file or syslog (see include/log.h).
+ *
+ * Each line is formatted into one buffer and written with a single write(2)
+ * on an O_APPEND descriptor, so lines from the master and its workers, which
+ * share the file, never interleave mid-line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/time.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX 4096
+#define LOG_ROLE_MAX 32
+#define LOG_PATH_MAX 4096
+
+enum log_target { TARGET_STDERR, TARGET_FILE, TARGET_SYSLOG };
+
+/*
+ * Process-wide logger state: a daemon has exactly one log, and every module
+ * writes to it without being handed a context.  Workers inherit it at fork.
+ */
+static struct {
+	enum log_target target;
+	int fd;
+	char path[LOG_PATH_MAX];
+	enum config_log_level level;
+	enum config_log_format format;
+	char role[LOG_ROLE_MAX];
+} logger = { TARGET_STDERR, STDERR_FILENO, "", LOGL_INFO, LOGF_TEXT,
+    "master" };
+
+static const char *const level_names[] = { "debug", "info", "warning",
+    "error" };
+static const int syslog_priority[] = { LOG_DEBUG, LOG_INFO, LOG_WARNING,
+    LOG_ERR };
+
+static int
+log_open_file(const char *path)
+{
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+int
+log_open(const char *target, enum config_log_level level,
+    enum config_log_format format, char *err, size_t errlen)
+{
+	int fd;
+
+	logger.level = level;
+	logger.format = format;
+	if (strcmp(target, "stderr") == 0) {
+		logger.target = TARGET_STDERR;
+		logger.fd = STDERR_FILENO;
+		return 0;
+	}
+	if (strcmp(target, "syslog") == 0) {
+		openlog("egressd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		logger.target = TARGET_SYSLOG;
+		logger.fd = -1;
+		return 0;
+	}
+	if (strlen(target) >= sizeof(logger.path)) {
+		snprintf(err, errlen, "log file %s: path too long", target);
+		return -1;
+	}
+	if ((fd = log_open_file(target)) == -1) {
+		snprintf(err, errlen, "log file %s: %s", target,
+		    strerror(errno));
+		return -1;
+	}
+	if (logger.target == TARGET_FILE && logger.fd >= 0)
+		close(logger.fd);
+	logger.target = TARGET_FILE;
+	logger.fd = fd;
+	snprintf(logger.path, sizeof(logger.path), "%s", target);
+	return 0;
+}
+
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (logger.target != TARGET_FILE)
+		return 0;
+	if ((fd = log_open_file(logger.path)) == -1)
+		return -1;
+	/* dup2 keeps the descriptor number, which workers already hold. */
+	if (dup2(fd, logger.fd) == -1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+void
+log_close(void)
+{
+	if (logger.target == TARGET_FILE && logger.fd >= 0)
+		close(logger.fd);
+	if (logger.target == TARGET_SYSLOG)
+		closelog();
+	logger.target = TARGET_STDERR;
+	logger.fd = STDERR_FILENO;
+}
+
+void
+log_set_role(const char *role)
+{
+	snprintf(logger.role, sizeof(logger.role), "%s", role);
+}
+
+int
+log_fd(void)
+{
+	return logger.target == TARGET_FILE ? logger.fd : -1;
+}
+
+int
+log_is_stderr(void)
+{
+	return logger.target == TARGET_STDERR;
+}
+
+static size_t
+log_timestamp(char *buf, size_t len)
+{
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	n += snprintf(buf + n, len - n, ".%03ldZ", (long)tv.tv_usec / 1000);
+	return n;
+}
+
+/* Append msg to out as the body of a JSON string; returns bytes written. */
+static size_t
+log_json_escape(char *out, size_t len, const char *msg)
+{
+	size_t n = 0;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)msg; *p != '\0' && n + 7 < len; p++) {
+		if (*p == '"' || *p == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)*p;
+		} else if (*p < 0x20) {
+			n += snprintf(out + n, len - n, "\\u%04x", *p);
+		} else
+			out[n++] = (char)*p;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+static void
+log_emit(enum config_log_level level, const char *msg)
+{
+	char line[LOG_LINE_MAX + 256], ts[64], esc[LOG_LINE_MAX * 2];
+	int n;
+
+	if (logger.target == TARGET_SYSLOG) {
+		syslog(syslog_priority[level], "%s: %s", logger.role, msg);
+		return;
+	}
+	log_timestamp(ts, sizeof(ts));
+	if (logger.format == LOGF_JSON) {
+		log_json_escape(esc, sizeof(esc), msg);
+		n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\","
+		    "\"pid\":%ld,\"role\":\"%s\",\"msg\":\"%s\"}\n", ts,
+		    level_names[level], (long)getpid(), logger.role, esc);
+	} else
+		n = snprintf(line, sizeof(line), "%s egressd[%ld] %s %s: %s\n",
+		    ts, (long)getpid(), level_names[level], logger.role, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* Nothing sensible can be done when the log itself fails. */
+	if (write(logger.fd, line, (size_t)n) < 0)
+		return;
+}
+
+static void
+log_vformat(enum config_log_level level, int with_errno, const char *fmt,
+    va_list ap)
+{
+	char msg[LOG_LINE_MAX];
+	int saved = errno;
+	size_t n;
+
+	if (level < logger.level)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno) {
+		n = strlen(msg);
+		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
+	}
+	log_emit(level, msg);
+	errno = saved;
+}
+
+#define LOG_FN(name, level, with_errno)				\
+void								\
+name(const char *fmt, ...)					\
+{								\
+	va_list ap;						\
+								\
+	va_start(ap, fmt);					\
+	log_vformat(level, with_errno, fmt, ap);		\
+	va_end(ap);						\
+}
+
+LOG_FN(log_debug, LOGL_DEBUG, 0)
+LOG_FN(log_info, LOGL_INFO, 0)
+LOG_FN(log_warn, LOGL_WARNING, 1)
+LOG_FN(log_warnx, LOGL_WARNING, 0)
+LOG_FN(log_err, LOGL_ERROR, 1)
+LOG_FN(log_errx, LOGL_ERROR, 0)
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vformat(LOGL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vformat(LOGL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

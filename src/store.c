@@ -1,0 +1,282 @@
+/* store: SQLite connection, pragmas, migrations, worker rows (see store.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <sqlite3.h>
+
+#include "clock.h"
+#include "store.h"
+
+/* Migrations run in order; user_version is the number applied so far. */
+static const char *const store_migrations[] = {
+	/* 1: the worker registry. */
+	"CREATE TABLE workers ("
+	" instance_id TEXT PRIMARY KEY,"
+	" pid INTEGER NOT NULL,"
+	" slot INTEGER NOT NULL,"
+	" generation INTEGER NOT NULL,"
+	" state TEXT NOT NULL,"
+	" started_at REAL NOT NULL,"
+	" updated_at REAL NOT NULL,"
+	" stopped_at REAL,"
+	" exit_reason TEXT);"
+	"CREATE INDEX workers_stopped ON workers(stopped_at);",
+};
+#define STORE_VERSION \
+	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
+
+int
+store_schema_version(void)
+{
+	return STORE_VERSION;
+}
+
+static int
+store_check_dir(const char *dir, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) == -1) {
+		snprintf(err, errlen, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "state_dir %s: not a directory", dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) == -1) {
+		snprintf(err, errlen, "state_dir %s: not writable: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_exec(struct store *st, const char *sql, char *err, size_t errlen)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	snprintf(err, errlen, "database %s: %s", st->path,
+	    msg ? msg : sqlite3_errmsg(st->db));
+	sqlite3_free(msg);
+	return -1;
+}
+
+static int
+store_pragmas(struct store *st, enum config_synchronous sync,
+    double busy_timeout, char *err, size_t errlen)
+{
+	char sql[256];
+
+	sqlite3_busy_timeout(st->db, (int)(busy_timeout * 1000.0));
+	/* journal_mode reads the header first: a non-database fails here. */
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+	    sync == SYNC_FULL ? "FULL" : "NORMAL");
+	return store_exec(st, sql, err, errlen);
+}
+
+int
+store_open(struct store *st, const char *state_dir,
+    enum config_synchronous sync, double busy_timeout, char *err,
+    size_t errlen)
+{
+	size_t len;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (store_check_dir(state_dir, err, errlen) == -1)
+		return -1;
+	len = strlen(state_dir) + sizeof(STORE_FILE_NAME) + 1;
+	if ((st->path = malloc(len)) == NULL) {
+		snprintf(err, errlen, "database: out of memory");
+		return -1;
+	}
+	snprintf(st->path, len, "%s/%s", state_dir, STORE_FILE_NAME);
+	rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "database %s: %s", st->path,
+		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		store_close(st);
+		return -1;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	if (store_pragmas(st, sync, busy_timeout, err, errlen) == -1) {
+		store_close(st);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+store_user_version(struct store *st)
+{
+	sqlite3_stmt *stmt;
+	int version = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &stmt,
+	    NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		version = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return version;
+}
+
+static int
+store_apply(struct store *st, int step, char *err, size_t errlen)
+{
+	char sql[64];
+
+	if (store_exec(st, "BEGIN IMMEDIATE", err, errlen) == -1)
+		return -1;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", step + 1);
+	if (store_exec(st, store_migrations[step], err, errlen) == -1 ||
+	    store_exec(st, sql, err, errlen) == -1) {
+		char ignored[8];
+
+		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+		return -1;
+	}
+	return store_exec(st, "COMMIT", err, errlen);
+}
+
+int
+store_migrate(struct store *st, char *err, size_t errlen)
+{
+	int version = store_user_version(st);
+
+	if (version < 0) {
+		snprintf(err, errlen, "database %s: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		return -1;
+	}
+	if (version > STORE_VERSION) {
+		snprintf(err, errlen, "database %s: schema version %d is newer "
+		    "than this egressd supports (%d)", st->path, version,
+		    STORE_VERSION);
+		return -1;
+	}
+	for (; version < STORE_VERSION; version++)
+		if (store_apply(st, version, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
+static sqlite3_stmt *
+store_prepare(struct store *st, sqlite3_stmt **slot, const char *sql)
+{
+	if (*slot == NULL && sqlite3_prepare_v3(st->db, sql, -1,
+	    SQLITE_PREPARE_PERSISTENT, slot, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
+static int
+store_step_done(sqlite3_stmt *stmt)
+{
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_reset(stmt);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_worker_register(struct store *st, const char *instance_id, pid_t pid,
+    int slot, int generation)
+{
+	sqlite3_stmt *s;
+	double now = clock_wall();
+
+	s = store_prepare(st, &st->worker_insert, "INSERT INTO workers "
+	    "(instance_id, pid, slot, generation, state, started_at, "
+	    "updated_at) VALUES (?, ?, ?, ?, 'booting', ?, ?)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, pid);
+	sqlite3_bind_int(s, 3, slot);
+	sqlite3_bind_int(s, 4, generation);
+	sqlite3_bind_double(s, 5, now);
+	sqlite3_bind_double(s, 6, now);
+	return store_step_done(s);
+}
+
+int
+store_worker_set_state(struct store *st, const char *instance_id,
+    const char *state)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->worker_state, "UPDATE workers SET "
+	    "state = ?, updated_at = ? WHERE instance_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, clock_wall());
+	sqlite3_bind_text(s, 3, instance_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+int
+store_worker_exited(struct store *st, const char *instance_id,
+    const char *reason)
+{
+	sqlite3_stmt *s;
+	double now = clock_wall();
+
+	s = store_prepare(st, &st->worker_exit, "UPDATE workers SET "
+	    "state = 'exited', updated_at = ?, stopped_at = ?, "
+	    "exit_reason = ? WHERE instance_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_double(s, 1, now);
+	sqlite3_bind_double(s, 2, now);
+	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, instance_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+int
+store_prune_workers(struct store *st, double days)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "DELETE FROM workers WHERE "
+	    "stopped_at IS NOT NULL AND stopped_at < ?", -1, &s,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_double(s, 1, clock_wall() - days * 86400.0);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
+}
+
+const char *
+store_errmsg(struct store *st)
+{
+	return st->db ? sqlite3_errmsg(st->db) : "database not open";
+}
+
+void
+store_close(struct store *st)
+{
+	sqlite3_finalize(st->worker_insert);
+	sqlite3_finalize(st->worker_state);
+	sqlite3_finalize(st->worker_exit);
+	if (st->db != NULL)
+		sqlite3_close(st->db);
+	free(st->path);
+	memset(st, 0, sizeof(*st));
+}

@@ -1,0 +1,397 @@
+/*
+ * worker: post-fork hook, event loop and shutdown of a worker process.
+ *
+ * The worker talks to the master only through its channel: HELLO once the
+ * hook is done, READY when it can take work, HEARTBEAT every
+ * worker.heartbeat_interval with its counters.  Every way out — GOODBYE,
+ * STOP, SIGTERM, SIGINT, the master vanishing — enters worker_shutdown(),
+ * which a flag makes idempotent; a later fast request may only tighten a
+ * graceful one.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+
+#include <cjson/cJSON.h>
+#include <uuid/uuid.h>
+
+#include "channel.h"
+#include "clock.h"
+#include "evloop.h"
+#include "log.h"
+#include "procinfo.h"
+#include "sigpipe.h"
+#include "store.h"
+#include "worker.h"
+
+#define WORKER_UUID_LEN 37
+#define WORKER_FAST_GRACE 2.0	/* seconds a fast stop may take */
+
+enum worker_state { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
+
+static const char *const worker_state_names[] = { "booting", "ready", "busy",
+    "draining" };
+
+struct worker {
+	const struct egressd_config *cfg;
+	int slot;
+	int generation;
+	int fd;
+	pid_t master_pid;
+	char instance_id[WORKER_UUID_LEN];
+	struct evloop *loop;
+	int sigfd;
+	struct store store;
+	enum worker_state state;
+	int shutting_down;
+	int fast;
+	double deadline;	/* shutdown must be over by then */
+	unsigned long inflight, done, failed;
+	double next_heartbeat;
+	int finished;
+	uint8_t *rxbuf;
+};
+
+static void worker_shutdown(struct worker *w, int fast, const char *why);
+
+/* The post-fork hook: nothing of the master's survives past here. */
+static void
+worker_post_fork(struct worker *w)
+{
+	int keep[2];
+
+	sigpipe_close();
+	sigpipe_reset_all();
+	keep[0] = w->fd;
+	keep[1] = log_fd();
+	procinfo_close_fds_except(keep, keep[1] >= 0 ? 2 : 1);
+	if ((w->sigfd = sigpipe_open()) == -1 ||
+	    sigpipe_catch(SIGTERM) == -1 || sigpipe_catch(SIGINT) == -1 ||
+	    sigpipe_catch(SIGQUIT) == -1 || sigpipe_catch(SIGUSR1) == -1) {
+		log_warn("signal handlers");
+		_exit(WORKER_EXIT_BOOT);
+	}
+	signal(SIGHUP, SIG_IGN);	/* reload is the master's business */
+	signal(SIGPIPE, SIG_IGN);
+	/* The kernel tells us when the master dies; check it did not already. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != w->master_pid) {
+		log_warnx("master exited before this worker started");
+		_exit(0);
+	}
+}
+
+static void
+worker_new_instance_id(struct worker *w)
+{
+	uuid_t id;
+
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, w->instance_id);
+}
+
+static int
+worker_send_json(struct worker *w, uint16_t type, uint16_t flags, cJSON *obj)
+{
+	char *text = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	int rc;
+
+	if (obj != NULL && text == NULL)
+		return -1;
+	rc = channel_send(w->fd, type, flags, text, text ? strlen(text) : 0);
+	if (rc == -1)
+		log_warn("channel: send %s", channel_type_name(type));
+	cJSON_free(text);
+	return rc;
+}
+
+static void
+worker_send_hello(struct worker *w)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "pid", getpid());
+	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
+	cJSON_AddNumberToObject(o, "generation", w->generation);
+	worker_send_json(w, CH_HELLO, 0, o);
+	cJSON_Delete(o);
+}
+
+static cJSON *
+worker_counters(struct worker *w)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "state", worker_state_names[w->state]);
+	cJSON_AddNumberToObject(o, "inflight", (double)w->inflight);
+	cJSON_AddNumberToObject(o, "done", (double)w->done);
+	cJSON_AddNumberToObject(o, "failed", (double)w->failed);
+	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
+	return o;
+}
+
+static void
+worker_send_heartbeat(struct worker *w)
+{
+	cJSON *o = worker_counters(w);
+
+	worker_send_json(w, CH_HEARTBEAT, 0, o);
+	cJSON_Delete(o);
+	w->next_heartbeat = clock_mono() + w->cfg->worker.heartbeat_interval;
+}
+
+static void
+worker_set_state(struct worker *w, enum worker_state state)
+{
+	if (w->state == state)
+		return;
+	w->state = state;
+	if (store_worker_set_state(&w->store, w->instance_id,
+	    worker_state_names[state]) == -1)
+		log_warnx("database: worker state: %s", store_errmsg(&w->store));
+}
+
+static void
+worker_become_ready(struct worker *w)
+{
+	worker_set_state(w, WS_READY);
+	worker_send_json(w, CH_READY, 0, NULL);
+	worker_send_heartbeat(w);
+}
+
+static void
+worker_on_stop(struct worker *w, const struct channel_frame *f)
+{
+	worker_shutdown(w, (f->flags & CH_FLAG_FAST) != 0,
+	    (f->flags & CH_FLAG_FAST) ? "fast stop requested by the master" :
+	    "graceful stop requested by the master");
+}
+
+static void
+worker_on_goodbye(struct worker *w, const struct channel_frame *f)
+{
+	cJSON *o = cJSON_ParseWithLength(f->payload, f->length);
+	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(o, "reason");
+	char why[256];
+
+	snprintf(why, sizeof(why), "orchestrator said goodbye (%s)",
+	    cJSON_IsString(reason) ? reason->valuestring : "no reason given");
+	cJSON_Delete(o);
+	worker_shutdown(w, 0, why);
+}
+
+static void
+worker_on_status(struct worker *w)
+{
+	cJSON *o = worker_counters(w);
+
+	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
+	cJSON_AddNumberToObject(o, "pid", getpid());
+	worker_send_json(w, CH_STATUS_REPLY, 0, o);
+	cJSON_Delete(o);
+}
+
+static void
+worker_dispatch(struct worker *w, const struct channel_frame *f)
+{
+	switch (f->type) {
+	case CH_STOP:
+		worker_on_stop(w, f);
+		break;
+	case CH_GOODBYE:
+		worker_on_goodbye(w, f);
+		break;
+	case CH_LOG_REOPEN:
+		if (log_reopen() == -1)
+			log_warn("log reopen");
+		break;
+	case CH_STATUS:
+		worker_on_status(w);
+		break;
+	case CH_WORK_AVAILABLE:
+	case CH_OPERATION:
+	case CH_CANCEL:
+		log_debug("%s: no orchestrator client in this worker",
+		    channel_type_name(f->type));
+		break;
+	}
+}
+
+static void
+worker_on_channel(int fd, short revents, void *arg)
+{
+	struct worker *w = arg;
+	struct channel_frame f;
+	int rc, derr;
+
+	(void)revents;
+	for (;;) {
+		rc = channel_recv(fd, w->rxbuf, CHANNEL_MAX_FRAME + 1, &f,
+		    &derr);
+		if (rc == CHANNEL_RECV_FRAME && channel_type_from_master(f.type)) {
+			worker_dispatch(w, &f);
+			continue;
+		}
+		if (rc == CHANNEL_RECV_SYSERR && errno == EAGAIN)
+			return;
+		if (rc == CHANNEL_RECV_FRAME)
+			log_warnx("channel: %s frame from the master; ignoring "
+			    "the channel from now on", channel_type_name(f.type));
+		else if (rc == CHANNEL_RECV_BAD)
+			log_warnx("channel: invalid frame from the master (%s)",
+			    channel_strerror(derr));
+		else if (rc == CHANNEL_RECV_SYSERR)
+			log_warn("channel: receive");
+		evloop_remove(w->loop, fd);
+		worker_shutdown(w, 0, "the master is gone (channel closed)");
+		return;
+	}
+}
+
+static void
+worker_on_signal(int fd, short revents, void *arg)
+{
+	struct worker *w = arg;
+	int signo;
+
+	(void)fd;
+	(void)revents;
+	while ((signo = sigpipe_next()) != 0) {
+		switch (signo) {
+		case SIGTERM:
+			worker_shutdown(w, 0, "SIGTERM");
+			break;
+		case SIGINT:
+		case SIGQUIT:
+			worker_shutdown(w, 1, signo == SIGINT ? "SIGINT" :
+			    "SIGQUIT");
+			break;
+		case SIGUSR1:
+			if (log_reopen() == -1)
+				log_warn("log reopen");
+			break;
+		}
+	}
+}
+
+static void
+worker_shutdown(struct worker *w, int fast, const char *why)
+{
+	double now = clock_mono(), limit;
+
+	if (w->shutting_down && (w->fast || !fast))
+		return;		/* already on the way out, as fast or faster */
+	limit = fast ? WORKER_FAST_GRACE : w->cfg->server.graceful_timeout;
+	if (!w->shutting_down || now + limit < w->deadline)
+		w->deadline = now + limit;
+	log_info("shutting down (%s, %s)", fast ? "fast" : "graceful", why);
+	w->shutting_down = 1;
+	w->fast = fast;
+	worker_set_state(w, WS_DRAINING);
+	worker_send_heartbeat(w);
+}
+
+/* Work done between polls: heartbeats, the end of a shutdown. */
+static void
+worker_tick(struct worker *w)
+{
+	double now = clock_mono();
+
+	if (getppid() != w->master_pid && !w->shutting_down)
+		worker_shutdown(w, 0, "the master is gone (orphaned)");
+	if (w->shutting_down && (w->inflight == 0 || now >= w->deadline)) {
+		w->finished = 1;
+		return;
+	}
+	if (now >= w->next_heartbeat)
+		worker_send_heartbeat(w);
+}
+
+static int
+worker_next_timeout(const struct worker *w)
+{
+	double next = w->next_heartbeat;
+
+	if (w->shutting_down && w->deadline < next)
+		next = w->deadline;
+	return clock_ms_until(next);
+}
+
+static void
+worker_boot(struct worker *w)
+{
+	char err[CONFIG_ERR_MAX], role[32];
+
+	snprintf(role, sizeof(role), "worker %d", w->slot);
+	log_set_role(role);
+	worker_post_fork(w);
+	worker_new_instance_id(w);
+	if ((w->rxbuf = malloc(CHANNEL_MAX_FRAME + 1)) == NULL ||
+	    (w->loop = evloop_new()) == NULL) {
+		log_errx("out of memory at boot");
+		exit(WORKER_EXIT_BOOT);
+	}
+	/* Never reuse the master's handle: a connection must not cross fork. */
+	if (store_open(&w->store, w->cfg->server.state_dir,
+	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
+	    sizeof(err)) == -1 ||
+	    store_worker_register(&w->store, w->instance_id, getpid(), w->slot,
+	    w->generation) == -1) {
+		log_errx("cannot boot: %s", err[0] ? err :
+		    store_errmsg(&w->store));
+		exit(WORKER_EXIT_BOOT);
+	}
+	if (evloop_add(w->loop, w->fd, POLLIN, worker_on_channel, w) == -1 ||
+	    evloop_add(w->loop, w->sigfd, POLLIN, worker_on_signal, w) == -1) {
+		log_warn("event loop");
+		exit(WORKER_EXIT_BOOT);
+	}
+	log_info("booted (pid %ld, generation %d, instance %s)",
+	    (long)getpid(), w->generation, w->instance_id);
+	worker_send_hello(w);
+}
+
+static void
+worker_finish(struct worker *w)
+{
+	if (store_worker_set_state(&w->store, w->instance_id, "stopped") == -1)
+		log_warnx("database: %s", store_errmsg(&w->store));
+	store_close(&w->store);
+	evloop_free(w->loop);
+	free(w->rxbuf);
+	close(w->fd);
+	log_info("exiting");
+}
+
+void
+worker_run(const struct worker_params *params)
+{
+	struct worker w;
+
+	memset(&w, 0, sizeof(w));
+	w.cfg = params->cfg;
+	w.slot = params->slot;
+	w.generation = params->generation;
+	w.fd = params->channel_fd;
+	w.master_pid = params->master_pid;
+	w.sigfd = -1;
+	worker_boot(&w);
+	/* Without an orchestrator there is no first poll to wait for. */
+	worker_become_ready(&w);
+	while (!w.finished) {
+		worker_tick(&w);
+		if (w.finished)
+			break;
+		if (evloop_run_once(w.loop, worker_next_timeout(&w)) == -1) {
+			log_warn("poll");
+			break;
+		}
+	}
+	worker_finish(&w);
+	exit(0);
+}

@@ -1,0 +1,184 @@
+"""The control socket protocol and egressctl."""
+
+import json
+import os
+import socket
+
+import pytest
+
+from conftest import (SHORT, Control, pid_alive, run_ctl, wait_until,
+                      write_config)
+
+BAD_REQUESTS = [
+    b"garbage",
+    b"{not json",
+    b'{"cmd":"status"',
+    b"[1, 2, 3]",
+    b'["status"]',
+    b'"status"',
+    b"42",
+    b"null",
+    b'{"cmd":"frobnicate"}',
+    b"{}",
+    b'{"command":"status"}',
+    b'{"cmd":5}',
+    b'{"cmd":null}',
+    b'{"cmd":"scale","workers":"3"}',
+    b'{"cmd":"scale"}',
+    b'{"cmd":"health","worker":9999}',
+    b'{"cmd":"health","worker":"x"}',
+    b'{"cmd":"stop","fast":"yes"}',
+]
+
+
+def _assert_error(rep, req):
+    assert isinstance(rep, dict), (req, rep)
+    assert rep.get("ok") is False, (req, rep)
+    assert isinstance(rep.get("error"), str) and rep["error"], (req, rep)
+
+
+def test_malformed_requests(egressd):
+    d = egressd(wait=4)
+    h0 = d.health()
+    pids = {w["pid"] for w in h0["workers"]}
+
+    with Control(d.sock) as c:
+        for req in BAD_REQUESTS:
+            _assert_error(c.request(req), req)
+            # the connection stays usable after an error
+            rep = c.request({"cmd": "status"})
+            assert rep.get("ok") is True, (req, rep)
+            assert rep["pid"] == d.pid
+
+        # a valid per-worker health request on the same connection
+        wid = h0["workers"][0]["id"]
+        rep = c.request({"cmd": "health", "worker": wid})
+        assert rep["ok"] is True, rep
+        assert [w["id"] for w in rep["workers"]] == [wid], rep
+
+        # two requests in one write: two replies, in order
+        c.send_raw(b'{"cmd":"status"}\n{"cmd":"health"}\n')
+        r1, r2 = c.read_reply(), c.read_reply()
+        assert r1["ok"] and "state" in r1, r1
+        assert r2["ok"] and isinstance(r2["workers"], list), r2
+
+    # clients that send a request and leave without reading the reply
+    for _ in range(20):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(d.sock)
+        s.sendall(b'{"cmd":"health"}\n')
+        s.close()
+
+    # a 100 KiB line without a newline: error reply, then the connection
+    # is closed by the master
+    with Control(d.sock) as c:
+        try:
+            c.send_raw(b"a" * (100 * 1024))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        _assert_error(c.read_reply(), "100 KiB line")
+        assert c.rfile.readline() == b"", "connection not closed"
+
+    # 50 idle connections (one with half a request) do not block the master
+    idle = [Control(d.sock) for _ in range(50)]
+    try:
+        idle[0].send_raw(b'{"cmd":"sta')
+        s = d.status()
+        assert s["pid"] == d.pid and s["workers"] == 4, s
+    finally:
+        for c in idle:
+            c.close()
+
+    d.check_alive()
+    h = d.health()
+    assert {w["pid"] for w in h["workers"]} == pids, h
+    assert h["ready"] == 4 and h["status"] == "healthy", h
+    assert all(pid_alive(p) for p in pids)
+    assert d.status()["state"] == "running"
+
+
+def test_scale_and_reload_requests(egressd):
+    d = egressd(wait=4)
+    rep = d.ctl({"cmd": "scale", "workers": 2})
+    assert rep == {"ok": True, "target": 2} or \
+        (rep.get("ok") is True and rep.get("target") == 2), rep
+    d.wait_ready(2)
+    rep = d.ctl({"cmd": "reload"})
+    assert rep.get("ok") is True, rep
+    d.wait_ready(2, generation=2)
+    rep = d.ctl({"cmd": "stop", "fast": False})
+    assert rep.get("ok") is True, rep
+    assert d.wait_exit() == 0
+
+
+def test_egressctl_without_daemon(workdir, egressctl_bin):
+    sock = os.path.join(workdir, "egressd.sock")
+    r = run_ctl(egressctl_bin, "-s", sock, "health")
+    assert r.returncode == 2, r
+    msg = (r.stderr + r.stdout).strip()
+    assert msg, "egressctl said nothing"
+    low = msg.lower()
+    assert sock in msg or "connect" in low or "not running" in low \
+        or "unreachable" in low, msg
+
+    conf = write_config(workdir)
+    r = run_ctl(egressctl_bin, "-c", conf, "health")
+    assert r.returncode == 2, r
+    assert (r.stderr + r.stdout).strip()
+
+    r = run_ctl(egressctl_bin, "-s", sock, "status")
+    assert r.returncode != 0, r
+
+
+def test_egressctl_commands(egressd, egressctl_bin):
+    d = egressd(wait=4)
+
+    r = run_ctl(egressctl_bin, "-c", d.config, "status")
+    assert r.returncode == 0, r
+    assert str(d.pid) in r.stdout, r.stdout
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health")
+    assert r.returncode == 0, r
+    assert "healthy" in r.stdout.lower(), r.stdout
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health", "--json")
+    assert r.returncode == 0, r
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is True and rep["status"] == "healthy", rep
+    assert len(rep["workers"]) == 4 and rep["pid"] == d.pid, rep
+
+    wid = rep["workers"][2]["id"]
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health", "--json", wid)
+    assert r.returncode == 0, r
+    one = json.loads(r.stdout)
+    assert [w["id"] for w in one["workers"]] == [wid], one
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health", "9999")
+    assert r.returncode != 0, r
+
+    r = run_ctl(egressctl_bin, "-c", d.config, "scale", "3")
+    assert r.returncode == 0, r
+    d.wait_ready(3)
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "reload")
+    assert r.returncode == 0, r
+    d.wait_ready(3, generation=2)
+    pids = {w["pid"] for w in d.workers()}
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "stop")
+    assert r.returncode == 0, r
+    assert d.wait_exit() == 0
+    wait_until(lambda: not [p for p in pids if pid_alive(p)],
+               msg="workers to exit")
+    assert not os.path.exists(d.pidfile)
+    assert not os.path.exists(d.sock)
+
+
+def test_egressctl_stop_fast(egressd, egressctl_bin):
+    d = egressd(wait=2, server={"workers": 2})
+    pids = {w["pid"] for w in d.workers()}
+    r = run_ctl(egressctl_bin, "-s", d.sock, "stop", "--fast")
+    assert r.returncode == 0, r
+    assert d.wait_exit() == 0
+    wait_until(lambda: not [p for p in pids if pid_alive(p)],
+               msg="workers to exit")
