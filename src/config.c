@@ -1020,7 +1020,10 @@ config_parse_entries(struct config_ctx *ctx, const config_setting_t *s,
 	*(size_t *)config_field(base, e->count_offset) = (size_t)n;
 	for (i = 0; i < n; i++) {
 		es = config_setting_get_elem(s, i);
-		snprintf(epath, sizeof(epath), "%s[%d]", path, i);
+		if (snprintf(epath, sizeof(epath), "%s[%d]", path, i) >=
+		    (int)sizeof(epath))
+			return config_fail(ctx, es, "%s: key path too long",
+			    path);
 		if (!config_setting_is_group(es))
 			return config_fail(ctx, es, "%s: expected a group",
 			    epath);

@@ -323,6 +323,33 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	    delay);
 }
 
+/*
+ * The master holds no database connection between calls: SQLite's per-file
+ * lock state in this address space would otherwise be inherited by every
+ * forked worker and corrupt its own connection's locking.
+ */
+static int
+master_db_open(struct master *m, char *err, size_t errlen)
+{
+	return store_open(&m->store, m->cfg->server.state_dir,
+	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err, errlen);
+}
+
+static void
+master_record_exit(struct master *m, const char *instance_id,
+    const char *how)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (master_db_open(m, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return;
+	}
+	if (store_worker_exited(&m->store, instance_id, how) == -1)
+		log_warnx("database: %s", store_errmsg(&m->store));
+	store_close(&m->store);
+}
+
 static void
 master_reaped(struct master *m, struct wproc *w, int status)
 {
@@ -339,9 +366,8 @@ master_reaped(struct master *m, struct wproc *w, int status)
 		    (long)w->pid, how, worker_uptime(w, now));
 	if (!expected)
 		master_note_crash(m, w, now);
-	if (w->instance_id[0] != '\0' && m->store.db != NULL &&
-	    store_worker_exited(&m->store, w->instance_id, how) == -1)
-		log_warnx("database: %s", store_errmsg(&m->store));
+	if (w->instance_id[0] != '\0')
+		master_record_exit(m, w->instance_id, how);
 	master_close_channel(m, w);
 	master_unlink(m, w);
 	free(w);
@@ -1125,13 +1151,16 @@ master_open_store(struct master *m, char *err, size_t errlen)
 {
 	int pruned;
 
-	if (store_open(&m->store, m->cfg->server.state_dir,
-	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
-	    errlen) == -1 || store_migrate(&m->store, err, errlen) == -1)
+	if (master_db_open(m, err, errlen) == -1)
 		return -1;
+	if (store_migrate(&m->store, err, errlen) == -1) {
+		store_close(&m->store);
+		return -1;
+	}
 	pruned = store_prune_workers(&m->store, m->cfg->store.retention_days);
 	if (pruned > 0)
 		log_debug("database: pruned %d old worker rows", pruned);
+	store_close(&m->store);
 	return 0;
 }
 

@@ -82,11 +82,23 @@ def test_start_four_workers_then_graceful_stop(egressd):
         assert r["generation"] == 1, r
 
     # graceful stop
+    log_mark = len(d.log())
     d.signal(signal.SIGTERM)
     assert d.wait_exit() == 0
     _wait_gone(pids)
     assert not os.path.exists(d.pidfile)
     assert not os.path.exists(d.sock)
+
+    # Workers' exit statuses are only visible in the master's log, which
+    # logs each exit with its status or signal.
+    tail = d.log()[log_mark:].splitlines()
+    for p in pids:
+        exits = [l for l in tail if f"pid {p})" in l and
+                 ("exit" in l or "signal" in l or "killed" in l)]
+        assert exits, f"no exit logged for worker pid {p}:\n" + "\n".join(tail)
+        assert any("status 0" in l for l in exits) and \
+            not any("signal" in l or "SIGKILL" in l for l in exits), \
+            f"worker pid {p} did not exit 0 on TERM: {exits}"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT],
