@@ -230,6 +230,7 @@ master_spawn(struct master *m, int slot)
 		return -1;
 	}
 	if (pid == 0) {
+		free(w);	/* the parent's bookkeeping, not the child's */
 		close(sv[0]);
 		params.cfg = m->cfg;
 		params.slot = slot;

@@ -1,0 +1,28 @@
+#!/bin/sh
+# One command from a fresh Debian machine to every test: install the
+# dependencies, build twice (plain, then with ASan+UBSan), run the unit and
+# integration suites on both builds, and print the totals as one line.
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top" || exit 1
+sh scripts/install-deps.sh || exit 1
+status=0
+for variant in plain sanitize; do
+	dir=build-test-$variant
+	args=
+	[ $variant = sanitize ] && args=--enable-sanitizers
+	rm -rf "$dir"
+	echo "== $variant build"
+	if ! sh scripts/build.sh "$dir" $args; then
+		echo "build ($variant) failed"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	echo "== $variant tests"
+	# ASan's leak checker and the tests' forks agree better without ptrace.
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    make -C "$dir" check >/dev/null 2>&1 || status=1
+	sh tests/summary.sh "$dir" "$variant"
+done
+sh tests/summary.sh --total build-test-plain build-test-sanitize
+exit $status

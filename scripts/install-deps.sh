@@ -1,0 +1,13 @@
+#!/bin/sh
+# Install every build, test and demo dependency from Debian's packages.
+set -e
+PKGS="build-essential autoconf automake pkg-config \
+libcurl4-openssl-dev libcjson-dev libsqlite3-dev uuid-dev libconfig-dev \
+libcmocka-dev python3 python3-pytest procps"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if [ "${EGRESSD_SKIP_APT:-0}" != 1 ]; then
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $PKGS \
+	    >/dev/null
+fi
