@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include "backend.h"
 #include "config.h"
 
 /* Exit status of a worker that could not boot (the master logs it so). */
@@ -22,6 +23,7 @@ struct worker_params {
 	int generation;
 	int channel_fd;
 	pid_t master_pid;
+	const struct backend_creds *creds;
 };
 
 /* Runs in the child right after fork(); never returns. */

@@ -20,12 +20,17 @@
 #include <sys/wait.h>
 
 #include <cjson/cJSON.h>
+#include <uuid/uuid.h>
 
+#include "backend.h"
 #include "channel.h"
 #include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "events.h"
 #include "evloop.h"
+#include "http.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "master.h"
 #include "notify.h"
@@ -42,6 +47,8 @@
 #define MASTER_CRASH_MEMORY 60.0	/* a crash this long after the last */
 					/*   one starts a new streak */
 #define MASTER_MAX_WORKERS 256
+#define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
+#define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
@@ -66,6 +73,7 @@ struct wproc {
 	double kill_after;	/* SIGKILL when still alive by then */
 	int killed;
 	unsigned long inflight, done, failed;
+	unsigned long pushed;	/* operations sent since its last heartbeat */
 	unsigned long long rss;
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
@@ -99,9 +107,28 @@ struct master {
 
 	double started;
 	int systemd_ready;	/* READY=1 sent for the current generation */
+
+	char instance_id[UUID_TEXT_LEN];	/* the stream's sender ID */
+	struct backend_creds creds;
+	struct http *http;	/* NULL without an orchestrator */
+	struct backend backend;
+	struct events *events;
+	struct http_request *metrics_req;
+	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
+	int npushq;
+	unsigned work_rr;	/* round-robin cursor for work_available */
+};
+
+struct pushed_op {
+	char *text;
+	struct pushed_op *next;
 };
 
 static void master_on_channel(int fd, short revents, void *arg);
+static void master_flush_pushed(struct master *m);
+static int master_setup_orchestrator(struct master *m,
+    const struct egressd_config *cfg, const struct backend_creds *previous,
+    char *err, size_t errlen);
 
 static double
 worker_uptime(const struct wproc *w, double now)
@@ -237,6 +264,7 @@ master_spawn(struct master *m, int slot)
 		params.generation = m->generation;
 		params.channel_fd = sv[1];
 		params.master_pid = getppid();
+		params.creds = &m->creds;
 		worker_run(&params);
 	}
 	close(sv[1]);
@@ -443,6 +471,7 @@ master_on_heartbeat(struct master *m, struct wproc *w, const cJSON *o)
 	if (!w->retiring)
 		w->state = (enum wstate)i;
 	w->inflight = (unsigned long)inflight;
+	w->pushed = 0;
 	w->done = (unsigned long)done;
 	w->failed = (unsigned long)failed;
 	w->rss = (unsigned long long)rss;
@@ -668,6 +697,8 @@ master_maintain(struct master *m)
 	}
 	master_spawn_missing(m, now);
 	master_retire_old(m, now);
+	if (m->pushq != NULL)
+		master_flush_pushed(m);
 	master_notify_progress(m, now);
 }
 
@@ -711,9 +742,232 @@ master_next_timeout(struct master *m)
 	}
 	if (m->ctl != NULL)
 		next = master_earliest(next, control_next_deadline(m->ctl));
+	if (m->http != NULL)
+		next = master_earliest(next, http_next_deadline(m->http));
+	if (m->events != NULL)
+		next = master_earliest(next, events_next_deadline(m->events));
 	if (next <= 0)
 		return -1;
 	return clock_ms_until(next);
+}
+
+/* The orchestrator's events, forwarded to workers. */
+
+static int
+master_takes_work(const struct master *m, const struct wproc *w)
+{
+	return w->ready && !w->retiring && w->fd >= 0 &&
+	    m->state == MS_RUNNING;
+}
+
+static int
+master_has_room(const struct master *m, const struct wproc *w)
+{
+	return master_takes_work(m, w) && w->inflight + w->pushed <
+	    (unsigned long)m->cfg->worker.max_inflight;
+}
+
+/* work_available: poke one worker with room, round-robin. */
+static void
+master_offer_work(struct master *m)
+{
+	struct wproc *w;
+	int n = 0, want;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		n += master_has_room(m, w);
+	if (n == 0) {
+		log_debug("work_available: no worker has room; they poll "
+		    "when free");
+		return;
+	}
+	want = (int)(m->work_rr++ % (unsigned)n);
+	for (w = m->workers; w != NULL; w = w->next)
+		if (master_has_room(m, w) && want-- == 0) {
+			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
+			return;
+		}
+}
+
+static struct wproc *
+master_least_loaded(struct master *m)
+{
+	struct wproc *w, *best = NULL;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (master_takes_work(m, w) && (best == NULL ||
+		    w->inflight + w->pushed < best->inflight + best->pushed))
+			best = w;
+	return best;
+}
+
+static int
+master_hand_over(struct master *m, const char *text)
+{
+	struct wproc *w = master_least_loaded(m);
+
+	if (w == NULL || channel_send(w->fd, CH_OPERATION, 0, text,
+	    strlen(text)) == -1)
+		return -1;
+	w->pushed++;
+	return 0;
+}
+
+static void
+master_flush_pushed(struct master *m)
+{
+	struct pushed_op *q;
+
+	while ((q = m->pushq) != NULL && master_hand_over(m, q->text) == 0) {
+		m->pushq = q->next;
+		m->npushq--;
+		free(q->text);
+		free(q);
+	}
+}
+
+static void
+master_queue_pushed(struct master *m, char *text)
+{
+	struct pushed_op *q, **tail;
+
+	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
+	    (q = calloc(1, sizeof(*q))) == NULL) {
+		log_errx("events: no worker ready and %d pushed operations "
+		    "waiting; one dropped", m->npushq);
+		free(text);
+		return;
+	}
+	q->text = text;
+	for (tail = &m->pushq; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = q;
+	m->npushq++;
+}
+
+/*
+ * An operation pushed over SSE.  One too large for a frame goes as a
+ * size-exceeded stub, so the worker downloads the body itself.
+ */
+static void
+master_forward_operation(struct master *m, const cJSON *op)
+{
+	char *text = cJSON_PrintUnformatted(op);
+	cJSON *stub, *body;
+
+	if (text != NULL && strlen(text) > CHANNEL_MAX_PAYLOAD) {
+		free(text);
+		stub = cJSON_CreateObject();
+		cJSON_AddItemToObject(stub, "operation_id", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "operation_id"), 1));
+		cJSON_AddItemToObject(stub, "path", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "path"), 1));
+		body = cJSON_AddObjectToObject(stub, "operation");
+		cJSON_AddTrueToObject(body, "__mcd_size_exceeded__");
+		text = cJSON_PrintUnformatted(stub);
+		cJSON_Delete(stub);
+	}
+	if (text == NULL) {
+		log_errx("events: out of memory forwarding an operation");
+		return;
+	}
+	if (m->pushq == NULL && master_hand_over(m, text) == 0) {
+		free(text);
+		return;
+	}
+	master_queue_pushed(m, text);
+}
+
+static void
+master_on_metrics_done(struct http_request *req)
+{
+	struct master *m = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	m->metrics_req = NULL;
+	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
+		log_warnx("metrics push failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+/* push_metrics: the master knows every worker's counters, so it sends. */
+static void
+master_push_metrics(struct master *m)
+{
+	struct wproc *w;
+	double done = 0, failed = 0, inflight = 0, rss = 0;
+	cJSON *o;
+
+	if (m->metrics_req != NULL)
+		return;
+	for (w = m->workers; w != NULL; w = w->next) {
+		done += (double)w->done;
+		failed += (double)w->failed;
+		inflight += (double)w->inflight;
+		rss += (double)w->rss;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
+	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
+	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	cJSON_AddNumberToObject(o, "inflight", inflight);
+	cJSON_AddNumberToObject(o, "done", done);
+	cJSON_AddNumberToObject(o, "failed", failed);
+	cJSON_AddNumberToObject(o, "workers_rss", rss);
+	cJSON_AddNumberToObject(o, "master_rss", (double)procinfo_rss(0));
+	m->metrics_req = backend_call(&m->backend, BACKEND_METRICS, NULL,
+	    cJSON_PrintUnformatted(o), master_on_metrics_done, m);
+	cJSON_Delete(o);
+}
+
+static void
+master_new_instance_id(struct master *m)
+{
+	uuid_t id;
+
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, m->instance_id);
+}
+
+static void master_goodbye(struct master *m, const char *reason);
+
+static void
+master_on_event(const char *type, const cJSON *o, void *arg)
+{
+	struct master *m = arg;
+	const char *s;
+
+	if (strcmp(type, "welcome") == 0) {
+		s = json_string(o, "agent_id");
+		log_info("events: welcome (agent_id %s)", s ? s : "unknown");
+	} else if (strcmp(type, "heartbeat") == 0) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+		    "push_metrics")))
+			master_push_metrics(m);
+	} else if (strcmp(type, "work_available") == 0)
+		master_offer_work(m);
+	else if (strcmp(type, "goodbye") == 0)
+		master_goodbye(m, json_string(o, "reason"));
+	else if (strcmp(type, "operation") == 0)
+		master_forward_operation(m, o);
+	else
+		log_warnx("events: unknown event type \"%.64s\"; ignored",
+		    type);
+}
+
+static void
+master_start_events(struct master *m)
+{
+	if (m->http == NULL || !m->cfg->orchestrator.events)
+		return;
+	if ((m->events = events_new(&m->backend, master_on_event, m)) ==
+	    NULL) {
+		log_errx("events: out of memory; running without the stream");
+		return;
+	}
+	events_start(m->events);
 }
 
 /* Operator actions: signals and control commands end up here. */
@@ -735,10 +989,58 @@ master_begin_stop(struct master *m, int fast)
 		m->stop_deadline = deadline;
 	m->state = MS_STOPPING;
 	m->stop_fast = fast;
+	if (m->events != NULL)
+		events_stop(m->events);
 	for (w = m->workers; w != NULL; w = w->next) {
 		w->retiring = 1;
 		master_stop_worker(m, w, fast, grace);
 	}
+}
+
+/*
+ * goodbye: every worker leaves gracefully on its own (each notifies the
+ * orchestrator with its own instance ID); then fresh workers and a fresh
+ * stream, or the master's exit, per server.on_goodbye.
+ */
+static void
+master_goodbye(struct master *m, const char *reason)
+{
+	struct wproc *w;
+	double grace = m->cfg->server.graceful_timeout;
+	cJSON *o;
+
+	if (m->state == MS_STOPPING)
+		return;
+	log_info("orchestrator said goodbye (%s); %s", reason ? reason :
+	    "no reason given", m->cfg->server.on_goodbye == ON_GOODBYE_EXIT ?
+	    "exiting once the workers are gone" : "replacing the workers");
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->retiring)
+			continue;
+		if (master_send(w, CH_GOODBYE, 0, o) == -1)
+			kill(w->pid, SIGTERM);
+		w->retiring = 1;
+		w->retire_reason = "goodbye";
+		w->state = WS_DRAINING;
+		w->kill_after = clock_mono() + grace + MASTER_NOTICE_GRACE +
+		    MASTER_KILL_GRACE;
+	}
+	cJSON_Delete(o);
+	if (m->cfg->server.on_goodbye == ON_GOODBYE_EXIT) {
+		m->state = MS_STOPPING;
+		m->stop_deadline = clock_mono() + grace + MASTER_NOTICE_GRACE +
+		    MASTER_KILL_GRACE;
+		notify_send("STOPPING=1");
+		if (m->events != NULL)
+			events_stop(m->events);
+		return;
+	}
+	m->generation++;
+	master_new_instance_id(m);
+	if (m->events != NULL)
+		events_restart(m->events);
 }
 
 static void
@@ -789,6 +1091,31 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 
+/* New credentials and a new stream for a reloaded configuration. */
+static int
+master_reload_orchestrator(struct master *m, const struct egressd_config *cfg,
+    char *err, size_t errlen)
+{
+	struct backend_creds old = m->creds;
+
+	memset(&m->creds, 0, sizeof(m->creds));
+	if (master_setup_orchestrator(m, cfg, &old, err, errlen) == -1) {
+		backend_creds_free(&m->creds);
+		m->creds = old;
+		return -1;
+	}
+	backend_creds_free(&old);
+	if (m->metrics_req != NULL) {
+		http_request_free(m->metrics_req);
+		m->metrics_req = NULL;
+	}
+	events_free(m->events);
+	m->events = NULL;
+	if (cfg->orchestrator.url[0] != '\0')
+		m->backend.cfg = cfg;
+	return 0;
+}
+
 static int
 master_reload(struct master *m, char *err, size_t errlen)
 {
@@ -809,6 +1136,12 @@ master_reload(struct master *m, char *err, size_t errlen)
 		return -1;
 	}
 	master_keep_restart_only_keys(m, cfg);
+	if (master_reload_orchestrator(m, cfg, err, errlen) == -1) {
+		log_errx("reload: %s; keeping the running configuration", err);
+		config_free(cfg);
+		free(cfg);
+		return -1;
+	}
 	if (log_open(cfg->log.file, cfg->log.level, cfg->log.format, lerr,
 	    sizeof(lerr)) == -1)
 		log_warnx("reload: %s; logging stays as it was", lerr);
@@ -823,6 +1156,7 @@ master_reload(struct master *m, char *err, size_t errlen)
 	m->respawn_after = 0;
 	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
 	    cfg->server.workers;
+	master_start_events(m);
 	log_info("reload: configuration %s loaded; rolling restart to "
 	    "generation %d with %d workers", m->opt.config_path,
 	    m->generation, m->target);
@@ -909,6 +1243,9 @@ master_status(struct master *m)
 	cJSON_AddNumberToObject(o, "uptime", now - m->started);
 	cJSON_AddStringToObject(o, "config", m->opt.config_path);
 	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
+	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
+	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
+	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
 	return o;
 }
 
@@ -1104,6 +1441,39 @@ master_catch_signals(struct master *m)
 	return evloop_add(m->loop, m->sigfd, POLLIN, master_on_signal, m);
 }
 
+/*
+ * Credentials and the HTTP client for cfg; the secret then leaves the
+ * environment, so nothing the daemon runs later inherits it.
+ */
+static int
+master_setup_orchestrator(struct master *m, const struct egressd_config *cfg,
+    const struct backend_creds *previous, char *err, size_t errlen)
+{
+	struct backend_creds creds;
+
+	if (backend_load_credentials(cfg, previous, &creds, err, errlen) == -1)
+		return -1;
+	unsetenv("EGRESSD_TOKEN");
+	backend_creds_free(&m->creds);
+	m->creds = creds;
+	if (cfg->orchestrator.url[0] == '\0')
+		return 0;
+	if (!cfg->orchestrator.tls_verify)
+		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
+		    "certificate is NOT checked");
+	if (m->http == NULL && (m->http = http_new(m->loop)) == NULL) {
+		snprintf(err, errlen, "out of memory for the HTTP client");
+		return -1;
+	}
+	if (m->instance_id[0] == '\0')
+		master_new_instance_id(m);
+	m->backend.http = m->http;
+	m->backend.cfg = cfg;
+	m->backend.creds = &m->creds;
+	m->backend.instance_id = m->instance_id;
+	return 0;
+}
+
 struct master *
 master_new(struct egressd_config *cfg, const struct master_options *opt,
     char *err, size_t errlen)
@@ -1128,6 +1498,10 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	}
 	if (master_catch_signals(m) == -1) {
 		snprintf(err, errlen, "signal handling: %s", strerror(errno));
+		master_free(m);
+		return NULL;
+	}
+	if (master_setup_orchestrator(m, cfg, NULL, err, errlen) == -1) {
 		master_free(m);
 		return NULL;
 	}
@@ -1171,6 +1545,7 @@ master_run(struct master *m)
 	log_info("egressd %s starting: %d workers, config %s", EGRESSD_VERSION,
 	    m->target, m->opt.config_path);
 	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
+	master_start_events(m);
 	while (m->state == MS_RUNNING || m->workers != NULL) {
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
@@ -1179,7 +1554,14 @@ master_run(struct master *m)
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
+		if (m->http != NULL)
+			http_run_timers(m->http);
+		if (m->events != NULL)
+			events_tick(m->events, clock_mono());
 	}
+	if (m->npushq > 0)
+		log_errx("%d pushed operations never reached a worker",
+		    m->npushq);
 	log_info("all workers gone; exiting");
 	return m->exit_status;
 }
@@ -1198,6 +1580,17 @@ master_free(struct master *m)
 		free(w);
 	}
 	control_close(m->ctl, 1);
+	events_free(m->events);
+	http_request_free(m->metrics_req);
+	http_free(m->http);
+	backend_creds_free(&m->creds);
+	while (m->pushq != NULL) {
+		struct pushed_op *q = m->pushq;
+
+		m->pushq = q->next;
+		free(q->text);
+		free(q);
+	}
 	store_close(&m->store);
 	if (m->cfg != NULL) {
 		config_free(m->cfg);

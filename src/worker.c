@@ -23,7 +23,9 @@
 #include "channel.h"
 #include "clock.h"
 #include "evloop.h"
+#include "http.h"
 #include "log.h"
+#include "poller.h"
 #include "procinfo.h"
 #include "sigpipe.h"
 #include "store.h"
@@ -31,6 +33,7 @@
 
 #define WORKER_UUID_LEN 37
 #define WORKER_FAST_GRACE 2.0	/* seconds a fast stop may take */
+#define WORKER_NOTICE_GRACE 16.0	/* the shutdown POST's 15 s, and a bit */
 
 enum worker_state { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 
@@ -50,11 +53,16 @@ struct worker {
 	enum worker_state state;
 	int shutting_down;
 	int fast;
-	double deadline;	/* shutdown must be over by then */
-	unsigned long inflight, done, failed;
+	double deadline;	/* in-flight work must be over by then */
+	int abandoned;		/* deadline passed: only the notice is left */
+	struct op_context ctx;	/* counters live here, handlers read them */
 	double next_heartbeat;
 	int finished;
 	uint8_t *rxbuf;
+	const struct backend_creds *creds;
+	struct http *http;	/* NULL without an orchestrator */
+	struct backend backend;
+	struct poller *poller;
 };
 
 static void worker_shutdown(struct worker *w, int fast, const char *why);
@@ -128,10 +136,14 @@ worker_counters(struct worker *w)
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "state", worker_state_names[w->state]);
-	cJSON_AddNumberToObject(o, "inflight", (double)w->inflight);
-	cJSON_AddNumberToObject(o, "done", (double)w->done);
-	cJSON_AddNumberToObject(o, "failed", (double)w->failed);
+	cJSON_AddNumberToObject(o, "inflight", (double)w->ctx.inflight);
+	cJSON_AddNumberToObject(o, "done", (double)w->ctx.done);
+	cJSON_AddNumberToObject(o, "failed", (double)w->ctx.failed);
 	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
+	cJSON_AddNumberToObject(o, "orch_status", w->poller ?
+	    (double)poller_last_status(w->poller) : 0);
+	cJSON_AddNumberToObject(o, "orch_time", w->poller ?
+	    poller_last_contact(w->poller) : 0);
 	return o;
 }
 
@@ -197,6 +209,29 @@ worker_on_status(struct worker *w)
 }
 
 static void
+worker_on_work(struct worker *w, const struct channel_frame *f)
+{
+	cJSON *o;
+	const cJSON *id;
+
+	if (f->type == CH_WORK_AVAILABLE) {
+		if (!w->shutting_down)
+			poller_wake(w->poller);
+		return;
+	}
+	if (f->type == CH_OPERATION) {
+		/* Pushed work is taken even while draining: it was handed out. */
+		poller_push(w->poller, f->payload, f->length);
+		return;
+	}
+	o = cJSON_ParseWithLength(f->payload, f->length);
+	id = cJSON_GetObjectItemCaseSensitive(o, "operation_id");
+	if (cJSON_IsString(id))
+		poller_cancel(w->poller, id->valuestring);
+	cJSON_Delete(o);
+}
+
+static void
 worker_dispatch(struct worker *w, const struct channel_frame *f)
 {
 	switch (f->type) {
@@ -216,8 +251,11 @@ worker_dispatch(struct worker *w, const struct channel_frame *f)
 	case CH_WORK_AVAILABLE:
 	case CH_OPERATION:
 	case CH_CANCEL:
-		log_debug("%s: no orchestrator client in this worker",
-		    channel_type_name(f->type));
+		if (w->poller == NULL)
+			log_debug("%s: no orchestrator configured",
+			    channel_type_name(f->type));
+		else
+			worker_on_work(w, f);
 		break;
 	}
 }
@@ -292,8 +330,38 @@ worker_shutdown(struct worker *w, int fast, const char *why)
 	log_info("shutting down (%s, %s)", fast ? "fast" : "graceful", why);
 	w->shutting_down = 1;
 	w->fast = fast;
+	if (w->poller != NULL)
+		poller_drain(w->poller, fast);
 	worker_set_state(w, WS_DRAINING);
 	worker_send_heartbeat(w);
+}
+
+/* Without an orchestrator a shutdown is over once nothing is in flight. */
+static int
+worker_drained(struct worker *w, double now)
+{
+	if (w->poller == NULL)
+		return w->ctx.inflight == 0 || now >= w->deadline;
+	if (now >= w->deadline && !w->abandoned) {
+		w->abandoned = 1;
+		poller_abandon(w->poller);
+	}
+	return poller_finished(w->poller) ||
+	    now >= w->deadline + WORKER_NOTICE_GRACE;
+}
+
+static void
+worker_update_busy(struct worker *w)
+{
+	int full = w->ctx.inflight >=
+	    (unsigned long)w->cfg->worker.max_inflight;
+
+	if (w->shutting_down || w->state == WS_BOOTING)
+		return;
+	if (full && w->state == WS_READY)
+		worker_set_state(w, WS_BUSY);
+	else if (!full && w->state == WS_BUSY)
+		worker_set_state(w, WS_READY);
 }
 
 /* Work done between polls: heartbeats, the end of a shutdown. */
@@ -302,14 +370,25 @@ worker_tick(struct worker *w)
 {
 	double now = clock_mono();
 
+	if (w->http != NULL) {
+		http_run_timers(w->http);
+		poller_tick(w->poller, now);
+	}
 	if (getppid() != w->master_pid && !w->shutting_down)
 		worker_shutdown(w, 0, "the master is gone (orphaned)");
-	if (w->shutting_down && (w->inflight == 0 || now >= w->deadline)) {
+	if (w->shutting_down && worker_drained(w, now)) {
 		w->finished = 1;
 		return;
 	}
+	worker_update_busy(w);
 	if (now >= w->next_heartbeat)
 		worker_send_heartbeat(w);
+}
+
+static double
+worker_earliest(double a, double b)
+{
+	return (b > 0 && b < a) ? b : a;
 }
 
 static int
@@ -317,15 +396,52 @@ worker_next_timeout(const struct worker *w)
 {
 	double next = w->next_heartbeat;
 
-	if (w->shutting_down && w->deadline < next)
-		next = w->deadline;
+	if (w->shutting_down)
+		next = worker_earliest(next, w->abandoned ?
+		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
+	if (w->http != NULL) {
+		next = worker_earliest(next, http_next_deadline(w->http));
+		next = worker_earliest(next, poller_next_deadline(w->poller));
+	}
 	return clock_ms_until(next);
+}
+
+static void
+worker_on_first_poll(void *arg)
+{
+	struct worker *w = arg;
+
+	log_info("orchestrator answered; ready");
+	worker_become_ready(w);
+}
+
+/* The orchestrator client: only when orchestrator.url is set. */
+static void
+worker_start_poller(struct worker *w)
+{
+	struct poller_hooks hooks = { worker_on_first_poll, w };
+
+	if (w->cfg->orchestrator.url[0] == '\0') {
+		/* Without an orchestrator there is no first poll to wait for. */
+		worker_become_ready(w);
+		return;
+	}
+	w->backend.cfg = w->cfg;
+	w->backend.creds = w->creds;
+	w->backend.instance_id = w->instance_id;
+	if ((w->http = http_new(w->loop)) == NULL ||
+	    (w->backend.http = w->http,
+	    w->poller = poller_new(&w->backend, &w->ctx, &hooks)) == NULL) {
+		log_errx("cannot boot: out of memory for the HTTP client");
+		exit(WORKER_EXIT_BOOT);
+	}
+	poller_start(w->poller);
 }
 
 static void
 worker_boot(struct worker *w)
 {
-	char err[CONFIG_ERR_MAX], role[32];
+	char err[CONFIG_ERR_MAX] = "", role[32];
 
 	snprintf(role, sizeof(role), "worker %d", w->slot);
 	log_set_role(role);
@@ -351,6 +467,12 @@ worker_boot(struct worker *w)
 		log_warn("event loop");
 		exit(WORKER_EXIT_BOOT);
 	}
+	w->ctx.instance_id = w->instance_id;
+	w->ctx.pid = getpid();
+	w->ctx.slot = w->slot;
+	w->ctx.generation = w->generation;
+	w->ctx.started = clock_mono();
+	w->ctx.db_path = w->store.path;
 	log_info("booted (pid %ld, generation %d, instance %s)",
 	    (long)getpid(), w->generation, w->instance_id);
 	worker_send_hello(w);
@@ -361,6 +483,8 @@ worker_finish(struct worker *w)
 {
 	if (store_worker_set_state(&w->store, w->instance_id, "stopped") == -1)
 		log_warnx("database: %s", store_errmsg(&w->store));
+	poller_free(w->poller);
+	http_free(w->http);
 	store_close(&w->store);
 	evloop_free(w->loop);
 	free(w->rxbuf);
@@ -380,9 +504,9 @@ worker_run(const struct worker_params *params)
 	w.fd = params->channel_fd;
 	w.master_pid = params->master_pid;
 	w.sigfd = -1;
+	w.creds = params->creds;
 	worker_boot(&w);
-	/* Without an orchestrator there is no first poll to wait for. */
-	worker_become_ready(&w);
+	worker_start_poller(&w);
 	while (!w.finished) {
 		worker_tick(&w);
 		if (w.finished)

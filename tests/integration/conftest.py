@@ -214,11 +214,22 @@ class Control:
     def __init__(self, path, timeout=SHORT):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(path)
-        except OSError:
-            self.sock.close()
-            raise
+        # With a timeout set the socket is non-blocking, and connect() on a
+        # unix socket whose listen backlog is momentarily full fails with
+        # EAGAIN where a blocking client would wait: retry until timeout.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.sock.close()
+                    raise
+                time.sleep(0.005)
+            except OSError:
+                self.sock.close()
+                raise
         self.rfile = self.sock.makefile("rb")
 
     def send_raw(self, data):

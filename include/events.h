@@ -1,0 +1,37 @@
+/*
+ * events: the master's single SSE connection to the orchestrator.
+ *
+ * Connects to GET {url}/stream, parses events with the sse module, checks
+ * each event's JSON (size, depth, object with a "type" or an operation) and
+ * hands the good ones to the master.  Reconnects forever with back-off
+ * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
+ * for orchestrator.events_timeout.  Bad events are logged and dropped;
+ * nothing the stream sends can stop the master.
+ */
+#ifndef EGRESSD_EVENTS_H
+#define EGRESSD_EVENTS_H
+
+#include "backend.h"
+
+struct cJSON;
+struct events;
+
+/* type is "welcome", "heartbeat", "work_available", "goodbye", "operation"
+ * or another type string; event is the parsed object (owned by events). */
+typedef void (*events_cb)(const char *type, const struct cJSON *event,
+    void *arg);
+
+struct events *events_new(struct backend *backend, events_cb cb, void *arg);
+void events_free(struct events *ev);
+
+void events_start(struct events *ev);		/* connect now */
+void events_stop(struct events *ev);		/* disconnect, no retry */
+void events_restart(struct events *ev);		/* disconnect, connect now */
+
+double events_next_deadline(const struct events *ev);	/* 0 = none */
+void events_tick(struct events *ev, double now);
+
+/* The back-off delay before attempt n (0-based), jitter included. */
+double events_backoff(int attempt, double jitter01);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * poller: a worker's conversation with the orchestrator.
+ *
+ * Fetches operations (GET at start, on wake-ups, after each finished
+ * operation while there is capacity, every poll_interval), accepts pushed
+ * and piggybacked ones, downloads the full body of size-exceeded ones, runs
+ * them, and delivers each result (3 tries: 1 s, then 2 s).  At max_inflight
+ * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
+ * seconds instead.  Draining stops fetching, lets accepted work finish, then
+ * POSTs the shutdown notice once.  Every operation ID accepted is counted in
+ * flight until its result is acknowledged or given up on.
+ */
+#ifndef EGRESSD_POLLER_H
+#define EGRESSD_POLLER_H
+
+#include <stddef.h>
+
+#include "backend.h"
+#include "ops.h"
+
+struct poller;
+
+struct poller_hooks {
+	void (*first_poll)(void *arg);	/* the orchestrator answered once */
+	void *arg;
+};
+
+struct poller *poller_new(struct backend *backend, struct op_context *ctx,
+    const struct poller_hooks *hooks);
+void poller_free(struct poller *p);
+
+void poller_start(struct poller *p);		/* the boot-time GET */
+void poller_wake(struct poller *p);		/* WORK_AVAILABLE */
+/* An operation pushed by the master (JSON text of one operation). */
+void poller_push(struct poller *p, const char *text, size_t len);
+void poller_cancel(struct poller *p, const char *operation_id);
+
+/* Stop fetching; fast also abandons downloads and the running GET. */
+void poller_drain(struct poller *p, int fast);
+/* Past the deadline: give up on undelivered work, then notify shutdown. */
+void poller_abandon(struct poller *p);
+/* Draining, nothing left, shutdown notice answered (or not needed). */
+int poller_finished(const struct poller *p);
+
+double poller_next_deadline(const struct poller *p);	/* 0 = none */
+void poller_tick(struct poller *p, double now);
+
+unsigned long poller_inflight(const struct poller *p);
+long poller_last_status(const struct poller *p);	/* last HTTP status */
+double poller_last_contact(const struct poller *p);	/* wall time, 0 */
+
+#endif

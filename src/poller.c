@@ -1,0 +1,599 @@
+/* poller: fetch, run, deliver, heartbeat, notify (see include/poller.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "clock.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "poller.h"
+
+#define POLLER_TRIES 3			/* result PUT and full download */
+static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
+
+enum op_stage { STAGE_DOWNLOAD, STAGE_DELIVER };
+
+struct poller_op {
+	char *id;
+	cJSON *result;			/* set once run */
+	enum op_stage stage;
+	int tries;
+	double retry_at;		/* waiting to retry; 0 = busy or idle */
+	struct http_request *req;
+	struct poller *p;
+	struct poller_op *next;
+};
+
+struct poller {
+	struct backend *backend;
+	const struct egressd_config *cfg;
+	struct op_context *ctx;
+	struct poller_hooks hooks;
+	struct poller_op *ops;
+	struct http_request *get_req;
+	struct http_request *heartbeat_req;
+	struct http_request *shutdown_req;
+	double next_poll;		/* 0 = no poll scheduled */
+	double backpressure_since;
+	double next_heartbeat;
+	int answered;			/* first poll answered */
+	int draining;
+	int shutdown_sent;
+	int shutdown_done;
+	long last_status;
+	double last_contact;
+	int get_failing;		/* log a failing GET once, not per poll */
+};
+
+static void poller_accept(struct poller *p, cJSON *op, const char *via);
+static void poller_deliver(struct poller_op *o);
+static void poller_on_get(struct http_request *req);
+
+static int
+poller_has_capacity(const struct poller *p)
+{
+	return p->ctx->inflight < (unsigned long)p->cfg->worker.max_inflight;
+}
+
+static void
+poller_note_contact(struct poller *p, const struct http_request *req)
+{
+	if (req->status == 0)
+		return;
+	p->last_status = req->status;
+	p->last_contact = clock_wall();
+}
+
+static struct poller_op *
+poller_find(struct poller *p, const char *id)
+{
+	struct poller_op *o;
+
+	for (o = p->ops; o != NULL; o = o->next)
+		if (strcmp(o->id, id) == 0)
+			return o;
+	return NULL;
+}
+
+static void
+poller_forget(struct poller *p, struct poller_op *o)
+{
+	struct poller_op **pp;
+
+	for (pp = &p->ops; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	http_request_free(o->req);
+	cJSON_Delete(o->result);
+	free(o->id);
+	free(o);
+	p->ctx->inflight--;
+}
+
+/* GET /api/v1/agent/operation, when allowed. */
+static void
+poller_poll(struct poller *p)
+{
+	p->next_poll = 0;
+	if (p->draining || p->get_req != NULL || !poller_has_capacity(p))
+		return;
+	p->get_req = backend_call(p->backend, BACKEND_OPERATION, NULL, NULL,
+	    poller_on_get, p);
+	if (p->get_req == NULL) {
+		log_warnx("poller: cannot start a GET operation request");
+		p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+	}
+}
+
+static void
+poller_first_answer(struct poller *p)
+{
+	if (p->answered)
+		return;
+	p->answered = 1;
+	if (p->hooks.first_poll != NULL)
+		p->hooks.first_poll(p->hooks.arg);
+}
+
+static void
+poller_on_get(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64], err[128];
+	cJSON *op;
+
+	p->get_req = NULL;
+	poller_note_contact(p, req);
+	if (req->result == CURLE_OK && req->status == 200) {
+		poller_first_answer(p);
+		p->get_failing = 0;
+		op = json_parse_limited(req->resp ? req->resp : "",
+		    req->resp_len, (size_t)p->cfg->orchestrator.max_body_bytes,
+		    err, sizeof(err));
+		if (op == NULL)
+			log_warnx("poller: operation response %s; dropped", err);
+		else
+			poller_accept(p, op, "poll");
+		http_request_free(req);
+		poller_poll(p);	/* more may be waiting */
+		return;
+	}
+	if (req->result == CURLE_OK && req->status == 204) {
+		poller_first_answer(p);
+		p->get_failing = 0;
+	} else if (!p->get_failing || req->too_big) {
+		log_warnx("poller: GET operation failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+		p->get_failing = 1;
+	}
+	http_request_free(req);
+	p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+}
+
+static void
+poller_run(struct poller_op *o, const cJSON *op)
+{
+	struct poller *p = o->p;
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
+	const char *path = json_string(op, "path");
+
+	if (path == NULL)
+		o->result = ops_error("invalid_request", "operation %s has no "
+		    "\"path\" string", o->id);
+	else if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
+		o->result = ops_error("invalid_request", "operation %s: "
+		    "\"operation\" must be an object", o->id);
+	else
+		o->result = ops_run(p->ctx, path, body);
+	if (o->result == NULL)
+		o->result = ops_error("internal", "out of memory");
+	log_debug("operation %s (%s) ran: %s", o->id, path ? path : "?",
+	    ops_is_error(o->result) ? "error" : "ok");
+	poller_deliver(o);
+}
+
+static void
+poller_on_full(struct http_request *req)
+{
+	struct poller_op *o = req->arg;
+	char why[CURL_ERROR_SIZE + 64], err[128];
+	cJSON *op = NULL;
+
+	o->req = NULL;
+	poller_note_contact(o->p, req);
+	if (req->result == CURLE_OK && req->status == 200) {
+		op = json_parse_limited(req->resp ? req->resp : "",
+		    req->resp_len,
+		    (size_t)o->p->cfg->orchestrator.max_body_bytes, err,
+		    sizeof(err));
+		if (op == NULL || !cJSON_IsObject(op)) {
+			o->result = ops_error("invalid_request", "full operation "
+			    "%s: %s", o->id, op ? "not an object" : err);
+			cJSON_Delete(op);
+			http_request_free(req);
+			poller_deliver(o);
+			return;
+		}
+		http_request_free(req);
+		poller_run(o, op);
+		cJSON_Delete(op);
+		return;
+	}
+	http_describe(req, why, sizeof(why));
+	http_request_free(req);
+	if (o->tries < POLLER_TRIES) {
+		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		return;
+	}
+	o->result = ops_error("internal", "could not download operation %s "
+	    "after %d tries (%s)", o->id, POLLER_TRIES, why);
+	poller_deliver(o);
+}
+
+static void
+poller_download(struct poller_op *o)
+{
+	o->stage = STAGE_DOWNLOAD;
+	o->retry_at = 0;
+	o->tries++;
+	o->req = backend_call(o->p->backend, BACKEND_FULL_OPERATION, o->id,
+	    NULL, poller_on_full, o);
+	if (o->req == NULL)
+		o->retry_at = clock_mono() + poller_retry_delay[0];
+}
+
+static int
+poller_size_exceeded(const cJSON *op)
+{
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
+
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
+	    "__mcd_size_exceeded__"));
+}
+
+/* Take ownership of one operation from any source. */
+static void
+poller_accept(struct poller *p, cJSON *op, const char *via)
+{
+	const char *id = json_string(op, "operation_id");
+	struct poller_op *o;
+
+	if (!cJSON_IsObject(op) || id == NULL || !backend_valid_id(id)) {
+		log_warnx("poller: operation from %s without a usable "
+		    "\"operation_id\"; dropped", via);
+		cJSON_Delete(op);
+		return;
+	}
+	if (poller_find(p, id) != NULL) {
+		log_warnx("poller: operation %s is already in flight; the copy "
+		    "from %s is dropped", id, via);
+		cJSON_Delete(op);
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL ||
+	    (o->id = strdup(id)) == NULL) {
+		log_warnx("poller: out of memory; operation %s dropped", id);
+		free(o);
+		cJSON_Delete(op);
+		return;
+	}
+	o->p = p;
+	o->next = p->ops;
+	p->ops = o;
+	p->ctx->inflight++;
+	log_debug("operation %s accepted (%s)", id, via);
+	if (poller_size_exceeded(op))
+		poller_download(o);
+	else
+		poller_run(o, op);
+	cJSON_Delete(op);
+}
+
+static void
+poller_finish_op(struct poller *p, struct poller_op *o)
+{
+	if (ops_is_error(o->result))
+		p->ctx->failed++;
+	else
+		p->ctx->done++;
+	poller_forget(p, o);
+}
+
+static void
+poller_take_piggyback(struct poller *p, const struct http_request *req)
+{
+	cJSON *body, *next;
+	char err[128];
+
+	if (req->resp == NULL || req->resp_len == 0)
+		return;
+	body = json_parse_limited(req->resp, req->resp_len,
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (body == NULL) {
+		log_debug("poller: result response %s; ignored", err);
+		return;
+	}
+	next = cJSON_DetachItemFromObjectCaseSensitive(body, "next_operation");
+	cJSON_Delete(body);
+	if (next != NULL && !cJSON_IsNull(next))
+		poller_accept(p, next, "piggyback");
+	else
+		cJSON_Delete(next);
+}
+
+static void
+poller_on_result(struct http_request *req)
+{
+	struct poller_op *o = req->arg;
+	struct poller *p = o->p;
+	char why[CURL_ERROR_SIZE + 64];
+
+	o->req = NULL;
+	poller_note_contact(p, req);
+	if (req->result == CURLE_OK && req->status >= 200 &&
+	    req->status < 300) {
+		poller_finish_op(p, o);
+		/* Piggybacked work is ours even while draining: finish it. */
+		poller_take_piggyback(p, req);
+		http_request_free(req);
+		poller_poll(p);
+		return;
+	}
+	http_describe(req, why, sizeof(why));
+	http_request_free(req);
+	if (o->tries < POLLER_TRIES) {
+		log_warnx("poller: result for %s not delivered (%s); retrying "
+		    "in %.0fs", o->id, why, poller_retry_delay[o->tries - 1]);
+		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		return;
+	}
+	log_errx("poller: result for %s not delivered after %d tries (%s)",
+	    o->id, POLLER_TRIES, why);
+	p->ctx->failed++;
+	poller_forget(p, o);
+	poller_poll(p);
+}
+
+static void
+poller_deliver(struct poller_op *o)
+{
+	cJSON *wrap = cJSON_CreateObject();
+	char *body;
+
+	if (o->stage != STAGE_DELIVER) {
+		o->stage = STAGE_DELIVER;	/* download tries are over */
+		o->tries = 0;
+	}
+	o->retry_at = 0;
+	cJSON_AddItemReferenceToObject(wrap, "result", o->result);
+	body = cJSON_PrintUnformatted(wrap);
+	cJSON_Delete(wrap);
+	o->tries++;
+	o->req = body ? backend_call(o->p->backend, BACKEND_RESULT, o->id,
+	    body, poller_on_result, o) : NULL;
+	if (o->req == NULL)
+		o->retry_at = clock_mono() + poller_retry_delay[0];
+}
+
+/* Wake-ups from the master. */
+
+void
+poller_start(struct poller *p)
+{
+	poller_poll(p);
+}
+
+void
+poller_wake(struct poller *p)
+{
+	poller_poll(p);
+}
+
+void
+poller_push(struct poller *p, const char *text, size_t len)
+{
+	char err[128];
+	cJSON *op;
+
+	op = json_parse_limited(text, len,
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (op == NULL) {
+		log_warnx("poller: pushed operation %s; dropped", err);
+		return;
+	}
+	poller_accept(p, op, "push");
+}
+
+void
+poller_cancel(struct poller *p, const char *operation_id)
+{
+	struct poller_op *o = poller_find(p, operation_id);
+
+	if (o == NULL || o->stage != STAGE_DOWNLOAD)
+		return;		/* unknown, or already run */
+	http_request_free(o->req);
+	o->req = NULL;
+	o->result = ops_error("internal", "operation %s cancelled",
+	    operation_id);
+	poller_deliver(o);
+}
+
+/* Back-pressure and shutdown. */
+
+static void
+poller_on_heartbeat(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->heartbeat_req = NULL;
+	poller_note_contact(p, req);
+	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
+		log_warnx("poller: heartbeat failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+static void
+poller_backpressure(struct poller *p, double now)
+{
+	double every = p->cfg->worker.backpressure_heartbeat;
+
+	if (poller_has_capacity(p) || p->draining) {
+		p->backpressure_since = 0;
+		return;
+	}
+	if (p->backpressure_since == 0) {
+		p->backpressure_since = now;
+		p->next_heartbeat = now + every;
+		log_debug("poller: at max_inflight (%d); heartbeats instead of "
+		    "polls", p->cfg->worker.max_inflight);
+	}
+	if (now < p->next_heartbeat || p->heartbeat_req != NULL)
+		return;
+	p->next_heartbeat = now + every;
+	p->heartbeat_req = backend_call(p->backend, BACKEND_HEARTBEAT, NULL,
+	    NULL, poller_on_heartbeat, p);
+}
+
+static void
+poller_on_shutdown(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->shutdown_req = NULL;
+	p->shutdown_done = 1;
+	if (req->result == CURLE_OK && req->status >= 200 && req->status < 300)
+		log_info("orchestrator notified of the shutdown");
+	else
+		log_warnx("shutdown notice failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+static void
+poller_notify_shutdown(struct poller *p)
+{
+	if (p->shutdown_sent)
+		return;
+	p->shutdown_sent = 1;
+	p->shutdown_req = backend_call(p->backend, BACKEND_SHUTDOWN, NULL, NULL,
+	    poller_on_shutdown, p);
+	if (p->shutdown_req == NULL)
+		p->shutdown_done = 1;
+}
+
+void
+poller_drain(struct poller *p, int fast)
+{
+	struct poller_op *o, *next;
+
+	p->draining = 1;
+	p->next_poll = 0;
+	if (!fast)
+		return;
+	if (p->get_req != NULL) {
+		http_request_free(p->get_req);
+		p->get_req = NULL;
+	}
+	for (o = p->ops; o != NULL; o = next) {
+		next = o->next;
+		if (o->stage == STAGE_DOWNLOAD) {
+			log_warnx("operation %s cancelled by a fast stop", o->id);
+			p->ctx->failed++;
+			poller_forget(p, o);
+		}
+	}
+}
+
+void
+poller_abandon(struct poller *p)
+{
+	p->draining = 1;
+	if (p->get_req != NULL) {
+		http_request_free(p->get_req);
+		p->get_req = NULL;
+	}
+	while (p->ops != NULL) {
+		log_errx("operation %s abandoned at the shutdown deadline; its "
+		    "result was not delivered", p->ops->id);
+		p->ctx->failed++;
+		poller_forget(p, p->ops);
+	}
+	poller_notify_shutdown(p);
+}
+
+int
+poller_finished(const struct poller *p)
+{
+	return p->draining && p->shutdown_done;
+}
+
+/* Timers. */
+
+double
+poller_next_deadline(const struct poller *p)
+{
+	const struct poller_op *o;
+	double next = p->next_poll;
+
+	for (o = p->ops; o != NULL; o = o->next)
+		if (o->retry_at > 0 && (next == 0 || o->retry_at < next))
+			next = o->retry_at;
+	if (p->backpressure_since > 0 && p->heartbeat_req == NULL &&
+	    (next == 0 || p->next_heartbeat < next))
+		next = p->next_heartbeat;
+	return next;
+}
+
+void
+poller_tick(struct poller *p, double now)
+{
+	struct poller_op *o;
+
+	if (p->next_poll > 0 && now >= p->next_poll)
+		poller_poll(p);
+	for (o = p->ops; o != NULL; o = o->next) {
+		if (o->retry_at == 0 || now < o->retry_at)
+			continue;
+		if (o->stage == STAGE_DOWNLOAD)
+			poller_download(o);
+		else
+			poller_deliver(o);
+	}
+	poller_backpressure(p, now);
+	if (p->draining && p->ops == NULL && p->get_req == NULL)
+		poller_notify_shutdown(p);
+}
+
+struct poller *
+poller_new(struct backend *backend, struct op_context *ctx,
+    const struct poller_hooks *hooks)
+{
+	struct poller *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->backend = backend;
+	p->cfg = backend->cfg;
+	p->ctx = ctx;
+	if (hooks != NULL)
+		p->hooks = *hooks;
+	return p;
+}
+
+void
+poller_free(struct poller *p)
+{
+	if (p == NULL)
+		return;
+	while (p->ops != NULL)
+		poller_forget(p, p->ops);
+	http_request_free(p->get_req);
+	http_request_free(p->heartbeat_req);
+	http_request_free(p->shutdown_req);
+	free(p);
+}
+
+unsigned long
+poller_inflight(const struct poller *p)
+{
+	return p->ctx->inflight;
+}
+
+long
+poller_last_status(const struct poller *p)
+{
+	return p->last_status;
+}
+
+double
+poller_last_contact(const struct poller *p)
+{
+	return p->last_contact;
+}
