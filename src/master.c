@@ -20,7 +20,6 @@
 #include <sys/wait.h>
 
 #include <cjson/cJSON.h>
-#include <uuid/uuid.h>
 
 #include "backend.h"
 #include "channel.h"
@@ -30,9 +29,9 @@
 #include "events.h"
 #include "evloop.h"
 #include "http.h"
-#include "jsonutil.h"
 #include "log.h"
 #include "master.h"
+#include "master_priv.h"
 #include "notify.h"
 #include "procinfo.h"
 #include "sigpipe.h"
@@ -40,95 +39,10 @@
 #include "version.h"
 #include "worker.h"
 
-#define MASTER_KILL_GRACE 2.0		/* SIGABRT -> SIGKILL, as gunicorn */
-#define MASTER_FAST_GRACE 2.0		/* fast stop before SIGKILL */
-#define MASTER_BACKOFF_FIRST 0.5	/* crash-loop respawn delays: */
-#define MASTER_BACKOFF_MAX 30.0		/*   0.5 s doubling to 30 s */
-#define MASTER_CRASH_MEMORY 60.0	/* a crash this long after the last */
-					/*   one starts a new streak */
-#define MASTER_MAX_WORKERS 256
-#define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
-#define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
-#define UUID_TEXT_LEN 37
-
-enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
-static const char *const wstate_names[] = { "booting", "ready", "busy",
+const char *const master_wstate_names[] = { "booting", "ready", "busy",
     "draining" };
 
-struct wproc {
-	pid_t pid;
-	int slot;
-	int generation;
-	int fd;			/* channel; -1 once closed */
-	char instance_id[UUID_TEXT_LEN];
-	enum wstate state;	/* as last reported */
-	int ready;		/* has sent READY: counts as capacity */
-	int recycle;		/* replace it (max_ops_per_worker) */
-	long max_ops;		/* recycle after this many operations */
-	int retiring;		/* told to stop; no longer counted */
-	const char *retire_reason;
-	double started;
-	double last_seen;	/* last frame of any kind */
-	double abort_sent;	/* SIGABRT for missed heartbeats */
-	double kill_after;	/* SIGKILL when still alive by then */
-	int killed;
-	unsigned long inflight, done, failed;
-	unsigned long pushed;	/* operations sent since its last heartbeat */
-	unsigned long long rss;
-	struct master *master;	/* for the channel callback */
-	struct wproc *next;
-};
-
-enum mstate { MS_RUNNING, MS_STOPPING };
-
-struct master {
-	struct egressd_config *cfg;
-	struct master_options opt;
-	struct evloop *loop;
-	struct control *ctl;
-	struct store store;
-	int sigfd;
-	uint8_t *rxbuf;
-
-	enum mstate state;
-	int stop_fast;
-	double stop_deadline;
-	int exit_status;
-
-	int target;
-	int generation;
-	double reload_started;	/* 0 when no rolling restart is under way */
-	struct wproc *workers;
-	unsigned restarts[MASTER_MAX_WORKERS];	/* per slot, index slot - 1 */
-
-	int crash_streak;
-	double last_crash;
-	double respawn_after;
-
-	double started;
-	int systemd_ready;	/* READY=1 sent for the current generation */
-
-	char instance_id[UUID_TEXT_LEN];	/* the stream's sender ID */
-	struct backend_creds creds;
-	struct http *http;	/* NULL without an orchestrator */
-	struct backend backend;
-	struct events *events;
-	struct http_request *metrics_req;
-	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
-	int npushq;
-	unsigned work_rr;	/* round-robin cursor for work_available */
-};
-
-struct pushed_op {
-	char *text;
-	struct pushed_op *next;
-};
-
 static void master_on_channel(int fd, short revents, void *arg);
-static void master_flush_pushed(struct master *m);
-static int master_setup_orchestrator(struct master *m,
-    const struct egressd_config *cfg, const struct backend_creds *previous,
-    char *err, size_t errlen);
 
 static double
 worker_uptime(const struct wproc *w, double now)
@@ -154,7 +68,7 @@ master_slot_owner(struct master *m, int slot)
 	return NULL;
 }
 
-static int
+int
 master_count(const struct master *m, int ready_only)
 {
 	const struct wproc *w;
@@ -174,7 +88,7 @@ master_count_restart(struct master *m, int slot)
 		m->restarts[slot - 1]++;
 }
 
-static int
+int
 master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 {
 	char *text = NULL;
@@ -463,10 +377,10 @@ master_on_heartbeat(struct master *m, struct wproc *w, const cJSON *o)
 	    master_json_int(o, "failed", &failed) == -1 ||
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
-	for (i = 0; i < sizeof(wstate_names) / sizeof(wstate_names[0]); i++)
-		if (strcmp(state->valuestring, wstate_names[i]) == 0)
+	for (i = 0; i < sizeof(master_wstate_names) / sizeof(master_wstate_names[0]); i++)
+		if (strcmp(state->valuestring, master_wstate_names[i]) == 0)
 			break;
-	if (i == sizeof(wstate_names) / sizeof(wstate_names[0]))
+	if (i == sizeof(master_wstate_names) / sizeof(master_wstate_names[0]))
 		return -1;
 	if (!w->retiring)
 		w->state = (enum wstate)i;
@@ -698,7 +612,7 @@ master_maintain(struct master *m)
 	master_spawn_missing(m, now);
 	master_retire_old(m, now);
 	if (m->pushq != NULL)
-		master_flush_pushed(m);
+		relay_flush_pushed(m);
 	master_notify_progress(m, now);
 }
 
@@ -753,226 +667,10 @@ master_next_timeout(struct master *m)
 
 /* The orchestrator's events, forwarded to workers. */
 
-static int
-master_takes_work(const struct master *m, const struct wproc *w)
-{
-	return w->ready && !w->retiring && w->fd >= 0 &&
-	    m->state == MS_RUNNING;
-}
-
-static int
-master_has_room(const struct master *m, const struct wproc *w)
-{
-	return master_takes_work(m, w) && w->inflight + w->pushed <
-	    (unsigned long)m->cfg->worker.max_inflight;
-}
-
-/* work_available: poke one worker with room, round-robin. */
-static void
-master_offer_work(struct master *m)
-{
-	struct wproc *w;
-	int n = 0, want;
-
-	for (w = m->workers; w != NULL; w = w->next)
-		n += master_has_room(m, w);
-	if (n == 0) {
-		log_debug("work_available: no worker has room; they poll "
-		    "when free");
-		return;
-	}
-	want = (int)(m->work_rr++ % (unsigned)n);
-	for (w = m->workers; w != NULL; w = w->next)
-		if (master_has_room(m, w) && want-- == 0) {
-			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
-			return;
-		}
-}
-
-static struct wproc *
-master_least_loaded(struct master *m)
-{
-	struct wproc *w, *best = NULL;
-
-	for (w = m->workers; w != NULL; w = w->next)
-		if (master_takes_work(m, w) && (best == NULL ||
-		    w->inflight + w->pushed < best->inflight + best->pushed))
-			best = w;
-	return best;
-}
-
-static int
-master_hand_over(struct master *m, const char *text)
-{
-	struct wproc *w = master_least_loaded(m);
-
-	if (w == NULL || channel_send(w->fd, CH_OPERATION, 0, text,
-	    strlen(text)) == -1)
-		return -1;
-	w->pushed++;
-	return 0;
-}
-
-static void
-master_flush_pushed(struct master *m)
-{
-	struct pushed_op *q;
-
-	while ((q = m->pushq) != NULL && master_hand_over(m, q->text) == 0) {
-		m->pushq = q->next;
-		m->npushq--;
-		free(q->text);
-		free(q);
-	}
-}
-
-static void
-master_queue_pushed(struct master *m, char *text)
-{
-	struct pushed_op *q, **tail;
-
-	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
-	    (q = calloc(1, sizeof(*q))) == NULL) {
-		log_errx("events: no worker ready and %d pushed operations "
-		    "waiting; one dropped", m->npushq);
-		free(text);
-		return;
-	}
-	q->text = text;
-	for (tail = &m->pushq; *tail != NULL; tail = &(*tail)->next)
-		;
-	*tail = q;
-	m->npushq++;
-}
-
-/*
- * An operation pushed over SSE.  One too large for a frame goes as a
- * size-exceeded stub, so the worker downloads the body itself.
- */
-static void
-master_forward_operation(struct master *m, const cJSON *op)
-{
-	char *text = cJSON_PrintUnformatted(op);
-	cJSON *stub, *body;
-
-	if (text != NULL && strlen(text) > CHANNEL_MAX_PAYLOAD) {
-		free(text);
-		stub = cJSON_CreateObject();
-		cJSON_AddItemToObject(stub, "operation_id", cJSON_Duplicate(
-		    cJSON_GetObjectItemCaseSensitive(op, "operation_id"), 1));
-		cJSON_AddItemToObject(stub, "path", cJSON_Duplicate(
-		    cJSON_GetObjectItemCaseSensitive(op, "path"), 1));
-		body = cJSON_AddObjectToObject(stub, "operation");
-		cJSON_AddTrueToObject(body, "__mcd_size_exceeded__");
-		text = cJSON_PrintUnformatted(stub);
-		cJSON_Delete(stub);
-	}
-	if (text == NULL) {
-		log_errx("events: out of memory forwarding an operation");
-		return;
-	}
-	if (m->pushq == NULL && master_hand_over(m, text) == 0) {
-		free(text);
-		return;
-	}
-	master_queue_pushed(m, text);
-}
-
-static void
-master_on_metrics_done(struct http_request *req)
-{
-	struct master *m = req->arg;
-	char why[CURL_ERROR_SIZE + 64];
-
-	m->metrics_req = NULL;
-	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
-		log_warnx("metrics push failed (%s)",
-		    http_describe(req, why, sizeof(why)));
-	http_request_free(req);
-}
-
-/* push_metrics: the master knows every worker's counters, so it sends. */
-static void
-master_push_metrics(struct master *m)
-{
-	struct wproc *w;
-	double done = 0, failed = 0, inflight = 0, rss = 0;
-	cJSON *o;
-
-	if (m->metrics_req != NULL)
-		return;
-	for (w = m->workers; w != NULL; w = w->next) {
-		done += (double)w->done;
-		failed += (double)w->failed;
-		inflight += (double)w->inflight;
-		rss += (double)w->rss;
-	}
-	o = cJSON_CreateObject();
-	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
-	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
-	cJSON_AddNumberToObject(o, "generation", m->generation);
-	cJSON_AddNumberToObject(o, "inflight", inflight);
-	cJSON_AddNumberToObject(o, "done", done);
-	cJSON_AddNumberToObject(o, "failed", failed);
-	cJSON_AddNumberToObject(o, "workers_rss", rss);
-	cJSON_AddNumberToObject(o, "master_rss", (double)procinfo_rss(0));
-	m->metrics_req = backend_call(&m->backend, BACKEND_METRICS, NULL,
-	    cJSON_PrintUnformatted(o), master_on_metrics_done, m);
-	cJSON_Delete(o);
-}
-
-static void
-master_new_instance_id(struct master *m)
-{
-	uuid_t id;
-
-	uuid_generate_random(id);
-	uuid_unparse_lower(id, m->instance_id);
-}
-
-static void master_goodbye(struct master *m, const char *reason);
-
-static void
-master_on_event(const char *type, const cJSON *o, void *arg)
-{
-	struct master *m = arg;
-	const char *s;
-
-	if (strcmp(type, "welcome") == 0) {
-		s = json_string(o, "agent_id");
-		log_info("events: welcome (agent_id %s)", s ? s : "unknown");
-	} else if (strcmp(type, "heartbeat") == 0) {
-		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
-		    "push_metrics")))
-			master_push_metrics(m);
-	} else if (strcmp(type, "work_available") == 0)
-		master_offer_work(m);
-	else if (strcmp(type, "goodbye") == 0)
-		master_goodbye(m, json_string(o, "reason"));
-	else if (strcmp(type, "operation") == 0)
-		master_forward_operation(m, o);
-	else
-		log_warnx("events: unknown event type \"%.64s\"; ignored",
-		    type);
-}
-
-static void
-master_start_events(struct master *m)
-{
-	if (m->http == NULL || !m->cfg->orchestrator.events)
-		return;
-	if ((m->events = events_new(&m->backend, master_on_event, m)) ==
-	    NULL) {
-		log_errx("events: out of memory; running without the stream");
-		return;
-	}
-	events_start(m->events);
-}
 
 /* Operator actions: signals and control commands end up here. */
 
-static void
+void
 master_begin_stop(struct master *m, int fast)
 {
 	struct wproc *w;
@@ -1002,7 +700,7 @@ master_begin_stop(struct master *m, int fast)
  * orchestrator with its own instance ID); then fresh workers and a fresh
  * stream, or the master's exit, per server.on_goodbye.
  */
-static void
+void
 master_goodbye(struct master *m, const char *reason)
 {
 	struct wproc *w;
@@ -1038,12 +736,12 @@ master_goodbye(struct master *m, const char *reason)
 		return;
 	}
 	m->generation++;
-	master_new_instance_id(m);
+	relay_new_instance_id(m);
 	if (m->events != NULL)
 		events_restart(m->events);
 }
 
-static void
+void
 master_scale(struct master *m, int target, const char *why)
 {
 	if (target < 1)
@@ -1091,32 +789,7 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 
-/* New credentials and a new stream for a reloaded configuration. */
-static int
-master_reload_orchestrator(struct master *m, const struct egressd_config *cfg,
-    char *err, size_t errlen)
-{
-	struct backend_creds old = m->creds;
-
-	memset(&m->creds, 0, sizeof(m->creds));
-	if (master_setup_orchestrator(m, cfg, &old, err, errlen) == -1) {
-		backend_creds_free(&m->creds);
-		m->creds = old;
-		return -1;
-	}
-	backend_creds_free(&old);
-	if (m->metrics_req != NULL) {
-		http_request_free(m->metrics_req);
-		m->metrics_req = NULL;
-	}
-	events_free(m->events);
-	m->events = NULL;
-	if (cfg->orchestrator.url[0] != '\0')
-		m->backend.cfg = cfg;
-	return 0;
-}
-
-static int
+int
 master_reload(struct master *m, char *err, size_t errlen)
 {
 	struct egressd_config *cfg;
@@ -1136,7 +809,7 @@ master_reload(struct master *m, char *err, size_t errlen)
 		return -1;
 	}
 	master_keep_restart_only_keys(m, cfg);
-	if (master_reload_orchestrator(m, cfg, err, errlen) == -1) {
+	if (relay_reconfigure(m, cfg, err, errlen) == -1) {
 		log_errx("reload: %s; keeping the running configuration", err);
 		config_free(cfg);
 		free(cfg);
@@ -1156,7 +829,7 @@ master_reload(struct master *m, char *err, size_t errlen)
 	m->respawn_after = 0;
 	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
 	    cfg->server.workers;
-	master_start_events(m);
+	relay_start_events(m);
 	log_info("reload: configuration %s loaded; rolling restart to "
 	    "generation %d with %d workers", m->opt.config_path,
 	    m->generation, m->target);
@@ -1219,209 +892,6 @@ master_on_signal(int fd, short revents, void *arg)
 
 /* Control commands. */
 
-static const char *
-master_state_name(const struct master *m)
-{
-	if (m->state == MS_STOPPING)
-		return "stopping";
-	return m->reload_started > 0 ? "reloading" : "running";
-}
-
-static cJSON *
-master_status(struct master *m)
-{
-	cJSON *o = cJSON_CreateObject();
-	double now = clock_mono();
-
-	cJSON_AddNumberToObject(o, "pid", getpid());
-	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
-	cJSON_AddStringToObject(o, "state", master_state_name(m));
-	cJSON_AddNumberToObject(o, "generation", m->generation);
-	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
-	cJSON_AddNumberToObject(o, "uptime", now - m->started);
-	cJSON_AddStringToObject(o, "config", m->opt.config_path);
-	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
-	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
-	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
-	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
-	return o;
-}
-
-static const char *
-master_worker_health(const struct master *m, const struct wproc *w,
-    double now)
-{
-	if (now - w->last_seen > 2 * m->cfg->worker.heartbeat_interval)
-		return "stale";
-	return w->ready ? "ok" : "not_ready";
-}
-
-static cJSON *
-master_worker_json(const struct master *m, const struct wproc *w, double now)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddNumberToObject(o, "id", w->slot);
-	cJSON_AddNumberToObject(o, "pid", w->pid);
-	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
-	cJSON_AddNumberToObject(o, "generation", w->generation);
-	cJSON_AddStringToObject(o, "state", wstate_names[w->state]);
-	cJSON_AddStringToObject(o, "health", master_worker_health(m, w, now));
-	cJSON_AddBoolToObject(o, "ready", w->ready && !w->retiring);
-	cJSON_AddBoolToObject(o, "retiring", w->retiring);
-	cJSON_AddNumberToObject(o, "uptime", now - w->started);
-	cJSON_AddNumberToObject(o, "heartbeat_age", now - w->last_seen);
-	cJSON_AddNumberToObject(o, "inflight", (double)w->inflight);
-	cJSON_AddNumberToObject(o, "done", (double)w->done);
-	cJSON_AddNumberToObject(o, "failed", (double)w->failed);
-	cJSON_AddNumberToObject(o, "rss", (double)w->rss);
-	cJSON_AddNumberToObject(o, "restarts", w->slot >= 1 &&
-	    w->slot <= MASTER_MAX_WORKERS ? m->restarts[w->slot - 1] : 0);
-	return o;
-}
-
-/* healthy: target workers ready and none stale; down: none ready. */
-static const char *
-master_verdict(const struct master *m, const struct wproc *only, double now)
-{
-	const struct wproc *w;
-	int ok = 0, stale = 0;
-
-	for (w = m->workers; w != NULL; w = w->next) {
-		if (w->retiring || (only != NULL && w != only))
-			continue;
-		if (strcmp(master_worker_health(m, w, now), "stale") == 0)
-			stale++;
-		else if (w->ready)
-			ok++;
-	}
-	if (m->state == MS_STOPPING || ok == 0)
-		return CTL_DOWN;
-	if (stale == 0 && ok >= (only != NULL ? 1 : m->target))
-		return CTL_HEALTHY;
-	return CTL_DEGRADED;
-}
-
-static struct wproc *
-master_find_worker(struct master *m, int id)
-{
-	struct wproc *w;
-
-	for (w = m->workers; w != NULL; w = w->next)
-		if (w->slot == id && !w->retiring)
-			return w;
-	for (w = m->workers; w != NULL; w = w->next)
-		if (w->pid == id)
-			return w;
-	return NULL;
-}
-
-static cJSON *
-master_health(struct master *m, const cJSON *req, char *err, size_t errlen)
-{
-	const cJSON *which = cJSON_GetObjectItemCaseSensitive(req, "worker");
-	struct wproc *w, *only = NULL;
-	double now = clock_mono();
-	cJSON *o, *list;
-
-	if (which != NULL && !cJSON_IsNull(which)) {
-		if (!cJSON_IsNumber(which) || which->valuedouble < 1 ||
-		    which->valuedouble != (int)which->valuedouble) {
-			snprintf(err, errlen, "\"worker\" must be a worker id "
-			    "or pid");
-			return NULL;
-		}
-		if ((only = master_find_worker(m, which->valueint)) == NULL) {
-			snprintf(err, errlen, "no worker %d", which->valueint);
-			return NULL;
-		}
-	}
-	o = cJSON_CreateObject();
-	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "status", master_verdict(m, only, now));
-	cJSON_AddNumberToObject(o, "pid", getpid());
-	cJSON_AddStringToObject(o, "state", master_state_name(m));
-	cJSON_AddNumberToObject(o, "generation", m->generation);
-	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
-	list = cJSON_AddArrayToObject(o, "workers");
-	for (w = m->workers; w != NULL; w = w->next)
-		if (only == NULL || w == only)
-			cJSON_AddItemToArray(list, master_worker_json(m, w, now));
-	return o;
-}
-
-static cJSON *
-master_ok(void)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	cJSON_AddTrueToObject(o, "ok");
-	return o;
-}
-
-static cJSON *
-master_ctl_scale(struct master *m, const cJSON *req, char *err,
-    size_t errlen)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
-	cJSON *o;
-
-	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
-	    n->valueint < 1 || n->valueint > MASTER_MAX_WORKERS) {
-		snprintf(err, errlen, "\"workers\" must be an integer between "
-		    "1 and %d", MASTER_MAX_WORKERS);
-		return NULL;
-	}
-	if (m->state == MS_STOPPING) {
-		snprintf(err, errlen, "stopping; scale ignored");
-		return NULL;
-	}
-	master_scale(m, n->valueint, "scale");
-	o = master_ok();
-	cJSON_AddNumberToObject(o, "target", m->target);
-	return o;
-}
-
-static cJSON *
-master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
-{
-	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
-
-	if (fast != NULL && !cJSON_IsBool(fast)) {
-		snprintf(err, errlen, "\"fast\" must be true or false");
-		return NULL;
-	}
-	master_begin_stop(m, cJSON_IsTrue(fast));
-	return master_ok();
-}
-
-static cJSON *
-master_on_control(const char *cmd, const cJSON *req, void *arg, char *err,
-    size_t errlen)
-{
-	struct master *m = arg;
-	cJSON *o;
-
-	if (strcmp(cmd, CTL_CMD_STATUS) == 0) {
-		o = master_status(m);
-		cJSON_AddTrueToObject(o, "ok");
-		return o;
-	}
-	if (strcmp(cmd, CTL_CMD_HEALTH) == 0)
-		return master_health(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
-		return master_reload(m, err, errlen) == 0 ? master_ok() : NULL;
-	if (strcmp(cmd, CTL_CMD_STOP) == 0)
-		return master_ctl_stop(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
-		return master_ctl_scale(m, req, err, errlen);
-	snprintf(err, errlen, "unknown command \"%.64s\"", cmd);
-	return NULL;
-}
-
 /* Set-up and the loop. */
 
 static int
@@ -1439,39 +909,6 @@ master_catch_signals(struct master *m)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);	/* reserved for binary upgrade */
 	return evloop_add(m->loop, m->sigfd, POLLIN, master_on_signal, m);
-}
-
-/*
- * Credentials and the HTTP client for cfg; the secret then leaves the
- * environment, so nothing the daemon runs later inherits it.
- */
-static int
-master_setup_orchestrator(struct master *m, const struct egressd_config *cfg,
-    const struct backend_creds *previous, char *err, size_t errlen)
-{
-	struct backend_creds creds;
-
-	if (backend_load_credentials(cfg, previous, &creds, err, errlen) == -1)
-		return -1;
-	unsetenv("EGRESSD_TOKEN");
-	backend_creds_free(&m->creds);
-	m->creds = creds;
-	if (cfg->orchestrator.url[0] == '\0')
-		return 0;
-	if (!cfg->orchestrator.tls_verify)
-		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
-		    "certificate is NOT checked");
-	if (m->http == NULL && (m->http = http_new(m->loop)) == NULL) {
-		snprintf(err, errlen, "out of memory for the HTTP client");
-		return -1;
-	}
-	if (m->instance_id[0] == '\0')
-		master_new_instance_id(m);
-	m->backend.http = m->http;
-	m->backend.cfg = cfg;
-	m->backend.creds = &m->creds;
-	m->backend.instance_id = m->instance_id;
-	return 0;
 }
 
 struct master *
@@ -1501,12 +938,12 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 		master_free(m);
 		return NULL;
 	}
-	if (master_setup_orchestrator(m, cfg, NULL, err, errlen) == -1) {
+	if (relay_setup(m, cfg, NULL, err, errlen) == -1) {
 		master_free(m);
 		return NULL;
 	}
 	m->ctl = control_open(cfg->server.control_socket, m->loop,
-	    master_on_control, m, err, errlen);
+	    master_ctl_handle, m, err, errlen);
 	if (m->ctl == NULL) {
 		master_free(m);
 		return NULL;
@@ -1545,7 +982,7 @@ master_run(struct master *m)
 	log_info("egressd %s starting: %d workers, config %s", EGRESSD_VERSION,
 	    m->target, m->opt.config_path);
 	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
-	master_start_events(m);
+	relay_start_events(m);
 	while (m->state == MS_RUNNING || m->workers != NULL) {
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
@@ -1580,17 +1017,7 @@ master_free(struct master *m)
 		free(w);
 	}
 	control_close(m->ctl, 1);
-	events_free(m->events);
-	http_request_free(m->metrics_req);
-	http_free(m->http);
-	backend_creds_free(&m->creds);
-	while (m->pushq != NULL) {
-		struct pushed_op *q = m->pushq;
-
-		m->pushq = q->next;
-		free(q->text);
-		free(q);
-	}
+	relay_free(m);
 	store_close(&m->store);
 	if (m->cfg != NULL) {
 		config_free(m->cfg);

@@ -99,13 +99,15 @@ def test_malformed_requests(egressd):
 
 def test_scale_and_reload_requests(egressd):
     d = egressd(wait=4)
-    rep = d.ctl({"cmd": "scale", "workers": 2})
-    assert rep == {"ok": True, "target": 2} or \
-        (rep.get("ok") is True and rep.get("target") == 2), rep
-    d.wait_ready(2)
     rep = d.ctl({"cmd": "reload"})
     assert rep.get("ok") is True, rep
-    d.wait_ready(2, generation=2)
+    d.wait_ready(4, generation=2)
+    rep = d.ctl({"cmd": "scale", "workers": 2})
+    assert rep.get("ok") is True and rep.get("target") == 2, rep
+    d.wait_ready(2)
+    rep = d.ctl({"cmd": "scale", "workers": 3})
+    assert rep.get("ok") is True and rep.get("target") == 3, rep
+    d.wait_ready(3)
     rep = d.ctl({"cmd": "stop", "fast": False})
     assert rep.get("ok") is True, rep
     assert d.wait_exit() == 0
@@ -156,13 +158,13 @@ def test_egressctl_commands(egressd, egressctl_bin):
     r = run_ctl(egressctl_bin, "-s", d.sock, "health", "9999")
     assert r.returncode != 0, r
 
+    r = run_ctl(egressctl_bin, "-s", d.sock, "reload")
+    assert r.returncode == 0, r
+    d.wait_ready(4, generation=2)
+
     r = run_ctl(egressctl_bin, "-c", d.config, "scale", "3")
     assert r.returncode == 0, r
     d.wait_ready(3)
-
-    r = run_ctl(egressctl_bin, "-s", d.sock, "reload")
-    assert r.returncode == 0, r
-    d.wait_ready(3, generation=2)
     pids = {w["pid"] for w in d.workers()}
 
     r = run_ctl(egressctl_bin, "-s", d.sock, "stop")

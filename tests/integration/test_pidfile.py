@@ -12,9 +12,12 @@ def test_second_instance_refused(egressd, egressd_bin):
 
     r = run_egressd(egressd_bin, "-c", d.config, cwd=d.dir)
     assert r.returncode == 1, r
+    # the refusal must reach whoever ran the command, not only the log file
     msg = r.stderr + r.stdout
-    assert "pidfile" in msg.lower(), msg
-    assert str(d.pid) in msg, msg
+    logged = [l for l in d.log().splitlines() if "refus" in l]
+    assert "pidfile" in msg.lower() and str(d.pid) in msg, \
+        f"no message naming the pidfile and pid {d.pid} on stderr/stdout " \
+        f"(stderr {r.stderr!r}); log lines: {logged}"
 
     # the first one is untouched
     d.check_alive()

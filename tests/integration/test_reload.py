@@ -1,7 +1,11 @@
 """HUP: configuration reload and rolling restart."""
 
 import signal
+import sqlite3
+import threading
 import time
+
+import pytest
 
 from conftest import (DEADLINE, UUID4_RE, Control, db_rows, pid_alive,
                       wait_until, write_config)
@@ -37,14 +41,55 @@ def _rolling_restart_min_ready(d, old_pids, n, generation, timeout=DEADLINE):
             time.sleep(0.01)
 
 
-def test_hup_rolling_restart_keeps_capacity(egressd):
+class _HoldWriteLock(threading.Thread):
+    """Hold the database's write lock for a while: new workers, which
+    register themselves in the database at boot, cannot become READY until
+    it is released.  This stretches the rolling restart so that sampling
+    can see it."""
+
+    def __init__(self, db, seconds):
+        super().__init__(daemon=True)
+        self.con = sqlite3.connect(db, timeout=5, isolation_level=None)
+        self.con.execute("BEGIN IMMEDIATE")
+        self.seconds = seconds
+        self.released = threading.Event()
+        self.at_release = None      # callback result just before release
+
+    def run(self):
+        time.sleep(self.seconds)
+        try:
+            self.at_release = self.snapshot()
+        except Exception as e:      # reported by the test
+            self.at_release = e
+        self.con.execute("COMMIT")
+        self.con.close()
+        self.released.set()
+
+
+@pytest.mark.parametrize("slow_boot", [False, True],
+                         ids=["fast-boot", "slow-boot"])
+def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
     d = egressd(wait=4)
     h0 = d.health()
     old_pids = {w["pid"] for w in h0["workers"]}
     old_iids = {w["instance_id"] for w in h0["workers"]}
 
+    hold = None
+    if slow_boot:
+        hold = _HoldWriteLock(d.db, 1.5)
+        hold.snapshot = d.health
+        hold.start()
     min_ready, violation, h, samples = \
         _rolling_restart_min_ready(d, old_pids, 4, 2)
+    if hold is not None:
+        assert hold.released.wait(DEADLINE)
+        snap = hold.at_release
+        assert isinstance(snap, dict), snap
+        # while the new generation could not boot, the old one kept serving
+        assert {w["pid"] for w in snap["workers"]
+                if w["state"] == "ready"} == old_pids, snap
+        assert all(w["generation"] == 1 for w in snap["workers"]
+                   if w["state"] == "ready"), snap
     assert min_ready >= 4, \
         f"ready workers dropped to {min_ready} during the rolling restart " \
         f"(first sample below 4: {violation!r})"

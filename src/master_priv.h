@@ -1,0 +1,133 @@
+/*
+ * master_priv: what the arbiter's three files share — the worker table and
+ * the master's state.  master.c owns the table and the signals, relay.c the
+ * orchestrator's events and their forwarding to workers, master_ctl.c the
+ * control socket's commands.  Not a public interface: nothing outside these
+ * three files includes it.
+ */
+#ifndef EGRESSD_MASTER_PRIV_H
+#define EGRESSD_MASTER_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.h"
+#include "config.h"
+#include "master.h"
+#include "store.h"
+
+struct cJSON;
+struct control;
+struct events;
+struct evloop;
+struct http;
+struct http_request;
+
+#define MASTER_KILL_GRACE 2.0		/* SIGABRT -> SIGKILL, as gunicorn */
+#define MASTER_FAST_GRACE 2.0		/* fast stop before SIGKILL */
+#define MASTER_BACKOFF_FIRST 0.5	/* crash-loop respawn delays: */
+#define MASTER_BACKOFF_MAX 30.0		/*   0.5 s doubling to 30 s */
+#define MASTER_CRASH_MEMORY 60.0	/* a crash this long after the last */
+					/*   one starts a new streak */
+#define MASTER_MAX_WORKERS 256
+#define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
+#define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
+#define UUID_TEXT_LEN 37
+
+enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
+extern const char *const master_wstate_names[];
+
+struct wproc {
+	pid_t pid;
+	int slot;
+	int generation;
+	int fd;			/* channel; -1 once closed */
+	char instance_id[UUID_TEXT_LEN];
+	enum wstate state;	/* as last reported */
+	int ready;		/* has sent READY: counts as capacity */
+	int recycle;		/* replace it (max_ops_per_worker) */
+	long max_ops;		/* recycle after this many operations */
+	int retiring;		/* told to stop; no longer counted */
+	const char *retire_reason;
+	double started;
+	double last_seen;	/* last frame of any kind */
+	double abort_sent;	/* SIGABRT for missed heartbeats */
+	double kill_after;	/* SIGKILL when still alive by then */
+	int killed;
+	unsigned long inflight, done, failed;
+	unsigned long pushed;	/* operations sent since its last heartbeat */
+	unsigned long long rss;
+	struct master *master;	/* for the channel callback */
+	struct wproc *next;
+};
+
+enum mstate { MS_RUNNING, MS_STOPPING };
+
+struct master {
+	struct egressd_config *cfg;
+	struct master_options opt;
+	struct evloop *loop;
+	struct control *ctl;
+	struct store store;
+	int sigfd;
+	uint8_t *rxbuf;
+
+	enum mstate state;
+	int stop_fast;
+	double stop_deadline;
+	int exit_status;
+
+	int target;
+	int generation;
+	double reload_started;	/* 0 when no rolling restart is under way */
+	struct wproc *workers;
+	unsigned restarts[MASTER_MAX_WORKERS];	/* per slot, index slot - 1 */
+
+	int crash_streak;
+	double last_crash;
+	double respawn_after;
+
+	double started;
+	int systemd_ready;	/* READY=1 sent for the current generation */
+
+	char instance_id[UUID_TEXT_LEN];	/* the stream's sender ID */
+	struct backend_creds creds;
+	struct http *http;	/* NULL without an orchestrator */
+	struct backend backend;
+	struct events *events;
+	struct http_request *metrics_req;
+	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
+	int npushq;
+	unsigned work_rr;	/* round-robin cursor for work_available */
+};
+
+struct pushed_op {
+	char *text;
+	struct pushed_op *next;
+};
+
+/* master.c */
+int master_count(const struct master *m, int ready_only);
+int master_send(struct wproc *w, uint16_t type, uint16_t flags,
+    struct cJSON *payload);
+void master_begin_stop(struct master *m, int fast);
+void master_goodbye(struct master *m, const char *reason);
+void master_scale(struct master *m, int target, const char *why);
+int master_reload(struct master *m, char *err, size_t errlen);
+
+/* relay.c */
+int relay_setup(struct master *m, const struct egressd_config *cfg,
+    const struct backend_creds *previous, char *err, size_t errlen);
+int relay_reconfigure(struct master *m, const struct egressd_config *cfg,
+    char *err, size_t errlen);
+void relay_start_events(struct master *m);
+void relay_flush_pushed(struct master *m);
+void relay_new_instance_id(struct master *m);
+void relay_free(struct master *m);
+
+/* master_ctl.c */
+struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
+    void *arg, char *err, size_t errlen);
+
+#endif

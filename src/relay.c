@@ -1,0 +1,320 @@
+/*
+ * relay: the orchestrator's event stream, seen from the arbiter.
+ *
+ * Owns the master's credentials, HTTP client and SSE connection, and turns
+ * each event into work for the workers: work_available pokes one worker
+ * with room (round-robin), a pushed operation goes to the least-loaded
+ * ready worker (or waits in a bounded queue until one is ready), goodbye is
+ * handed to the arbiter, push_metrics is answered with the workers'
+ * aggregated counters.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <uuid/uuid.h>
+
+#include "backend.h"
+#include "channel.h"
+#include "events.h"
+#include "http.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "master_priv.h"
+#include "procinfo.h"
+#include "version.h"
+
+static int
+relay_takes_work(const struct master *m, const struct wproc *w)
+{
+	return w->ready && !w->retiring && w->fd >= 0 &&
+	    m->state == MS_RUNNING;
+}
+
+static int
+relay_has_room(const struct master *m, const struct wproc *w)
+{
+	return relay_takes_work(m, w) && w->inflight + w->pushed <
+	    (unsigned long)m->cfg->worker.max_inflight;
+}
+
+/* work_available: poke one worker with room, round-robin. */
+static void
+relay_offer_work(struct master *m)
+{
+	struct wproc *w;
+	int n = 0, want;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		n += relay_has_room(m, w);
+	if (n == 0) {
+		log_debug("work_available: no worker has room; they poll "
+		    "when free");
+		return;
+	}
+	want = (int)(m->work_rr++ % (unsigned)n);
+	for (w = m->workers; w != NULL; w = w->next)
+		if (relay_has_room(m, w) && want-- == 0) {
+			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
+			return;
+		}
+}
+
+static struct wproc *
+relay_least_loaded(struct master *m)
+{
+	struct wproc *w, *best = NULL;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (relay_takes_work(m, w) && (best == NULL ||
+		    w->inflight + w->pushed < best->inflight + best->pushed))
+			best = w;
+	return best;
+}
+
+static int
+relay_hand_over(struct master *m, const char *text)
+{
+	struct wproc *w = relay_least_loaded(m);
+
+	if (w == NULL || channel_send(w->fd, CH_OPERATION, 0, text,
+	    strlen(text)) == -1)
+		return -1;
+	w->pushed++;
+	return 0;
+}
+
+void
+relay_flush_pushed(struct master *m)
+{
+	struct pushed_op *q;
+
+	while ((q = m->pushq) != NULL && relay_hand_over(m, q->text) == 0) {
+		m->pushq = q->next;
+		m->npushq--;
+		free(q->text);
+		free(q);
+	}
+}
+
+static void
+relay_queue_pushed(struct master *m, char *text)
+{
+	struct pushed_op *q, **tail;
+
+	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
+	    (q = calloc(1, sizeof(*q))) == NULL) {
+		log_errx("events: no worker ready and %d pushed operations "
+		    "waiting; one dropped", m->npushq);
+		free(text);
+		return;
+	}
+	q->text = text;
+	for (tail = &m->pushq; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = q;
+	m->npushq++;
+}
+
+/*
+ * An operation pushed over SSE.  One too large for a frame goes as a
+ * size-exceeded stub, so the worker downloads the body itself.
+ */
+static void
+relay_forward_operation(struct master *m, const cJSON *op)
+{
+	char *text = cJSON_PrintUnformatted(op);
+	cJSON *stub, *body;
+
+	if (text != NULL && strlen(text) > CHANNEL_MAX_PAYLOAD) {
+		free(text);
+		stub = cJSON_CreateObject();
+		cJSON_AddItemToObject(stub, "operation_id", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "operation_id"), 1));
+		cJSON_AddItemToObject(stub, "path", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "path"), 1));
+		body = cJSON_AddObjectToObject(stub, "operation");
+		cJSON_AddTrueToObject(body, "__mcd_size_exceeded__");
+		text = cJSON_PrintUnformatted(stub);
+		cJSON_Delete(stub);
+	}
+	if (text == NULL) {
+		log_errx("events: out of memory forwarding an operation");
+		return;
+	}
+	if (m->pushq == NULL && relay_hand_over(m, text) == 0) {
+		free(text);
+		return;
+	}
+	relay_queue_pushed(m, text);
+}
+
+static void
+relay_on_metrics_done(struct http_request *req)
+{
+	struct master *m = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	m->metrics_req = NULL;
+	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
+		log_warnx("metrics push failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+/* push_metrics: the master knows every worker's counters, so it sends. */
+static void
+relay_push_metrics(struct master *m)
+{
+	struct wproc *w;
+	double done = 0, failed = 0, inflight = 0, rss = 0;
+	cJSON *o;
+
+	if (m->metrics_req != NULL)
+		return;
+	for (w = m->workers; w != NULL; w = w->next) {
+		done += (double)w->done;
+		failed += (double)w->failed;
+		inflight += (double)w->inflight;
+		rss += (double)w->rss;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
+	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
+	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	cJSON_AddNumberToObject(o, "inflight", inflight);
+	cJSON_AddNumberToObject(o, "done", done);
+	cJSON_AddNumberToObject(o, "failed", failed);
+	cJSON_AddNumberToObject(o, "workers_rss", rss);
+	cJSON_AddNumberToObject(o, "master_rss", (double)procinfo_rss(0));
+	m->metrics_req = backend_call(&m->backend, BACKEND_METRICS, NULL,
+	    cJSON_PrintUnformatted(o), relay_on_metrics_done, m);
+	cJSON_Delete(o);
+}
+
+void
+relay_new_instance_id(struct master *m)
+{
+	uuid_t id;
+
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, m->instance_id);
+}
+
+static void
+relay_on_event(const char *type, const cJSON *o, void *arg)
+{
+	struct master *m = arg;
+	const char *s;
+
+	if (strcmp(type, "welcome") == 0) {
+		s = json_string(o, "agent_id");
+		log_info("events: welcome (agent_id %s)", s ? s : "unknown");
+	} else if (strcmp(type, "heartbeat") == 0) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+		    "push_metrics")))
+			relay_push_metrics(m);
+	} else if (strcmp(type, "work_available") == 0)
+		relay_offer_work(m);
+	else if (strcmp(type, "goodbye") == 0)
+		master_goodbye(m, json_string(o, "reason"));
+	else if (strcmp(type, "operation") == 0)
+		relay_forward_operation(m, o);
+	else
+		log_warnx("events: unknown event type \"%.64s\"; ignored",
+		    type);
+}
+
+void
+relay_start_events(struct master *m)
+{
+	if (m->http == NULL || !m->cfg->orchestrator.events)
+		return;
+	if ((m->events = events_new(&m->backend, relay_on_event, m)) ==
+	    NULL) {
+		log_errx("events: out of memory; running without the stream");
+		return;
+	}
+	events_start(m->events);
+}
+
+/*
+ * Credentials and the HTTP client for cfg; the secret then leaves the
+ * environment, so nothing the daemon runs later inherits it.
+ */
+int
+relay_setup(struct master *m, const struct egressd_config *cfg,
+    const struct backend_creds *previous, char *err, size_t errlen)
+{
+	struct backend_creds creds;
+
+	if (backend_load_credentials(cfg, previous, &creds, err, errlen) == -1)
+		return -1;
+	unsetenv("EGRESSD_TOKEN");
+	backend_creds_free(&m->creds);
+	m->creds = creds;
+	if (cfg->orchestrator.url[0] == '\0')
+		return 0;
+	if (!cfg->orchestrator.tls_verify)
+		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
+		    "certificate is NOT checked");
+	if (m->http == NULL && (m->http = http_new(m->loop)) == NULL) {
+		snprintf(err, errlen, "out of memory for the HTTP client");
+		return -1;
+	}
+	if (m->instance_id[0] == '\0')
+		relay_new_instance_id(m);
+	m->backend.http = m->http;
+	m->backend.cfg = cfg;
+	m->backend.creds = &m->creds;
+	m->backend.instance_id = m->instance_id;
+	return 0;
+}
+
+/* New credentials and a new stream for a reloaded configuration. */
+int
+relay_reconfigure(struct master *m, const struct egressd_config *cfg,
+    char *err, size_t errlen)
+{
+	struct backend_creds old = m->creds;
+
+	memset(&m->creds, 0, sizeof(m->creds));
+	if (relay_setup(m, cfg, &old, err, errlen) == -1) {
+		backend_creds_free(&m->creds);
+		m->creds = old;
+		return -1;
+	}
+	backend_creds_free(&old);
+	if (m->metrics_req != NULL) {
+		http_request_free(m->metrics_req);
+		m->metrics_req = NULL;
+	}
+	events_free(m->events);
+	m->events = NULL;
+	if (cfg->orchestrator.url[0] != '\0')
+		m->backend.cfg = cfg;
+	return 0;
+}
+
+
+void
+relay_free(struct master *m)
+{
+	struct pushed_op *q;
+
+	events_free(m->events);
+	m->events = NULL;
+	http_request_free(m->metrics_req);
+	m->metrics_req = NULL;
+	http_free(m->http);
+	m->http = NULL;
+	backend_creds_free(&m->creds);
+	while ((q = m->pushq) != NULL) {
+		m->pushq = q->next;
+		free(q->text);
+		free(q);
+	}
+	m->npushq = 0;
+}
