@@ -1,0 +1,226 @@
+/*
+ * Unit tests for the protocol's pure pieces: the stream's reconnect
+ * back-off, operation ID validation, bounded JSON parsing, and the
+ * credential rules (token file permissions, environment fallbacks).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend.h"
+#include "config.h"
+#include "events.h"
+#include "jsonutil.h"
+
+static void
+test_backoff_doubles_to_the_cap(void **state)
+{
+	(void)state;
+	/* jitter01 = 0.5 is the midpoint: no jitter. */
+	assert_float_equal(events_backoff(0, 0.5), 2.0, 1e-9);
+	assert_float_equal(events_backoff(1, 0.5), 4.0, 1e-9);
+	assert_float_equal(events_backoff(2, 0.5), 8.0, 1e-9);
+	assert_float_equal(events_backoff(6, 0.5), 128.0, 1e-9);
+	assert_float_equal(events_backoff(7, 0.5), 240.0, 1e-9);
+	assert_float_equal(events_backoff(1000, 0.5), 240.0, 1e-9);
+}
+
+static void
+test_backoff_jitter_is_twenty_percent(void **state)
+{
+	(void)state;
+	assert_float_equal(events_backoff(0, 0.0), 1.6, 1e-9);
+	assert_float_equal(events_backoff(0, 1.0), 2.4, 1e-9);
+	assert_float_equal(events_backoff(1000, 0.0), 192.0, 1e-9);
+	assert_float_equal(events_backoff(1000, 1.0), 288.0, 1e-9);
+}
+
+static void
+test_valid_ids(void **state)
+{
+	char longest[BACKEND_ID_MAX + 2];
+
+	(void)state;
+	assert_true(backend_valid_id("op-1"));
+	assert_true(backend_valid_id("a.b_c:d~e"));
+	assert_false(backend_valid_id(""));
+	assert_false(backend_valid_id("a b"));
+	assert_false(backend_valid_id("../etc"));
+	assert_false(backend_valid_id("a/b"));
+	assert_false(backend_valid_id("a?b"));
+	assert_false(backend_valid_id("a%2f"));
+	assert_false(backend_valid_id("a\nb"));
+	memset(longest, 'x', sizeof(longest));
+	longest[BACKEND_ID_MAX] = '\0';
+	assert_true(backend_valid_id(longest));
+	longest[BACKEND_ID_MAX] = 'x';
+	longest[BACKEND_ID_MAX + 1] = '\0';
+	assert_false(backend_valid_id(longest));
+}
+
+static char *
+nested(int depth)
+{
+	char *s = malloc((size_t)depth * 2 + 1);
+	int i;
+
+	for (i = 0; i < depth; i++) {
+		s[i] = '[';
+		s[depth * 2 - 1 - i] = ']';
+	}
+	s[depth * 2] = '\0';
+	return s;
+}
+
+static void
+test_json_depth_limit(void **state)
+{
+	char err[128], *ok = nested(JSON_MAX_DEPTH), *deep;
+	cJSON *v;
+
+	(void)state;
+	v = json_parse_limited(ok, strlen(ok), 1 << 20, err, sizeof(err));
+	assert_non_null(v);
+	cJSON_Delete(v);
+	deep = nested(JSON_MAX_DEPTH + 1);
+	assert_null(json_parse_limited(deep, strlen(deep), 1 << 20, err,
+	    sizeof(err)));
+	assert_string_equal(err, "nested deeper than 64 levels");
+	free(ok);
+	free(deep);
+}
+
+static void
+test_json_brackets_in_strings_do_not_count(void **state)
+{
+	const char *text = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}";
+	char err[128];
+	cJSON *v;
+
+	(void)state;
+	v = json_parse_limited(text, strlen(text), 1 << 20, err, sizeof(err));
+	assert_non_null(v);
+	cJSON_Delete(v);
+}
+
+static void
+test_json_size_and_syntax(void **state)
+{
+	char err[128];
+
+	(void)state;
+	assert_null(json_parse_limited("{\"a\":1}", 7, 6, err, sizeof(err)));
+	assert_string_equal(err, "larger than 6 bytes");
+	assert_null(json_parse_limited("{\"a\":", 5, 100, err, sizeof(err)));
+	assert_string_equal(err, "not valid JSON");
+}
+
+/* Credentials. */
+
+static struct egressd_config *
+orchestrator_config(const char *token_file)
+{
+	static struct egressd_config cfg;
+	char text[512], err[CONFIG_ERR_MAX];
+
+	snprintf(text, sizeof(text), "orchestrator: { url = "
+	    "\"http://127.0.0.1:1\"; token_id = \"tid\"; token_file = "
+	    "\"%s\"; };", token_file);
+	assert_int_equal(config_load_string(&cfg, text, "test.conf", "/tmp",
+	    err, sizeof(err)), 0);
+	return &cfg;
+}
+
+static void
+write_token(const char *path, const char *text, mode_t mode)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+static void
+test_token_file_must_be_private(void **state)
+{
+	char path[] = "/tmp/egressd-token-XXXXXX", err[512];
+	struct backend_creds creds;
+	struct egressd_config *cfg;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	write_token(path, "s3cret\n", 0644);
+	cfg = orchestrator_config(path);
+	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "0644"));
+	assert_null(strstr(err, "s3cret"));
+	write_token(path, "s3cret\n", 0600);
+	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	    sizeof(err)), 0);
+	assert_string_equal(creds.token, "s3cret");
+	assert_string_equal(creds.token_id, "tid");
+	backend_creds_free(&creds);
+	config_free(cfg);
+	unlink(path);
+}
+
+static void
+test_token_from_environment_and_previous(void **state)
+{
+	struct backend_creds creds, again;
+	struct egressd_config *cfg;
+	char err[512];
+
+	(void)state;
+	cfg = orchestrator_config("");
+	unsetenv("EGRESSD_TOKEN");
+	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "EGRESSD_TOKEN"));
+	setenv("EGRESSD_TOKEN", "from-env", 1);
+	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	    sizeof(err)), 0);
+	assert_string_equal(creds.token, "from-env");
+	/* A reload after the environment was scrubbed keeps the secret. */
+	unsetenv("EGRESSD_TOKEN");
+	assert_int_equal(backend_load_credentials(cfg, &creds, &again, err,
+	    sizeof(err)), 0);
+	assert_string_equal(again.token, "from-env");
+	backend_creds_free(&again);
+	backend_creds_free(&creds);
+	config_free(cfg);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_backoff_doubles_to_the_cap),
+		cmocka_unit_test(test_backoff_jitter_is_twenty_percent),
+		cmocka_unit_test(test_valid_ids),
+		cmocka_unit_test(test_json_depth_limit),
+		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
+		cmocka_unit_test(test_json_size_and_syntax),
+		cmocka_unit_test(test_token_file_must_be_private),
+		cmocka_unit_test(test_token_from_environment_and_previous),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
