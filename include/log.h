@@ -21,6 +21,8 @@ void log_close(void);
 void log_set_role(const char *role);	/* "master", "worker 3", ... */
 int log_fd(void);		/* the file descriptor to keep across fork, or -1 */
 int log_is_stderr(void);
+/* Give a log file to the user privileges are dropped to (reopen needs it). */
+int log_chown(unsigned uid, unsigned gid);
 
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -130,6 +130,14 @@ log_fd(void)
 }
 
 int
+log_chown(unsigned uid, unsigned gid)
+{
+	if (logger.target != TARGET_FILE)
+		return 0;
+	return fchown(logger.fd, (uid_t)uid, (gid_t)gid);
+}
+
+int
 log_is_stderr(void)
 {
 	return logger.target == TARGET_STDERR;

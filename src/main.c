@@ -197,6 +197,8 @@ drop_privileges(struct master *m, const struct egressd_config *cfg)
 		    "root", cfg->server.user);
 	if (master_chown_control(m, uid, gid) == -1)
 		fatal("chown %s", cfg->server.control_socket);
+	if (log_chown(uid, gid) == -1)
+		fatal("chown %s", cfg->log.file);
 	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(uid, uid, uid) == -1)
 		fatal("dropping privileges to %s", cfg->server.user);

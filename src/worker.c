@@ -32,7 +32,12 @@
 #include "worker.h"
 
 #define WORKER_UUID_LEN 37
-#define WORKER_FAST_GRACE 2.0	/* seconds a fast stop may take */
+/*
+ * In-flight work gets this share of the master's grace period; the rest is
+ * kept for the shutdown notice, so the master's SIGKILL does not cut it.
+ */
+#define WORKER_WORK_SHARE 0.9
+#define WORKER_FAST_GRACE 1.0	/* seconds of work in a fast stop (of 2) */
 #define WORKER_NOTICE_GRACE 16.0	/* the shutdown POST's 15 s, and a bit */
 
 enum worker_state { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
@@ -324,7 +329,8 @@ worker_shutdown(struct worker *w, int fast, const char *why)
 
 	if (w->shutting_down && (w->fast || !fast))
 		return;		/* already on the way out, as fast or faster */
-	limit = fast ? WORKER_FAST_GRACE : w->cfg->server.graceful_timeout;
+	limit = fast ? WORKER_FAST_GRACE :
+	    w->cfg->server.graceful_timeout * WORKER_WORK_SHARE;
 	if (!w->shutting_down || now + limit < w->deadline)
 		w->deadline = now + limit;
 	log_info("shutting down (%s, %s)", fast ? "fast" : "graceful", why);

@@ -49,7 +49,8 @@ class _HoldWriteLock(threading.Thread):
 
     def __init__(self, db, seconds):
         super().__init__(daemon=True)
-        self.con = sqlite3.connect(db, timeout=5, isolation_level=None)
+        self.con = sqlite3.connect(db, timeout=5, isolation_level=None,
+                                   check_same_thread=False)
         self.con.execute("BEGIN IMMEDIATE")
         self.seconds = seconds
         self.released = threading.Event()
