@@ -13,8 +13,9 @@ usage: /usr/bin/python3 bench/lifecycle.py [--runs R] [--workers 1,4,8]
   --timeout T       give up on any one wait after T seconds (default 20)
   --keep            keep the temporary directories (default: removed)
 
-Binaries: $EGRESSD_BIN and $EGRESSCTL_BIN, by default build/egressd and
-build/egressctl of the repository this script lives in (<repo>/bench/..).
+Binaries: $EGRESSD_BIN, by default build/egressd of the repository this
+script lives in (<repo>/bench/..), and $EGRESSCTL_BIN, by default the
+egressctl beside that egressd.
 
 What is measured, for each worker count N and each run (every run has its
 own temporary directory, config and database; no orchestrator is configured,
@@ -30,13 +31,16 @@ so a worker is READY as soon as it has booted):
   stop    SIGTERM -> the master has exited (waitpid)
 
 Median and max over the runs are printed in milliseconds.  Then, with 4
-workers, once: RSS and PSS (from /proc/PID/smaps_rollup) of the master and of
+workers, once: RSS and PSS (also split into anonymous and file-backed, and
+the private dirty pages; from /proc/PID/smaps_rollup) of the master and of
 one idle worker, and voluntary context switches
 (/proc/PID/status voluntary_ctxt_switches) of the idle master and an idle
 worker over --idle-seconds, with nothing talking to the daemon (then one
 `egressctl -c CONF health`, to show its verdict and exit status).  Without an
 orchestrator, an idle worker should wake once per heartbeat interval, and the
-master once per heartbeat frame it receives (N per interval).
+master once per heartbeat frame it receives: N per interval, or as few as
+one when the workers' frames arrive together (they boot within a few ms of
+each other, so their heartbeats stay in step).
 
 Every process started is stopped, even on error or ^C: SIGTERM to the master,
 SIGKILL after a timeout, then SIGKILL to any worker that outlived it.
@@ -331,16 +335,14 @@ def ctl_health(args, d):
 
 
 def smaps_rollup(pid):
-    """Rss, Pss and private (USS) in KiB from /proc/PID/smaps_rollup."""
+    """The KiB fields of /proc/PID/smaps_rollup, by name."""
     vals = {}
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
             parts = line.split()
             if len(parts) >= 3 and parts[-1] == "kB":
                 vals[parts[0].rstrip(":")] = int(parts[1])
-    return {"rss": vals.get("Rss", 0), "pss": vals.get("Pss", 0),
-            "uss": vals.get("Private_Clean", 0) +
-            vals.get("Private_Dirty", 0)}
+    return vals
 
 
 def voluntary_switches(pid):
@@ -391,11 +393,15 @@ def resources(args):
         print(f"Memory with {n} workers, KiB (smaps_rollup, after "
               f"{SETTLE:.0f} s idle)")
         print(f"{'process':<8} {'pid':>8} {'RSS':>8} {'PSS':>8} "
-              f"{'private':>8}")
+              f"{'PSS_anon':>8} {'PSS_file':>8} {'priv_dirty':>10}")
         for name, pid in (("master", master), ("worker", worker)):
             m = smaps_rollup(pid)
-            print(f"{name:<8} {pid:>8} {m['rss']:>8} {m['pss']:>8} "
-                  f"{m['uss']:>8}")
+            print(f"{name:<8} {pid:>8} {m.get('Rss', 0):>8} "
+                  f"{m.get('Pss', 0):>8} {m.get('Pss_Anon', 0):>8} "
+                  f"{m.get('Pss_File', 0):>8} "
+                  f"{m.get('Private_Dirty', 0):>10}")
+        print("(PSS_file depends on what else on the machine maps the same "
+              "libraries)")
         before = {p: voluntary_switches(p) for p in (master, worker)}
         t0 = time.monotonic()
         time.sleep(args.idle_seconds)
@@ -406,11 +412,12 @@ def resources(args):
         print(f"Idle wake-ups over {span:.1f} s, {n} workers, "
               f"heartbeat_interval {args.heartbeat:g} s "
               f"(voluntary context switches)")
-        print(f"{'process':<8} {'measured':>8} {'expected':>8}  basis")
+        print(f"{'process':<8} {'measured':>8} {'expected':>11}  basis")
         print(f"{'master':<8} {after[master] - before[master]:>8} "
-              f"{n * beats:>8.1f}  one per heartbeat frame from {n} workers")
+              f"{beats:>5.1f}-{n * beats:<5.1f}  one per heartbeat frame "
+              f"from {n} workers, fewer when frames arrive together")
         print(f"{'worker':<8} {after[worker] - before[worker]:>8} "
-              f"{beats:>8.1f}  one per heartbeat interval")
+              f"{beats:>5.1f}{'':6}  one per heartbeat interval")
         print()
         ctl_health(args, d)
     except BenchError as e:
@@ -454,7 +461,8 @@ def parse_args():
             any(n < 1 or n > 256 for n in args.workers):
         p.error("--runs >= 1, worker counts 1..256")
     args.egressd = binary("EGRESSD_BIN", "egressd")
-    args.egressctl = binary("EGRESSCTL_BIN", "egressctl")
+    args.egressctl = os.environ.get("EGRESSCTL_BIN") or os.path.join(
+        os.path.dirname(args.egressd), "egressctl")
     return args
 
 
@@ -480,8 +488,13 @@ def main():
         print(f"egressctl: {args.egressctl} ({version(args.egressctl)})")
     print(f"machine: {machine()}")
     print()
-    timings(args)
-    resources(args)
+    try:
+        timings(args)
+        resources(args)
+    except KeyboardInterrupt:
+        print("lifecycle.py: interrupted; every process it started is "
+              "stopped", file=sys.stderr)
+        return 130
     return 0
 
 

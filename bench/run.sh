@@ -3,15 +3,16 @@
 #
 # usage: bench/run.sh [ARGS...]     ARGS go to each benchmark (e.g. --runs 10)
 #
-# Binaries: $EGRESSD_BIN and $EGRESSCTL_BIN, by default build/egressd and
-# build/egressctl of this repository.  Benchmarks print figures and never
-# assert; the exit status is non-zero only when a benchmark could not run.
+# Binaries: $EGRESSD_BIN, by default build/egressd of this repository, and
+# $EGRESSCTL_BIN, by default the egressctl beside it.  Benchmarks print
+# figures and never assert; the exit status is non-zero only when a
+# benchmark could not run.
 set -u
 
 benchdir=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$benchdir")
 EGRESSD_BIN=${EGRESSD_BIN:-$repo/build/egressd}
-EGRESSCTL_BIN=${EGRESSCTL_BIN:-$repo/build/egressctl}
+EGRESSCTL_BIN=${EGRESSCTL_BIN:-$(dirname "$EGRESSD_BIN")/egressctl}
 export EGRESSD_BIN EGRESSCTL_BIN
 
 if [ ! -x "$EGRESSD_BIN" ]; then

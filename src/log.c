@@ -244,15 +244,36 @@ LOG_FN(log_warnx, LOGL_WARNING, 0)
 LOG_FN(log_err, LOGL_ERROR, 1)
 LOG_FN(log_errx, LOGL_ERROR, 0)
 
+/*
+ * Start-up failures go to the log and to stderr: whoever started egressd
+ * must see why it did not start, wherever log.file points.
+ */
+static void __attribute__((noreturn))
+log_fatal(int with_errno, const char *fmt, va_list ap)
+{
+	char msg[LOG_LINE_MAX];
+	int saved = errno;
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (with_errno) {
+		n = strlen(msg);
+		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
+	}
+	log_emit(LOGL_ERROR, msg);
+	if (logger.target != TARGET_STDERR)
+		fprintf(stderr, "egressd: %s\n", msg);
+	exit(1);
+}
+
 void
 fatal(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vformat(LOGL_ERROR, 1, fmt, ap);
+	log_fatal(1, fmt, ap);
 	va_end(ap);
-	exit(1);
 }
 
 void
@@ -261,7 +282,6 @@ fatalx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vformat(LOGL_ERROR, 0, fmt, ap);
+	log_fatal(0, fmt, ap);
 	va_end(ap);
-	exit(1);
 }

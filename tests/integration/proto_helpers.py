@@ -352,8 +352,8 @@ class Agent:
     # control socket
     def ctl(self, req, timeout=SHORT):
         rep = ctl(self.sock, req, timeout)
-        if isinstance(rep, dict):
-            for w in rep.get("workers") or []:
+        if isinstance(rep, dict) and isinstance(rep.get("workers"), list):
+            for w in rep["workers"]:
                 if isinstance(w, dict) and isinstance(w.get("pid"), int):
                     self.known_pids.add(w["pid"])
         return rep

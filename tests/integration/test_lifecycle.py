@@ -47,6 +47,12 @@ def test_start_four_workers_then_graceful_stop(egressd):
         assert w["state"] == "ready", w
         assert w["health"] == "ok", w
         assert w["restarts"] == 0, w
+        for k in ("uptime", "heartbeat_age"):
+            assert isinstance(w[k], (int, float)) and w[k] >= 0, (k, w)
+        assert w["heartbeat_age"] < 2 * 0.5 + 0.5, w
+        for k in ("inflight", "done", "failed", "rss"):
+            assert isinstance(w[k], int) and w[k] >= 0, (k, w)
+        assert w["rss"] > 0, w
         assert pid_alive(w["pid"]), w
         assert ppid_of(w["pid"]) == d.pid, w
 

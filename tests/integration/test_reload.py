@@ -78,14 +78,16 @@ def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
     hold = None
     if slow_boot:
         hold = _HoldWriteLock(d.db, 1.5)
-        hold.snapshot = d.health
+        hold.snapshot = lambda: (d.health(), d.status())
         hold.start()
     min_ready, violation, h, samples = \
         _rolling_restart_min_ready(d, old_pids, 4, 2)
     if hold is not None:
         assert hold.released.wait(DEADLINE)
         snap = hold.at_release
-        assert isinstance(snap, dict), snap
+        assert isinstance(snap, tuple), snap
+        snap, st = snap
+        assert st["state"] == "reloading", st
         # while the new generation could not boot, the old one kept serving
         assert {w["pid"] for w in snap["workers"]
                 if w["state"] == "ready"} == old_pids, snap

@@ -44,7 +44,7 @@ def test_killed_worker_is_replaced(egressd):
     assert "spawned worker" in d.log()[log_mark:]
 
 
-def test_crash_loop_backoff(egressd):
+def test_crash_loop_backoff(egressd, egressctl_bin):
     d = egressd(wait=2, server={"workers": 2, "min_uptime": 5.0})
     pids = [w["pid"] for w in d.workers()]
 
@@ -67,12 +67,18 @@ def test_crash_loop_backoff(egressd):
     d.check_alive()
     new = d.log()[log_mark:]
     spawned = sum(1 for l in new.splitlines() if "spawned worker" in l)
+    print(f"{spawned} forks in the 10 s window")
     assert spawned >= 2, f"the master did not respawn the workers:\n{new}"
     assert spawned < 12, \
         f"{spawned} forks in 10 s: no crash-loop back-off\n{new[-5000:]}"
     assert "crash loop" in new, new[-5000:]
     s = d.status()
     assert s["pid"] == d.pid and s["target"] == 2, s
+    # no worker can boot: no capacity at all
+    h = d.health()
+    assert h["ready"] == 0 and h["status"] == "down", h
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health")
+    assert r.returncode == 2, r
 
 
 def test_stopped_worker_times_out(egressd, egressctl_bin):
