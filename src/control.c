@@ -25,7 +25,7 @@
 #include "evloop.h"
 #include "log.h"
 
-#define CTL_BACKLOG 16
+#define CTL_BACKLOG CTL_MAX_CLIENTS
 #define CTL_MAX_OUTPUT (1024 * 1024)
 #define CTL_READ_CHUNK 4096
 

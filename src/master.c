@@ -272,10 +272,10 @@ master_note_crash(struct master *m, struct wproc *w, double now)
  * forked worker and corrupt its own connection's locking.
  */
 static int
-master_db_open(struct master *m, char *err, size_t errlen)
+master_db_open(struct master *m, double busy, char *err, size_t errlen)
 {
 	return store_open(&m->store, m->cfg->server.state_dir,
-	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err, errlen);
+	    m->cfg->store.synchronous, busy, err, errlen);
 }
 
 static void
@@ -284,7 +284,10 @@ master_record_exit(struct master *m, const char *instance_id,
 {
 	char err[CONFIG_ERR_MAX];
 
-	if (master_db_open(m, err, sizeof(err)) == -1) {
+	/* The loop must not stall on a lock: exit records are best effort. */
+	if (master_db_open(m, m->cfg->store.busy_timeout < MASTER_DB_BUSY_TIMEOUT ?
+	    m->cfg->store.busy_timeout : MASTER_DB_BUSY_TIMEOUT, err,
+	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return;
 	}
@@ -963,7 +966,7 @@ master_open_store(struct master *m, char *err, size_t errlen)
 {
 	int pruned;
 
-	if (master_db_open(m, err, errlen) == -1)
+	if (master_db_open(m, m->cfg->store.busy_timeout, err, errlen) == -1)
 		return -1;
 	if (store_migrate(&m->store, err, errlen) == -1) {
 		store_close(&m->store);

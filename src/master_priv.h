@@ -33,6 +33,7 @@ struct http_request;
 #define MASTER_MAX_WORKERS 256
 #define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
 #define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
+#define MASTER_DB_BUSY_TIMEOUT 0.25	/* seconds the loop may wait on SQLite */
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };

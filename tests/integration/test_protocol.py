@@ -314,6 +314,8 @@ def test_backpressure_heartbeats_instead_of_polls(orch, agent):
     ids = orch.enqueue([{}, {}])["operation_ids"]
     kick(orch)
     wait_until(lambda: requests(orch, endpoint=EP_RESULT), msg="a result PUT")
+    time.sleep(0.2)                     # the fake has read the delay by now
+    orch.set_faults(delay={"result": 0})
     res = wait_results(orch, ids[:1], timeout=DEADLINE)
     put = requests(orch, endpoint=EP_RESULT)[0]
     done = res[ids[0]][0]["time"]
@@ -332,8 +334,7 @@ def test_backpressure_heartbeats_instead_of_polls(orch, agent):
     res = wait_results(orch, ids)
     assert all(len(res[i]) == 1 for i in ids)
     # no longer under backpressure: heartbeats stop
-    orch.set_faults(delay={"result": 0})
-    time.sleep(1.0)
+    time.sleep(0.5)
     n = len(requests(orch, endpoint=EP_HEARTBEAT))
     time.sleep(1.0)
     assert len(requests(orch, endpoint=EP_HEARTBEAT)) == n, \
@@ -371,7 +372,7 @@ def test_result_put_gives_up_after_three_tries(orch, agent):
     kick(orch)
     wait_until(lambda: len(requests(orch, endpoint=EP_RESULT)) >= 3,
                msg="3 result PUTs")
-    time.sleep(3.5)
+    time.sleep(2.5)
     assert len(requests(orch, endpoint=EP_RESULT)) == 3, "more than 3 tries"
     assert orch.get_results(operation_id=op_id) == []
     a.wait_log(f"result for {op_id} not delivered")
@@ -395,12 +396,12 @@ def test_push_metrics(orch, agent):
                msg="a POST /api/v1/agent/metrics after heartbeat events "
                    "with push_metrics: true")
     orch.set_faults(push_metrics=False)
+    time.sleep(0.3)
     m = requests(orch, endpoint="metrics")[0]
     assert m["method"] == "POST" and m["auth_ok"]
     assert m["instance_id"] == master_id, \
         "metrics are pushed by the master under its own instance ID"
     assert isinstance(m["body"], dict), m["body"]
-    time.sleep(1.5)
     n = len(requests(orch, endpoint="metrics"))
     time.sleep(1.5)
     assert len(requests(orch, endpoint="metrics")) == n, \
@@ -574,8 +575,8 @@ def test_hup_under_load_loses_nothing(orch, agent):
 
 def test_unauthorized_means_not_ready(orch, agent):
     orch.set_faults(auth_fail=True)
-    a = agent()
-    time.sleep(2.5)
+    a = agent(orchestrator={"poll_interval": 0.5})
+    time.sleep(1.5)
     h = a.health()
     assert h["ready"] == 0 and h["status"] == "down", h
     orch.set_faults(auth_fail=False)

@@ -45,14 +45,16 @@ class _HoldWriteLock(threading.Thread):
     """Hold the database's write lock for a while: new workers, which
     register themselves in the database at boot, cannot become READY until
     it is released.  This stretches the rolling restart so that sampling
-    can see it."""
+    can see it.  (It relies on the post-fork hook opening the database and
+    registering the worker before HELLO/READY, DESIGN section 1.)"""
 
-    def __init__(self, db, seconds):
+    def __init__(self, db, seconds, snapshot):
         super().__init__(daemon=True)
         self.con = sqlite3.connect(db, timeout=5, isolation_level=None,
                                    check_same_thread=False)
         self.con.execute("BEGIN IMMEDIATE")
         self.seconds = seconds
+        self.snapshot = snapshot
         self.released = threading.Event()
         self.at_release = None      # callback result just before release
 
@@ -77,8 +79,7 @@ def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
 
     hold = None
     if slow_boot:
-        hold = _HoldWriteLock(d.db, 1.5)
-        hold.snapshot = lambda: (d.health(), d.status())
+        hold = _HoldWriteLock(d.db, 1.5, lambda: (d.health(), d.status()))
         hold.start()
     min_ready, violation, h, samples = \
         _rolling_restart_min_ready(d, old_pids, 4, 2)
@@ -90,7 +91,9 @@ def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
         assert st["state"] == "reloading", st
         # while the new generation could not boot, the old one kept serving
         assert {w["pid"] for w in snap["workers"]
-                if w["state"] == "ready"} == old_pids, snap
+                if w["state"] == "ready"} == old_pids, \
+            f"with the new generation held back at boot, the ready " \
+            f"workers should be exactly the old ones: {snap!r}"
         assert all(w["generation"] == 1 for w in snap["workers"]
                    if w["state"] == "ready"), snap
     assert min_ready >= 4, \
