@@ -53,7 +53,9 @@ backend_read_token_file(const char *path, char *err, size_t errlen)
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1 ||
+	/* Symlinks are followed (Kubernetes Secrets are symlinks); the
+	 * permission check applies to the file they lead to. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &sb) == -1) {
 		snprintf(err, errlen, "orchestrator.token_file %s: %s", path,
 		    strerror(errno));

@@ -12,7 +12,7 @@
  */
 
 #if !defined(_GNU_SOURCE) && !defined(_XOPEN_SOURCE)
-#define _XOPEN_SOURCE 700	/* realpath, strdup, strndup */
+#define _XOPEN_SOURCE 700	/* strdup, strndup */
 #endif
 
 #include <sys/socket.h>
@@ -468,14 +468,16 @@ config_join(const char *dir, const char *file)
 	return p;
 }
 
-/* An absolute form of dir, preferring realpath so symlinks are settled. */
+/*
+ * An absolute form of dir, with symlinks left alone: a Kubernetes ConfigMap
+ * swaps a symlink on update, and a resolved path would keep pointing at the
+ * old, deleted version.
+ */
 static char *
 config_absdir(const char *dir)
 {
-	char	*real, *cwd, *p;
+	char	*cwd, *p;
 
-	if ((real = realpath(dir, NULL)) != NULL)
-		return real;
 	if (dir[0] == '/' || (cwd = getcwd(NULL, 0)) == NULL)
 		return strdup(dir);
 	p = config_join(cwd, dir);

@@ -113,16 +113,19 @@ parse_flags(int argc, char **argv, struct options *opt)
 
 /*
  * The path is made absolute once, here: daemonize changes directory, and a
- * HUP must find the same file again.
+ * HUP must find the same file again.  Symlinks are kept, not resolved, so a
+ * reload follows a symlink swapped since (a Kubernetes ConfigMap update).
  */
 static struct egressd_config *
 load_config(struct options *opt)
 {
 	static char abspath[PATH_MAX];
 	struct egressd_config *cfg;
-	char err[CONFIG_ERR_MAX];
+	char err[CONFIG_ERR_MAX], cwd[PATH_MAX];
 
-	if (realpath(opt->config_path, abspath) != NULL)
+	if (opt->config_path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (size_t)snprintf(abspath, sizeof(abspath), "%s/%s", cwd,
+	    opt->config_path) < sizeof(abspath))
 		opt->config_path = abspath;
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
 		fprintf(stderr, "egressd: out of memory\n");

@@ -372,7 +372,7 @@ def test_result_put_gives_up_after_three_tries(orch, agent):
     kick(orch)
     wait_until(lambda: len(requests(orch, endpoint=EP_RESULT)) >= 3,
                msg="3 result PUTs")
-    time.sleep(2.5)
+    time.sleep(1.5)
     assert len(requests(orch, endpoint=EP_RESULT)) == 3, "more than 3 tries"
     assert orch.get_results(operation_id=op_id) == []
     a.wait_log(f"result for {op_id} not delivered")
