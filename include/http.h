@@ -52,6 +52,7 @@ struct http_request {
 	CURL *easy;
 	struct http *http;
 	struct http_request *prev, *next;	/* running transfers */
+	int pending;		/* started from a callback: not added yet */
 };
 
 struct http *http_new(struct evloop *loop);

@@ -15,15 +15,48 @@ struct http {
 	double deadline;	/* libcurl's timer; 0 = none */
 	int running;
 	struct http_request *active;	/* list of running transfers */
+	int acting;		/* inside curl_multi_socket_action() */
 };
 
 static void http_check_done(struct http *h);
+static void http_detach(struct http_request *req);
+
+/*
+ * libcurl refuses multi calls made from its own callbacks, and an SSE event
+ * handler may start a request (a metrics push): such requests wait in the
+ * active list, flagged pending, until the action returns.
+ */
+static void
+http_socket_action(struct http *h, curl_socket_t fd, int flags)
+{
+	struct http_request *req;
+	int running;
+
+	h->acting++;
+	curl_multi_socket_action(h->multi, fd, flags, &running);
+	h->acting--;
+again:
+	for (req = h->active; req != NULL; req = req->next) {
+		if (!req->pending)
+			continue;
+		req->pending = 0;
+		if (curl_multi_add_handle(h->multi, req->easy) == CURLM_OK)
+			continue;
+		req->pending = 1;	/* not in the multi: nothing to remove */
+		req->result = CURLE_FAILED_INIT;
+		http_detach(req);
+		if (req->on_done != NULL)
+			req->on_done(req);
+		goto again;		/* the callback may have changed the list */
+	}
+	http_check_done(h);
+}
 
 static void
 http_on_socket_ready(int fd, short revents, void *arg)
 {
 	struct http *h = arg;
-	int flags = 0, running;
+	int flags = 0;
 
 	if (revents & (POLLIN | POLLHUP))
 		flags |= CURL_CSELECT_IN;
@@ -31,8 +64,7 @@ http_on_socket_ready(int fd, short revents, void *arg)
 		flags |= CURL_CSELECT_OUT;
 	if (revents & POLLERR)
 		flags |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(h->multi, fd, flags, &running);
-	http_check_done(h);
+	http_socket_action(h, fd, flags);
 }
 
 static int
@@ -211,7 +243,9 @@ http_start(struct http *h, struct http_request *req)
 	req->result = CURLE_OK;
 	req->too_big = 0;
 	req->error[0] = '\0';
-	if (curl_multi_add_handle(h->multi, req->easy) != CURLM_OK) {
+	req->pending = h->acting > 0;
+	if (!req->pending &&
+	    curl_multi_add_handle(h->multi, req->easy) != CURLM_OK) {
 		curl_easy_cleanup(req->easy);
 		req->easy = NULL;
 		return -1;
@@ -230,9 +264,11 @@ http_detach(struct http_request *req)
 {
 	struct http *h = req->http;
 
-	curl_multi_remove_handle(h->multi, req->easy);
+	if (!req->pending)
+		curl_multi_remove_handle(h->multi, req->easy);
 	curl_easy_cleanup(req->easy);
 	req->easy = NULL;
+	req->pending = 0;
 	h->running--;
 	if (req->prev != NULL)
 		req->prev->next = req->next;
@@ -280,13 +316,10 @@ http_next_deadline(const struct http *h)
 void
 http_run_timers(struct http *h)
 {
-	int running;
-
 	if (h->deadline == 0 || clock_mono() < h->deadline)
 		return;
 	h->deadline = 0;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	http_check_done(h);
+	http_socket_action(h, CURL_SOCKET_TIMEOUT, 0);
 }
 
 int
