@@ -44,6 +44,8 @@ STOP_WAIT = 15.0 * SCALE         # teardown: TERM, then SIGKILL after this
 POLL = 0.05
 
 TOKEN_ID = "tid"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:")
 
 EP_OPERATION = "operation"
 EP_RESULT = "result"
@@ -537,8 +539,16 @@ def agent(request, workdir):
         return a
 
     yield make
+    sanitizer = []
     for a in started:
         try:
             a.stop()
         finally:
             a.dump()
+        hits = [ln for ln in a.stderr().splitlines()
+                if any(m in ln for m in SANITIZER_MARKERS)]
+        if hits:
+            sanitizer.append(f"{a.dir}: {hits[:5]}")
+    if sanitizer:
+        pytest.fail("sanitizer reports on stderr: " + "; ".join(sanitizer),
+                    pytrace=False)

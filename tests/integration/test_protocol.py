@@ -65,7 +65,8 @@ def test_headers_and_instance_ids(orch, agent):
 
     reqs = orch.get_requests()
     _check_headers(reqs)
-    assert all(r["user_agent"] == reqs[0]["user_agent"] for r in reqs)
+    version = a.status()["version"]
+    assert {r["user_agent"] for r in reqs} == {f"egressd/{version}"}
 
     # the stream is the master's, with its own instance ID
     streams = requests(orch, endpoint=EP_STREAM)
@@ -115,6 +116,15 @@ def test_headers_and_instance_ids(orch, agent):
     for op_id in ids2:
         (r,) = orch.get_results(operation_id=op_id)
         assert r["instance_id"] in new_workers
+
+    # the shutdown notices carry the same headers, each worker its own ID
+    mark = _seq(orch)
+    a.signal(signal.SIGTERM)
+    assert a.wait_exit(DEADLINE) == 0
+    shut = [r for r in orch.get_requests(since=mark)
+            if r["endpoint"] == EP_SHUTDOWN]
+    _check_headers(shut)
+    assert sorted(r["instance_id"] for r in shut) == sorted(new_workers)
 
 
 # --------------------------------------------------------------------------
