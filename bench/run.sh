@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run every benchmark in bench/ (for now: lifecycle.py) and print its figures.
+# Run every benchmark in bench/ (lifecycle.py, protocol.py) and print its figures.
 #
 # usage: bench/run.sh [ARGS...]     ARGS go to each benchmark (e.g. --runs 10)
 #
@@ -22,7 +22,7 @@ if [ ! -x "$EGRESSD_BIN" ]; then
 fi
 
 # Add new benchmarks here, in the order they should run.
-BENCHMARKS="lifecycle.py"
+BENCHMARKS="lifecycle.py protocol.py"
 
 status=0
 for bench in $BENCHMARKS; do

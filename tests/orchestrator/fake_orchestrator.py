@@ -774,6 +774,9 @@ class _Handler(BaseHTTPRequestHandler):
     """One client connection; HTTP/1.1 keep-alive."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; without TCP_NODELAY the
+    # second one waits for the client's delayed ACK (tens of ms per reply).
+    disable_nagle_algorithm = True
     server_version = "fake-orchestrator/1.0"
 
     @property

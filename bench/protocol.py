@@ -1,0 +1,280 @@
+#!/usr/bin/python3
+"""Protocol benchmark for egressd against the bundled fake orchestrator.
+It prints figures; it never asserts and never fails a build.
+
+usage: /usr/bin/python3 bench/protocol.py [--ops N] [--goodbye-runs R]
+           [--goodbye-workers W] [--timeout T]
+
+  --ops N             health operations per throughput run (default 2000)
+  --goodbye-runs R    goodbye measurements (default 20)
+  --goodbye-workers W workers for the goodbye measurement (default 8)
+  --timeout T         give up on any one wait after T seconds (default 60)
+
+Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
+
+1. Throughput, 2 workers, worker.max_inflight 8.  N /api/v1/test/health
+   operations are queued in the fake at once and one work_available event
+   is sent; the clock runs until the fake has recorded N results.  Printed:
+   operations per second, egressd's CPU time (master + workers, user + system
+   from /proc/PID/stat) per operation in microseconds, and the fake's own CPU
+   per operation, so the bottleneck is visible.  Twice: each operation
+   fetched by its own GET, then with results piggybacking the next operation.
+
+2. goodbye -> every worker exited, with W workers and server.on_goodbye =
+   "restart": the time from the fake sending the goodbye event (stamped by
+   the fake) until none of the old workers' pids exists, polled every 0.5 ms.
+   It includes each worker's POST /api/v1/agent/shutdown round trip.  p50,
+   p99 and max over R runs; between runs the fresh workers are waited for.
+
+The fake runs as its own process (its CPU is counted apart); every process
+started is stopped at the end, even on error or ^C.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+FAKE = os.path.join(REPO, "tests", "orchestrator", "fake_orchestrator.py")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU of pid, in seconds (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except OSError:
+        return 0.0
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Fake:
+    def __init__(self, workdir):
+        ready = os.path.join(workdir, "fake.port")
+        self.proc = subprocess.Popen(
+            [sys.executable, FAKE, "--port", "0", "--token-id", "bench",
+             "--token", "bench-secret", "--quiet", "--heartbeat-interval",
+             "5", "--ready-file", ready], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(ready):
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake orchestrator did not start")
+            time.sleep(0.02)
+        with open(ready) as f:
+            self.port = int(f.read().strip())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def admin(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method=method)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Egressd:
+    def __init__(self, binary, workdir, url, workers, on_goodbye="restart"):
+        self.dir = workdir
+        token = os.path.join(workdir, "token")
+        with open(token, "w") as f:
+            f.write("bench-secret\n")
+        os.chmod(token, 0o600)
+        conf = os.path.join(workdir, "egressd.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+server: {{ workers = {workers}; pidfile = "egressd.pid"; state_dir = ".";
+          control_socket = "egressd.sock"; graceful_timeout = 10.0;
+          on_goodbye = "{on_goodbye}"; }};
+log: {{ file = "egressd.log"; level = "warning"; }};
+orchestrator: {{ url = "{url}"; token_id = "bench"; token_file = "token";
+                poll_interval = 60.0; }};
+worker: {{ max_inflight = 8; }};
+""")
+        self.proc = subprocess.Popen([binary, "-c", conf])
+        self.sock = os.path.join(workdir, "egressd.sock")
+
+    def health(self):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        try:
+            s.connect(self.sock)
+            s.sendall(b'{"cmd":"health"}\n')
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            return json.loads(buf)
+        finally:
+            s.close()
+
+    def wait_ready(self, n, generation=None, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                h = self.health()
+                ws = [w for w in h["workers"] if not w["retiring"]]
+                if (h["ready"] == n and len(h["workers"]) == n and
+                        (generation is None or
+                         all(w["generation"] == generation for w in ws))):
+                    return h
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"{n} workers not ready within {timeout}s")
+
+    def cpu(self):
+        pid = self.proc.pid
+        return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            kids = children(self.proc.pid)
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for k in kids:
+                if alive(k):
+                    os.kill(k, signal.SIGKILL)
+
+
+def throughput(binary, n_ops, piggyback, timeout):
+    workdir = tempfile.mkdtemp(prefix="egressd-bench-")
+    fake = egressd = None
+    try:
+        fake = Fake(workdir)
+        egressd = Egressd(binary, workdir, fake.url, 2)
+        egressd.wait_ready(2, timeout=timeout)
+        fake.admin("POST", "/admin/faults", {"piggyback": piggyback})
+        ops = [{"path": "/api/v1/test/health"} for _ in range(n_ops)]
+        fake.admin("POST", "/admin/enqueue", {"operations": ops})
+        cpu0, fcpu0 = egressd.cpu(), cpu_seconds(fake.proc.pid)
+        t0 = time.monotonic()
+        fake.admin("POST", "/admin/event", {"type": "work_available"})
+        deadline = t0 + timeout
+        while fake.admin("GET", "/admin/state")["results"] < n_ops:
+            if time.monotonic() > deadline:
+                raise RuntimeError("results did not all arrive")
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+        cpu = egressd.cpu() - cpu0
+        fcpu = cpu_seconds(fake.proc.pid) - fcpu0
+        return wall, cpu, fcpu
+    finally:
+        if egressd:
+            egressd.stop()
+        if fake:
+            fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def goodbye_latencies(binary, runs, workers, timeout):
+    workdir = tempfile.mkdtemp(prefix="egressd-bench-")
+    fake = egressd = None
+    out = []
+    try:
+        fake = Fake(workdir)
+        egressd = Egressd(binary, workdir, fake.url, workers)
+        h = egressd.wait_ready(workers, timeout=timeout)
+        for run in range(runs):
+            old = [w["pid"] for w in h["workers"]]
+            gen = h["generation"]
+            t0 = time.monotonic()
+            fake.admin("POST", "/admin/goodbye", {"reason": "bench"})
+            deadline = t0 + timeout
+            while any(alive(p) for p in old):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("old workers did not exit")
+                time.sleep(0.0005)
+            out.append(time.monotonic() - t0)
+            h = egressd.wait_ready(workers, generation=gen + 1,
+                                   timeout=timeout)
+            # Let the new stream connect before the next goodbye.
+            time.sleep(0.2)
+        return out
+    finally:
+        if egressd:
+            egressd.stop()
+        if fake:
+            fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ops", type=int, default=2000)
+    ap.add_argument("--goodbye-runs", type=int, default=20)
+    ap.add_argument("--goodbye-workers", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    binary = os.environ.get("EGRESSD_BIN",
+                            os.path.join(REPO, "build", "egressd"))
+    print(f"egressd: {binary}; {os.cpu_count()} CPUs")
+    print(f"\nThroughput, 2 workers, {args.ops} health operations")
+    print(f"{'mode':<12}{'ops/s':>10}{'egressd us/op':>16}"
+          f"{'fake us/op':>14}")
+    for piggyback in (False, True):
+        wall, cpu, fcpu = throughput(binary, args.ops, piggyback,
+                                     args.timeout)
+        print(f"{'piggyback' if piggyback else 'GET each':<12}"
+              f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
+              f"{fcpu / args.ops * 1e6:>14.0f}")
+    lat = goodbye_latencies(binary, args.goodbye_runs, args.goodbye_workers,
+                            args.timeout)
+    ms = [x * 1000 for x in lat]
+    print(f"\ngoodbye -> all {args.goodbye_workers} workers exited, "
+          f"{len(ms)} runs: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} "
+          f"ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
