@@ -67,6 +67,20 @@ def children(pid):
         return []
 
 
+def stop_process(proc, wait, kids=()):
+    """TERM, then KILL after wait seconds; then KILL what outlived it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for k in kids:
+        if alive(k):
+            os.kill(k, signal.SIGKILL)
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -99,13 +113,7 @@ class Fake:
             return json.loads(r.read() or b"{}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 class Egressd:
@@ -165,17 +173,7 @@ worker: {{ max_inflight = 8; }};
         return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
 
     def stop(self):
-        if self.proc.poll() is None:
-            kids = children(self.proc.pid)
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            for k in kids:
-                if alive(k):
-                    os.kill(k, signal.SIGKILL)
+        stop_process(self.proc, 20, children(self.proc.pid))
 
 
 def throughput(binary, n_ops, piggyback, timeout):
