@@ -19,29 +19,26 @@ SIGKILL to the master and every worker it ever had), and egressd.log,
 stdout and stderr are printed (pytest shows them for failing tests only).
 """
 
-import json
 import os
 import secrets
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "orchestrator"))
 
 from fake_orchestrator import FakeOrchestrator  # noqa: E402
 
-SCALE = float(os.environ.get("EGRESSD_TEST_TIMEOUT_SCALE", "1") or "1")
-DEADLINE = 20.0 * SCALE          # anything that should happen, happens by then
-SHORT = 10.0 * SCALE
+from common import (DEADLINE, SCALE, SHORT,  # noqa: E402
+                    EgressdProcess, binary, merge, render_config,
+                    wait_until, workdir_fixture)
+# for the test modules
+from common import pid_alive  # noqa: E402,F401
+
 STOP_WAIT = 15.0 * SCALE         # teardown: TERM, then SIGKILL after this
-POLL = 0.05
 
 TOKEN_ID = "tid"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
@@ -56,101 +53,7 @@ EP_STREAM = "stream"
 
 
 # --------------------------------------------------------------------------
-# generic
-
-def wait_until(pred, timeout=DEADLINE, interval=POLL, msg="condition"):
-    """Call pred() until it returns something truthy and return that value.
-    Exceptions (connection refused while starting, ...) count as "not yet".
-    On timeout raise AssertionError with msg and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last, last_exc = None, None
-    while True:
-        try:
-            last = pred()
-            last_exc = None
-            if last:
-                return last
-        except (OSError, ValueError, KeyError, TypeError, EOFError,
-                AssertionError) as e:
-            last_exc = e
-        if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.1f}s waiting for {msg}; "
-                f"last value: {last!r}; last error: {last_exc!r}")
-        time.sleep(interval)
-
-
-def proc_state(pid):
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2:].split()[0].decode()
-
-
-def pid_alive(pid):
-    """True when pid exists and is not a zombie."""
-    return proc_state(pid) not in (None, "Z", "X")
-
-
-def children_of(pid):
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-            if int(data[data.rindex(b")") + 2:].split()[1]) == pid:
-                out.append(int(name))
-        except (OSError, ValueError, IndexError):
-            pass
-    return out
-
-
-def is_egressd(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"egressd" in f.read()
-    except OSError:
-        return False
-
-
-def binary(var):
-    path = os.environ.get(var)
-    if not path:
-        pytest.fail(f"{var} is not set: point it at the built binary",
-                    pytrace=False)
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        pytest.fail(f"{var}={path}: no such executable", pytrace=False)
-    return os.path.abspath(path)
-
-
-# --------------------------------------------------------------------------
 # configuration
-
-def _value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    raise TypeError(f"cannot render {v!r}")
-
-
-def render_config(sections):
-    lines = []
-    for name, keys in sections.items():
-        lines.append(f"{name}: {{")
-        for k, v in keys.items():
-            lines.append(f"  {k} = {_value(v)};")
-        lines.append("};")
-    return "\n".join(lines) + "\n"
-
 
 def base_config(url):
     return {
@@ -168,18 +71,6 @@ def base_config(url):
     }
 
 
-def merge(cfg, overrides):
-    """overrides: {section: {key: value}}; None removes a key."""
-    for section, keys in (overrides or {}).items():
-        sec = cfg.setdefault(section, {})
-        for k, v in keys.items():
-            if v is None:
-                sec.pop(k, None)
-            else:
-                sec[k] = v
-    return cfg
-
-
 def new_token():
     return "tok-" + secrets.token_hex(16)
 
@@ -194,44 +85,22 @@ def free_closed_port():
 
 
 # --------------------------------------------------------------------------
-# control socket
-
-def ctl(sock_path, req, timeout=SHORT):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock_path)
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    if not buf:
-        raise EOFError("control socket closed without a reply")
-    return json.loads(buf)
-
-
-# --------------------------------------------------------------------------
 # the daemon
 
-class Agent:
+class Agent(EgressdProcess):
     """One egressd master (and its workers) in its own directory."""
+
+    term_wait = STOP_WAIT
 
     def __init__(self, bin_path, workdir, url, token, overrides=None,
                  token_mode=0o600, use_token_file=True, env=None):
-        self.bin = bin_path
-        self.dir = workdir
+        environ = dict(os.environ)
+        environ.pop("EGRESSD_TOKEN", None)
+        environ.pop("EGRESSD_TOKEN_ID", None)
+        environ.update(env or {})
+        super().__init__(bin_path, workdir,
+                         os.path.join(workdir, "egressd.conf"), env=environ)
         self.token = token
-        self.known_pids = set()
-        self.proc = None
-        self.env = dict(os.environ)
-        self.env.pop("EGRESSD_TOKEN", None)
-        self.env.pop("EGRESSD_TOKEN_ID", None)
-        self.env.update(env or {})
         cfg = base_config(url)
         if use_token_file:
             path = os.path.join(workdir, "token")
@@ -241,10 +110,7 @@ class Agent:
         else:
             cfg["orchestrator"]["token_file"] = ""
         self.cfg = merge(cfg, overrides)
-        self.config = os.path.join(workdir, "egressd.conf")
         self.write_config()
-        self.stdout_path = os.path.join(workdir, "stdout.txt")
-        self.stderr_path = os.path.join(workdir, "stderr.txt")
 
     def write_config(self, overrides=None):
         merge(self.cfg, overrides)
@@ -253,122 +119,14 @@ class Agent:
             f.write(render_config(self.cfg))
         os.replace(tmp, self.config)
 
-    # paths
-    @property
-    def sock(self):
-        return os.path.join(self.dir, "egressd.sock")
-
-    @property
-    def pidfile(self):
-        return os.path.join(self.dir, "egressd.pid")
-
-    @property
-    def logfile(self):
-        return os.path.join(self.dir, "egressd.log")
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    # process
-    def start(self):
-        with open(self.stdout_path, "ab") as out, \
-                open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [self.bin, "-c", self.config], cwd=self.dir,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                env=self.env)
-        return self
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def signal(self, sig):
         self.note_children()
-        os.kill(self.proc.pid, sig)
-
-    def wait_exit(self, timeout=DEADLINE):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"egressd (pid {self.proc.pid}) did not "
-                                 f"exit within {timeout:.1f}s") from None
-
-    def note_children(self):
-        if self.running():
-            self.known_pids.update(children_of(self.proc.pid))
-
-    def check_alive(self):
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"egressd exited with {self.proc.returncode}\n"
-                f"stderr: {self.stderr()[-4000:]}\n"
-                f"log tail: {self.log()[-4000:]}")
-
-    def stop(self):
-        """TERM, wait up to STOP_WAIT, SIGKILL; then kill any worker left."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.note_children()
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                self.note_children()
-                self.proc.kill()
-                self.proc.wait(SHORT)
-        for pid in self.known_pids:
-            if pid_alive(pid) and is_egressd(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for pid in self.known_pids:
-            deadline = time.monotonic() + SHORT
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(POLL)
-
-    # output
-    def _read(self, path):
-        try:
-            with open(path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def log(self):
-        return self._read(self.logfile)
-
-    def stderr(self):
-        return self._read(self.stderr_path)
-
-    def stdout(self):
-        return self._read(self.stdout_path)
+        super().signal(sig)
 
     def wait_log(self, needle, timeout=SHORT, start=0):
         """Wait for needle in egressd.log (after character offset start)."""
         return wait_until(lambda: needle in self.log()[start:], timeout,
                           msg=f"log line containing {needle!r}")
-
-    # control socket
-    def ctl(self, req, timeout=SHORT):
-        rep = ctl(self.sock, req, timeout)
-        if isinstance(rep, dict) and isinstance(rep.get("workers"), list):
-            for w in rep["workers"]:
-                if isinstance(w, dict) and isinstance(w.get("pid"), int):
-                    self.known_pids.add(w["pid"])
-        return rep
-
-    def health(self):
-        rep = self.ctl({"cmd": "health"})
-        assert rep.get("ok") is True, f"health failed: {rep!r}"
-        return rep
-
-    def status(self):
-        rep = self.ctl({"cmd": "status"})
-        assert rep.get("ok") is True, f"status failed: {rep!r}"
-        return rep
 
     def wait_ready(self, n, timeout=DEADLINE, generation=None,
                    exclude_ids=()):
@@ -485,14 +243,6 @@ def stream_ids(orch):
 # --------------------------------------------------------------------------
 # fixtures (import them into the test module)
 
-def _failed(request):
-    for when in ("setup", "call"):
-        rep = getattr(request.node, "rep_" + when, None)
-        if rep is not None and rep.failed:
-            return True
-    return False
-
-
 @pytest.fixture
 def orch():
     """A started FakeOrchestrator (SSE heartbeat every 0.5 s)."""
@@ -502,14 +252,7 @@ def orch():
     o.stop()
 
 
-@pytest.fixture
-def workdir(request):
-    d = tempfile.mkdtemp(prefix="egproto-", dir="/tmp")
-    yield d
-    if _failed(request):
-        print(f"\n[kept test directory {d}]")
-    else:
-        shutil.rmtree(d, ignore_errors=True)
+workdir = workdir_fixture("egproto-")
 
 
 @pytest.fixture
