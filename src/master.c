@@ -45,13 +45,13 @@ const char *const master_wstate_names[] = { "booting", "ready", "busy",
 static void master_on_channel(int fd, short revents, void *arg);
 
 static double
-worker_uptime(const struct wproc *w, double now)
+master_worker_uptime(const struct wproc *w, double now)
 {
 	return now - w->started;
 }
 
 static int
-worker_is_old(const struct master *m, const struct wproc *w)
+master_worker_is_old(const struct master *m, const struct wproc *w)
 {
 	return w->generation < m->generation || w->recycle;
 }
@@ -63,7 +63,7 @@ master_slot_owner(struct master *m, int slot)
 	struct wproc *w;
 
 	for (w = m->workers; w != NULL; w = w->next)
-		if (w->slot == slot && !w->retiring && !worker_is_old(m, w))
+		if (w->slot == slot && !w->retiring && !master_worker_is_old(m, w))
 			return w;
 	return NULL;
 }
@@ -105,7 +105,7 @@ master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 
 /* Ask a worker to stop; the signal is the fallback when the channel fails. */
 static void
-master_stop_worker(struct master *m, struct wproc *w, int fast, double grace)
+master_stop_worker(struct wproc *w, int fast, double grace)
 {
 	cJSON *o = cJSON_CreateObject();
 
@@ -118,7 +118,6 @@ master_stop_worker(struct master *m, struct wproc *w, int fast, double grace)
 	if (w->kill_after == 0 || clock_mono() + grace + MASTER_KILL_GRACE <
 	    w->kill_after)
 		w->kill_after = clock_mono() + grace + MASTER_KILL_GRACE;
-	(void)m;
 }
 
 static void
@@ -130,7 +129,7 @@ master_retire(struct master *m, struct wproc *w, const char *reason)
 	    (long)w->pid, w->generation, reason);
 	w->retiring = 1;
 	w->retire_reason = reason;
-	master_stop_worker(m, w, 0, m->cfg->server.graceful_timeout);
+	master_stop_worker(w, 0, m->cfg->server.graceful_timeout);
 }
 
 static long
@@ -243,7 +242,7 @@ master_describe_exit(int status, char *buf, size_t len)
 static void
 master_note_crash(struct master *m, struct wproc *w, double now)
 {
-	double uptime = worker_uptime(w, now), delay;
+	double uptime = master_worker_uptime(w, now), delay;
 	int shift;
 
 	master_count_restart(m, w->slot);
@@ -306,10 +305,10 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	master_describe_exit(status, how, sizeof(how));
 	if (expected && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		log_info("worker %d (pid %ld) %s after %.1fs", w->slot,
-		    (long)w->pid, how, worker_uptime(w, now));
+		    (long)w->pid, how, master_worker_uptime(w, now));
 	else
 		log_warnx("worker %d (pid %ld) %s after %.1fs", w->slot,
-		    (long)w->pid, how, worker_uptime(w, now));
+		    (long)w->pid, how, master_worker_uptime(w, now));
 	if (!expected)
 		master_note_crash(m, w, now);
 	if (w->instance_id[0] != '\0')
@@ -349,7 +348,7 @@ master_json_int(const cJSON *o, const char *key, double *out)
 }
 
 static int
-master_on_hello(struct master *m, struct wproc *w, const cJSON *o)
+master_on_hello(struct wproc *w, const cJSON *o)
 {
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "instance_id");
 	double pid, gen;
@@ -363,12 +362,11 @@ master_on_hello(struct master *m, struct wproc *w, const cJSON *o)
 	memcpy(w->instance_id, id->valuestring, UUID_TEXT_LEN);
 	log_debug("worker %d (pid %ld) hello, instance %s", w->slot,
 	    (long)w->pid, w->instance_id);
-	(void)m;
 	return 0;
 }
 
 static int
-master_on_heartbeat(struct master *m, struct wproc *w, const cJSON *o)
+master_on_heartbeat(struct wproc *w, const cJSON *o)
 {
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
 	double inflight, done, failed, rss;
@@ -398,13 +396,12 @@ master_on_heartbeat(struct master *m, struct wproc *w, const cJSON *o)
 		    w->slot, (long)w->pid, w->done + w->failed);
 		w->recycle = 1;
 	}
-	(void)m;
 	return 0;
 }
 
 /* Validate and apply one frame; -1 means the worker broke the protocol. */
 static int
-master_on_frame(struct master *m, struct wproc *w,
+master_on_frame(struct wproc *w,
     const struct channel_frame *f)
 {
 	cJSON *o = NULL;
@@ -418,7 +415,7 @@ master_on_frame(struct master *m, struct wproc *w,
 	if (o != NULL && !cJSON_IsObject(o))
 		rc = -1;
 	else if (f->type == CH_HELLO)
-		rc = master_on_hello(m, w, o);
+		rc = master_on_hello(w, o);
 	else if (w->instance_id[0] == '\0')
 		rc = -1;	/* HELLO comes first */
 	else if (f->type == CH_READY) {
@@ -429,7 +426,7 @@ master_on_frame(struct master *m, struct wproc *w,
 		if (!w->retiring)
 			w->state = WS_READY;
 	} else if (f->type == CH_HEARTBEAT)
-		rc = master_on_heartbeat(m, w, o);
+		rc = master_on_heartbeat(w, o);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -463,7 +460,7 @@ master_on_channel(int fd, short revents, void *arg)
 		rc = channel_recv(fd, m->rxbuf, CHANNEL_MAX_FRAME + 1, &f, &derr);
 		if (rc == CHANNEL_RECV_FRAME) {
 			w->last_seen = clock_mono();
-			if (master_on_frame(m, w, &f) == 0)
+			if (master_on_frame(w, &f) == 0)
 				continue;
 			snprintf(why, sizeof(why), "invalid %s frame",
 			    channel_type_name(f.type));
@@ -521,7 +518,7 @@ master_retire_old(struct master *m, double now)
 	for (w = m->workers; w != NULL; w = w->next) {
 		if (w->retiring)
 			continue;
-		if (!worker_is_old(m, w)) {
+		if (!master_worker_is_old(m, w)) {
 			if (w->slot > m->target)
 				master_retire(m, w, "fewer workers wanted");
 			continue;
@@ -694,7 +691,7 @@ master_begin_stop(struct master *m, int fast)
 		events_stop(m->events);
 	for (w = m->workers; w != NULL; w = w->next) {
 		w->retiring = 1;
-		master_stop_worker(m, w, fast, grace);
+		master_stop_worker(w, fast, grace);
 	}
 }
 
