@@ -31,6 +31,7 @@ started is stopped at the end, even on error or ^C.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -176,13 +177,27 @@ worker: {{ max_inflight = 8; }};
         stop_process(self.proc, 20, children(self.proc.pid))
 
 
-def throughput(binary, n_ops, piggyback, timeout):
+@contextlib.contextmanager
+def running(binary, workers, timeout):
+    """A fake orchestrator and egressd with workers ready; both stopped and
+    the directory removed on the way out, whatever happened."""
     workdir = tempfile.mkdtemp(prefix="egressd-bench-")
     fake = egressd = None
     try:
         fake = Fake(workdir)
-        egressd = Egressd(binary, workdir, fake.url, 2)
-        egressd.wait_ready(2, timeout=timeout)
+        egressd = Egressd(binary, workdir, fake.url, workers)
+        egressd.wait_ready(workers, timeout=timeout)
+        yield fake, egressd
+    finally:
+        if egressd:
+            egressd.stop()
+        if fake:
+            fake.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def throughput(binary, n_ops, piggyback, timeout):
+    with running(binary, 2, timeout) as (fake, egressd):
         fake.admin("POST", "/admin/faults", {"piggyback": piggyback})
         ops = [{"path": "/api/v1/test/health"} for _ in range(n_ops)]
         fake.admin("POST", "/admin/enqueue", {"operations": ops})
@@ -198,23 +213,13 @@ def throughput(binary, n_ops, piggyback, timeout):
         cpu = egressd.cpu() - cpu0
         fcpu = cpu_seconds(fake.proc.pid) - fcpu0
         return wall, cpu, fcpu
-    finally:
-        if egressd:
-            egressd.stop()
-        if fake:
-            fake.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def goodbye_latencies(binary, runs, workers, timeout):
-    workdir = tempfile.mkdtemp(prefix="egressd-bench-")
-    fake = egressd = None
     out = []
-    try:
-        fake = Fake(workdir)
-        egressd = Egressd(binary, workdir, fake.url, workers)
+    with running(binary, workers, timeout) as (fake, egressd):
         h = egressd.wait_ready(workers, timeout=timeout)
-        for run in range(runs):
+        for _ in range(runs):
             old = [w["pid"] for w in h["workers"]]
             gen = h["generation"]
             t0 = time.monotonic()
@@ -229,13 +234,7 @@ def goodbye_latencies(binary, runs, workers, timeout):
                                    timeout=timeout)
             # Let the new stream connect before the next goodbye.
             time.sleep(0.2)
-        return out
-    finally:
-        if egressd:
-            egressd.stop()
-        if fake:
-            fake.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return out
 
 
 def pct(values, p):
