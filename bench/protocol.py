@@ -9,6 +9,7 @@ usage: /usr/bin/python3 bench/protocol.py [--ops N] [--goodbye-runs R]
   --goodbye-runs R    goodbye measurements (default 20)
   --goodbye-workers W workers for the goodbye measurement (default 8)
   --timeout T         give up on any one wait after T seconds (default 60)
+  --idle-seconds S    idle window for the wake-up count (default 10)
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
@@ -20,7 +21,12 @@ Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
    per operation, so the bottleneck is visible.  Twice: each operation
    fetched by its own GET, then with results piggybacking the next operation.
 
-2. goodbye -> every worker exited, with W workers and server.on_goodbye =
+2. Idle wake-ups (voluntary context switches from /proc/PID/status) of the
+   master and one worker over S seconds with the stream connected: expected
+   one per stream heartbeat and per worker heartbeat frame (the master), one
+   per heartbeat interval (a worker); polls every 60 s add nothing here.
+
+3. goodbye -> every worker exited, with W workers and server.on_goodbye =
    "restart": the time from the fake sending the goodbye event (stamped by
    the fake) until none of the old workers' pids exists, polled every 0.5 ms.
    It includes each worker's POST /api/v1/agent/shutdown round trip.  p50,
@@ -237,6 +243,26 @@ def goodbye_latencies(binary, runs, workers, timeout):
     return out
 
 
+def voluntary_switches(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_wakeups(binary, seconds, timeout):
+    """Wake-ups of an idle master and worker with the stream connected."""
+    with running(binary, 2, timeout) as (fake, egressd):
+        time.sleep(1)
+        worker = children(egressd.proc.pid)[0]
+        m0 = voluntary_switches(egressd.proc.pid)
+        w0 = voluntary_switches(worker)
+        time.sleep(seconds)
+        return (voluntary_switches(egressd.proc.pid) - m0,
+                voluntary_switches(worker) - w0)
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -248,6 +274,7 @@ def main():
     ap.add_argument("--goodbye-runs", type=int, default=20)
     ap.add_argument("--goodbye-workers", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--idle-seconds", type=float, default=10)
     args = ap.parse_args()
     binary = os.environ.get("EGRESSD_BIN",
                             os.path.join(REPO, "build", "egressd"))
@@ -261,6 +288,10 @@ def main():
         print(f"{'piggyback' if piggyback else 'GET each':<12}"
               f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
               f"{fcpu / args.ops * 1e6:>14.0f}")
+    master, worker = idle_wakeups(binary, args.idle_seconds, args.timeout)
+    print(f"\nIdle over {args.idle_seconds:.0f} s, 2 workers, stream "
+          f"heartbeat 5 s, worker heartbeat 5 s, poll_interval 60 s: "
+          f"master {master} wake-ups, worker {worker}")
     lat = goodbye_latencies(binary, args.goodbye_runs, args.goodbye_workers,
                             args.timeout)
     ms = [x * 1000 for x in lat]
