@@ -46,6 +46,18 @@ struct control;
 typedef struct cJSON *(*control_handler)(const char *cmd,
     const struct cJSON *request, void *arg, char *err, size_t errlen);
 
+/*
+ * A reply that comes later: a handler that must ask the workers first calls
+ * control_defer() and returns NULL with err left empty; the connection then
+ * waits (reading nothing more) until control_finish() sends the reply, or
+ * the error when reply is NULL.  control_finish() also frees the token and
+ * is safe when the peer has gone meanwhile.
+ */
+struct control_reply;
+struct control_reply *control_defer(struct control *ctl);
+void control_finish(struct control_reply *r, struct cJSON *reply,
+    const char *err);
+
 /* Bind path (replacing a stale socket), listen, and join loop. */
 struct control *control_open(const char *path, struct evloop *loop,
     control_handler handler, void *arg, char *err, size_t errlen);

@@ -37,13 +37,19 @@ struct control_peer {
 	size_t outlen;
 	size_t outcap;
 	int closing;		/* flush out, then drop */
+	struct control_reply *waiting;	/* a deferred reply is due */
 	double last_active;
 	struct control *ctl;
 	struct control_peer *next;
 };
 
+struct control_reply {
+	struct control_peer *peer;	/* NULL once the peer has gone */
+};
+
 struct control {
 	int fd;
+	struct control_peer *current;	/* the peer being answered */
 	char *path;
 	struct evloop *loop;
 	control_handler handler;
@@ -162,6 +168,8 @@ control_peer_free(struct control_peer *p)
 			*pp = p->next;
 			break;
 		}
+	if (p->waiting != NULL)
+		p->waiting->peer = NULL;
 	evloop_remove(ctl->loop, p->fd);
 	close(p->fd);
 	ctl->npeers--;
@@ -257,7 +265,11 @@ control_handle_line(struct control_peer *p, const char *line, size_t len)
 	if (len == 0)
 		return;		/* blank lines are keep-alives */
 	err[0] = '\0';
+	p->ctl->current = p;
 	reply = control_dispatch(p->ctl, line, len, err, sizeof(err));
+	p->ctl->current = NULL;
+	if (reply == NULL && p->waiting != NULL)
+		return;		/* control_finish() will answer */
 	if (reply == NULL) {
 		log_debug("control: %s", err);
 		rc = control_queue_error(p, err);
@@ -278,13 +290,14 @@ control_parse_input(struct control_peer *p)
 	char *nl;
 	size_t used;
 
-	while (!p->closing && (nl = memchr(p->in, '\n', p->inlen)) != NULL) {
+	while (!p->closing && p->waiting == NULL &&
+	    (nl = memchr(p->in, '\n', p->inlen)) != NULL) {
 		used = (size_t)(nl - p->in) + 1;
 		control_handle_line(p, p->in, used - 1);
 		memmove(p->in, p->in + used, p->inlen - used);
 		p->inlen -= used;
 	}
-	if (p->inlen >= CTL_MAX_LINE) {
+	if (p->inlen >= CTL_MAX_LINE && p->waiting == NULL) {
 		log_warnx("control: request over %d bytes; closing that "
 		    "connection", CTL_MAX_LINE);
 		control_queue_error(p, "request too large");
@@ -306,7 +319,7 @@ control_read(struct control_peer *p)
 			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
 		p->inlen += (size_t)n;
 		control_parse_input(p);
-		if (p->closing)
+		if (p->closing || p->waiting != NULL)
 			return 0;
 	}
 }
@@ -341,6 +354,22 @@ control_discard_input(int fd)
 			break;
 }
 
+/* Send what is queued, then watch for what the peer's state needs. */
+static void
+control_peer_update(struct control_peer *p)
+{
+	int reading = !p->closing && p->waiting == NULL;
+
+	if (control_flush(p) == -1 || (p->closing && p->outlen == 0)) {
+		if (p->closing)
+			control_discard_input(p->fd);
+		control_peer_free(p);
+		return;
+	}
+	evloop_modify(p->ctl->loop, p->fd,
+	    (short)((reading ? POLLIN : 0) | (p->outlen ? POLLOUT : 0)));
+}
+
 static void
 control_peer_io(int fd, short revents, void *arg)
 {
@@ -349,18 +378,51 @@ control_peer_io(int fd, short revents, void *arg)
 	(void)fd;
 	p->last_active = clock_mono();
 	if ((revents & (POLLIN | POLLHUP | POLLERR)) && !p->closing &&
-	    control_read(p) == -1) {
+	    p->waiting == NULL && control_read(p) == -1) {
 		control_peer_free(p);
 		return;
 	}
-	if (control_flush(p) == -1 || (p->closing && p->outlen == 0)) {
-		if (p->closing)
-			control_discard_input(p->fd);
-		control_peer_free(p);
+	control_peer_update(p);
+}
+
+struct control_reply *
+control_defer(struct control *ctl)
+{
+	struct control_reply *r;
+
+	if (ctl->current == NULL || ctl->current->waiting != NULL ||
+	    (r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->peer = ctl->current;
+	r->peer->waiting = r;
+	return r;
+}
+
+void
+control_finish(struct control_reply *r, cJSON *reply, const char *err)
+{
+	struct control_peer *p = r->peer;
+	int rc;
+
+	free(r);
+	if (p == NULL) {
+		cJSON_Delete(reply);
 		return;
 	}
-	evloop_modify(p->ctl->loop, p->fd,
-	    (short)((p->closing ? 0 : POLLIN) | (p->outlen ? POLLOUT : 0)));
+	p->waiting = NULL;
+	p->last_active = clock_mono();
+	if (reply == NULL)
+		rc = control_queue_error(p, err ? err : "no reply");
+	else {
+		if (!cJSON_HasObjectItem(reply, "ok"))
+			cJSON_AddTrueToObject(reply, "ok");
+		rc = control_queue_json(p, reply);
+		cJSON_Delete(reply);
+	}
+	if (rc == -1)
+		p->closing = 1;
+	control_parse_input(p);	/* requests that queued up meanwhile */
+	control_peer_update(p);
 }
 
 static int

@@ -45,10 +45,13 @@ usage(FILE *out)
 	    "commands:\n"
 	    "  status                      master pid, state, generation, "
 	    "workers\n"
-	    "  health [--json] [WORKER]    per-worker health; exit 0 healthy, "
+	    "  health [--json] [--deep] [WORKER]\n"
+	    "                              per-worker health; exit 0 healthy, "
 	    "1 degraded,\n"
 	    "                              2 down or unreachable (WORKER: id or "
-	    "pid)\n"
+	    "pid);\n"
+	    "                              --deep asks each worker for live "
+	    "detail\n"
 	    "  reload                      re-read the configuration, rolling "
 	    "restart\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
@@ -108,6 +111,25 @@ str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "-";
 }
 
+/* health --deep: what the worker itself said just now. */
+static void
+print_live(const cJSON *live)
+{
+	if (live == NULL)
+		return;
+	if (!cJSON_IsObject(live)) {
+		printf("     live: no answer within the deadline\n");
+		return;
+	}
+	printf("     live: %s, %.0f in flight, %.0f done, %.0f failed, "
+	    "RSS %.0f KiB", str(live, "state"), num(live, "inflight"),
+	    num(live, "done"), num(live, "failed"), num(live, "rss") / 1024);
+	if (num(live, "orch_status") > 0)
+		printf(", orchestrator HTTP %.0f at %.0f", num(live,
+		    "orch_status"), num(live, "orch_time"));
+	printf("\n");
+}
+
 static void
 print_health(const cJSON *r)
 {
@@ -119,7 +141,7 @@ print_health(const cJSON *r)
 	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
 	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
 	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");
-	cJSON_ArrayForEach(w, list)
+	cJSON_ArrayForEach(w, list) {
 		printf("%-4.0f %-8.0f %-4.0f %-9s %-10s %8.1fs %8.1fs %8.0f "
 		    "%8.0f %8.0f %8.0f %8.0f  %s\n", num(w, "id"), num(w, "pid"),
 		    num(w, "generation"), str(w, "state"), str(w, "health"),
@@ -127,6 +149,8 @@ print_health(const cJSON *r)
 		    num(w, "inflight"), num(w, "done"), num(w, "failed"),
 		    num(w, "rss") / 1024, num(w, "restarts"),
 		    str(w, "instance_id"));
+		print_live(cJSON_GetObjectItemCaseSensitive(w, "live"));
+	}
 }
 
 static void
@@ -215,6 +239,9 @@ build_request(int argc, char **argv, struct ctl_options *o)
 		if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
 		    strcmp(argv[i], "--json") == 0)
 			o->json = 1;
+		else if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
+		    strcmp(argv[i], "--deep") == 0)
+			cJSON_AddTrueToObject(req, "deep");
 		else if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
 		    parse_positive(argv[i], &n) == 0 &&
 		    !cJSON_HasObjectItem(req, "worker"))

@@ -427,6 +427,8 @@ master_on_frame(struct wproc *w,
 			w->state = WS_READY;
 	} else if (f->type == CH_HEARTBEAT)
 		rc = master_on_heartbeat(w, o);
+	else if (f->type == CH_STATUS_REPLY)
+		master_ctl_status_reply(w->master, w, o);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -597,6 +599,7 @@ master_maintain(struct master *m)
 		master_check_liveness(m, w, now);
 	if (m->ctl != NULL)
 		control_expire(m->ctl, now);
+	master_ctl_expire(m, now, 0);
 	if (m->state == MS_STOPPING) {
 		if (now >= m->stop_deadline)
 			for (w = m->workers; w != NULL; w = w->next)
@@ -656,6 +659,7 @@ master_next_timeout(struct master *m)
 	}
 	if (m->ctl != NULL)
 		next = master_earliest(next, control_next_deadline(m->ctl));
+	next = master_earliest(next, master_ctl_next_deadline(m));
 	if (m->http != NULL)
 		next = master_earliest(next, http_next_deadline(m->http));
 	if (m->events != NULL)
@@ -1016,6 +1020,7 @@ master_free(struct master *m)
 			close(w->fd);
 		free(w);
 	}
+	master_ctl_expire(m, 0, 1);	/* answer what still waits */
 	control_close(m->ctl, 1);
 	relay_free(m);
 	store_close(&m->store);

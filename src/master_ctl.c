@@ -2,13 +2,18 @@
  * master_ctl: the control socket's commands, answered from the arbiter's
  * state — status, health (per-worker detail and the healthy / degraded /
  * down verdict egressctl turns into its exit status), reload, stop, scale.
+ * health --deep also asks each worker for its live detail (STATUS frames)
+ * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed; the
+ * master goes on serving meanwhile.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "channel.h"
 #include "clock.h"
 #include "control.h"
 #include "master_priv.h"
@@ -114,10 +119,130 @@ master_ctl_find_worker(struct master *m, int id)
 	return NULL;
 }
 
+/* One health --deep request: its reply, and how many workers it awaits. */
+struct deep_health {
+	struct control_reply *reply;
+	cJSON *health;
+	int waiting;
+	double deadline;
+	struct deep_health *next;
+};
+
+static void
+master_ctl_deep_done(struct master *m, struct deep_health *d)
+{
+	struct deep_health **pp;
+
+	for (pp = &m->deep; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	control_finish(d->reply, d->health, NULL);
+	free(d);
+}
+
+/* The worker entry of pid in a health reply. */
+static cJSON *
+master_ctl_entry(cJSON *health, pid_t pid)
+{
+	cJSON *w;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(health,
+	    "workers"))
+		if ((pid_t)cJSON_GetNumberValue(cJSON_GetObjectItem(w,
+		    "pid")) == pid)
+			return w;
+	return NULL;
+}
+
+/* Ask every listed worker; those that cannot be asked get "live": null. */
+static cJSON *
+master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
+{
+	struct deep_health *d;
+	struct wproc *w;
+	cJSON *entry;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		cJSON_Delete(health);
+		return NULL;
+	}
+	for (w = m->workers; w != NULL; w = w->next) {
+		if ((entry = master_ctl_entry(health, w->pid)) == NULL)
+			continue;
+		if (master_send(w, CH_STATUS, 0, NULL) == 0)
+			d->waiting++;
+		else
+			cJSON_AddNullToObject(entry, "live");
+	}
+	if (d->waiting == 0 || (d->reply = control_defer(m->ctl)) == NULL) {
+		free(d);
+		return health;	/* nothing to wait for: answer now */
+	}
+	d->health = health;
+	d->deadline = clock_mono() + MASTER_DEEP_TIMEOUT;
+	d->next = m->deep;
+	m->deep = d;
+	return NULL;
+}
+
+void
+master_ctl_status_reply(struct master *m, const struct wproc *w,
+    const cJSON *o)
+{
+	struct deep_health *d, *next;
+	cJSON *entry;
+
+	for (d = m->deep; d != NULL; d = next) {
+		next = d->next;
+		entry = master_ctl_entry(d->health, w->pid);
+		if (entry == NULL || cJSON_HasObjectItem(entry, "live"))
+			continue;
+		cJSON_AddItemToObject(entry, "live", o ? cJSON_Duplicate(o, 1) :
+		    cJSON_CreateObject());
+		if (--d->waiting == 0)
+			master_ctl_deep_done(m, d);
+	}
+}
+
+void
+master_ctl_expire(struct master *m, double now, int force)
+{
+	struct deep_health *d, *next;
+	cJSON *entry;
+
+	for (d = m->deep; d != NULL; d = next) {
+		next = d->next;
+		if (!force && now < d->deadline)
+			continue;
+		/* Workers that did not answer in time are marked so. */
+		cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(
+		    d->health, "workers"))
+			if (!cJSON_HasObjectItem(entry, "live"))
+				cJSON_AddNullToObject(entry, "live");
+		master_ctl_deep_done(m, d);
+	}
+}
+
+double
+master_ctl_next_deadline(const struct master *m)
+{
+	const struct deep_health *d;
+	double next = 0;
+
+	for (d = m->deep; d != NULL; d = d->next)
+		if (next == 0 || d->deadline < next)
+			next = d->deadline;
+	return next;
+}
+
 static cJSON *
 master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 {
 	const cJSON *which = cJSON_GetObjectItemCaseSensitive(req, "worker");
+	const cJSON *deep = cJSON_GetObjectItemCaseSensitive(req, "deep");
 	struct wproc *w, *only = NULL;
 	double now = clock_mono();
 	cJSON *o, *list;
@@ -146,6 +271,13 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	for (w = m->workers; w != NULL; w = w->next)
 		if (only == NULL || w == only)
 			cJSON_AddItemToArray(list, master_ctl_worker_json(m, w, now));
+	if (deep != NULL && !cJSON_IsBool(deep)) {
+		snprintf(err, errlen, "\"deep\" must be true or false");
+		cJSON_Delete(o);
+		return NULL;
+	}
+	if (cJSON_IsTrue(deep))
+		return master_ctl_deep(m, o, err, errlen);
 	return o;
 }
 

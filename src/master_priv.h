@@ -34,6 +34,7 @@ struct http_request;
 #define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
 #define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
 #define MASTER_DB_BUSY_TIMEOUT 0.25	/* seconds the loop may wait on SQLite */
+#define MASTER_DEEP_TIMEOUT 1.0		/* health --deep waits this for workers */
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
@@ -101,6 +102,7 @@ struct master {
 	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
 	int npushq;
 	unsigned work_rr;	/* round-robin cursor for work_available */
+	struct deep_health *deep;	/* health --deep requests awaiting workers */
 };
 
 struct pushed_op {
@@ -130,5 +132,11 @@ void relay_free(struct master *m);
 /* master_ctl.c */
 struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
     void *arg, char *err, size_t errlen);
+/* A worker's STATUS_REPLY (o) for the health --deep requests waiting. */
+void master_ctl_status_reply(struct master *m, const struct wproc *w,
+    const struct cJSON *o);
+/* Answer deep requests whose workers were too slow; all of them if force. */
+void master_ctl_expire(struct master *m, double now, int force);
+double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
 
 #endif

@@ -2,7 +2,9 @@
 
 import json
 import os
+import signal
 import socket
+import time
 
 import pytest
 
@@ -184,3 +186,50 @@ def test_egressctl_stop_fast(egressd, egressctl_bin):
     assert d.wait_exit() == 0
     wait_until(lambda: not [p for p in pids if pid_alive(p)],
                msg="workers to exit")
+
+
+def test_deep_health_asks_every_worker(egressd, egressctl_bin):
+    d = egressd(wait=3, server={"workers": 3})
+    ids = {w["pid"]: w["instance_id"] for w in d.health()["workers"]}
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health", "--deep", "--json")
+    assert r.returncode == 0, r
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is True and len(rep["workers"]) == 3, rep
+    for w in rep["workers"]:
+        live = w["live"]
+        assert isinstance(live, dict), w
+        # the detail comes from the worker itself
+        assert live["pid"] == w["pid"], w
+        assert live["instance_id"] == ids[w["pid"]], w
+        assert live["state"] == "ready", w
+
+    r = run_ctl(egressctl_bin, "-s", d.sock, "health", "--deep")
+    assert r.returncode == 0, r
+    assert r.stdout.count("live: ready") == 3, r.stdout
+
+    with Control(d.sock) as c:
+        rep = c.request({"cmd": "health", "deep": "yes"})
+        _assert_error(rep, "deep must be a boolean")
+
+
+def test_deep_health_does_not_wait_for_a_hung_worker(egressd):
+    d = egressd(wait=2, server={"workers": 2, "worker_timeout": 30.0})
+    victim = d.health()["workers"][0]
+    os.kill(victim["pid"], signal.SIGSTOP)
+    try:
+        with Control(d.sock) as deep, Control(d.sock) as other:
+            t0 = time.monotonic()
+            deep.send_raw(b'{"cmd":"health","deep":true}\n')
+            # the master keeps serving while the deep request waits
+            rep = other.request({"cmd": "status"})
+            assert rep["ok"] is True and rep["pid"] == d.pid, rep
+            rep = deep.read_reply()
+            waited = time.monotonic() - t0
+        ws = {w["pid"]: w for w in rep["workers"]}
+        assert ws[victim["pid"]]["live"] is None, rep
+        assert all(isinstance(w["live"], dict)
+                   for p, w in ws.items() if p != victim["pid"]), rep
+        assert waited < SHORT, waited
+    finally:
+        os.kill(victim["pid"], signal.SIGCONT)
