@@ -76,10 +76,12 @@ int channel_send(int fd, uint16_t type, uint16_t flags, const char *payload,
     size_t len);
 
 /*
- * Receive one frame into buf (at least CHANNEL_MAX_FRAME + 1 bytes).
- * Returns 1 with *frame filled, 0 on EOF, -1 on a socket error (errno set;
- * EAGAIN when nothing is waiting), or a negative channel_error below -1
- * offset by CHANNEL_RECV_DECODE (see channel_recv_error()).
+ * Receive one frame into buf (at least CHANNEL_MAX_FRAME + 1 bytes, so a
+ * datagram one byte too large shows as too large, not as a valid frame).
+ * Returns CHANNEL_RECV_FRAME with *frame filled, CHANNEL_RECV_EOF,
+ * CHANNEL_RECV_SYSERR on a socket error (errno set; EAGAIN when nothing is
+ * waiting), or CHANNEL_RECV_BAD with *decode_error set to the channel_error
+ * that rejected the datagram.
  */
 #define CHANNEL_RECV_EOF 0
 #define CHANNEL_RECV_FRAME 1
