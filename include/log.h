@@ -17,6 +17,9 @@
 int log_open(const char *target, enum config_log_level level,
     enum config_log_format format, char *err, size_t errlen);
 int log_reopen(void);		/* 0, or -1 with errno (old target kept) */
+/* Around a forked child's closing of inherited descriptors. */
+void log_suspend(void);
+void log_resume(void);
 void log_close(void);
 void log_set_role(const char *role);	/* "master", "worker 3", ... */
 int log_fd(void);		/* the file descriptor to keep across fork, or -1 */

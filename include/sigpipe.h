@@ -21,7 +21,10 @@ int sigpipe_next(void);
 /* Close the pipe (a forked child builds its own). */
 void sigpipe_close(void);
 
-/* Default dispositions for every catchable signal and an empty mask. */
+/* Default dispositions for every catchable signal. */
 void sigpipe_reset_all(void);
+
+/* An empty signal mask: a forked child calls it once its handlers are in. */
+void sigpipe_unblock_all(void);
 
 #endif

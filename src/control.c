@@ -377,6 +377,11 @@ control_peer_io(int fd, short revents, void *arg)
 
 	(void)fd;
 	p->last_active = clock_mono();
+	/* poll reports a hang-up even unasked: a waiting peer may be gone. */
+	if (p->waiting != NULL && (revents & (POLLHUP | POLLERR))) {
+		control_peer_free(p);
+		return;
+	}
 	if ((revents & (POLLIN | POLLHUP | POLLERR)) && !p->closing &&
 	    p->waiting == NULL && control_read(p) == -1) {
 		control_peer_free(p);

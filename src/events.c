@@ -63,6 +63,13 @@ events_dispatch(struct events *ev, const cJSON *o)
 		log_warnx("events: event without a \"type\"; dropped");
 		return;
 	}
+	if (strcmp(type, "operation") == 0 &&
+	    (json_string(o, "operation_id") == NULL ||
+	    !backend_valid_id(json_string(o, "operation_id")))) {
+		log_warnx("events: pushed operation without a usable "
+		    "\"operation_id\"; dropped");
+		return;
+	}
 	if (strcmp(type, "heartbeat") == 0 || strcmp(type, "welcome") == 0) {
 		ev->attempt = 0;	/* the connection works */
 		events_arm_watchdog(ev);
@@ -142,10 +149,11 @@ events_on_done(struct http_request *req)
 
 	if (!ev->status_checked && req->status != 200 && req->status != 0)
 		snprintf(why, sizeof(why), "HTTP %ld", req->status);
+	else if (req->result == CURLE_OK)
+		snprintf(why, sizeof(why), "closed by the orchestrator");
 	else
 		http_describe(req, why, sizeof(why));
-	log_warnx("events: stream ended (%s)", req->result == CURLE_OK ?
-	    "closed by the orchestrator" : why);
+	log_warnx("events: stream ended (%s)", why);
 	http_request_free(req);
 	ev->req = NULL;
 	if (!ev->stopped)

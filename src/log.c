@@ -57,32 +57,50 @@ log_open(const char *target, enum config_log_level level,
 
 	logger.level = level;
 	logger.format = format;
-	if (strcmp(target, "stderr") == 0) {
-		logger.target = TARGET_STDERR;
-		logger.fd = STDERR_FILENO;
-		return 0;
+	fd = -1;
+	if (strcmp(target, "stderr") != 0 && strcmp(target, "syslog") != 0) {
+		if (strlen(target) >= sizeof(logger.path)) {
+			snprintf(err, errlen, "log file %s: path too long",
+			    target);
+			return -1;
+		}
+		if ((fd = log_open_file(target)) == -1) {
+			snprintf(err, errlen, "log file %s: %s", target,
+			    strerror(errno));
+			return -1;
+		}
 	}
-	if (strcmp(target, "syslog") == 0) {
+	/* The new target is usable: only now let the old one go. */
+	log_close();
+	if (fd >= 0) {
+		logger.target = TARGET_FILE;
+		logger.fd = fd;
+		snprintf(logger.path, sizeof(logger.path), "%s", target);
+	} else if (strcmp(target, "syslog") == 0) {
 		openlog("egressd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		logger.target = TARGET_SYSLOG;
 		logger.fd = -1;
-		return 0;
 	}
-	if (strlen(target) >= sizeof(logger.path)) {
-		snprintf(err, errlen, "log file %s: path too long", target);
-		return -1;
-	}
-	if ((fd = log_open_file(target)) == -1) {
-		snprintf(err, errlen, "log file %s: %s", target,
-		    strerror(errno));
-		return -1;
-	}
-	if (logger.target == TARGET_FILE && logger.fd >= 0)
-		close(logger.fd);
-	logger.target = TARGET_FILE;
-	logger.fd = fd;
-	snprintf(logger.path, sizeof(logger.path), "%s", target);
 	return 0;
+}
+
+/*
+ * syslog's socket belongs to libc, which does not know a forked child
+ * closed it: disconnect before the child closes its inherited descriptors,
+ * reconnect after, or libc would later close a descriptor reused since.
+ */
+void
+log_suspend(void)
+{
+	if (logger.target == TARGET_SYSLOG)
+		closelog();
+}
+
+void
+log_resume(void)
+{
+	if (logger.target == TARGET_SYSLOG)
+		openlog("egressd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
 
 int

@@ -105,9 +105,10 @@ master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 
 /* Ask a worker to stop; the signal is the fallback when the channel fails. */
 static void
-master_stop_worker(struct wproc *w, int fast, double grace)
+master_stop_worker(struct wproc *w, int fast, double grace, double margin)
 {
 	cJSON *o = cJSON_CreateObject();
+	double kill_at = clock_mono() + grace + margin;
 
 	cJSON_AddNumberToObject(o, "deadline", grace);
 	if (master_send(w, CH_STOP, fast ? CH_FLAG_FAST : 0, o) == -1)
@@ -115,9 +116,8 @@ master_stop_worker(struct wproc *w, int fast, double grace)
 	cJSON_Delete(o);
 	w->state = WS_DRAINING;
 	/* A worker past its own deadline plus a margin is hung: kill it. */
-	if (w->kill_after == 0 || clock_mono() + grace + MASTER_KILL_GRACE <
-	    w->kill_after)
-		w->kill_after = clock_mono() + grace + MASTER_KILL_GRACE;
+	if (w->kill_after == 0 || kill_at < w->kill_after)
+		w->kill_after = kill_at;
 }
 
 static void
@@ -129,7 +129,9 @@ master_retire(struct master *m, struct wproc *w, const char *reason)
 	    (long)w->pid, w->generation, reason);
 	w->retiring = 1;
 	w->retire_reason = reason;
-	master_stop_worker(w, 0, m->cfg->server.graceful_timeout);
+	/* A retired worker also has time to tell the orchestrator it left. */
+	master_stop_worker(w, 0, m->cfg->server.graceful_timeout,
+	    MASTER_NOTICE_GRACE + MASTER_KILL_GRACE);
 }
 
 static long
@@ -150,6 +152,7 @@ master_spawn(struct master *m, int slot)
 	struct worker_params params;
 	struct wproc *w;
 	int sv[2];
+	sigset_t all, old;
 	pid_t pid;
 
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
@@ -162,8 +165,15 @@ master_spawn(struct master *m, int slot)
 		free(w);
 		return -1;
 	}
+	/*
+	 * Signals wait until the child has its own handlers: one arriving in
+	 * between would run the master's handler and land in its pipe.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
 	if ((pid = fork()) == -1) {
 		log_warn("spawn: fork");
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(sv[0]);
 		close(sv[1]);
 		free(w);
@@ -180,6 +190,7 @@ master_spawn(struct master *m, int slot)
 		params.creds = &m->creds;
 		worker_run(&params);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(sv[1]);
 	w->master = m;
 	w->pid = pid;
@@ -695,7 +706,7 @@ master_begin_stop(struct master *m, int fast)
 		events_stop(m->events);
 	for (w = m->workers; w != NULL; w = w->next) {
 		w->retiring = 1;
-		master_stop_worker(w, fast, grace);
+		master_stop_worker(w, fast, grace, MASTER_KILL_GRACE);
 	}
 }
 
@@ -912,6 +923,7 @@ master_catch_signals(struct master *m)
 			return -1;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);	/* reserved for binary upgrade */
+	sigpipe_unblock_all();	/* whatever mask our parent left us */
 	return evloop_add(m->loop, m->sigfd, POLLIN, master_on_signal, m);
 }
 

@@ -47,7 +47,7 @@ struct poller {
 	int get_failing;		/* log a failing GET once, not per poll */
 };
 
-static void poller_accept(struct poller *p, cJSON *op, const char *via);
+static int poller_accept(struct poller *p, cJSON *op, const char *via);
 static void poller_deliver(struct poller_op *o);
 static void poller_on_get(struct http_request *req);
 
@@ -136,10 +136,12 @@ poller_on_get(struct http_request *req)
 		    err, sizeof(err));
 		if (op == NULL)
 			log_warnx("poller: operation response %s; dropped", err);
-		else
-			poller_accept(p, op, "poll");
 		http_request_free(req);
-		poller_poll(p);	/* more may be waiting */
+		if (op != NULL && poller_accept(p, op, "poll"))
+			poller_poll(p);	/* more may be waiting */
+		else	/* a 200 without work must not become a GET loop */
+			p->next_poll = clock_mono() +
+			    p->cfg->orchestrator.poll_interval;
 		return;
 	}
 	if (req->result == CURLE_OK && req->status == 204) {
@@ -235,8 +237,8 @@ poller_size_exceeded(const cJSON *op)
 	    "__mcd_size_exceeded__"));
 }
 
-/* Take ownership of one operation from any source. */
-static void
+/* Take ownership of one operation from any source; 1 when accepted. */
+static int
 poller_accept(struct poller *p, cJSON *op, const char *via)
 {
 	const char *id = json_string(op, "operation_id");
@@ -246,20 +248,20 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 		log_warnx("poller: operation from %s without a usable "
 		    "\"operation_id\"; dropped", via);
 		cJSON_Delete(op);
-		return;
+		return 0;
 	}
 	if (poller_find(p, id) != NULL) {
 		log_warnx("poller: operation %s is already in flight; the copy "
 		    "from %s is dropped", id, via);
 		cJSON_Delete(op);
-		return;
+		return 0;
 	}
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
 	    (o->id = strdup(id)) == NULL) {
 		log_warnx("poller: out of memory; operation %s dropped", id);
 		free(o);
 		cJSON_Delete(op);
-		return;
+		return 0;
 	}
 	o->p = p;
 	o->next = p->ops;
@@ -271,6 +273,7 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 	else
 		poller_run(o, op);
 	cJSON_Delete(op);
+	return 1;
 }
 
 static void
@@ -388,6 +391,17 @@ poller_push(struct poller *p, const char *text, size_t len)
 	poller_accept(p, op, "push");
 }
 
+/* Stop a download and report the operation as cancelled. */
+static void
+poller_cancel_download(struct poller_op *o, const char *why)
+{
+	http_request_free(o->req);
+	o->req = NULL;
+	o->result = ops_error("internal", "operation %s cancelled: %s", o->id,
+	    why);
+	poller_deliver(o);
+}
+
 void
 poller_cancel(struct poller *p, const char *operation_id)
 {
@@ -395,11 +409,7 @@ poller_cancel(struct poller *p, const char *operation_id)
 
 	if (o == NULL || o->stage != STAGE_DOWNLOAD)
 		return;		/* unknown, or already run */
-	http_request_free(o->req);
-	o->req = NULL;
-	o->result = ops_error("internal", "operation %s cancelled",
-	    operation_id);
-	poller_deliver(o);
+	poller_cancel_download(o, "the orchestrator asked");
 }
 
 /* Back-pressure and shutdown. */
@@ -485,8 +495,7 @@ poller_drain(struct poller *p, int fast)
 		next = o->next;
 		if (o->stage == STAGE_DOWNLOAD) {
 			log_warnx("operation %s cancelled by a fast stop", o->id);
-			p->ctx->failed++;
-			poller_forget(p, o);
+			poller_cancel_download(o, "the agent is stopping");
 		}
 	}
 }

@@ -8,6 +8,7 @@
  * handed to the arbiter, push_metrics is answered with the workers'
  * aggregated counters.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,14 +74,19 @@ relay_least_loaded(struct master *m)
 	return best;
 }
 
+#define RELAY_RETRY_LATER (-1)	/* no worker can take it now */
+#define RELAY_UNSENDABLE (-2)	/* no worker will ever take it */
+
 static int
 relay_hand_over(struct master *m, const char *text)
 {
 	struct wproc *w = relay_least_loaded(m);
 
-	if (w == NULL || channel_send(w->fd, CH_OPERATION, 0, text,
-	    strlen(text)) == -1)
-		return -1;
+	if (w == NULL)
+		return RELAY_RETRY_LATER;
+	if (channel_send(w->fd, CH_OPERATION, 0, text, strlen(text)) == -1)
+		return (errno == EMSGSIZE || errno == EINVAL) ?
+		    RELAY_UNSENDABLE : RELAY_RETRY_LATER;
 	w->pushed++;
 	return 0;
 }
@@ -89,8 +95,13 @@ void
 relay_flush_pushed(struct master *m)
 {
 	struct pushed_op *q;
+	int rc = 0;
 
-	while ((q = m->pushq) != NULL && relay_hand_over(m, q->text) == 0) {
+	while ((q = m->pushq) != NULL &&
+	    (rc = relay_hand_over(m, q->text)) != RELAY_RETRY_LATER) {
+		if (rc == RELAY_UNSENDABLE)
+			log_errx("events: a pushed operation cannot be framed "
+			    "for a worker; dropped");
 		m->pushq = q->next;
 		m->npushq--;
 		free(q->text);
@@ -126,6 +137,7 @@ relay_forward_operation(struct master *m, const cJSON *op)
 {
 	char *text = cJSON_PrintUnformatted(op);
 	cJSON *stub, *body;
+	int rc;
 
 	if (text != NULL && strlen(text) > CHANNEL_MAX_PAYLOAD) {
 		free(text);
@@ -143,7 +155,11 @@ relay_forward_operation(struct master *m, const cJSON *op)
 		log_errx("events: out of memory forwarding an operation");
 		return;
 	}
-	if (m->pushq == NULL && relay_hand_over(m, text) == 0) {
+	rc = m->pushq == NULL ? relay_hand_over(m, text) : RELAY_RETRY_LATER;
+	if (rc == RELAY_UNSENDABLE)
+		log_errx("events: a pushed operation cannot be framed for a "
+		    "worker; dropped");
+	if (rc != RELAY_RETRY_LATER) {
 		free(text);
 		return;
 	}
@@ -255,8 +271,18 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	unsetenv("EGRESSD_TOKEN");
 	backend_creds_free(&m->creds);
 	m->creds = creds;
-	if (cfg->orchestrator.url[0] == '\0')
+	m->backend.cfg = cfg;
+	if (cfg->orchestrator.url[0] == '\0') {
+		/* No orchestrator any more (a reload): nothing may outlive cfg. */
+		events_free(m->events);
+		m->events = NULL;
+		http_request_free(m->metrics_req);
+		m->metrics_req = NULL;
+		http_free(m->http);
+		m->http = NULL;
+		m->backend.http = NULL;
 		return 0;
+	}
 	if (!cfg->orchestrator.tls_verify)
 		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
 		    "certificate is NOT checked");
@@ -267,7 +293,6 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	if (m->instance_id[0] == '\0')
 		relay_new_instance_id(m);
 	m->backend.http = m->http;
-	m->backend.cfg = cfg;
 	m->backend.creds = &m->creds;
 	m->backend.instance_id = m->instance_id;
 	return 0;
@@ -293,8 +318,6 @@ relay_reconfigure(struct master *m, const struct egressd_config *cfg,
 	}
 	events_free(m->events);
 	m->events = NULL;
-	if (cfg->orchestrator.url[0] != '\0')
-		m->backend.cfg = cfg;
 	return 0;
 }
 

@@ -77,7 +77,6 @@ void
 sigpipe_reset_all(void)
 {
 	struct sigaction sa;
-	sigset_t none;
 	int signo;
 
 	memset(&sa, 0, sizeof(sa));
@@ -88,6 +87,13 @@ sigpipe_reset_all(void)
 			continue;
 		(void)sigaction(signo, &sa, NULL);	/* EINVAL for RT gaps */
 	}
+}
+
+void
+sigpipe_unblock_all(void)
+{
+	sigset_t none;
+
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -70,7 +70,8 @@ struct worker {
 	struct poller *poller;
 };
 
-static void worker_shutdown(struct worker *w, int fast, const char *why);
+static void worker_shutdown(struct worker *w, int fast, double grace,
+    const char *why);
 
 /* The post-fork hook: nothing of the master's survives past here. */
 static void
@@ -82,7 +83,9 @@ worker_post_fork(struct worker *w)
 	sigpipe_reset_all();
 	keep[0] = w->fd;
 	keep[1] = log_fd();
+	log_suspend();
 	procinfo_close_fds_except(keep, keep[1] >= 0 ? 2 : 1);
+	log_resume();
 	if ((w->sigfd = sigpipe_open()) == -1 ||
 	    sigpipe_catch(SIGTERM) == -1 || sigpipe_catch(SIGINT) == -1 ||
 	    sigpipe_catch(SIGQUIT) == -1 || sigpipe_catch(SIGUSR1) == -1) {
@@ -91,6 +94,7 @@ worker_post_fork(struct worker *w)
 	}
 	signal(SIGHUP, SIG_IGN);	/* reload is the master's business */
 	signal(SIGPIPE, SIG_IGN);
+	sigpipe_unblock_all();	/* the master blocked them across fork */
 	/* The kernel tells us when the master dies; check it did not already. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != w->master_pid) {
@@ -176,7 +180,9 @@ worker_set_state(struct worker *w, enum worker_state state)
 static void
 worker_become_ready(struct worker *w)
 {
-	worker_set_state(w, WS_READY);
+	/* READY still counts for the master; the state stays "draining". */
+	if (!w->shutting_down)
+		worker_set_state(w, WS_READY);
 	worker_send_json(w, CH_READY, 0, NULL);
 	worker_send_heartbeat(w);
 }
@@ -184,7 +190,12 @@ worker_become_ready(struct worker *w)
 static void
 worker_on_stop(struct worker *w, const struct channel_frame *f)
 {
-	worker_shutdown(w, (f->flags & CH_FLAG_FAST) != 0,
+	cJSON *o = cJSON_ParseWithLength(f->payload, f->length);
+	const cJSON *deadline = cJSON_GetObjectItemCaseSensitive(o, "deadline");
+	double grace = cJSON_IsNumber(deadline) ? deadline->valuedouble : 0;
+
+	cJSON_Delete(o);
+	worker_shutdown(w, (f->flags & CH_FLAG_FAST) != 0, grace,
 	    (f->flags & CH_FLAG_FAST) ? "fast stop requested by the master" :
 	    "graceful stop requested by the master");
 }
@@ -199,7 +210,7 @@ worker_on_goodbye(struct worker *w, const struct channel_frame *f)
 	snprintf(why, sizeof(why), "orchestrator said goodbye (%s)",
 	    cJSON_IsString(reason) ? reason->valuestring : "no reason given");
 	cJSON_Delete(o);
-	worker_shutdown(w, 0, why);
+	worker_shutdown(w, 0, 0, why);
 }
 
 static void
@@ -291,7 +302,7 @@ worker_on_channel(int fd, short revents, void *arg)
 		else if (rc == CHANNEL_RECV_SYSERR)
 			log_warn("channel: receive");
 		evloop_remove(w->loop, fd);
-		worker_shutdown(w, 0, "the master is gone (channel closed)");
+		worker_shutdown(w, 0, 0, "the master is gone (channel closed)");
 		return;
 	}
 }
@@ -307,11 +318,11 @@ worker_on_signal(int fd, short revents, void *arg)
 	while ((signo = sigpipe_next()) != 0) {
 		switch (signo) {
 		case SIGTERM:
-			worker_shutdown(w, 0, "SIGTERM");
+			worker_shutdown(w, 0, 0, "SIGTERM");
 			break;
 		case SIGINT:
 		case SIGQUIT:
-			worker_shutdown(w, 1, signo == SIGINT ? "SIGINT" :
+			worker_shutdown(w, 1, 0, signo == SIGINT ? "SIGINT" :
 			    "SIGQUIT");
 			break;
 		case SIGUSR1:
@@ -322,15 +333,21 @@ worker_on_signal(int fd, short revents, void *arg)
 	}
 }
 
+/*
+ * grace is the time the master allows (its STOP frame says so; 0 = the
+ * configured graceful_timeout, for signals and goodbye).
+ */
 static void
-worker_shutdown(struct worker *w, int fast, const char *why)
+worker_shutdown(struct worker *w, int fast, double grace, const char *why)
 {
 	double now = clock_mono(), limit;
 
-	if (w->shutting_down && (w->fast || !fast))
+	if (grace <= 0)
+		grace = w->cfg->server.graceful_timeout;
+	if (w->shutting_down && (w->fast || !fast) &&
+	    now + grace * WORKER_WORK_SHARE >= w->deadline)
 		return;		/* already on the way out, as fast or faster */
-	limit = fast ? WORKER_FAST_GRACE :
-	    w->cfg->server.graceful_timeout * WORKER_WORK_SHARE;
+	limit = fast ? WORKER_FAST_GRACE : grace * WORKER_WORK_SHARE;
 	if (!w->shutting_down || now + limit < w->deadline)
 		w->deadline = now + limit;
 	log_info("shutting down (%s, %s)", fast ? "fast" : "graceful", why);
@@ -381,7 +398,7 @@ worker_tick(struct worker *w)
 		poller_tick(w->poller, now);
 	}
 	if (getppid() != w->master_pid && !w->shutting_down)
-		worker_shutdown(w, 0, "the master is gone (orphaned)");
+		worker_shutdown(w, 0, 0, "the master is gone (orphaned)");
 	if (w->shutting_down && worker_drained(w, now)) {
 		w->finished = 1;
 		return;

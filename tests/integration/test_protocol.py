@@ -592,3 +592,15 @@ def test_unauthorized_means_not_ready(orch, agent):
     orch.set_faults(auth_fail=False)
     a.wait_ready(2)
     assert TOKEN_ID == orch.token_id
+
+
+def test_reload_without_orchestrator_keeps_running(orch, agent):
+    """A reload that removes orchestrator.url: workers run standalone."""
+    a = agent()
+    a.wait_ready(2)
+    a.write_config({"orchestrator": {"url": ""}})
+    a.signal(signal.SIGHUP)
+    a.wait_ready(2, generation=2)
+    st = a.status()
+    assert st["ok"] is True and st["orchestrator"] == "", st
+    a.check_alive()

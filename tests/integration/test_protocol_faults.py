@@ -303,3 +303,51 @@ def test_slow_orchestrator_does_not_block_stream(orch, agent):
     rep = orch.push({})
     wait_results(orch, rep["operation_ids"], timeout=SHORT)
     assert time.monotonic() - t0 < 1.5 * SCALE, "push waited for a slow GET"
+
+
+# --------------------------------------------------------------------------
+# Regressions
+
+def test_empty_operation_replies_do_not_loop(orch, agent):
+    """A 200 that holds no operation waits for the next poll_interval."""
+    a = agent(server={"workers": 1})
+    a.wait_ready(1)
+    serve_raw_operations(orch, [b"{}"] * 50)
+    t0 = time.time()
+    kick(orch)
+    time.sleep(1.5)
+    gets = requests(orch, endpoint=EP_OPERATION, since_time=t0)
+    # poll_interval is 2 s: the kick's GET, perhaps one timed poll
+    assert len(gets) <= 3, f"{len(gets)} GETs in 1.5 s after empty 200s"
+    a.check_alive()
+
+
+def test_unframeable_pushed_operation_does_not_block_the_queue(orch, agent):
+    a = agent()
+    a.wait_ready(2)
+    assert orch.wait_counts(SHORT, streams=1)
+    at = len(a.log())
+    orch.send_event({"operation_id": "x" * 70000,
+                     "path": "/api/v1/test/health", "operation": {}})
+    rep = orch.push([{} for _ in range(3)])
+    wait_results(orch, rep["operation_ids"])
+    a.wait_log("without a usable \"operation_id\"", start=at)
+    a.check_alive()
+
+
+def test_fast_stop_reports_cancelled_downloads(orch, agent):
+    import signal
+    a = agent(server={"workers": 1})
+    a.wait_ready(1)
+    orch.set_faults(delay={"request": 5.0})
+    (op_id,) = orch.enqueue({"size_exceeded": True})["operation_ids"]
+    kick(orch)
+    wait_until(lambda: requests(orch, endpoint="request"),
+               msg="the full-operation download to start")
+    a.signal(signal.SIGINT)
+    assert a.wait_exit() == 0
+    res = wait_results(orch, [op_id])
+    (r,) = res[op_id]
+    assert r["result"].get("error_type") == "internal", r
+    assert "cancelled" in r["result"]["error"], r
+    assert requests(orch, endpoint="shutdown"), "no shutdown notice"
