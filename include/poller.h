@@ -4,7 +4,10 @@
  * Fetches operations (GET at start, on wake-ups, after each finished
  * operation while there is capacity, every poll_interval), accepts pushed
  * and piggybacked ones, downloads the full body of size-exceeded ones, runs
- * them, and delivers each result (3 tries: 1 s, then 2 s).  At max_inflight
+ * them, and delivers each result (3 tries: 1 s, then 2 s).  A result is
+ * written to the outbox before its first try and deleted when acknowledged;
+ * one still undelivered waits there, and every poll_interval a sweep sends
+ * again what this worker, or a worker now gone, left behind.  At max_inflight
  * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
  * seconds instead.  Draining stops fetching, lets accepted work finish, then
  * POSTs the shutdown notice once.  Every operation ID accepted is counted in
@@ -25,8 +28,11 @@ struct poller_hooks {
 	void *arg;
 };
 
+struct store;
+
+/* store holds the outbox (may be NULL: results are then not durable). */
 struct poller *poller_new(struct backend *backend, struct op_context *ctx,
-    const struct poller_hooks *hooks);
+    struct store *store, const struct poller_hooks *hooks);
 void poller_free(struct poller *p);
 
 void poller_start(struct poller *p);		/* the boot-time GET */

@@ -3,7 +3,8 @@
  *
  * One file, state_dir/egressd.db, in WAL mode; one connection per OS process,
  * opened after fork; the schema is versioned with PRAGMA user_version and
- * migrated in order by the master before any worker starts.  Statements
+ * migrated in order by the master before any worker starts.  Holds the
+ * worker registry and the outbox of results not yet acknowledged.  Statements
  * used on hot paths are prepared once per connection.
  */
 #ifndef EGRESSD_STORE_H
@@ -25,7 +26,15 @@ struct store {
 	struct sqlite3_stmt *worker_insert;
 	struct sqlite3_stmt *worker_state;
 	struct sqlite3_stmt *worker_exit;
+	struct sqlite3_stmt *outbox_put;
+	struct sqlite3_stmt *outbox_defer;
+	struct sqlite3_stmt *outbox_delete;
+	struct sqlite3_stmt *outbox_claim;
 };
+
+/* A claimed outbox row; the strings live only during the call. */
+typedef void (*store_outbox_cb)(const char *operation_id, const char *result,
+    void *arg);
 
 /* Open (creating if needed) state_dir/egressd.db and set its pragmas. */
 int store_open(struct store *st, const char *state_dir,
@@ -42,6 +51,25 @@ int store_worker_set_state(struct store *st, const char *instance_id,
     const char *state);
 int store_worker_exited(struct store *st, const char *instance_id,
     const char *reason);
+
+/*
+ * The durable outbox: a result is put before its first delivery attempt
+ * and deleted once the orchestrator acknowledged it; next_attempt (wall
+ * seconds) says when a sweep may send it again.
+ */
+int store_outbox_put(struct store *st, const char *operation_id,
+    const char *result, const char *instance_id, double next_attempt);
+int store_outbox_defer(struct store *st, const char *operation_id,
+    double next_attempt);
+int store_outbox_delete(struct store *st, const char *operation_id);
+/*
+ * Claim up to limit due rows (this instance's, a stopped or exited
+ * worker's, or any with next_attempt before stale_before) for instance_id,
+ * moving their next_attempt on; cb sees each.  Returns the count or -1.
+ */
+int store_outbox_claim(struct store *st, const char *instance_id, int limit,
+    double now, double next_attempt, double stale_before,
+    store_outbox_cb cb, void *arg);
 
 /* Delete stopped workers' rows older than days; returns rows removed or -1. */
 int store_prune_workers(struct store *st, double days);

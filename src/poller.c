@@ -9,8 +9,11 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "poller.h"
+#include "store.h"
 
 #define POLLER_TRIES 3			/* result PUT and full download */
+#define POLLER_STALE 900.0		/* an outbox row untried this long is */
+					/*   anyone's: its owner is stuck */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
 
 enum op_stage { STAGE_DOWNLOAD, STAGE_DELIVER };
@@ -21,6 +24,7 @@ struct poller_op {
 	enum op_stage stage;
 	int tries;
 	double retry_at;		/* waiting to retry; 0 = busy or idle */
+	int stored;			/* its result is in the outbox */
 	struct http_request *req;
 	struct poller *p;
 	struct poller_op *next;
@@ -30,12 +34,14 @@ struct poller {
 	struct backend *backend;
 	const struct egressd_config *cfg;
 	struct op_context *ctx;
+	struct store *store;		/* the outbox */
 	struct poller_hooks hooks;
 	struct poller_op *ops;
 	struct http_request *get_req;
 	struct http_request *heartbeat_req;
 	struct http_request *shutdown_req;
 	double next_poll;		/* 0 = no poll scheduled */
+	double next_sweep;		/* of the outbox, once answered */
 	double backpressure_since;
 	double next_heartbeat;
 	int answered;			/* first poll answered */
@@ -287,6 +293,14 @@ poller_finish_op(struct poller *p, struct poller_op *o)
 }
 
 static void
+poller_acknowledged(struct poller *p, struct poller_op *o)
+{
+	if (o->stored && store_outbox_delete(p->store, o->id) == -1)
+		log_warnx("outbox: %s: %s", o->id, store_errmsg(p->store));
+	poller_finish_op(p, o);
+}
+
+static void
 poller_take_piggyback(struct poller *p, const struct http_request *req)
 {
 	cJSON *body, *next;
@@ -308,6 +322,21 @@ poller_take_piggyback(struct poller *p, const struct http_request *req)
 		cJSON_Delete(next);
 }
 
+/* Out of tries: the outbox keeps the result for a later sweep. */
+static void
+poller_keep(struct poller *p, struct poller_op *o, const char *why)
+{
+	if (o->stored && store_outbox_defer(p->store, o->id, clock_wall() +
+	    p->cfg->orchestrator.poll_interval) == 0)
+		log_warnx("poller: result for %s not delivered after %d tries "
+		    "(%s); kept in the outbox", o->id, POLLER_TRIES, why);
+	else
+		log_errx("poller: result for %s not delivered after %d tries "
+		    "(%s) and not in the outbox: lost", o->id, POLLER_TRIES,
+		    why);
+	poller_finish_op(p, o);
+}
+
 static void
 poller_on_result(struct http_request *req)
 {
@@ -319,7 +348,7 @@ poller_on_result(struct http_request *req)
 	poller_note_contact(p, req);
 	if (req->result == CURLE_OK && req->status >= 200 &&
 	    req->status < 300) {
-		poller_finish_op(p, o);
+		poller_acknowledged(p, o);
 		/* Piggybacked work is ours even while draining: finish it. */
 		poller_take_piggyback(p, req);
 		http_request_free(req);
@@ -334,11 +363,27 @@ poller_on_result(struct http_request *req)
 		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
 		return;
 	}
-	log_errx("poller: result for %s not delivered after %d tries (%s)",
-	    o->id, POLLER_TRIES, why);
-	p->ctx->failed++;
-	poller_forget(p, o);
+	poller_keep(p, o, why);
 	poller_poll(p);
+}
+
+/* Durable before the first try: a crash from here on loses no result. */
+static void
+poller_store(struct poller_op *o)
+{
+	struct poller *p = o->p;
+	char *text;
+
+	if (o->stored || p->store == NULL)
+		return;
+	if ((text = cJSON_PrintUnformatted(o->result)) == NULL ||
+	    store_outbox_put(p->store, o->id, text, p->backend->instance_id,
+	    clock_wall() + p->cfg->orchestrator.poll_interval) == -1)
+		log_warnx("outbox: result for %s not stored (%s)", o->id,
+		    text ? store_errmsg(p->store) : "out of memory");
+	else
+		o->stored = 1;
+	cJSON_free(text);
 }
 
 static void
@@ -350,6 +395,7 @@ poller_deliver(struct poller_op *o)
 	if (o->stage != STAGE_DELIVER) {
 		o->stage = STAGE_DELIVER;	/* download tries are over */
 		o->tries = 0;
+		poller_store(o);
 	}
 	o->retry_at = 0;
 	cJSON_AddItemReferenceToObject(wrap, "result", o->result);
@@ -509,8 +555,12 @@ poller_abandon(struct poller *p)
 		p->get_req = NULL;
 	}
 	while (p->ops != NULL) {
-		log_errx("operation %s abandoned at the shutdown deadline; its "
-		    "result was not delivered", p->ops->id);
+		if (p->ops->stored)
+			log_warnx("result for %s not delivered by the shutdown "
+			    "deadline; left in the outbox", p->ops->id);
+		else
+			log_errx("operation %s abandoned at the shutdown "
+			    "deadline; no result", p->ops->id);
 		p->ctx->failed++;
 		poller_forget(p, p->ops);
 	}
@@ -534,16 +584,75 @@ poller_next_deadline(const struct poller *p)
 	for (o = p->ops; o != NULL; o = o->next)
 		if (o->retry_at > 0 && (next == 0 || o->retry_at < next))
 			next = o->retry_at;
+	if (p->answered && !p->draining && (next == 0 || p->next_sweep < next))
+		next = p->next_sweep;
 	if (p->backpressure_since > 0 && p->heartbeat_req == NULL &&
 	    (next == 0 || p->next_heartbeat < next))
 		next = p->next_heartbeat;
 	return next;
 }
 
+/* A claimed outbox row becomes an operation in flight again. */
+static void
+poller_adopt(const char *operation_id, const char *text, void *arg)
+{
+	struct poller *p = arg;
+	struct poller_op *o;
+	char err[128];
+	cJSON *result;
+
+	if (poller_find(p, operation_id) != NULL)
+		return;		/* being delivered already */
+	result = json_parse_limited(text, strlen(text),
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (result == NULL) {
+		/* It can never be sent: keeping it would only repeat this. */
+		log_errx("outbox: result for %s is %s; deleted", operation_id,
+		    err);
+		store_outbox_delete(p->store, operation_id);
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL ||
+	    (o->id = strdup(operation_id)) == NULL) {
+		log_warnx("outbox: out of memory; %s stays for the next sweep",
+		    operation_id);
+		free(o);
+		cJSON_Delete(result);
+		return;
+	}
+	o->p = p;
+	o->result = result;
+	o->stored = 1;
+	o->next = p->ops;
+	p->ops = o;
+	p->ctx->inflight++;
+	log_info("outbox: delivering the result for %s again", operation_id);
+	poller_deliver(o);
+}
+
+/* Undelivered results, this worker's or those of workers gone. */
+static void
+poller_sweep(struct poller *p, double now)
+{
+	long room = (long)p->cfg->worker.max_inflight - (long)p->ctx->inflight;
+	double wall = clock_wall();
+
+	p->next_sweep = now + p->cfg->orchestrator.poll_interval;
+	if (p->store == NULL || room <= 0)
+		return;
+	if (store_outbox_claim(p->store, p->backend->instance_id, (int)room,
+	    wall, wall + p->cfg->orchestrator.poll_interval,
+	    wall - POLLER_STALE, poller_adopt, p) == -1)
+		log_warnx("outbox: %s", store_errmsg(p->store));
+}
+
 void
 poller_tick(struct poller *p, double now)
 {
 	struct poller_op *o;
+
+	if (p->answered && !p->draining && now >= p->next_sweep)
+		poller_sweep(p, now);
 
 	if (p->next_poll > 0 && now >= p->next_poll)
 		poller_poll(p);
@@ -562,7 +671,7 @@ poller_tick(struct poller *p, double now)
 
 struct poller *
 poller_new(struct backend *backend, struct op_context *ctx,
-    const struct poller_hooks *hooks)
+    struct store *store, const struct poller_hooks *hooks)
 {
 	struct poller *p;
 
@@ -571,6 +680,7 @@ poller_new(struct backend *backend, struct op_context *ctx,
 	p->backend = backend;
 	p->cfg = backend->cfg;
 	p->ctx = ctx;
+	p->store = store;
 	if (hooks != NULL)
 		p->hooks = *hooks;
 	return p;

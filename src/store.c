@@ -25,6 +25,15 @@ static const char *const store_migrations[] = {
 	" stopped_at REAL,"
 	" exit_reason TEXT);"
 	"CREATE INDEX workers_stopped ON workers(stopped_at);",
+	/* 2: the durable outbox of results not yet acknowledged. */
+	"CREATE TABLE outbox ("
+	" operation_id TEXT PRIMARY KEY,"
+	" result TEXT NOT NULL,"
+	" instance_id TEXT NOT NULL,"
+	" created_at REAL NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_attempt REAL NOT NULL);"
+	"CREATE INDEX outbox_due ON outbox(next_attempt);",
 };
 #define STORE_VERSION \
 	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -248,6 +257,90 @@ store_worker_exited(struct store *st, const char *instance_id,
 }
 
 int
+store_outbox_put(struct store *st, const char *operation_id,
+    const char *result, const char *instance_id, double next_attempt)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->outbox_put, "INSERT OR REPLACE INTO outbox "
+	    "(operation_id, result, instance_id, created_at, attempts, "
+	    "next_attempt) VALUES (?, ?, ?, ?, 0, ?)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, operation_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 4, clock_wall());
+	sqlite3_bind_double(s, 5, next_attempt);
+	return store_step_done(s);
+}
+
+int
+store_outbox_defer(struct store *st, const char *operation_id,
+    double next_attempt)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->outbox_defer, "UPDATE outbox SET "
+	    "next_attempt = ? WHERE operation_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_double(s, 1, next_attempt);
+	sqlite3_bind_text(s, 2, operation_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+int
+store_outbox_delete(struct store *st, const char *operation_id)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->outbox_delete, "DELETE FROM outbox WHERE "
+	    "operation_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, operation_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+/*
+ * One statement claims the rows, so two workers sweeping at once never
+ * take the same one: due rows that are this worker's, or a gone worker's,
+ * or so overdue that their owner is presumed stuck.
+ */
+int
+store_outbox_claim(struct store *st, const char *instance_id, int limit,
+    double now, double next_attempt, double stale_before,
+    store_outbox_cb cb, void *arg)
+{
+	sqlite3_stmt *s;
+	int n = 0, rc;
+
+	s = store_prepare(st, &st->outbox_claim, "UPDATE outbox SET "
+	    "instance_id = ?1, attempts = attempts + 1, next_attempt = ?2 "
+	    "WHERE operation_id IN (SELECT operation_id FROM outbox "
+	    "WHERE next_attempt <= ?3 AND (instance_id = ?1 "
+	    "OR next_attempt < ?4 OR instance_id NOT IN "
+	    "(SELECT instance_id FROM workers WHERE state NOT IN "
+	    "('stopped', 'exited'))) ORDER BY next_attempt LIMIT ?5) "
+	    "RETURNING operation_id, result");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(s, 2, next_attempt);
+	sqlite3_bind_double(s, 3, now);
+	sqlite3_bind_double(s, 4, stale_before);
+	sqlite3_bind_int(s, 5, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		cb((const char *)sqlite3_column_text(s, 0),
+		    (const char *)sqlite3_column_text(s, 1), arg);
+		n++;
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? n : -1;
+}
+
+int
 store_prune_workers(struct store *st, double days)
 {
 	sqlite3_stmt *s;
@@ -275,6 +368,10 @@ store_close(struct store *st)
 	sqlite3_finalize(st->worker_insert);
 	sqlite3_finalize(st->worker_state);
 	sqlite3_finalize(st->worker_exit);
+	sqlite3_finalize(st->outbox_put);
+	sqlite3_finalize(st->outbox_defer);
+	sqlite3_finalize(st->outbox_delete);
+	sqlite3_finalize(st->outbox_claim);
 	if (st->db != NULL)
 		sqlite3_close(st->db);
 	free(st->path);

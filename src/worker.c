@@ -454,7 +454,8 @@ worker_start_poller(struct worker *w)
 	w->backend.instance_id = w->instance_id;
 	if ((w->http = http_new(w->loop)) == NULL ||
 	    (w->backend.http = w->http,
-	    w->poller = poller_new(&w->backend, &w->ctx, &hooks)) == NULL) {
+	    w->poller = poller_new(&w->backend, &w->ctx, &w->store,
+	    &hooks)) == NULL) {
 		log_errx("cannot boot: out of memory for the HTTP client");
 		exit(WORKER_EXIT_BOOT);
 	}
