@@ -63,13 +63,21 @@ int store_outbox_defer(struct store *st, const char *operation_id,
     double next_attempt);
 int store_outbox_delete(struct store *st, const char *operation_id);
 /*
- * Claim up to limit due rows (this instance's, a stopped or exited
- * worker's, or any with next_attempt before stale_before) for instance_id,
- * moving their next_attempt on; cb sees each.  Returns the count or -1.
+ * Claim up to limit rows for instance_id — its own that are due, any of
+ * a stopped or exited worker, any with next_attempt before stale_before —
+ * moving their next_attempt on and counting the claim in "attempts"; cb
+ * sees each.  Returns the count or -1.
  */
 int store_outbox_claim(struct store *st, const char *instance_id, int limit,
     double now, double next_attempt, double stale_before,
     store_outbox_cb cb, void *arg);
+
+/*
+ * At the master's start no worker of it runs yet: rows still marked live
+ * are from a run that died whole, and their outbox rows are up for grabs.
+ * Returns the rows marked exited, or -1.
+ */
+int store_workers_orphaned(struct store *st);
 
 /* Delete stopped workers' rows older than days; returns rows removed or -1. */
 int store_prune_workers(struct store *st, double days);

@@ -985,6 +985,10 @@ master_open_store(struct master *m, char *err, size_t errlen)
 		store_close(&m->store);
 		return -1;
 	}
+	if ((pruned = store_workers_orphaned(&m->store)) > 0)
+		log_warnx("database: %d workers of an earlier run were not "
+		    "recorded as stopped; their undelivered results will be "
+		    "sent", pruned);
 	pruned = store_prune_workers(&m->store, m->cfg->store.retention_days);
 	if (pruned > 0)
 		log_debug("database: pruned %d old worker rows", pruned);

@@ -305,8 +305,8 @@ store_outbox_delete(struct store *st, const char *operation_id)
 
 /*
  * One statement claims the rows, so two workers sweeping at once never
- * take the same one: due rows that are this worker's, or a gone worker's,
- * or so overdue that their owner is presumed stuck.
+ * take the same one: this worker's rows that are due, a gone worker's at
+ * once, and any so overdue that their owner is presumed stuck.
  */
 int
 store_outbox_claim(struct store *st, const char *instance_id, int limit,
@@ -319,10 +319,10 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	s = store_prepare(st, &st->outbox_claim, "UPDATE outbox SET "
 	    "instance_id = ?1, attempts = attempts + 1, next_attempt = ?2 "
 	    "WHERE operation_id IN (SELECT operation_id FROM outbox "
-	    "WHERE next_attempt <= ?3 AND (instance_id = ?1 "
+	    "WHERE (instance_id = ?1 AND next_attempt <= ?3) "
 	    "OR next_attempt < ?4 OR instance_id NOT IN "
 	    "(SELECT instance_id FROM workers WHERE state NOT IN "
-	    "('stopped', 'exited'))) ORDER BY next_attempt LIMIT ?5) "
+	    "('stopped', 'exited')) ORDER BY next_attempt LIMIT ?5) "
 	    "RETURNING operation_id, result");
 	if (s == NULL)
 		return -1;
@@ -338,6 +338,21 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? n : -1;
+}
+
+int
+store_workers_orphaned(struct store *st)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(st->db, "UPDATE workers SET state = 'exited', stopped_at = updated_at, "
+	    "exit_reason = 'gone when the master started' "
+	    "WHERE stopped_at IS NULL AND state NOT IN ('stopped', 'exited')",
+	    NULL, NULL, &msg) != SQLITE_OK) {
+		sqlite3_free(msg);
+		return -1;
+	}
+	return sqlite3_changes(st->db);
 }
 
 int
