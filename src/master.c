@@ -39,8 +39,8 @@
 #include "version.h"
 #include "worker.h"
 
-const char *const master_wstate_names[] = { "booting", "ready", "busy",
-    "draining" };
+const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
+    "ready", "busy", "draining" };
 
 static void master_on_channel(int fd, short revents, void *arg);
 
@@ -389,10 +389,10 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "failed", &failed) == -1 ||
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
-	for (i = 0; i < sizeof(master_wstate_names) / sizeof(master_wstate_names[0]); i++)
+	for (i = 0; i < MASTER_NSTATES; i++)
 		if (strcmp(state->valuestring, master_wstate_names[i]) == 0)
 			break;
-	if (i == sizeof(master_wstate_names) / sizeof(master_wstate_names[0]))
+	if (i == MASTER_NSTATES)
 		return -1;
 	if (!w->retiring)
 		w->state = (enum wstate)i;

@@ -60,7 +60,8 @@ master_ctl_worker_health(const struct master *m, const struct wproc *w,
 }
 
 static cJSON *
-master_ctl_worker_json(const struct master *m, const struct wproc *w, double now)
+master_ctl_worker_json(const struct master *m, const struct wproc *w,
+    double now)
 {
 	cJSON *o = cJSON_CreateObject();
 

@@ -38,7 +38,8 @@ struct http_request;
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
-extern const char *const master_wstate_names[];
+#define MASTER_NSTATES 4
+extern const char *const master_wstate_names[MASTER_NSTATES];
 
 struct wproc {
 	pid_t pid;

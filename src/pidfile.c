@@ -1,4 +1,4 @@
-/* pidfile: create, lock, write and remove the pidfile (see include/pidfile.h). */
+/* pidfile: create, lock, write and remove it (see include/pidfile.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

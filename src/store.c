@@ -345,7 +345,8 @@ store_workers_orphaned(struct store *st)
 {
 	char *msg = NULL;
 
-	if (sqlite3_exec(st->db, "UPDATE workers SET state = 'exited', stopped_at = updated_at, "
+	if (sqlite3_exec(st->db, "UPDATE workers SET state = 'exited', "
+	    "stopped_at = updated_at, "
 	    "exit_reason = 'gone when the master started' "
 	    "WHERE stopped_at IS NULL AND state NOT IN ('stopped', 'exited')",
 	    NULL, NULL, &msg) != SQLITE_OK) {
