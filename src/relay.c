@@ -256,6 +256,19 @@ relay_start_events(struct master *m)
 	events_start(m->events);
 }
 
+/* Drop the stream, any metrics push and the HTTP client. */
+static void
+relay_disconnect(struct master *m)
+{
+	events_free(m->events);
+	m->events = NULL;
+	http_request_free(m->metrics_req);
+	m->metrics_req = NULL;
+	http_free(m->http);
+	m->http = NULL;
+	m->backend.http = NULL;
+}
+
 /*
  * Credentials and the HTTP client for cfg; the secret then leaves the
  * environment, so nothing the daemon runs later inherits it.
@@ -274,13 +287,7 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	m->backend.cfg = cfg;
 	if (cfg->orchestrator.url[0] == '\0') {
 		/* No orchestrator any more (a reload): nothing may outlive cfg. */
-		events_free(m->events);
-		m->events = NULL;
-		http_request_free(m->metrics_req);
-		m->metrics_req = NULL;
-		http_free(m->http);
-		m->http = NULL;
-		m->backend.http = NULL;
+		relay_disconnect(m);
 		return 0;
 	}
 	if (!cfg->orchestrator.tls_verify)
@@ -327,12 +334,7 @@ relay_free(struct master *m)
 {
 	struct pushed_op *q;
 
-	events_free(m->events);
-	m->events = NULL;
-	http_request_free(m->metrics_req);
-	m->metrics_req = NULL;
-	http_free(m->http);
-	m->http = NULL;
+	relay_disconnect(m);
 	backend_creds_free(&m->creds);
 	while ((q = m->pushq) != NULL) {
 		m->pushq = q->next;
