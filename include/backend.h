@@ -64,6 +64,5 @@ struct http_request *backend_prepare(struct backend *b,
 struct http_request *backend_call(struct backend *b, enum backend_call call,
     const char *operation_id, char *body, http_done_cb on_done, void *arg);
 
-const char *backend_call_name(enum backend_call call);
 
 #endif

@@ -73,9 +73,6 @@ double http_next_deadline(const struct http *h);
 /* Let libcurl act on an expired timeout; call after every poll. */
 void http_run_timers(struct http *h);
 
-/* Number of transfers running. */
-int http_running(const struct http *h);
-
 /* One line of text for a failed transfer: "HTTP 503" or curl's error. */
 const char *http_describe(const struct http_request *req, char *buf,
     size_t len);

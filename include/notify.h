@@ -11,7 +11,4 @@
 /* Send state (e.g. "READY=1\nSTATUS=4 workers"); 0, or -1 with errno. */
 int notify_send(const char *state);
 
-/* Forget $NOTIFY_SOCKET so children do not talk to systemd. */
-void notify_unset_env(void);
-
 #endif

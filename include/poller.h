@@ -51,7 +51,6 @@ int poller_finished(const struct poller *p);
 double poller_next_deadline(const struct poller *p);	/* 0 = none */
 void poller_tick(struct poller *p, double now);
 
-unsigned long poller_inflight(const struct poller *p);
 long poller_last_status(const struct poller *p);	/* last HTTP status */
 double poller_last_contact(const struct poller *p);	/* wall time, 0 */
 

@@ -43,7 +43,6 @@ int store_open(struct store *st, const char *state_dir,
 
 /* Bring the schema to the current version; one transaction per step. */
 int store_migrate(struct store *st, char *err, size_t errlen);
-int store_schema_version(void);
 
 int store_worker_register(struct store *st, const char *instance_id,
     pid_t pid, int slot, int generation);

@@ -19,31 +19,23 @@ static const struct {
 	const char *suffix;	/* non-NULL: path + operation ID + suffix */
 	long timeout_ms;	/* 0 = none (the stream) */
 	const char *accept;
-	const char *name;
 } backend_calls[] = {
-	[BACKEND_STREAM] = { "GET", "/stream", NULL, 0, "text/event-stream",
-	    "event stream" },
+	[BACKEND_STREAM] = { "GET", "/stream", NULL, 0, "text/event-stream" },
 	[BACKEND_OPERATION] = { "GET", "/api/v1/agent/operation", NULL, 30000,
-	    "application/json", "get operation" },
+	    "application/json" },
 	[BACKEND_RESULT] = { "PUT", "/api/v1/agent/operations/", "/result",
-	    60000, "application/json", "put result" },
+	    60000, "application/json" },
 	[BACKEND_FULL_OPERATION] = { "GET", "/api/v1/agent/operations/",
-	    "/request", 30000, "application/json", "get full operation" },
+	    "/request", 30000, "application/json" },
 	[BACKEND_HEARTBEAT] = { "POST", "/api/v1/agent/heartbeat", NULL, 10000,
-	    "application/json", "heartbeat" },
+	    "application/json" },
 	[BACKEND_SHUTDOWN] = { "POST", "/api/v1/agent/shutdown", NULL, 15000,
-	    "application/json", "shutdown notice" },
+	    "application/json" },
 	[BACKEND_METRICS] = { "POST", "/api/v1/agent/metrics", NULL, 30000,
-	    "application/json", "metrics" },
+	    "application/json" },
 	[BACKEND_LOGS] = { "POST", "/api/v1/agent/logs", NULL, 30000,
-	    "application/json", "logs" },
+	    "application/json" },
 };
-
-const char *
-backend_call_name(enum backend_call call)
-{
-	return backend_calls[call].name;
-}
 
 static char *
 backend_read_token_file(const char *path, char *err, size_t errlen)

@@ -13,7 +13,6 @@ struct http {
 	CURLM *multi;
 	struct evloop *loop;
 	double deadline;	/* libcurl's timer; 0 = none */
-	int running;
 	struct http_request *active;	/* list of running transfers */
 	int acting;		/* inside curl_multi_socket_action() */
 };
@@ -250,7 +249,6 @@ http_start(struct http *h, struct http_request *req)
 		req->easy = NULL;
 		return -1;
 	}
-	h->running++;
 	req->prev = NULL;
 	req->next = h->active;
 	if (h->active != NULL)
@@ -269,7 +267,6 @@ http_detach(struct http_request *req)
 	curl_easy_cleanup(req->easy);
 	req->easy = NULL;
 	req->pending = 0;
-	h->running--;
 	if (req->prev != NULL)
 		req->prev->next = req->next;
 	else
@@ -320,12 +317,6 @@ http_run_timers(struct http *h)
 		return;
 	h->deadline = 0;
 	http_socket_action(h, CURL_SOCKET_TIMEOUT, 0);
-}
-
-int
-http_running(const struct http *h)
-{
-	return h->running;
 }
 
 const char *

@@ -38,9 +38,3 @@ notify_send(const char *state)
 	close(fd);
 	return rc;
 }
-
-void
-notify_unset_env(void)
-{
-	unsetenv("NOTIFY_SOCKET");
-}

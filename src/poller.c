@@ -699,12 +699,6 @@ poller_free(struct poller *p)
 	free(p);
 }
 
-unsigned long
-poller_inflight(const struct poller *p)
-{
-	return p->ctx->inflight;
-}
-
 long
 poller_last_status(const struct poller *p)
 {

@@ -38,12 +38,6 @@ static const char *const store_migrations[] = {
 #define STORE_VERSION \
 	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
 
-int
-store_schema_version(void)
-{
-	return STORE_VERSION;
-}
-
 static int
 store_check_dir(const char *dir, char *err, size_t errlen)
 {
