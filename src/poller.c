@@ -175,8 +175,11 @@ poller_run(struct poller_op *o, const cJSON *op)
 	else if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
 		o->result = ops_error("invalid_request", "operation %s: "
 		    "\"operation\" must be an object", o->id);
-	else
-		o->result = ops_run(p->ctx, path, body);
+	else {
+		struct op_run run = { .ctx = p->ctx };
+
+		ops_start(&run, path, body, &o->result);
+	}
 	if (o->result == NULL)
 		o->result = ops_error("internal", "out of memory");
 	log_debug("operation %s (%s) ran: %s", o->id, path ? path : "?",

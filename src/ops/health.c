@@ -21,14 +21,15 @@ health_file_size(const char *path, const char *suffix)
 	return stat(name, &sb) == 0 ? (double)sb.st_size : 0;
 }
 
-cJSON *
-op_health(const struct op_context *ctx, const cJSON *body)
+enum ops_status
+op_health(struct op_run *run, const cJSON *body, cJSON **result)
 {
+	const struct op_context *ctx = run->ctx;
 	cJSON *o = cJSON_CreateObject(), *c, *db;
 
 	(void)body;
-	if (o == NULL)
-		return NULL;
+	if ((*result = o) == NULL)
+		return OPS_DONE;
 	cJSON_AddStringToObject(o, "status", "ok");
 	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
 	cJSON_AddStringToObject(o, "instance_id", ctx->instance_id);
@@ -47,5 +48,6 @@ op_health(const struct op_context *ctx, const cJSON *body)
 		cJSON_AddNumberToObject(db, "wal_bytes",
 		    health_file_size(ctx->db_path, "-wal"));
 	}
-	return o;
+	cJSON_AddNumberToObject(o, "agent_pid", (double)run->agent_pid);
+	return OPS_DONE;
 }

@@ -1,0 +1,13 @@
+/* ops/sqlite: not implemented yet; answers "unsupported". */
+#include <cjson/cJSON.h>
+
+#include "ops.h"
+
+enum ops_status
+op_sqlite(struct op_run *run, const cJSON *body, cJSON **result)
+{
+	(void)run;
+	(void)body;
+	*result = ops_error("unsupported", "%s is not implemented", "sqlite");
+	return OPS_DONE;
+}
