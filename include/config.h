@@ -105,17 +105,20 @@ struct egressd_config {
 			char *root;
 			bool no_symlinks;
 			int64_t max_bytes;
+			struct config_strlist capabilities;
 		} storage;
 		struct {
 			bool enabled;
 			struct config_strlist allow;
 			int64_t max_bytes;
 			double timeout;
+			struct config_strlist capabilities;
 		} http;
 		struct {
 			bool enabled;
 			struct config_command *commands;
 			size_t count;
+			struct config_strlist capabilities;
 		} command;
 		struct {
 			bool enabled;
@@ -123,14 +126,17 @@ struct egressd_config {
 			size_t count;
 			int64_t max_rows;
 			double timeout;
+			struct config_strlist capabilities;
 		} sqlite;
 		struct {
 			bool enabled;
 			int max_children;
+			struct config_strlist capabilities;
 		} batch;
 		struct {
 			bool enabled;
 			struct config_strlist allow_keys;
+			struct config_strlist capabilities;
 		} upgrade;
 	} operations;
 };

@@ -73,6 +73,7 @@ enum config_kind {
 	CK_ENUM,		/* an enum, index into names */
 	CK_URLLIST,		/* struct config_strlist of http(s) URLs */
 	CK_KEYLIST,		/* struct config_strlist of config keys */
+	CK_CAPLIST,		/* struct config_strlist of "RESOURCE RIGHTS" */
 	CK_ARGV,		/* argv and argc of a struct config_command */
 	CK_ENTRIES		/* an array of groups, see config_entries */
 };
@@ -236,6 +237,8 @@ static const struct config_key config_storage_keys[] = {
 	    .def = 0 },
 	{ KEY("max_bytes", CK_INT64, CFG(operations.storage.max_bytes)),
 	    .min = 1, .max = CONFIG_OP_BYTES_MAX, .def = 16 * MIB },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.storage.capabilities)), .defstr = "storage:* read,write,delete" },
 };
 
 static const struct config_key config_http_keys[] = {
@@ -245,7 +248,16 @@ static const struct config_key config_http_keys[] = {
 	    .min = 1, .max = CONFIG_OP_BYTES_MAX, .def = 16 * MIB },
 	{ KEY("timeout", CK_DOUBLE, CFG(operations.http.timeout)),
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 30 },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.http.capabilities)), .defstr = "http:* request" },
 };
+
+/*
+ * A batch holds what its children may inherit: by default everything the
+ * other handlers grant, each child still limited to its own handler's.
+ */
+#define CONFIG_BATCH_CAPS "storage:* read,write,delete\n" \
+	"http:* request\ncommand:* execute\nsqlite:* read"
 
 /* The first key of an entry table is its unique name. */
 static const struct config_key config_command_entry_keys[] = {
@@ -271,6 +283,8 @@ static const struct config_key config_command_keys[] = {
 	    .def = 0 },
 	{ KEY("commands", CK_ENTRIES, CFG(operations.command.commands)),
 	    .entries = &config_command_entries },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.command.capabilities)), .defstr = "command:* execute" },
 };
 
 static const struct config_key config_database_entry_keys[] = {
@@ -297,18 +311,24 @@ static const struct config_key config_sqlite_keys[] = {
 	    .min = 1, .max = CONFIG_COUNT_MAX, .def = 10000 },
 	{ KEY("timeout", CK_DOUBLE, CFG(operations.sqlite.timeout)),
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 10 },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.sqlite.capabilities)), .defstr = "sqlite:* read" },
 };
 
 static const struct config_key config_batch_keys[] = {
 	{ KEY("enabled", CK_BOOL, CFG(operations.batch.enabled)), .def = 1 },
 	{ KEY("max_children", CK_INT, CFG(operations.batch.max_children)),
 	    .min = 1, .max = CONFIG_CHILDREN_MAX, .def = 16 },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.batch.capabilities)), .defstr = CONFIG_BATCH_CAPS },
 };
 
 static const struct config_key config_upgrade_keys[] = {
 	{ KEY("enabled", CK_BOOL, CFG(operations.upgrade.enabled)),
 	    .def = 0 },
 	{ KEY("allow_keys", CK_KEYLIST, CFG(operations.upgrade.allow_keys)) },
+	{ KEY("capabilities", CK_CAPLIST,
+	    CFG(operations.upgrade.capabilities)), .defstr = "config:* write" },
 };
 
 static const struct config_table config_server_table =
@@ -557,6 +577,7 @@ config_free_key(const struct config_key *k, void *base)
 		break;
 	case CK_URLLIST:
 	case CK_KEYLIST:
+	case CK_CAPLIST:
 		config_strlist_free(config_field(base, k->offset));
 		break;
 	case CK_ARGV:
@@ -587,6 +608,28 @@ config_free(struct egressd_config *cfg)
 	config_free_table(&config_root_table, cfg);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* A list default is written as lines: "a\nb" gives [ "a", "b" ]. */
+static int
+config_default_lines(struct config_strlist *l, const char *lines)
+{
+	const char	*p, *nl;
+	size_t		 n = 1, i;
+
+	for (p = lines; (p = strchr(p, '\n')) != NULL; p++)
+		n++;
+	if ((l->items = calloc(n + 1, sizeof(char *))) == NULL)
+		return -1;
+	for (i = 0, p = lines; i < n; i++, p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (nl == NULL)
+			nl = p + strlen(p);
+		if ((l->items[i] = strndup(p, (size_t)(nl - p))) == NULL)
+			return -1;
+		l->count++;
+	}
+	return 0;
 }
 
 static int
@@ -621,6 +664,8 @@ config_default_key(const struct config_key *k, void *base)
 		if (*(char **)p == NULL)
 			return -1;
 		break;
+	case CK_CAPLIST:
+		return config_default_lines(p, k->defstr);
 	default:
 		break;		/* lists start empty */
 	}
@@ -868,6 +913,40 @@ config_key_known(const char *dotted)
 	}
 }
 
+/*
+ * "RESOURCE RIGHTS": a resource (exact, or a prefix ending in "*") and a
+ * comma list of rights, one space between.
+ */
+static const char *
+config_cap_problem(const char *v)
+{
+	static const char *const rights[] = { "read", "write", "delete",
+	    "execute", "request", "materialize", "link", "diff", NULL };
+	const char	*sp = strchr(v, ' '), *r, *end;
+	size_t		 i, len;
+
+	if (sp == NULL || sp == v || sp[1] == '\0' ||
+	    strchr(sp + 1, ' ') != NULL)
+		return "expected \"RESOURCE RIGHTS\", e.g. "
+		    "\"storage:reports/* read,write\"";
+	if (strchr(v, ':') == NULL || strchr(v, ':') > sp)
+		return "resource must be KIND:NAME, e.g. storage:reports/*";
+	for (r = sp + 1; *r != '\0'; r = *end ? end + 1 : end) {
+		end = strchr(r, ',');
+		if (end == NULL)
+			end = r + strlen(r);
+		len = (size_t)(end - r);
+		for (i = 0; rights[i] != NULL; i++)
+			if (strlen(rights[i]) == len &&
+			    strncmp(rights[i], r, len) == 0)
+				break;
+		if (rights[i] == NULL)
+			return "unknown right (read, write, delete, execute, "
+			    "request, materialize, link, diff)";
+	}
+	return NULL;
+}
+
 static int
 config_check_item(struct config_ctx *ctx, const config_setting_t *e,
     const struct config_key *k, const char *path, int i)
@@ -882,6 +961,9 @@ config_check_item(struct config_ctx *ctx, const config_setting_t *e,
 	if (k->kind == CK_KEYLIST && !config_key_known(v))
 		return config_fail(ctx, e, "%s[%d]: not a configuration key "
 		    "(got %s)", path, i, config_quote(q, sizeof(q), v));
+	if (k->kind == CK_CAPLIST && (why = config_cap_problem(v)) != NULL)
+		return config_fail(ctx, e, "%s[%d]: %s (got %s)", path, i,
+		    why, config_quote(q, sizeof(q), v));
 	return 0;
 }
 
@@ -1059,6 +1141,7 @@ config_parse_key(struct config_ctx *ctx, const config_setting_t *s,
 		return config_parse_bool(ctx, s, k, path, base);
 	case CK_URLLIST:
 	case CK_KEYLIST:
+	case CK_CAPLIST:
 		return config_parse_strlist(ctx, s, k, path, base);
 	case CK_ARGV:
 		return config_parse_argv(ctx, s, path, base);

@@ -113,6 +113,13 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_int_equal(c->operations.batch.max_children, 16);
 	assert_false(c->operations.upgrade.enabled);
 	assert_int_equal(c->operations.upgrade.allow_keys.count, 0);
+	assert_int_equal(c->operations.storage.capabilities.count, 1);
+	assert_string_equal(c->operations.storage.capabilities.items[0],
+	    "storage:* read,write,delete");
+	assert_int_equal(c->operations.batch.capabilities.count, 4);
+	assert_string_equal(c->operations.batch.capabilities.items[3],
+	    "sqlite:* read");
+	assert_null(c->operations.batch.capabilities.items[4]);
 	if (with_lists) {
 		assert_int_equal(c->operations.http.allow.count, 0);
 		assert_int_equal(c->operations.command.count, 0);
@@ -525,6 +532,38 @@ test_lists(void **state)
 }
 
 static void
+test_capabilities(void **state)
+{
+	struct egressd_config	cfg;
+	char			err[CONFIG_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(config_load_string(&cfg, "operations: { storage: {\n"
+	    " capabilities = [ \"storage:reports/* read\" ]; }; };\n", "t.conf",
+	    "/etc", err, sizeof(err)), 0);
+	assert_int_equal(cfg.operations.storage.capabilities.count, 1);
+	assert_string_equal(cfg.operations.storage.capabilities.items[0],
+	    "storage:reports/* read");
+	config_free(&cfg);
+	expect_error("operations: { storage: {\n capabilities = [\n"
+	    " \"storage:a read,fly\" ]; }; };\n",
+	    "t.conf:3: operations.storage.capabilities[0]: unknown right "
+	    "(read, write, delete, execute, request, materialize, link, diff) "
+	    "(got \"storage:a read,fly\")");
+	expect_error("operations: { http: { capabilities = [ \"http:x\" ]; };"
+	    " };\n", "t.conf:1: operations.http.capabilities[0]: expected "
+	    "\"RESOURCE RIGHTS\", e.g. \"storage:reports/* read,write\" "
+	    "(got \"http:x\")");
+	expect_error("operations: { http: { capabilities = [ \"x request\" ]; "
+	    "}; };\n", "t.conf:1: operations.http.capabilities[0]: resource "
+	    "must be KIND:NAME, e.g. storage:reports/* (got \"x request\")");
+	expect_error("operations: { http: { capabilities = [ \"h:x \" ]; "
+	    "}; };\n", "t.conf:1: operations.http.capabilities[0]: expected "
+	    "\"RESOURCE RIGHTS\", e.g. \"storage:reports/* read,write\" "
+	    "(got \"h:x \")");
+}
+
+static void
 test_url(void **state)
 {
 	struct egressd_config	cfg;
@@ -684,6 +723,7 @@ main(void)
 		cmocka_unit_test(test_cross_key),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_lists),
+		cmocka_unit_test(test_capabilities),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_load_file_relative),
