@@ -30,7 +30,8 @@ enum channel_type {
 	CH_LOG_REOPEN,		/* m->w (no payload) */
 	CH_STATUS,		/* m->w (no payload) */
 	CH_STATUS_REPLY,	/* w->m live detail */
-	CH_TYPE_MAX = CH_STATUS_REPLY
+	CH_RELOAD,		/* w->m (no payload): an upgrade wants one */
+	CH_TYPE_MAX = CH_RELOAD
 };
 
 #define CH_FLAG_FAST 0x0001	/* STOP: cancel in-flight work */

@@ -26,6 +26,7 @@ struct cJSON;
 struct evloop;
 struct http;
 struct egressd_config;
+struct config_strlist;
 struct op_run;
 
 enum ops_status { OPS_DONE, OPS_PENDING };
@@ -43,11 +44,15 @@ struct op_host {
 	    const char *right, struct cJSON **error);
 	/*
 	 * Start a child agent process (fork mode by name) running path with
-	 * body; its result reaches done.  NULL with *error set when refused.
+	 * body; its result reaches done, never from inside this call, and the
+	 * child run is freed when done returns.  NULL with *error set when
+	 * refused (budget, capabilities, bad mode).
 	 */
 	struct op_run *(*start_child)(struct op_run *parent, const char *mode,
 	    const char *path, const struct cJSON *body, op_done_cb done,
 	    void *arg, struct cJSON **error);
+	/* End a child still running: its process is killed with why. */
+	void (*cancel_child)(struct op_run *child, const char *why);
 	/* Ask the master for a rolling restart (upgrade). */
 	int (*request_reload)(struct op_run *run);
 	void *arg;
@@ -78,6 +83,7 @@ struct op_run {
 	/* Set by the caller. */
 	op_done_cb done;
 	void *arg;
+	int killed;		/* by the host: its process was killed */
 };
 
 typedef enum ops_status (*op_handler)(struct op_run *run,
@@ -93,6 +99,10 @@ enum ops_status ops_start(struct op_run *run, const char *path,
 void ops_finish(struct op_run *run, struct cJSON *result);
 /* Cancel a pending run (no completion follows); no-op when none. */
 void ops_cancel(struct op_run *run);
+
+/* The configured grants of path's handler (NULL when none or unknown). */
+const struct config_strlist *ops_capabilities(
+    const struct egressd_config *cfg, const char *path);
 
 /* ctx->host->check, or allowed when there is no host. */
 int ops_check(struct op_run *run, const char *resource, const char *right,

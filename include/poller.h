@@ -29,10 +29,15 @@ struct poller_hooks {
 };
 
 struct store;
+struct runner;
 
-/* store holds the outbox (may be NULL: results are then not durable). */
+/*
+ * store holds the outbox (may be NULL: results are then not durable);
+ * runner runs each accepted operation as an agent process.
+ */
 struct poller *poller_new(struct backend *backend, struct op_context *ctx,
-    struct store *store, const struct poller_hooks *hooks);
+    struct store *store, struct runner *runner,
+    const struct poller_hooks *hooks);
 void poller_free(struct poller *p);
 
 void poller_start(struct poller *p);		/* the boot-time GET */

@@ -59,7 +59,7 @@ struct proc_budget {
 
 /* One capability to grant or inherit (capability.h has the full rules). */
 struct cap_spec {
-	const char *resource;	/* "storage:reports/*", "http:host:443" */
+	const char *resource;	/* "http:host:443"; "x:a*" = prefix */
 	const char *rights;	/* comma list: "read,write" */
 	const char *constraints;	/* JSON text or NULL */
 	double expires_at;	/* wall seconds; 0 = never */

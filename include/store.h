@@ -78,6 +78,14 @@ int store_outbox_claim(struct store *st, const char *instance_id, int limit,
  */
 int store_workers_orphaned(struct store *st);
 
+/*
+ * Workers recorded as gone that still own live agent processes (the master
+ * could not fail them when it reaped the worker); *ids is malloc'd, each
+ * string too.  Returns the count (0 on a database error: a later pass
+ * retries).
+ */
+int store_orphaned_instances(struct store *st, char ***ids);
+
 /* Delete stopped workers' rows older than days; returns rows removed or -1. */
 int store_prune_workers(struct store *st, double days);
 

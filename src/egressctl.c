@@ -1,9 +1,12 @@
 /*
- * egressctl: operate a running egressd through its control socket.
+ * egressctl: operate a running egressd through its control socket, and
+ * read its agent processes from the database.
  *
- * It speaks the protocol of include/control.h: one JSON request line, one
- * JSON reply line.  Exit status: 0 success (health: healthy), 1 the daemon
- * refused or is degraded, 2 unreachable, down, or a usage error.
+ * Socket commands speak the protocol of include/control.h: one JSON request
+ * line, one JSON reply line.  ps, inspect and audit read the database
+ * read-only (ctldb.c) and need no running daemon.  Exit status: 0 success
+ * (health: healthy), 1 the daemon refused, is degraded or the process is
+ * unknown, 2 unreachable, down, or a usage or database error.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +17,8 @@
 
 #include "config.h"
 #include "control.h"
+#include "ctldb.h"
+#include "store.h"
 #include "version.h"
 
 #define EXIT_FAILED 1
@@ -24,6 +29,7 @@
 struct ctl_options {
 	const char *socket;
 	const char *config;
+	const char *state_dir;
 	int json;
 	int fast;
 };
@@ -32,13 +38,17 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: egressctl [-s SOCKET | -c FILE] COMMAND [ARGS]\n"
+	    "usage: egressctl [-s SOCKET | -c FILE] [-d STATE_DIR] COMMAND "
+	    "[ARGS]\n"
 	    "\n"
 	    "  -s SOCKET  control socket (default: server.control_socket of "
 	    "the\n"
 	    "             configuration file, else %s)\n"
 	    "  -c FILE    configuration file to read the socket path from\n"
 	    "             (default %s)\n"
+	    "  -d DIR     state directory holding egressd.db (default: "
+	    "server.state_dir\n"
+	    "             of the configuration file)\n"
 	    "  -V         print the version and exit\n"
 	    "  -h         print this help and exit\n"
 	    "\n"
@@ -55,7 +65,20 @@ usage(FILE *out)
 	    "  reload                      re-read the configuration, rolling "
 	    "restart\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
-	    "  scale N                     run N workers\n",
+	    "  scale N                     run N workers\n"
+	    "  ps [--all] [--worker N] [--limit N]\n"
+	    "                              agent processes as a tree: pid, "
+	    "status, age,\n"
+	    "                              tool calls and children used/max, "
+	    "image\n"
+	    "  inspect [--json] PID        one agent process: status, goal, "
+	    "result,\n"
+	    "                              capabilities, budget, events\n"
+	    "  audit [--since T] [--pid PID] [--limit N] [--json]\n"
+	    "                              the audit trail; T is 15m, 2h, 7d, "
+	    "epoch\n"
+	    "                              seconds or YYYY-MM-DDTHH:MM:SS "
+	    "(UTC)\n",
 	    DEFAULT_SOCKET, CONFIG_DEFAULT_PATH);
 }
 
@@ -79,6 +102,30 @@ resolve_socket(const struct ctl_options *o)
 		return strdup(DEFAULT_SOCKET);
 	}
 	path = strdup(cfg.server.control_socket);
+	config_free(&cfg);
+	return path;
+}
+
+/* The database: -d, else the configuration's state_dir. */
+static char *
+resolve_db(const struct ctl_options *o)
+{
+	struct egressd_config cfg;
+	char err[CONFIG_ERR_MAX], *path = NULL;
+	const char *dir = o->state_dir;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (dir == NULL) {
+		if (config_load_file(&cfg, o->config ? o->config :
+		    CONFIG_DEFAULT_PATH, err, sizeof(err)) == -1) {
+			fprintf(stderr, "egressctl: %s (or give -d "
+			    "STATE_DIR)\n", err);
+			exit(EXIT_USAGE);
+		}
+		dir = cfg.server.state_dir;
+	}
+	if (asprintf(&path, "%s/%s", dir, STORE_FILE_NAME) == -1)
+		path = NULL;
 	config_free(&cfg);
 	return path;
 }
@@ -277,8 +324,11 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt(argc, argv, "+s:c:Vh")) != -1) {
+	while ((ch = getopt(argc, argv, "+s:c:d:Vh")) != -1) {
 		switch (ch) {
+		case 'd':
+			o.state_dir = optarg;
+			break;
 		case 's':
 			o.socket = optarg;
 			break;
@@ -298,6 +348,13 @@ main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		usage_error("no command given", NULL);
+	if (ctldb_handles(argv[optind])) {
+		if ((sockpath = resolve_db(&o)) == NULL)
+			return EXIT_USAGE;
+		rc = ctldb_main(argc - optind, argv + optind, sockpath);
+		free(sockpath);
+		return rc;
+	}
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(argv[optind], known[i]) == 0)
 			break;

@@ -276,36 +276,6 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	    delay);
 }
 
-/*
- * The master holds no database connection between calls: SQLite's per-file
- * lock state in this address space would otherwise be inherited by every
- * forked worker and corrupt its own connection's locking.
- */
-static int
-master_db_open(struct master *m, double busy, char *err, size_t errlen)
-{
-	return store_open(&m->store, m->cfg->server.state_dir,
-	    m->cfg->store.synchronous, busy, err, errlen);
-}
-
-static void
-master_record_exit(struct master *m, const char *instance_id,
-    const char *how)
-{
-	char err[CONFIG_ERR_MAX];
-
-	/* The loop must not stall on a lock: exit records are best effort. */
-	if (master_db_open(m, m->cfg->store.busy_timeout < MASTER_DB_BUSY_TIMEOUT ?
-	    m->cfg->store.busy_timeout : MASTER_DB_BUSY_TIMEOUT, err,
-	    sizeof(err)) == -1) {
-		log_warnx("%s", err);
-		return;
-	}
-	if (store_worker_exited(&m->store, instance_id, how) == -1)
-		log_warnx("database: %s", store_errmsg(&m->store));
-	store_close(&m->store);
-}
-
 static void
 master_reaped(struct master *m, struct wproc *w, int status)
 {
@@ -323,7 +293,7 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	if (!expected)
 		master_note_crash(m, w, now);
 	if (w->instance_id[0] != '\0')
-		master_record_exit(m, w->instance_id, how);
+		master_db_worker_exited(m, w->instance_id, how, status);
 	master_close_channel(m, w);
 	master_unlink(m, w);
 	free(w);
@@ -410,6 +380,15 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	return 0;
 }
 
+/* Not from inside a frame callback: the loop reloads before its next poll. */
+static void
+master_reload_requested(struct wproc *w)
+{
+	log_info("worker %d (pid %ld) asks for a reload (upgrade)", w->slot,
+	    (long)w->pid);
+	w->master->reload_wanted = 1;
+}
+
 /* Validate and apply one frame; -1 means the worker broke the protocol. */
 static int
 master_on_frame(struct wproc *w,
@@ -440,6 +419,8 @@ master_on_frame(struct wproc *w,
 		rc = master_on_heartbeat(w, o);
 	else if (f->type == CH_STATUS_REPLY)
 		master_ctl_status_reply(w->master, w, o);
+	else if (f->type == CH_RELOAD)
+		master_reload_requested(w);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -625,6 +606,7 @@ master_maintain(struct master *m)
 	}
 	master_spawn_missing(m, now);
 	master_retire_old(m, now);
+	master_db_housekeeping(m, now);
 	if (m->pushq != NULL)
 		relay_flush_pushed(m);
 	master_notify_progress(m, now);
@@ -659,6 +641,7 @@ master_next_timeout(struct master *m)
 	if (m->state == MS_STOPPING)
 		next = master_earliest(next, m->stop_deadline);
 	else {
+		next = master_earliest(next, m->next_housekeeping);
 		for (slot = 1; slot <= m->target; slot++) {
 			owner = master_slot_owner(m, slot);
 			if (owner == NULL)
@@ -977,23 +960,7 @@ master_chown_control(struct master *m, unsigned uid, unsigned gid)
 int
 master_open_store(struct master *m, char *err, size_t errlen)
 {
-	int pruned;
-
-	if (master_db_open(m, m->cfg->store.busy_timeout, err, errlen) == -1)
-		return -1;
-	if (store_migrate(&m->store, err, errlen) == -1) {
-		store_close(&m->store);
-		return -1;
-	}
-	if ((pruned = store_workers_orphaned(&m->store)) > 0)
-		log_warnx("database: %d workers of an earlier run were not "
-		    "recorded as stopped; their undelivered results will be "
-		    "sent", pruned);
-	pruned = store_prune_workers(&m->store, m->cfg->store.retention_days);
-	if (pruned > 0)
-		log_debug("database: pruned %d old worker rows", pruned);
-	store_close(&m->store);
-	return 0;
+	return master_db_start(m, err, errlen);
 }
 
 int
@@ -1004,6 +971,12 @@ master_run(struct master *m)
 	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
 	relay_start_events(m);
 	while (m->state == MS_RUNNING || m->workers != NULL) {
+		if (m->reload_wanted) {
+			char err[CONFIG_ERR_MAX];
+
+			m->reload_wanted = 0;
+			master_reload(m, err, sizeof(err));
+		}
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
 			break;

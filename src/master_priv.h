@@ -1,9 +1,9 @@
 /*
- * master_priv: what the arbiter's three files share — the worker table and
+ * master_priv: what the arbiter's four files share — the worker table and
  * the master's state.  master.c owns the table and the signals, relay.c the
  * orchestrator's events and their forwarding to workers, master_ctl.c the
- * control socket's commands.  Not a public interface: nothing outside these
- * three files includes it.
+ * control socket's commands, master_db.c its database housekeeping.  Not a
+ * public interface: nothing outside these four files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -104,6 +104,8 @@ struct master {
 	int npushq;
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
+	double next_housekeeping;	/* recovery and retention, master_db.c */
+	int reload_wanted;		/* an upgrade asked for a reload */
 };
 
 struct pushed_op {
@@ -139,5 +141,11 @@ void master_ctl_status_reply(struct master *m, const struct wproc *w,
 /* Answer deep requests whose workers were too slow; all of them if force. */
 void master_ctl_expire(struct master *m, double now, int force);
 double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
+
+/* master_db.c */
+int master_db_start(struct master *m, char *err, size_t errlen);
+void master_db_worker_exited(struct master *m, const char *instance_id,
+    const char *how, int status);
+void master_db_housekeeping(struct master *m, double now);
 
 #endif

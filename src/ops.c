@@ -22,6 +22,8 @@ ops_enabled(const struct egressd_config *cfg, size_t offset)
 }
 
 #define OPS_FLAG(h) offsetof(struct egressd_config, operations.h.enabled)
+#define OPS_CAPS(h) \
+	offsetof(struct egressd_config, operations.h.capabilities)
 
 static const struct {
 	const char *path;
@@ -29,18 +31,24 @@ static const struct {
 	op_handler run;
 	size_t enabled;		/* offset of its enabled flag, or -1 */
 	const char *group;	/* for the "disabled" message */
+	size_t caps;		/* offset of its capabilities, or -1 */
 } ops_table[] = {
-	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL },
-	{ OPS_STORAGE_PREFIX, 1, op_storage, OPS_FLAG(storage), "storage" },
-	{ "/api/v1/agent/execute/http", 0, op_http, OPS_FLAG(http), "http" },
+	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL,
+	    (size_t)-1 },
+	{ OPS_STORAGE_PREFIX, 1, op_storage, OPS_FLAG(storage), "storage",
+	    OPS_CAPS(storage) },
+	{ "/api/v1/agent/execute/http", 0, op_http, OPS_FLAG(http), "http",
+	    OPS_CAPS(http) },
 	{ "/api/v1/agent/execute/command", 0, op_command, OPS_FLAG(command),
-	    "command" },
+	    "command", OPS_CAPS(command) },
 	{ "/api/v1/agent/execute/sqlite", 0, op_sqlite, OPS_FLAG(sqlite),
-	    "sqlite" },
+	    "sqlite", OPS_CAPS(sqlite) },
 	{ "/api/v1/agent/execute/batch", 0, op_batch, OPS_FLAG(batch),
-	    "batch" },
-	{ "/api/v1/upgrade", 0, op_upgrade, OPS_FLAG(upgrade), "upgrade" },
+	    "batch", OPS_CAPS(batch) },
+	{ "/api/v1/upgrade", 0, op_upgrade, OPS_FLAG(upgrade), "upgrade",
+	    OPS_CAPS(upgrade) },
 };
+#define OPS_COUNT (sizeof(ops_table) / sizeof(ops_table[0]))
 
 cJSON *
 ops_error(const char *type, const char *fmt, ...)
@@ -76,6 +84,19 @@ ops_path_matches(size_t i, const char *path)
 	return strncmp(path, ops_table[i].path, n) == 0 && path[n] != '\0';
 }
 
+const struct config_strlist *
+ops_capabilities(const struct egressd_config *cfg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < OPS_COUNT; i++)
+		if (ops_path_matches(i, path))
+			return ops_table[i].caps == (size_t)-1 ? NULL :
+			    (const struct config_strlist *)
+			    ((const char *)cfg + ops_table[i].caps);
+	return NULL;
+}
+
 enum ops_status
 ops_start(struct op_run *run, const char *path, const cJSON *body,
     cJSON **result)
@@ -88,7 +109,7 @@ ops_start(struct op_run *run, const char *path, const cJSON *body,
 	run->cancel = NULL;
 	run->state = NULL;
 	*result = NULL;
-	for (i = 0; i < sizeof(ops_table) / sizeof(ops_table[0]); i++) {
+	for (i = 0; i < OPS_COUNT; i++) {
 		if (!ops_path_matches(i, path))
 			continue;
 		if (!ops_enabled(cfg, ops_table[i].enabled)) {
@@ -101,7 +122,7 @@ ops_start(struct op_run *run, const char *path, const cJSON *body,
 			return OPS_PENDING;
 		break;
 	}
-	if (i == sizeof(ops_table) / sizeof(ops_table[0]))
+	if (i == OPS_COUNT)
 		*result = ops_error("unsupported", "unsupported operation "
 		    "path: %.200s", path);
 	if (*result == NULL)

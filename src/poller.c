@@ -9,6 +9,7 @@
 #include "jsonutil.h"
 #include "log.h"
 #include "poller.h"
+#include "runner.h"
 #include "store.h"
 
 #define POLLER_TRIES 3			/* result PUT and full download */
@@ -16,9 +17,10 @@
 					/*   anyone's: its owner is stuck */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
 
-enum op_stage { STAGE_DOWNLOAD, STAGE_DELIVER };
+enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER };
 
 struct poller_op {
+	struct runner_op rop;		/* its agent process */
 	char *id;
 	cJSON *result;			/* set once run */
 	enum op_stage stage;
@@ -35,6 +37,7 @@ struct poller {
 	const struct egressd_config *cfg;
 	struct op_context *ctx;
 	struct store *store;		/* the outbox */
+	struct runner *runner;
 	struct poller_hooks hooks;
 	struct poller_op *ops;
 	struct http_request *get_req;
@@ -55,6 +58,7 @@ struct poller {
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
 static void poller_deliver(struct poller_op *o);
+static void poller_store(struct poller_op *o);
 static void poller_on_get(struct http_request *req);
 
 static int
@@ -94,6 +98,11 @@ poller_forget(struct poller *p, struct poller_op *o)
 			break;
 		}
 	http_request_free(o->req);
+	if (o->rop.running && runner_abort(p->runner, &o->rop,
+	    "the worker stopped") && !o->stored)
+		log_warnx("operation %s stopped; its error result is in the "
+		    "outbox", o->id);
+	runner_release(&o->rop);
 	cJSON_Delete(o->result);
 	free(o->id);
 	free(o);
@@ -162,6 +171,19 @@ poller_on_get(struct http_request *req)
 	p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
 }
 
+/* The agent process ended: its result is in the outbox unless not stored. */
+static void
+poller_on_done(struct runner_op *rop, cJSON *result)
+{
+	struct poller_op *o = rop->arg;
+
+	o->result = result;
+	o->stored = rop->stored;
+	log_debug("operation %s (%s) ran: %s", o->id, rop->run.path,
+	    ops_is_error(result) ? "error" : "ok");
+	poller_deliver(o);
+}
+
 static void
 poller_run(struct poller_op *o, const cJSON *op)
 {
@@ -169,22 +191,15 @@ poller_run(struct poller_op *o, const cJSON *op)
 	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
 	const char *path = json_string(op, "path");
 
+	o->stage = STAGE_RUN;
 	if (path == NULL)
-		o->result = ops_error("invalid_request", "operation %s has no "
-		    "\"path\" string", o->id);
+		runner_fail(p->runner, &o->rop, ops_error("invalid_request",
+		    "operation %s has no \"path\" string", o->id));
 	else if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
-		o->result = ops_error("invalid_request", "operation %s: "
-		    "\"operation\" must be an object", o->id);
-	else {
-		struct op_run run = { .ctx = p->ctx };
-
-		ops_start(&run, path, body, &o->result);
-	}
-	if (o->result == NULL)
-		o->result = ops_error("internal", "out of memory");
-	log_debug("operation %s (%s) ran: %s", o->id, path ? path : "?",
-	    ops_is_error(o->result) ? "error" : "ok");
-	poller_deliver(o);
+		runner_fail(p->runner, &o->rop, ops_error("invalid_request",
+		    "operation %s: \"operation\" must be an object", o->id));
+	else
+		runner_start(p->runner, &o->rop, path, body);
 }
 
 static void
@@ -202,11 +217,12 @@ poller_on_full(struct http_request *req)
 		    (size_t)o->p->cfg->orchestrator.max_body_bytes, err,
 		    sizeof(err));
 		if (op == NULL || !cJSON_IsObject(op)) {
-			o->result = ops_error("invalid_request", "full operation "
-			    "%s: %s", o->id, op ? "not an object" : err);
-			cJSON_Delete(op);
 			http_request_free(req);
-			poller_deliver(o);
+			o->stage = STAGE_RUN;
+			runner_fail(o->p->runner, &o->rop, ops_error(
+			    "invalid_request", "full operation %s: %s", o->id,
+			    op ? "not an object" : err));
+			cJSON_Delete(op);
 			return;
 		}
 		http_request_free(req);
@@ -220,9 +236,10 @@ poller_on_full(struct http_request *req)
 		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
 		return;
 	}
-	o->result = ops_error("internal", "could not download operation %s "
-	    "after %d tries (%s)", o->id, POLLER_TRIES, why);
-	poller_deliver(o);
+	o->stage = STAGE_RUN;
+	runner_fail(o->p->runner, &o->rop, ops_error("internal", "could not "
+	    "download operation %s after %d tries (%s)", o->id, POLLER_TRIES,
+	    why));
 }
 
 static void
@@ -244,6 +261,15 @@ poller_size_exceeded(const cJSON *op)
 
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
 	    "__mcd_size_exceeded__"));
+}
+
+/* The image of its agent process: the operation path, as far as known. */
+static const char *
+poller_image(const cJSON *op)
+{
+	const char *path = json_string(op, "path");
+
+	return path != NULL ? path : "(no path)";
 }
 
 /* Take ownership of one operation from any source; 1 when accepted. */
@@ -277,6 +303,11 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 	p->ops = o;
 	p->ctx->inflight++;
 	log_debug("operation %s accepted (%s)", id, via);
+	o->rop.on_done = poller_on_done;
+	o->rop.arg = o;
+	/* The process exists before any work: a crash from here is recovered. */
+	runner_spawn(p->runner, &o->rop, id, poller_image(op),
+	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 	if (poller_size_exceeded(op))
 		poller_download(o);
 	else
@@ -325,19 +356,32 @@ poller_take_piggyback(struct poller *p, const struct http_request *req)
 		cJSON_Delete(next);
 }
 
-/* Out of tries: the outbox keeps the result for a later sweep. */
+/*
+ * Out of tries: the outbox keeps the result for a later sweep.  One the
+ * database refused stays in memory and is tried again every poll_interval,
+ * so a database outage alone never loses it.
+ */
 static void
 poller_keep(struct poller *p, struct poller_op *o, const char *why)
 {
-	if (o->stored && store_outbox_defer(p->store, o->id, clock_wall() +
-	    p->cfg->orchestrator.poll_interval) == 0)
+	double every = p->cfg->orchestrator.poll_interval;
+
+	poller_store(o);
+	if (o->stored) {
+		if (store_outbox_defer(p->store, o->id, clock_wall() +
+		    every) == -1)
+			log_warnx("outbox: %s: %s", o->id,
+			    store_errmsg(p->store));
 		log_warnx("poller: result for %s not delivered after %d tries "
 		    "(%s); kept in the outbox", o->id, POLLER_TRIES, why);
-	else
-		log_errx("poller: result for %s not delivered after %d tries "
-		    "(%s) and not in the outbox: lost", o->id, POLLER_TRIES,
-		    why);
-	poller_finish_op(p, o);
+		poller_finish_op(p, o);
+		return;
+	}
+	log_warnx("poller: result for %s not delivered after %d tries (%s) "
+	    "and not in the outbox; kept in memory, next try in %.3gs",
+	    o->id, POLLER_TRIES, why, every);
+	o->tries = 0;
+	o->retry_at = clock_mono() + every;
 }
 
 static void
@@ -446,9 +490,9 @@ poller_cancel_download(struct poller_op *o, const char *why)
 {
 	http_request_free(o->req);
 	o->req = NULL;
-	o->result = ops_error("internal", "operation %s cancelled: %s", o->id,
-	    why);
-	poller_deliver(o);
+	o->stage = STAGE_RUN;
+	runner_fail(o->p->runner, &o->rop, ops_error("internal", "operation "
+	    "%s cancelled: %s", o->id, why));
 }
 
 void
@@ -558,6 +602,9 @@ poller_abandon(struct poller *p)
 		p->get_req = NULL;
 	}
 	while (p->ops != NULL) {
+		if (p->ops->rop.running)
+			p->ops->stored = runner_abort(p->runner, &p->ops->rop,
+			    "the worker stopped before it finished");
 		if (p->ops->stored)
 			log_warnx("result for %s not delivered by the shutdown "
 			    "deadline; left in the outbox", p->ops->id);
@@ -674,7 +721,8 @@ poller_tick(struct poller *p, double now)
 
 struct poller *
 poller_new(struct backend *backend, struct op_context *ctx,
-    struct store *store, const struct poller_hooks *hooks)
+    struct store *store, struct runner *runner,
+    const struct poller_hooks *hooks)
 {
 	struct poller *p;
 
@@ -684,6 +732,7 @@ poller_new(struct backend *backend, struct op_context *ctx,
 	p->cfg = backend->cfg;
 	p->ctx = ctx;
 	p->store = store;
+	p->runner = runner;
 	if (hooks != NULL)
 		p->hooks = *hooks;
 	return p;

@@ -437,6 +437,33 @@ store_workers_orphaned(struct store *st)
 }
 
 int
+store_orphaned_instances(struct store *st, char ***ids)
+{
+	sqlite3_stmt *s;
+	char **v = NULL, **nv;
+	int n = 0, rc;
+
+	*ids = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT DISTINCT instance_id FROM "
+	    "processes WHERE ended_at IS NULL AND instance_id NOT IN "
+	    "(SELECT instance_id FROM workers WHERE state NOT IN "
+	    "('stopped', 'exited'))", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (size_t)(n + 1) * sizeof(*v))) == NULL)
+			break;
+		v = nv;
+		if ((v[n] = strdup((const char *)sqlite3_column_text(s, 0))) ==
+		    NULL)
+			break;
+		n++;
+	}
+	sqlite3_finalize(s);
+	*ids = v;
+	return n;
+}
+
+int
 store_prune_workers(struct store *st, double days)
 {
 	sqlite3_stmt *s;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "poller.h"
 #include "procinfo.h"
+#include "runner.h"
 #include "sigpipe.h"
 #include "store.h"
 #include "worker.h"
@@ -68,6 +69,7 @@ struct worker {
 	struct http *http;	/* NULL without an orchestrator */
 	struct backend backend;
 	struct poller *poller;
+	struct runner *runner;		/* operations as agent processes */
 };
 
 static void worker_shutdown(struct worker *w, int fast, double grace,
@@ -393,6 +395,7 @@ worker_tick(struct worker *w)
 {
 	double now = clock_mono();
 
+	runner_tick(w->runner, now);
 	if (w->http != NULL) {
 		http_run_timers(w->http);
 		poller_tick(w->poller, now);
@@ -422,6 +425,7 @@ worker_next_timeout(const struct worker *w)
 	if (w->shutting_down)
 		next = worker_earliest(next, w->abandoned ?
 		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
+	next = worker_earliest(next, runner_next_deadline(w->runner));
 	if (w->http != NULL) {
 		next = worker_earliest(next, http_next_deadline(w->http));
 		next = worker_earliest(next, poller_next_deadline(w->poller));
@@ -453,13 +457,22 @@ worker_start_poller(struct worker *w)
 	w->backend.creds = w->creds;
 	w->backend.instance_id = w->instance_id;
 	if ((w->http = http_new(w->loop)) == NULL ||
-	    (w->backend.http = w->http,
+	    (w->backend.http = w->http, w->ctx.http = w->http,
 	    w->poller = poller_new(&w->backend, &w->ctx, &w->store,
-	    &hooks)) == NULL) {
+	    w->runner, &hooks)) == NULL) {
 		log_errx("cannot boot: out of memory for the HTTP client");
 		exit(WORKER_EXIT_BOOT);
 	}
 	poller_start(w->poller);
+}
+
+/* An upgrade changed the configuration: the master restarts everyone. */
+static int
+worker_request_reload(void *arg)
+{
+	struct worker *w = arg;
+
+	return channel_send(w->fd, CH_RELOAD, 0, NULL, 0);
 }
 
 static void
@@ -497,6 +510,13 @@ worker_boot(struct worker *w)
 	w->ctx.generation = w->generation;
 	w->ctx.started = clock_mono();
 	w->ctx.db_path = w->store.path;
+	w->ctx.cfg = w->cfg;
+	w->ctx.loop = w->loop;
+	if ((w->runner = runner_new(&w->ctx, &w->store, worker_request_reload,
+	    w)) == NULL) {
+		log_errx("cannot boot: out of memory for the process manager");
+		exit(WORKER_EXIT_BOOT);
+	}
 	log_info("booted (pid %ld, generation %d, instance %s)",
 	    (long)getpid(), w->generation, w->instance_id);
 	worker_send_hello(w);
@@ -508,6 +528,7 @@ worker_finish(struct worker *w)
 	if (store_worker_set_state(&w->store, w->instance_id, "stopped") == -1)
 		log_warnx("database: %s", store_errmsg(&w->store));
 	poller_free(w->poller);
+	runner_free(w->runner);
 	http_free(w->http);
 	store_close(&w->store);
 	evloop_free(w->loop);
