@@ -630,7 +630,8 @@ storage_read_dir(const struct storage_walk *w, const char *dir,
 		storage_entries_free(es);
 		return storage_fail(err);
 	}
-	qsort(es->v, es->n, sizeof(*es->v), storage_entry_cmp);
+	if (es->n > 1)
+		qsort(es->v, es->n, sizeof(*es->v), storage_entry_cmp);
 	return 0;
 }
 
