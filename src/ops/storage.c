@@ -85,6 +85,7 @@ storage_errno(const struct storage_req *req, int err)
 		return ops_error("invalid_request", STORAGE_MSG_KEY
 		    " is a directory, not an object", k);
 	case ENODEV:
+	case ENXIO:		/* a socket */
 		return ops_error("invalid_request", STORAGE_MSG_KEY
 		    " is not a regular file", k);
 	case EFBIG:
@@ -248,16 +249,18 @@ storage_read(struct storage_req *req)
 	    == -1)
 		return storage_errno(req, errno);
 	text = storage_is_text(buf, len);
-	if ((o = cJSON_CreateObject()) != NULL && (text ||
-	    (b64 = storage_b64_encode((unsigned char *)buf, len)) != NULL)) {
-		ok = cJSON_AddStringToObject(o, "key", req->key) != NULL &&
-		    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
-		    cJSON_AddStringToObject(o, "encoding",
-		    text ? "utf-8" : "base64") != NULL &&
-		    cJSON_AddStringToObject(o, "data", text ? buf : b64) !=
-		    NULL;
-	} else
-		ok = false;
+	if (!text &&
+	    (b64 = storage_b64_encode((unsigned char *)buf, len)) == NULL) {
+		free(buf);
+		return NULL;	/* out of memory */
+	}
+	o = cJSON_CreateObject();
+	ok = o != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
+	    cJSON_AddStringToObject(o, "encoding",
+	    text ? "utf-8" : "base64") != NULL &&
+	    cJSON_AddStringToObject(o, "data", text ? buf : b64) != NULL;
 	free(buf);
 	free(b64);
 	return storage_result(o, ok);
@@ -339,8 +342,8 @@ storage_write_data(const struct storage_req *req, unsigned char **data,
 	if (!cJSON_IsString(d))
 		return ops_error("invalid_request",
 		    "\"data\" must be a string");
-	if (e != NULL && !b64 && !(cJSON_IsString(e) &&
-	    strcmp(e->valuestring, "utf-8") == 0))
+	if (e != NULL && !cJSON_IsNull(e) && !b64 &&
+	    !(cJSON_IsString(e) && strcmp(e->valuestring, "utf-8") == 0))
 		return ops_error("invalid_request",
 		    "\"encoding\" must be \"utf-8\" or \"base64\"");
 	*len = strlen(d->valuestring);

@@ -390,6 +390,10 @@ test_write_read(void **state)
 	assert_string_equal(str_of(r, "data"), "h\xc3\xa9llo w\xe2\x82\xacrld");
 	assert_true(cJSON_GetObjectItem(r, "size")->valuedouble == 14);
 	cJSON_Delete(r);
+	r = call(f, "write", "{\"key\": \"top\", \"data\": \"x\", "
+	    "\"encoding\": null}");
+	assert_false(ops_is_error(r));
+	cJSON_Delete(r);
 	write_ok(f, "top", "", NULL, 0);
 	r = read_ok(f, "top");
 	assert_string_equal(str_of(r, "data"), "");
@@ -412,6 +416,12 @@ test_write_read(void **state)
 	expect_error(f, "read", "{\"key\": \"a/b/c.txt/d\"}", "not_found");
 	expect_error(f, "read", "{\"key\": \"a/b\"}", "invalid_request");
 	expect_error(f, "read_json", "{\"key\": \"a\"}", "invalid_request");
+	/* a FIFO is not an object, and reading it must not block */
+	path_of(f, "root/fifo", path, sizeof(path));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	expect_error(f, "read", "{\"key\": \"fifo\"}", "invalid_request");
+	expect_flag(f, "exists", "fifo", "exists", 0);
+	assert_int_equal(unlink(path), 0);
 	/* over a directory, or under a file: refused, nothing changed */
 	expect_error(f, "write", "{\"key\": \"a/b\", \"data\": \"x\"}",
 	    "invalid_request");
@@ -440,6 +450,8 @@ test_bad_bodies(void **state)
 	    "\"encoding\": \"latin1\"}", "invalid_request");
 	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\", "
 	    "\"encoding\": 7}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\", "
+	    "\"encoding\": \"UTF-8\"}", "invalid_request");
 	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"abc\", "
 	    "\"encoding\": \"base64\"}", "invalid_request");
 	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"ab=c\", "
