@@ -77,9 +77,10 @@ int storage_fs_delete(const struct storage_fs *fs, const char *key);
 /* 1 key is an object (a regular file), 0 not, -1 error. */
 int storage_fs_exists(const struct storage_fs *fs, const char *key);
 /*
- * Append to out, in strcmp order, the first limit keys that start with
- * prefix and sort after cursor (NULL: from the start); *more tells whether
- * any key follows them.  Directory symlinks are not walked into.
+ * Fill out (empty on entry) with the first limit keys, in strcmp order,
+ * that start with prefix and sort after cursor (NULL: from the start);
+ * *more tells whether any key follows them.  Directory symlinks are not
+ * walked into.
  */
 int storage_fs_list(const struct storage_fs *fs, const char *prefix,
     const char *cursor, size_t limit, struct storage_keys *out, bool *more);
