@@ -1,13 +1,577 @@
-/* ops/storage: not implemented yet; answers "unsupported". */
+/*
+ * ops/storage: /api/v1/agent/execute/storage/{method} — read, read_json,
+ * write, delete, exists and list_objects on objects under
+ * operations.storage.root (DESIGN section 5).  This file turns bodies into
+ * calls of ops/storage_fs.c and errnos into error results; the capability
+ * is checked before anything under the root is touched.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <cjson/cJSON.h>
 
+#include "config.h"
+#include "jsonutil.h"
 #include "ops.h"
+#include "ops_storage.h"
 
+#define STORAGE_PATH		"/api/v1/agent/execute/storage/"
+#define STORAGE_LIST_DEFAULT	1000
+#define STORAGE_LIST_MAX	10000
+/* "storage:" and a key. */
+#define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_KEY_MAX)
+/* Keys are cut to this in messages (ops_error's buffer is 512). */
+#define STORAGE_MSG_KEY		"%.200s"
+
+/* One operation: its body, key (or list prefix) and open root. */
+struct storage_req {
+	const cJSON *body;
+	const char *key;
+	struct storage_fs fs;
+	size_t max_bytes;
+};
+
+typedef cJSON *(*storage_fn)(struct storage_req *req);
+
+static cJSON *storage_read(struct storage_req *);
+static cJSON *storage_read_json(struct storage_req *);
+static cJSON *storage_write(struct storage_req *);
+static cJSON *storage_delete(struct storage_req *);
+static cJSON *storage_exists(struct storage_req *);
+static cJSON *storage_list(struct storage_req *);
+
+static const struct storage_method {
+	const char *name;
+	const char *right;
+	bool listing;		/* the body has a "prefix", not a "key" */
+	storage_fn run;
+} storage_methods[] = {
+	{ "read", "read", false, storage_read },
+	{ "read_json", "read", false, storage_read_json },
+	{ "write", "write", false, storage_write },
+	{ "delete", "delete", false, storage_delete },
+	{ "exists", "read", false, storage_exists },
+	{ "list_objects", "read", true, storage_list },
+};
+
+static const char storage_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* An errno of ops/storage_fs.c (see ops_storage.h) as an error result. */
+static cJSON *
+storage_errno(const struct storage_req *req, int err)
+{
+	const char *k = req->key;
+
+	switch (err) {
+	case ENOENT:
+	case ENOTDIR:
+		return ops_error("not_found", "no object " STORAGE_MSG_KEY, k);
+	case EXDEV:
+		return ops_error("capability_denied", STORAGE_MSG_KEY
+		    " resolves outside the storage root", k);
+	case ELOOP:
+		if (req->fs.no_symlinks)
+			return ops_error("capability_denied", STORAGE_MSG_KEY
+			    " goes through a symlink, and "
+			    "operations.storage.no_symlinks is set", k);
+		return ops_error("invalid_request", STORAGE_MSG_KEY
+		    ": too many levels of symlinks", k);
+	case EISDIR:
+		return ops_error("invalid_request", STORAGE_MSG_KEY
+		    " is a directory, not an object", k);
+	case ENODEV:
+	case ENXIO:		/* a socket */
+		return ops_error("invalid_request", STORAGE_MSG_KEY
+		    " is not a regular file", k);
+	case EFBIG:
+		return ops_error("limit_exceeded", STORAGE_MSG_KEY " is larger "
+		    "than operations.storage.max_bytes (%zu)", k,
+		    req->max_bytes);
+	case ENOSYS:
+		return ops_error("internal", "openat2(2) is not available "
+		    "(Linux 5.6 or later is needed); storage is refused");
+	default:
+		return ops_error("internal", STORAGE_MSG_KEY ": %s", k,
+		    strerror(err));
+	}
+}
+
+/* The result object, or NULL (out of memory) when any member is missing. */
+static cJSON *
+storage_result(cJSON *o, bool complete)
+{
+	if (o != NULL && !complete) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Valid UTF-8 sequence at s: its length, or 0. */
+static size_t
+storage_utf8_seq(const unsigned char *s, size_t len)
+{
+	size_t n, k;
+	uint32_t cp;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 1, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		n = 2, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 3, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len <= n)
+		return 0;
+	for (k = 1; k <= n; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	/* Overlong forms, surrogates, past U+10FFFF. */
+	if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n + 1;
+}
+
+/* Whether the bytes can be a JSON string: UTF-8 without NUL. */
+static bool
+storage_is_text(const char *buf, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (s[i] == 0)
+			return false;
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((n = storage_utf8_seq(s + i, len - i)) == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+static char *
+storage_b64_encode(const unsigned char *in, size_t len)
+{
+	char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
+	uint32_t v;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+		*o++ = storage_b64[v >> 18 & 63];
+		*o++ = storage_b64[v >> 12 & 63];
+		*o++ = storage_b64[v >> 6 & 63];
+		*o++ = storage_b64[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)in[i] << 16 |
+		    (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
+		*o++ = storage_b64[v >> 18 & 63];
+		*o++ = storage_b64[v >> 12 & 63];
+		*o++ = i + 1 < len ? storage_b64[v >> 6 & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+storage_b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* The decoded size of padded base64 text, or -1 when it is not that. */
+static int64_t
+storage_b64_size(const char *s, size_t len)
+{
+	size_t pad = 0, i;
+
+	if (len % 4 != 0)
+		return -1;
+	while (pad < 2 && pad < len && s[len - 1 - pad] == '=')
+		pad++;
+	for (i = 0; i < len - pad; i++)
+		if (storage_b64_value((unsigned char)s[i]) == -1)
+			return -1;
+	return (int64_t)(len / 4 * 3 - pad);
+}
+
+/* Decode text storage_b64_size accepted into out. */
+static void
+storage_b64_decode(const char *s, size_t len, unsigned char *out)
+{
+	uint32_t v = 0;
+	size_t i, n = 0;
+	int bits = 0;
+
+	for (i = 0; i < len && s[i] != '='; i++) {
+		v = (v << 6 | (uint32_t)storage_b64_value((unsigned char)s[i]))
+		    & 0xffffff;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(v >> bits);
+		}
+	}
+}
+
+static cJSON *
+storage_read(struct storage_req *req)
+{
+	cJSON *o;
+	char *buf, *b64 = NULL;
+	size_t len;
+	bool text, ok;
+
+	if (storage_fs_read(&req->fs, req->key, req->max_bytes, &buf, &len)
+	    == -1)
+		return storage_errno(req, errno);
+	text = storage_is_text(buf, len);
+	if (!text &&
+	    (b64 = storage_b64_encode((unsigned char *)buf, len)) == NULL) {
+		free(buf);
+		return NULL;	/* out of memory */
+	}
+	o = cJSON_CreateObject();
+	ok = o != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
+	    cJSON_AddStringToObject(o, "encoding",
+	    text ? "utf-8" : "base64") != NULL &&
+	    cJSON_AddStringToObject(o, "data", text ? buf : b64) != NULL;
+	free(buf);
+	free(b64);
+	return storage_result(o, ok);
+}
+
+/* Nesting of v: 0 for a scalar, 1 for a flat array or object. */
+static int
+storage_json_depth(const cJSON *v)
+{
+	const cJSON *c;
+	int depth = 0, d;
+
+	if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+		return 0;
+	for (c = v->child; c != NULL; c = c->next)
+		if ((d = storage_json_depth(c)) > depth)
+			depth = d;
+	return depth + 1;
+}
+
+/*
+ * The whole file must be one JSON value, nested so that the result object
+ * around it is still within JSON_MAX_DEPTH (the outbox parses it again).
+ */
+static cJSON *
+storage_parse_json(const struct storage_req *req, const char *buf,
+    size_t len)
+{
+	cJSON *v = NULL;
+
+	if (memchr(buf, '\0', len) == NULL)
+		v = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 1);
+	if (v == NULL)
+		return ops_error("invalid_request", STORAGE_MSG_KEY
+		    " does not hold valid JSON", req->key);
+	if (storage_json_depth(v) >= JSON_MAX_DEPTH) {
+		cJSON_Delete(v);
+		return ops_error("invalid_request", STORAGE_MSG_KEY
+		    " holds JSON nested deeper than %d levels", req->key,
+		    JSON_MAX_DEPTH - 1);
+	}
+	return v;
+}
+
+static cJSON *
+storage_read_json(struct storage_req *req)
+{
+	cJSON *o, *v;
+	char *buf;
+	size_t len;
+
+	if (storage_fs_read(&req->fs, req->key, req->max_bytes, &buf, &len)
+	    == -1)
+		return storage_errno(req, errno);
+	v = storage_parse_json(req, buf, len);
+	free(buf);
+	if (v == NULL || ops_is_error(v))
+		return v;
+	if ((o = cJSON_CreateObject()) == NULL ||
+	    cJSON_AddStringToObject(o, "key", req->key) == NULL) {
+		cJSON_Delete(v);
+		return storage_result(o, false);
+	}
+	cJSON_AddItemToObject(o, "data", v);
+	return o;
+}
+
+/* The bytes a write body carries: *data (to free) and *len, or NULL. */
+static cJSON *
+storage_write_data(const struct storage_req *req, unsigned char **data,
+    size_t *len)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(req->body, "data");
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(req->body,
+	    "encoding");
+	bool b64 = cJSON_IsString(e) && strcmp(e->valuestring, "base64") == 0;
+	int64_t size;
+
+	if (!cJSON_IsString(d))
+		return ops_error("invalid_request",
+		    "\"data\" must be a string");
+	if (e != NULL && !cJSON_IsNull(e) && !b64 &&
+	    !(cJSON_IsString(e) && strcmp(e->valuestring, "utf-8") == 0))
+		return ops_error("invalid_request",
+		    "\"encoding\" must be \"utf-8\" or \"base64\"");
+	*len = strlen(d->valuestring);
+	size = b64 ? storage_b64_size(d->valuestring, *len) : (int64_t)*len;
+	if (size < 0)
+		return ops_error("invalid_request",
+		    "\"data\" is not valid (padded) base64");
+	if ((uint64_t)size > req->max_bytes)
+		return ops_error("limit_exceeded", "%lld bytes for "
+		    STORAGE_MSG_KEY " exceed operations.storage.max_bytes "
+		    "(%zu)", (long long)size, req->key, req->max_bytes);
+	if ((*data = malloc((size_t)size + 1)) == NULL)
+		return ops_error("internal", "out of memory");
+	if (b64)
+		storage_b64_decode(d->valuestring, *len, *data);
+	else
+		memcpy(*data, d->valuestring, *len);
+	*len = (size_t)size;
+	return NULL;
+}
+
+static cJSON *
+storage_write(struct storage_req *req)
+{
+	unsigned char *data = NULL;
+	size_t len = 0;
+	cJSON *o;
+	int rc, err;
+
+	if ((o = storage_write_data(req, &data, &len)) != NULL)
+		return o;
+	rc = storage_fs_write(&req->fs, req->key, data, len);
+	err = errno;
+	free(data);
+	if (rc == -1 && err == ENOTDIR)
+		return ops_error("invalid_request", "a parent of "
+		    STORAGE_MSG_KEY " is not a directory", req->key);
+	if (rc == -1)
+		return storage_errno(req, err);
+	o = cJSON_CreateObject();
+	return storage_result(o, o != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL);
+}
+
+/* {"key": KEY, name: flag}: delete's and exists' results. */
+static cJSON *
+storage_flag(struct storage_req *req, int rc, const char *name)
+{
+	cJSON *o;
+
+	if (rc == -1)
+		return storage_errno(req, errno);
+	o = cJSON_CreateObject();
+	return storage_result(o, o != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddBoolToObject(o, name, rc == 1) != NULL);
+}
+
+static cJSON *
+storage_delete(struct storage_req *req)
+{
+	return storage_flag(req, storage_fs_delete(&req->fs, req->key),
+	    "deleted");
+}
+
+/* A directory is not an object: exists says false for it. */
+static cJSON *
+storage_exists(struct storage_req *req)
+{
+	return storage_flag(req, storage_fs_exists(&req->fs, req->key),
+	    "exists");
+}
+
+/* list_objects' "limit" and "cursor"; an error result or NULL. */
+static cJSON *
+storage_list_args(const struct storage_req *req, size_t *limit,
+    const char **cursor)
+{
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(req->body, "limit");
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(req->body,
+	    "cursor");
+	char err[128];
+
+	*limit = STORAGE_LIST_DEFAULT;
+	*cursor = NULL;
+	if (l != NULL && !cJSON_IsNull(l)) {
+		if (!cJSON_IsNumber(l) || l->valuedouble < 1 ||
+		    l->valuedouble > STORAGE_LIST_MAX ||
+		    l->valuedouble != (double)l->valueint)
+			return ops_error("invalid_request", "\"limit\" must be "
+			    "an integer from 1 to %d", STORAGE_LIST_MAX);
+		*limit = (size_t)l->valueint;
+	}
+	if (c == NULL || cJSON_IsNull(c))
+		return NULL;
+	if (!cJSON_IsString(c) ||
+	    storage_key_check(c->valuestring, err, sizeof(err)) == -1 ||
+	    strncmp(c->valuestring, req->key, strlen(req->key)) != 0)
+		return ops_error("invalid_request", "\"cursor\" is not one "
+		    "this listing returned (a key starting with the prefix)");
+	*cursor = c->valuestring;
+	return NULL;
+}
+
+static cJSON *
+storage_list_result(struct storage_keys *keys, bool more)
+{
+	cJSON *o = cJSON_CreateObject(), *a;
+	bool ok;
+
+	/* cJSON makes no array of a NULL list. */
+	a = keys->n == 0 ? cJSON_CreateArray() : cJSON_CreateStringArray(
+	    (const char *const *)keys->v, (int)keys->n);
+	ok = o != NULL && a != NULL && cJSON_AddItemToObject(o, "keys", a);
+	if (!ok)
+		cJSON_Delete(a);
+	if (ok && more)
+		ok = cJSON_AddStringToObject(o, "next_cursor",
+		    keys->v[keys->n - 1]) != NULL;
+	else if (ok)
+		ok = cJSON_AddNullToObject(o, "next_cursor") != NULL;
+	return storage_result(o, ok);
+}
+
+static cJSON *
+storage_list(struct storage_req *req)
+{
+	struct storage_keys keys = { NULL, 0, 0 };
+	const char *cursor;
+	size_t limit;
+	cJSON *o;
+	bool more;
+
+	if ((o = storage_list_args(req, &limit, &cursor)) != NULL)
+		return o;
+	if (storage_fs_list(&req->fs, req->key, cursor, limit, &keys, &more)
+	    == -1)
+		o = storage_errno(req, errno);
+	else
+		o = storage_list_result(&keys, more);
+	storage_keys_free(&keys);
+	return o;
+}
+
+static const struct storage_method *
+storage_method(const char *path)
+{
+	size_t i, n = strlen(STORAGE_PATH);
+
+	if (path == NULL || strncmp(path, STORAGE_PATH, n) != 0)
+		return NULL;
+	for (i = 0; i < sizeof(storage_methods) / sizeof(storage_methods[0]);
+	    i++)
+		if (strcmp(path + n, storage_methods[i].name) == 0)
+			return &storage_methods[i];
+	return NULL;
+}
+
+/* The body's key (or prefix), checked; NULL with *error set when bad. */
+static const char *
+storage_body_key(const struct storage_method *m, const cJSON *body,
+    cJSON **error)
+{
+	const char *name = m->listing ? "prefix" : "key";
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, name);
+	char err[128];
+
+	*error = NULL;
+	if (m->listing && (k == NULL || cJSON_IsNull(k)))
+		return "";
+	if (!cJSON_IsString(k))
+		*error = ops_error("invalid_request", "the body needs a \"%s\" "
+		    "string", name);
+	else if ((m->listing ? storage_prefix_check : storage_key_check)(
+	    k->valuestring, err, sizeof(err)) == -1)
+		*error = ops_error("invalid_request", "%s \"" STORAGE_MSG_KEY
+		    "\" %s", name, k->valuestring, err);
+	return *error == NULL ? k->valuestring : NULL;
+}
+
+/* Open the configured root; an internal error result when it is wrong. */
+static cJSON *
+storage_open_root(struct storage_req *req, const struct op_run *run)
+{
+	const struct egressd_config *cfg = run->ctx ? run->ctx->cfg : NULL;
+	const char *root = cfg ? cfg->operations.storage.root : NULL;
+
+	if (root == NULL || root[0] == '\0')
+		return ops_error("internal", "operations.storage.root is not "
+		    "configured on this worker");
+	req->max_bytes = (size_t)cfg->operations.storage.max_bytes;
+	if (storage_fs_open(&req->fs, root,
+	    cfg->operations.storage.no_symlinks) == 0)
+		return NULL;
+	if (errno == ENOSYS)
+		return storage_errno(req, ENOSYS);
+	return ops_error("internal", "operations.storage.root %.300s: %s",
+	    root, errno == ENOTDIR ? "not a directory" : strerror(errno));
+}
+
+static cJSON *
+storage_run(struct op_run *run, const cJSON *body)
+{
+	const struct storage_method *m = storage_method(run->path);
+	struct storage_req req = { body, NULL, { -1, false }, 0 };
+	char resource[STORAGE_RESOURCE_MAX];
+	cJSON *o;
+
+	if (m == NULL)
+		return ops_error("unsupported", "unsupported storage method: "
+		    "%.200s", run->path ? run->path : "(none)");
+	if ((req.key = storage_body_key(m, body, &o)) == NULL)
+		return o;
+	snprintf(resource, sizeof(resource), "storage:%s", req.key);
+	if (ops_check(run, resource, m->right, &o) == -1)
+		return o;
+	if ((o = storage_open_root(&req, run)) != NULL)
+		return o;
+	o = m->run(&req);
+	storage_fs_close(&req.fs);
+	return o;
+}
+
+/* Synchronous: everything is done before it returns. */
 enum ops_status
 op_storage(struct op_run *run, const cJSON *body, cJSON **result)
 {
-	(void)run;
-	(void)body;
-	*result = ops_error("unsupported", "%s is not implemented", "storage");
+	*result = storage_run(run, body);
 	return OPS_DONE;
 }

@@ -1,0 +1,89 @@
+/*
+ * ops_storage: the storage handler's parts below the result objects
+ * (DESIGN section 5), reachable from unit tests.
+ *
+ * An object is a regular file under operations.storage.root, named by a
+ * key such as "dir/file".  Keys are checked before anything is touched,
+ * and then every path is resolved by openat2(2) with RESOLVE_BENEATH
+ * against a descriptor of the root (and RESOLVE_NO_SYMLINKS when
+ * no_symlinks is set), so that neither "..", an absolute path nor a
+ * symlink reaches outside the root even if a check were wrong.
+ *
+ * The storage_fs_* calls return -1 with errno set, and these errnos have a
+ * fixed meaning: ENOENT or ENOTDIR no such object; EXDEV the path resolves
+ * outside the root; ELOOP a symlink where none is allowed (or a loop);
+ * EISDIR a directory where an object is expected; ENODEV not a regular
+ * file; EFBIG larger than the limit; ENOSYS no openat2 (nothing is done
+ * then: there is no unsafe fallback).
+ */
+#ifndef EGRESSD_OPS_STORAGE_H
+#define EGRESSD_OPS_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define STORAGE_KEY_MAX 1024
+/* Names of in-flight writes; no key segment may start with it. */
+#define STORAGE_TMP_PREFIX ".egressd-tmp."
+
+/*
+ * 0 when key is a relative, '/'-separated object key: not empty, at most
+ * STORAGE_KEY_MAX bytes, no empty, "." or ".." segment, no backslash, no
+ * leading '/', no reserved segment.  Else -1 with the reason in err.
+ */
+int storage_key_check(const char *key, char *err, size_t errlen);
+/*
+ * The same for a list prefix: may be empty, and its last segment may be
+ * partial (prefix "logs/2024-" matches "logs/2024-01.txt").
+ */
+int storage_prefix_check(const char *prefix, char *err, size_t errlen);
+
+/* One root, opened for the length of one operation. */
+struct storage_fs {
+	int rootfd;
+	bool no_symlinks;
+};
+
+/* A list of keys (storage_fs_list's output). */
+struct storage_keys {
+	char **v;
+	size_t n, cap;
+};
+
+/* Open root (a directory); -1 with errno (ENOTDIR when it is not one). */
+int storage_fs_open(struct storage_fs *fs, const char *root,
+    bool no_symlinks);
+void storage_fs_close(struct storage_fs *fs);
+
+/*
+ * openat2(rootfd, path, flags | O_CLOEXEC) confined beneath the root: the
+ * one way this module opens anything under it.
+ */
+int storage_fs_openat(const struct storage_fs *fs, const char *path,
+    int flags, mode_t mode);
+
+/* Key's contents (at most max bytes, NUL-terminated) into *buf. */
+int storage_fs_read(const struct storage_fs *fs, const char *key,
+    size_t max, char **buf, size_t *len);
+/*
+ * Replace key's contents atomically (a temporary file in the same
+ * directory, fsync, renameat), creating parent directories as needed.
+ */
+int storage_fs_write(const struct storage_fs *fs, const char *key,
+    const void *data, size_t len);
+/* 1 deleted, 0 there was none, -1 error. */
+int storage_fs_delete(const struct storage_fs *fs, const char *key);
+/* 1 key is an object (a regular file), 0 not, -1 error. */
+int storage_fs_exists(const struct storage_fs *fs, const char *key);
+/*
+ * Fill out (empty on entry) with the first limit keys, in strcmp order,
+ * that start with prefix and sort after cursor (NULL: from the start);
+ * *more tells whether any key follows them.  Directory symlinks are not
+ * walked into.
+ */
+int storage_fs_list(const struct storage_fs *fs, const char *prefix,
+    const char *cursor, size_t limit, struct storage_keys *out, bool *more);
+void storage_keys_free(struct storage_keys *keys);
+
+#endif

@@ -1,0 +1,959 @@
+/*
+ * Unit tests for the storage handler: key rules, the confined open, every
+ * method against a temporary root, escapes (.., absolute paths, symlinks
+ * out of the root), limits, pagination and a capability denial.  Each test
+ * runs in BASE/root beside BASE/outside, whose contents must never change.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "jsonutil.h"
+#include "ops.h"
+#include "ops_storage.h"
+
+#define STORAGE_PATH "/api/v1/agent/execute/storage/"
+#define MAX_BYTES 1024
+#define SECRET "secret\n"
+
+struct fixture {
+	char base[64];
+	char root[PATH_MAX];
+	struct egressd_config cfg;
+	struct op_context ctx;
+	struct op_host host;
+	/* The fake host's record of its last check. */
+	char resource[2048];
+	char right[32];
+	int checks;
+	const char *deny;	/* right the fake host refuses, or NULL */
+};
+
+/* base-relative path of f's directory tree. */
+static void
+path_of(const struct fixture *f, const char *rel, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s", f->base, rel);
+}
+
+static void
+put_file(const struct fixture *f, const char *rel, const void *data,
+    size_t len)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	path_of(f, rel, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static void
+put_dir(const struct fixture *f, const char *rel)
+{
+	char path[PATH_MAX];
+
+	path_of(f, rel, path, sizeof(path));
+	assert_int_equal(mkdir(path, 0755), 0);
+}
+
+static void
+put_link(const struct fixture *f, const char *target, const char *rel)
+{
+	char path[PATH_MAX];
+
+	path_of(f, rel, path, sizeof(path));
+	assert_int_equal(symlink(target, path), 0);
+}
+
+static int
+lexists(const struct fixture *f, const char *rel)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	path_of(f, rel, path, sizeof(path));
+	return lstat(path, &sb) == 0;
+}
+
+static int
+count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* BASE holds root and outside only; outside holds its secret only. */
+static void
+assert_outside_intact(const struct fixture *f)
+{
+	char path[PATH_MAX], buf[64];
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(count_entries(f->base), 2);
+	path_of(f, "outside", path, sizeof(path));
+	assert_int_equal(count_entries(path), 2);
+	path_of(f, "outside/secret", path, sizeof(path));
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(SECRET));
+	assert_memory_equal(buf, SECRET, strlen(SECRET));
+	path_of(f, "outside/sub", path, sizeof(path));
+	assert_int_equal(count_entries(path), 0);
+}
+
+static int
+fake_check(struct op_run *run, const char *resource, const char *right,
+    cJSON **error)
+{
+	struct fixture *f = run->ctx->host->arg;
+
+	f->checks++;
+	snprintf(f->resource, sizeof(f->resource), "%s", resource);
+	snprintf(f->right, sizeof(f->right), "%s", right);
+	if (f->deny != NULL && strcmp(right, f->deny) == 0) {
+		*error = ops_error("capability_denied", "no %s on %s", right,
+		    resource);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->base, sizeof(f->base), "/tmp/egressd-storage-XXXXXX");
+	if (mkdtemp(f->base) == NULL)
+		return -1;
+	path_of(f, "root", f->root, sizeof(f->root));
+	put_dir(f, "root");
+	put_dir(f, "outside");
+	put_dir(f, "outside/sub");
+	put_file(f, "outside/secret", SECRET, strlen(SECRET));
+	f->cfg.operations.storage.enabled = true;
+	f->cfg.operations.storage.root = f->root;
+	f->cfg.operations.storage.max_bytes = MAX_BYTES;
+	f->host.check = fake_check;
+	f->host.arg = f;
+	f->ctx.cfg = &f->cfg;
+	f->ctx.host = &f->host;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	/* The base is ours, made by mkdtemp. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->base);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* Run method with a JSON body; the result (to cJSON_Delete). */
+static cJSON *
+call(struct fixture *f, const char *method, const char *body)
+{
+	char path[128];
+	struct op_run run = { .ctx = &f->ctx };
+	cJSON *b = body ? cJSON_Parse(body) : NULL, *r = NULL;
+
+	if (body != NULL)
+		assert_non_null(b);
+	snprintf(path, sizeof(path), STORAGE_PATH "%s", method);
+	run.path = path;
+	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
+	cJSON_Delete(b);
+	assert_non_null(r);
+	return r;
+}
+
+static void
+expect_error(struct fixture *f, const char *method, const char *body,
+    const char *type)
+{
+	cJSON *r = call(f, method, body);
+	const cJSON *t = cJSON_GetObjectItem(r, "error_type");
+
+	if (!cJSON_IsString(t) || strcmp(t->valuestring, type) != 0) {
+		char *s = cJSON_PrintUnformatted(r);
+
+		print_error("%s %s: expected %s, got %s\n", method, body,
+		    type, s);
+		free(s);
+		fail();
+	}
+	assert_non_null(cJSON_GetObjectItem(r, "error"));
+	cJSON_Delete(r);
+}
+
+static const char *
+str_of(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, key);
+
+	assert_true(cJSON_IsString(v));
+	return v->valuestring;
+}
+
+static void
+expect_flag(struct fixture *f, const char *method, const char *key,
+    const char *name, int want)
+{
+	char body[256];
+	cJSON *r;
+
+	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
+	r = call(f, method, body);
+	assert_false(ops_is_error(r));
+	assert_string_equal(str_of(r, "key"), key);
+	assert_true(cJSON_IsBool(cJSON_GetObjectItem(r, name)));
+	assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(r, name)), want);
+	cJSON_Delete(r);
+}
+
+static void
+write_ok(struct fixture *f, const char *key, const char *data,
+    const char *encoding, double size)
+{
+	cJSON *b = cJSON_CreateObject(), *r = NULL;
+	struct op_run run = { .ctx = &f->ctx,
+	    .path = STORAGE_PATH "write" };
+
+	cJSON_AddStringToObject(b, "key", key);
+	cJSON_AddStringToObject(b, "data", data);
+	if (encoding != NULL)
+		cJSON_AddStringToObject(b, "encoding", encoding);
+	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
+	cJSON_Delete(b);
+	assert_false(ops_is_error(r));
+	assert_string_equal(str_of(r, "key"), key);
+	assert_true(cJSON_GetObjectItem(r, "size")->valuedouble == size);
+	cJSON_Delete(r);
+}
+
+/* read key: its result, checked to be no error. */
+static cJSON *
+read_ok(struct fixture *f, const char *key)
+{
+	char body[256];
+	cJSON *r;
+
+	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
+	r = call(f, "read", body);
+	if (ops_is_error(r)) {
+		print_error("read %s: %s\n", key, str_of(r, "error"));
+		fail();
+	}
+	assert_string_equal(str_of(r, "key"), key);
+	return r;
+}
+
+static void
+test_key_check(void **state)
+{
+	static const char *good[] = { "a", "a/b", "a.b/c..d", "...", ".hidden",
+	    "dir/.x", "a b/c-d_e", "..a", "a/...b" };
+	static const char *bad[] = { "", "/abs", "a//b", "a/", "./a", "a/./b",
+	    "../a", "a/..", "..", ".", "a\\b", ".egressd-tmp.x",
+	    "a/.egressd-tmp.1", "/" };
+	char err[128], key[STORAGE_KEY_MAX + 2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (storage_key_check(good[i], err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", good[i], err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (storage_key_check(bad[i], err, sizeof(err)) != -1)
+			fail_msg("%s accepted", bad[i]);
+		assert_true(err[0] != '\0');
+	}
+	memset(key, 'k', STORAGE_KEY_MAX);
+	key[STORAGE_KEY_MAX] = '\0';
+	assert_int_equal(storage_key_check(key, err, sizeof(err)), 0);
+	strcat(key, "k");
+	assert_int_equal(storage_key_check(key, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "longer"));
+
+	/* Prefixes: empty, and a partial last segment, are fine. */
+	assert_int_equal(storage_prefix_check("", err, sizeof(err)), 0);
+	assert_int_equal(storage_prefix_check("a/", err, sizeof(err)), 0);
+	assert_int_equal(storage_prefix_check("a/b", err, sizeof(err)), 0);
+	assert_int_equal(storage_prefix_check("a/.", err, sizeof(err)), 0);
+	assert_int_equal(storage_prefix_check("a/..", err, sizeof(err)), 0);
+	assert_int_equal(storage_prefix_check("../", err, sizeof(err)), -1);
+	assert_int_equal(storage_prefix_check("a/../b", err, sizeof(err)),
+	    -1);
+	assert_int_equal(storage_prefix_check("/a", err, sizeof(err)), -1);
+	assert_int_equal(storage_prefix_check("a//", err, sizeof(err)), -1);
+	assert_int_equal(storage_prefix_check("a\\", err, sizeof(err)), -1);
+}
+
+/* openat2 itself refuses what key checks would have refused first. */
+static void
+test_open_beneath(void **state)
+{
+	struct fixture *f = *state;
+	struct storage_fs fs;
+	int fd;
+
+	put_file(f, "root/in.txt", "in", 2);
+	put_link(f, "../outside/secret", "root/out-file");
+	put_link(f, "../outside", "root/out-dir");
+	put_link(f, "/etc", "root/abs-dir");
+	put_link(f, "in.txt", "root/in-link");
+	assert_int_equal(storage_fs_open(&fs, f->root, false), 0);
+	assert_int_equal(storage_fs_openat(&fs, "../outside/secret",
+	    O_RDONLY, 0), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(storage_fs_openat(&fs, "/etc/passwd", O_RDONLY, 0),
+	    -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(storage_fs_openat(&fs, "out-file", O_RDONLY, 0), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(storage_fs_openat(&fs, "out-dir/secret", O_RDONLY,
+	    0), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(storage_fs_openat(&fs, "abs-dir/passwd", O_RDONLY,
+	    0), -1);
+	assert_int_equal(errno, EXDEV);
+	assert_int_equal(storage_fs_openat(&fs, "out-dir/new",
+	    O_WRONLY | O_CREAT, 0600), -1);
+	fd = storage_fs_openat(&fs, "in-link", O_RDONLY, 0);
+	assert_true(fd >= 0);
+	close(fd);
+	storage_fs_close(&fs);
+
+	assert_int_equal(storage_fs_open(&fs, f->root, true), 0);
+	assert_int_equal(storage_fs_openat(&fs, "in-link", O_RDONLY, 0), -1);
+	assert_int_equal(errno, ELOOP);
+	fd = storage_fs_openat(&fs, "in.txt", O_RDONLY, 0);
+	assert_true(fd >= 0);
+	close(fd);
+	storage_fs_close(&fs);
+	assert_outside_intact(f);
+}
+
+static void
+test_write_read(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+	struct stat sb;
+	mode_t mask;
+	cJSON *r;
+
+	write_ok(f, "a/b/c.txt", "hello", NULL, 5);
+	write_ok(f, "a/b/c.txt", "h\xc3\xa9llo w\xe2\x82\xacrld", "utf-8", 14);
+	r = read_ok(f, "a/b/c.txt");
+	assert_string_equal(str_of(r, "encoding"), "utf-8");
+	assert_string_equal(str_of(r, "data"), "h\xc3\xa9llo w\xe2\x82\xacrld");
+	assert_true(cJSON_GetObjectItem(r, "size")->valuedouble == 14);
+	cJSON_Delete(r);
+	r = call(f, "write", "{\"key\": \"top\", \"data\": \"x\", "
+	    "\"encoding\": null}");
+	assert_false(ops_is_error(r));
+	cJSON_Delete(r);
+	write_ok(f, "top", "", NULL, 0);
+	r = read_ok(f, "top");
+	assert_string_equal(str_of(r, "data"), "");
+	cJSON_Delete(r);
+
+	/* mode 0640 less the umask; no temporary file left behind */
+	mask = umask(0);
+	umask(mask);
+	path_of(f, "root/a/b/c.txt", path, sizeof(path));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0640 & ~mask);
+	path_of(f, "root/a/b", path, sizeof(path));
+	assert_int_equal(count_entries(path), 1);
+
+	expect_flag(f, "exists", "a/b/c.txt", "exists", 1);
+	expect_flag(f, "exists", "a/b", "exists", 0);
+	expect_flag(f, "exists", "nope", "exists", 0);
+	expect_flag(f, "exists", "a/b/c.txt/d", "exists", 0);
+	expect_error(f, "read", "{\"key\": \"nope\"}", "not_found");
+	expect_error(f, "read", "{\"key\": \"a/b/c.txt/d\"}", "not_found");
+	expect_error(f, "read", "{\"key\": \"a/b\"}", "invalid_request");
+	expect_error(f, "read_json", "{\"key\": \"a\"}", "invalid_request");
+	/* a FIFO is not an object, and reading it must not block */
+	path_of(f, "root/fifo", path, sizeof(path));
+	assert_int_equal(mkfifo(path, 0600), 0);
+	expect_error(f, "read", "{\"key\": \"fifo\"}", "invalid_request");
+	expect_flag(f, "exists", "fifo", "exists", 0);
+	assert_int_equal(unlink(path), 0);
+	/* over a directory, or under a file: refused, nothing changed */
+	expect_error(f, "write", "{\"key\": \"a/b\", \"data\": \"x\"}",
+	    "invalid_request");
+	expect_error(f, "write", "{\"key\": \"top/x\", \"data\": \"x\"}",
+	    "invalid_request");
+	path_of(f, "root/a/b", path, sizeof(path));
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(count_entries(path), 1);
+	assert_int_equal(count_entries(f->root), 2);
+	assert_outside_intact(f);
+}
+
+static void
+test_bad_bodies(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_error(f, "read", NULL, "invalid_request");
+	expect_error(f, "read", "{}", "invalid_request");
+	expect_error(f, "read", "{\"key\": 5}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\"}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": 1}",
+	    "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\", "
+	    "\"encoding\": \"latin1\"}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\", "
+	    "\"encoding\": 7}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\", "
+	    "\"encoding\": \"UTF-8\"}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"abc\", "
+	    "\"encoding\": \"base64\"}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"ab=c\", "
+	    "\"encoding\": \"base64\"}", "invalid_request");
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"a===\", "
+	    "\"encoding\": \"base64\"}", "invalid_request");
+	expect_error(f, "rename", "{\"key\": \"k\"}", "unsupported");
+	expect_error(f, "", "{\"key\": \"k\"}", "unsupported");
+	assert_int_equal(count_entries(f->root), 0);
+}
+
+static void
+test_base64(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned char bin[] = { 0x00, 0xff, 0x80, 0x41, 0xc3,
+	    0x28, 0x0a, 0x7f };
+	static const char *enc[] = { "", "AA==", "AP8=", "AP+A", "AP+AQQ==",
+	    "AP+AQcM=", "AP+AQcMo", "AP+AQcMoCg==", "AP+AQcMoCn8=" };
+	size_t len;
+	cJSON *r;
+
+	for (len = 0; len <= sizeof(bin); len++) {
+		write_ok(f, "bin", enc[len], "base64", (double)len);
+		r = read_ok(f, "bin");
+		assert_true(cJSON_GetObjectItem(r, "size")->valuedouble ==
+		    (double)len);
+		/* "" is valid UTF-8; the rest start with NUL */
+		assert_string_equal(str_of(r, "encoding"),
+		    len == 0 ? "utf-8" : "base64");
+		assert_string_equal(str_of(r, "data"), enc[len]);
+		cJSON_Delete(r);
+	}
+	/* Not UTF-8 without any NUL: overlong, surrogate, truncated */
+	put_file(f, "root/overlong", "a\xc0\xaf", 3);
+	put_file(f, "root/surrogate", "\xed\xa0\x80", 3);
+	put_file(f, "root/cut", "ab\xe2\x82", 4);
+	put_file(f, "root/high", "\xf4\x90\x80\x80", 4);
+	r = read_ok(f, "overlong");
+	assert_string_equal(str_of(r, "encoding"), "base64");
+	assert_string_equal(str_of(r, "data"), "YcCv");
+	cJSON_Delete(r);
+	r = read_ok(f, "surrogate");
+	assert_string_equal(str_of(r, "encoding"), "base64");
+	cJSON_Delete(r);
+	r = read_ok(f, "cut");
+	assert_string_equal(str_of(r, "encoding"), "base64");
+	cJSON_Delete(r);
+	r = read_ok(f, "high");
+	assert_string_equal(str_of(r, "encoding"), "base64");
+	cJSON_Delete(r);
+	put_file(f, "root/four", "\xf0\x9f\x98\x80", 4);
+	r = read_ok(f, "four");
+	assert_string_equal(str_of(r, "encoding"), "utf-8");
+	cJSON_Delete(r);
+}
+
+static void
+test_read_json(void **state)
+{
+	struct fixture *f = *state;
+	char deep[2 * JSON_MAX_DEPTH + 1];
+	cJSON *r, *want;
+
+	put_file(f, "root/doc.json", "{\"a\": [1, 2, {\"b\": null}]}\n", 27);
+	r = call(f, "read_json", "{\"key\": \"doc.json\"}");
+	assert_false(ops_is_error(r));
+	assert_string_equal(str_of(r, "key"), "doc.json");
+	want = cJSON_Parse("{\"a\": [1, 2, {\"b\": null}]}");
+	assert_true(cJSON_Compare(cJSON_GetObjectItem(r, "data"), want, 1));
+	assert_null(cJSON_GetObjectItem(r, "size"));
+	cJSON_Delete(want);
+	cJSON_Delete(r);
+	put_file(f, "root/num", "42", 2);
+	r = call(f, "read_json", "{\"key\": \"num\"}");
+	assert_true(cJSON_GetObjectItem(r, "data")->valuedouble == 42);
+	cJSON_Delete(r);
+
+	put_file(f, "root/trailing", "{} x", 4);
+	expect_error(f, "read_json", "{\"key\": \"trailing\"}",
+	    "invalid_request");
+	put_file(f, "root/text", "not json", 8);
+	expect_error(f, "read_json", "{\"key\": \"text\"}", "invalid_request");
+	put_file(f, "root/empty", "", 0);
+	expect_error(f, "read_json", "{\"key\": \"empty\"}", "invalid_request");
+	put_file(f, "root/nul", "{}\0{}", 5);
+	expect_error(f, "read_json", "{\"key\": \"nul\"}", "invalid_request");
+	/* the result around it must stay within JSON_MAX_DEPTH */
+	memset(deep, '[', JSON_MAX_DEPTH - 1);
+	memset(deep + JSON_MAX_DEPTH - 1, ']', JSON_MAX_DEPTH - 1);
+	put_file(f, "root/deep", deep, 2 * (JSON_MAX_DEPTH - 1));
+	r = call(f, "read_json", "{\"key\": \"deep\"}");
+	assert_false(ops_is_error(r));
+	cJSON_Delete(r);
+	memset(deep, '[', JSON_MAX_DEPTH);
+	memset(deep + JSON_MAX_DEPTH, ']', JSON_MAX_DEPTH);
+	put_file(f, "root/deep", deep, 2 * JSON_MAX_DEPTH);
+	expect_error(f, "read_json", "{\"key\": \"deep\"}", "invalid_request");
+	expect_error(f, "read_json", "{\"key\": \"missing\"}", "not_found");
+}
+
+static void
+test_limits(void **state)
+{
+	struct fixture *f = *state;
+	char *big = malloc(2 * MAX_BYTES + 1), *b64;
+	cJSON *r;
+	size_t i;
+
+	assert_non_null(big);
+	memset(big, 'x', 2 * MAX_BYTES);
+	big[MAX_BYTES] = '\0';
+	write_ok(f, "exact", big, NULL, MAX_BYTES);
+	r = read_ok(f, "exact");
+	cJSON_Delete(r);
+	big[MAX_BYTES] = 'x';
+	big[MAX_BYTES + 1] = '\0';
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "key", "big/x");
+	cJSON_AddStringToObject(r, "data", big);
+	b64 = cJSON_PrintUnformatted(r);
+	cJSON_Delete(r);
+	expect_error(f, "write", b64, "limit_exceeded");
+	free(b64);
+	/* MAX_BYTES + 3 bytes as base64: refused before decoding */
+	b64 = calloc(1, 4 * ((MAX_BYTES + 3) / 3) + 128);
+	assert_non_null(b64);
+	strcpy(b64, "{\"key\": \"big/y\", \"encoding\": \"base64\", "
+	    "\"data\": \"");
+	for (i = 0; i < (MAX_BYTES + 3) / 3; i++)
+		strcat(b64, "AAAA");
+	strcat(b64, "\"}");
+	expect_error(f, "write", b64, "limit_exceeded");
+	free(b64);
+	/* nothing was written, not even the parent directory */
+	assert_false(lexists(f, "root/big"));
+
+	big[2 * MAX_BYTES] = '\0';
+	put_file(f, "root/huge", big, 2 * MAX_BYTES);
+	expect_error(f, "read", "{\"key\": \"huge\"}", "limit_exceeded");
+	expect_error(f, "read_json", "{\"key\": \"huge\"}", "limit_exceeded");
+	free(big);
+	assert_int_equal(count_entries(f->root), 2);
+}
+
+static void
+test_delete(void **state)
+{
+	struct fixture *f = *state;
+
+	write_ok(f, "d/one", "1", NULL, 1);
+	expect_flag(f, "delete", "d/one", "deleted", 1);
+	assert_false(lexists(f, "root/d/one"));
+	expect_flag(f, "delete", "d/one", "deleted", 0);
+	expect_flag(f, "delete", "no/such/dir", "deleted", 0);
+	expect_flag(f, "exists", "d/one", "exists", 0);
+	expect_error(f, "delete", "{\"key\": \"d\"}", "invalid_request");
+	assert_true(lexists(f, "root/d"));
+	/* a symlink is removed itself; what it points at stays */
+	put_link(f, "../outside/secret", "root/link");
+	expect_flag(f, "delete", "link", "deleted", 1);
+	assert_false(lexists(f, "root/link"));
+	assert_outside_intact(f);
+}
+
+static void
+test_escapes(void **state)
+{
+	struct fixture *f = *state;
+	static const char *keys[] = { "../outside/secret", "/etc/passwd",
+	    "a/../../outside/secret", "..", "./x" };
+	static const char *methods[] = { "read", "read_json", "write",
+	    "delete", "exists" };
+	char body[256];
+	size_t i, j;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+			snprintf(body, sizeof(body), "{\"key\": \"%s\", "
+			    "\"data\": \"pwned\"}", keys[i]);
+			expect_error(f, methods[j], body, "invalid_request");
+		}
+	expect_error(f, "list_objects", "{\"prefix\": \"../\"}",
+	    "invalid_request");
+	expect_error(f, "list_objects", "{\"prefix\": \"/etc/\"}",
+	    "invalid_request");
+
+	put_link(f, "../outside", "root/out");
+	put_link(f, "../outside/secret", "root/sfile");
+	put_link(f, "/etc/passwd", "root/abs");
+	for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+		if (strcmp(methods[j], "delete") != 0) {
+			expect_error(f, methods[j], "{\"key\": \"sfile\", "
+			    "\"data\": \"pwned\"}", "capability_denied");
+			expect_error(f, methods[j], "{\"key\": \"abs\", "
+			    "\"data\": \"pwned\"}", "capability_denied");
+		}
+		expect_error(f, methods[j], "{\"key\": \"out/secret\", "
+		    "\"data\": \"pwned\"}", "capability_denied");
+		expect_error(f, methods[j], "{\"key\": \"out/sub/new\", "
+		    "\"data\": \"pwned\"}", "capability_denied");
+		expect_error(f, methods[j], "{\"key\": \"out/new/deeper\", "
+		    "\"data\": \"pwned\"}", "capability_denied");
+	}
+	/* the links are still there, and the listing skips them */
+	assert_true(lexists(f, "root/sfile"));
+	assert_true(lexists(f, "root/out"));
+	expect_error(f, "exists", "{\"key\": \"out\"}", "capability_denied");
+	{
+		cJSON *r = call(f, "list_objects", "{}");
+
+		assert_int_equal(cJSON_GetArraySize(
+		    cJSON_GetObjectItem(r, "keys")), 0);
+		cJSON_Delete(r);
+	}
+	assert_int_equal(count_entries(f->root), 3);
+	assert_outside_intact(f);
+}
+
+static void
+test_list_escape_prefix(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *r;
+
+	put_link(f, "../outside", "root/out");
+	/* a listing never goes through a symlink: nothing to show */
+	r = call(f, "list_objects", "{\"prefix\": \"out/\"}");
+	assert_false(ops_is_error(r));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "keys")),
+	    0);
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
+static void
+test_symlinks_inside(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *r;
+
+	put_file(f, "root/real.txt", "real", 4);
+	put_dir(f, "root/d");
+	put_file(f, "root/d/x", "x", 1);
+	put_link(f, "real.txt", "root/alias");
+	put_link(f, "d", "root/dlink");
+	put_link(f, "missing", "root/dangling");
+
+	f->cfg.operations.storage.no_symlinks = false;
+	r = read_ok(f, "alias");
+	assert_string_equal(str_of(r, "data"), "real");
+	cJSON_Delete(r);
+	r = read_ok(f, "dlink/x");
+	assert_string_equal(str_of(r, "data"), "x");
+	cJSON_Delete(r);
+	expect_flag(f, "exists", "alias", "exists", 1);
+	r = call(f, "list_objects", "{}");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "keys")),
+	    3);
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(r, "keys"),
+	    0)->valuestring, "alias");
+	cJSON_Delete(r);
+
+	f->cfg.operations.storage.no_symlinks = true;
+	expect_error(f, "read", "{\"key\": \"alias\"}", "capability_denied");
+	expect_error(f, "read", "{\"key\": \"dlink/x\"}", "capability_denied");
+	expect_error(f, "exists", "{\"key\": \"alias\"}", "capability_denied");
+	expect_error(f, "write", "{\"key\": \"alias\", \"data\": \"y\"}",
+	    "capability_denied");
+	expect_error(f, "write", "{\"key\": \"dlink/y\", \"data\": \"y\"}",
+	    "capability_denied");
+	assert_false(lexists(f, "root/d/y"));
+	r = call(f, "list_objects", "{}");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "keys")),
+	    2);
+	cJSON_Delete(r);
+	r = read_ok(f, "real.txt");
+	assert_string_equal(str_of(r, "data"), "real");
+	cJSON_Delete(r);
+
+	/* allowed again: a write replaces the link, not its target */
+	f->cfg.operations.storage.no_symlinks = false;
+	write_ok(f, "alias", "new", NULL, 3);
+	r = read_ok(f, "real.txt");
+	assert_string_equal(str_of(r, "data"), "real");
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
+/* list_objects with body; its keys joined by ',' into out. */
+static const char *
+list_keys(struct fixture *f, const char *body, char *out, size_t len,
+    char *cursor, size_t cursorlen)
+{
+	cJSON *r = call(f, "list_objects", body), *k, *next;
+	size_t off = 0;
+
+	if (ops_is_error(r)) {
+		print_error("list %s: %s\n", body, str_of(r, "error"));
+		fail();
+	}
+	out[0] = '\0';
+	cJSON_ArrayForEach(k, cJSON_GetObjectItem(r, "keys"))
+		off += (size_t)snprintf(out + off, len - off, "%s%s",
+		    off ? "," : "", k->valuestring);
+	next = cJSON_GetObjectItem(r, "next_cursor");
+	assert_non_null(next);
+	if (cJSON_IsNull(next))
+		cursor[0] = '\0';
+	else
+		snprintf(cursor, cursorlen, "%s", str_of(r, "next_cursor"));
+	cJSON_Delete(r);
+	return out;
+}
+
+/* Every page of a listing (prefix NULL: none), joined by '|' into all. */
+static void
+list_pages(struct fixture *f, const char *prefix, int limit, char *all,
+    size_t len)
+{
+	char out[512], cursor[256] = "", *body;
+	size_t off = 0;
+	int pages;
+	cJSON *b;
+
+	for (pages = 0; pages < 10; pages++) {
+		b = cJSON_CreateObject();
+		cJSON_AddNumberToObject(b, "limit", limit);
+		if (prefix != NULL)
+			cJSON_AddStringToObject(b, "prefix", prefix);
+		if (cursor[0] != '\0')
+			cJSON_AddStringToObject(b, "cursor", cursor);
+		body = cJSON_PrintUnformatted(b);
+		cJSON_Delete(b);
+		list_keys(f, body, out, sizeof(out), cursor, sizeof(cursor));
+		free(body);
+		assert_true(off + strlen(out) + 2 < len);
+		off += (size_t)snprintf(all + off, len - off, "%s%s",
+		    off ? "|" : "", out);
+		if (cursor[0] == '\0')
+			return;
+	}
+	fail_msg("more than 10 pages");
+}
+
+static void
+test_list(void **state)
+{
+	struct fixture *f = *state;
+	static const char *keys[] = { "z", "a/2", "a/1", "a-b", "a.txt",
+	    "b/x", "a/b/c", "a/b/a" };
+	char out[512], cursor[256], all[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		write_ok(f, keys[i], keys[i], NULL, (double)strlen(keys[i]));
+	put_file(f, "root/a/.egressd-tmp.0123", "half", 4);
+	put_dir(f, "root/empty");
+	put_link(f, "a", "root/alink");
+
+	list_keys(f, "{}", out, sizeof(out), cursor, sizeof(cursor));
+	assert_string_equal(out, "a-b,a.txt,a/1,a/2,a/b/a,a/b/c,b/x,z");
+	assert_string_equal(cursor, "");
+	list_keys(f, "{\"prefix\": \"a/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "a/1,a/2,a/b/a,a/b/c");
+	list_keys(f, "{\"prefix\": \"a\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "a-b,a.txt,a/1,a/2,a/b/a,a/b/c");
+	list_keys(f, "{\"prefix\": \"a/b\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "a/b/a,a/b/c");
+	list_keys(f, "{\"prefix\": \"none/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "");
+	list_keys(f, "{\"prefix\": \"z/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "");
+
+	/* pages of 3, then of 1 with a prefix: the same keys in order */
+	list_pages(f, NULL, 3, all, sizeof(all));
+	assert_string_equal(all, "a-b,a.txt,a/1|a/2,a/b/a,a/b/c|b/x,z");
+	list_pages(f, "a/", 1, all, sizeof(all));
+	assert_string_equal(all, "a/1|a/2|a/b/a|a/b/c");
+	/* a cursor past everything, or not a returned key's shape */
+	list_keys(f, "{\"cursor\": \"zz\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "");
+	list_keys(f, "{\"cursor\": \"a/b\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "a/b/a,a/b/c,b/x,z");
+	expect_error(f, "list_objects", "{\"cursor\": \"../x\"}",
+	    "invalid_request");
+	expect_error(f, "list_objects", "{\"cursor\": 3}", "invalid_request");
+	expect_error(f, "list_objects", "{\"prefix\": \"a/\", "
+	    "\"cursor\": \"b/x\"}", "invalid_request");
+	expect_error(f, "list_objects", "{\"limit\": 0}", "invalid_request");
+	expect_error(f, "list_objects", "{\"limit\": 10001}",
+	    "invalid_request");
+	expect_error(f, "list_objects", "{\"limit\": 1.5}", "invalid_request");
+	expect_error(f, "list_objects", "{\"limit\": \"3\"}",
+	    "invalid_request");
+	expect_error(f, "list_objects", "{\"prefix\": 3}", "invalid_request");
+	list_keys(f, "{\"limit\": 10000, \"prefix\": null, \"cursor\": null}",
+	    out, sizeof(out), cursor, sizeof(cursor));
+	assert_string_equal(out, "a-b,a.txt,a/1,a/2,a/b/a,a/b/c,b/x,z");
+}
+
+static void
+test_capabilities(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *r;
+
+	write_ok(f, "k/v", "1", NULL, 1);
+	assert_string_equal(f->resource, "storage:k/v");
+	assert_string_equal(f->right, "write");
+	r = read_ok(f, "k/v");
+	cJSON_Delete(r);
+	assert_string_equal(f->right, "read");
+	expect_flag(f, "exists", "k/v", "exists", 1);
+	assert_string_equal(f->right, "read");
+	r = call(f, "list_objects", "{\"prefix\": \"k/\"}");
+	cJSON_Delete(r);
+	assert_string_equal(f->resource, "storage:k/");
+	assert_string_equal(f->right, "read");
+	r = call(f, "list_objects", "{}");
+	cJSON_Delete(r);
+	assert_string_equal(f->resource, "storage:");
+
+	/* denied: the host's error comes back, nothing is touched */
+	f->deny = "write";
+	expect_error(f, "write", "{\"key\": \"new/file\", \"data\": \"x\"}",
+	    "capability_denied");
+	assert_string_equal(f->resource, "storage:new/file");
+	assert_false(lexists(f, "root/new"));
+	f->deny = "delete";
+	expect_error(f, "delete", "{\"key\": \"k/v\"}", "capability_denied");
+	assert_string_equal(f->right, "delete");
+	assert_true(lexists(f, "root/k/v"));
+	f->deny = "read";
+	expect_error(f, "read", "{\"key\": \"k/v\"}", "capability_denied");
+	expect_error(f, "list_objects", "{}", "capability_denied");
+	/* a bad key is refused before the host is asked */
+	f->checks = 0;
+	expect_error(f, "read", "{\"key\": \"../x\"}", "invalid_request");
+	assert_int_equal(f->checks, 0);
+	/* no host at all: allowed */
+	f->ctx.host = NULL;
+	r = read_ok(f, "k/v");
+	cJSON_Delete(r);
+	assert_int_equal(count_entries(f->root), 1);
+	assert_outside_intact(f);
+}
+
+static void
+test_root_errors(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX];
+
+	f->cfg.operations.storage.root = "";
+	expect_error(f, "read", "{\"key\": \"k\"}", "internal");
+	path_of(f, "outside/secret", path, sizeof(path));
+	f->cfg.operations.storage.root = path;
+	expect_error(f, "write", "{\"key\": \"k\", \"data\": \"x\"}",
+	    "internal");
+	path_of(f, "missing", path, sizeof(path));
+	expect_error(f, "list_objects", "{}", "internal");
+	f->ctx.cfg = NULL;
+	expect_error(f, "exists", "{\"key\": \"k\"}", "internal");
+	assert_outside_intact(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key_check),
+		cmocka_unit_test_setup_teardown(test_open_beneath, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_write_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_bodies, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_json, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_escapes, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_list_escape_prefix, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_symlinks_inside, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capabilities, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_root_errors, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
