@@ -73,6 +73,7 @@ enum config_kind {
 	CK_ENUM,		/* an enum, index into names */
 	CK_URLLIST,		/* struct config_strlist of http(s) URLs */
 	CK_KEYLIST,		/* struct config_strlist of config keys */
+	CK_ENVLIST,		/* struct config_strlist of variable names */
 	CK_ARGV,		/* argv and argc of a struct config_command */
 	CK_ENTRIES		/* an array of groups, see config_entries */
 };
@@ -271,6 +272,10 @@ static const struct config_key config_command_keys[] = {
 	    .def = 0 },
 	{ KEY("commands", CK_ENTRIES, CFG(operations.command.commands)),
 	    .entries = &config_command_entries },
+	{ KEY("environment", CK_ENVLIST,
+	    CFG(operations.command.environment)) },
+	{ KEY("max_output", CK_INT64, CFG(operations.command.max_output)),
+	    .min = 0, .max = CONFIG_OP_BYTES_MAX, .def = MIB },
 };
 
 static const struct config_key config_database_entry_keys[] = {
@@ -557,6 +562,7 @@ config_free_key(const struct config_key *k, void *base)
 		break;
 	case CK_URLLIST:
 	case CK_KEYLIST:
+	case CK_ENVLIST:
 		config_strlist_free(config_field(base, k->offset));
 		break;
 	case CK_ARGV:
@@ -868,6 +874,20 @@ config_key_known(const char *dotted)
 	}
 }
 
+/* A portable variable name: [A-Za-z_][A-Za-z0-9_]*. */
+static bool
+config_env_name(const char *v)
+{
+	size_t	i;
+
+	for (i = 0; v[i] != '\0'; i++)
+		if (!(v[i] == '_' || (v[i] >= 'A' && v[i] <= 'Z') ||
+		    (v[i] >= 'a' && v[i] <= 'z') ||
+		    (i > 0 && v[i] >= '0' && v[i] <= '9')))
+			return false;
+	return i > 0;
+}
+
 static int
 config_check_item(struct config_ctx *ctx, const config_setting_t *e,
     const struct config_key *k, const char *path, int i)
@@ -882,6 +902,10 @@ config_check_item(struct config_ctx *ctx, const config_setting_t *e,
 	if (k->kind == CK_KEYLIST && !config_key_known(v))
 		return config_fail(ctx, e, "%s[%d]: not a configuration key "
 		    "(got %s)", path, i, config_quote(q, sizeof(q), v));
+	if (k->kind == CK_ENVLIST && !config_env_name(v))
+		return config_fail(ctx, e, "%s[%d]: not an environment "
+		    "variable name (got %s)", path, i,
+		    config_quote(q, sizeof(q), v));
 	return 0;
 }
 
@@ -1059,6 +1083,7 @@ config_parse_key(struct config_ctx *ctx, const config_setting_t *s,
 		return config_parse_bool(ctx, s, k, path, base);
 	case CK_URLLIST:
 	case CK_KEYLIST:
+	case CK_ENVLIST:
 		return config_parse_strlist(ctx, s, k, path, base);
 	case CK_ARGV:
 		return config_parse_argv(ctx, s, path, base);
