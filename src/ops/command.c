@@ -11,7 +11,7 @@
  *   name is looked up, so a refused caller learns nothing about the list.
  * - A "{param}" in an argv string (param: [A-Za-z_][A-Za-z0-9_]*) is
  *   replaced by args.param, a string or a number (written as JSON would);
- *   any other brace is literal.  Every placeholder needs its argument and
+ *   any other brace is literal (a script in argv says $VAR, not ${VAR}).  Every placeholder needs its argument and
  *   every argument a placeholder (invalid_request otherwise).  A value
  *   stays inside its argv string whatever it contains; it must be valid
  *   UTF-8, 1..4096 bytes, without control characters, and may begin with
