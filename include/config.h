@@ -119,6 +119,8 @@ struct egressd_config {
 			struct config_command *commands;
 			size_t count;
 			struct config_strlist capabilities;
+			struct config_strlist environment; /* names passed */
+			int64_t max_output;	/* bytes kept per stream */
 		} command;
 		struct {
 			bool enabled;

@@ -74,6 +74,7 @@ enum config_kind {
 	CK_URLLIST,		/* struct config_strlist of http(s) URLs */
 	CK_KEYLIST,		/* struct config_strlist of config keys */
 	CK_CAPLIST,		/* struct config_strlist of "RESOURCE RIGHTS" */
+	CK_ENVLIST,		/* struct config_strlist of variable names */
 	CK_ARGV,		/* argv and argc of a struct config_command */
 	CK_ENTRIES		/* an array of groups, see config_entries */
 };
@@ -237,8 +238,8 @@ static const struct config_key config_storage_keys[] = {
 	    .def = 0 },
 	{ KEY("max_bytes", CK_INT64, CFG(operations.storage.max_bytes)),
 	    .min = 1, .max = CONFIG_OP_BYTES_MAX, .def = 16 * MIB },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.storage.capabilities)), .defstr = "storage:* read,write,delete" },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.storage.capabilities)),
+	    .defstr = "storage:* read,write,delete" },
 };
 
 static const struct config_key config_http_keys[] = {
@@ -248,8 +249,8 @@ static const struct config_key config_http_keys[] = {
 	    .min = 1, .max = CONFIG_OP_BYTES_MAX, .def = 16 * MIB },
 	{ KEY("timeout", CK_DOUBLE, CFG(operations.http.timeout)),
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 30 },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.http.capabilities)), .defstr = "http:* request" },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.http.capabilities)),
+	    .defstr = "http:* request" },
 };
 
 /*
@@ -283,8 +284,12 @@ static const struct config_key config_command_keys[] = {
 	    .def = 0 },
 	{ KEY("commands", CK_ENTRIES, CFG(operations.command.commands)),
 	    .entries = &config_command_entries },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.command.capabilities)), .defstr = "command:* execute" },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.command.capabilities)),
+	    .defstr = "command:* execute" },
+	{ KEY("environment", CK_ENVLIST,
+	    CFG(operations.command.environment)) },
+	{ KEY("max_output", CK_INT64, CFG(operations.command.max_output)),
+	    .min = 0, .max = CONFIG_OP_BYTES_MAX, .def = MIB },
 };
 
 static const struct config_key config_database_entry_keys[] = {
@@ -311,24 +316,24 @@ static const struct config_key config_sqlite_keys[] = {
 	    .min = 1, .max = CONFIG_COUNT_MAX, .def = 10000 },
 	{ KEY("timeout", CK_DOUBLE, CFG(operations.sqlite.timeout)),
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 10 },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.sqlite.capabilities)), .defstr = "sqlite:* read" },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.sqlite.capabilities)),
+	    .defstr = "sqlite:* read" },
 };
 
 static const struct config_key config_batch_keys[] = {
 	{ KEY("enabled", CK_BOOL, CFG(operations.batch.enabled)), .def = 1 },
 	{ KEY("max_children", CK_INT, CFG(operations.batch.max_children)),
 	    .min = 1, .max = CONFIG_CHILDREN_MAX, .def = 16 },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.batch.capabilities)), .defstr = CONFIG_BATCH_CAPS },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.batch.capabilities)),
+	    .defstr = CONFIG_BATCH_CAPS },
 };
 
 static const struct config_key config_upgrade_keys[] = {
 	{ KEY("enabled", CK_BOOL, CFG(operations.upgrade.enabled)),
 	    .def = 0 },
 	{ KEY("allow_keys", CK_KEYLIST, CFG(operations.upgrade.allow_keys)) },
-	{ KEY("capabilities", CK_CAPLIST,
-	    CFG(operations.upgrade.capabilities)), .defstr = "config:* write" },
+	{ KEY("capabilities", CK_CAPLIST, CFG(operations.upgrade.capabilities)),
+	    .defstr = "config:* write" },
 };
 
 static const struct config_table config_server_table =
@@ -578,6 +583,7 @@ config_free_key(const struct config_key *k, void *base)
 	case CK_URLLIST:
 	case CK_KEYLIST:
 	case CK_CAPLIST:
+	case CK_ENVLIST:
 		config_strlist_free(config_field(base, k->offset));
 		break;
 	case CK_ARGV:
@@ -945,6 +951,18 @@ config_cap_problem(const char *v)
 			    "request, materialize, link, diff)";
 	}
 	return NULL;
+/* A portable variable name: [A-Za-z_][A-Za-z0-9_]*. */
+static bool
+config_env_name(const char *v)
+{
+	size_t	i;
+
+	for (i = 0; v[i] != '\0'; i++)
+		if (!(v[i] == '_' || (v[i] >= 'A' && v[i] <= 'Z') ||
+		    (v[i] >= 'a' && v[i] <= 'z') ||
+		    (i > 0 && v[i] >= '0' && v[i] <= '9')))
+			return false;
+	return i > 0;
 }
 
 static int
@@ -964,6 +982,10 @@ config_check_item(struct config_ctx *ctx, const config_setting_t *e,
 	if (k->kind == CK_CAPLIST && (why = config_cap_problem(v)) != NULL)
 		return config_fail(ctx, e, "%s[%d]: %s (got %s)", path, i,
 		    why, config_quote(q, sizeof(q), v));
+	if (k->kind == CK_ENVLIST && !config_env_name(v))
+		return config_fail(ctx, e, "%s[%d]: not an environment "
+		    "variable name (got %s)", path, i,
+		    config_quote(q, sizeof(q), v));
 	return 0;
 }
 
@@ -1142,6 +1164,7 @@ config_parse_key(struct config_ctx *ctx, const config_setting_t *s,
 	case CK_URLLIST:
 	case CK_KEYLIST:
 	case CK_CAPLIST:
+	case CK_ENVLIST:
 		return config_parse_strlist(ctx, s, k, path, base);
 	case CK_ARGV:
 		return config_parse_argv(ctx, s, path, base);

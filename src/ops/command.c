@@ -1,13 +1,912 @@
-/* ops/command: not implemented yet; answers "unsupported". */
+/*
+ * ops/command: /api/v1/agent/execute/command — run a command chosen by its
+ * configured name (operations.command.commands), never through a shell, and
+ * return {"exit_code", "signal", "stdout", "stderr", "timed_out",
+ * "truncated"}.
+ *
+ * Owns the expansion of the argv template, the child's start and the wait
+ * for it on the worker's loop.  The rules:
+ *
+ * - The capability "command:NAME" (right "execute") is checked before the
+ *   name is looked up, so a refused caller learns nothing about the list.
+ * - A "{param}" in an argv string (param: [A-Za-z_][A-Za-z0-9_]*) is
+ *   replaced by args.param, a string or a number (written as JSON would);
+ *   any other brace is literal (a script in argv says $VAR, not ${VAR}).
+ *   Every placeholder needs its argument and every argument a placeholder
+ *   (invalid_request otherwise).  A value
+ *   stays inside its argv string whatever it contains; it must be valid
+ *   UTF-8, 1..4096 bytes, without control characters, and may begin with
+ *   '-' only where it would not begin an argv string (text before it in
+ *   the template, "--path={path}") or after a literal "--" argv string,
+ *   so an argument cannot turn into an option.
+ * - The child gets stdin from /dev/null, stdout and stderr on pipes, no
+ *   other descriptors, its own process group, an empty signal mask and
+ *   default dispositions (the worker blocks and ignores some), and the
+ *   environment PATH=CMD_PATH plus the variables named in
+ *   operations.command.environment that the worker has (a listed PATH
+ *   replaces the fixed one).
+ * - The timeout is the command's, or the operation's "timeout" when that
+ *   is shorter.  When it passes the whole group gets SIGTERM, SIGKILL
+ *   CMD_TERM_GRACE later, and CMD_DRAIN_GRACE after that the output is
+ *   taken as it is (a process that left the group may hold the pipes);
+ *   the result is the usual one with "timed_out": true.
+ * - The run is done when both pipes are at end of file and the child is
+ *   reaped (through a pidfd, so the worker needs no SIGCHLD handler).
+ *   Each stream keeps operations.command.max_output bytes; the rest is
+ *   read and dropped ("truncated": true).  Output is returned as UTF-8:
+ *   invalid sequences and NUL bytes become U+FFFD.
+ * - "exit_code" is the exit status, or null when a signal ended the
+ *   child; "signal" is then its number, else null.
+ *
+ * Needs Linux 5.3 (pidfd_open).
+ */
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include <cjson/cJSON.h>
 
+#include "config.h"
+#include "evloop.h"
 #include "ops.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open	434	/* the same number on every architecture */
+#endif
+
+#define CMD_PATH	"/usr/sbin:/usr/bin:/sbin:/bin"
+#define CMD_NAME_MAX	256	/* bytes of a command name */
+#define CMD_VALUE_MAX	4096	/* bytes of one argument value */
+#define CMD_NUM_LEN	32	/* a number written out */
+#define CMD_EXACT_MAX	1e15	/* integers below this print without a dot */
+#define CMD_WHY_LEN	256
+#define CMD_TERM_GRACE	1.0	/* seconds from SIGTERM to SIGKILL */
+#define CMD_DRAIN_GRACE	1.0	/* seconds from SIGKILL to giving up output */
+#define CMD_CHUNK	65536	/* bytes per read */
+#define CMD_ROUNDS	16	/* reads per callback, so others get a turn */
+#define CMD_BUF_MIN	4096
+#define CMD_NSEC	1000000000L
+#define CMD_REPLACEMENT	"\xef\xbf\xbd"	/* U+FFFD */
+
+enum cmd_stage { CMD_RUNNING, CMD_TERM_SENT, CMD_KILL_SENT };
+
+struct cmd_stream {
+	int fd;			/* -1 once at end of file */
+	char *buf;
+	size_t len, cap;
+	bool truncated;
+};
+
+struct cmd_state {
+	struct op_run *run;
+	struct evloop *loop;
+	pid_t pid;		/* also the process group */
+	int pidfd, timerfd;
+	struct cmd_stream s[2];	/* stdout, stderr */
+	size_t max_output;
+	enum cmd_stage stage;
+	bool reaped, status_known, timed_out, nomem;
+	int status;
+};
+
+/* A growing string for the expansion of one argv template string. */
+struct cmd_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static bool
+cmd_name_char(char c, bool first)
+{
+	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (!first && c >= '0' && c <= '9');
+}
+
+/* Length of the parameter name in a placeholder at p ('{'), or 0. */
+static size_t
+cmd_placeholder(const char *p)
+{
+	size_t n = 0;
+
+	if (p[0] != '{')
+		return 0;
+	while (cmd_name_char(p[n + 1], n == 0))
+		n++;
+	return n > 0 && p[n + 1] == '}' ? n : 0;
+}
+
+/* Whether any argv string of cmd has the placeholder {name}. */
+static bool
+cmd_uses(const struct config_command *cmd, const char *name)
+{
+	size_t i, n, len = strlen(name);
+	const char *p;
+
+	for (i = 0; i < cmd->argc; i++)
+		for (p = cmd->argv[i]; *p != '\0'; p++)
+			if ((n = cmd_placeholder(p)) == len &&
+			    strncmp(p + 1, name, len) == 0)
+				return true;
+	return false;
+}
+
+/* Length of the valid UTF-8 sequence at p (of n bytes), or 0. */
+static size_t
+cmd_utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	/* No overlong forms, surrogates or code points above U+10FFFF. */
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Why v may not be an argument value, or NULL when it may. */
+static const char *
+cmd_value_problem(const char *v)
+{
+	const unsigned char *p = (const unsigned char *)v;
+	size_t n = strlen(v), i, len;
+
+	if (n == 0)
+		return "must not be empty";
+	if (n > CMD_VALUE_MAX)
+		return "is longer than 4096 bytes";
+	for (i = 0; i < n; i += len) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return "must not contain control characters";
+		if ((len = cmd_utf8_len(p + i, n - i)) == 0)
+			return "must be valid UTF-8";
+	}
+	return NULL;
+}
+
+/* The text of an argument: a string, or a number written into num. */
+static const char *
+cmd_value_text(const cJSON *v, char *num, size_t numlen)
+{
+	double d;
+
+	if (cJSON_IsString(v))
+		return v->valuestring;
+	if (!cJSON_IsNumber(v))
+		return NULL;
+	d = v->valuedouble;
+	if (d > -CMD_EXACT_MAX && d < CMD_EXACT_MAX &&
+	    (double)(long long)d == d)
+		snprintf(num, numlen, "%lld", (long long)d);
+	else
+		snprintf(num, numlen, "%.17g", d);
+	return num;
+}
+
+static int
+cmd_append(struct cmd_buf *b, const char *s, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 64;
+	char *p;
+
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if (cap != b->cap) {
+		if ((p = realloc(b->p, cap)) == NULL)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+/*
+ * One argv string from template t; dashes_before: a literal "--" came
+ * earlier.  NULL with why set (a user error) or, for memory, why empty.
+ */
+static char *
+cmd_expand_one(const char *t, const cJSON *args, bool dashes_before,
+    char *why, size_t whylen)
+{
+	struct cmd_buf b = { NULL, 0, 0 };
+	char name[CMD_NAME_MAX], num[CMD_NUM_LEN];
+	const char *p, *v, *bad;
+	size_t n;
+
+	why[0] = '\0';
+	for (p = t; *p != '\0'; p += n > 0 ? n + 2 : 1) {
+		if ((n = cmd_placeholder(p)) == 0 || n >= sizeof(name)) {
+			n = 0;
+			if (cmd_append(&b, p, 1) == -1)
+				goto fail;
+			continue;
+		}
+		memcpy(name, p + 1, n);
+		name[n] = '\0';
+		v = cmd_value_text(cJSON_GetObjectItemCaseSensitive(args, name),
+		    num, sizeof(num));
+		if (v == NULL) {
+			snprintf(why, whylen, "args.%.64s: %s", name,
+			    cJSON_HasObjectItem(args, name) ?
+			    "must be a string or a number" : "is missing");
+			goto fail;
+		}
+		bad = cmd_value_problem(v);
+		if (bad == NULL && p == t && v[0] == '-' && !dashes_before)
+			bad = "must not start with \"-\"";
+		if (bad != NULL) {
+			snprintf(why, whylen, "args.%.64s: %s", name, bad);
+			goto fail;
+		}
+		if (cmd_append(&b, v, strlen(v)) == -1)
+			goto fail;
+	}
+	if (b.p == NULL && cmd_append(&b, "", 0) == -1)
+		goto fail;
+	return b.p;
+fail:
+	free(b.p);
+	return NULL;
+}
+
+static void
+cmd_strv_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The argv of cmd with args in place, or NULL with why (empty: memory). */
+static char **
+cmd_expand(const struct config_command *cmd, const cJSON *args, char *why,
+    size_t whylen)
+{
+	const cJSON *a;
+	bool dashes = false;
+	char **argv;
+	size_t i;
+
+	why[0] = '\0';
+	cJSON_ArrayForEach(a, args) {
+		if (!cmd_uses(cmd, a->string)) {
+			snprintf(why, whylen, "args.%.64s: not a parameter of "
+			    "command %.64s", a->string, cmd->name);
+			return NULL;
+		}
+	}
+	if ((argv = calloc(cmd->argc + 1, sizeof(*argv))) == NULL)
+		return NULL;
+	for (i = 0; i < cmd->argc; i++) {
+		argv[i] = cmd_expand_one(cmd->argv[i], args, dashes, why,
+		    whylen);
+		if (argv[i] == NULL) {
+			cmd_strv_free(argv);
+			return NULL;
+		}
+		dashes = dashes || strcmp(cmd->argv[i], "--") == 0;
+	}
+	return argv;
+}
+
+static char *
+cmd_env_entry(const char *name, const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 2;
+	char *e;
+
+	if ((e = malloc(n)) != NULL)
+		snprintf(e, n, "%s=%s", name, value);
+	return e;
+}
+
+/* PATH=CMD_PATH and the listed variables the worker has. */
+static char **
+cmd_environ(const struct config_strlist *names)
+{
+	const char *v;
+	char **envp, *e;
+	size_t i, n = 1;
+
+	if ((envp = calloc(names->count + 2, sizeof(*envp))) == NULL)
+		return NULL;
+	if ((envp[0] = cmd_env_entry("PATH", CMD_PATH)) == NULL)
+		goto fail;
+	for (i = 0; i < names->count; i++) {
+		if ((v = getenv(names->items[i])) == NULL)
+			continue;
+		if ((e = cmd_env_entry(names->items[i], v)) == NULL)
+			goto fail;
+		if (strcmp(names->items[i], "PATH") == 0) {
+			free(envp[0]);
+			envp[0] = e;
+		} else
+			envp[n++] = e;
+	}
+	return envp;
+fail:
+	cmd_strv_free(envp);
+	return NULL;
+}
+
+/* A pipe whose write end is not a standard descriptor, read end O_NONBLOCK. */
+static int
+cmd_pipe(int p[2])
+{
+	int fd, e;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	/* adddup2(1, 1) would leave the descriptor close-on-exec. */
+	if (p[1] <= STDERR_FILENO) {
+		if ((fd = fcntl(p[1], F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) ==
+		    -1)
+			goto fail;
+		close(p[1]);
+		p[1] = fd;
+	}
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) == -1)
+		goto fail;
+	return 0;
+fail:
+	e = errno;
+	close(p[0]);
+	close(p[1]);
+	errno = e;
+	return -1;
+}
+
+/* File actions and attributes of the child (see the header comment). */
+static int
+cmd_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr,
+    int out, int err)
+{
+	sigset_t none, all;
+	int rc;
+
+	if ((rc = posix_spawn_file_actions_init(fa)) != 0)
+		return rc;
+	if ((rc = posix_spawnattr_init(attr)) != 0) {
+		posix_spawn_file_actions_destroy(fa);
+		return rc;
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	if ((rc = posix_spawn_file_actions_addopen(fa, STDIN_FILENO,
+	    "/dev/null", O_RDONLY, 0)) == 0 &&
+	    (rc = posix_spawn_file_actions_adddup2(fa, out,
+	    STDOUT_FILENO)) == 0 &&
+	    (rc = posix_spawn_file_actions_adddup2(fa, err,
+	    STDERR_FILENO)) == 0 &&
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+	    (rc = posix_spawn_file_actions_addclosefrom_np(fa,
+	    STDERR_FILENO + 1)) == 0 &&
+#endif
+	    (rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
+	    (rc = posix_spawnattr_setpgroup(attr, 0)) == 0 &&
+	    (rc = posix_spawnattr_setsigmask(attr, &none)) == 0)
+		rc = posix_spawnattr_setsigdefault(attr, &all);
+	if (rc != 0) {
+		posix_spawn_file_actions_destroy(fa);
+		posix_spawnattr_destroy(attr);
+	}
+	return rc;
+}
+
+/* Start argv; st->pid and the read ends on success, else -1, errno, what. */
+static int
+cmd_spawn(struct cmd_state *st, char *const argv[], char *const envp[],
+    const char **what)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int out[2], err[2], rc;
+
+	*what = "pipe";
+	if (cmd_pipe(out) == -1)
+		return -1;
+	if (cmd_pipe(err) == -1) {
+		rc = errno;
+		close(out[0]);
+		close(out[1]);
+		errno = rc;
+		return -1;
+	}
+	*what = "posix_spawn";
+	if ((rc = cmd_spawn_setup(&fa, &attr, out[1], err[1])) == 0) {
+		*what = argv[0];
+		rc = posix_spawn(&st->pid, argv[0], &fa, &attr, argv, envp);
+		posix_spawn_file_actions_destroy(&fa);
+		posix_spawnattr_destroy(&attr);
+	}
+	close(out[1]);
+	close(err[1]);
+	if (rc != 0) {
+		close(out[0]);
+		close(err[0]);
+		errno = rc;
+		return -1;
+	}
+	st->s[0].fd = out[0];
+	st->s[1].fd = err[0];
+	return 0;
+}
+
+static void
+cmd_close(struct cmd_state *st, int *fd)
+{
+	if (*fd < 0)
+		return;
+	evloop_remove(st->loop, *fd);
+	close(*fd);
+	*fd = -1;
+}
+
+static void
+cmd_free(struct cmd_state *st)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		cmd_close(st, &st->s[i].fd);
+		free(st->s[i].buf);
+	}
+	cmd_close(st, &st->pidfd);
+	cmd_close(st, &st->timerfd);
+	free(st);
+}
+
+/*
+ * Signal the child's group.  Once the child is reaped its group lives on
+ * only while a member holds a pipe open; with both pipes at end of file
+ * the group ID may be gone, so leave it alone.
+ */
+static void
+cmd_kill(struct cmd_state *st, int sig)
+{
+	if (!st->reaped || st->s[0].fd >= 0 || st->s[1].fd >= 0)
+		(void)kill(-st->pid, sig);
+}
+
+static void
+cmd_set_status(struct cmd_state *st, int status)
+{
+	st->reaped = true;
+	st->status_known = true;
+	st->status = status;
+}
+
+/* Kill and reap at once (start-up failures and cancel). */
+static void
+cmd_reap_now(struct cmd_state *st)
+{
+	int status;
+	pid_t r;
+
+	cmd_kill(st, SIGKILL);
+	if (st->reaped)
+		return;
+	do
+		r = waitpid(st->pid, &status, 0);
+	while (r == -1 && errno == EINTR);
+	if (r == st->pid)
+		cmd_set_status(st, status);
+	st->reaped = true;
+}
+
+static int
+cmd_arm(struct cmd_state *st, double seconds)
+{
+	struct itimerspec its;
+
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_sec = (time_t)seconds;
+	its.it_value.tv_nsec = (long)((seconds - (double)its.it_value.tv_sec) *
+	    CMD_NSEC);
+	if (its.it_value.tv_nsec >= CMD_NSEC)
+		its.it_value.tv_nsec = CMD_NSEC - 1;
+	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec <= 0)
+		its.it_value.tv_nsec = 1;	/* zero would disarm it */
+	return timerfd_settime(st->timerfd, 0, &its, NULL);
+}
+
+/* One stream's text: UTF-8, with U+FFFD for bad sequences and NULs. */
+static char *
+cmd_utf8_text(const struct cmd_stream *s)
+{
+	const unsigned char *p = (const unsigned char *)s->buf;
+	size_t i = 0, o = 0, len;
+	char *t;
+
+	if ((t = malloc(s->len * 3 + 1)) == NULL)
+		return NULL;
+	while (i < s->len) {
+		len = p[i] != 0 ? cmd_utf8_len(p + i, s->len - i) : 0;
+		if (len == 0) {
+			memcpy(t + o, CMD_REPLACEMENT, 3);
+			o += 3;
+			i++;
+			continue;
+		}
+		memcpy(t + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	t[o] = '\0';
+	return t;
+}
+
+static bool
+cmd_add_text(cJSON *o, const char *key, const struct cmd_stream *s)
+{
+	char *t = cmd_utf8_text(s);
+	bool ok;
+
+	if (t == NULL)
+		return false;
+	ok = cJSON_AddStringToObject(o, key, t) != NULL;
+	free(t);
+	return ok;
+}
+
+static cJSON *
+cmd_result(const struct cmd_state *st)
+{
+	bool exited = st->status_known && WIFEXITED(st->status);
+	bool signaled = st->status_known && WIFSIGNALED(st->status);
+	cJSON *o;
+	bool ok;
+
+	if (st->nomem)
+		return ops_error("internal", "out of memory reading the "
+		    "output of the command");
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	ok = (exited ? cJSON_AddNumberToObject(o, "exit_code",
+	    WEXITSTATUS(st->status)) : cJSON_AddNullToObject(o,
+	    "exit_code")) != NULL;
+	ok = ok && (signaled ? cJSON_AddNumberToObject(o, "signal",
+	    WTERMSIG(st->status)) : cJSON_AddNullToObject(o, "signal")) != NULL;
+	ok = ok && cmd_add_text(o, "stdout", &st->s[0]) &&
+	    cmd_add_text(o, "stderr", &st->s[1]);
+	ok = ok && cJSON_AddBoolToObject(o, "timed_out", st->timed_out) &&
+	    cJSON_AddBoolToObject(o, "truncated", st->s[0].truncated ||
+	    st->s[1].truncated);
+	if (!ok) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Finish the run when the child is reaped and both pipes are done. */
+static void
+cmd_check_done(struct cmd_state *st)
+{
+	struct op_run *run = st->run;
+	cJSON *result;
+
+	if (!st->reaped || st->s[0].fd >= 0 || st->s[1].fd >= 0)
+		return;
+	result = cmd_result(st);
+	cmd_free(st);
+	ops_finish(run, result);
+}
+
+/* Room for want more bytes of output, within max_output. */
+static int
+cmd_reserve(struct cmd_state *st, struct cmd_stream *s, size_t want)
+{
+	size_t cap = s->cap ? s->cap : CMD_BUF_MIN;
+	char *p;
+
+	if (s->len + want <= s->cap)
+		return 0;
+	while (cap < s->len + want)
+		cap *= 2;
+	if (cap > st->max_output)
+		cap = st->max_output;
+	if ((p = realloc(s->buf, cap)) == NULL)
+		return -1;
+	s->buf = p;
+	s->cap = cap;
+	return 0;
+}
+
+/* One read from s: kept while there is room, else dropped. */
+static ssize_t
+cmd_read(struct cmd_state *st, struct cmd_stream *s)
+{
+	char drop[CMD_CHUNK];
+	size_t room = st->max_output - s->len;
+	ssize_t n;
+
+	if (room > CMD_CHUNK)
+		room = CMD_CHUNK;
+	if (room > 0 && cmd_reserve(st, s, room) == 0) {
+		if ((n = read(s->fd, s->buf + s->len, room)) > 0)
+			s->len += (size_t)n;
+		return n;
+	}
+	if (room > 0)
+		st->nomem = true;	/* keep draining: the child must end */
+	if ((n = read(s->fd, drop, sizeof(drop))) > 0)
+		s->truncated = true;
+	return n;
+}
+
+static void
+cmd_on_output(int fd, short revents, void *arg)
+{
+	struct cmd_state *st = arg;
+	struct cmd_stream *s = st->s[0].fd == fd ? &st->s[0] : &st->s[1];
+	ssize_t n = 0;
+	int i;
+
+	(void)revents;
+	for (i = 0; i < CMD_ROUNDS; i++) {
+		if ((n = cmd_read(st, s)) > 0)
+			continue;
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EINTR)))
+		return;
+	cmd_close(st, &s->fd);	/* end of file, or an error that will last */
+	cmd_check_done(st);
+}
+
+static void
+cmd_on_exit(int fd, short revents, void *arg)
+{
+	struct cmd_state *st = arg;
+	int status;
+	pid_t r;
+
+	(void)fd;
+	(void)revents;
+	do
+		r = waitpid(st->pid, &status, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == 0)
+		return;
+	if (r == st->pid)
+		cmd_set_status(st, status);
+	st->reaped = true;	/* ECHILD: someone else reaped it */
+	cmd_close(st, &st->pidfd);
+	cmd_check_done(st);
+}
+
+static void
+cmd_on_timer(int fd, short revents, void *arg)
+{
+	struct cmd_state *st = arg;
+	uint64_t expirations;
+
+	(void)revents;
+	if (read(fd, &expirations, sizeof(expirations)) == -1)
+		return;		/* EAGAIN: nothing expired after all */
+	switch (st->stage) {
+	case CMD_RUNNING:
+		st->timed_out = true;
+		st->stage = CMD_TERM_SENT;
+		cmd_kill(st, SIGTERM);
+		if (cmd_arm(st, CMD_TERM_GRACE) == 0)
+			break;
+		/* FALLTHROUGH */
+	case CMD_TERM_SENT:
+		st->stage = CMD_KILL_SENT;
+		cmd_kill(st, SIGKILL);
+		if (cmd_arm(st, CMD_DRAIN_GRACE) == 0)
+			break;
+		/* FALLTHROUGH */
+	case CMD_KILL_SENT:
+		/* The pidfd still reports the child, however late. */
+		cmd_close(st, &st->s[0].fd);
+		cmd_close(st, &st->s[1].fd);
+		cmd_close(st, &st->timerfd);
+		cmd_check_done(st);
+		break;
+	}
+}
+
+static void
+cmd_cancel(struct op_run *run)
+{
+	struct cmd_state *st = run->state;
+
+	cmd_reap_now(st);
+	cmd_free(st);
+}
+
+/* Descriptors for the child's end, the timeout and the output; -1, what. */
+static int
+cmd_watch(struct cmd_state *st, double timeout, const char **what)
+{
+	int i;
+
+	*what = "pidfd_open";
+	if ((st->pidfd = (int)syscall(SYS_pidfd_open, st->pid, 0)) == -1)
+		return -1;
+	*what = "timerfd";
+	if ((st->timerfd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) == -1 || cmd_arm(st, timeout) == -1)
+		return -1;
+	*what = "event loop";
+	for (i = 0; i < 2; i++)
+		if (evloop_add(st->loop, st->s[i].fd, POLLIN, cmd_on_output,
+		    st) == -1)
+			return -1;
+	if (evloop_add(st->loop, st->pidfd, POLLIN, cmd_on_exit, st) == -1 ||
+	    evloop_add(st->loop, st->timerfd, POLLIN, cmd_on_timer, st) == -1)
+		return -1;
+	return 0;
+}
+
+/* Spawn and watch; OPS_PENDING, or OPS_DONE with an error result. */
+static enum ops_status
+cmd_start(struct op_run *run, const struct config_command *cmd,
+    char **argv, char **envp, double timeout, cJSON **result)
+{
+	const struct egressd_config *cfg = run->ctx->cfg;
+	struct cmd_state *st;
+	const char *what;
+	int e;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return OPS_DONE;	/* ops_start: out of memory */
+	st->run = run;
+	st->loop = run->ctx->loop;
+	st->pidfd = st->timerfd = st->s[0].fd = st->s[1].fd = -1;
+	st->max_output = (size_t)cfg->operations.command.max_output;
+	if (cmd_spawn(st, argv, envp, &what) == -1) {
+		e = errno;
+		free(st);
+		*result = ops_error("internal", "command %s: %s: %s",
+		    cmd->name, what, strerror(e));
+		return OPS_DONE;
+	}
+	if (cmd_watch(st, timeout, &what) == -1) {
+		e = errno;
+		cmd_reap_now(st);
+		cmd_free(st);
+		*result = ops_error("internal", "command %s: %s: %s",
+		    cmd->name, what, strerror(e));
+		return OPS_DONE;
+	}
+	run->state = st;
+	run->cancel = cmd_cancel;
+	return OPS_PENDING;
+}
+
+static const struct config_command *
+cmd_find(const struct egressd_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; cfg != NULL && i < cfg->operations.command.count; i++)
+		if (strcmp(cfg->operations.command.commands[i].name, name) == 0)
+			return &cfg->operations.command.commands[i];
+	return NULL;
+}
+
+/* The body's timeout capped by the command's; -1 when it is invalid. */
+static double
+cmd_timeout(const cJSON *body, const struct config_command *cmd)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "timeout");
+
+	if (t == NULL || cJSON_IsNull(t))
+		return cmd->timeout;
+	if (!cJSON_IsNumber(t) || !(t->valuedouble > 0))
+		return -1;
+	return t->valuedouble < cmd->timeout ? t->valuedouble : cmd->timeout;
+}
+
+/* After the checks: expand, build the environment, start. */
+static enum ops_status
+cmd_prepare(struct op_run *run, const cJSON *body,
+    const struct config_command *cmd, cJSON **result)
+{
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(body, "args");
+	char why[CMD_WHY_LEN], **argv, **envp;
+	enum ops_status st;
+	double timeout;
+
+	if (args != NULL && !cJSON_IsObject(args) && !cJSON_IsNull(args)) {
+		*result = ops_error("invalid_request", "\"args\" must be an "
+		    "object");
+		return OPS_DONE;
+	}
+	if ((timeout = cmd_timeout(body, cmd)) < 0) {
+		*result = ops_error("invalid_request", "\"timeout\" must be a "
+		    "positive number of seconds");
+		return OPS_DONE;
+	}
+	if ((argv = cmd_expand(cmd, args, why, sizeof(why))) == NULL) {
+		if (why[0] != '\0')
+			*result = ops_error("invalid_request", "%s", why);
+		return OPS_DONE;
+	}
+	if ((envp = cmd_environ(&run->ctx->cfg->operations.command.
+	    environment)) == NULL) {
+		cmd_strv_free(argv);
+		return OPS_DONE;
+	}
+	st = cmd_start(run, cmd, argv, envp, timeout, result);
+	cmd_strv_free(argv);
+	cmd_strv_free(envp);
+	return st;
+}
 
 enum ops_status
 op_command(struct op_run *run, const cJSON *body, cJSON **result)
 {
-	(void)run;
-	(void)body;
-	*result = ops_error("unsupported", "%s is not implemented", "command");
-	return OPS_DONE;
+	const struct egressd_config *cfg = run->ctx ? run->ctx->cfg : NULL;
+	const struct config_command *cmd;
+	const char *name = body ? cJSON_GetStringValue(
+	    cJSON_GetObjectItemCaseSensitive(body, "name")) : NULL;
+	char resource[sizeof("command:") + CMD_NAME_MAX];
+
+	if (name == NULL || name[0] == '\0' || strlen(name) > CMD_NAME_MAX) {
+		*result = ops_error("invalid_request", "\"name\" must be a "
+		    "command name (a string of 1..%d bytes)", CMD_NAME_MAX);
+		return OPS_DONE;
+	}
+	snprintf(resource, sizeof(resource), "command:%s", name);
+	if (ops_check(run, resource, "execute", result) == -1)
+		return OPS_DONE;
+	if ((cmd = cmd_find(cfg, name)) == NULL) {
+		*result = ops_error("not_found", "no command named %.64s",
+		    name);
+		return OPS_DONE;
+	}
+	if (run->ctx->loop == NULL) {
+		*result = ops_error("internal", "no event loop to wait on the "
+		    "command");
+		return OPS_DONE;
+	}
+	return cmd_prepare(run, body, cmd, result);
 }

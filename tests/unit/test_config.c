@@ -106,6 +106,8 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_int_equal(c->operations.http.max_bytes, 16777216);
 	assert_true(c->operations.http.timeout == 30.0);
 	assert_false(c->operations.command.enabled);
+	assert_int_equal(c->operations.command.environment.count, 0);
+	assert_int_equal(c->operations.command.max_output, 1048576);
 	assert_false(c->operations.sqlite.enabled);
 	assert_int_equal(c->operations.sqlite.max_rows, 10000);
 	assert_true(c->operations.sqlite.timeout == 10.0);
@@ -180,7 +182,8 @@ static const char full_text[] =
     "  command: { enabled = true; commands = (\n"
     "    { name = \"df\"; argv = [ \"/bin/df\", \"-k\", \"{path}\" ]; },\n"
     "    { name = \"up\"; argv = [ \"/usr/bin/uptime\" ];\n"
-    "      timeout = 2; } ); };\n"
+    "      timeout = 2; } );\n"
+    "    environment = [ \"LANG\", \"_X1\" ]; max_output = 0; };\n"
     "  sqlite: { enabled = true; databases = (\n"
     "    { name = \"inv\"; path = \"/srv/inv.db\"; } ); max_rows = 5;\n"
     "    timeout = 86400; };\n"
@@ -260,6 +263,10 @@ test_full_file(void **state)
 	assert_string_equal(cmd->name, "up");
 	assert_int_equal(cmd->argc, 1);
 	assert_true(cmd->timeout == 2.0);
+	assert_int_equal(c.operations.command.environment.count, 2);
+	assert_string_equal(c.operations.command.environment.items[1],
+	    "_X1");
+	assert_int_equal(c.operations.command.max_output, 0);
 	assert_true(c.operations.sqlite.enabled);
 	assert_int_equal(c.operations.sqlite.count, 1);
 	assert_string_equal(c.operations.sqlite.databases[0].name, "inv");
@@ -529,6 +536,20 @@ test_lists(void **state)
 	    " };\n",
 	    "t.conf:1: operations.upgrade.allow_keys[0]: not a configuration "
 	    "key (got \"worker\")");
+	expect_error("operations: { command: { environment = [ \"PATH\",\n"
+	    " \"1X\" ]; }; };\n",
+	    "t.conf:2: operations.command.environment[1]: not an environment "
+	    "variable name (got \"1X\")");
+	expect_error("operations: { command: { environment = [ \"A=B\" ]; };"
+	    " };\n",
+	    "t.conf:1: operations.command.environment[0]: not an environment "
+	    "variable name (got \"A=B\")");
+	expect_error("operations: { command: { environment = [ \"\" ]; }; };\n",
+	    "t.conf:1: operations.command.environment[0]: not an environment "
+	    "variable name (got \"\")");
+	expect_error("operations: { command: { max_output = -1; }; };\n",
+	    "t.conf:1: operations.command.max_output: must be between 0 and "
+	    "4294967296 (got -1)");
 }
 
 static void

@@ -1,0 +1,678 @@
+/*
+ * Unit tests for ops/command: real commands run on a real event loop until
+ * the handler completes (every wait bounded).  Each test checks afterwards
+ * that no descriptor was left open and no child is left unreaped.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "clock.h"
+#include "config.h"
+#include "evloop.h"
+#include "ops.h"
+
+#define WAIT_LIMIT	30.0	/* seconds any one run may take */
+#define MAX_OUTPUT	1000
+#define SAFE_PATH	"PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Braces in the sh scripts are the template's, so none appear there. */
+static const char config_text[] =
+    "operations: { command: { enabled = true; max_output = 1000;\n"
+    "  environment = [ \"HOME\", \"EGRESSD_T_VAR\", \"EGRESSD_T_UNSET\" ];\n"
+    "  commands = (\n"
+    "  { name = \"echo\"; argv = [ \"/bin/echo\", \"{msg}\" ]; },\n"
+    "  { name = \"exit3\"; argv = [ \"/bin/sh\", \"-c\", \"exit 3\" ]; },\n"
+    "  { name = \"stderr\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"echo oops >&2; exit 1\" ]; },\n"
+    "  { name = \"sleep\"; argv = [ \"/bin/sleep\", \"{n}\" ];\n"
+    "    timeout = 30; },\n"
+    "  { name = \"group\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"sleep 30 & echo $!; sleep 30\" ]; timeout = 2; },\n"
+    "  { name = \"stubborn\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"trap '' TERM; echo ready; sleep 30\" ]; timeout = 2; },\n"
+    "  { name = \"lots\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"yes aaaaaaa | head -c $0\", \"{n}\" ]; },\n"
+    "  { name = \"argv\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"printf '%s\\\\n' $# \\\"$@\\\"\", \"sh\", \"{a}\",\n"
+    "    \"--x={b}\" ]; },\n"
+    "  { name = \"dash\"; argv = [ \"/bin/echo\", \"--\", \"{v}\" ]; },\n"
+    "  { name = \"env\"; argv = [ \"/usr/bin/env\" ]; },\n"
+    "  { name = \"selfkill\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"kill -{sig} $$; echo survived\" ]; },\n"
+    "  { name = \"fds\"; argv = [ \"/bin/ls\", \"/proc/self/fd\" ]; },\n"
+    "  { name = \"pids\"; argv = [ \"/bin/sh\", \"-c\",\n"
+    "    \"sleep 30 & echo $$ $! > $0.tmp; mv $0.tmp $0; wait\",\n"
+    "    \"{file}\" ]; timeout = 60; },\n"
+    "  { name = \"binary\"; argv = [ \"/usr/bin/printf\",\n"
+    "    \"\\\\377a\\\\000b\\\\342\\\\202\\\\254\" ]; },\n"
+    "  { name = \"cat\"; argv = [ \"/bin/cat\" ]; },\n"
+    "  { name = \"missing\"; argv = [ \"/nonexistent/egressd-t\" ]; }\n"
+    "  ); }; };\n";
+
+struct fixture {
+	struct egressd_config cfg;
+	struct evloop *loop;
+	struct op_context ctx;
+	struct op_host host;
+	struct op_run run;
+	cJSON *result;
+	int done_calls;
+	int fds_before;
+	/* the fake host's view */
+	int checks;
+	char resource[128];
+	char right[32];
+};
+
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+on_done(struct op_run *run, cJSON *result)
+{
+	struct fixture *f = run->arg;
+
+	f->done_calls++;
+	cJSON_Delete(f->result);
+	f->result = result;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[CONFIG_ERR_MAX];
+
+	assert_non_null(f);
+	f->fds_before = count_fds();
+	if (config_load_string(&f->cfg, config_text, "t.conf", "/", err,
+	    sizeof(err)) != 0)
+		fail_msg("config: %s", err);
+	assert_non_null(f->loop = evloop_new());
+	f->ctx.cfg = &f->cfg;
+	f->ctx.loop = f->loop;
+	f->run.ctx = &f->ctx;
+	f->run.done = on_done;
+	f->run.arg = f;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	int status;
+
+	cJSON_Delete(f->result);
+	evloop_free(f->loop);
+	config_free(&f->cfg);
+	/* Nothing left behind: no descriptor, no child (not even a zombie). */
+	assert_int_equal(count_fds(), f->fds_before);
+	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	free(f);
+	return 0;
+}
+
+/* Start the operation; OPS_DONE results land in f->result too. */
+static enum ops_status
+start(struct fixture *f, const char *body_json)
+{
+	cJSON *body = cJSON_Parse(body_json), *result = NULL;
+	enum ops_status st;
+
+	assert_non_null(body);
+	cJSON_Delete(f->result);
+	f->result = NULL;
+	f->done_calls = 0;
+	st = ops_start(&f->run, "/api/v1/agent/execute/command", body,
+	    &result);
+	cJSON_Delete(body);
+	if (st == OPS_DONE) {
+		assert_non_null(result);
+		f->result = result;
+	} else
+		assert_null(result);
+	return st;
+}
+
+static void
+loop_until_done(struct fixture *f)
+{
+	double limit = clock_mono() + WAIT_LIMIT;
+
+	while (f->done_calls == 0 && clock_mono() < limit)
+		assert_true(evloop_run_once(f->loop, 100) >= 0);
+	assert_int_equal(f->done_calls, 1);
+	/* Exactly once: nothing of the run is left on the loop. */
+	assert_int_equal(evloop_run_once(f->loop, 0), 0);
+	assert_int_equal(f->done_calls, 1);
+	assert_null(f->run.cancel);
+}
+
+/* Run body to completion; the result (owned by f). */
+static const cJSON *
+run_op(struct fixture *f, const char *body_json)
+{
+	assert_int_equal(start(f, body_json), OPS_PENDING);
+	assert_non_null(f->run.cancel);
+	loop_until_done(f);
+	assert_non_null(f->result);
+	return f->result;
+}
+
+static const char *
+str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsString(v))
+		fail_msg("%s is not a string", key);
+	return v->valuestring;
+}
+
+static void
+assert_exit(const cJSON *r, int code)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "exit_code");
+
+	if (!cJSON_IsNumber(e))
+		fail_msg("no exit_code in %s", cJSON_PrintUnformatted(r));
+	assert_int_equal(e->valueint, code);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "signal")));
+}
+
+static void
+assert_signal(const cJSON *r, int sig)
+{
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(r, "signal");
+
+	if (!cJSON_IsNumber(s))
+		fail_msg("no signal in %s", cJSON_PrintUnformatted(r));
+	assert_int_equal(s->valueint, sig);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "exit_code")));
+}
+
+static void
+assert_flag(const cJSON *r, const char *key, bool want)
+{
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(r, key);
+
+	assert_true(cJSON_IsBool(b));
+	assert_int_equal(cJSON_IsTrue(b), want);
+}
+
+static void
+assert_error(const cJSON *r, const char *type)
+{
+	assert_true(ops_is_error(r));
+	assert_string_equal(str(r, "error_type"), type);
+}
+
+/* Whether pid is gone (or a zombie its new parent has not reaped). */
+static bool
+process_gone(long pid)
+{
+	char path[64], buf[256], *p;
+	FILE *fp;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return true;
+	if (fgets(buf, sizeof(buf), fp) != NULL &&
+	    (p = strrchr(buf, ')')) != NULL)
+		gone = p[2] == 'Z' || p[2] == 'X';
+	fclose(fp);
+	return gone;
+}
+
+static void
+wait_gone(long pid)
+{
+	double limit = clock_mono() + WAIT_LIMIT;
+
+	while (!process_gone(pid) && clock_mono() < limit)
+		usleep(10000);
+	if (!process_gone(pid))
+		fail_msg("process %ld is still running", pid);
+}
+
+static void
+test_echo(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": \"hello "
+	    "world\"}}");
+	assert_exit(r, 0);
+	assert_string_equal(str(r, "stdout"), "hello world\n");
+	assert_string_equal(str(r, "stderr"), "");
+	assert_flag(r, "timed_out", false);
+	assert_flag(r, "truncated", false);
+	/* Numbers are written as JSON writes them. */
+	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": 42}}");
+	assert_string_equal(str(r, "stdout"), "42\n");
+	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": 0.25}}");
+	assert_string_equal(str(r, "stdout"), "0.25\n");
+}
+
+static void
+test_exit_code_and_stderr(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	r = run_op(f, "{\"name\": \"exit3\"}");
+	assert_exit(r, 3);
+	assert_string_equal(str(r, "stdout"), "");
+	r = run_op(f, "{\"name\": \"stderr\", \"args\": {}}");
+	assert_exit(r, 1);
+	assert_string_equal(str(r, "stdout"), "");
+	assert_string_equal(str(r, "stderr"), "oops\n");
+	/* stdin is /dev/null: cat ends at once. */
+	r = run_op(f, "{\"name\": \"cat\"}");
+	assert_exit(r, 0);
+	assert_string_equal(str(r, "stdout"), "");
+}
+
+static void
+test_timeout_kills_the_group(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+	long grandchild;
+
+	r = run_op(f, "{\"name\": \"group\"}");
+	assert_flag(r, "timed_out", true);
+	assert_signal(r, SIGTERM);
+	grandchild = strtol(str(r, "stdout"), NULL, 10);
+	assert_true(grandchild > 1);
+	wait_gone(grandchild);
+	/* The operation may shorten the timeout (30 s configured). */
+	r = run_op(f, "{\"name\": \"sleep\", \"args\": {\"n\": 20}, "
+	    "\"timeout\": 0.2}");
+	assert_flag(r, "timed_out", true);
+	assert_signal(r, SIGTERM);
+}
+
+static void
+test_timeout_escalates_to_sigkill(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	/* A longer timeout in the body does not extend the configured 2 s. */
+	r = run_op(f, "{\"name\": \"stubborn\", \"timeout\": 1000}");
+	assert_flag(r, "timed_out", true);
+	assert_signal(r, SIGKILL);
+	assert_string_equal(str(r, "stdout"), "ready\n");
+}
+
+static void
+test_truncation(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	r = run_op(f, "{\"name\": \"lots\", \"args\": {\"n\": 1000}}");
+	assert_exit(r, 0);
+	assert_int_equal(strlen(str(r, "stdout")), MAX_OUTPUT);
+	assert_flag(r, "truncated", false);
+	/* Far more than a pipe holds: read to the end, kept to the limit. */
+	r = run_op(f, "{\"name\": \"lots\", \"args\": {\"n\": 300000}}");
+	assert_exit(r, 0);
+	assert_int_equal(strlen(str(r, "stdout")), MAX_OUTPUT);
+	assert_int_equal(strncmp(str(r, "stdout"), "aaaaaaa\naaaaaaa\n", 16),
+	    0);
+	assert_flag(r, "truncated", true);
+	assert_flag(r, "timed_out", false);
+}
+
+static void
+test_unknown_name(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(start(f, "{\"name\": \"rm\"}"), OPS_DONE);
+	assert_error(f->result, "not_found");
+}
+
+static void
+test_invalid_requests(void **state)
+{
+	static const char *const bad[] = {
+		"{}",
+		"{\"name\": 1}",
+		"{\"name\": \"\"}",
+		"{\"name\": \"echo\"}",				/* missing */
+		"{\"name\": \"echo\", \"args\": {}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"a\", "
+		    "\"x\": \"b\"}}",
+		"{\"name\": \"exit3\", \"args\": {\"msg\": \"a\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": true}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": null}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": [\"a\"]}}",
+		"{\"name\": \"echo\", \"args\": [\"a\"]}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"a\\nb\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"a\\u0001\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"-n\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": -1}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"\xff\"}}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"a\"}, "
+		    "\"timeout\": 0}",
+		"{\"name\": \"echo\", \"args\": {\"msg\": \"a\"}, "
+		    "\"timeout\": \"1\"}",
+	};
+	struct fixture *f = *state;
+	char body[8192], longval[4098];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (start(f, bad[i]) != OPS_DONE)
+			fail_msg("%s: started", bad[i]);
+		if (!ops_is_error(f->result) || strcmp(str(f->result,
+		    "error_type"), "invalid_request") != 0)
+			fail_msg("%s: %s", bad[i],
+			    cJSON_PrintUnformatted(f->result));
+	}
+	memset(longval, 'a', sizeof(longval) - 1);
+	longval[sizeof(longval) - 1] = '\0';
+	snprintf(body, sizeof(body), "{\"name\": \"echo\", \"args\": "
+	    "{\"msg\": \"%s\"}}", longval);
+	assert_int_equal(start(f, body), OPS_DONE);
+	assert_error(f->result, "invalid_request");
+	assert_non_null(strstr(str(f->result, "error"), "args.msg"));
+	/* 4096 bytes is still fine (and the output over max_output). */
+	longval[sizeof(longval) - 2] = '\0';
+	snprintf(body, sizeof(body), "{\"name\": \"echo\", \"args\": "
+	    "{\"msg\": \"%s\"}}", longval);
+	assert_exit(run_op(f, body), 0);
+	assert_int_equal(strlen(str(f->result, "stdout")), MAX_OUTPUT);
+	assert_flag(f->result, "truncated", true);
+}
+
+static void
+test_arguments_stay_single(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	r = run_op(f, "{\"name\": \"argv\", \"args\": {\"a\": \"x; rm -rf "
+	    "/tmp/nothing $(id) `id` | cat > /tmp/x\", \"b\": \"-y z\"}}");
+	assert_exit(r, 0);
+	/* $# then each argument on its line; "-" fine after "--x=". */
+	assert_string_equal(str(r, "stdout"), "2\n"
+	    "x; rm -rf /tmp/nothing $(id) `id` | cat > /tmp/x\n--x=-y z\n");
+	/* After a literal "--" a value may start with "-". */
+	r = run_op(f, "{\"name\": \"dash\", \"args\": {\"v\": \"-n\"}}");
+	assert_string_equal(str(r, "stdout"), "-- -n\n");
+}
+
+static void
+test_environment(void **state)
+{
+	struct fixture *f = *state;
+	struct egressd_config cfg2;
+	char err[CONFIG_ERR_MAX];
+	const cJSON *r;
+
+	assert_int_equal(setenv("HOME", "/home/t", 1), 0);
+	assert_int_equal(setenv("EGRESSD_T_VAR", "v 1", 1), 0);
+	assert_int_equal(setenv("EGRESSD_T_HIDDEN", "secret", 1), 0);
+	assert_int_equal(unsetenv("EGRESSD_T_UNSET"), 0);
+	r = run_op(f, "{\"name\": \"env\"}");
+	assert_string_equal(str(r, "stdout"), SAFE_PATH "\nHOME=/home/t\n"
+	    "EGRESSD_T_VAR=v 1\n");
+	/* Listing PATH passes the worker's own. */
+	assert_int_equal(config_load_string(&cfg2, "operations: { command: {"
+	    " enabled = true; environment = [ \"PATH\" ]; commands = ("
+	    " { name = \"env\"; argv = [ \"/usr/bin/env\" ]; } ); }; };",
+	    "t2.conf", "/", err, sizeof(err)), 0);
+	assert_int_equal(setenv("PATH", "/usr/bin:/bin:/egressd-t", 1), 0);
+	f->ctx.cfg = &cfg2;
+	r = run_op(f, "{\"name\": \"env\"}");
+	assert_string_equal(str(r, "stdout"),
+	    "PATH=/usr/bin:/bin:/egressd-t\n");
+	f->ctx.cfg = &f->cfg;
+	config_free(&cfg2);
+	unsetenv("EGRESSD_T_HIDDEN");
+}
+
+static void
+test_signal_state_reset(void **state)
+{
+	struct fixture *f = *state;
+	struct sigaction ign, old_term;
+	sigset_t block, old_mask;
+	const cJSON *r;
+
+	/* The worker ignores and blocks signals; the child must not. */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	assert_int_equal(sigaction(SIGTERM, &ign, &old_term), 0);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old_mask), 0);
+	r = run_op(f, "{\"name\": \"selfkill\", \"args\": {\"sig\": "
+	    "\"TERM\"}}");
+	assert_signal(r, SIGTERM);
+	r = run_op(f, "{\"name\": \"selfkill\", \"args\": {\"sig\": "
+	    "\"INT\"}}");
+	assert_signal(r, SIGINT);
+	assert_int_equal(sigprocmask(SIG_SETMASK, &old_mask, NULL), 0);
+	assert_int_equal(sigaction(SIGTERM, &old_term, NULL), 0);
+}
+
+static void
+test_no_inherited_descriptors(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+	int fd = open("/dev/null", O_RDONLY);	/* not close-on-exec */
+
+	assert_true(fd > 2);
+	r = run_op(f, "{\"name\": \"fds\"}");
+	close(fd);
+	/* 0-2 and ls's own directory descriptor. */
+	assert_string_equal(str(r, "stdout"), "0\n1\n2\n3\n");
+}
+
+static void
+test_invalid_utf8_replaced(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+
+	r = run_op(f, "{\"name\": \"binary\"}");
+	assert_exit(r, 0);
+	assert_string_equal(str(r, "stdout"),
+	    "\xef\xbf\xbd" "a" "\xef\xbf\xbd" "b" "\xe2\x82\xac");
+}
+
+static void
+test_cancel(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/egressd-cmd-XXXXXX", file[64], body[256];
+	double limit = clock_mono() + WAIT_LIMIT;
+	long child = 0, grandchild = 0;
+	FILE *fp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/pids", dir);
+	snprintf(body, sizeof(body), "{\"name\": \"pids\", \"args\": "
+	    "{\"file\": \"%s\"}}", file);
+	assert_int_equal(start(f, body), OPS_PENDING);
+	while (grandchild == 0 && clock_mono() < limit) {
+		assert_true(evloop_run_once(f->loop, 10) >= 0);
+		if ((fp = fopen(file, "r")) == NULL)
+			continue;
+		if (fscanf(fp, "%ld %ld", &child, &grandchild) != 2)
+			child = grandchild = 0;
+		fclose(fp);
+	}
+	assert_true(child > 1 && grandchild > 1);
+	assert_false(process_gone(child));
+	ops_cancel(&f->run);
+	assert_null(f->run.cancel);
+	assert_null(f->run.state);
+	/* The child is reaped by the cancel, the grandchild killed. */
+	assert_int_equal(kill((pid_t)child, 0), -1);
+	assert_int_equal(errno, ESRCH);
+	wait_gone(grandchild);
+	/* No completion follows. */
+	assert_int_equal(evloop_run_once(f->loop, 50), 0);
+	assert_int_equal(f->done_calls, 0);
+	unlink(file);
+	rmdir(dir);
+}
+
+static int
+deny(struct op_run *run, const char *resource, const char *right,
+    cJSON **error)
+{
+	struct fixture *f = run->arg;
+
+	f->checks++;
+	snprintf(f->resource, sizeof(f->resource), "%s", resource);
+	snprintf(f->right, sizeof(f->right), "%s", right);
+	*error = ops_error("capability_denied", "no %s on %s", right,
+	    resource);
+	return -1;
+}
+
+static void
+test_denied(void **state)
+{
+	struct fixture *f = *state;
+	int status;
+
+	f->host.check = deny;
+	f->ctx.host = &f->host;
+	assert_int_equal(start(f, "{\"name\": \"echo\", \"args\": "
+	    "{\"msg\": \"x\"}}"), OPS_DONE);
+	assert_error(f->result, "capability_denied");
+	assert_int_equal(f->checks, 1);
+	assert_string_equal(f->resource, "command:echo");
+	assert_string_equal(f->right, "execute");
+	assert_null(f->run.cancel);
+	/* Nothing was started. */
+	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
+	/* Checked before the lookup: an unknown name says nothing more. */
+	assert_int_equal(start(f, "{\"name\": \"nope\"}"), OPS_DONE);
+	assert_error(f->result, "capability_denied");
+	assert_string_equal(f->resource, "command:nope");
+	f->ctx.host = NULL;
+}
+
+static void
+test_spawn_failure(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(start(f, "{\"name\": \"missing\"}"), OPS_DONE);
+	assert_error(f->result, "internal");
+	assert_non_null(strstr(str(f->result, "error"),
+	    "/nonexistent/egressd-t"));
+	assert_null(f->run.cancel);
+}
+
+static void
+test_no_loop(void **state)
+{
+	struct fixture *f = *state;
+
+	f->ctx.loop = NULL;
+	assert_int_equal(start(f, "{\"name\": \"exit3\"}"), OPS_DONE);
+	assert_error(f->result, "internal");
+	f->ctx.loop = f->loop;
+}
+
+static void
+test_several_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture g = *f;
+	double limit = clock_mono() + WAIT_LIMIT;
+
+	/* Two runs share the loop; each completes with its own output. */
+	g.result = NULL;
+	g.run.arg = &g;
+	assert_int_equal(start(f, "{\"name\": \"sleep\", \"args\": "
+	    "{\"n\": 0.2}}"), OPS_PENDING);
+	assert_int_equal(start(&g, "{\"name\": \"echo\", \"args\": "
+	    "{\"msg\": \"second\"}}"), OPS_PENDING);
+	while ((f->done_calls == 0 || g.done_calls == 0) &&
+	    clock_mono() < limit)
+		assert_true(evloop_run_once(f->loop, 100) >= 0);
+	assert_int_equal(f->done_calls, 1);
+	assert_int_equal(g.done_calls, 1);
+	assert_exit(g.result, 0);
+	assert_string_equal(str(g.result, "stdout"), "second\n");
+	cJSON_Delete(g.result);
+	assert_exit(f->result, 0);
+	assert_string_equal(str(f->result, "stdout"), "");
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_echo),
+		T(test_exit_code_and_stderr),
+		T(test_timeout_kills_the_group),
+		T(test_timeout_escalates_to_sigkill),
+		T(test_truncation),
+		T(test_unknown_name),
+		T(test_invalid_requests),
+		T(test_arguments_stay_single),
+		T(test_environment),
+		T(test_signal_state_reset),
+		T(test_no_inherited_descriptors),
+		T(test_invalid_utf8_replaced),
+		T(test_cancel),
+		T(test_denied),
+		T(test_spawn_failure),
+		T(test_no_loop),
+		T(test_several_at_once),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
