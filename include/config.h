@@ -111,6 +111,8 @@ struct egressd_config {
 			struct config_strlist allow;
 			int64_t max_bytes;
 			double timeout;
+			bool forward_auth;	/* Authorization, Cookie */
+			int max_redirects;	/* 0 = return the 3xx */
 		} http;
 		struct {
 			bool enabled;

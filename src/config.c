@@ -51,6 +51,7 @@
 #define CONFIG_RUNTIME_MAX	1e9	/* ms of it still fit an int64 */
 #define CONFIG_OP_BYTES_MAX	(4.0 * GIB)
 #define CONFIG_OP_TIMEOUT_MIN	0.01
+#define CONFIG_REDIRECTS_MAX	20
 #define CONFIG_EVENT_MAX	(64.0 * MIB)
 #define CONFIG_BODY_MAX		GIB
 #define CONFIG_QUOTE_MAX	64	/* bytes of user text echoed */
@@ -245,6 +246,10 @@ static const struct config_key config_http_keys[] = {
 	    .min = 1, .max = CONFIG_OP_BYTES_MAX, .def = 16 * MIB },
 	{ KEY("timeout", CK_DOUBLE, CFG(operations.http.timeout)),
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 30 },
+	{ KEY("forward_auth", CK_BOOL, CFG(operations.http.forward_auth)),
+	    .def = 0 },
+	{ KEY("max_redirects", CK_INT, CFG(operations.http.max_redirects)),
+	    .min = 0, .max = CONFIG_REDIRECTS_MAX, .def = 5 },
 };
 
 /* The first key of an entry table is its unique name. */
