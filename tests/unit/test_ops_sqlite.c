@@ -327,7 +327,8 @@ test_writes_refused(void **state)
 		{ "DETACH main", "DETACH is not allowed" },
 		{ "VACUUM", "write statements" },
 		{ "VACUUM INTO '__DIR__/copy.db'", "write statements" },
-		{ "SELECT load_extension('/nonexistent.so')", "not authorized" },
+		{ "SELECT load_extension('/nonexistent.so')",
+		    "not authorized" },
 	};
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -403,7 +404,8 @@ test_bad_requests(void **state)
 	expect_error(f, "{\"database\": \"main\", \"sql\": \"SELECT ?\", "
 	    "\"params\": [{\"a\": 1}]}", "invalid_request", "params[0]");
 	expect_error(f, "{\"database\": \"main\", \"sql\": \"SELECT ?\", "
-	    "\"params\": {\"a\": 1}}", "invalid_request", "must be an array");
+	    "\"params\": {\"a\": 1}}", "invalid_request",
+	    "must be an array");
 	expect_error(f, "{\"database\": \"main\", \"sql\": \"SELECT ?, ?\", "
 	    "\"params\": [1]}", "invalid_request", "takes 2 parameters");
 	expect_error(f, "{\"database\": \"main\", \"sql\": \"SELECT 1\", "
