@@ -38,6 +38,7 @@
 #include "version.h"
 
 #define OPHTTP_ERR_MAX		256
+#define OPHTTP_NAME_MAX		256	/* header names we compare */
 #define OPHTTP_RESOURCE_MAX	320
 #define OPHTTP_URL_QUOTE	200	/* characters of a URL in messages */
 
@@ -305,7 +306,7 @@ static int
 ophttp_resp_field(struct ophttp_resp *r, const char *line, size_t len)
 {
 	const char *colon = memchr(line, ':', len), *val;
-	char name[OPHTTP_ERR_MAX];
+	char name[OPHTTP_NAME_MAX];
 	size_t nlen, vlen;
 	cJSON *v;
 
@@ -457,7 +458,7 @@ static struct curl_slist *
 ophttp_hop_headers(const struct ophttp *s)
 {
 	struct curl_slist *l = NULL, *h, *n;
-	char name[OPHTTP_ERR_MAX];
+	char name[OPHTTP_NAME_MAX];
 	size_t len;
 
 	for (h = s->headers; h != NULL; h = h->next) {
