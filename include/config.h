@@ -113,6 +113,8 @@ struct egressd_config {
 			int64_t max_bytes;
 			double timeout;
 			struct config_strlist capabilities;
+			bool forward_auth;	/* Authorization, Cookie */
+			int max_redirects;	/* 0 = return the 3xx */
 		} http;
 		struct {
 			bool enabled;

@@ -26,7 +26,7 @@ typedef void (*http_done_cb)(struct http_request *req);
 
 struct http_request {
 	/* Filled by the caller before http_start(). */
-	const char *method;		/* "GET", "PUT", "POST" */
+	const char *method;		/* "GET", "PUT", "POST", "HEAD"... */
 	char *url;			/* owned; freed by http_request_free */
 	struct curl_slist *headers;	/* owned */
 	char *body;			/* owned; may be NULL */
@@ -37,6 +37,7 @@ struct http_request {
 	int tls_verify;
 	const char *ca_file;		/* "" or NULL = system store */
 	http_data_cb on_data;		/* NULL = buffer the body */
+	http_data_cb on_header;		/* each header line; NULL = none */
 	http_done_cb on_done;
 	void *arg;
 

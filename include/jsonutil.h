@@ -1,6 +1,7 @@
 /*
  * jsonutil: cJSON parsing with the limits DESIGN section 2 sets on anything
- * that comes from the network (size and nesting depth).
+ * that comes from the network (size and nesting depth), and the encodings
+ * results use for bytes that are not text (UTF-8 checks, base64).
  */
 #ifndef EGRESSD_JSONUTIL_H
 #define EGRESSD_JSONUTIL_H
@@ -21,5 +22,17 @@ struct cJSON *json_parse_limited(const char *text, size_t len,
 
 /* The string member key of o, or NULL when absent or not a string. */
 const char *json_string(const struct cJSON *o, const char *key);
+
+/*
+ * Whether len bytes are valid UTF-8 without NUL, so a JSON string can carry
+ * them unchanged (a cJSON string ends at the first NUL).
+ */
+int json_utf8_valid(const char *s, size_t len);
+
+/* A string of len bytes, each invalid sequence or NUL as U+FFFD. */
+struct cJSON *json_text(const char *s, size_t len);
+
+/* A string of data in base64 (RFC 4648, padded); NULL out of memory. */
+struct cJSON *json_base64(const void *data, size_t len);
 
 #endif

@@ -51,6 +51,7 @@
 #define CONFIG_RUNTIME_MAX	1e9	/* ms of it still fit an int64 */
 #define CONFIG_OP_BYTES_MAX	(4.0 * GIB)
 #define CONFIG_OP_TIMEOUT_MIN	0.01
+#define CONFIG_REDIRECTS_MAX	20
 #define CONFIG_EVENT_MAX	(64.0 * MIB)
 #define CONFIG_BODY_MAX		GIB
 #define CONFIG_QUOTE_MAX	64	/* bytes of user text echoed */
@@ -251,6 +252,10 @@ static const struct config_key config_http_keys[] = {
 	    .min = CONFIG_OP_TIMEOUT_MIN, .max = SECS_DAY, .def = 30 },
 	{ KEY("capabilities", CK_CAPLIST, CFG(operations.http.capabilities)),
 	    .defstr = "http:* request" },
+	{ KEY("forward_auth", CK_BOOL, CFG(operations.http.forward_auth)),
+	    .def = 0 },
+	{ KEY("max_redirects", CK_INT, CFG(operations.http.max_redirects)),
+	    .min = 0, .max = CONFIG_REDIRECTS_MAX, .def = 5 },
 };
 
 /*

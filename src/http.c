@@ -198,6 +198,15 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return len;
 }
 
+static size_t
+http_header_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct http_request *req = userp;
+	size_t len = size * nmemb;
+
+	return req->on_header(req, data, len) == 0 ? len : 0;
+}
+
 static CURL *
 http_easy_for(struct http_request *req)
 {
@@ -221,7 +230,14 @@ http_easy_for(struct http_request *req)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
 	if (req->ca_file != NULL && req->ca_file[0] != '\0')
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
-	if (strcmp(req->method, "GET") != 0) {
+	if (req->on_header != NULL) {
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+	}
+	/* A HEAD answer has no body to wait for. */
+	if (strcmp(req->method, "HEAD") == 0)
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	else if (strcmp(req->method, "GET") != 0) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body :
 		    "");
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,

@@ -143,6 +143,12 @@ def render_value(v):
         return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, (list, tuple)) and v and \
+            all(isinstance(x, dict) for x in v):
+        # a list of groups, e.g. operations.command.commands
+        return "( " + ", ".join(
+            "{ " + " ".join(f"{k} = {render_value(x2)};"
+                            for k, x2 in x.items()) + " }" for x in v) + " )"
     if isinstance(v, (list, tuple)):
         return "[ " + ", ".join(render_value(x) for x in v) + " ]"
     raise TypeError(f"cannot render {v!r}")

@@ -105,6 +105,8 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_false(c->operations.http.enabled);
 	assert_int_equal(c->operations.http.max_bytes, 16777216);
 	assert_true(c->operations.http.timeout == 30.0);
+	assert_false(c->operations.http.forward_auth);
+	assert_int_equal(c->operations.http.max_redirects, 5);
 	assert_false(c->operations.command.enabled);
 	assert_int_equal(c->operations.command.environment.count, 0);
 	assert_int_equal(c->operations.command.max_output, 1048576);
@@ -178,7 +180,8 @@ static const char full_text[] =
     "  storage: { enabled = true; root = \"/data\"; no_symlinks = true;\n"
     "    max_bytes = 4294967296L; };\n"
     "  http: { enabled = true; allow = ( \"http://a:80\", \"https://b/x\" );\n"
-    "    max_bytes = 1; timeout = 0.01; };\n"
+    "    max_bytes = 1; timeout = 0.01; forward_auth = true;\n"
+    "    max_redirects = 0; };\n"
     "  command: { enabled = true; commands = (\n"
     "    { name = \"df\"; argv = [ \"/bin/df\", \"-k\", \"{path}\" ]; },\n"
     "    { name = \"up\"; argv = [ \"/usr/bin/uptime\" ];\n"
@@ -250,6 +253,8 @@ test_full_file(void **state)
 	assert_string_equal(c.operations.http.allow.items[1], "https://b/x");
 	assert_int_equal(c.operations.http.max_bytes, 1);
 	assert_true(c.operations.http.timeout == 0.01);
+	assert_true(c.operations.http.forward_auth);
+	assert_int_equal(c.operations.http.max_redirects, 0);
 	assert_true(c.operations.command.enabled);
 	assert_int_equal(c.operations.command.count, 2);
 	cmd = &c.operations.command.commands[0];
@@ -409,6 +414,9 @@ test_out_of_range(void **state)
 	    " { name = \"a\"; argv = [ \"/a\" ]; timeout = 0; } ); }; };\n",
 	    "t.conf:2: operations.command.commands[0].timeout: must be "
 	    "between 0.01 and 86400 (got 0)");
+	expect_error("operations: { http: { max_redirects = 21; }; };\n",
+	    "t.conf:1: operations.http.max_redirects: must be between 0 and "
+	    "20 (got 21)");
 }
 
 static void
