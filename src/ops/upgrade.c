@@ -112,21 +112,24 @@ upg_body(const cJSON *body, const cJSON **changes)
 	return NULL;
 }
 
-/* Everything that may refuse the request before the file is touched. */
 static cJSON *
-upg_check(struct op_run *run, const cJSON *changes)
+upg_check_keys(const struct config_strlist *allow, const cJSON *changes)
 {
-	const struct egressd_config *cfg = run->ctx->cfg;
-	char res[UPG_RESOURCE_MAX];
 	const cJSON *c;
-	cJSON *err;
 
 	cJSON_ArrayForEach(c, changes)
-		if (!upg_allowed(&cfg->operations.upgrade.allow_keys,
-		    c->string))
+		if (!upg_allowed(allow, c->string))
 			return ops_error("capability_denied", UPG_KEY_ECHO
 			    ": not in operations.upgrade.allow_keys",
 			    c->string);
+	return NULL;
+}
+
+static cJSON *
+upg_check_values(const cJSON *changes)
+{
+	const cJSON *c;
+
 	cJSON_ArrayForEach(c, changes) {
 		if (upg_given_before(changes, c))
 			return ops_error("invalid_request", "changes: %s "
@@ -136,16 +139,38 @@ upg_check(struct op_run *run, const cJSON *changes)
 			return ops_error("invalid_request", "changes.%s: must "
 			    "be a number, a string or a boolean", c->string);
 	}
+	return NULL;
+}
+
+/* Allowed keys are configuration key names, short enough for res. */
+static cJSON *
+upg_check_rights(struct op_run *run, const cJSON *changes)
+{
+	char res[UPG_RESOURCE_MAX];
+	const cJSON *c;
+	cJSON *err;
+
 	cJSON_ArrayForEach(c, changes) {
-		if ((size_t)snprintf(res, sizeof(res), "config:%s",
-		    c->string) >= sizeof(res))
-			return ops_error("invalid_request", "changes: key "
-			    UPG_KEY_ECHO "... too long", c->string);
+		snprintf(res, sizeof(res), "config:%s", c->string);
 		if (ops_check(run, res, "write", &err) == -1)
 			return err != NULL ? err :
 			    ops_error("internal", "out of memory");
 	}
 	return NULL;
+}
+
+/* Everything that may refuse the request, before the file is touched. */
+static cJSON *
+upg_check(struct op_run *run, const cJSON *changes)
+{
+	const struct config_strlist *allow =
+	    &run->ctx->cfg->operations.upgrade.allow_keys;
+	cJSON *err;
+
+	if ((err = upg_check_keys(allow, changes)) == NULL &&
+	    (err = upg_check_values(changes)) == NULL)
+		err = upg_check_rights(run, changes);
+	return err;
 }
 
 /* Read-only or forbidden: this deployment does not allow upgrades. */
@@ -229,7 +254,10 @@ upg_names(struct upg_file *f, const char *path)
 	return 0;
 }
 
-/* Lock the directory, then read the file. */
+/*
+ * Lock the directory, then read the file.  Only other upgrades take the
+ * lock, each for the few milliseconds of its edit.
+ */
 static int
 upg_open(struct upg_file *f, const char *path, cJSON **error)
 {
