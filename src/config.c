@@ -951,6 +951,8 @@ config_cap_problem(const char *v)
 			    "request, materialize, link, diff)";
 	}
 	return NULL;
+}
+
 /* A portable variable name: [A-Za-z_][A-Za-z0-9_]*. */
 static bool
 config_env_name(const char *v)
