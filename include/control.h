@@ -25,6 +25,7 @@
 #define CTL_CMD_RELOAD "reload"
 #define CTL_CMD_STOP "stop"
 #define CTL_CMD_SCALE "scale"
+#define CTL_CMD_METRICS "metrics"	/* reply {"ok", "text": Prometheus} */
 
 /* Health verdicts and the exit codes egressctl maps them to. */
 #define CTL_HEALTHY "healthy"

@@ -31,6 +31,9 @@ void events_restart(struct events *ev);		/* disconnect, connect now */
 double events_next_deadline(const struct events *ev);	/* 0 = none */
 void events_tick(struct events *ev, double now);
 
+/* Reconnects scheduled so far: the stream failed, ended or went silent. */
+unsigned long events_reconnects(const struct events *ev);
+
 /* The back-off delay before attempt n (0-based), jitter included. */
 double events_backoff(int attempt, double jitter01);
 

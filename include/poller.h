@@ -11,7 +11,9 @@
  * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
  * seconds instead.  Draining stops fetching, lets accepted work finish, then
  * POSTs the shutdown notice once.  Every operation ID accepted is counted in
- * flight until its result is acknowledged or given up on.
+ * flight until its result is acknowledged or given up on.  Each operation
+ * that runs is counted in its metrics (path, outcome, seconds from accept
+ * to result), which the worker reports to the master.
  */
 #ifndef EGRESSD_POLLER_H
 #define EGRESSD_POLLER_H
@@ -58,5 +60,9 @@ void poller_tick(struct poller *p, double now);
 
 long poller_last_status(const struct poller *p);	/* last HTTP status */
 double poller_last_contact(const struct poller *p);	/* wall time, 0 */
+
+struct metrics;
+/* Operations run so far, by path and outcome, with their durations. */
+const struct metrics *poller_metrics(const struct poller *p);
 
 #endif

@@ -66,6 +66,12 @@ usage(FILE *out)
 	    "restart\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
 	    "  scale N                     run N workers\n"
+	    "  metrics [--json]            counters in the Prometheus text "
+	    "format:\n"
+	    "                              operations by path and outcome, "
+	    "durations,\n"
+	    "                              restarts, reconnects, reloads, "
+	    "workers\n"
 	    "  ps [--all] [--worker N] [--limit N]\n"
 	    "                              agent processes as a tree: pid, "
 	    "status, age,\n"
@@ -258,6 +264,8 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		rc = health_exit(reply);
 	} else if (!json && strcmp(cmd, CTL_CMD_STATUS) == 0)
 		print_status(reply);
+	else if (!json && strcmp(cmd, CTL_CMD_METRICS) == 0)
+		fputs(str(reply, "text"), stdout);
 	else if (!json)
 		printf("egressd: %s: ok\n", cmd);
 	cJSON_Delete(reply);
@@ -300,7 +308,8 @@ build_request(int argc, char **argv, struct ctl_options *o)
 		    parse_positive(argv[i], &n) == 0 &&
 		    !cJSON_HasObjectItem(req, "workers"))
 			cJSON_AddNumberToObject(req, "workers", n);
-		else if (strcmp(cmd, CTL_CMD_STATUS) == 0 &&
+		else if ((strcmp(cmd, CTL_CMD_STATUS) == 0 ||
+		    strcmp(cmd, CTL_CMD_METRICS) == 0) &&
 		    strcmp(argv[i], "--json") == 0)
 			o->json = 1;
 		else
@@ -316,7 +325,7 @@ int
 main(int argc, char **argv)
 {
 	static const char *const known[] = { CTL_CMD_STATUS, CTL_CMD_HEALTH,
-	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE };
+	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE, CTL_CMD_METRICS };
 	struct ctl_options o;
 	char *sockpath;
 	cJSON *req;

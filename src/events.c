@@ -28,6 +28,7 @@ struct events {
 	int stopped;
 	int in_callback;	/* inside libcurl's write callback */
 	int restart_pending;	/* restart asked for from a callback */
+	unsigned long reconnects;	/* for the metrics */
 };
 
 double
@@ -136,6 +137,7 @@ events_schedule(struct events *ev)
 	    (double)random() / (double)RAND_MAX);
 
 	ev->attempt++;
+	ev->reconnects++;
 	ev->reconnect_at = clock_mono() + delay;
 	ev->watchdog_at = 0;
 	log_info("events: reconnecting in %.1fs", delay);
@@ -246,6 +248,12 @@ events_free(struct events *ev)
 	events_stop(ev);
 	sse_parser_free(ev->parser);
 	free(ev);
+}
+
+unsigned long
+events_reconnects(const struct events *ev)
+{
+	return ev->reconnects;
 }
 
 double

@@ -3,7 +3,8 @@
  *
  * Each line is formatted into one buffer and written with a single write(2)
  * on an O_APPEND descriptor, so lines from the master and its workers, which
- * share the file, never interleave mid-line.
+ * share the file, never interleave mid-line.  The master also keeps its
+ * last LOG_RECENT_LINES lines in a ring for push_logs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include "log.h"
@@ -37,6 +39,12 @@ static struct {
 	char role[LOG_ROLE_MAX];
 } logger = { TARGET_STDERR, STDERR_FILENO, "", LOGL_INFO, LOGF_TEXT,
     "master" };
+
+/* The ring of recent lines: part of the process-wide log, like logger. */
+static struct {
+	char (*line)[LOG_RECENT_BYTES];	/* NULL = not kept */
+	unsigned next, count;
+} recent;
 
 static const char *const level_names[] = { "debug", "info", "warning",
     "error" };
@@ -195,18 +203,136 @@ log_json_escape(char *out, size_t len, const char *msg)
 	return n;
 }
 
+/* Where to cut s to at most max bytes without splitting a UTF-8 char. */
+static size_t
+log_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+static void
+log_remember(const char *line, size_t n)
+{
+	char *slot;
+
+	if (recent.line == NULL)
+		return;
+	while (n > 0 && line[n - 1] == '\n')
+		n--;
+	n = log_cut(line, n, LOG_RECENT_BYTES - 1);
+	slot = recent.line[recent.next];
+	memcpy(slot, line, n);
+	slot[n] = '\0';
+	recent.next = (recent.next + 1) % LOG_RECENT_LINES;
+	if (recent.count < LOG_RECENT_LINES)
+		recent.count++;
+}
+
+int
+log_keep_recent(int on)
+{
+	if (!on) {
+		free(recent.line);
+		memset(&recent, 0, sizeof(recent));
+		return 0;
+	}
+	if (recent.line == NULL &&
+	    (recent.line = calloc(LOG_RECENT_LINES, LOG_RECENT_BYTES)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+log_recent(log_line_cb cb, void *arg)
+{
+	unsigned i, at;
+
+	if (recent.line == NULL)
+		return;
+	at = (recent.next + LOG_RECENT_LINES - recent.count) %
+	    LOG_RECENT_LINES;
+	for (i = 0; i < recent.count; i++)
+		cb(recent.line[(at + i) % LOG_RECENT_LINES], arg);
+}
+
+/* Read the last max bytes of the open file fd into a new buffer. */
+static char *
+log_read_tail(int fd, size_t max, size_t *len, int *cut)
+{
+	struct stat sb;
+	size_t want, got = 0;
+	ssize_t n;
+	off_t off;
+	char *buf;
+
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode))
+		return NULL;
+	want = (size_t)sb.st_size > max ? max : (size_t)sb.st_size;
+	off = sb.st_size - (off_t)want;
+	if ((buf = malloc(want + 1)) == NULL)
+		return NULL;
+	while (got < want && (n = pread(fd, buf + got, want - got,
+	    off + (off_t)got)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	*len = got;
+	*cut = off > 0;
+	return buf;
+}
+
+int
+log_file_tail(size_t max_bytes, log_line_cb cb, void *arg)
+{
+	char line[LOG_RECENT_BYTES], *buf, *p, *end, *nl;
+	size_t len, n;
+	int fd, cut, count = 0;
+
+	if (logger.target != TARGET_FILE ||
+	    (fd = open(logger.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return -1;
+	buf = log_read_tail(fd, max_bytes, &len, &cut);
+	close(fd);
+	if (buf == NULL)
+		return -1;
+	p = buf;
+	end = buf + len;
+	/* The first line read is only the end of one: skip it. */
+	if (cut && (p = memchr(buf, '\n', len)) != NULL)
+		p++;
+	while (p != NULL && p < end) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		n = log_cut(p, (size_t)(nl - p), sizeof(line) - 1);
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (n > 0) {
+			cb(line, arg);
+			count++;
+		}
+		p = nl + 1;
+	}
+	free(buf);
+	return count;
+}
+
+/* File and stderr get the line as formatted; syslog the text form. */
 static void
 log_emit(enum config_log_level level, const char *msg)
 {
 	char line[LOG_LINE_MAX + 256], ts[64], esc[LOG_LINE_MAX * 2];
-	int n;
+	int n, syslogged = logger.target == TARGET_SYSLOG;
 
-	if (logger.target == TARGET_SYSLOG) {
+	if (syslogged) {
 		syslog(syslog_priority[level], "%s: %s", logger.role, msg);
-		return;
+		if (recent.line == NULL)
+			return;
 	}
 	log_timestamp(ts, sizeof(ts));
-	if (logger.format == LOGF_JSON) {
+	if (logger.format == LOGF_JSON && !syslogged) {
 		log_json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\","
 		    "\"pid\":%ld,\"role\":\"%s\",\"msg\":\"%s\"}\n", ts,
@@ -220,6 +346,9 @@ log_emit(enum config_log_level level, const char *msg)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
+	log_remember(line, (size_t)n);
+	if (syslogged)
+		return;
 	/* Nothing sensible can be done when the log itself fails. */
 	if (write(logger.fd, line, (size_t)n) < 0)
 		return;

@@ -43,6 +43,7 @@ const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
     "ready", "busy", "draining" };
 
 static void master_on_channel(int fd, short revents, void *arg);
+static int master_on_frame(struct wproc *w, const struct channel_frame *f);
 
 static double
 master_worker_uptime(const struct wproc *w, double now)
@@ -276,6 +277,23 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	    delay);
 }
 
+/*
+ * Heartbeats a reaped worker sent before it exited (its last metrics),
+ * still unread when SIGCHLD came first.  Nothing else matters any more.
+ */
+static void
+master_last_frames(struct master *m, struct wproc *w)
+{
+	struct channel_frame f;
+	int derr;
+
+	w->retiring = 1;	/* no state changes for the dead */
+	while (w->fd >= 0 && channel_recv(w->fd, m->rxbuf,
+	    CHANNEL_MAX_FRAME + 1, &f, &derr) == CHANNEL_RECV_FRAME)
+		if (f.type == CH_HEARTBEAT && w->instance_id[0] != '\0')
+			(void)master_on_frame(w, &f);
+}
+
 static void
 master_reaped(struct master *m, struct wproc *w, int status)
 {
@@ -294,6 +312,9 @@ master_reaped(struct master *m, struct wproc *w, int status)
 		master_note_crash(m, w, now);
 	if (w->instance_id[0] != '\0')
 		master_db_worker_exited(m, w->instance_id, how, status);
+	master_last_frames(m, w);
+	/* Its operations stay counted: totals never go backwards. */
+	metrics_add(&m->retired, &w->metrics);
 	master_close_channel(m, w);
 	master_unlink(m, w);
 	free(w);
@@ -350,9 +371,17 @@ static int
 master_on_heartbeat(struct wproc *w, const cJSON *o)
 {
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
 	double inflight, done, failed, rss;
+	char err[128];
 	size_t i;
 
+	if (metrics != NULL && metrics_from_json(metrics, &w->metrics, err,
+	    sizeof(err)) == -1) {
+		log_warnx("worker %d (pid %ld): heartbeat metrics: %s",
+		    w->slot, (long)w->pid, err);
+		return -1;
+	}
 	if (!cJSON_IsString(state) ||
 	    master_json_int(o, "inflight", &inflight) == -1 ||
 	    master_json_int(o, "done", &done) == -1 ||
@@ -658,6 +687,7 @@ master_next_timeout(struct master *m)
 		next = master_earliest(next, http_next_deadline(m->http));
 	if (m->events != NULL)
 		next = master_earliest(next, events_next_deadline(m->events));
+	next = master_earliest(next, relay_next_deadline(m));
 	if (next <= 0)
 		return -1;
 	return clock_ms_until(next);
@@ -821,6 +851,7 @@ master_reload(struct master *m, char *err, size_t errlen)
 	free(m->cfg);
 	m->cfg = cfg;
 	m->generation++;
+	m->reloads++;
 	m->reload_started = clock_mono();
 	m->systemd_ready = 0;
 	m->crash_streak = 0;
@@ -927,7 +958,8 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	m->target = opt->workers_override > 0 ? opt->workers_override :
 	    cfg->server.workers;
 	if ((m->rxbuf = malloc(CHANNEL_MAX_FRAME + 1)) == NULL ||
-	    (m->loop = evloop_new()) == NULL) {
+	    (m->loop = evloop_new()) == NULL ||
+	    log_keep_recent(1) == -1) {	/* for push_logs */
 		snprintf(err, errlen, "out of memory");
 		master_free(m);
 		return NULL;
@@ -988,6 +1020,7 @@ master_run(struct master *m)
 			http_run_timers(m->http);
 		if (m->events != NULL)
 			events_tick(m->events, clock_mono());
+		relay_tick(m, clock_mono());
 	}
 	if (m->npushq > 0)
 		log_errx("%d pushed operations never reached a worker",

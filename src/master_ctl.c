@@ -1,7 +1,8 @@
 /*
  * master_ctl: the control socket's commands, answered from the arbiter's
  * state — status, health (per-worker detail and the healthy / degraded /
- * down verdict egressctl turns into its exit status), reload, stop, scale.
+ * down verdict egressctl turns into its exit status), reload, stop, scale,
+ * metrics (Prometheus text of every worker's operations, reaped ones too).
  * health --deep also asks each worker for its live detail (STATUS frames)
  * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed; the
  * master goes on serving meanwhile.
@@ -16,7 +17,9 @@
 #include "channel.h"
 #include "clock.h"
 #include "control.h"
+#include "events.h"
 #include "master_priv.h"
+#include "metrics.h"
 #include "procinfo.h"
 #include "version.h"
 
@@ -327,6 +330,52 @@ master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
 	return master_ctl_ok();
 }
 
+void
+master_ctl_metrics(const struct master *m, struct metrics *total,
+    struct metrics_master *mm)
+{
+	const struct wproc *w;
+	int i;
+
+	memcpy(total, &m->retired, sizeof(*total));
+	memset(mm, 0, sizeof(*mm));
+	for (w = m->workers; w != NULL; w = w->next) {
+		metrics_add(total, &w->metrics);
+		mm->inflight += w->inflight;
+	}
+	for (i = 0; i < MASTER_MAX_WORKERS; i++)
+		mm->worker_restarts += m->restarts[i];
+	mm->stream_reconnects = m->stream_reconnects +
+	    (m->events != NULL ? events_reconnects(m->events) : 0);
+	mm->reloads = m->reloads;
+	mm->workers = (uint64_t)master_count(m, 0);
+	mm->workers_ready = (uint64_t)master_count(m, 1);
+}
+
+static cJSON *
+master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
+{
+	struct metrics_master mm;
+	struct metrics *total;
+	char *text = NULL;
+	cJSON *o = NULL;
+
+	if ((total = malloc(sizeof(*total))) != NULL) {
+		master_ctl_metrics(m, total, &mm);
+		text = metrics_render(total, &mm);
+		free(total);
+	}
+	if (text != NULL && (o = master_ctl_ok()) != NULL &&
+	    cJSON_AddStringToObject(o, "text", text) == NULL) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	free(text);
+	if (o == NULL)
+		snprintf(err, errlen, "out of memory");
+	return o;
+}
+
 cJSON *
 master_ctl_handle(const char *cmd, const cJSON *req, void *arg, char *err,
     size_t errlen)
@@ -347,6 +396,8 @@ master_ctl_handle(const char *cmd, const cJSON *req, void *arg, char *err,
 		return master_ctl_stop(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
 		return master_ctl_scale(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_METRICS) == 0)
+		return master_ctl_metrics_text(m, err, errlen);
 	snprintf(err, errlen, "unknown command \"%.64s\"", cmd);
 	return NULL;
 }

@@ -1,9 +1,10 @@
 /*
  * master_priv: what the arbiter's four files share — the worker table and
  * the master's state.  master.c owns the table and the signals, relay.c the
- * orchestrator's events and their forwarding to workers, master_ctl.c the
- * control socket's commands, master_db.c its database housekeeping.  Not a
- * public interface: nothing outside these four files includes it.
+ * orchestrator's events, their forwarding to workers and the logs and
+ * metrics pushes, master_ctl.c the control socket's commands, master_db.c
+ * its database housekeeping.  Not a public interface: nothing outside these
+ * four files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -15,6 +16,7 @@
 #include "backend.h"
 #include "config.h"
 #include "master.h"
+#include "metrics.h"
 #include "store.h"
 
 struct cJSON;
@@ -61,11 +63,20 @@ struct wproc {
 	unsigned long inflight, done, failed;
 	unsigned long pushed;	/* operations sent since its last heartbeat */
 	unsigned long long rss;
+	struct metrics metrics;	/* its last report: cumulative */
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
 };
 
 enum mstate { MS_RUNNING, MS_STOPPING };
+
+/* A logs or metrics POST: 3 tries, 1 s then 2 s apart (relay.c). */
+struct relay_push {
+	char *body;		/* kept for the next try */
+	int tries;
+	double retry_at;	/* 0 = no try waiting */
+	struct http_request *req;
+};
 
 struct master {
 	struct egressd_config *cfg;
@@ -99,13 +110,17 @@ struct master {
 	struct http *http;	/* NULL without an orchestrator */
 	struct backend backend;
 	struct events *events;
-	struct http_request *metrics_req;
+	struct relay_push push_metrics;
+	struct relay_push push_logs;
 	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
 	int npushq;
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
 	double next_housekeeping;	/* recovery and retention, master_db.c */
 	int reload_wanted;		/* an upgrade asked for a reload */
+	struct metrics retired;		/* last reports of workers reaped */
+	uint64_t reloads;
+	uint64_t stream_reconnects;	/* of event streams since replaced */
 };
 
 struct pushed_op {
@@ -131,6 +146,8 @@ void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
 void relay_new_instance_id(struct master *m);
 void relay_free(struct master *m);
+double relay_next_deadline(const struct master *m);	/* 0 = none */
+void relay_tick(struct master *m, double now);	/* push retries */
 
 /* master_ctl.c */
 struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
@@ -141,6 +158,9 @@ void master_ctl_status_reply(struct master *m, const struct wproc *w,
 /* Answer deep requests whose workers were too slow; all of them if force. */
 void master_ctl_expire(struct master *m, double now, int force);
 double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
+/* Operations of every worker, live or reaped, and the master's counters. */
+void master_ctl_metrics(const struct master *m, struct metrics *total,
+    struct metrics_master *mm);
 
 /* master_db.c */
 int master_db_start(struct master *m, char *err, size_t errlen);

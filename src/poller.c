@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "poller.h"
 #include "runner.h"
 #include "store.h"
@@ -27,6 +28,7 @@ struct poller_op {
 	int tries;
 	double retry_at;		/* waiting to retry; 0 = busy or idle */
 	int stored;			/* its result is in the outbox */
+	double accepted;		/* monotonic, for its duration */
 	struct http_request *req;
 	struct poller *p;
 	struct poller_op *next;
@@ -54,6 +56,7 @@ struct poller {
 	long last_status;
 	double last_contact;
 	int get_failing;		/* log a failing GET once, not per poll */
+	struct metrics metrics;		/* operations run, for the master */
 };
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
@@ -179,6 +182,8 @@ poller_on_done(struct runner_op *rop, cJSON *result)
 
 	o->result = result;
 	o->stored = rop->stored;
+	metrics_record(&o->p->metrics, rop->run.path, result,
+	    clock_mono() - o->accepted);
 	log_debug("operation %s (%s) ran: %s", o->id, rop->run.path,
 	    ops_is_error(result) ? "error" : "ok");
 	poller_deliver(o);
@@ -299,6 +304,7 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 		return 0;
 	}
 	o->p = p;
+	o->accepted = clock_mono();
 	o->next = p->ops;
 	p->ops = o;
 	p->ctx->inflight++;
@@ -761,4 +767,10 @@ double
 poller_last_contact(const struct poller *p)
 {
 	return p->last_contact;
+}
+
+const struct metrics *
+poller_metrics(const struct poller *p)
+{
+	return &p->metrics;
 }

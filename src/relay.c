@@ -6,7 +6,9 @@
  * with room (round-robin), a pushed operation goes to the least-loaded
  * ready worker (or waits in a bounded queue until one is ready), goodbye is
  * handed to the arbiter, push_metrics is answered with the workers'
- * aggregated counters.
+ * aggregated counters and metrics, push_logs with the recent log lines.
+ * Both POSTs get 3 tries, 1 s then 2 s apart; while one is under way (or
+ * waiting to retry) a new request for it is ignored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,11 +20,13 @@
 
 #include "backend.h"
 #include "channel.h"
+#include "clock.h"
 #include "events.h"
 #include "http.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "master_priv.h"
+#include "metrics.h"
 #include "procinfo.h"
 #include "version.h"
 
@@ -166,48 +170,211 @@ relay_forward_operation(struct master *m, const cJSON *op)
 	relay_queue_pushed(m, text);
 }
 
+#define RELAY_PUSH_TRIES 3
+#define RELAY_LOG_TAIL (64 * 1024)	/* bytes of the log file pushed */
+
+static const double relay_push_delay[RELAY_PUSH_TRIES - 1] = { 1.0, 2.0 };
+
+static void relay_push_try(struct master *m, struct relay_push *p);
+
+static void
+relay_push_cancel(struct relay_push *p)
+{
+	http_request_free(p->req);
+	free(p->body);
+	memset(p, 0, sizeof(*p));
+}
+
+static int
+relay_push_busy(const struct relay_push *p)
+{
+	return p->req != NULL || p->retry_at > 0;
+}
+
+static enum backend_call
+relay_push_call(const struct master *m, const struct relay_push *p)
+{
+	return p == &m->push_metrics ? BACKEND_METRICS : BACKEND_LOGS;
+}
+
+static const char *
+relay_push_name(const struct master *m, const struct relay_push *p)
+{
+	return p == &m->push_metrics ? "metrics" : "logs";
+}
+
+/* A try failed (why); retry later, or give up after the last. */
+static void
+relay_push_failed(struct master *m, struct relay_push *p, const char *why)
+{
+	if (p->tries < RELAY_PUSH_TRIES) {
+		p->retry_at = clock_mono() + relay_push_delay[p->tries - 1];
+		log_warnx("%s push failed (%s); retrying in %.0fs",
+		    relay_push_name(m, p), why, relay_push_delay[p->tries - 1]);
+		return;
+	}
+	log_warnx("%s push failed (%s); given up after %d tries",
+	    relay_push_name(m, p), why, RELAY_PUSH_TRIES);
+	relay_push_cancel(p);
+}
+
+static void
+relay_push_done(struct master *m, struct relay_push *p,
+    struct http_request *req)
+{
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->req = NULL;
+	if (req->result == CURLE_OK && req->status >= 200 &&
+	    req->status <= 299) {
+		log_debug("%s pushed", relay_push_name(m, p));
+		relay_push_cancel(p);
+	} else
+		relay_push_failed(m, p, http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
 static void
 relay_on_metrics_done(struct http_request *req)
 {
 	struct master *m = req->arg;
-	char why[CURL_ERROR_SIZE + 64];
 
-	m->metrics_req = NULL;
-	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
-		log_warnx("metrics push failed (%s)",
-		    http_describe(req, why, sizeof(why)));
-	http_request_free(req);
+	relay_push_done(m, &m->push_metrics, req);
+}
+
+static void
+relay_on_logs_done(struct http_request *req)
+{
+	struct master *m = req->arg;
+
+	relay_push_done(m, &m->push_logs, req);
+}
+
+static void
+relay_push_try(struct master *m, struct relay_push *p)
+{
+	char *copy = strdup(p->body);
+
+	p->retry_at = 0;
+	p->tries++;
+	p->req = copy == NULL ? NULL : backend_call(&m->backend,
+	    relay_push_call(m, p), NULL, copy, p == &m->push_metrics ?
+	    relay_on_metrics_done : relay_on_logs_done, m);
+	if (p->req == NULL)
+		relay_push_failed(m, p, "cannot start the request");
+}
+
+/* Send body (taken over) as p's POST; NULL body: out of memory. */
+static void
+relay_push_start(struct master *m, struct relay_push *p, char *body)
+{
+	if (body == NULL) {
+		log_warnx("%s push: out of memory", relay_push_name(m, p));
+		return;
+	}
+	p->body = body;
+	p->tries = 0;
+	relay_push_try(m, p);
+}
+
+double
+relay_next_deadline(const struct master *m)
+{
+	double a = m->push_metrics.retry_at, b = m->push_logs.retry_at;
+
+	if (a <= 0)
+		return b;
+	return b > 0 && b < a ? b : a;
+}
+
+void
+relay_tick(struct master *m, double now)
+{
+	if (m->push_metrics.retry_at > 0 && now >= m->push_metrics.retry_at)
+		relay_push_try(m, &m->push_metrics);
+	if (m->push_logs.retry_at > 0 && now >= m->push_logs.retry_at)
+		relay_push_try(m, &m->push_logs);
 }
 
 /* push_metrics: the master knows every worker's counters, so it sends. */
 static void
 relay_push_metrics(struct master *m)
 {
+	struct metrics_master mm;
+	struct metrics *total;
 	struct wproc *w;
-	double done = 0, failed = 0, inflight = 0, rss = 0;
+	double done = 0, failed = 0, rss = 0;
+	char *body = NULL;
 	cJSON *o;
 
-	if (m->metrics_req != NULL)
+	if (relay_push_busy(&m->push_metrics) ||
+	    (total = malloc(sizeof(*total))) == NULL)
 		return;
+	master_ctl_metrics(m, total, &mm);
 	for (w = m->workers; w != NULL; w = w->next) {
 		done += (double)w->done;
 		failed += (double)w->failed;
-		inflight += (double)w->inflight;
 		rss += (double)w->rss;
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
-	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "workers", (double)mm.workers);
+	cJSON_AddNumberToObject(o, "ready", (double)mm.workers_ready);
 	cJSON_AddNumberToObject(o, "generation", m->generation);
-	cJSON_AddNumberToObject(o, "inflight", inflight);
+	cJSON_AddNumberToObject(o, "inflight", (double)mm.inflight);
 	cJSON_AddNumberToObject(o, "done", done);
 	cJSON_AddNumberToObject(o, "failed", failed);
 	cJSON_AddNumberToObject(o, "workers_rss", rss);
 	cJSON_AddNumberToObject(o, "master_rss", (double)procinfo_rss(0));
-	m->metrics_req = backend_call(&m->backend, BACKEND_METRICS, NULL,
-	    cJSON_PrintUnformatted(o), relay_on_metrics_done, m);
+	cJSON_AddNumberToObject(o, "worker_restarts",
+	    (double)mm.worker_restarts);
+	cJSON_AddNumberToObject(o, "stream_reconnects",
+	    (double)mm.stream_reconnects);
+	cJSON_AddNumberToObject(o, "reloads", (double)mm.reloads);
+	if (o != NULL && metrics_json_add(o, total) == 0)
+		body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+	free(total);
+	relay_push_start(m, &m->push_metrics, body);
+}
+
+struct relay_lines {
+	cJSON *lines;
+	const char *secret;	/* a line holding it is left out */
+	int failed;
+};
+
+static void
+relay_add_line(const char *line, void *arg)
+{
+	struct relay_lines *l = arg;
+
+	if (!l->failed && metrics_add_log_line(l->lines, line, l->secret) == -1)
+		l->failed = 1;
+}
+
+/*
+ * push_logs: the log file's tail holds everyone's lines, the master's
+ * included; without a file, the master's own recent lines.
+ */
+static void
+relay_push_logs(struct master *m)
+{
+	struct relay_lines l = { NULL, m->creds.token, 0 };
+	char *body = NULL;
+	cJSON *o;
+
+	if (relay_push_busy(&m->push_logs))
+		return;
+	if ((o = cJSON_CreateObject()) != NULL &&
+	    (l.lines = cJSON_AddArrayToObject(o, "lines")) != NULL) {
+		if (log_file_tail(RELAY_LOG_TAIL, relay_add_line, &l) == -1)
+			log_recent(relay_add_line, &l);
+		if (!l.failed)
+			body = cJSON_PrintUnformatted(o);
+	}
+	cJSON_Delete(o);
+	relay_push_start(m, &m->push_logs, body);
 }
 
 void
@@ -232,7 +399,14 @@ relay_on_event(const char *type, const cJSON *o, void *arg)
 		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
 		    "push_metrics")))
 			relay_push_metrics(m);
-	} else if (strcmp(type, "work_available") == 0)
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+		    "push_logs")))
+			relay_push_logs(m);
+	} else if (strcmp(type, "push_metrics") == 0)
+		relay_push_metrics(m);
+	else if (strcmp(type, "push_logs") == 0)
+		relay_push_logs(m);
+	else if (strcmp(type, "work_available") == 0)
 		relay_offer_work(m);
 	else if (strcmp(type, "goodbye") == 0)
 		master_goodbye(m, json_string(o, "reason"));
@@ -256,14 +430,24 @@ relay_start_events(struct master *m)
 	events_start(m->events);
 }
 
-/* Drop the stream, any metrics push and the HTTP client. */
+/* Free the stream; its reconnects stay counted. */
+static void
+relay_drop_events(struct master *m)
+{
+	if (m->events == NULL)
+		return;
+	m->stream_reconnects += events_reconnects(m->events);
+	events_free(m->events);
+	m->events = NULL;
+}
+
+/* Drop the stream, any logs or metrics push and the HTTP client. */
 static void
 relay_disconnect(struct master *m)
 {
-	events_free(m->events);
-	m->events = NULL;
-	http_request_free(m->metrics_req);
-	m->metrics_req = NULL;
+	relay_drop_events(m);
+	relay_push_cancel(&m->push_metrics);
+	relay_push_cancel(&m->push_logs);
 	http_free(m->http);
 	m->http = NULL;
 	m->backend.http = NULL;
@@ -319,12 +503,9 @@ relay_reconfigure(struct master *m, const struct egressd_config *cfg,
 		return -1;
 	}
 	backend_creds_free(&old);
-	if (m->metrics_req != NULL) {
-		http_request_free(m->metrics_req);
-		m->metrics_req = NULL;
-	}
-	events_free(m->events);
-	m->events = NULL;
+	relay_push_cancel(&m->push_metrics);
+	relay_push_cancel(&m->push_logs);
+	relay_drop_events(m);
 	return 0;
 }
 

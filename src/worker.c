@@ -3,10 +3,11 @@
  *
  * The worker talks to the master only through its channel: HELLO once the
  * hook is done, READY when it can take work, HEARTBEAT every
- * worker.heartbeat_interval with its counters.  Every way out — GOODBYE,
- * STOP, SIGTERM, SIGINT, the master vanishing — enters worker_shutdown(),
- * which a flag makes idempotent; a later fast request may only tighten a
- * graceful one.
+ * worker.heartbeat_interval with its counters and metrics (and a last one
+ * as it exits, so the master's totals hold its final operations).  Every
+ * way out — GOODBYE, STOP, SIGTERM, SIGINT, the master vanishing — enters
+ * worker_shutdown(), which a flag makes idempotent; a later fast request
+ * may only tighten a graceful one.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +26,7 @@
 #include "evloop.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "poller.h"
 #include "procinfo.h"
 #include "runner.h"
@@ -83,6 +85,7 @@ worker_post_fork(struct worker *w)
 
 	sigpipe_close();
 	sigpipe_reset_all();
+	log_keep_recent(0);	/* the master's lines are not ours to push */
 	keep[0] = w->fd;
 	keep[1] = log_fd();
 	log_suspend();
@@ -158,11 +161,15 @@ worker_counters(struct worker *w)
 	return o;
 }
 
+/* Metrics are cumulative and bounded (METRICS_JSON_MAX fits a frame). */
 static void
 worker_send_heartbeat(struct worker *w)
 {
-	cJSON *o = worker_counters(w);
+	cJSON *o = worker_counters(w), *m;
 
+	if (w->poller != NULL && (m = metrics_to_json(poller_metrics(
+	    w->poller))) != NULL)
+		cJSON_AddItemToObject(o, "metrics", m);
 	worker_send_json(w, CH_HEARTBEAT, 0, o);
 	cJSON_Delete(o);
 	w->next_heartbeat = clock_mono() + w->cfg->worker.heartbeat_interval;
@@ -527,6 +534,8 @@ worker_finish(struct worker *w)
 {
 	if (store_worker_set_state(&w->store, w->instance_id, "stopped") == -1)
 		log_warnx("database: %s", store_errmsg(&w->store));
+	if (getppid() == w->master_pid)
+		worker_send_heartbeat(w);
 	poller_free(w->poller);
 	runner_free(w->runner);
 	http_free(w->http);

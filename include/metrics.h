@@ -1,0 +1,116 @@
+/*
+ * metrics: operation counters and durations, and their three encodings.
+ *
+ * A struct metrics counts finished operations by path and outcome ("ok", or
+ * the error_type of an error result) and keeps one duration histogram
+ * (accept to result, fixed buckets).  Workers record into their own; the
+ * master adds the sets up.  The module is pure (no I/O): it encodes a set
+ * as JSON (worker HEARTBEAT frames, the push_metrics body) and decodes it
+ * back with every field checked, since a frame is untrusted input; and it
+ * renders the Prometheus text exposition format.
+ *
+ * Everything is bounded so a set always fits a channel frame: at most
+ * METRICS_PATHS distinct paths are named, and a path is named only when it
+ * starts with "/" and is at most METRICS_PATH_MAX printable ASCII bytes; all
+ * other operations count under the path "other".  Counts saturate at
+ * METRICS_COUNT_MAX, the largest integer cJSON prints exactly (15 digits).
+ * A zeroed struct is an empty set.
+ */
+#ifndef EGRESSD_METRICS_H
+#define EGRESSD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_PATHS 64		/* distinct paths named */
+#define METRICS_PATH_MAX 128		/* bytes of a named path */
+#define METRICS_OUTCOMES 9		/* ok, seven error types, "error" */
+#define METRICS_BUCKETS 16		/* duration buckets, +Inf included */
+#define METRICS_COUNT_MAX 999999999999999ULL	/* 10^15 - 1 */
+#define METRICS_OTHER "other"		/* the path of unnamed operations */
+/* The JSON of a full set stays under this (test_metrics checks it). */
+#define METRICS_JSON_MAX (48 * 1024)
+
+struct cJSON;
+
+struct metrics_path {
+	char name[METRICS_PATH_MAX + 1];
+	uint64_t count[METRICS_OUTCOMES];
+};
+
+struct metrics {
+	size_t npaths;
+	struct metrics_path path[METRICS_PATHS];
+	uint64_t other[METRICS_OUTCOMES];	/* by outcome, path "other" */
+	uint64_t bucket[METRICS_BUCKETS];	/* per bucket, not cumulative */
+	double sum;				/* seconds, all operations */
+};
+
+/* What only the master knows, for the exposition and the push body. */
+struct metrics_master {
+	uint64_t worker_restarts;	/* unplanned worker ends */
+	uint64_t stream_reconnects;	/* event stream lost or failed */
+	uint64_t reloads;		/* configurations loaded (HUP, ...) */
+	uint64_t workers;		/* running, not retiring */
+	uint64_t workers_ready;
+	uint64_t inflight;		/* operations in flight, all workers */
+};
+
+/* Outcome names by index: "ok", "invalid_request", ..., "error". */
+extern const char *const metrics_outcome_names[METRICS_OUTCOMES];
+/* Upper bounds of the buckets (seconds); the last is +Inf. */
+extern const double metrics_bucket_bounds[METRICS_BUCKETS];
+
+/*
+ * The outcome index of an operation's result: "ok" unless it is an error
+ * result; then its error_type, or "error" when that is missing or unknown.
+ */
+int metrics_outcome(const struct cJSON *result);
+
+/* Count one finished operation (path may be NULL: "other"). */
+void metrics_record(struct metrics *m, const char *path,
+    const struct cJSON *result, double seconds);
+
+/* dst += src (paths beyond dst's table count as "other"). */
+void metrics_add(struct metrics *dst, const struct metrics *src);
+
+/* Operations counted, all paths and outcomes (saturating). */
+uint64_t metrics_total(const struct metrics *m);
+
+/*
+ * JSON: {"operations": [{"path": P, "outcomes": {"ok": N, ...}}, ...],
+ * "duration_seconds": {"buckets": [N x METRICS_BUCKETS], "sum": S}};
+ * buckets follow metrics_bucket_bounds, not cumulative.  metrics_json_add
+ * adds the two members to obj (-1 when out of memory).
+ */
+struct cJSON *metrics_to_json(const struct metrics *m);
+int metrics_json_add(struct cJSON *obj, const struct metrics *m);
+
+/*
+ * Decode what metrics_to_json made.  Wrong types, unknown outcomes, paths
+ * that could not have been named, a path listed twice, more entries than a
+ * set holds, counts that are not integers in [0, METRICS_COUNT_MAX], a sum
+ * that is negative or not finite: -1 with err set, *out untouched.
+ * Unknown members are ignored.  0 on success.
+ */
+int metrics_from_json(const struct cJSON *json, struct metrics *out,
+    char *err, size_t errlen);
+
+/*
+ * The Prometheus text exposition format (version 0.0.4) of m and mm:
+ * egressd_operations_total{path,outcome}, egressd_operation_duration_seconds
+ * (histogram), egressd_worker_restarts_total, egressd_stream_reconnects_total,
+ * egressd_reloads_total, egressd_workers, egressd_workers_ready,
+ * egressd_inflight.  Returns malloc'd text, NULL when out of memory.
+ */
+char *metrics_render(const struct metrics *m, const struct metrics_master *mm);
+
+/*
+ * push_logs: append line to the JSON array lines, made valid UTF-8 (bad
+ * bytes become '?'); a line that contains secret (when not NULL or empty)
+ * is left out.  Returns 1 added, 0 left out, -1 out of memory.
+ */
+int metrics_add_log_line(struct cJSON *lines, const char *line,
+    const char *secret);
+
+#endif
