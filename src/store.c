@@ -166,7 +166,7 @@ store_pragmas(struct store *st, enum config_synchronous sync,
 
 	sqlite3_busy_timeout(st->db, (int)(busy_timeout * 1000.0));
 	/* journal_mode reads the header first: a non-database fails here. */
-	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=WAL;"
+	snprintf(sql, sizeof(sql), "PRAGMA page_size=1024; PRAGMA journal_mode=WAL;"
 	    "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
 	    sync == SYNC_FULL ? "FULL" : "NORMAL");
 	return store_exec(st, sql, err, errlen);
@@ -260,7 +260,7 @@ store_migrate(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-static sqlite3_stmt *
+sqlite3_stmt *
 store_prepare(struct store *st, sqlite3_stmt **slot, const char *sql)
 {
 	if (*slot == NULL && sqlite3_prepare_v3(st->db, sql, -1,
@@ -479,6 +479,35 @@ store_prune_workers(struct store *st, double days)
 	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
 }
 
+int
+store_begin(struct store *st)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->txn_begin, "BEGIN IMMEDIATE");
+	return s == NULL ? -1 : store_step_done(s);
+}
+
+int
+store_commit(struct store *st)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->txn_commit, "COMMIT");
+	return s == NULL ? -1 : store_step_done(s);
+}
+
+void
+store_rollback(struct store *st)
+{
+	sqlite3_stmt *s;
+
+	if (sqlite3_get_autocommit(st->db))
+		return;
+	if ((s = store_prepare(st, &st->txn_rollback, "ROLLBACK")) != NULL)
+		(void)store_step_done(s);
+}
+
 const char *
 store_errmsg(struct store *st)
 {
@@ -495,6 +524,9 @@ store_close(struct store *st)
 	sqlite3_finalize(st->outbox_defer);
 	sqlite3_finalize(st->outbox_delete);
 	sqlite3_finalize(st->outbox_claim);
+	sqlite3_finalize(st->txn_begin);
+	sqlite3_finalize(st->txn_commit);
+	sqlite3_finalize(st->txn_rollback);
 	if (st->db != NULL)
 		sqlite3_close(st->db);
 	free(st->path);
