@@ -4,7 +4,7 @@
  * A capability is a row: subject (agent pid), resource, rights, optional
  * constraints (JSON), expiry, delegable and revocable flags, who issued it
  * and whether it was revoked.  A resource pattern is exact, or ends in "*"
- * and matches by prefix ("storage:reports/*" covers
+ * and matches by prefix ("storage:reports/" and a "*" covers
  * "storage:reports/2026/a.csv"; "storage:*" the whole root).  Rights are a
  * comma list of read, write, delete, execute, request, materialize, link,
  * diff.

@@ -24,6 +24,7 @@
 #include "config.h"
 
 struct store;
+struct sqlite3_stmt;
 
 typedef int64_t agent_pid;	/* INTEGER PRIMARY KEY of processes; > 0 */
 
@@ -50,6 +51,7 @@ enum pm_error {
 
 #define PM_CWD_MAX 1024
 #define PM_ERR_MAX 512
+#define PM_STMT_MAX 48		/* statements cached per connection */
 
 struct proc_budget {
 	int max_tool_calls;
@@ -59,7 +61,7 @@ struct proc_budget {
 
 /* One capability to grant or inherit (capability.h has the full rules). */
 struct cap_spec {
-	const char *resource;	/* "storage:reports/*", "http:host:443" */
+	const char *resource;	/* exact, or a prefix and "*" */
 	const char *rights;	/* comma list: "read,write" */
 	const char *constraints;	/* JSON text or NULL */
 	double expires_at;	/* wall seconds; 0 = never */
@@ -84,7 +86,7 @@ struct procmgr {
 	enum pm_error errtype;
 	char err[PM_ERR_MAX];
 	/* Statements prepared once per connection (procmgr.c owns them). */
-	struct sqlite3_stmt *stmt[32];
+	struct sqlite3_stmt *stmt[PM_STMT_MAX];
 };
 
 /* A process as read back from the database (strings are owned; free it). */

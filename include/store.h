@@ -30,6 +30,9 @@ struct store {
 	struct sqlite3_stmt *outbox_defer;
 	struct sqlite3_stmt *outbox_delete;
 	struct sqlite3_stmt *outbox_claim;
+	struct sqlite3_stmt *txn_begin;
+	struct sqlite3_stmt *txn_commit;
+	struct sqlite3_stmt *txn_rollback;
 };
 
 /* A claimed outbox row; the strings live only during the call. */
@@ -80,6 +83,25 @@ int store_workers_orphaned(struct store *st);
 
 /* Delete stopped workers' rows older than days; returns rows removed or -1. */
 int store_prune_workers(struct store *st, double days);
+
+/*
+ * Write transactions: BEGIN IMMEDIATE takes the write lock at once (waiting
+ * up to busy_timeout), so no statement inside can fail on a lock taken
+ * later.  Each returns 0 or -1; sqlite3_extended_errcode() says why.
+ * store_rollback does nothing outside a transaction (SQLite may already
+ * have rolled back after a full disk or an I/O error).
+ */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/*
+ * The statement in *slot, prepared on first use (persistent, for statements
+ * run again and again), reset and unbound; NULL on error.  The caller
+ * finalizes *slot when it closes.
+ */
+struct sqlite3_stmt *store_prepare(struct store *st,
+    struct sqlite3_stmt **slot, const char *sql);
 
 const char *store_errmsg(struct store *st);
 void store_close(struct store *st);

@@ -1,0 +1,301 @@
+/*
+ * procmgr_bench: agent process lifecycles per second over the shared SQLite
+ * database, and the size the database settles at.
+ *
+ * usage: procmgr_bench [-l LIFECYCLES] [-n OPERATIONS] [-w WRITERS]
+ *
+ * 1. One writer: LIFECYCLES (default 100000) spawn -> exit, each two
+ *    transactions that write the process, its goal and result objects, its
+ *    view, two events and two audit records.  The same again with the
+ *    outbox: exit queues the result, and a third transaction deletes it as
+ *    the orchestrator's acknowledgement would.
+ * 2. WRITERS (default 8) OS processes, each with its own connection, doing
+ *    LIFECYCLES / WRITERS lifecycles at once.
+ * 3. OPERATIONS (default 1000000) lifecycles with the outbox, with
+ *    audit_prune run every 10000 as a worker would, at the configuration's
+ *    default retention (store.retention_days, store.max_rows): the database
+ *    file size at the end, and bytes per operation.
+ *
+ * Each part runs in a fresh temporary directory, removed at the end.
+ * Figures only; the exit status is non-zero only when something failed.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "clock.h"
+#include "config.h"
+#include "procmgr.h"
+#include "store.h"
+
+#define BENCH_PRUNE_EVERY 10000
+#define BENCH_PRUNE_BATCHES 100
+#define BENCH_GOAL "{\"key\":\"reports/2026/a.csv\"}"
+#define BENCH_RESULT "{\"key\":\"reports/2026/a.csv\",\"size\":1234}"
+#define BENCH_IMAGE "/api/v1/agent/execute/storage/read"
+
+struct bench {
+	struct egressd_config cfg;
+	char dir[64];
+	struct store st;
+	struct procmgr pm;
+	char instance[32];
+};
+
+static int
+bench_open(struct bench *b, int create)
+{
+	char err[512];
+
+	if (create) {
+		snprintf(b->dir, sizeof(b->dir), "/tmp/procmgr-bench-XXXXXX");
+		if (mkdtemp(b->dir) == NULL) {
+			perror("mkdtemp");
+			return -1;
+		}
+	}
+	if (store_open(&b->st, b->dir, b->cfg.store.synchronous,
+	    b->cfg.store.busy_timeout, err, sizeof(err)) == -1 ||
+	    (create && store_migrate(&b->st, err, sizeof(err)) == -1)) {
+		fprintf(stderr, "procmgr_bench: %s\n", err);
+		return -1;
+	}
+	snprintf(b->instance, sizeof(b->instance), "bench-%ld",
+	    (long)getpid());
+	procmgr_init(&b->pm, &b->st, b->instance, &b->cfg);
+	return 0;
+}
+
+static void
+bench_close(struct bench *b)
+{
+	procmgr_close(&b->pm);
+	store_close(&b->st);
+}
+
+static void
+bench_remove(struct bench *b)
+{
+	static const char *const files[] = { "egressd.db", "egressd.db-wal",
+	    "egressd.db-shm" };
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", b->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(b->dir);
+}
+
+/* One lifecycle; with_outbox queues the result and acknowledges it. */
+static int
+bench_lifecycle(struct bench *b, long i, int with_outbox)
+{
+	struct cap_spec cap = { .resource = "storage:reports/*",
+	    .rights = "read", .revocable = 1 };
+	struct outbox_entry ob = { .result = BENCH_RESULT };
+	char opid[80];
+	agent_pid pid;
+
+	snprintf(opid, sizeof(opid), "op-%s-%ld", b->instance, i);
+	ob.operation_id = opid;
+	ob.next_attempt = clock_wall() + 5;
+	if (procmgr_spawn(&b->pm, BENCH_IMAGE, BENCH_GOAL, &cap, 1, opid,
+	    NULL, &pid) == -1 ||
+	    procmgr_exit(&b->pm, pid, BENCH_RESULT, 0, NULL,
+	    with_outbox ? &ob : NULL) == -1) {
+		fprintf(stderr, "procmgr_bench: lifecycle %ld: %s\n", i,
+		    b->pm.err);
+		return -1;
+	}
+	if (with_outbox && store_outbox_delete(&b->st, opid) == -1) {
+		fprintf(stderr, "procmgr_bench: outbox delete: %s\n",
+		    store_errmsg(&b->st));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+bench_run(struct bench *b, long n, int with_outbox)
+{
+	long i;
+
+	for (i = 0; i < n; i++)
+		if (bench_lifecycle(b, i, with_outbox) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+bench_single(const struct egressd_config *cfg, long n, int with_outbox)
+{
+	struct bench b = { .cfg = *cfg };
+	double t0, dt;
+	int rc;
+
+	if (bench_open(&b, 1) == -1)
+		return -1;
+	t0 = clock_mono();
+	rc = bench_run(&b, n, with_outbox);
+	dt = clock_mono() - t0;
+	bench_close(&b);
+	bench_remove(&b);
+	if (rc == 0)
+		printf("one writer%s: %ld lifecycles in %.2f s: %.0f "
+		    "lifecycles/s\n", with_outbox ? ", with outbox and ack" :
+		    "", n, dt, (double)n / dt);
+	return rc;
+}
+
+static int
+bench_concurrent(const struct egressd_config *cfg, long n, int writers)
+{
+	struct bench b = { .cfg = *cfg };
+	int i, status, failed = 0;
+	double t0, dt;
+	pid_t pid;
+
+	if (bench_open(&b, 1) == -1)
+		return -1;
+	bench_close(&b);
+	t0 = clock_mono();
+	for (i = 0; i < writers; i++) {
+		if ((pid = fork()) == -1) {
+			perror("fork");
+			failed = 1;
+			break;
+		}
+		if (pid == 0) {
+			if (bench_open(&b, 0) == -1)
+				_exit(1);
+			status = bench_run(&b, n / writers, 1);
+			bench_close(&b);
+			_exit(status == 0 ? 0 : 1);
+		}
+	}
+	while (wait(&status) != -1 || errno == EINTR)
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed = 1;
+	dt = clock_mono() - t0;
+	bench_remove(&b);
+	if (failed)
+		return -1;
+	printf("%d writers, with outbox and ack: %ld lifecycles in %.2f s: "
+	    "%.0f lifecycles/s\n", writers, n / writers * writers, dt,
+	    (double)(n / writers * writers) / dt);
+	return 0;
+}
+
+static double
+bench_file_size(const char *dir, const char *name)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) == 0 ? (double)sb.st_size : 0;
+}
+
+static int
+bench_size(const struct egressd_config *cfg, long n)
+{
+	struct bench b = { .cfg = *cfg };
+	double t0, dt, db, wal;
+	int64_t pruned = 0, r;
+	long i;
+	int rc = 0;
+
+	if (bench_open(&b, 1) == -1)
+		return -1;
+	t0 = clock_mono();
+	for (i = 0; i < n && rc == 0; i++) {
+		rc = bench_lifecycle(&b, i, 1);
+		if (rc == 0 && (i + 1) % BENCH_PRUNE_EVERY == 0)
+			do {
+				r = audit_prune(&b.st,
+				    cfg->store.retention_days,
+				    cfg->store.max_rows, clock_wall(),
+				    BENCH_PRUNE_BATCHES);
+				if (r == -1)
+					rc = -1;
+				else
+					pruned += r;
+			} while (r >= BENCH_PRUNE_BATCHES * AUDIT_BATCH);
+	}
+	dt = clock_mono() - t0;
+	bench_close(&b);
+	db = bench_file_size(b.dir, "egressd.db");
+	wal = bench_file_size(b.dir, "egressd.db-wal");
+	bench_remove(&b);
+	if (rc == -1) {
+		fprintf(stderr, "procmgr_bench: size run failed\n");
+		return -1;
+	}
+	printf("%ld operations in %.1f s (%.0f/s, pruning included), "
+	    "retention %.0f days, max_rows %" PRId64 ": database %.1f MB "
+	    "(WAL %.1f MB after close), %.0f bytes/operation, %" PRId64
+	    " rows pruned\n", n, dt, (double)n / dt,
+	    cfg->store.retention_days, cfg->store.max_rows, db / 1e6,
+	    wal / 1e6, db / (double)n, pruned);
+	return 0;
+}
+
+static long
+bench_arg(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1) {
+		fprintf(stderr, "procmgr_bench: bad number %s\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct egressd_config cfg;
+	long lifecycles = 100000, operations = 1000000, writers = 8;
+	int ch, rc;
+
+	while ((ch = getopt(argc, argv, "l:n:w:")) != -1) {
+		switch (ch) {
+		case 'l':
+			lifecycles = bench_arg(optarg);
+			break;
+		case 'n':
+			operations = bench_arg(optarg);
+			break;
+		case 'w':
+			writers = bench_arg(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: procmgr_bench [-l LIFECYCLES] "
+			    "[-n OPERATIONS] [-w WRITERS]\n");
+			return 2;
+		}
+	}
+	if (config_init_defaults(&cfg) == -1) {
+		fprintf(stderr, "procmgr_bench: out of memory\n");
+		return 1;
+	}
+	rc = bench_single(&cfg, lifecycles, 0) == -1 ||
+	    bench_single(&cfg, lifecycles, 1) == -1 ||
+	    bench_concurrent(&cfg, lifecycles, (int)writers) == -1 ||
+	    bench_size(&cfg, operations) == -1;
+	config_free(&cfg);
+	return rc;
+}
