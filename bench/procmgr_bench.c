@@ -29,8 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "audit.h"
 #include "clock.h"
 #include "config.h"
@@ -69,8 +67,6 @@ bench_open(struct bench *b, int create)
 		fprintf(stderr, "procmgr_bench: %s\n", err);
 		return -1;
 	}
-	if (getenv("BENCH_SQL") != NULL)
-		sqlite3_exec(b->st.db, getenv("BENCH_SQL"), NULL, NULL, NULL);
 	snprintf(b->instance, sizeof(b->instance), "bench-%ld",
 	    (long)getpid());
 	procmgr_init(&b->pm, &b->st, b->instance, &b->cfg);
