@@ -112,6 +112,9 @@ int ops_check(struct op_run *run, const char *resource, const char *right,
 struct cJSON *ops_error(const char *type, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* write(2) all of len bytes, retrying on EINTR; 0 or -1 (errno set). */
+int ops_write_all(int fd, const void *data, size_t len);
+
 /* True when result is an error result. */
 int ops_is_error(const struct cJSON *result);
 

@@ -1,9 +1,11 @@
 /* ops: path -> handler dispatch and error results (see include/ops.h). */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -65,6 +67,24 @@ ops_error(const char *type, const char *fmt, ...)
 	cJSON_AddStringToObject(o, "error", msg);
 	cJSON_AddStringToObject(o, "error_type", type);
 	return o;
+}
+
+int
+ops_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 int

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "ops.h"
 #include "ops_storage.h"
 
 #define STORAGE_OPEN_TRIES	4	/* EAGAIN: a rename raced the lookup */
@@ -270,23 +271,6 @@ storage_mkdirs(const struct storage_fs *fs, char *dir)
 	}
 }
 
-static int
-storage_write_all(int fd, const char *data, size_t len)
-{
-	ssize_t r;
-
-	while (len > 0) {
-		if ((r = write(fd, data, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		data += r;
-		len -= (size_t)r;
-	}
-	return 0;
-}
-
 /* A new temporary file in dirfd; its name goes to name. */
 static int
 storage_tmp_create(int dirfd, char *name, size_t namelen)
@@ -321,7 +305,7 @@ storage_replace(int dirfd, const char *base, const void *data, size_t len)
 
 	if ((fd = storage_tmp_create(dirfd, tmp, sizeof(tmp))) == -1)
 		return -1;
-	if (storage_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
+	if (ops_write_all(fd, data, len) == 0 && fsync(fd) == 0) {
 		rc = close(fd);
 		fd = -1;
 	}

@@ -524,23 +524,6 @@ upg_recheck(const char *tmp, cJSON **error)
 	return 0;
 }
 
-static int
-upg_write_all(int fd, const char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* As root keep the file's owner; anyone else can only own it. */
 static int
 upg_fill(int fd, const struct upg_file *f, const char *data, size_t len)
@@ -549,7 +532,7 @@ upg_fill(int fd, const struct upg_file *f, const char *data, size_t len)
 	    fchown(fd, f->st.st_uid, f->st.st_gid) == -1 && errno != EPERM)
 		return -1;
 	if (fchmod(fd, f->st.st_mode & 07777) == -1 ||
-	    upg_write_all(fd, data, len) == -1 || fsync(fd) == -1)
+	    ops_write_all(fd, data, len) == -1 || fsync(fd) == -1)
 		return -1;
 	return 0;
 }
