@@ -61,6 +61,7 @@ test_rights_include(void **state)
 	assert_false(cap_rights_include("read", "rea"));
 	assert_false(cap_rights_include("materialize", "link"));
 	assert_false(cap_rights_include("", "read"));
+	assert_false(cap_rights_include("read, write", "write"));
 }
 
 static void
@@ -79,6 +80,9 @@ test_rights_valid(void **state)
 	assert_int_equal(cap_rights_valid("read,,write", err, sizeof(err)),
 	    -1);
 	assert_string_equal(err, "empty right in \"read,,write\"");
+	assert_int_equal(cap_rights_valid("read, write", err, sizeof(err)),
+	    -1);
+	assert_string_equal(err, "unknown right \" write\"");
 	assert_int_equal(cap_rights_valid("read,", err, sizeof(err)), -1);
 	assert_string_equal(err, "empty right in \"read,\"");
 	assert_int_equal(cap_rights_valid("", err, sizeof(err)), -1);

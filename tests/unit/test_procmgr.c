@@ -1317,6 +1317,36 @@ test_json_escaping(void **state)
 	    "audit WHERE action = 'process.signal'"), "quote \" and \xc3\xa9");
 }
 
+/* Long text is cut short in audit records, never into invalid JSON. */
+static void
+test_json_truncation(void **state)
+{
+	struct fx *f = *state;
+	char reason[1200];
+	agent_pid pid;
+	size_t i, off;
+
+	for (off = 0; off < 3; off++) {
+		memset(reason, 'x', off);
+		for (i = off; i + 2 < sizeof(reason); i += 2)
+			memcpy(reason + i, "\xc3\xa9", 2);
+		reason[i] = '\0';
+		pid = spawn(f, NULL, 0);
+		ok(f, procmgr_exit(&f->pm, pid, NULL, 1, reason, NULL));
+	}
+	/* The whole message is kept where it belongs. */
+	assert_int_equal(q_int(f, "SELECT min(length(status_message)) FROM "
+	    "processes"), (int64_t)(sizeof(reason) - 2) / 2);
+	assert_int_equal(q_int(f, "SELECT min(json_valid(decision)) FROM "
+	    "audit"), 1);
+	assert_int_equal(q_int(f, "SELECT min(json_valid(payload)) FROM "
+	    "events"), 1);
+	assert_true(q_int(f, "SELECT max(length(decision)) FROM audit") <
+	    1024);
+	assert_true(q_int(f, "SELECT min(length(" DECISION("message")
+	    ")) FROM audit WHERE action = 'process.exit'") > 50);
+}
+
 static void
 test_database_locked(void **state)
 {
@@ -1497,6 +1527,7 @@ main(void)
 		DB_TEST(test_check),
 		DB_TEST(test_chdir),
 		DB_TEST(test_json_escaping),
+		DB_TEST(test_json_truncation),
 		DB_TEST(test_database_locked),
 		DB_TEST(test_prune_age),
 		DB_TEST(test_prune_max_rows),
