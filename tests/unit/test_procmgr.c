@@ -1370,6 +1370,32 @@ test_database_locked(void **state)
 	ok(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL, &pid));
 }
 
+static void
+test_database_full(void **state)
+{
+	struct fx *f = *state;
+	agent_pid pid = spawn(f, NULL, 0), other;
+	int64_t pages = q_int(f, "PRAGMA page_count");
+	char sql[64];
+	int i, rc = 0;
+
+	/* No room for one more page: the first call to need one fails. */
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld",
+	    (long long)pages);
+	exec_sql(f, sql);
+	for (i = 0; i < 100 && rc == 0; i++)
+		rc = procmgr_spawn(&f->pm, IMAGE, "{\"pad\":\"xxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "\"}", NULL, 0, NULL, NULL, &other);
+	refused(f, rc, PM_E_DATABASE, NULL);
+	assert_string_equal(f->pm.err, "database or disk is full");
+	exec_sql(f, "PRAGMA max_page_count = 1000000");
+	/* Rolled back whole: the next call goes through. */
+	ok(f, procmgr_exit(&f->pm, pid, "{}", 0, NULL, NULL));
+	assert_int_equal(q_int(f, "SELECT count(*) FROM processes"), i);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM objects"), i + 1);
+}
+
 /* Pruning. */
 
 static void
@@ -1529,6 +1555,7 @@ main(void)
 		DB_TEST(test_json_escaping),
 		DB_TEST(test_json_truncation),
 		DB_TEST(test_database_locked),
+		DB_TEST(test_database_full),
 		DB_TEST(test_prune_age),
 		DB_TEST(test_prune_max_rows),
 		DB_TEST(test_prune_processes),
