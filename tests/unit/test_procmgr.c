@@ -1384,7 +1384,7 @@ test_database_full(void **state)
 	    (long long)pages);
 	exec_sql(f, sql);
 	for (i = 0; i < 100 && rc == 0; i++)
-		rc = procmgr_spawn(&f->pm, IMAGE, "{\"pad\":\"xxxxxxxxxxxxxxxxxxx"
+		rc = procmgr_spawn(&f->pm, IMAGE, "{\"pad\":\"xxxxxxxxxxxxxxx"
 		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		    "\"}", NULL, 0, NULL, NULL, &other);
 	refused(f, rc, PM_E_DATABASE, NULL);
