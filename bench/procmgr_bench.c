@@ -3,6 +3,7 @@
  * database, and the size the database settles at.
  *
  * usage: procmgr_bench [-l LIFECYCLES] [-n OPERATIONS] [-w WRITERS]
+ *        (-n 0 or -w 0 skips that part)
  *
  * 1. One writer: LIFECYCLES (default 100000) spawn -> exit, each two
  *    transactions that write the process, its goal and result objects, its
@@ -250,14 +251,14 @@ bench_size(const struct egressd_config *cfg, long n)
 }
 
 static long
-bench_arg(const char *s)
+bench_arg(const char *s, long min)
 {
 	char *end;
 	long v;
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < 1) {
+	if (errno != 0 || *end != '\0' || v < min) {
 		fprintf(stderr, "procmgr_bench: bad number %s\n", s);
 		exit(2);
 	}
@@ -274,13 +275,13 @@ main(int argc, char **argv)
 	while ((ch = getopt(argc, argv, "l:n:w:")) != -1) {
 		switch (ch) {
 		case 'l':
-			lifecycles = bench_arg(optarg);
+			lifecycles = bench_arg(optarg, 1);
 			break;
 		case 'n':
-			operations = bench_arg(optarg);
+			operations = bench_arg(optarg, 0);
 			break;
 		case 'w':
-			writers = bench_arg(optarg);
+			writers = bench_arg(optarg, 0);
 			break;
 		default:
 			fprintf(stderr, "usage: procmgr_bench [-l LIFECYCLES] "
@@ -292,10 +293,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "procmgr_bench: out of memory\n");
 		return 1;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	rc = bench_single(&cfg, lifecycles, 0) == -1 ||
 	    bench_single(&cfg, lifecycles, 1) == -1 ||
-	    bench_concurrent(&cfg, lifecycles, (int)writers) == -1 ||
-	    bench_size(&cfg, operations) == -1;
+	    (writers > 0 &&
+	    bench_concurrent(&cfg, lifecycles, (int)writers) == -1) ||
+	    (operations > 0 && bench_size(&cfg, operations) == -1);
 	config_free(&cfg);
 	return rc;
 }

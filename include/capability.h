@@ -44,6 +44,9 @@ int cap_grant(struct procmgr *pm, agent_pid subject,
 /* Grant spec to child, refused (PM_E_DENIED) unless ALWAYS_ALLOW for parent. */
 int cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
     const struct cap_spec *spec, const char *issued_by);
+/* cap_inherit's check alone: 0 when parent may pass spec on. */
+int cap_check_inherit(struct procmgr *pm, agent_pid parent,
+    const struct cap_spec *spec);
 int cap_revoke(struct procmgr *pm, int64_t cap_id, const char *revoked_by,
     const char *reason);
 /* The exec shrink: revoke all but object:* and own-namespace ones. */

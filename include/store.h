@@ -33,6 +33,9 @@ struct store {
 	struct sqlite3_stmt *txn_begin;
 	struct sqlite3_stmt *txn_commit;
 	struct sqlite3_stmt *txn_rollback;
+	double busy_timeout;		/* seconds to wait for a lock */
+	double busy_since;		/* when the current wait began */
+	unsigned busy_seed;		/* jitter of the waits */
 };
 
 /* A claimed outbox row; the strings live only during the call. */

@@ -98,13 +98,16 @@ static const char *const audit_phase_sql[AP_COUNT] = {
 	"ORDER BY ended_at, pid LIMIT ?2",
 };
 
-/* A tree goes whole, unless one of it still runs or awaits delivery. */
+/*
+ * A tree goes whole, unless one of it still runs, ended after the cutoff
+ * or awaits the delivery of its result.
+ */
 static const char audit_tree_sql[] =
 	"WITH RECURSIVE tree(pid) AS (SELECT ?1 UNION ALL "
 	"SELECT p.pid FROM processes p JOIN tree t ON p.parent_pid = t.pid) "
 	"DELETE FROM processes WHERE pid IN tree "
 	"AND NOT EXISTS (SELECT 1 FROM tree t JOIN processes p "
-	"ON p.pid = t.pid WHERE p.ended_at IS NULL) "
+	"ON p.pid = t.pid WHERE p.ended_at IS NULL OR p.ended_at >= ?2) "
 	"AND NOT EXISTS (SELECT 1 FROM tree t JOIN outbox o ON o.pid = t.pid)";
 
 static int
@@ -136,6 +139,7 @@ audit_prune_trees(struct audit_pruner *ap, int *seen)
 		return -1;
 	for (i = 0; i < n; i++) {
 		sqlite3_bind_int64(ap->tree, 1, roots[i]);
+		sqlite3_bind_double(ap->tree, 2, ap->cutoff);
 		rc = sqlite3_step(ap->tree);
 		sqlite3_reset(ap->tree);
 		if (rc != SQLITE_DONE)

@@ -33,8 +33,8 @@ cap_resource_matches(const char *pattern, const char *resource)
 }
 
 /*
- * The next name of the comma list at *p, spaces around it dropped; *p moves
- * past its comma.  Returns its length, or -1 at the end of the list.
+ * The next name of the comma list at *p (no spaces: "read,write"); *p
+ * moves past its comma.  Returns its length, or -1 at the end.
  */
 static int
 cap_next_right(const char **p, const char **name)
@@ -44,14 +44,10 @@ cap_next_right(const char **p, const char **name)
 
 	if (s == NULL)
 		return -1;
-	while (*s == ' ')
-		s++;
 	end = strchr(s, ',');
 	n = end ? (size_t)(end - s) : strlen(s);
 	*p = end ? end + 1 : NULL;
 	*name = s;
-	while (n > 0 && s[n - 1] == ' ')
-		n--;
 	return (int)n;
 }
 
@@ -199,8 +195,8 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 }
 
 int
-cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
-    const struct cap_spec *spec, const char *issued_by)
+cap_check_inherit(struct procmgr *pm, agent_pid parent,
+    const struct cap_spec *spec)
 {
 	char right[CAP_RIGHT_MAX];
 	const char *p, *name;
@@ -222,6 +218,15 @@ cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
 			    parent, right, spec->resource,
 			    cap_policy_name(pol));
 	}
+	return 0;
+}
+
+int
+cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
+    const struct cap_spec *spec, const char *issued_by)
+{
+	if (cap_check_inherit(pm, parent, spec) == -1)
+		return -1;
 	return cap_grant(pm, child, spec, issued_by, NULL);
 }
 

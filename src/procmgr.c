@@ -672,39 +672,15 @@ struct pm_child_req {
 	const char *action;	/* "fork", "spawn_child" */
 };
 
-/* Refused unless every right is ALWAYS_ALLOW for the parent. */
+/* Refused before anything is created unless the parent may delegate. */
 static int
 pm_check_inherit(struct procmgr *pm, const struct pm_child_req *rq)
 {
-	char why[PM_ERR_MAX / 2];
-	const char *p, *end;
-	char right[32];
-	enum cap_policy pol;
-	double now = clock_wall();
-	size_t i, n;
+	size_t i;
 
-	for (i = 0; i < rq->ninherit; i++) {
-		if (rq->inherit[i].resource == NULL ||
-		    cap_rights_valid(rq->inherit[i].rights, why,
-		    sizeof(why)) == -1)
-			return pm_error(pm, PM_E_INVALID, "inherit: %s",
-			    rq->inherit[i].resource ? why : "no resource");
-		for (p = rq->inherit[i].rights; p != NULL; p = end ?
-		    end + 1 : NULL) {
-			end = strchr(p, ',');
-			n = end ? (size_t)(end - p) : strlen(p);
-			snprintf(right, sizeof(right), "%.*s", (int)n, p);
-			if (cap_policy(pm, rq->parent, rq->inherit[i].resource,
-			    right, now, &pol) == -1)
-				return -1;
-			if (pol != CAP_ALWAYS_ALLOW)
-				return pm_error(pm, PM_E_DENIED, "%" PRId64
-				    " cannot inherit %s on %.200s; parent "
-				    "policy is %s", rq->parent, right,
-				    rq->inherit[i].resource,
-				    cap_policy_name(pol));
-		}
-	}
+	for (i = 0; i < rq->ninherit; i++)
+		if (cap_check_inherit(pm, rq->parent, &rq->inherit[i]) == -1)
+			return -1;
 	return 0;
 }
 

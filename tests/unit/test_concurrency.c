@@ -1,148 +1,251 @@
 /*
- * Concurrency: 8 OS processes, each with its own connection opened after
- * fork, run 10,000 agent process lifecycles each on one database (spawn,
- * a tool call, exit with an outbox row, the acknowledgement deleting it).
- * No SQLITE_BUSY may surface and every count must be exact.
- * EGRESSD_CONCURRENCY_LIFECYCLES lowers the count for quick local runs.
+ * Concurrency test for procmgr: WRITERS OS processes, each with its own
+ * connection opened after fork (busy_timeout 5 s, synchronous NORMAL), run
+ * LIFECYCLES lifecycles each at once: spawn, one tool call, exit with an
+ * outbox entry, and the entry's deletion as an acknowledgement would.
+ * Every writer must finish without a single database error surfacing
+ * (SQLITE_BUSY past the timeout would be PM_E_DATABASE), and the counts
+ * must come out exact: every process EXITED, every event and audit record
+ * there, the outbox empty, the file intact.
+ *
+ * TEST_CONCURRENCY_LIFECYCLES lowers the per-writer count for quick runs
+ * (default 10000).
  */
+
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "clock.h"
 #include "config.h"
 #include "procmgr.h"
 #include "store.h"
 
 #define WRITERS 8
 #define LIFECYCLES 10000
+#define BUSY_TIMEOUT 5.0
+#define CALLS_PER_LIFECYCLE 3	/* spawn, tool call, exit */
+#define EXIT_DATABASE 2		/* a writer saw PM_E_DATABASE or BUSY */
+#define EXIT_OTHER 3
 
-static int
+static long
 lifecycles(void)
 {
-	const char *env = getenv("EGRESSD_CONCURRENCY_LIFECYCLES");
+	const char *env = getenv("TEST_CONCURRENCY_LIFECYCLES");
+	char *end;
+	long n;
 
-	return env != NULL && atoi(env) > 0 ? atoi(env) : LIFECYCLES;
-}
-
-static int
-one_lifecycle(struct procmgr *pm, struct store *st, int w, int i)
-{
-	char op[64];
-	struct outbox_entry ob = { op, "{\"ok\":true}", 0 };
-	agent_pid pid;
-
-	snprintf(op, sizeof(op), "w%d-%d", w, i);
-	if (procmgr_spawn(pm, "/api/v1/test/health", "{}", NULL, 0, op, NULL,
-	    &pid) == -1 || procmgr_charge_tool_call(pm, pid) == -1 ||
-	    procmgr_exit(pm, pid, "{\"ok\":true}", 0, NULL, &ob) == -1) {
-		fprintf(stderr, "writer %d: %s\n", w, pm->err);
-		return -1;
-	}
-	return store_outbox_delete(st, op);
-}
-
-/* A writer process: its own connection, opened after fork. */
-static int
-writer(const char *dir, int w, int n)
-{
-	struct egressd_config cfg;
-	struct procmgr pm;
-	struct store st;
-	char err[512], id[32];
-	int i, rc = 0;
-
-	if (config_init_defaults(&cfg) == -1 || store_open(&st, dir,
-	    SYNC_NORMAL, 5.0, err, sizeof(err)) == -1)
-		return 1;
-	snprintf(id, sizeof(id), "writer-%d", w);
-	procmgr_init(&pm, &st, id, &cfg);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = one_lifecycle(&pm, &st, w, i);
-	procmgr_close(&pm);
-	store_close(&st);
-	config_free(&cfg);
-	return rc == 0 ? 0 : 1;
-}
-
-static int64_t
-count(struct store *st, const char *sql)
-{
-	sqlite3_stmt *s;
-	int64_t n = -1;
-
-	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	if (env == NULL || *env == '\0')
+		return LIFECYCLES;
+	errno = 0;
+	n = strtol(env, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 1)
+		fail_msg("TEST_CONCURRENCY_LIFECYCLES: bad number %s", env);
 	return n;
 }
 
-static void
-test_eight_writers(void **state)
+static int
+writer_failed(int writer, long i, const char *what, const char *err,
+    int database)
 {
-	char dir[64], err[512], cmd[128];
-	struct store st;
-	pid_t pids[WRITERS];
-	int w, status, n = lifecycles();
-	int64_t total = (int64_t)WRITERS * n;
-	double t0;
+	fprintf(stderr, "writer %d, lifecycle %ld: %s: %s\n", writer, i, what,
+	    err);
+	return database ? EXIT_DATABASE : EXIT_OTHER;
+}
 
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/test-concurrency-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, 5.0, err,
+/* One writer's whole run; returns its exit status. */
+static int
+writer_run(const char *dir, int writer, long n,
+    const struct egressd_config *cfg)
+{
+	struct outbox_entry ob = { .result = "{\"ok\":true}" };
+	char err[512], instance[32], opid[64];
+	struct procmgr pm;
+	struct store st;
+	agent_pid pid;
+	long i;
+	int rc = 0;
+
+	if (store_open(&st, dir, SYNC_NORMAL, BUSY_TIMEOUT, err,
+	    sizeof(err)) == -1)
+		return writer_failed(writer, 0, "open", err, 1);
+	snprintf(instance, sizeof(instance), "writer-%d", writer);
+	procmgr_init(&pm, &st, instance, cfg);
+	for (i = 0; i < n && rc == 0; i++) {
+		snprintf(opid, sizeof(opid), "w%d-%ld", writer, i);
+		ob.operation_id = opid;
+		if (procmgr_spawn(&pm, "/api/v1/test/health", "{}", NULL, 0,
+		    opid, NULL, &pid) == -1)
+			rc = writer_failed(writer, i, "spawn", pm.err,
+			    pm.errtype == PM_E_DATABASE);
+		else if (procmgr_charge_tool_call(&pm, pid) == -1)
+			rc = writer_failed(writer, i, "charge", pm.err,
+			    pm.errtype == PM_E_DATABASE);
+		else if (procmgr_exit(&pm, pid, ob.result, 0, NULL, &ob) == -1)
+			rc = writer_failed(writer, i, "exit", pm.err,
+			    pm.errtype == PM_E_DATABASE);
+		else if (store_outbox_delete(&st, opid) == -1)
+			rc = writer_failed(writer, i, "outbox delete",
+			    store_errmsg(&st), 1);
+	}
+	procmgr_close(&pm);
+	store_close(&st);
+	return rc;
+}
+
+static int64_t
+count(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static void
+remove_dir(const char *dir)
+{
+	static const char *const files[] = { "egressd.db", "egressd.db-wal",
+	    "egressd.db-shm" };
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+static void
+check_counts(const char *dir, long n)
+{
+	int64_t total = (int64_t)WRITERS * n;
+	struct store st;
+	char err[512];
+	sqlite3 *db;
+
+	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, BUSY_TIMEOUT, err,
+	    sizeof(err)), 0);
+	db = st.db;
+	assert_int_equal(count(db, "SELECT count(*) FROM processes"), total);
+	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE "
+	    "status = 'EXITED' AND ended_at IS NOT NULL AND tool_calls = 1 "
+	    "AND result_oid IS NOT NULL"), total);
+	assert_int_equal(count(db, "SELECT max(pid) FROM processes"), total);
+	assert_int_equal(count(db, "SELECT count(DISTINCT operation_id) FROM "
+	    "processes"), total);
+	assert_int_equal(count(db, "SELECT count(*) FROM objects"), 2 * total);
+	assert_int_equal(count(db, "SELECT count(*) FROM views"), total);
+	assert_int_equal(count(db, "SELECT count(*) FROM events"),
+	    CALLS_PER_LIFECYCLE * total);
+	assert_int_equal(count(db, "SELECT count(*) FROM audit"),
+	    CALLS_PER_LIFECYCLE * total);
+	assert_int_equal(count(db, "SELECT count(*) FROM events WHERE type = "
+	    "'process.exited'"), total);
+	assert_int_equal(count(db, "SELECT count(*) FROM audit WHERE action = "
+	    "'process.tool_call'"), total);
+	assert_int_equal(count(db, "SELECT count(*) FROM outbox"), 0);
+	assert_int_equal(count(db, "SELECT count(DISTINCT instance_id) FROM "
+	    "processes"), WRITERS);
+	assert_int_equal(count(db, "SELECT count(*) FROM pragma_quick_check "
+	    "WHERE quick_check != 'ok'"), 0);
+	store_close(&st);
+}
+
+struct fx {
+	struct egressd_config cfg;
+	char dir[64];
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || config_init_defaults(&f->cfg) == -1) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test-concurrency-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		config_free(&f->cfg);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	remove_dir(f->dir);
+	config_free(&f->cfg);
+	free(f);
+	return 0;
+}
+
+static void
+test_concurrent_lifecycles(void **state)
+{
+	struct fx *f = *state;
+	const char *dir = f->dir;
+	char err[512];
+	struct store st;
+	pid_t pids[WRITERS], pid;
+	int i, status, failed = 0, database = 0;
+	long n = lifecycles();
+
+	/* The master migrates before any worker starts. */
+	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, BUSY_TIMEOUT, err,
 	    sizeof(err)), 0);
 	assert_int_equal(store_migrate(&st, err, sizeof(err)), 0);
-	store_close(&st);	/* no connection crosses fork */
-	t0 = clock_mono();
-	for (w = 0; w < WRITERS; w++) {
-		pids[w] = fork();
-		assert_true(pids[w] >= 0);
-		if (pids[w] == 0)
-			_exit(writer(dir, w, n));
-	}
-	for (w = 0; w < WRITERS; w++) {
-		assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
-	printf("%d writers x %d lifecycles: %.0f lifecycles/s\n", WRITERS, n,
-	    (double)total / (clock_mono() - t0));
-	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, 5.0, err,
-	    sizeof(err)), 0);
-	assert_int_equal(count(&st, "SELECT count(*) FROM processes"), total);
-	assert_int_equal(count(&st, "SELECT count(*) FROM processes WHERE "
-	    "status = 'EXITED' AND tool_calls = 1"), total);
-	assert_int_equal(count(&st, "SELECT count(DISTINCT operation_id) "
-	    "FROM processes"), total);
-	assert_int_equal(count(&st, "SELECT count(*) FROM outbox"), 0);
-	assert_int_equal(count(&st, "SELECT count(*) FROM audit WHERE "
-	    "action = 'process.spawn'"), total);
-	assert_int_equal(count(&st, "SELECT count(*) FROM audit WHERE "
-	    "action = 'process.exit'"), total);
-	assert_int_equal(count(&st, "SELECT count(*) FROM events WHERE "
-	    "type = 'process.exited'"), total);
 	store_close(&st);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	for (i = 0; i < WRITERS; i++) {
+		if ((pids[i] = fork()) == -1)
+			fail_msg("fork: %s", strerror(errno));
+		if (pids[i] == 0)
+			_exit(writer_run(dir, i, n, &f->cfg));
+	}
+	for (i = 0; i < WRITERS; i++) {
+		while ((pid = waitpid(pids[i], &status, 0)) == -1 &&
+		    errno == EINTR)
+			;
+		assert_int_equal(pid, pids[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			failed++;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DATABASE)
+			database++;
+	}
+	assert_int_equal(database, 0);
+	assert_int_equal(failed, 0);
+	check_counts(dir, n);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_eight_writers),
+		cmocka_unit_test_setup_teardown(test_concurrent_lifecycles,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
