@@ -24,6 +24,13 @@ struct cJSON *json_parse_limited(const char *text, size_t len,
 const char *json_string(const struct cJSON *o, const char *key);
 
 /*
+ * Length of the valid UTF-8 sequence at s (len > 0 bytes left), or 0 for
+ * a NUL, a bad lead or continuation byte, an overlong form, a surrogate or
+ * a code point past U+10FFFF.
+ */
+size_t json_utf8_len(const char *s, size_t len);
+
+/*
  * Whether len bytes are valid UTF-8 without NUL, so a JSON string can carry
  * them unchanged (a cJSON string ends at the first NUL).
  */

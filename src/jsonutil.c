@@ -66,10 +66,10 @@ json_string(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (no NUL), or 0. */
-static size_t
-json_utf8_seq(const unsigned char *s, size_t len)
+size_t
+json_utf8_len(const char *text, size_t len)
 {
+	const unsigned char *s = (const unsigned char *)text;
 	unsigned int c = s[0], cp;
 	size_t n, i;
 
@@ -104,8 +104,7 @@ json_utf8_valid(const char *s, size_t len)
 	size_t i, n;
 
 	for (i = 0; i < len; i += n)
-		if ((n = json_utf8_seq((const unsigned char *)s + i,
-		    len - i)) == 0)
+		if ((n = json_utf8_len(s + i, len - i)) == 0)
 			return 0;
 	return 1;
 }
@@ -121,8 +120,7 @@ json_text(const char *s, size_t len)
 	if (len > (SIZE_MAX - 1) / 3 || (buf = malloc(len * 3 + 1)) == NULL)
 		return NULL;
 	for (i = 0, o = buf; i < len; i += n) {
-		if ((n = json_utf8_seq((const unsigned char *)s + i,
-		    len - i)) == 0) {
+		if ((n = json_utf8_len(s + i, len - i)) == 0) {
 			memcpy(o, repl, 3);
 			o += 3;
 			n = 1;

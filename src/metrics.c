@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jsonutil.h"
 #include "metrics.h"
 
 #define METRICS_OUTCOME_ERROR (METRICS_OUTCOMES - 1)	/* type unknown */
@@ -565,32 +566,6 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 
 /* push_logs lines. */
 
-/* Length of the valid UTF-8 sequence at s, 0 when it is not one. */
-static size_t
-metrics_utf8_len(const unsigned char *s)
-{
-	size_t n, i;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	for (i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
-	    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-		return 0;
-	return n;
-}
-
 int
 metrics_add_log_line(cJSON *lines, const char *line, const char *secret)
 {
@@ -604,7 +579,7 @@ metrics_add_log_line(cJSON *lines, const char *line, const char *secret)
 	if ((clean = malloc(len + 1)) == NULL)
 		return -1;
 	while (i < len) {
-		if ((n = metrics_utf8_len(s + i)) == 0) {
+		if ((n = json_utf8_len(line + i, len - i)) == 0) {
 			clean[o++] = '?';
 			i++;
 			continue;

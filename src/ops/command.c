@@ -61,6 +61,7 @@
 
 #include "config.h"
 #include "evloop.h"
+#include "jsonutil.h"
 #include "ops.h"
 
 #ifndef SYS_pidfd_open
@@ -79,7 +80,6 @@
 #define CMD_ROUNDS	16	/* reads per callback, so others get a turn */
 #define CMD_BUF_MIN	4096
 #define CMD_NSEC	1000000000L
-#define CMD_REPLACEMENT	"\xef\xbf\xbd"	/* U+FFFD */
 
 enum cmd_stage { CMD_RUNNING, CMD_TERM_SENT, CMD_KILL_SENT };
 
@@ -143,40 +143,6 @@ cmd_uses(const struct config_command *cmd, const char *name)
 	return false;
 }
 
-/* Length of the valid UTF-8 sequence at p (of n bytes), or 0. */
-static size_t
-cmd_utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len, i;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	/* No overlong forms, surrogates or code points above U+10FFFF. */
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (n < len || p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return len;
-}
-
 /* Why v may not be an argument value, or NULL when it may. */
 static const char *
 cmd_value_problem(const char *v)
@@ -191,7 +157,7 @@ cmd_value_problem(const char *v)
 	for (i = 0; i < n; i += len) {
 		if (p[i] < 0x20 || p[i] == 0x7f)
 			return "must not contain control characters";
-		if ((len = cmd_utf8_len(p + i, n - i)) == 0)
+		if ((len = json_utf8_len(v + i, n - i)) == 0)
 			return "must be valid UTF-8";
 	}
 	return NULL;
@@ -552,42 +518,16 @@ cmd_arm(struct cmd_state *st, double seconds)
 }
 
 /* One stream's text: UTF-8, with U+FFFD for bad sequences and NULs. */
-static char *
-cmd_utf8_text(const struct cmd_stream *s)
-{
-	const unsigned char *p = (const unsigned char *)s->buf;
-	size_t i = 0, o = 0, len;
-	char *t;
-
-	if ((t = malloc(s->len * 3 + 1)) == NULL)
-		return NULL;
-	while (i < s->len) {
-		len = p[i] != 0 ? cmd_utf8_len(p + i, s->len - i) : 0;
-		if (len == 0) {
-			memcpy(t + o, CMD_REPLACEMENT, 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		memcpy(t + o, p + i, len);
-		o += len;
-		i += len;
-	}
-	t[o] = '\0';
-	return t;
-}
-
 static bool
 cmd_add_text(cJSON *o, const char *key, const struct cmd_stream *s)
 {
-	char *t = cmd_utf8_text(s);
-	bool ok;
+	cJSON *t = json_text(s->buf, s->len);
 
-	if (t == NULL)
+	if (t == NULL || !cJSON_AddItemToObject(o, key, t)) {
+		cJSON_Delete(t);
 		return false;
-	ok = cJSON_AddStringToObject(o, key, t) != NULL;
-	free(t);
-	return ok;
+	}
+	return true;
 }
 
 static cJSON *

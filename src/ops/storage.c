@@ -58,9 +58,6 @@ static const struct storage_method {
 	{ "list_objects", "read", true, storage_list },
 };
 
-static const char storage_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* An errno of ops/storage_fs.c (see ops_storage.h) as an error result. */
 static cJSON *
 storage_errno(const struct storage_req *req, int err)
@@ -112,85 +109,6 @@ storage_result(cJSON *o, bool complete)
 	return o;
 }
 
-/* Valid UTF-8 sequence at s: its length, or 0. */
-static size_t
-storage_utf8_seq(const unsigned char *s, size_t len)
-{
-	size_t n, k;
-	uint32_t cp;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 1, cp = s[0] & 0x1f;
-	else if ((s[0] & 0xf0) == 0xe0)
-		n = 2, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 3, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len <= n)
-		return 0;
-	for (k = 1; k <= n; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[k] & 0x3f);
-	}
-	/* Overlong forms, surrogates, past U+10FFFF. */
-	if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n + 1;
-}
-
-/* Whether the bytes can be a JSON string: UTF-8 without NUL. */
-static bool
-storage_is_text(const char *buf, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0, n;
-
-	while (i < len) {
-		if (s[i] == 0)
-			return false;
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((n = storage_utf8_seq(s + i, len - i)) == 0)
-			return false;
-		i += n;
-	}
-	return true;
-}
-
-static char *
-storage_b64_encode(const unsigned char *in, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1), *o = out;
-	uint32_t v;
-	size_t i;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-		*o++ = storage_b64[v >> 18 & 63];
-		*o++ = storage_b64[v >> 12 & 63];
-		*o++ = storage_b64[v >> 6 & 63];
-		*o++ = storage_b64[v & 63];
-	}
-	if (i < len) {
-		v = (uint32_t)in[i] << 16 |
-		    (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-		*o++ = storage_b64[v >> 18 & 63];
-		*o++ = storage_b64[v >> 12 & 63];
-		*o++ = i + 1 < len ? storage_b64[v >> 6 & 63] : '=';
-		*o++ = '=';
-	}
-	*o = '\0';
-	return out;
-}
-
 static int
 storage_b64_value(unsigned char c)
 {
@@ -240,29 +158,28 @@ storage_b64_decode(const char *s, size_t len, unsigned char *out)
 static cJSON *
 storage_read(struct storage_req *req)
 {
-	cJSON *o;
-	char *buf, *b64 = NULL;
+	cJSON *o, *data;
+	char *buf;
 	size_t len;
 	bool text, ok;
 
 	if (storage_fs_read(&req->fs, req->key, req->max_bytes, &buf, &len)
 	    == -1)
 		return storage_errno(req, errno);
-	text = storage_is_text(buf, len);
-	if (!text &&
-	    (b64 = storage_b64_encode((unsigned char *)buf, len)) == NULL) {
-		free(buf);
+	text = json_utf8_valid(buf, len);
+	data = text ? cJSON_CreateString(buf) : json_base64(buf, len);
+	free(buf);
+	if (data == NULL)
 		return NULL;	/* out of memory */
+	if ((o = cJSON_CreateObject()) == NULL) {
+		cJSON_Delete(data);
+		return NULL;
 	}
-	o = cJSON_CreateObject();
-	ok = o != NULL &&
-	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	ok = cJSON_AddStringToObject(o, "key", req->key) != NULL &&
 	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
 	    cJSON_AddStringToObject(o, "encoding",
-	    text ? "utf-8" : "base64") != NULL &&
-	    cJSON_AddStringToObject(o, "data", text ? buf : b64) != NULL;
-	free(buf);
-	free(b64);
+	    text ? "utf-8" : "base64") != NULL;
+	cJSON_AddItemToObject(o, "data", data);	/* o owns it either way */
 	return storage_result(o, ok);
 }
 
