@@ -16,7 +16,7 @@
 #define CTLDB_EXIT_ERROR 2
 #define CTLDB_PS_ROOTS 200	/* ps --all: most recent operations shown */
 #define CTLDB_AUDIT_LIMIT 1000	/* audit rows printed unless --limit */
-#define CTLDB_EVENTS 50		/* inspect: most recent events */
+#define CTLDB_EVENTS "50"	/* inspect: most recent events */
 
 struct ctldb_opts {
 	int all;
@@ -166,40 +166,47 @@ ctldb_ps_row(sqlite3_stmt *s, int depth, double now)
 	    budget, depth * 2, "", ctldb_text(s, 3));
 }
 
+static int ctldb_ps_children(sqlite3 *db, long long parent, int depth,
+    double now);
+
+/* Print the rows of s (bound already) at depth, then each one's children. */
+static int
+ctldb_ps_rows(sqlite3 *db, sqlite3_stmt *s, int depth, double now)
+{
+	long long *pids = NULL, *np;
+	size_t n = 0, i;
+	int rc = 0;
+
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		ctldb_ps_row(s, depth, now);
+		if ((np = realloc(pids, (n + 1) * sizeof(*pids))) == NULL)
+			break;
+		pids = np;
+		pids[n++] = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_finalize(s);	/* before recursing: one statement at a time */
+	for (i = 0; i < n && rc == 0; i++)
+		rc = ctldb_ps_children(db, pids[i], depth + 1, now);
+	free(pids);
+	return rc;
+}
+
 static int
 ctldb_ps_children(sqlite3 *db, long long parent, int depth, double now)
 {
 	sqlite3_stmt *s;
-	long long *kids = NULL, *nk;
-	size_t n = 0, i;
-	int rc = 0;
 
 	if ((s = ctldb_prepare(db, "SELECT " CTLDB_PS_COLS " FROM processes "
 	    "WHERE parent_pid = ? ORDER BY pid")) == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, parent);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		ctldb_ps_row(s, depth, now);
-		if ((nk = realloc(kids, (n + 1) * sizeof(*kids))) == NULL)
-			break;
-		kids = nk;
-		kids[n++] = sqlite3_column_int64(s, 0);
-	}
-	sqlite3_finalize(s);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = ctldb_ps_children(db, kids[i], depth + 1, now);
-	free(kids);
-	return rc;
+	return ctldb_ps_rows(db, s, depth, now);
 }
 
 static int
 ctldb_ps(sqlite3 *db, const struct ctldb_opts *o)
 {
 	sqlite3_stmt *s;
-	double now = clock_wall();
-	long long *roots = NULL, *nr;
-	size_t n = 0, i;
-	int rc = 0;
 
 	s = ctldb_prepare(db, "SELECT " CTLDB_PS_COLS " FROM (SELECT * FROM "
 	    "processes p WHERE parent_pid IS NULL AND (?1 OR ended_at IS "
@@ -213,18 +220,8 @@ ctldb_ps(sqlite3 *db, const struct ctldb_opts *o)
 	sqlite3_bind_int64(s, 3, o->limit > 0 ? o->limit : CTLDB_PS_ROOTS);
 	printf("%8s %8s  %-13s %7s  %-15s %s\n", "PID", "PPID", "STATUS",
 	    "AGE", "TOOLS CHILDREN", "IMAGE");
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		ctldb_ps_row(s, 0, now);
-		if ((nr = realloc(roots, (n + 1) * sizeof(*roots))) == NULL)
-			break;
-		roots = nr;
-		roots[n++] = sqlite3_column_int64(s, 0);
-	}
-	sqlite3_finalize(s);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = ctldb_ps_children(db, roots[i], 1, now);
-	free(roots);
-	return rc == 0 ? 0 : CTLDB_EXIT_ERROR;
+	return ctldb_ps_rows(db, s, 0, clock_wall()) == 0 ? 0 :
+	    CTLDB_EXIT_ERROR;
 }
 
 /* inspect: one process, everything known about it. */
@@ -324,7 +321,7 @@ ctldb_inspect_build(sqlite3 *db, long long pid)
 	    pid, ctldb_json_cols));
 	cJSON_AddItemToObject(p, "events", ctldb_query(db, "SELECT * FROM "
 	    "(SELECT id, type, source, payload, created_at FROM events WHERE "
-	    "pid = ? ORDER BY id DESC LIMIT 50) ORDER BY id", pid,
+	    "pid = ? ORDER BY id DESC LIMIT " CTLDB_EVENTS ") ORDER BY id", pid,
 	    ctldb_json_cols));
 	return p;
 }

@@ -589,7 +589,6 @@ void
 runner_start(struct runner *r, struct runner_op *op, const char *path,
     const cJSON *body)
 {
-	(void)r;
 	if (strcmp(op->run.path, path) != 0) {
 		free((char *)op->run.path);
 		if ((op->run.path = strdup(path)) == NULL) {
