@@ -200,6 +200,18 @@ def wait_results(orch, op_ids, timeout=DEADLINE):
     return results_by_id(orch)
 
 
+def run_operations(orch, ops):
+    """Enqueue ops (as for orch.enqueue), tell the agent and wait; -> each
+    operation's one result record, in the order given (more than one result
+    for an operation fails the test)."""
+    ids = orch.enqueue(ops)["operation_ids"]
+    kick(orch)
+    res = wait_results(orch, ids)
+    for op_id, op in zip(ids, ops):
+        assert len(res[op_id]) == 1, f"{op}: {res[op_id]}"
+    return [res[i][0] for i in ids]
+
+
 def requests(orch, endpoint=None, instance_id=None, method=None, path=None,
              since_time=None, until_time=None):
     out = orch.get_requests(path=path, method=method, endpoint=endpoint,

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import render_config  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    DEADLINE, kick, pid_alive, wait_results, wait_until)
+    DEADLINE, pid_alive, run_operations, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 COMMAND_PATH = "/api/v1/agent/execute/command"
@@ -43,16 +43,8 @@ def start_agent(agent):
 
 
 def run_ops(orch, ops):
-    ids = orch.enqueue([{"path": COMMAND_PATH, "operation": op}
-                        for op in ops])["operation_ids"]
-    kick(orch)
-    res = wait_results(orch, ids)
-    out = []
-    for op_id in ids:
-        rs = res[op_id]
-        assert len(rs) == 1, f"{op_id}: {len(rs)} results"
-        out.append(rs[0]["result"])
-    return out
+    return [r["result"] for r in run_operations(
+        orch, [{"path": COMMAND_PATH, "operation": op} for op in ops])]
 
 
 def test_command_output(orch, agent):

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from proto_helpers import SHORT, kick, wait_results  # noqa: E402
+from proto_helpers import SHORT, run_operations  # noqa: E402
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 HTTP_PATH = "/api/v1/agent/execute/http"
@@ -136,11 +136,8 @@ def start(agent, site):
 
 def run_ops(orch, bodies):
     """Enqueue one http operation per body; -> their results, in order."""
-    ids = orch.enqueue([{"path": HTTP_PATH, "operation": b}
-                        for b in bodies])["operation_ids"]
-    kick(orch)
-    res = wait_results(orch, ids)
-    return [res[i][0]["result"] for i in ids]
+    return [r["result"] for r in run_operations(
+        orch, [{"path": HTTP_PATH, "operation": b} for b in bodies])]
 
 
 def assert_error(result, error_type, needle):

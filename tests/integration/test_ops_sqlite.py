@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import render_config  # noqa: E402
-from proto_helpers import kick, wait_results  # noqa: E402
+from proto_helpers import run_operations  # noqa: E402
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 SQLITE_PATH = "/api/v1/agent/execute/sqlite"
@@ -62,11 +62,8 @@ def start(agent, workdir):
 
 def run_ops(orch, bodies):
     """Enqueue one sqlite operation per body; -> their results, in order."""
-    ids = orch.enqueue([{"path": SQLITE_PATH, "operation": b}
-                        for b in bodies])["operation_ids"]
-    kick(orch)
-    res = wait_results(orch, ids)
-    return [res[i][0]["result"] for i in ids]
+    return [r["result"] for r in run_operations(
+        orch, [{"path": SQLITE_PATH, "operation": b} for b in bodies])]
 
 
 def assert_error(result, error_type, needle):

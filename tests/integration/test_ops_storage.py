@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from proto_helpers import kick, wait_results  # noqa: E402
+from proto_helpers import kick, run_operations, wait_results  # noqa: E402
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 STORAGE = "/api/v1/agent/execute/storage/"
@@ -37,15 +37,8 @@ def _start(agent, workdir, **storage):
 def _run(orch, ops):
     """Run [(method, body), ...] (in any order, on any worker); -> their
     results, in the order given."""
-    ids = orch.enqueue([{"path": STORAGE + m, "operation": b}
-                        for m, b in ops])["operation_ids"]
-    kick(orch)
-    res = wait_results(orch, ids)
-    out = []
-    for op_id, (method, body) in zip(ids, ops):
-        assert len(res[op_id]) == 1, f"{method} {body}: {res[op_id]}"
-        out.append(res[op_id][0]["result"])
-    return out
+    return [r["result"] for r in run_operations(
+        orch, [{"path": STORAGE + m, "operation": b} for m, b in ops])]
 
 
 def _ok(result, what):

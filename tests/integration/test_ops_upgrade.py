@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import binary  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    DEADLINE, kick, pid_alive, wait_results, wait_until)
+    DEADLINE, kick, pid_alive, run_operations, wait_results,
+    wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 UPGRADE_PATH = "/api/v1/upgrade"
@@ -30,16 +31,8 @@ def start_agent(agent, capabilities=None, start=True):
 
 
 def run_ops(orch, path, ops):
-    ids = orch.enqueue([{"path": path, "operation": op}
-                        for op in ops])["operation_ids"]
-    kick(orch)
-    res = wait_results(orch, ids)
-    out = []
-    for op_id in ids:
-        rs = res[op_id]
-        assert len(rs) == 1, f"{op_id}: {len(rs)} results"
-        out.append(rs[0])
-    return out
+    return run_operations(orch, [{"path": path, "operation": op}
+                                 for op in ops])
 
 
 def read(path):
