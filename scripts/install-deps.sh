@@ -3,7 +3,8 @@
 set -e
 PKGS="build-essential autoconf automake pkg-config \
 libcurl4-openssl-dev libcjson-dev libsqlite3-dev uuid-dev libconfig-dev \
-libcmocka-dev python3 python3-pytest procps"
+libcmocka-dev python3 python3-pytest procps \
+clang libclang-rt-dev valgrind gnuplot-nox python3-requests"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 if [ "${EGRESSD_SKIP_APT:-0}" != 1 ]; then

@@ -35,6 +35,36 @@ NOT_YET = (OSError, EOFError, ValueError, KeyError, TypeError, AssertionError,
 # --------------------------------------------------------------------------
 # waiting
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find
+# something; a sanitized build's report on stderr fails the test that ran it.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "runtime error:")
+
+
+def sanitizer_reports(text):
+    """The lines of a process's stderr that are sanitizer reports."""
+    return [ln for ln in text.splitlines()
+            if any(m in ln for m in SANITIZER_MARKERS)]
+
+
+def run_tool(argv, timeout=None):
+    """Run a program to completion (text output captured).  It must not
+    leave a sanitizer report, whatever its exit status: a leak on a refusing
+    path would otherwise go unseen."""
+    r = subprocess.run([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True,
+                       timeout=timeout or SHORT)
+    fail_on_sanitizer_report(" ".join(map(str, argv)), r.stderr)
+    return r
+
+
+def fail_on_sanitizer_report(what, err):
+    hits = sanitizer_reports(err or "")
+    if hits:
+        pytest.fail(f"sanitizer report from {what}: {hits[:5]}\n"
+                    f"{err[-4000:]}", pytrace=False)
+
+
 def wait_until(pred, timeout=DEADLINE, interval=POLL, msg="condition"):
     """Call pred() until it returns something truthy; return that value.
 

@@ -23,7 +23,8 @@ import subprocess
 import pytest
 
 from common import (DEADLINE, SHORT, EgressdProcess, binary, children_of,
-                    failed, merge, render_config, sigkill, wait_until,
+                    fail_on_sanitizer_report, failed, merge, render_config,
+                    run_tool, sanitizer_reports, sigkill, wait_until,
                     workdir_fixture)
 # for the test modules
 from common import Control, pid_alive, ppid_of  # noqa: F401
@@ -171,21 +172,27 @@ def egressd(request, workdir, egressd_bin):
     was_failed = failed(request)
     for d in started:
         d.stop()
-    if was_failed:
-        for d in started:
-            out, err = d.output()
+    reports = []
+    for d in started:
+        out, err = d.output()
+        hits = sanitizer_reports(err)
+        if hits:
+            reports.append(f"{d.dir}: {hits[:5]}")
+        if was_failed or hits:
             print(f"\n===== egressd pid {d.proc.pid if d.proc else '-'} "
                   f"exit {d.proc.returncode if d.proc else '-'} =====")
             print(f"--- stdout ---\n{out[-8000:]}")
             print(f"--- stderr ---\n{err[-8000:]}")
             print(f"--- {d.logfile} (tail) ---\n{d.log()[-20000:]}")
+    if reports:
+        pytest.fail("sanitizer reports on stderr: " + "; ".join(reports),
+                    pytrace=False)
+
 
 
 def run_ctl(egressctl_bin, *args, timeout=SHORT):
     """Run egressctl; return CompletedProcess (text)."""
-    return subprocess.run([egressctl_bin] + [str(a) for a in args],
-                          stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_tool([egressctl_bin, *args], timeout=timeout)
 
 
 def run_egressd(egressd_bin, *args, timeout=DEADLINE, cwd=None):
@@ -206,4 +213,5 @@ def run_egressd(egressd_bin, *args, timeout=DEADLINE, cwd=None):
         raise AssertionError(
             f"egressd {' '.join(map(str, args))} did not exit within "
             f"{timeout:.0f}s (it kept running)\nstderr: {err}")
+    fail_on_sanitizer_report("egressd " + " ".join(map(str, args)), err)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

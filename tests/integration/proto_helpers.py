@@ -34,15 +34,13 @@ from fake_orchestrator import FakeOrchestrator  # noqa: E402
 
 from common import (DEADLINE, SCALE, SHORT,  # noqa: E402
                     EgressdProcess, binary, merge, render_config,
-                    wait_until, workdir_fixture)
+                    sanitizer_reports, wait_until, workdir_fixture)
 # for the test modules
 from common import pid_alive  # noqa: E402,F401
 
 STOP_WAIT = 15.0 * SCALE         # teardown: TERM, then SIGKILL after this
 
 TOKEN_ID = "tid"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                     "runtime error:")
 
 EP_OPERATION = "operation"
 EP_RESULT = "result"
@@ -300,8 +298,7 @@ def agent(request, workdir):
             a.stop()
         finally:
             a.dump()
-        hits = [ln for ln in a.stderr().splitlines()
-                if any(m in ln for m in SANITIZER_MARKERS)]
+        hits = sanitizer_reports(a.stderr())
         if hits:
             sanitizer.append(f"{a.dir}: {hits[:5]}")
     if sanitizer:

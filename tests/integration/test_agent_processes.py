@@ -8,11 +8,10 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 
 from proto_helpers import orch, agent, kick, wait_results  # noqa: F401
-from common import DEADLINE, SHORT, binary, sigkill, wait_until
+from common import DEADLINE, SHORT, binary, run_tool, sigkill, wait_until
 
 HEALTH = "/api/v1/test/health"
 COMMAND = "/api/v1/agent/execute/command"
@@ -23,8 +22,7 @@ SLEEP_COMMANDS = {"enabled": True, "commands": [
 
 
 def egressctl(a, *args, check=True):
-    p = subprocess.run([binary("EGRESSCTL_BIN"), "-c", a.config, *args],
-                       capture_output=True, text=True, timeout=SHORT)
+    p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, *args])
     if check and p.returncode != 0:
         raise AssertionError(f"egressctl {args}: {p.returncode} "
                              f"{p.stdout} {p.stderr}")
@@ -91,8 +89,7 @@ def test_egressctl_bad_requests(orch, agent):
     assert p.returncode == 2 and "needs an agent process id" in p.stderr
     p = egressctl(a, "ps", "--worker", "x", check=False)
     assert p.returncode == 2 and "positive number" in p.stderr
-    p = subprocess.run([binary("EGRESSCTL_BIN"), "-d", "/nonexistent",
-                        "ps"], capture_output=True, text=True, timeout=SHORT)
+    p = run_tool([binary("EGRESSCTL_BIN"), "-d", "/nonexistent", "ps"])
     assert p.returncode == 2 and "database" in p.stderr
 
 

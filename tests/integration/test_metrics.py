@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 
@@ -17,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from proto_helpers import (  # noqa: E402
     SHORT, kick, requests, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
-from common import binary  # noqa: E402
+from common import binary, run_tool  # noqa: E402
 
 HEALTH = "/api/v1/test/health"
 NOPE = "/api/v1/no/such/handler"
@@ -49,8 +48,7 @@ def parse_prometheus(text):
 
 
 def egressctl(a, *args):
-    p = subprocess.run([binary("EGRESSCTL_BIN"), "-c", a.config, *args],
-                       capture_output=True, text=True, timeout=SHORT)
+    p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, *args])
     assert p.returncode == 0, f"egressctl {args}: {p.returncode} {p.stderr}"
     return p.stdout
 

@@ -4,13 +4,12 @@ the master rolls the workers to a new generation that runs with it, and
 refused upgrades leave the file and the workers as they were."""
 
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary  # noqa: E402
+from common import binary, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
     DEADLINE, kick, pid_alive, run_operations, wait_results,
     wait_until)
@@ -42,8 +41,7 @@ def read(path):
 
 def config_ok(path):
     """egressd -t: the file as the daemon would load it at start-up."""
-    p = subprocess.run([binary("EGRESSD_BIN"), "-t", "-c", path],
-                       capture_output=True, text=True, timeout=DEADLINE)
+    p = run_tool([binary("EGRESSD_BIN"), "-t", "-c", path], timeout=DEADLINE)
     return p.returncode == 0, p.stdout + p.stderr
 
 
