@@ -33,9 +33,12 @@ int objmem_fork_view(struct procmgr *pm, int64_t parent_view,
     agent_pid child, enum view_mode mode, int64_t *view_id);
 /* Add oid to view's roots unless already there. */
 int objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid);
-/* Roots of child_view the parent's view lacks are added; *merged counts. */
+/*
+ * Roots of child_view the parent's view lacks are added; *merged (n of
+ * them, the caller frees it) lists them so the caller can hand out handles.
+ */
 int objmem_merge_view(struct procmgr *pm, int64_t parent_view,
-    int64_t child_view, int *merged);
+    int64_t child_view, int64_t **merged, size_t *n);
 int objmem_view_mode(struct procmgr *pm, int64_t view_id,
     enum view_mode *out);
 /* Delete owner's volatile objects except keep (0 = none). */

@@ -209,24 +209,28 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 
 int
 objmem_merge_view(struct procmgr *pm, int64_t parent_view,
-    int64_t child_view, int *merged)
+    int64_t child_view, int64_t **merged, size_t *n)
 {
 	enum view_mode mode;
 	int64_t *oids;
-	size_t n, i;
+	size_t i;
 	int rc = 0;
 
-	*merged = 0;
+	*merged = NULL;
+	*n = 0;
 	if (objmem_view_mode(pm, parent_view, &mode) == -1 ||
 	    objmem_view_mode(pm, child_view, &mode) == -1 ||
-	    obj_missing_roots(pm, parent_view, child_view, &oids, &n) == -1)
+	    obj_missing_roots(pm, parent_view, child_view, &oids, n) == -1)
 		return -1;
-	for (i = 0; i < n && rc == 0; i++)
+	for (i = 0; i < *n && rc == 0; i++)
 		rc = objmem_view_add(pm, parent_view, oids[i]);
-	free(oids);
-	if (rc == 0)
-		*merged = (int)n;
-	return rc;
+	if (rc == -1) {
+		free(oids);
+		*n = 0;
+		return -1;
+	}
+	*merged = oids;
+	return 0;
 }
 
 int

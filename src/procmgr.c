@@ -1315,12 +1315,54 @@ procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
 
 /* Memory, working directory, budgets. */
 
+/*
+ * Each merged object gets a read handle in the parent, as a waited-for
+ * result does: merging makes the child's work the parent's to use.
+ */
+static int
+pm_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
+    const int64_t *oids, size_t n)
+{
+	char issued[64];
+	int64_t cap;
+	size_t i;
+
+	snprintf(issued, sizeof(issued), "process.merge_child_memory:%"
+	    PRId64, child);
+	for (i = 0; i < n; i++)
+		if (cap_object_handle(pm, parent, oids[i], PM_HANDLE_RIGHTS,
+		    issued, &cap) == -1)
+			return -1;
+	return 0;
+}
+
+/* "[oid,oid,...]" for the audit record's output refs; NULL: no memory. */
+static char *
+pm_refs_list(const int64_t *oids, size_t n)
+{
+	size_t len = 3 + n * 21, off = 0, i;
+	char *buf;
+
+	if ((buf = malloc(len)) == NULL)
+		return NULL;
+	buf[off++] = '[';
+	for (i = 0; i < n; i++)
+		off += snprintf(buf + off, len - off, "%s%" PRId64,
+		    i ? "," : "", oids[i]);
+	snprintf(buf + off, len - off, "]");
+	return buf;
+}
+
 static int
 pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
     int *merged)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
 	struct pm_proc p, c;
+	int64_t *oids = NULL;
+	char *refs = NULL;
+	size_t n = 0;
+	int rc;
 
 	*merged = 0;
 	if (pm_load_live(pm, parent, &p, "merge into") == -1 ||
@@ -1331,13 +1373,22 @@ pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 		    "process %" PRId64 " (%s)", child,
 		    proc_status_name(c.status));
 	if (c.view != 0 && (pm_ensure_view(pm, &p) == -1 ||
-	    objmem_merge_view(pm, p.view, c.view, merged) == -1))
+	    objmem_merge_view(pm, p.view, c.view, &oids, &n) == -1))
 		return -1;
-	pm_actor(actor, sizeof(actor), parent);
-	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"merged\":%d}",
-	    child, *merged);
-	return pm_trail(pm, "process.merged", actor,
-	    "process.merge_child_memory", child, NULL, NULL, json);
+	if ((rc = pm_merge_handles(pm, parent, child, oids, n)) == 0 &&
+	    (refs = pm_refs_list(oids, n)) == NULL)
+		rc = pm_error(pm, PM_E_INTERNAL, "out of memory");
+	if (rc == 0) {
+		*merged = (int)n;
+		pm_actor(actor, sizeof(actor), parent);
+		snprintf(json, sizeof(json), "{\"child\":%" PRId64
+		    ",\"merged\":%d}", child, *merged);
+		rc = pm_trail(pm, "process.merged", actor,
+		    "process.merge_child_memory", child, NULL, refs, json);
+	}
+	free(oids);
+	free(refs);
+	return rc;
 }
 
 int

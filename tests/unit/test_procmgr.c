@@ -1022,6 +1022,14 @@ test_merge(void **state)
 	assert_int_equal(merged, 2);
 	assert_string_equal(q_text(f, "SELECT roots FROM views WHERE "
 	    "view_id = 1"), "[1,2,3]");
+	/* Merged objects are the parent's to read, as a waited-for result. */
+	assert_string_equal(q_text(f, "SELECT group_concat(resource || ' ' || "
+	    "rights || ' ' || issued_by, ';') FROM capabilities WHERE subject "
+	    "= %lld AND resource LIKE 'object:%%'", (long long)parent),
+	    "object:2 read,materialize,link,diff process.merge_child_memory:2;"
+	    "object:3 read,materialize,link,diff process.merge_child_memory:2");
+	assert_string_equal(q_text(f, "SELECT output_refs FROM audit WHERE "
+	    "action = 'process.merge_child_memory'"), "[2,3]");
 	ok(f, procmgr_merge_child_memory(&f->pm, parent, child, &merged));
 	assert_int_equal(merged, 0);
 	assert_string_equal(q_text(f, "SELECT decision FROM audit WHERE action "
