@@ -785,8 +785,8 @@ sse_heartbeat(struct orchd *o, struct conn *c)
 	if (o->faults.heartbeat_comments)
 		rc = buf_str(b, ": heartbeat\n\n");
 	else
-		rc = buf_printf(b, "data: {\"type\":\"heartbeat\",\"ts\":%.3f%s}"
-		    "\n\n", wall_now(),
+		rc = buf_printf(b, "data: {\"type\":\"heartbeat\","
+		    "\"ts\":%.3f%s}\n\n", wall_now(),
 		    o->faults.push_metrics ? ",\"push_metrics\":true" : "");
 	if (rc == -1) {
 		conn_close(c);
@@ -857,7 +857,8 @@ op_full(struct orchd *o, const cJSON *op, char *err, size_t errlen)
 	}
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(op,
 	    "size_exceeded"))) {
-		snprintf(err, errlen, "size_exceeded is not supported by orchd");
+		snprintf(err, errlen, "size_exceeded is not supported by "
+		    "orchd");
 		return NULL;
 	}
 	path = cJSON_GetObjectItemCaseSensitive(op, "path");
