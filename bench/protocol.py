@@ -3,22 +3,29 @@
 It prints figures; it never asserts and never fails a build.
 
 usage: /usr/bin/python3 bench/protocol.py [--ops N] [--goodbye-runs R]
-           [--goodbye-workers W] [--timeout T]
+           [--goodbye-workers W] [--timeout T] [--orchestrator python|c]
+           [--workers 1,2,4] [--throughput-only]
 
   --ops N             health operations per throughput run (default 2000)
   --goodbye-runs R    goodbye measurements (default 20)
   --goodbye-workers W workers for the goodbye measurement (default 8)
   --timeout T         give up on any one wait after T seconds (default 60)
   --idle-seconds S    idle window for the wake-up count (default 10)
+  --orchestrator O    python: the fake (default); c: bench/orchd, the C
+                      orchestrator ($ORCHD_BIN, default bench/orchd beside
+                      egressd)
+  --workers LIST      worker counts of the throughput runs (default 2)
+  --throughput-only   skip the idle and goodbye measurements
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
-1. Throughput, 2 workers, worker.max_inflight 8.  N /api/v1/test/health
-   operations are queued in the fake at once and one work_available event
-   is sent; the clock runs until the fake has recorded N results.  Printed:
-   operations per second, egressd's CPU time (master + workers, user + system
-   from /proc/PID/stat) per operation in microseconds, and the fake's own CPU
-   per operation, so the bottleneck is visible.  Twice: each operation
+1. Throughput, 2 workers (--workers), worker.max_inflight 8.  N
+   /api/v1/test/health operations are queued in the orchestrator at once
+   and one work_available event is sent; the clock runs until the
+   orchestrator has recorded N results.  Printed: operations per second,
+   egressd's CPU time (master + workers, user + system from /proc/PID/stat)
+   per operation in microseconds, and the orchestrator's own CPU per
+   operation, so the bottleneck is visible.  Twice: each operation
    fetched by its own GET, then with results piggybacking the next operation.
 
 2. Idle wake-ups (voluntary context switches from /proc/PID/status) of the
@@ -123,6 +130,32 @@ class Fake:
         stop_process(self.proc, 10)
 
 
+class Orchd(Fake):
+    """bench/orchd in place of the fake: same admin API, same token."""
+
+    def __init__(self, workdir):
+        del workdir
+        self.proc = subprocess.Popen(
+            [ORCHD_BIN, "--port", "0", "--token-id", "bench", "--token",
+             "bench-secret", "--heartbeat-interval", "5"],
+            stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("port "):
+            self.stop()
+            raise RuntimeError(f"orchd did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        stop_process(self.proc, 10)
+        self.proc.stdout.close()
+
+
+ORCHESTRATORS = {"python": Fake, "c": Orchd}
+ORCHESTRATOR = Fake
+ORCHD_BIN = None
+
+
 class Egressd:
     def __init__(self, binary, workdir, url, workers, on_goodbye="restart"):
         self.dir = workdir
@@ -190,7 +223,7 @@ def running(binary, workers, timeout):
     workdir = tempfile.mkdtemp(prefix="egressd-bench-")
     fake = egressd = None
     try:
-        fake = Fake(workdir)
+        fake = ORCHESTRATOR(workdir)
         egressd = Egressd(binary, workdir, fake.url, workers)
         egressd.wait_ready(workers, timeout=timeout)
         yield fake, egressd
@@ -202,8 +235,8 @@ def running(binary, workers, timeout):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def throughput(binary, n_ops, piggyback, timeout):
-    with running(binary, 2, timeout) as (fake, egressd):
+def throughput(binary, n_ops, piggyback, timeout, workers=2):
+    with running(binary, workers, timeout) as (fake, egressd):
         fake.admin("POST", "/admin/faults", {"piggyback": piggyback})
         ops = [{"path": "/api/v1/test/health"} for _ in range(n_ops)]
         fake.admin("POST", "/admin/enqueue", {"operations": ops})
@@ -275,19 +308,33 @@ def main():
     ap.add_argument("--goodbye-workers", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--orchestrator", choices=sorted(ORCHESTRATORS),
+                    default="python")
+    ap.add_argument("--workers", default="2")
+    ap.add_argument("--throughput-only", action="store_true")
     args = ap.parse_args()
     binary = os.environ.get("EGRESSD_BIN",
                             os.path.join(REPO, "build", "egressd"))
-    print(f"egressd: {binary}; {os.cpu_count()} CPUs")
-    print(f"\nThroughput, 2 workers, {args.ops} health operations")
-    print(f"{'mode':<12}{'ops/s':>10}{'egressd us/op':>16}"
-          f"{'fake us/op':>14}")
-    for piggyback in (False, True):
-        wall, cpu, fcpu = throughput(binary, args.ops, piggyback,
-                                     args.timeout)
-        print(f"{'piggyback' if piggyback else 'GET each':<12}"
-              f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
-              f"{fcpu / args.ops * 1e6:>14.0f}")
+    global ORCHESTRATOR, ORCHD_BIN
+    ORCHESTRATOR = ORCHESTRATORS[args.orchestrator]
+    ORCHD_BIN = os.environ.get("ORCHD_BIN", os.path.join(
+        os.path.dirname(os.path.abspath(binary)), "bench", "orchd"))
+    orch = "fake" if args.orchestrator == "python" else "orchd"
+    print(f"egressd: {binary}; {os.cpu_count()} CPUs; orchestrator: "
+          + (FAKE if orch == "fake" else ORCHD_BIN))
+    for workers in (int(w) for w in args.workers.split(",")):
+        print(f"\nThroughput, {workers} workers, {args.ops} health "
+              f"operations")
+        print(f"{'mode':<12}{'ops/s':>10}{'egressd us/op':>16}"
+              f"{orch + ' us/op':>14}")
+        for piggyback in (False, True):
+            wall, cpu, fcpu = throughput(binary, args.ops, piggyback,
+                                         args.timeout, workers)
+            print(f"{'piggyback' if piggyback else 'GET each':<12}"
+                  f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
+                  f"{fcpu / args.ops * 1e6:>14.0f}", flush=True)
+    if args.throughput_only:
+        return 0
     master, worker = idle_wakeups(binary, args.idle_seconds, args.timeout)
     print(f"\nIdle over {args.idle_seconds:.0f} s, 2 workers, stream "
           f"heartbeat 5 s, worker heartbeat 5 s, poll_interval 60 s: "

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run the pytest integration suite against the freshly built binaries.
-# `make check` sets EGRESSD_BIN, EGRESSCTL_BIN and EGRESSD_SRCDIR.
+# `make check` sets EGRESSD_BIN, EGRESSCTL_BIN, ORCHD_BIN and EGRESSD_SRCDIR.
 #
 # The tests spend most of their time waiting on daemons, so they run in
 # EGRESSD_TEST_JOBS processes (default 4; 1 runs them one by one) when
