@@ -142,13 +142,15 @@ def killed_instances(a, killed_pids):
     return {iid for iid, pid in rows if pid in killed_pids}
 
 
-def check_exactly_once(a, orch, ids, killed_pids=()):
+def check_exactly_once(a, orch, ids, killed_pids=(), killed_iids=()):
     """After the work settled: every operation in ids reported exactly
-    once, but for the documented windows (module docstring).  Return
+    once, but for the documented windows (module docstring); the killed
+    workers are named by pid (looked up in the workers table: one killed
+    before the master heard its HELLO) and by instance ID.  Return
     (lost_in_transit, duplicates) counts."""
     wait_settled(a, orch)
     time.sleep(1.5)     # a second delivery would come with the next sweep
-    killed = killed_instances(a, set(killed_pids))
+    killed = killed_instances(a, set(killed_pids)) | set(killed_iids)
     res = results_by_id(orch)
     spawned = dict(db_rows(a, "SELECT operation_id, pid FROM processes "
                               "WHERE parent_pid IS NULL AND operation_id "
@@ -262,23 +264,28 @@ def test_long_kill9_workers_under_load(orch, agent):
     feeder = Feeder(orch)
     feeder.start()
     rng = random.Random(11)
-    killed = set()
+    killed, killed_iids = set(), set()
     deadline = time.monotonic() + chaos_seconds(60.0)
     try:
         while time.monotonic() < deadline:
             time.sleep(rng.uniform(0.3, 0.9))
             a.check_alive()
-            pids = sorted(a.worker_pids())
-            if pids:
-                victim = rng.choice(pids)
-                sigkill(victim)
-                killed.add(victim)
+            ws = a.health()["workers"]
+            if ws:
+                victim = rng.choice(ws)
+                sigkill(victim["pid"])
+                killed.add(victim["pid"])
+                killed_iids.add(victim.get("instance_id"))
     finally:
         ids = feeder.stop()
-    h = a.wait_ready(3, timeout=DEADLINE * 2)
-    lost, dups = check_exactly_once(a, orch, ids, killed)
+
+    def replaced():
+        h = a.wait_ready(3, timeout=DEADLINE * 2)
+        return h if not a.worker_ids(h) & killed_iids else None
+    wait_until(replaced, DEADLINE * 2, msg="3 workers none of them killed")
+    lost, dups = check_exactly_once(a, orch, ids, killed, killed_iids)
     assert len(killed) >= 4 and len(ids) >= 100, (len(killed), len(ids))
-    assert not killed & a.worker_pids(h)
+    assert not a.worker_ids() & killed_iids
     print(f"{len(ids)} operations, {len(killed)} workers killed, "
           f"{lost} lost in transit, {dups} acknowledged twice")
 
@@ -374,6 +381,12 @@ def settled_master(a, n, generation):
                       msg=f"{n} workers of generation {generation} alone")
 
 
+def sanitized(pid):
+    """Whether pid runs with AddressSanitizer (the shared runtime)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def master_fds_rss(a):
     return fd_count(a.pid), rss_kib(a.pid)
 
@@ -429,7 +442,10 @@ def test_long_hup_storm_under_load(orch, agent):
                msg=f"the master's fds back to {fds0} (now "
                    f"{fd_count(a.pid)})")
     fds1, rss1 = master_fds_rss(a)
-    assert rss1 - rss0 < 1024, f"master RSS grew {rss0} -> {rss1} KiB"
+    # AddressSanitizer's quarantine keeps freed memory resident; there
+    # LeakSanitizer (at exit, checked by the fixture) stands in.
+    if not sanitized(a.pid):
+        assert rss1 - rss0 < 1024, f"master RSS grew {rss0} -> {rss1} KiB"
     print(f"{sent} HUPs, {gen_after - gen} reloads, fds {fds0} -> {fds1}, "
           f"RSS {rss0} -> {rss1} KiB, {len(ids)} operations")
 
