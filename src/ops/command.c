@@ -21,7 +21,9 @@
  *   so an argument cannot turn into an option.
  * - The child gets stdin from /dev/null, stdout and stderr on pipes, no
  *   other descriptors, its own process group, an empty signal mask and
- *   default dispositions (the worker blocks and ignores some), and the
+ *   default dispositions (the worker blocks and ignores some), SIGKILL
+ *   when its worker dies (PR_SET_PDEATHSIG: nothing else would enforce
+ *   its timeout; what it started itself is not covered), and the
  *   environment PATH=CMD_PATH plus the variables named in
  *   operations.command.environment that the worker has (a listed PATH
  *   replaces the fixed one).
@@ -40,6 +42,7 @@
  *
  * Needs Linux 5.3 (pidfd_open).
  */
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
@@ -49,7 +52,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -341,7 +343,7 @@ cmd_pipe(int p[2])
 
 	if (pipe2(p, O_CLOEXEC) == -1)
 		return -1;
-	/* adddup2(1, 1) would leave the descriptor close-on-exec. */
+	/* dup2(1, 1) would leave the descriptor close-on-exec. */
 	if (p[1] <= STDERR_FILENO) {
 		if ((fd = fcntl(p[1], F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) ==
 		    -1)
@@ -360,44 +362,87 @@ fail:
 	return -1;
 }
 
-/* File actions and attributes of the child (see the header comment). */
-static int
-cmd_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr,
-    int out, int err)
+/*
+ * The child, between fork and exec (see the header comment).  It runs with
+ * every signal blocked, so no handler of the worker's runs here, and calls
+ * only async-signal-safe functions.  Whatever fails is reported to the
+ * worker as an errno on `report` (close-on-exec: end of file means the
+ * exec worked).
+ */
+static void
+cmd_child(char *const argv[], char *const envp[], int out, int err,
+    int report, pid_t worker)
 {
-	sigset_t none, all;
-	int rc;
+	struct sigaction dfl;
+	sigset_t none;
+	int sig, fd, e;
 
-	if ((rc = posix_spawn_file_actions_init(fa)) != 0)
-		return rc;
-	if ((rc = posix_spawnattr_init(attr)) != 0) {
-		posix_spawn_file_actions_destroy(fa);
-		return rc;
-	}
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	if ((rc = posix_spawn_file_actions_addopen(fa, STDIN_FILENO,
-	    "/dev/null", O_RDONLY, 0)) == 0 &&
-	    (rc = posix_spawn_file_actions_adddup2(fa, out,
-	    STDOUT_FILENO)) == 0 &&
-	    (rc = posix_spawn_file_actions_adddup2(fa, err,
-	    STDERR_FILENO)) == 0 &&
+	if (report <= STDERR_FILENO && (report = fcntl(report,
+	    F_DUPFD_CLOEXEC, STDERR_FILENO + 1)) == -1)
+		_exit(127);
+	/* The worker enforces the timeout: the command dies with it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != worker ||
+	    setpgid(0, 0) == -1)
+		goto fail;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &dfl, NULL);	/* EINVAL: KILL, STOP */
+	if ((fd = open("/dev/null", O_RDONLY)) == -1 ||
+	    dup2(fd, STDIN_FILENO) == -1 || dup2(out, STDOUT_FILENO) == -1 ||
+	    dup2(err, STDERR_FILENO) == -1)
+		goto fail;
 #if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
-	    (rc = posix_spawn_file_actions_addclosefrom_np(fa,
-	    STDERR_FILENO + 1)) == 0 &&
+	/* Only `report` stays open past stderr, as descriptor 3. */
+	if ((report != STDERR_FILENO + 1 && dup3(report, STDERR_FILENO + 1,
+	    O_CLOEXEC) == -1) ||
+	    close_range(STDERR_FILENO + 2, ~0U, 0) == -1)
+		goto fail;
+	report = STDERR_FILENO + 1;
 #endif
-	    (rc = posix_spawnattr_setflags(attr, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
-	    (rc = posix_spawnattr_setpgroup(attr, 0)) == 0 &&
-	    (rc = posix_spawnattr_setsigmask(attr, &none)) == 0)
-		rc = posix_spawnattr_setsigdefault(attr, &all);
-	if (rc != 0) {
-		posix_spawn_file_actions_destroy(fa);
-		posix_spawnattr_destroy(attr);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(argv[0], argv, envp);
+fail:
+	e = errno;
+	(void)write(report, &e, sizeof(e));
+	_exit(127);
+}
+
+/* Fork and exec argv on out and err; 0, or an errno (the child reaped). */
+static int
+cmd_fork(pid_t *pid, char *const argv[], char *const envp[], int out,
+    int err)
+{
+	pid_t worker = getpid();
+	sigset_t all, old;
+	int report[2], e = 0;
+	ssize_t n;
+
+	if (pipe2(report, O_CLOEXEC) == -1)
+		return errno;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if ((*pid = fork()) == 0) {
+		close(report[0]);
+		cmd_child(argv, envp, out, err, report[1], worker);
 	}
-	return rc;
+	if (*pid == -1)
+		e = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(report[1]);
+	if (*pid != -1) {
+		do
+			n = read(report[0], &e, sizeof(e));
+		while (n == -1 && errno == EINTR);
+		if (n != (ssize_t)sizeof(e))
+			e = 0;
+		else
+			while (waitpid(*pid, NULL, 0) == -1 && errno == EINTR)
+				;
+	}
+	close(report[0]);
+	return e;
 }
 
 /* Start argv; st->pid and the read ends on success, else -1, errno, what. */
@@ -405,8 +450,6 @@ static int
 cmd_spawn(struct cmd_state *st, char *const argv[], char *const envp[],
     const char **what)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
 	int out[2], err[2], rc;
 
 	*what = "pipe";
@@ -419,13 +462,8 @@ cmd_spawn(struct cmd_state *st, char *const argv[], char *const envp[],
 		errno = rc;
 		return -1;
 	}
-	*what = "posix_spawn";
-	if ((rc = cmd_spawn_setup(&fa, &attr, out[1], err[1])) == 0) {
-		*what = argv[0];
-		rc = posix_spawn(&st->pid, argv[0], &fa, &attr, argv, envp);
-		posix_spawn_file_actions_destroy(&fa);
-		posix_spawnattr_destroy(&attr);
-	}
+	rc = cmd_fork(&st->pid, argv, envp, out[1], err[1]);
+	*what = st->pid == -1 ? "fork" : argv[0];
 	close(out[1]);
 	close(err[1]);
 	if (rc != 0) {

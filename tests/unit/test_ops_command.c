@@ -561,6 +561,60 @@ test_cancel(void **state)
 	rmdir(dir);
 }
 
+/* A command does not outlive a worker that was killed (no cancel ran). */
+static void
+test_dies_with_its_worker(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/egressd-cmd-XXXXXX", file[64], body[256];
+	double limit = clock_mono() + WAIT_LIMIT;
+	long child = 0, grandchild = 0;
+	cJSON *b, *r = NULL;
+	pid_t worker;
+	bool gone;
+	FILE *fp;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/pids", dir);
+	snprintf(body, sizeof(body), "{\"name\": \"pids\", \"args\": "
+	    "{\"file\": \"%s\"}}", file);
+	assert_non_null(b = cJSON_Parse(body));
+	if ((worker = fork()) == 0) {
+		/* The worker: start the command, serve its loop until killed. */
+		if (ops_start(&f->run, "/api/v1/agent/execute/command", b,
+		    &r) != OPS_PENDING)
+			_exit(1);
+		for (;;)
+			(void)evloop_run_once(f->loop, 1000);
+	}
+	cJSON_Delete(b);
+	assert_true(worker > 0);
+	while (grandchild == 0 && clock_mono() < limit) {
+		usleep(10000);
+		if ((fp = fopen(file, "r")) == NULL)
+			continue;
+		if (fscanf(fp, "%ld %ld", &child, &grandchild) != 2)
+			child = grandchild = 0;
+		fclose(fp);
+	}
+	assert_int_equal(kill(worker, SIGKILL), 0);
+	assert_int_equal(waitpid(worker, NULL, 0), worker);
+	assert_true(child > 1 && grandchild > 1);
+	/* Well before the command would end by itself (sleep 30). */
+	limit = clock_mono() + 5.0;
+	while (!process_gone(child) && clock_mono() < limit)
+		usleep(10000);
+	gone = process_gone(child);
+	/* What the command started on its own is not covered: clean up. */
+	kill((pid_t)grandchild, SIGKILL);
+	unlink(file);
+	rmdir(dir);
+	if (!gone) {
+		kill((pid_t)child, SIGKILL);
+		fail_msg("command %ld outlived its worker", child);
+	}
+}
+
 static int
 deny(struct op_run *run, const char *resource, const char *right,
     cJSON **error)
@@ -668,6 +722,7 @@ main(void)
 		T(test_no_inherited_descriptors),
 		T(test_invalid_utf8_replaced),
 		T(test_cancel),
+		T(test_dies_with_its_worker),
 		T(test_denied),
 		T(test_spawn_failure),
 		T(test_no_loop),
