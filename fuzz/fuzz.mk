@@ -34,6 +34,8 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter
 # Exits non-zero on the first crash, leak, sanitizer report or 10 s hang.
 FUZZ_RUN_FLAGS = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+# Leaks inside libconfig itself are suppressed (see the file).
+FUZZ_ENV = LSAN_OPTIONS=suppressions=$(srcdir)/fuzz/lsan.supp:print_suppressions=0
 
 LIB_OBJS = $(patsubst %.c,$(out)/obj/%.o,$(filter-out \
 	src/main.c src/egressctl.c,$(filter %.c,$(LIB_SOURCES))))
@@ -76,7 +78,7 @@ fuzz_dict = $(if $(wildcard $(srcdir)/fuzz/$(1).dict),\
 $(addprefix fuzz-run-,$(FUZZ_TARGETS)): fuzz-run-%: $(out)/%
 	@mkdir -p $(out)/corpus/$* $(out)/crashes/$*
 	@echo "== $*: $(FUZZ_SECONDS) s"
-	$(out)/$* -max_total_time=$(FUZZ_SECONDS) $(FUZZ_RUN_FLAGS) \
+	$(FUZZ_ENV) $(out)/$* -max_total_time=$(FUZZ_SECONDS) $(FUZZ_RUN_FLAGS) \
 	    $(call fuzz_dict,$*) -artifact_prefix=$(out)/crashes/$*/ \
 	    $(FUZZ_FLAGS) $(out)/corpus/$* $(srcdir)/fuzz/corpus/$*
 
@@ -89,6 +91,6 @@ fuzz_inputs = $(wildcard $(srcdir)/fuzz/corpus/$(1)/* \
 # Without file arguments libFuzzer would fuzz forever: none, nothing to do.
 $(addprefix fuzz-regress-,$(FUZZ_TARGETS)): fuzz-regress-%: $(out)/%
 	@echo "== $*: replaying $(words $(call fuzz_inputs,$*)) inputs"
-	@$(if $(call fuzz_inputs,$*),$(out)/$* -timeout=10 \
+	@$(if $(call fuzz_inputs,$*),$(FUZZ_ENV) $(out)/$* -timeout=10 \
 	    $(call fuzz_inputs,$*) > $(out)/$*.regress.log 2>&1 || \
 	    { cat $(out)/$*.regress.log; exit 1; },true)
