@@ -123,7 +123,8 @@ fuzz_encodings(const char *s, size_t n)
 		len = strlen(t->valuestring);
 		fuzz_check(json_utf8_valid(t->valuestring, len));
 		if (json_utf8_valid(s, n))
-			fuzz_check(len == n && memcmp(t->valuestring, s, n) == 0);
+			fuzz_check(len == n &&
+			    memcmp(t->valuestring, s, n) == 0);
 		cJSON_Delete(t);
 	}
 	if ((b = json_base64(s, n)) != NULL) {
