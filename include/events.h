@@ -34,6 +34,14 @@ void events_tick(struct events *ev, double now);
 /* Reconnects scheduled so far: the stream failed, ended or went silent. */
 unsigned long events_reconnects(const struct events *ev);
 
+/*
+ * The type an event's JSON object is dispatched as: its "type", except that
+ * one with an "operation_id" and no control type ("welcome", "heartbeat",
+ * "goodbye", "work_available") is an "operation".  NULL, with *why, when
+ * it is dropped: no type, or an operation without a usable ID.
+ */
+const char *events_type(const struct cJSON *o, const char **why);
+
 /* The back-off delay before attempt n (0-based), jitter included. */
 double events_backoff(int attempt, double jitter01);
 

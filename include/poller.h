@@ -55,6 +55,21 @@ void poller_abandon(struct poller *p);
 /* Draining, nothing left, shutdown notice answered (or not needed). */
 int poller_finished(const struct poller *p);
 
+/*
+ * How the poller reads one operation object (a GET answer, a push, a
+ * piggybacked "next_operation" or a downloaded body), apart from acting on
+ * it, for tests and fuzzing.  poller_op_id: its usable "operation_id", or
+ * NULL when op is no object or has none (it is dropped unseen).
+ * poller_op_stub: its body was left out for size ("operation" carries
+ * "__mcd_size_exceeded__": true) and is downloaded first.
+ * poller_op_problem: why it cannot run (it then fails with
+ * invalid_request): no "path" string, or an "operation" that is neither
+ * an object nor null; NULL when it can.
+ */
+const char *poller_op_id(const struct cJSON *op);
+int poller_op_stub(const struct cJSON *op);
+const char *poller_op_problem(const struct cJSON *op);
+
 double poller_next_deadline(const struct poller *p);	/* 0 = none */
 void poller_tick(struct poller *p, double now);
 

@@ -214,7 +214,8 @@ struct proc_budget proc_child_budget(const struct proc_budget *parent,
  * Workspace-relative normalisation: "" and "." give "."; "a/./b/" gives
  * "a/b"; backslashes count as slashes; absolute paths ("/x", "C:\\x",
  * "C:x", "\\\\host") and escapes above the root ("../x", "a/../../b") are
- * refused with -1 and a reason in err.
+ * refused with -1 and a reason in err, and so is a result that would not
+ * normalise to itself ("./C:x", "./ a").
  */
 int proc_normalize_cwd(const char *path, char *out, size_t outlen,
     char *err, size_t errlen);

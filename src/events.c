@@ -50,10 +50,10 @@ events_arm_watchdog(struct events *ev)
 	    ev->backend->cfg->orchestrator.events_timeout;
 }
 
-static void
-events_dispatch(struct events *ev, const cJSON *o)
+const char *
+events_type(const cJSON *o, const char **why)
 {
-	const char *type = json_string(o, "type");
+	const char *type = json_string(o, "type"), *id;
 
 	if (cJSON_GetObjectItemCaseSensitive(o, "operation_id") != NULL &&
 	    (type == NULL || (strcmp(type, "welcome") != 0 &&
@@ -61,14 +61,25 @@ events_dispatch(struct events *ev, const cJSON *o)
 	    strcmp(type, "work_available") != 0)))
 		type = "operation";
 	if (type == NULL) {
-		log_warnx("events: event without a \"type\"; dropped");
-		return;
+		*why = "event without a \"type\"";
+		return NULL;
 	}
 	if (strcmp(type, "operation") == 0 &&
-	    (json_string(o, "operation_id") == NULL ||
-	    !backend_valid_id(json_string(o, "operation_id")))) {
-		log_warnx("events: pushed operation without a usable "
-		    "\"operation_id\"; dropped");
+	    ((id = json_string(o, "operation_id")) == NULL ||
+	    !backend_valid_id(id))) {
+		*why = "pushed operation without a usable \"operation_id\"";
+		return NULL;
+	}
+	return type;
+}
+
+static void
+events_dispatch(struct events *ev, const cJSON *o)
+{
+	const char *type, *why;
+
+	if ((type = events_type(o, &why)) == NULL) {
+		log_warnx("events: %s; dropped", why);
 		return;
 	}
 	if (strcmp(type, "heartbeat") == 0 || strcmp(type, "welcome") == 0) {

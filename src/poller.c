@@ -189,22 +189,31 @@ poller_on_done(struct runner_op *rop, cJSON *result)
 	poller_deliver(o);
 }
 
+const char *
+poller_op_problem(const cJSON *op)
+{
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
+
+	if (json_string(op, "path") == NULL)
+		return "it has no \"path\" string";
+	if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
+		return "\"operation\" must be an object";
+	return NULL;
+}
+
 static void
 poller_run(struct poller_op *o, const cJSON *op)
 {
 	struct poller *p = o->p;
-	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
-	const char *path = json_string(op, "path");
+	const char *why = poller_op_problem(op);
 
 	o->stage = STAGE_RUN;
-	if (path == NULL)
+	if (why != NULL)
 		runner_fail(p->runner, &o->rop, ops_error("invalid_request",
-		    "operation %s has no \"path\" string", o->id));
-	else if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
-		runner_fail(p->runner, &o->rop, ops_error("invalid_request",
-		    "operation %s: \"operation\" must be an object", o->id));
+		    "operation %s: %s", o->id, why));
 	else
-		runner_start(p->runner, &o->rop, path, body);
+		runner_start(p->runner, &o->rop, json_string(op, "path"),
+		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 }
 
 static void
@@ -259,8 +268,17 @@ poller_download(struct poller_op *o)
 		o->retry_at = clock_mono() + poller_retry_delay[0];
 }
 
-static int
-poller_size_exceeded(const cJSON *op)
+const char *
+poller_op_id(const cJSON *op)
+{
+	const char *id = json_string(op, "operation_id");
+
+	return cJSON_IsObject(op) && id != NULL && backend_valid_id(id) ?
+	    id : NULL;
+}
+
+int
+poller_op_stub(const cJSON *op)
 {
 	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
 
@@ -281,10 +299,10 @@ poller_image(const cJSON *op)
 static int
 poller_accept(struct poller *p, cJSON *op, const char *via)
 {
-	const char *id = json_string(op, "operation_id");
+	const char *id = poller_op_id(op);
 	struct poller_op *o;
 
-	if (!cJSON_IsObject(op) || id == NULL || !backend_valid_id(id)) {
+	if (id == NULL) {
 		log_warnx("poller: operation from %s without a usable "
 		    "\"operation_id\"; dropped", via);
 		cJSON_Delete(op);
@@ -314,7 +332,7 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 	/* The process exists before any work: a crash from here is recovered. */
 	runner_spawn(p->runner, &o->rop, id, poller_image(op),
 	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
-	if (poller_size_exceeded(op))
+	if (poller_op_stub(op))
 		poller_download(o);
 	else
 		poller_run(o, op);

@@ -311,6 +311,26 @@ pm_cwd_fail(char *err, size_t errlen, const char *why, const char *path)
 	return -1;
 }
 
+/*
+ * What "." and ".." took away may leave a drive ("./C:x") or white space
+ * ("./ a") at an end of the result, which normalising it again would refuse
+ * or trim: refused here too, so that a result always normalises to itself.
+ */
+static int
+pm_cwd_settled(const char *out, const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(out);
+
+	if (n > 1 && isalpha((unsigned char)out[0]) && out[1] == ':')
+		return pm_cwd_fail(err, errlen,
+		    "must be workspace-relative", path);
+	if (isspace((unsigned char)out[0]) ||
+	    isspace((unsigned char)out[n - 1]))
+		return pm_cwd_fail(err, errlen,
+		    "has white space at an end once normalised", path);
+	return 0;
+}
+
 int
 proc_normalize_cwd(const char *path, char *out, size_t outlen, char *err,
     size_t errlen)
@@ -362,7 +382,7 @@ proc_normalize_cwd(const char *path, char *out, size_t outlen, char *err,
 		out[o++] = '.';
 	}
 	out[o] = '\0';
-	return 0;
+	return pm_cwd_settled(out, path, err, errlen);
 }
 
 /* Transactions and rows. */

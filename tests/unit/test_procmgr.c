@@ -201,6 +201,14 @@ test_cwd(void **state)
 	cwd_refused("../x", "escapes workspace root");
 	cwd_refused("a/../../b", "escapes workspace root");
 	cwd_refused("a/..\\..", "escapes workspace root");
+	/* Found by fuzz_path: results that normalised to something else. */
+	cwd_refused("./C:x", "must be workspace-relative");
+	cwd_refused("a/../c:/x", "must be workspace-relative");
+	cwd_refused("./ a", "white space at an end");
+	cwd_refused("b /.", "white space at an end");
+	cwd_ok("./C", "C");
+	cwd_ok("a/ b /c", "a/ b /c");
+	cwd_ok("x/C:y", "x/C:y");
 	assert_int_equal(proc_normalize_cwd("abcdefghij", out, sizeof(out),
 	    err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "too long"));

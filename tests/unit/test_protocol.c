@@ -1,7 +1,8 @@
 /*
  * Unit tests for the protocol's pure pieces: the stream's reconnect
- * back-off, operation ID validation, bounded JSON parsing, and the
- * credential rules (token file permissions, environment fallbacks).
+ * back-off, operation ID validation, bounded JSON parsing, how events and
+ * operation objects are read, and the credential rules (token file
+ * permissions, environment fallbacks).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 #include "config.h"
 #include "events.h"
 #include "jsonutil.h"
+#include "poller.h"
 
 static void
 test_backoff_doubles_to_the_cap(void **state)
@@ -208,6 +210,92 @@ test_token_from_environment_and_previous(void **state)
 	config_free(cfg);
 }
 
+/* events_type() of one JSON text; why is "" when it is not dropped. */
+static const char *
+event_type_of(const char *text, char *why, size_t whylen)
+{
+	static char type[64];
+	const char *t, *w = "";
+	cJSON *o = cJSON_Parse(text);
+
+	assert_non_null(o);
+	t = events_type(o, &w);
+	snprintf(type, sizeof(type), "%s", t ? t : "");
+	snprintf(why, whylen, "%s", t ? "" : w);
+	cJSON_Delete(o);
+	return type;
+}
+
+static void
+test_event_types(void **state)
+{
+	char why[128];
+
+	(void)state;
+	assert_string_equal(event_type_of("{\"type\":\"heartbeat\"}", why,
+	    sizeof(why)), "heartbeat");
+	assert_string_equal(event_type_of("{\"type\":\"push_logs\"}", why,
+	    sizeof(why)), "push_logs");
+	/* An operation ID makes anything but a control event an operation. */
+	assert_string_equal(event_type_of("{\"type\":\"push_logs\","
+	    "\"operation_id\":\"op-1\"}", why, sizeof(why)), "operation");
+	assert_string_equal(event_type_of("{\"operation_id\":\"op-1\"}", why,
+	    sizeof(why)), "operation");
+	assert_string_equal(event_type_of("{\"type\":\"goodbye\","
+	    "\"operation_id\":5}", why, sizeof(why)), "goodbye");
+	assert_string_equal(event_type_of("{\"type\":7}", why, sizeof(why)),
+	    "");
+	assert_string_equal(why, "event without a \"type\"");
+	assert_string_equal(event_type_of("{\"operation_id\":\"a/b\"}", why,
+	    sizeof(why)), "");
+	assert_non_null(strstr(why, "usable \"operation_id\""));
+	assert_string_equal(event_type_of("{\"type\":\"operation\"}", why,
+	    sizeof(why)), "");
+	assert_string_equal(event_type_of("{\"operation_id\":null}", why,
+	    sizeof(why)), "");
+}
+
+static void
+test_operation_objects(void **state)
+{
+	cJSON *op;
+
+	(void)state;
+	op = cJSON_Parse("{\"operation_id\":\"op-1\",\"path\":"
+	    "\"/health\",\"operation\":{\"a\":1}}");
+	assert_string_equal(poller_op_id(op), "op-1");
+	assert_false(poller_op_stub(op));
+	assert_null(poller_op_problem(op));
+	cJSON_Delete(op);
+
+	op = cJSON_Parse("{\"operation_id\":\"op-2\",\"path\":\"/x\","
+	    "\"operation\":{\"__mcd_size_exceeded__\":true}}");
+	assert_true(poller_op_stub(op));
+	cJSON_Delete(op);
+
+	op = cJSON_Parse("{\"operation_id\":\"op 3\",\"operation\":7}");
+	assert_null(poller_op_id(op));
+	assert_string_equal(poller_op_problem(op),
+	    "it has no \"path\" string");
+	cJSON_Delete(op);
+
+	op = cJSON_Parse("{\"path\":\"/x\",\"operation\":[1]}");
+	assert_null(poller_op_id(op));
+	assert_false(poller_op_stub(op));
+	assert_string_equal(poller_op_problem(op),
+	    "\"operation\" must be an object");
+	cJSON_Delete(op);
+
+	op = cJSON_Parse("{\"path\":\"/x\",\"operation\":null}");
+	assert_null(poller_op_problem(op));
+	cJSON_Delete(op);
+
+	op = cJSON_Parse("[{\"operation_id\":\"op-4\"}]");
+	assert_null(poller_op_id(op));
+	assert_false(poller_op_stub(op));
+	cJSON_Delete(op);
+}
+
 int
 main(void)
 {
@@ -218,6 +306,8 @@ main(void)
 		cmocka_unit_test(test_json_depth_limit),
 		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
 		cmocka_unit_test(test_json_size_and_syntax),
+		cmocka_unit_test(test_event_types),
+		cmocka_unit_test(test_operation_objects),
 		cmocka_unit_test(test_token_file_must_be_private),
 		cmocka_unit_test(test_token_from_environment_and_previous),
 	};
