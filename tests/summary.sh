@@ -1,5 +1,6 @@
 #!/bin/sh
-# Count passed and failed tests from `make check` logs (cmocka and pytest).
+# Count passed and failed tests from `make check` logs (cmocka and pytest)
+# and from run-tests.sh's fuzz replay (fuzz-regress.log).
 #   tests/summary.sh BUILDDIR LABEL     per build, with failing test names
 #   tests/summary.sh --total DIR...     one line: "N passed, N failed"
 count() {
@@ -11,6 +12,11 @@ count() {
 		p=$((p + $(grep -c '^\[       OK \]' "$log")))
 		f=$((f + $(grep '^\[  FAILED  \] ' "$log" | grep -vc 'test(s)')))
 	done
+	log="$dir/fuzz-regress.log"
+	if [ -f "$log" ]; then
+		p=$((p + $(grep -c '^fuzz PASS: ' "$log")))
+		f=$((f + $(grep -c '^fuzz FAIL: ' "$log")))
+	fi
 	log="$dir/tests/run-integration.sh.log"
 	if [ -f "$log" ]; then
 		line=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)
