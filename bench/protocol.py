@@ -10,6 +10,7 @@ usage: /usr/bin/python3 bench/protocol.py [--ops N] [--goodbye-runs R]
   --goodbye-workers W workers for the goodbye measurement (default 8)
   --timeout T         give up on any one wait after T seconds (default 60)
   --idle-seconds S    idle window for the wake-up count (default 10)
+  --json PATH         also write every figure to PATH (as bench/run reads it)
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
@@ -275,7 +276,11 @@ def main():
     ap.add_argument("--goodbye-workers", type=int, default=8)
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--json")
     args = ap.parse_args()
+    # A TERM to the benchmark unwinds through the finally blocks.
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+    figures = {"throughput": []}
     binary = os.environ.get("EGRESSD_BIN",
                             os.path.join(REPO, "build", "egressd"))
     print(f"egressd: {binary}; {os.cpu_count()} CPUs")
@@ -288,16 +293,29 @@ def main():
         print(f"{'piggyback' if piggyback else 'GET each':<12}"
               f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
               f"{fcpu / args.ops * 1e6:>14.0f}")
+        figures["throughput"].append({
+            "piggyback": piggyback, "workers": 2, "ops": args.ops,
+            "ops_per_s": args.ops / wall, "cpu_us_per_op":
+            cpu / args.ops * 1e6, "orch_cpu_us_per_op":
+            fcpu / args.ops * 1e6})
     master, worker = idle_wakeups(binary, args.idle_seconds, args.timeout)
     print(f"\nIdle over {args.idle_seconds:.0f} s, 2 workers, stream "
           f"heartbeat 5 s, worker heartbeat 5 s, poll_interval 60 s: "
           f"master {master} wake-ups, worker {worker}")
+    figures["idle"] = {"seconds": args.idle_seconds, "workers": 2,
+                       "master": master, "worker": worker}
     lat = goodbye_latencies(binary, args.goodbye_runs, args.goodbye_workers,
                             args.timeout)
     ms = [x * 1000 for x in lat]
     print(f"\ngoodbye -> all {args.goodbye_workers} workers exited, "
           f"{len(ms)} runs: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} "
           f"ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms")
+    figures["goodbye"] = {"workers": args.goodbye_workers, "ms": ms,
+                          "p50": pct(ms, 50), "p99": pct(ms, 99)}
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(figures, f, indent=1, sort_keys=True)
+        os.replace(args.json + ".tmp", args.json)
     return 0
 
 
