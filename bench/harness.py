@@ -140,8 +140,12 @@ class Orchestrator:
             argv = [binary, "-p", "0", "-t", TOKEN]
         else:
             raise BenchError(f"unknown orchestrator {kind!r}")
+        # The token ID, for an orchestrator that wants one too.
+        env = dict(os.environ, EGRESSD_TOKEN_ID=TOKEN_ID,
+                   EGRESSD_TOKEN=TOKEN)
         with open(out_path, "wb") as out:
-            self.proc = spawn(argv, stdout=out, stdin=subprocess.DEVNULL)
+            self.proc = spawn(argv, stdout=out, stdin=subprocess.DEVNULL,
+                              env=env)
         self.port = self._port(out_path, timeout)
         self.url = f"http://127.0.0.1:{self.port}"
 
