@@ -19,10 +19,11 @@ One operation is what a worker of egressd does for /api/v1/test/health:
 Every request carries egressd's headers: x-mcd-id, x-mcd-token,
 x-mcd-agent-instance-id (a uuid4 of this process), User-Agent, Accept:
 application/json, and Content-Type: application/json with a body; requests'
-own defaults (Accept-Encoding, Connection) are removed so that the bytes on
-the wire match.  One keep-alive connection (a requests.Session), one
-operation at a time, as the reference agent's poller thread does.  Unlike
-egressd, nothing is written to a database: no agent process, no outbox.
+own defaults (Accept-Encoding: gzip, Connection) are removed, so that the
+requests differ from libcurl's only in the order of the headers and in one
+"Accept-Encoding: identity" that http.client adds by itself.  One keep-alive
+connection (a requests.Session), one operation at a time.  Unlike egressd,
+nothing is written to a database: no agent process, no outbox.
 
 Protocol with the runner: after one warm-up GET (which opens the
 connection; the queue is still empty) it prints "ready"; it starts on a
