@@ -5,7 +5,7 @@ that does not move with the machine's load, unlike a time.
 usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--orchestrator K]
            [--timeout T] [--json PATH] [--keep DIR]
 
-  --ops N            operations in the long run (default 400); the short
+  --ops N            operations in the long run (default 1000); the short
                      run does N/2
   --orchestrator K   python (default) or c, as in load.py
   --timeout T        give up on any one wait after T seconds (default 300)
@@ -90,7 +90,7 @@ def one_run(args, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ops", type=int, default=400)
+    ap.add_argument("--ops", type=int, default=1000)
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=300)
