@@ -283,8 +283,9 @@ def main():
                     print(f"HUP under load: failed: {h['failed']}")
                     status = 1
                     continue
+                during = h["results_at_rolled"] - h["results_at_hup"]
                 print(f"HUP under load, {h['workers']} workers: rolled in "
-                      f"{h['rolled_ms']:.1f} ms ({h['results_at_rolled'] - h['results_at_hup']} "
+                      f"{h['rolled_ms']:.1f} ms ({during} "
                       f"results during the roll, {h['queue_at_rolled']} "
                       f"queued at its end); lost {h['lost']}, duplicated "
                       f"{h['duplicated']}", flush=True)
