@@ -4,6 +4,7 @@ idle wake-ups.  It prints figures; it never asserts and never fails a build.
 
 usage: /usr/bin/python3 bench/lifecycle.py [--runs R] [--workers 1,4,8]
            [--idle-seconds S] [--heartbeat H] [--timeout T] [--keep]
+           [--json PATH]
 
   --runs R          runs per worker count (default 5)
   --workers LIST    worker counts to time (default 1,4,8)
@@ -12,6 +13,7 @@ usage: /usr/bin/python3 bench/lifecycle.py [--runs R] [--workers 1,4,8]
                     (default 5.0, egressd's own default)
   --timeout T       give up on any one wait after T seconds (default 20)
   --keep            keep the temporary directories (default: removed)
+  --json PATH       also write every figure to PATH (as bench/run reads it)
 
 Binaries: $EGRESSD_BIN, by default build/egressd of the repository this
 script lives in (<repo>/bench/..), and $EGRESSCTL_BIN, by default the
@@ -376,6 +378,9 @@ def timings(args):
                 stop.append(r[2])
         print(f"{n:>7}  {fmt_stats(start)}  {fmt_stats(reload_)}  "
               f"{fmt_stats(stop)}  {len(start)}/{args.runs}", flush=True)
+        args.figures["timings"].append({"workers": n, "runs": args.runs,
+                                        "start_ms": start, "hup_ms": reload_,
+                                        "term_ms": stop})
 
 
 def resources(args):
@@ -396,6 +401,7 @@ def resources(args):
               f"{'PSS_anon':>8} {'PSS_file':>8} {'priv_dirty':>10}")
         for name, pid in (("master", master), ("worker", worker)):
             m = smaps_rollup(pid)
+            args.figures["memory"][name] = m
             print(f"{name:<8} {pid:>8} {m.get('Rss', 0):>8} "
                   f"{m.get('Pss', 0):>8} {m.get('Pss_Anon', 0):>8} "
                   f"{m.get('Pss_File', 0):>8} "
@@ -408,6 +414,10 @@ def resources(args):
         after = {p: voluntary_switches(p) for p in (master, worker)}
         span = time.monotonic() - t0
         beats = span / args.heartbeat
+        args.figures["idle"] = {
+            "seconds": span, "workers": n, "heartbeat": args.heartbeat,
+            "master": after[master] - before[master],
+            "worker": after[worker] - before[worker]}
         print()
         print(f"Idle wake-ups over {span:.1f} s, {n} workers, "
               f"heartbeat_interval {args.heartbeat:g} s "
@@ -452,6 +462,7 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary directories")
+    p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     try:
         args.workers = [int(x) for x in args.workers.split(",") if x]
@@ -488,6 +499,8 @@ def main():
         print(f"egressctl: {args.egressctl} ({version(args.egressctl)})")
     print(f"machine: {machine()}")
     print()
+    args.figures = {"timings": [], "memory": {}, "idle": None,
+                    "memory_workers": MEMORY_WORKERS}
     try:
         timings(args)
         resources(args)
@@ -495,7 +508,17 @@ def main():
         print("lifecycle.py: interrupted; every process it started is "
               "stopped", file=sys.stderr)
         return 130
+    finally:
+        if args.json:
+            write_json(args.json, args.figures)
     return 0
+
+
+def write_json(path, figures):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(figures, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

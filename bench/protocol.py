@@ -16,6 +16,7 @@ usage: /usr/bin/python3 bench/protocol.py [--ops N] [--goodbye-runs R]
                       egressd)
   --workers LIST      worker counts of the throughput runs (default 2)
   --throughput-only   skip the idle and goodbye measurements
+  --json PATH         also write every figure to PATH (as bench/run reads it)
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
@@ -312,7 +313,11 @@ def main():
                     default="python")
     ap.add_argument("--workers", default="2")
     ap.add_argument("--throughput-only", action="store_true")
+    ap.add_argument("--json")
     args = ap.parse_args()
+    # A TERM to the benchmark unwinds through the finally blocks.
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+    figures = {"throughput": []}
     binary = os.environ.get("EGRESSD_BIN",
                             os.path.join(REPO, "build", "egressd"))
     global ORCHESTRATOR, ORCHD_BIN
@@ -333,19 +338,35 @@ def main():
             print(f"{'piggyback' if piggyback else 'GET each':<12}"
                   f"{args.ops / wall:>10.0f}{cpu / args.ops * 1e6:>16.0f}"
                   f"{fcpu / args.ops * 1e6:>14.0f}", flush=True)
-    if args.throughput_only:
-        return 0
+            figures["throughput"].append({
+                "piggyback": piggyback, "workers": workers,
+                "ops": args.ops, "ops_per_s": args.ops / wall,
+                "cpu_us_per_op": cpu / args.ops * 1e6,
+                "orch_cpu_us_per_op": fcpu / args.ops * 1e6})
+    if not args.throughput_only:
+        idle_and_goodbye(binary, args, figures)
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(figures, f, indent=1, sort_keys=True)
+        os.replace(args.json + ".tmp", args.json)
+    return 0
+
+
+def idle_and_goodbye(binary, args, figures):
     master, worker = idle_wakeups(binary, args.idle_seconds, args.timeout)
     print(f"\nIdle over {args.idle_seconds:.0f} s, 2 workers, stream "
           f"heartbeat 5 s, worker heartbeat 5 s, poll_interval 60 s: "
           f"master {master} wake-ups, worker {worker}")
+    figures["idle"] = {"seconds": args.idle_seconds, "workers": 2,
+                       "master": master, "worker": worker}
     lat = goodbye_latencies(binary, args.goodbye_runs, args.goodbye_workers,
                             args.timeout)
     ms = [x * 1000 for x in lat]
     print(f"\ngoodbye -> all {args.goodbye_workers} workers exited, "
           f"{len(ms)} runs: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} "
           f"ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms")
-    return 0
+    figures["goodbye"] = {"workers": args.goodbye_workers, "ms": ms,
+                          "p50": pct(ms, 50), "p99": pct(ms, 99)}
 
 
 if __name__ == "__main__":
