@@ -35,6 +35,7 @@ struct runner_op {
 	double deadline;		/* monotonic end of its runtime */
 	int running;			/* the handler has not finished */
 	int stored;			/* its result is in the outbox */
+	char *result_text;		/* roots: the result as recorded */
 	runner_done_cb on_done;		/* roots */
 	void *arg;
 	/* Children of a batch. */

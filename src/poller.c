@@ -24,6 +24,7 @@ struct poller_op {
 	struct runner_op rop;		/* its agent process */
 	char *id;
 	cJSON *result;			/* set once run */
+	char *text;			/* result as stored and sent */
 	enum op_stage stage;
 	int tries;
 	double retry_at;		/* waiting to retry; 0 = busy or idle */
@@ -107,6 +108,7 @@ poller_forget(struct poller *p, struct poller_op *o)
 		    "outbox", o->id);
 	runner_release(&o->rop);
 	cJSON_Delete(o->result);
+	cJSON_free(o->text);
 	free(o->id);
 	free(o);
 	p->ctx->inflight--;
@@ -182,6 +184,8 @@ poller_on_done(struct runner_op *rop, cJSON *result)
 
 	o->result = result;
 	o->stored = rop->stored;
+	o->text = rop->result_text;
+	rop->result_text = NULL;
 	metrics_record(&o->p->metrics, rop->run.path, result,
 	    clock_mono() - o->accepted);
 	log_debug("operation %s (%s) ran: %s", o->id, rop->run.path,
@@ -438,29 +442,60 @@ poller_on_result(struct http_request *req)
 	poller_poll(p);
 }
 
+/*
+ * The result as JSON text, printed at most once per operation (printing
+ * is a tenth of a worker's instructions per operation): the runner's copy
+ * from the exit record, the outbox row's, or printed here.
+ */
+static const char *
+poller_result_text(struct poller_op *o)
+{
+	if (o->text == NULL)
+		o->text = cJSON_PrintUnformatted(o->result);
+	return o->text;
+}
+
 /* Durable before the first try: a crash from here on loses no result. */
 static void
 poller_store(struct poller_op *o)
 {
 	struct poller *p = o->p;
-	char *text;
+	const char *text;
 
 	if (o->stored || p->store == NULL)
 		return;
-	if ((text = cJSON_PrintUnformatted(o->result)) == NULL ||
+	if ((text = poller_result_text(o)) == NULL ||
 	    store_outbox_put(p->store, o->id, text, p->backend->instance_id,
 	    clock_wall() + p->cfg->orchestrator.poll_interval) == -1)
 		log_warnx("outbox: result for %s not stored (%s)", o->id,
 		    text ? store_errmsg(p->store) : "out of memory");
 	else
 		o->stored = 1;
-	cJSON_free(text);
+}
+
+/* {"result": RESULT} around the text already printed. */
+static char *
+poller_result_body(struct poller_op *o)
+{
+	static const char head[] = "{\"result\":";
+	const char *text = poller_result_text(o);
+	size_t len;
+	char *body;
+
+	if (text == NULL)
+		return NULL;
+	len = strlen(text);
+	if ((body = malloc(sizeof(head) + len + 1)) == NULL)
+		return NULL;
+	memcpy(body, head, sizeof(head) - 1);
+	memcpy(body + sizeof(head) - 1, text, len);
+	memcpy(body + sizeof(head) - 1 + len, "}", 2);
+	return body;
 }
 
 static void
 poller_deliver(struct poller_op *o)
 {
-	cJSON *wrap = cJSON_CreateObject();
 	char *body;
 
 	if (o->stage != STAGE_DELIVER) {
@@ -469,9 +504,7 @@ poller_deliver(struct poller_op *o)
 		poller_store(o);
 	}
 	o->retry_at = 0;
-	cJSON_AddItemReferenceToObject(wrap, "result", o->result);
-	body = cJSON_PrintUnformatted(wrap);
-	cJSON_Delete(wrap);
+	body = poller_result_body(o);
 	o->tries++;
 	o->req = body ? backend_call(o->p->backend, BACKEND_RESULT, o->id,
 	    body, poller_on_result, o) : NULL;
@@ -696,6 +729,7 @@ poller_adopt(const char *operation_id, const char *text, void *arg)
 	}
 	o->p = p;
 	o->result = result;
+	o->text = strdup(text);		/* else printed again when sent */
 	o->stored = 1;
 	o->next = p->ops;
 	p->ops = o;

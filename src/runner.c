@@ -307,9 +307,14 @@ runner_record_end(struct runner_op *op, cJSON *result)
 		    "end", (long long)op->pid);
 		return;
 	}
-	if (op->parent == NULL)
+	if (op->parent == NULL) {
 		runner_exit_root(op, text, failed, msg);
-	else if (op->pid != 0)
+		/* The poller sends these very bytes: printed once. */
+		cJSON_free(op->result_text);
+		op->result_text = text;
+		return;
+	}
+	if (op->pid != 0)
 		runner_exit_child(op, text, failed, msg);
 	cJSON_free(text);
 }
@@ -627,8 +632,10 @@ runner_release(struct runner_op *op)
 {
 	free(op->operation_id);
 	free((char *)op->run.path);
+	cJSON_free(op->result_text);
 	op->operation_id = NULL;
 	op->run.path = NULL;
+	op->result_text = NULL;
 }
 
 double
