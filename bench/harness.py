@@ -97,8 +97,8 @@ def smaps_rollup(pid):
     return vals
 
 
-def stop_process(proc, wait):
-    """TERM, then KILL after wait seconds."""
+def stop_process(proc, wait, kids=()):
+    """TERM, then KILL after wait seconds; then KILL what outlived it."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -106,6 +106,52 @@ def stop_process(proc, wait):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for k in kids:
+        if alive(k):
+            os.kill(k, signal.SIGKILL)
+
+
+class HealthClient:
+    """{"cmd":"health"} over one kept control-socket connection.  The class
+    using it sets sock_path and health_timeout; every worker pid a reply
+    names is added to self.seen (for the final cleanup)."""
+
+    sock = None
+    rbuf = b""
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            self.rbuf = b""
+
+    def health(self):
+        """One round trip; None while the control socket is not up."""
+        try:
+            if self.sock is None:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(self.health_timeout)
+                try:
+                    s.connect(self.sock_path)
+                except OSError:
+                    s.close()
+                    return None
+                self.sock = s
+            self.sock.sendall(b'{"cmd":"health"}\n')
+            while b"\n" not in self.rbuf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise OSError("control socket closed")
+                self.rbuf += chunk
+        except OSError:
+            self.close()
+            return None
+        line, self.rbuf = self.rbuf.split(b"\n", 1)
+        reply = json.loads(line)
+        for w in reply.get("workers", []):
+            if isinstance(w.get("pid"), (int, float)):
+                self.seen.add(int(w["pid"]))
+        return reply
 
 
 # -- orchestrator ----------------------------------------------------------
@@ -223,7 +269,7 @@ worker: {{ max_inflight = {max_inflight};
 """
 
 
-class Daemon:
+class Daemon(HealthClient):
     """One egressd master in its own directory, against an orchestrator.
     wrapper: argv put before egressd (e.g. valgrind)."""
 
@@ -244,8 +290,7 @@ class Daemon:
                                   heartbeat=heartbeat,
                                   worker_timeout=worker_timeout))
         self.sock_path = os.path.join(workdir, "egressd.sock")
-        self.sock = None
-        self.rbuf = b""
+        self.health_timeout = 10
         self.seen = set()
         err = open(os.path.join(workdir, "stderr.txt"), "wb")
         self.proc = spawn(list(wrapper) + [binary, "-c", self.conf],
@@ -270,41 +315,6 @@ class Daemon:
     def signal(self, signo):
         if self.proc.poll() is None:
             self.proc.send_signal(signo)
-
-    def close(self):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-            self.rbuf = b""
-
-    def health(self):
-        """One {"cmd":"health"} round trip over a kept connection; None
-        while the control socket is not up."""
-        try:
-            if self.sock is None:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(10)
-                try:
-                    s.connect(self.sock_path)
-                except OSError:
-                    s.close()
-                    return None
-                self.sock = s
-            self.sock.sendall(b'{"cmd":"health"}\n')
-            while b"\n" not in self.rbuf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise OSError("control socket closed")
-                self.rbuf += chunk
-        except OSError:
-            self.close()
-            return None
-        line, self.rbuf = self.rbuf.split(b"\n", 1)
-        reply = json.loads(line)
-        for w in reply.get("workers", []):
-            if isinstance(w.get("pid"), (int, float)):
-                self.seen.add(int(w["pid"]))
-        return reply
 
     def wait_for(self, what, done, timeout, poll=HEALTH_POLL):
         """Poll health until done(reply); the monotonic time it was seen."""

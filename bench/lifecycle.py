@@ -54,12 +54,13 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from harness import HealthClient
 
 POLL = 0.002                    # health polling interval, seconds
 SETTLE = 1.0                    # pause after READY before memory/idle figures
@@ -100,7 +101,7 @@ class BenchError(Exception):
     """A wait that did not end as expected; the message says what was seen."""
 
 
-class Daemon:
+class Daemon(HealthClient):
     """One egressd master started in its own temporary directory."""
 
     def __init__(self, egressd, workers, heartbeat, timeout, keep):
@@ -116,9 +117,8 @@ class Daemon:
             f.write(CONFIG.format(workers=workers, heartbeat=heartbeat,
                                   graceful=GRACEFUL_TIMEOUT))
         self.proc = None
-        self.sock = None
-        self.rbuf = b""
-        self.seen_pids = set()
+        self.health_timeout = timeout
+        self.seen = set()
         self.exe = os.path.realpath(egressd)
 
     # -- process -----------------------------------------------------------
@@ -144,7 +144,7 @@ class Daemon:
                 pids = {int(p) for p in f.read().split()}
         except (OSError, ValueError):
             pids = set()
-        self.seen_pids |= pids
+        self.seen |= pids
         return pids
 
     def signal(self, signo):
@@ -184,7 +184,7 @@ class Daemon:
                           f"for {KILL_AFTER:.0f}s; SIGKILL)", file=sys.stderr)
                     self.proc.kill()
                     self.proc.wait()
-            for pid in sorted(self.seen_pids):
+            for pid in sorted(self.seen):
                 if self._ours(pid):
                     print(f"  (worker pid {pid} outlived its master; "
                           f"SIGKILL)", file=sys.stderr)
@@ -207,40 +207,6 @@ class Daemon:
         return "\n".join(out)
 
     # -- control socket ----------------------------------------------------
-
-    def close(self):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-            self.rbuf = b""
-
-    def health(self):
-        """One {"cmd":"health"} round trip; None while the socket is not up."""
-        try:
-            if self.sock is None:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(self.timeout)
-                try:
-                    s.connect(self.sock_path)
-                except OSError:
-                    s.close()
-                    return None
-                self.sock = s
-            self.sock.sendall(b'{"cmd":"health"}\n')
-            while b"\n" not in self.rbuf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise OSError("control socket closed")
-                self.rbuf += chunk
-        except OSError:
-            self.close()
-            return None
-        line, self.rbuf = self.rbuf.split(b"\n", 1)
-        reply = json.loads(line)
-        for w in reply.get("workers", []):
-            if isinstance(w.get("pid"), (int, float)):
-                self.seen_pids.add(int(w["pid"]))
-        return reply
 
     def wait_for(self, what, done):
         """Poll health every POLL s until done(reply); time it was seen."""

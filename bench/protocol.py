@@ -58,6 +58,8 @@ import tempfile
 import time
 import urllib.request
 
+from harness import stop_process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FAKE = os.path.join(REPO, "tests", "orchestrator", "fake_orchestrator.py")
@@ -80,20 +82,6 @@ def children(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
-
-
-def stop_process(proc, wait, kids=()):
-    """TERM, then KILL after wait seconds; then KILL what outlived it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for k in kids:
-        if alive(k):
-            os.kill(k, signal.SIGKILL)
 
 
 def alive(pid):
