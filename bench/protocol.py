@@ -58,7 +58,7 @@ import tempfile
 import time
 import urllib.request
 
-from harness import stop_process
+from harness import alive, stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -82,14 +82,6 @@ def children(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 class Fake:
