@@ -202,6 +202,8 @@ store_busy(void *arg, int count)
 		st->busy_since = now;
 	if (now - st->busy_since >= st->busy_timeout)
 		return 0;
+	if (st->waiting != NULL)
+		st->waiting(st->waiting_arg);
 	cap = count < STORE_BUSY_STEPS ? STORE_BUSY_MIN_US << count :
 	    STORE_BUSY_MAX_US;
 	st->busy_seed = st->busy_seed * 1103515245u + 12345u;
