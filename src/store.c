@@ -174,11 +174,19 @@ static int
 store_exec(struct store *st, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
+	int sys = 0;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
-	snprintf(err, errlen, "database %s: %s", st->path,
-	    msg ? msg : sqlite3_errmsg(st->db));
+	/* "disk I/O error" alone hides a full disk or a permission. */
+	if ((sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_IOERR)
+		sys = sqlite3_system_errno(st->db);
+	if (sys != 0)
+		snprintf(err, errlen, "database %s: %s (%s)", st->path,
+		    msg ? msg : sqlite3_errmsg(st->db), strerror(sys));
+	else
+		snprintf(err, errlen, "database %s: %s", st->path,
+		    msg ? msg : sqlite3_errmsg(st->db));
 	sqlite3_free(msg);
 	return -1;
 }
