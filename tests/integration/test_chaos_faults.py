@@ -551,3 +551,163 @@ def test_orchestrator_500s_no_request_storm(orch, agent):
     assert len(orch.get_results()) == len(held) + len(queued)
     assert orch.wait_counts(DEADLINE, streams=1), "the stream never came back"
     a.check_alive()
+
+
+# --------------------------------------------------------------------------
+# 4. the control socket flooded with junk
+
+CTL_MAX_CLIENTS = 64                    # include/control.h
+CTL_MAX_LINE = 64 * 1024
+FLOOD_THREADS = 6
+FLOOD_IDLE = 24                         # connections that never write
+STORM_BURST = 5                         # connect-and-close per round
+# At most FLOOD_IDLE + FLOOD_THREADS * STORM_BURST + 1 connections are open
+# at once (a closed one counts until the master sees it go): under the
+# limit, so a health request is never refused for room.
+assert FLOOD_IDLE + FLOOD_THREADS * STORM_BURST + 1 < CTL_MAX_CLIENTS
+
+
+def connect(path, timeout=2.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def junk(kind, rng):
+    if kind == "random":
+        return os.urandom(rng.randint(1, 8192)) + b"\n"
+    if kind == "huge":                  # over the line limit, no newline
+        return b"{" + b"x" * (CTL_MAX_LINE + rng.randint(1, 65536))
+    if kind == "partial_json":
+        return rng.choice([b'{"cmd": "heal', b'{"cmd":', b'[{"cmd"', b"{"])
+    if kind == "non_utf8":
+        return b'{"cmd":"\xff\xfe\xfd"}\n\xc3\x28\xa0\xa1\n{"cmd":"h\x80"}\n'
+    if kind == "unterminated":
+        return b'{"cmd":"health"}'
+    if kind == "many_lines":            # replies never read
+        return b"junk\n" * rng.randint(100, 3000)
+    if kind == "nul":
+        return b"\0" * rng.randint(1, 1000) + b"\n"
+    if kind == "deep":
+        return b"[" * 5000 + b"]" * 5000 + b"\n"
+    raise ValueError(kind)
+
+
+JUNK_KINDS = ("random", "huge", "partial_json", "non_utf8", "unterminated",
+              "many_lines", "nul", "deep")
+
+
+def flood(path, stop, seed, counts):
+    rng = random.Random(seed)
+    while not stop.is_set():
+        kind = rng.choice(JUNK_KINDS + ("storm",))
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "storm":
+            for _ in range(STORM_BURST):
+                try:
+                    connect(path).close()
+                except OSError:
+                    counts["connect_failed"] = \
+                        counts.get("connect_failed", 0) + 1
+            continue
+        try:
+            s = connect(path)
+        except OSError:
+            counts["connect_failed"] = counts.get("connect_failed", 0) + 1
+            continue
+        try:
+            s.sendall(junk(kind, rng))
+            if rng.random() < 0.5:
+                s.recv(4096)            # sometimes read a reply
+        except OSError:
+            pass                        # reset by the master: fine
+        finally:
+            s.close()
+
+
+def test_control_socket_flood(orch, agent):
+    a = agent(server={"workers": 2})
+    h = a.wait_ready(2)
+    pids = a.worker_pids(h)
+    a.health()
+    baseline = fd_count(a.pid)
+    at = len(a.log())
+
+    stop = threading.Event()
+    counts = [{} for _ in range(FLOOD_THREADS)]
+    idle = []
+    threads = [threading.Thread(target=flood, daemon=True,
+                                args=(a.sock, stop, seed, counts[seed]))
+               for seed in range(FLOOD_THREADS)]
+    checks = 0
+    try:
+        idle = [connect(a.sock) for _ in range(FLOOD_IDLE)]
+        for t in threads:
+            t.start()
+        end = time.monotonic() + chaos(10.0, 3.0)
+        while time.monotonic() < end:
+            # a fresh connection is answered all the while
+            rep = a.health()
+            assert rep["ready"] == 2, rep
+            checks += 1
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(SHORT)
+        for s in idle:
+            s.close()
+    assert not any(t.is_alive() for t in threads), "a flood thread hung"
+    total = {}
+    for c in counts:
+        for k, v in c.items():
+            total[k] = total.get(k, 0) + v
+    print(f"flood: {total}, {checks} health checks")
+    assert checks >= 3
+    assert all(total.get(k, 0) > 0 for k in JUNK_KINDS + ("storm",)), total
+    assert total.get("connect_failed", 0) == 0, total
+
+    # every flood connection is gone: so are the master's descriptors
+    wait_until(lambda: fd_count(a.pid) <= baseline, SHORT,
+               msg=f"master fds back to {baseline} (now "
+                   f"{fd_count(a.pid)})")
+    rep = a.health()
+    assert rep["status"] == "healthy" and a.worker_pids(rep) == pids, rep
+    log = a.log()[at:]
+    assert f"control: request over {CTL_MAX_LINE} bytes; closing that " \
+        "connection" in log
+    assert "control: malformed request: not valid JSON" in log
+    assert "refusing another" not in log, "the flood hit the limit"
+
+    # the limit: with every slot taken by silent connections, a new one is
+    # told so at once; it works again when they go
+    idle = []
+    try:
+        idle = [connect(a.sock) for _ in range(CTL_MAX_CLIENTS)]
+        wait_until(lambda: fd_count(a.pid) >= baseline + CTL_MAX_CLIENTS,
+                   SHORT, msg="the master to accept them all")
+        with Control(a.sock) as c:      # refused before it can ask
+            rep = c.read_reply()
+            assert c.rfile.readline() == b"", "connection not closed"
+        assert rep == {"ok": False, "error": "too many connections"}, rep
+        a.wait_log(f"control: {CTL_MAX_CLIENTS} connections open; "
+                   "refusing another", start=at)
+    finally:
+        for s in idle:
+            s.close()
+    wait_until(lambda: fd_count(a.pid) <= baseline, SHORT,
+               msg=f"master fds back to {baseline}")
+    rep = a.health()
+    assert rep["status"] == "healthy", rep
+    # the workers never noticed
+    ids = orch.enqueue([{} for _ in range(4)])["operation_ids"]
+    kick(orch)
+    wait_results(orch, ids)
+    assert_delivered_once(orch, ids)
+    assert a.worker_pids() == pids
+    a.check_alive()
