@@ -549,7 +549,13 @@ def test_orchestrator_500s_no_request_storm(orch, agent):
     time.sleep(2.5 * every)
     assert_delivered_once(orch, held + queued)
     assert len(orch.get_results()) == len(held) + len(queued)
-    assert orch.wait_counts(DEADLINE, streams=1), "the stream never came back"
+    # the stream comes back at its next back-off step
+    failed = len([r for r in requests(orch, endpoint=EP_STREAM)
+                  if r["status"] == 500])
+    first, most, jitter = STREAM_BACKOFF
+    step = min(first * 2 ** failed, most) * (1 + jitter)
+    assert orch.wait_counts(step + SHORT, streams=1), \
+        f"the stream did not come back within {step:.0f}s"
     a.check_alive()
 
 
