@@ -146,6 +146,13 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def settled_fd_count(pid):
+    """pid's descriptors once the last control connection is closed (the
+    master notices a client's close a moment after the client)."""
+    time.sleep(0.5)
+    return min(fd_count(pid) for _ in range(5) if time.sleep(0.05) is None)
+
+
 # --------------------------------------------------------------------------
 # 1. the state_dir on a full file system
 
@@ -377,19 +384,24 @@ def check_locked_result(op_id, result):
 
 def test_database_locked_by_external_writer(orch, agent):
     """Another process holds the write lock for 10 s while operations keep
-    coming: each SQLite call of a worker waits busy_timeout (3 s here, so
+    coming: each SQLite call of a worker waits busy_timeout (2 s here, so
     the waits do not end just as the lock does) and gives up, several in a
-    row, longer together than worker_timeout (10 s).  No worker is taken
+    row, longer together than worker_timeout (4.5 s).  No worker is taken
     for hung, every operation is reported exactly once, exits refused
     meanwhile are recorded late, and readers (egressctl ps, the master's
     health) never wait."""
-    a = start_agent(agent, server={"workers": 2, "worker_timeout": 10.0},
-                    store={"busy_timeout": 3.0},
+    hold = chaos(10.0, 4.0)
+    # A few waits in a row fit in the hold, so some calls are refused (an
+    # exit, a spawn) and others succeed after it; together they outlast
+    # worker_timeout.
+    busy = round(0.2 * hold, 1)
+    a = start_agent(agent, server={"workers": 2,
+                                   "worker_timeout": max(4.0, 2 * busy + 0.5)},
+                    store={"busy_timeout": busy},
                     orchestrator={"poll_interval": POLL_INTERVAL})
     h = a.wait_ready(2)
     pids = a.worker_pids(h)
     db = db_path(a)
-    hold = chaos(10.0, 4.0)
     # slow operations running when the lock is taken: their exits fall in it
     ids = orch.enqueue([nap(1) for _ in range(4)])["operation_ids"]
     kick(orch)
@@ -640,8 +652,7 @@ def test_control_socket_flood(orch, agent):
     a = agent(server={"workers": 2})
     h = a.wait_ready(2)
     pids = a.worker_pids(h)
-    a.health()
-    baseline = fd_count(a.pid)
+    baseline = settled_fd_count(a.pid)
     at = len(a.log())
 
     stop = threading.Event()
