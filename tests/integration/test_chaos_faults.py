@@ -620,6 +620,11 @@ def junk(kind, rng):
     raise ValueError(kind)
 
 
+# Lines that must each get a clear error reply in valid JSON (UTF-8).
+JUNK_LINES = (b"\xff\xfe\xfd", b'{"cmd":"\xff\xfe"}',
+              b'{"cmd":"st\xc3\x28"}', b'{"cmd":"x\\n2026 forged log line"}',
+              b"\0" * 10, b"[" * 5000 + b"]" * 5000, b'{"cmd":"\xc3\xa9"}')
+
 JUNK_KINDS = ("random", "huge", "partial_json", "non_utf8", "unterminated",
               "many_lines", "nul", "deep")
 
@@ -705,6 +710,14 @@ def test_control_socket_flood(orch, agent):
         "connection" in log
     assert "control: malformed request: not valid JSON" in log
     assert "refusing another" not in log, "the flood hit the limit"
+    # each junk line is answered with a clear error, in valid JSON, and
+    # none of it forges a log line
+    with Control(a.sock) as c:
+        for line in JUNK_LINES:
+            rep = c.request(line)
+            assert rep.get("ok") is False and rep.get("error"), (line, rep)
+            assert rep["error"].startswith("malformed request"), (line, rep)
+    assert "\n2026 forged" not in a.log()
 
     # the limit: with every slot taken by silent connections, a new one is
     # told so at once; it works again when they go
