@@ -241,8 +241,9 @@ def fill(directory):
 def test_state_dir_full(small_tmpfs, orch, agent):
     """The file system under the database fills up while egressd runs:
     operations go on being answered (their own result, or a clear error
-    when no agent process could be recorded), results kept in memory are
-    delivered, nothing spins, the log says the disk is full; once there is
+    when no agent process could be recorded), results the outbox could not
+    take and the orchestrator rejected wait in memory and are delivered
+    later, nothing spins, the log says the disk is full; once there is
     room again, operations run, the late exits are written and every
     result was delivered exactly once."""
     a = start_agent(agent, server={"workers": 2, "state_dir": small_tmpfs},
@@ -263,15 +264,20 @@ def test_state_dir_full(small_tmpfs, orch, agent):
 
     at = len(a.log())
     filler = fill(small_tmpfs)
+    # the orchestrator rejects results too for a while: what the outbox
+    # could not take waits in memory
+    orch.set_faults(fail={EP_RESULT: [1000000, 500]})
     during = orch.enqueue([{} for _ in range(6)] + [nap(0), nap(0)])[
         "operation_ids"]
     kick(orch)
+    a.wait_log("and not in the outbox; kept in memory", start=at)
+    assert_no_spin(a, 2.0)
+    orch.set_faults(fail={EP_RESULT: 0})
     res = wait_results(orch, slow + during)
     kinds = {i: check_result(i, res[i][0]["result"])
              for i in slow + during}
     print("while full:", kinds)
     assert os.statvfs(small_tmpfs).f_bavail == 0, "space came back"
-    assert_no_spin(a, 2.0)
     a.check_alive()
     hh = a.health()
     assert hh["status"] in ("healthy", "degraded"), hh
