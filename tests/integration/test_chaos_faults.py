@@ -728,6 +728,8 @@ def test_control_socket_flood(orch, agent):
     # the limit: with every slot taken by silent connections, a new one is
     # told so at once; it works again when they go
     idle = []
+    wait_until(lambda: fd_count(a.pid) <= baseline, SHORT,
+               msg="the last connection to be closed")
     try:
         idle = [connect(a.sock) for _ in range(CTL_MAX_CLIENTS)]
         wait_until(lambda: fd_count(a.pid) >= baseline + CTL_MAX_CLIENTS,
