@@ -36,6 +36,13 @@ struct store {
 	double busy_timeout;		/* seconds to wait for a lock */
 	double busy_since;		/* when the current wait began */
 	unsigned busy_seed;		/* jitter of the waits */
+	/*
+	 * Called between the sleeps of a lock wait (set after store_open):
+	 * a wait can last busy_timeout, several in a row, and the process
+	 * must still look alive to whoever watches it.
+	 */
+	void (*waiting)(void *arg);
+	void *waiting_arg;
 };
 
 /* A claimed outbox row; the strings live only during the call. */

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "control.h"
 #include "evloop.h"
+#include "jsonutil.h"
 #include "log.h"
 
 #define CTL_BACKLOG CTL_MAX_CLIENTS
@@ -228,12 +229,29 @@ control_queue_error(struct control_peer *p, const char *msg)
 	return rc;
 }
 
+/* Names are echoed in errors and logs: printable ASCII only. */
+static int
+control_cmd_name_ok(const char *name)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)name; *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static cJSON *
 control_dispatch(struct control *ctl, const char *line, size_t len,
     char *err, size_t errlen)
 {
 	cJSON *req, *cmd, *reply = NULL;
 
+	/* cJSON takes any bytes in a string; a reply must be UTF-8. */
+	if (!json_utf8_valid(line, len)) {
+		snprintf(err, errlen, "malformed request: not valid UTF-8");
+		return NULL;
+	}
 	if ((req = cJSON_ParseWithLength(line, len)) == NULL) {
 		snprintf(err, errlen, "malformed request: not valid JSON");
 		return NULL;
@@ -246,6 +264,9 @@ control_dispatch(struct control *ctl, const char *line, size_t len,
 	else if (!cJSON_IsString(cmd))
 		snprintf(err, errlen, "malformed request: \"cmd\" must be a "
 		    "string");
+	else if (!control_cmd_name_ok(cmd->valuestring))
+		snprintf(err, errlen, "malformed request: \"cmd\" is not a "
+		    "command name");
 	else
 		reply = ctl->handler(cmd->valuestring, req, ctl->arg, err,
 		    errlen);

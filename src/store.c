@@ -174,11 +174,19 @@ static int
 store_exec(struct store *st, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
+	int sys = 0;
 
 	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) == SQLITE_OK)
 		return 0;
-	snprintf(err, errlen, "database %s: %s", st->path,
-	    msg ? msg : sqlite3_errmsg(st->db));
+	/* "disk I/O error" alone hides a full disk or a permission. */
+	if ((sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_IOERR)
+		sys = sqlite3_system_errno(st->db);
+	if (sys != 0)
+		snprintf(err, errlen, "database %s: %s (%s)", st->path,
+		    msg ? msg : sqlite3_errmsg(st->db), strerror(sys));
+	else
+		snprintf(err, errlen, "database %s: %s", st->path,
+		    msg ? msg : sqlite3_errmsg(st->db));
 	sqlite3_free(msg);
 	return -1;
 }
@@ -202,6 +210,8 @@ store_busy(void *arg, int count)
 		st->busy_since = now;
 	if (now - st->busy_since >= st->busy_timeout)
 		return 0;
+	if (st->waiting != NULL)
+		st->waiting(st->waiting_arg);
 	cap = count < STORE_BUSY_STEPS ? STORE_BUSY_MIN_US << count :
 	    STORE_BUSY_MAX_US;
 	st->busy_seed = st->busy_seed * 1103515245u + 12345u;

@@ -482,6 +482,21 @@ worker_request_reload(void *arg)
 	return channel_send(w->fd, CH_RELOAD, 0, NULL, 0);
 }
 
+/*
+ * A lock held elsewhere (another worker, an operator's sqlite3 shell) can
+ * keep this loop waiting busy_timeout per call, several calls in a row:
+ * the master must not take that for a hang and kill the worker, losing
+ * the operations it holds only in memory.
+ */
+static void
+worker_db_waiting(void *arg)
+{
+	struct worker *w = arg;
+
+	if (clock_mono() >= w->next_heartbeat)
+		worker_send_heartbeat(w);
+}
+
 static void
 worker_boot(struct worker *w)
 {
@@ -527,6 +542,8 @@ worker_boot(struct worker *w)
 	log_info("booted (pid %ld, generation %d, instance %s)",
 	    (long)getpid(), w->generation, w->instance_id);
 	worker_send_hello(w);
+	w->store.waiting = worker_db_waiting;
+	w->store.waiting_arg = w;
 }
 
 static void

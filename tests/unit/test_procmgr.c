@@ -1387,6 +1387,40 @@ test_database_locked(void **state)
 }
 
 static void
+count_wait(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A lock wait calls the store's waiting hook (the worker's heartbeat). */
+static void
+test_lock_wait_calls_hook(void **state)
+{
+	struct fx *f = *state;
+	struct store other;
+	agent_pid pid;
+	char err[256];
+	int waits = 0;
+
+	procmgr_close(&f->pm);
+	store_close(&f->st);
+	assert_int_equal(fx_open(f, 0.05), 0);
+	f->st.waiting = count_wait;
+	f->st.waiting_arg = &waits;
+	assert_int_equal(store_open(&other, f->dir, SYNC_NORMAL, 0, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_begin(&other), 0);
+	refused(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL,
+	    &pid), PM_E_DATABASE, NULL);
+	assert_true(waits > 0);
+	assert_int_equal(store_commit(&other), 0);
+	store_close(&other);
+	waits = 0;
+	ok(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL, &pid));
+	assert_int_equal(waits, 0);
+}
+
+static void
 test_database_full(void **state)
 {
 	struct fx *f = *state;
@@ -1571,6 +1605,7 @@ main(void)
 		DB_TEST(test_json_escaping),
 		DB_TEST(test_json_truncation),
 		DB_TEST(test_database_locked),
+		DB_TEST(test_lock_wait_calls_hook),
 		DB_TEST(test_database_full),
 		DB_TEST(test_prune_age),
 		DB_TEST(test_prune_max_rows),

@@ -1,0 +1,190 @@
+/* Unit tests for the control socket server: request validation. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cjson/cJSON.h>
+
+#include "control.h"
+#include "evloop.h"
+#include "jsonutil.h"
+
+#define TURNS 50		/* loop turns to wait for a reply */
+#define TURN_MS 20
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct evloop *loop;
+	struct control *ctl;
+	int calls;		/* handler calls */
+};
+
+static cJSON *
+echo_handler(const char *cmd, const cJSON *request, void *arg, char *err,
+    size_t errlen)
+{
+	struct fx *f = arg;
+	cJSON *reply = cJSON_CreateObject();
+
+	(void)request;
+	(void)err;
+	(void)errlen;
+	f->calls++;
+	cJSON_AddStringToObject(reply, "cmd", cmd);
+	return reply;
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test-control-XXXXXX");
+	if (mkdtemp(f->dir) == NULL || (f->loop = evloop_new()) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->dir);
+	f->ctl = control_open(f->path, f->loop, echo_handler, f, err,
+	    sizeof(err));
+	if (f->ctl == NULL) {
+		fprintf(stderr, "fixture: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	control_close(f->ctl, 1);
+	evloop_free(f->loop);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Send raw bytes on a fresh connection; return the first reply line. */
+static char *
+exchange(struct fx *f, const char *data, size_t len)
+{
+	struct sockaddr_un sun;
+	struct pollfd pfd;
+	char *buf = calloc(1, 4096);
+	size_t got = 0;
+	ssize_t n;
+	int fd, i;
+
+	assert_non_null(buf);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, f->path, strlen(f->path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (i = 0; i < TURNS && memchr(buf, '\n', got) == NULL; i++) {
+		evloop_run_once(f->loop, TURN_MS);
+		if (poll(&pfd, 1, 0) == 1 &&
+		    (n = read(fd, buf + got, 4095 - got)) > 0)
+			got += (size_t)n;
+	}
+	close(fd);
+	assert_non_null(memchr(buf, '\n', got));
+	*strchr(buf, '\n') = '\0';
+	return buf;
+}
+
+static void
+expect_error(struct fx *f, const char *data, size_t len, const char *error)
+{
+	char *line = exchange(f, data, len);
+	cJSON *reply;
+
+	assert_true(json_utf8_valid(line, strlen(line)));
+	reply = cJSON_Parse(line);
+	assert_non_null(reply);
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(reply, "ok")));
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(reply,
+	    "error")), error);
+	cJSON_Delete(reply);
+	free(line);
+}
+
+static void
+test_valid_request(void **state)
+{
+	struct fx *f = *state;
+	char *line = exchange(f, "{\"cmd\":\"status\"}\n", 17);
+
+	assert_string_equal(line, "{\"cmd\":\"status\",\"ok\":true}");
+	assert_int_equal(f->calls, 1);
+	free(line);
+}
+
+/* cJSON passes any bytes through a string; the reply would echo them. */
+static void
+test_not_utf8(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "{\"cmd\":\"\xff\xfe\"}\n";
+	static const char cut[] = "{\"cmd\":\"st\xc3\x28\"}\n";
+
+	expect_error(f, req, sizeof(req) - 1,
+	    "malformed request: not valid UTF-8");
+	expect_error(f, cut, sizeof(cut) - 1,
+	    "malformed request: not valid UTF-8");
+	assert_int_equal(f->calls, 0);
+}
+
+/* A name is echoed in the error and the log: no line breaks, no UTF-8. */
+static void
+test_cmd_not_a_name(void **state)
+{
+	struct fx *f = *state;
+	static const char *const reqs[] = {
+		"{\"cmd\":\"x\\n2026 forged log line\"}\n",
+		"{\"cmd\":\"tab\\there\"}\n",
+		"{\"cmd\":\"with space\"}\n",
+		"{\"cmd\":\"caf\xc3\xa9\"}\n",
+		"{\"cmd\":\"del\\u007f\"}\n",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		expect_error(f, reqs[i], strlen(reqs[i]),
+		    "malformed request: \"cmd\" is not a command name");
+	assert_int_equal(f->calls, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_valid_request, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_not_utf8, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cmd_not_a_name, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
