@@ -509,6 +509,12 @@ control_accept_one(struct control *ctl, int fd)
 	p->next = ctl->peers;
 	ctl->peers = p;
 	ctl->npeers++;
+	/*
+	 * Read now: a client that sent its request and left before we got to
+	 * accept it (a connect-and-close storm) is done at once, instead of
+	 * holding a slot that a live client in the same backlog needs.
+	 */
+	control_peer_io(fd, POLLIN, p);
 }
 
 static void

@@ -590,7 +590,8 @@ FLOOD_THREADS = 6
 FLOOD_IDLE = 24                         # connections that never write
 STORM_BURST = 5                         # connect-and-close per round
 # At most FLOOD_IDLE + FLOOD_THREADS * STORM_BURST + 1 connections are open
-# at once (a closed one counts until the master sees it go): under the
+# at once (one the client closed before the master accepted it is done at
+# accept; one closed later counts until the master sees it go): under the
 # limit, so a health request is never refused for room.
 assert FLOOD_IDLE + FLOOD_THREADS * STORM_BURST + 1 < CTL_MAX_CLIENTS
 

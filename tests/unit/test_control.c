@@ -79,11 +79,33 @@ teardown(void **state)
 	return 0;
 }
 
+static int
+connect_to(struct fx *f)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, f->path, strlen(f->path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+/* Clients that connect and leave at once, before the server accepts. */
+static void
+come_and_go(struct fx *f, int n)
+{
+	while (n-- > 0)
+		close(connect_to(f));
+}
+
 /* Send raw bytes on a fresh connection; return the first reply line. */
 static char *
 exchange(struct fx *f, const char *data, size_t len)
 {
-	struct sockaddr_un sun;
 	struct pollfd pfd;
 	char *buf = calloc(1, 4096);
 	size_t got = 0;
@@ -91,12 +113,7 @@ exchange(struct fx *f, const char *data, size_t len)
 	int fd, i;
 
 	assert_non_null(buf);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, f->path, strlen(f->path));
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	fd = connect_to(f);
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
 	pfd.fd = fd;
 	pfd.events = POLLIN;
@@ -174,6 +191,24 @@ test_cmd_not_a_name(void **state)
 	assert_int_equal(f->calls, 0);
 }
 
+/*
+ * Connections already closed when accepted leave their slots at once: a
+ * live client queued behind more of them than there are slots is served.
+ */
+static void
+test_gone_peers_free_their_slots(void **state)
+{
+	struct fx *f = *state;
+	char *line;
+
+	come_and_go(f, CTL_MAX_CLIENTS * 2 / 3);
+	evloop_run_once(f->loop, TURN_MS);
+	come_and_go(f, CTL_MAX_CLIENTS * 2 / 3);
+	line = exchange(f, "{\"cmd\":\"status\"}\n", 17);
+	assert_string_equal(line, "{\"cmd\":\"status\",\"ok\":true}");
+	free(line);
+}
+
 int
 main(void)
 {
@@ -184,6 +219,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_cmd_not_a_name, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_gone_peers_free_their_slots,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
