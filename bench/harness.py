@@ -153,6 +153,44 @@ class HealthClient:
                 self.seen.add(int(w["pid"]))
         return reply
 
+    def describe(self, last):
+        """What a failed wait reports: the last health reply."""
+        return f"; last health: {summary(last)}"
+
+    def wait_for(self, what, done, timeout=None, poll=HEALTH_POLL):
+        """Poll health until done(reply); the monotonic time it was seen.
+        The class also sets self.proc (the master's Popen)."""
+        timeout = self.health_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            if self.proc is None or self.proc.poll() is not None:
+                status = self.proc.returncode if self.proc else None
+                raise BenchError(f"{what}: the master exited with status "
+                                 f"{status}{self.describe(last)}")
+            reply = self.health()
+            now = time.monotonic()
+            if reply is not None:
+                last = reply
+                if done(reply):
+                    return now
+            if now > deadline:
+                raise BenchError(f"{what}: not reached within "
+                                 f"{timeout:.0f}s{self.describe(last)}")
+            time.sleep(poll)
+
+
+def summary(reply):
+    """One line of a health reply, for error messages."""
+    if reply is None:
+        return "no reply (control socket not up)"
+    ws = ", ".join(f"{w.get('id')}:{w.get('pid')}/g{w.get('generation')}/"
+                   f"{w.get('state')}{'/retiring' if w.get('retiring') else ''}"
+                   for w in reply.get("workers", []))
+    return (f"status {reply.get('status')}, state {reply.get('state')}, "
+            f"generation {reply.get('generation')}, ready "
+            f"{reply.get('ready')}/{reply.get('target')} [{ws}]")
+
 
 # -- orchestrator ----------------------------------------------------------
 
@@ -316,24 +354,8 @@ class Daemon(HealthClient):
         if self.proc.poll() is None:
             self.proc.send_signal(signo)
 
-    def wait_for(self, what, done, timeout, poll=HEALTH_POLL):
-        """Poll health until done(reply); the monotonic time it was seen."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            if self.proc.poll() is not None:
-                raise BenchError(f"{what}: egressd exited with status "
-                                 f"{self.proc.returncode}{self.log_tail()}")
-            reply = self.health()
-            now = time.monotonic()
-            if reply is not None:
-                last = reply
-                if done(reply):
-                    return now
-            if now > deadline:
-                raise BenchError(f"{what}: not within {timeout:.0f}s; last "
-                                 f"health: {last}{self.log_tail()}")
-            time.sleep(poll)
+    def describe(self, last):
+        return super().describe(last) + self.log_tail()
 
     def wait_ready(self, timeout, poll=0.01):
         n = self.workers

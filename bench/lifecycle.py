@@ -60,9 +60,8 @@ import sys
 import tempfile
 import time
 
-from harness import HealthClient
+from harness import HEALTH_POLL, HealthClient, rolled_to
 
-POLL = 0.002                    # health polling interval, seconds
 SETTLE = 1.0                    # pause after READY before memory/idle figures
 GRACEFUL_TIMEOUT = 5.0          # server.graceful_timeout in the config
 KILL_AFTER = GRACEFUL_TIMEOUT + 5.0
@@ -206,54 +205,10 @@ class Daemon(HealthClient):
                 pass
         return "\n".join(out)
 
-    # -- control socket ----------------------------------------------------
-
-    def wait_for(self, what, done):
-        """Poll health every POLL s until done(reply); time it was seen."""
-        deadline = time.monotonic() + self.timeout
-        last = None
-        while True:
-            if not self.alive():
-                raise BenchError(f"{what}: the master exited with status "
-                                 f"{self.proc.returncode}; last health: "
-                                 f"{summary(last)}")
-            reply = self.health()
-            now = time.monotonic()
-            if reply is not None:
-                last = reply
-                if done(reply):
-                    return now
-            if now > deadline:
-                raise BenchError(f"{what}: not reached within "
-                                 f"{self.timeout:.0f}s; last health: "
-                                 f"{summary(last)}")
-            time.sleep(POLL)
-
-
-def summary(reply):
-    if reply is None:
-        return "no reply (control socket not up)"
-    ws = ", ".join(f"{w.get('id')}:{w.get('pid')}/g{w.get('generation')}/"
-                   f"{w.get('state')}{'/retiring' if w.get('retiring') else ''}"
-                   for w in reply.get("workers", []))
-    return (f"status {reply.get('status')}, state {reply.get('state')}, "
-            f"generation {reply.get('generation')}, ready "
-            f"{reply.get('ready')}/{reply.get('target')} [{ws}]")
-
 
 def all_ready(n):
     def done(r):
         return r.get("ready") == n and r.get("target") == n
-    return done
-
-
-def rolled_to(n, gen):
-    def done(r):
-        ws = r.get("workers", [])
-        return (r.get("generation") == gen and r.get("ready") == n and
-                r.get("target") == n and len(ws) == n and
-                all(w.get("generation") == gen and not w.get("retiring")
-                    for w in ws))
     return done
 
 
@@ -329,7 +284,7 @@ def fmt_stats(values):
 
 def timings(args):
     print(f"Lifecycle timings, ms (median and max over {args.runs} runs; "
-          f"health polled every {POLL * 1000:.0f} ms)")
+          f"health polled every {HEALTH_POLL * 1000:.0f} ms)")
     print(f"{'workers':>7}  {'start->ready':>17}  {'HUP->rolled':>17}  "
           f"{'TERM->exit':>17}  ok")
     print(f"{'':>7}  {'median':>8} {'max':>8}  {'median':>8} {'max':>8}  "
