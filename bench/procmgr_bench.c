@@ -30,11 +30,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "clock.h"
-#include "config.h"
-#include "procmgr.h"
-#include "store.h"
+#include "procmgr/audit.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "procmgr/procmgr.h"
+#include "procmgr/store.h"
 
 #define BENCH_PRUNE_EVERY 10000
 #define BENCH_PRUNE_BATCHES 100

@@ -24,8 +24,7 @@ DEP_PKGS = libcurl libcjson sqlite3 uuid libconfig
 DEP_CFLAGS ?= $(shell pkg-config --cflags $(DEP_PKGS))
 DEP_LIBS ?= $(shell pkg-config --libs $(DEP_PKGS))
 # The library's .c files; Makefile.am passes libegressd_a_SOURCES.
-LIB_SOURCES ?= $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/src/*.c \
-	$(srcdir)/src/ops/*.c))
+LIB_SOURCES ?= $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/src/*/*.c))
 
 FUZZ_SANITIZE = address,undefined
 FUZZ_CPPFLAGS = -I$(srcdir)/include -D_GNU_SOURCE \
@@ -38,7 +37,7 @@ FUZZ_RUN_FLAGS = -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_ENV = LSAN_OPTIONS=suppressions=$(srcdir)/fuzz/lsan.supp:print_suppressions=0
 
 LIB_OBJS = $(patsubst %.c,$(out)/obj/%.o,$(filter-out \
-	src/main.c src/egressctl.c,$(filter %.c,$(LIB_SOURCES))))
+	src/master/main.c src/ctl/egressctl.c,$(filter %.c,$(LIB_SOURCES))))
 LIB = $(out)/libegressd-fuzz.a
 BINS = $(addprefix $(out)/,$(FUZZ_TARGETS))
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
+#include "core/channel.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "core/config.h"
 
 #define FUZZ_BASEDIR	"/nonexistent/egressd-fuzz"
 

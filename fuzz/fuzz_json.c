@@ -20,10 +20,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "backend.h"
-#include "events.h"
-#include "jsonutil.h"
-#include "poller.h"
+#include "core/backend.h"
+#include "master/events.h"
+#include "core/jsonutil.h"
+#include "worker/poller.h"
 
 #define FUZZ_MAX_BYTES	(1 << 20)	/* orchestrator.max_body_bytes */
 

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops_storage.h"
-#include "procmgr.h"
+#include "ops/ops_storage.h"
+#include "procmgr/procmgr.h"
 
 #define FUZZ_PATH_MAX	(2 * STORAGE_KEY_MAX)
 #define FUZZ_TOO_LONG	"working directory too long"

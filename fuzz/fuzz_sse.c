@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse.h"
+#include "core/sse.h"
 
 #define FUZZ_PREFIX	3	/* limit (2 bytes), chunk size (1 byte) */
 #define FUZZ_LIMIT_MOD	4096

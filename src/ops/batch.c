@@ -14,9 +14,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "jsonutil.h"
-#include "ops.h"
+#include "core/config.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
 
 struct batch_child {
 	struct op_run *run;	/* NULL once done or refused */

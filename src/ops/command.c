@@ -61,10 +61,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "evloop.h"
-#include "jsonutil.h"
-#include "ops.h"
+#include "core/config.h"
+#include "core/evloop.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open	434	/* the same number on every architecture */

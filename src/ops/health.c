@@ -7,9 +7,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "clock.h"
-#include "ops.h"
-#include "version.h"
+#include "core/clock.h"
+#include "ops/ops.h"
+#include "core/version.h"
 
 static double
 health_file_size(const char *path, const char *suffix)

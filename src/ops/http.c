@@ -29,13 +29,13 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
-#include "clock.h"
-#include "config.h"
-#include "http.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/http.h"
 #include "http_priv.h"
-#include "jsonutil.h"
-#include "ops.h"
-#include "version.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
+#include "core/version.h"
 
 #define OPHTTP_ERR_MAX		256
 #define OPHTTP_NAME_MAX		256	/* header names we compare */

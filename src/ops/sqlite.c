@@ -29,10 +29,10 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-#include "clock.h"
-#include "config.h"
-#include "jsonutil.h"
-#include "ops.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
 
 #define SQL_PROGRESS_OPS	1000	/* VM steps between deadline checks */
 #define SQL_SAFE_INT		INT64_C(9007199254740992)	/* 2^53 */

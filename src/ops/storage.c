@@ -14,10 +14,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "jsonutil.h"
-#include "ops.h"
-#include "ops_storage.h"
+#include "core/config.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
+#include "ops/ops_storage.h"
 
 #define STORAGE_PATH		"/api/v1/agent/execute/storage/"
 #define STORAGE_LIST_DEFAULT	1000

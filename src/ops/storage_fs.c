@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#include "ops.h"
-#include "ops_storage.h"
+#include "ops/ops.h"
+#include "ops/ops_storage.h"
 
 #define STORAGE_OPEN_TRIES	4	/* EAGAIN: a rename raced the lookup */
 #define STORAGE_TMP_TRIES	8	/* random names taken already */

@@ -48,9 +48,9 @@
 #include <cjson/cJSON.h>
 #include <libconfig.h>
 
-#include "config.h"
-#include "log.h"
-#include "ops.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "ops/ops.h"
 
 #define UPG_FILE_MAX	(1024 * 1024)	/* bytes of a configuration file */
 #define UPG_INT64_LIMIT	9.2e18		/* integers within this fit int64 */

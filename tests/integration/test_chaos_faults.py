@@ -584,7 +584,7 @@ def test_orchestrator_500s_no_request_storm(orch, agent):
 # --------------------------------------------------------------------------
 # 4. the control socket flooded with junk
 
-CTL_MAX_CLIENTS = 64                    # include/control.h
+CTL_MAX_CLIENTS = 64                    # include/master/control.h
 CTL_MAX_LINE = 64 * 1024
 FLOOD_THREADS = 6
 FLOOD_IDLE = 24                         # connections that never write

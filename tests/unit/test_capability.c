@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "capability.h"
+#include "procmgr/capability.h"
 
 static void
 test_pattern_exact(void **state)

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "channel.h"
+#include "core/channel.h"
 
 #define TEST_PAYLOAD	"{\"pid\":42}"
 #define TEST_RECV_SIZE	(CHANNEL_MAX_FRAME + 1)

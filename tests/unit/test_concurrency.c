@@ -27,9 +27,9 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "config.h"
-#include "procmgr.h"
-#include "store.h"
+#include "core/config.h"
+#include "procmgr/procmgr.h"
+#include "procmgr/store.h"
 
 #define WRITERS 8
 #define LIFECYCLES 10000

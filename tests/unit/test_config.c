@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "core/config.h"
 
 #define EXAMPLE_DEFAULT	"conf/egressd.conf"
 

@@ -15,9 +15,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "control.h"
-#include "evloop.h"
-#include "jsonutil.h"
+#include "master/control.h"
+#include "core/evloop.h"
+#include "core/jsonutil.h"
 
 #define TURNS 50		/* loop turns to wait for a reply */
 #define TURN_MS 20

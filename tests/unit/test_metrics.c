@@ -16,8 +16,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "channel.h"
-#include "metrics.h"
+#include "core/channel.h"
+#include "core/metrics.h"
 
 #define HEALTH "/api/v1/test/health"
 

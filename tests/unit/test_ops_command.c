@@ -24,10 +24,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "clock.h"
-#include "config.h"
-#include "evloop.h"
-#include "ops.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/evloop.h"
+#include "ops/ops.h"
 
 #define WAIT_LIMIT	30.0	/* seconds any one run may take */
 #define MAX_OUTPUT	1000

@@ -28,11 +28,11 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "clock.h"
-#include "config.h"
-#include "evloop.h"
-#include "http.h"
-#include "ops.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/evloop.h"
+#include "core/http.h"
+#include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
 
 #define REQ_MAX		65536

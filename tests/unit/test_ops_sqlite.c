@@ -18,8 +18,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
-#include "config.h"
-#include "ops.h"
+#include "core/config.h"
+#include "ops/ops.h"
 
 #define DB_MAX (1 << 16)
 

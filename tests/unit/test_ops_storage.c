@@ -22,10 +22,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "jsonutil.h"
-#include "ops.h"
-#include "ops_storage.h"
+#include "core/config.h"
+#include "core/jsonutil.h"
+#include "ops/ops.h"
+#include "ops/ops_storage.h"
 
 #define STORAGE_PATH "/api/v1/agent/execute/storage/"
 #define MAX_BYTES 1024

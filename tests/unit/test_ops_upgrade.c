@@ -27,8 +27,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "config.h"
-#include "ops.h"
+#include "core/config.h"
+#include "ops/ops.h"
 
 #define UPGRADE_PATH	"/api/v1/upgrade"
 #define CONF_NAME	"egressd.conf"

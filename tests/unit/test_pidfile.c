@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "pidfile.h"
+#include "master/pidfile.h"
 
 struct fixture {
 	char dir[64];

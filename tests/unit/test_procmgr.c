@@ -19,13 +19,13 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "audit.h"
-#include "capability.h"
-#include "clock.h"
-#include "config.h"
-#include "objmem.h"
-#include "procmgr.h"
-#include "store.h"
+#include "procmgr/audit.h"
+#include "procmgr/capability.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "procmgr/objmem.h"
+#include "procmgr/procmgr.h"
+#include "procmgr/store.h"
 
 #define INSTANCE "worker-test"
 #define IMAGE "/api/v1/agent/execute/storage/read"

@@ -18,11 +18,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "backend.h"
-#include "config.h"
-#include "events.h"
-#include "jsonutil.h"
-#include "poller.h"
+#include "core/backend.h"
+#include "core/config.h"
+#include "master/events.h"
+#include "core/jsonutil.h"
+#include "worker/poller.h"
 
 static void
 test_backoff_doubles_to_the_cap(void **state)

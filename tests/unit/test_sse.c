@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "sse.h"
+#include "core/sse.h"
 
 #define REC_MAX		16
 #define REC_FIELD	256

@@ -1,0 +1,48 @@
+/*
+ * events: the master's single SSE connection to the orchestrator.
+ *
+ * Connects to GET {url}/stream, parses events with the sse module, checks
+ * each event's JSON (size, depth, object with a "type" or an operation) and
+ * hands the good ones to the master.  Reconnects forever with back-off
+ * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
+ * for orchestrator.events_timeout.  Bad events are logged and dropped;
+ * nothing the stream sends can stop the master.
+ */
+#ifndef EGRESSD_EVENTS_H
+#define EGRESSD_EVENTS_H
+
+#include "core/backend.h"
+
+struct cJSON;
+struct events;
+
+/* type is "welcome", "heartbeat", "work_available", "goodbye", "operation"
+ * or another type string; event is the parsed object (owned by events). */
+typedef void (*events_cb)(const char *type, const struct cJSON *event,
+    void *arg);
+
+struct events *events_new(struct backend *backend, events_cb cb, void *arg);
+void events_free(struct events *ev);
+
+void events_start(struct events *ev);		/* connect now */
+void events_stop(struct events *ev);		/* disconnect, no retry */
+void events_restart(struct events *ev);		/* disconnect, connect now */
+
+double events_next_deadline(const struct events *ev);	/* 0 = none */
+void events_tick(struct events *ev, double now);
+
+/* Reconnects scheduled so far: the stream failed, ended or went silent. */
+unsigned long events_reconnects(const struct events *ev);
+
+/*
+ * The type an event's JSON object is dispatched as: its "type", except that
+ * one with an "operation_id" and no control type ("welcome", "heartbeat",
+ * "goodbye", "work_available") is an "operation".  NULL, with *why, when
+ * it is dropped: no type, or an operation without a usable ID.
+ */
+const char *events_type(const struct cJSON *o, const char **why);
+
+/* The back-off delay before attempt n (0-based), jitter included. */
+double events_backoff(int attempt, double jitter01);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * master: the arbiter.
+ *
+ * Owns the worker table, the signal interface of DESIGN section 1 (TERM,
+ * INT/QUIT, HUP, TTIN/TTOU, USR1, CHLD), spawning, reaping and respawning
+ * with crash-loop back-off, liveness from HEARTBEAT frames, rolling restarts
+ * and the control socket's commands.  The master never blocks on a worker.
+ */
+#ifndef EGRESSD_MASTER_H
+#define EGRESSD_MASTER_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+
+struct master;
+
+struct master_options {
+	const char *config_path;
+	int workers_override;	/* -w N; 0 = server.workers */
+};
+
+/*
+ * Set up the loop, signal handling and the control socket.  Takes ownership
+ * of cfg.  Returns NULL with err set.
+ */
+struct master *master_new(struct egressd_config *cfg,
+    const struct master_options *opt, char *err, size_t errlen);
+
+/* Give the control socket file to the daemon's user (privilege drop). */
+int master_chown_control(struct master *m, unsigned uid, unsigned gid);
+
+/* Open and migrate the database; done after privileges are dropped. */
+int master_open_store(struct master *m, char *err, size_t errlen);
+
+/* Run until stopped; returns the exit status for the process. */
+int master_run(struct master *m);
+
+void master_free(struct master *m);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * procmgr: the agent process manager (DESIGN section 4, Agent-libOS
+ * semantics).
+ *
+ * Every operation a worker accepts runs as an agent process: spawn, fork
+ * (modes COPY, SPECULATIVE, WORKER, RESTRICTED), spawn_child, exec, wait,
+ * signal, exit, chdir, budgets.  State lives in the shared SQLite database;
+ * each call is one IMMEDIATE transaction that also writes its event and
+ * audit record (audit.c), so every worker and egressctl see the same
+ * processes.  Capabilities are capability.c's, object memory objmem.c's.
+ *
+ * Errors: every call returns 0 on success and -1 on failure with
+ * pm->errtype and pm->err set.  PM_E_DATABASE means SQLite failed (locked
+ * past busy_timeout, full, corrupt, read-only): the caller may retry later.
+ * The pure rules (transitions, budgets, view modes, cwd normalisation) are
+ * exported for unit tests and fuzzers; they do no I/O.
+ */
+#ifndef EGRESSD_PROCMGR_H
+#define EGRESSD_PROCMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct store;
+struct sqlite3_stmt;
+
+typedef int64_t agent_pid;	/* INTEGER PRIMARY KEY of processes; > 0 */
+
+enum proc_status {
+	PS_CREATED, PS_RUNNABLE, PS_PAUSED, PS_WAITING_EVENT,
+	PS_EXITED, PS_FAILED, PS_KILLED
+};
+enum fork_mode { FORK_RESTRICTED, FORK_COPY, FORK_SPECULATIVE, FORK_WORKER };
+enum view_mode { VIEW_MUTABLE, VIEW_COPY_ON_WRITE, VIEW_EPHEMERAL,
+    VIEW_READ_ONLY };
+enum proc_signal { PSIG_PAUSE, PSIG_RESUME, PSIG_CANCEL, PSIG_TERMINATE };
+
+/* Mirrors the error_type of DESIGN section 5's error results. */
+enum pm_error {
+	PM_OK,
+	PM_E_INVALID,		/* invalid_request: bad argument or state */
+	PM_E_DENIED,		/* capability_denied */
+	PM_E_NOT_FOUND,		/* not_found */
+	PM_E_LIMIT,		/* limit_exceeded: a budget is used up */
+	PM_E_TIMEOUT,		/* timeout: wait with timeout 0 */
+	PM_E_DATABASE,		/* internal, retryable: SQLite failed */
+	PM_E_INTERNAL		/* internal: out of memory */
+};
+
+#define PM_CWD_MAX 1024
+#define PM_ERR_MAX 512
+#define PM_STMT_MAX 48		/* statements cached per connection */
+
+struct proc_budget {
+	int max_tool_calls;
+	int max_child_processes;
+	double max_runtime_seconds;
+};
+
+/* One capability to grant or inherit (capability.h has the full rules). */
+struct cap_spec {
+	const char *resource;	/* exact, or a prefix and "*" */
+	const char *rights;	/* comma list: "read,write" */
+	const char *constraints;	/* JSON text or NULL */
+	double expires_at;	/* wall seconds; 0 = never */
+	int delegable;
+	int revocable;
+};
+
+typedef void (*procmgr_hook)(agent_pid pid, const char *image, void *arg);
+
+#define PM_MAX_HOOKS 4
+
+struct procmgr {
+	struct store *st;
+	const char *instance_id;	/* the worker running new processes */
+	struct proc_budget defaults;	/* process.max_* */
+	int fork_divisor, fork_min_tool_calls, fork_min_child_processes;
+	struct {
+		procmgr_hook fn;
+		void *arg;
+	} hooks[PM_MAX_HOOKS];		/* after spawn, fork, spawn_child */
+	int nhooks;
+	enum pm_error errtype;
+	char err[PM_ERR_MAX];
+	/* Statements prepared once per connection (procmgr.c owns them). */
+	struct sqlite3_stmt *stmt[PM_STMT_MAX];
+};
+
+/* A process as read back from the database (strings are owned; free it). */
+struct proc_info {
+	agent_pid pid, parent_pid, root_pid;	/* parent 0 = none */
+	char *instance_id, *operation_id, *image, *status_message, *cwd;
+	enum proc_status status;
+	int64_t goal_oid, result_oid, view_id;	/* 0 = none */
+	struct proc_budget budget;
+	int tool_calls, child_processes;	/* used */
+	double created_at, updated_at, ended_at;	/* ended 0 = live */
+};
+
+/* What wait() found: the child's end and a read handle to its result. */
+struct proc_wait {
+	enum proc_status status;
+	int64_t result_oid;		/* 0 = none */
+	int64_t handle_cap;		/* read capability on it, 0 = none */
+};
+
+/* Result of a root process's exit, queued in the same transaction. */
+struct outbox_entry {
+	const char *operation_id;
+	const char *result;		/* JSON text */
+	double next_attempt;		/* wall seconds */
+};
+
+/* Bind to an open, migrated store; nothing is written. */
+void procmgr_init(struct procmgr *pm, struct store *st,
+    const char *instance_id, const struct egressd_config *cfg);
+void procmgr_close(struct procmgr *pm);	/* finalizes the statements */
+int procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg);
+
+/*
+ * A root process: image = operation path, goal = operation body (JSON text,
+ * stored as an immutable GOAL object), capabilities granted from specs,
+ * cwd "." unless given.  operation_id ties it to the orchestrator's work.
+ */
+int procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
+    const struct cap_spec *caps, size_t ncaps, const char *operation_id,
+    const char *cwd, agent_pid *out);
+/*
+ * A child whose view derives from the parent's by mode; inherit lists the
+ * capabilities to pass on (only rights the parent holds with policy
+ * ALWAYS_ALLOW; otherwise PM_E_DENIED and nothing is created).  image NULL
+ * keeps the parent's.  The parent at its child budget gets PM_E_LIMIT.
+ */
+int procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
+    enum fork_mode mode, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, agent_pid *out);
+/* Like fork, with a fresh MUTABLE view rooted at the child's goal. */
+int procmgr_spawn_child(struct procmgr *pm, agent_pid parent,
+    const char *goal, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, agent_pid *out);
+/* Replace the image; without preserve_caps the exec shrink applies. */
+int procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
+    int preserve_memory, int preserve_caps);
+/*
+ * Returns 1 when the child has ended (out filled, parent RUNNABLE again),
+ * 0 when the parent is now WAITING_EVENT "waiting for CHILD", -1 on error;
+ * timeout 0 with a live child is PM_E_TIMEOUT.
+ */
+int procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
+    double timeout, struct proc_wait *out);
+/* Children of pid in creation order; cb may not call procmgr. */
+int procmgr_list_children(struct procmgr *pm, agent_pid pid,
+    int include_terminal, void (*cb)(const struct proc_info *, void *),
+    void *arg);
+int procmgr_signal(struct procmgr *pm, agent_pid pid, enum proc_signal sig,
+    const char *reason);
+int procmgr_signal_child(struct procmgr *pm, agent_pid parent,
+    agent_pid child, enum proc_signal sig, const char *reason);
+/*
+ * End a process: EXITED with result (JSON text, kept as a RESULT object) or
+ * FAILED with message (result may still carry the error result).  Volatile
+ * objects are released, a waiting parent is woken; ob, when not NULL, is
+ * queued in the outbox in this same transaction.
+ */
+int procmgr_exit(struct procmgr *pm, agent_pid pid, const char *result,
+    int failed, const char *message, const struct outbox_entry *ob);
+/* Like signal TERMINATE, but also queues ob (runtime budget, shutdown). */
+int procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
+    const struct outbox_entry *ob);
+/* Merge a terminated child's view into the parent's; *merged = objects. */
+int procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
+    agent_pid child, int *merged);
+int procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path);
+/* Count one tool call against the budget; PM_E_LIMIT when used up. */
+int procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid);
+/*
+ * Check a right through capability.c and charge a tool call, in one
+ * transaction with its audit record; PM_E_DENIED or PM_E_LIMIT on refusal.
+ */
+int procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
+    const char *right);
+int procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out);
+void proc_info_free(struct proc_info *pi);
+
+/*
+ * Recovery, run by the master when it reaps a worker that died: each of
+ * that worker's live processes becomes FAILED with reason; a root one with
+ * an operation_id also gets the error result {"error": reason,
+ * "error_type": "internal", "pid": N} queued in the outbox.  Returns the
+ * number of processes failed, or -1.
+ */
+int procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
+    const char *reason, double next_attempt);
+
+/* Pure rules. */
+const char *proc_status_name(enum proc_status s);
+int proc_status_parse(const char *name, enum proc_status *out);
+int proc_status_terminal(enum proc_status s);
+/* The status a signal leads to, or -1 when it does not apply. */
+int proc_signal_transition(enum proc_status from, enum proc_signal sig);
+const char *proc_signal_name(enum proc_signal sig);
+int proc_signal_parse(const char *name, enum proc_signal *out);
+const char *fork_mode_name(enum fork_mode m);
+int fork_mode_parse(const char *name, enum fork_mode *out);	/* any case */
+enum view_mode fork_view_mode(enum fork_mode m);
+const char *view_mode_name(enum view_mode m);
+/* max(min, parent // divisor) for tool calls and children; runtime kept. */
+struct proc_budget proc_child_budget(const struct proc_budget *parent,
+    int divisor, int min_tool_calls, int min_child_processes);
+/*
+ * Workspace-relative normalisation: "" and "." give "."; "a/./b/" gives
+ * "a/b"; backslashes count as slashes; absolute paths ("/x", "C:\\x",
+ * "C:x", "\\\\host") and escapes above the root ("../x", "a/../../b") are
+ * refused with -1 and a reason in err, and so is a result that would not
+ * normalise to itself ("./C:x", "./ a").
+ */
+int proc_normalize_cwd(const char *path, char *out, size_t outlen,
+    char *err, size_t errlen);
+
+#endif

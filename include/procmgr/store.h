@@ -1,0 +1,127 @@
+/*
+ * store: the SQLite database every egressd process shares.
+ *
+ * One file, state_dir/egressd.db, in WAL mode; one connection per OS process,
+ * opened after fork; the schema is versioned with PRAGMA user_version and
+ * migrated in order by the master before any worker starts.  Holds the
+ * worker registry and the outbox of results not yet acknowledged.  Statements
+ * used on hot paths are prepared once per connection.
+ */
+#ifndef EGRESSD_STORE_H
+#define EGRESSD_STORE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/config.h"
+
+#define STORE_FILE_NAME "egressd.db"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+struct store {
+	struct sqlite3 *db;
+	char *path;
+	struct sqlite3_stmt *worker_insert;
+	struct sqlite3_stmt *worker_state;
+	struct sqlite3_stmt *worker_exit;
+	struct sqlite3_stmt *outbox_put;
+	struct sqlite3_stmt *outbox_defer;
+	struct sqlite3_stmt *outbox_delete;
+	struct sqlite3_stmt *outbox_claim;
+	struct sqlite3_stmt *txn_begin;
+	struct sqlite3_stmt *txn_commit;
+	struct sqlite3_stmt *txn_rollback;
+	double busy_timeout;		/* seconds to wait for a lock */
+	double busy_since;		/* when the current wait began */
+	unsigned busy_seed;		/* jitter of the waits */
+	/*
+	 * Called between the sleeps of a lock wait (set after store_open):
+	 * a wait can last busy_timeout, several in a row, and the process
+	 * must still look alive to whoever watches it.
+	 */
+	void (*waiting)(void *arg);
+	void *waiting_arg;
+};
+
+/* A claimed outbox row; the strings live only during the call. */
+typedef void (*store_outbox_cb)(const char *operation_id, const char *result,
+    void *arg);
+
+/* Open (creating if needed) state_dir/egressd.db and set its pragmas. */
+int store_open(struct store *st, const char *state_dir,
+    enum config_synchronous sync, double busy_timeout, char *err,
+    size_t errlen);
+
+/* Bring the schema to the current version; one transaction per step. */
+int store_migrate(struct store *st, char *err, size_t errlen);
+
+int store_worker_register(struct store *st, const char *instance_id,
+    pid_t pid, int slot, int generation);
+int store_worker_set_state(struct store *st, const char *instance_id,
+    const char *state);
+int store_worker_exited(struct store *st, const char *instance_id,
+    const char *reason);
+
+/*
+ * The durable outbox: a result is put before its first delivery attempt
+ * and deleted once the orchestrator acknowledged it; next_attempt (wall
+ * seconds) says when a sweep may send it again.
+ */
+int store_outbox_put(struct store *st, const char *operation_id,
+    const char *result, const char *instance_id, double next_attempt);
+int store_outbox_defer(struct store *st, const char *operation_id,
+    double next_attempt);
+int store_outbox_delete(struct store *st, const char *operation_id);
+/*
+ * Claim up to limit rows for instance_id — its own that are due, any of
+ * a stopped or exited worker, any with next_attempt before stale_before —
+ * moving their next_attempt on and counting the claim in "attempts"; cb
+ * sees each.  Returns the count or -1.
+ */
+int store_outbox_claim(struct store *st, const char *instance_id, int limit,
+    double now, double next_attempt, double stale_before,
+    store_outbox_cb cb, void *arg);
+
+/*
+ * At the master's start no worker of it runs yet: rows still marked live
+ * are from a run that died whole, and their outbox rows are up for grabs.
+ * Returns the rows marked exited, or -1.
+ */
+int store_workers_orphaned(struct store *st);
+
+/*
+ * Workers recorded as gone that still own live agent processes (the master
+ * could not fail them when it reaped the worker); *ids is malloc'd, each
+ * string too.  Returns the count (0 on a database error: a later pass
+ * retries).
+ */
+int store_orphaned_instances(struct store *st, char ***ids);
+
+/* Delete stopped workers' rows older than days; returns rows removed or -1. */
+int store_prune_workers(struct store *st, double days);
+
+/*
+ * Write transactions: BEGIN IMMEDIATE takes the write lock at once (waiting
+ * up to busy_timeout), so no statement inside can fail on a lock taken
+ * later.  Each returns 0 or -1; sqlite3_extended_errcode() says why.
+ * store_rollback does nothing outside a transaction (SQLite may already
+ * have rolled back after a full disk or an I/O error).
+ */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/*
+ * The statement in *slot, prepared on first use (persistent, for statements
+ * run again and again), reset and unbound; NULL on error.  The caller
+ * finalizes *slot when it closes.
+ */
+struct sqlite3_stmt *store_prepare(struct store *st,
+    struct sqlite3_stmt **slot, const char *sql);
+
+const char *store_errmsg(struct store *st);
+void store_close(struct store *st);
+
+#endif

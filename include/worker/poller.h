@@ -1,0 +1,83 @@
+/*
+ * poller: a worker's conversation with the orchestrator.
+ *
+ * Fetches operations (GET at start, on wake-ups, after each finished
+ * operation while there is capacity, every poll_interval), accepts pushed
+ * and piggybacked ones, downloads the full body of size-exceeded ones, runs
+ * them, and delivers each result (3 tries: 1 s, then 2 s).  A result is
+ * written to the outbox before its first try and deleted when acknowledged;
+ * one still undelivered waits there, and every poll_interval a sweep sends
+ * again what this worker, or a worker now gone, left behind.  At max_inflight
+ * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
+ * seconds instead.  Draining stops fetching, lets accepted work finish, then
+ * POSTs the shutdown notice once.  Every operation ID accepted is counted in
+ * flight until its result is acknowledged or given up on.  Each operation
+ * that runs is counted in its metrics (path, outcome, seconds from accept
+ * to result), which the worker reports to the master.
+ */
+#ifndef EGRESSD_POLLER_H
+#define EGRESSD_POLLER_H
+
+#include <stddef.h>
+
+#include "core/backend.h"
+#include "ops/ops.h"
+
+struct poller;
+
+struct poller_hooks {
+	void (*first_poll)(void *arg);	/* the orchestrator answered once */
+	void *arg;
+};
+
+struct store;
+struct runner;
+
+/*
+ * store holds the outbox (may be NULL: results are then not durable);
+ * runner runs each accepted operation as an agent process.
+ */
+struct poller *poller_new(struct backend *backend, struct op_context *ctx,
+    struct store *store, struct runner *runner,
+    const struct poller_hooks *hooks);
+void poller_free(struct poller *p);
+
+void poller_start(struct poller *p);		/* the boot-time GET */
+void poller_wake(struct poller *p);		/* WORK_AVAILABLE */
+/* An operation pushed by the master (JSON text of one operation). */
+void poller_push(struct poller *p, const char *text, size_t len);
+void poller_cancel(struct poller *p, const char *operation_id);
+
+/* Stop fetching; fast also abandons downloads and the running GET. */
+void poller_drain(struct poller *p, int fast);
+/* Past the deadline: give up on undelivered work, then notify shutdown. */
+void poller_abandon(struct poller *p);
+/* Draining, nothing left, shutdown notice answered (or not needed). */
+int poller_finished(const struct poller *p);
+
+/*
+ * How the poller reads one operation object (a GET answer, a push, a
+ * piggybacked "next_operation" or a downloaded body), apart from acting on
+ * it, for tests and fuzzing.  poller_op_id: its usable "operation_id", or
+ * NULL when op is no object or has none (it is dropped unseen).
+ * poller_op_stub: its body was left out for size ("operation" carries
+ * "__mcd_size_exceeded__": true) and is downloaded first.
+ * poller_op_problem: why it cannot run (it then fails with
+ * invalid_request): no "path" string, or an "operation" that is neither
+ * an object nor null; NULL when it can.
+ */
+const char *poller_op_id(const struct cJSON *op);
+int poller_op_stub(const struct cJSON *op);
+const char *poller_op_problem(const struct cJSON *op);
+
+double poller_next_deadline(const struct poller *p);	/* 0 = none */
+void poller_tick(struct poller *p, double now);
+
+long poller_last_status(const struct poller *p);	/* last HTTP status */
+double poller_last_contact(const struct poller *p);	/* wall time, 0 */
+
+struct metrics;
+/* Operations run so far, by path and outcome, with their durations. */
+const struct metrics *poller_metrics(const struct poller *p);
+
+#endif

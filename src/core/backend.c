@@ -1,0 +1,244 @@
+/* backend: orchestrator calls, headers, credentials (see include/backend.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "core/backend.h"
+#include "core/version.h"
+
+#define TOKEN_MAX 4096
+#define HEADER_MAX (TOKEN_MAX + 64)
+
+static const struct {
+	const char *method;
+	const char *path;
+	const char *suffix;	/* non-NULL: path + operation ID + suffix */
+	long timeout_ms;	/* 0 = none (the stream) */
+	const char *accept;
+} backend_calls[] = {
+	[BACKEND_STREAM] = { "GET", "/stream", NULL, 0, "text/event-stream" },
+	[BACKEND_OPERATION] = { "GET", "/api/v1/agent/operation", NULL, 30000,
+	    "application/json" },
+	[BACKEND_RESULT] = { "PUT", "/api/v1/agent/operations/", "/result",
+	    60000, "application/json" },
+	[BACKEND_FULL_OPERATION] = { "GET", "/api/v1/agent/operations/",
+	    "/request", 30000, "application/json" },
+	[BACKEND_HEARTBEAT] = { "POST", "/api/v1/agent/heartbeat", NULL, 10000,
+	    "application/json" },
+	[BACKEND_SHUTDOWN] = { "POST", "/api/v1/agent/shutdown", NULL, 15000,
+	    "application/json" },
+	[BACKEND_METRICS] = { "POST", "/api/v1/agent/metrics", NULL, 30000,
+	    "application/json" },
+	[BACKEND_LOGS] = { "POST", "/api/v1/agent/logs", NULL, 30000,
+	    "application/json" },
+};
+
+static char *
+backend_read_token_file(const char *path, char *err, size_t errlen)
+{
+	char buf[TOKEN_MAX + 1];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	/* Symlinks are followed (Kubernetes Secrets are symlinks); the
+	 * permission check applies to the file they lead to. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "orchestrator.token_file %s: %s", path,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode) || (sb.st_mode & 077) != 0) {
+		snprintf(err, errlen, "orchestrator.token_file %s: must be a "
+		    "regular file readable by its owner only (mode %04o); "
+		    "chmod 600 it", path, (unsigned)(sb.st_mode & 07777));
+		close(fd);
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || n > TOKEN_MAX) {
+		snprintf(err, errlen, "orchestrator.token_file %s: %s", path,
+		    n < 0 ? strerror(errno) : "longer than 4096 bytes");
+		return NULL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+	    buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+		n--;
+	buf[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "orchestrator.token_file %s: empty", path);
+		return NULL;
+	}
+	return strdup(buf);
+}
+
+/* A header value must not smuggle a line break into the request. */
+static int
+backend_header_safe(const char *v)
+{
+	for (; *v != '\0'; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7f)
+			return 0;
+	return 1;
+}
+
+int
+backend_load_credentials(const struct egressd_config *cfg,
+    const struct backend_creds *previous, struct backend_creds *out,
+    char *err, size_t errlen)
+{
+	const char *id = cfg->orchestrator.token_id, *env;
+
+	memset(out, 0, sizeof(*out));
+	if (cfg->orchestrator.url[0] == '\0')
+		return 0;
+	if (id[0] == '\0' && (env = getenv("EGRESSD_TOKEN_ID")) != NULL)
+		id = env;
+	if (id[0] == '\0' && previous != NULL && previous->token_id != NULL)
+		id = previous->token_id;
+	if (id[0] == '\0') {
+		snprintf(err, errlen, "no token ID: set orchestrator.token_id "
+		    "or EGRESSD_TOKEN_ID");
+		return -1;
+	}
+	out->token_id = strdup(id);
+	if (cfg->orchestrator.token_file[0] != '\0')
+		out->token = backend_read_token_file(
+		    cfg->orchestrator.token_file, err, errlen);
+	else if ((env = getenv("EGRESSD_TOKEN")) != NULL && env[0] != '\0')
+		out->token = strdup(env);
+	else if (previous != NULL && previous->token != NULL)
+		out->token = strdup(previous->token);
+	else
+		snprintf(err, errlen, "no token: set orchestrator.token_file "
+		    "or EGRESSD_TOKEN");
+	if (out->token_id != NULL && out->token != NULL &&
+	    (!backend_header_safe(out->token_id) ||
+	    !backend_header_safe(out->token)))
+		snprintf(err, errlen, "token ID or token contains control "
+		    "characters");
+	else if (out->token_id != NULL && out->token != NULL)
+		return 0;
+	backend_creds_free(out);
+	return -1;
+}
+
+void
+backend_creds_free(struct backend_creds *c)
+{
+	if (c->token != NULL)
+		explicit_bzero(c->token, strlen(c->token));
+	free(c->token);
+	free(c->token_id);
+	c->token = c->token_id = NULL;
+}
+
+int
+backend_valid_id(const char *id)
+{
+	size_t n;
+
+	for (n = 0; id[n] != '\0'; n++) {
+		char c = id[n];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		    c == '.' || c == ':' || c == '~'))
+			return 0;
+	}
+	return n > 0 && n <= BACKEND_ID_MAX;
+}
+
+static int
+backend_headers(struct backend *b, struct http_request *req,
+    const char *accept, int has_body)
+{
+	char line[HEADER_MAX];
+
+	snprintf(line, sizeof(line), "x-mcd-id: %s", b->creds->token_id);
+	if (http_request_header(req, line) == -1)
+		return -1;
+	snprintf(line, sizeof(line), "x-mcd-token: %s", b->creds->token);
+	if (http_request_header(req, line) == -1) {
+		explicit_bzero(line, sizeof(line));
+		return -1;
+	}
+	explicit_bzero(line, sizeof(line));
+	snprintf(line, sizeof(line), "x-mcd-agent-instance-id: %s",
+	    b->instance_id);
+	if (http_request_header(req, line) == -1)
+		return -1;
+	snprintf(line, sizeof(line), "User-Agent: egressd/%s",
+	    EGRESSD_VERSION);
+	if (http_request_header(req, line) == -1)
+		return -1;
+	snprintf(line, sizeof(line), "Accept: %s", accept);
+	if (http_request_header(req, line) == -1 ||
+	    http_request_header(req, "Expect:") == -1)
+		return -1;
+	if (has_body && http_request_header(req,
+	    "Content-Type: application/json") == -1)
+		return -1;
+	return 0;
+}
+
+struct http_request *
+backend_prepare(struct backend *b, enum backend_call call,
+    const char *operation_id, char *body)
+{
+	const char *suffix = backend_calls[call].suffix;
+	struct http_request *req;
+	char url[2048];
+
+	if (suffix != NULL && (operation_id == NULL ||
+	    !backend_valid_id(operation_id))) {
+		free(body);
+		return NULL;
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s%s%s%s",
+	    b->cfg->orchestrator.url, backend_calls[call].path,
+	    suffix ? operation_id : "", suffix ? suffix : "") >= sizeof(url) ||
+	    (req = http_request_new(backend_calls[call].method, url)) == NULL) {
+		free(body);
+		return NULL;
+	}
+	req->body = body;
+	req->body_len = body ? strlen(body) : 0;
+	req->timeout_ms = backend_calls[call].timeout_ms;
+	req->connect_timeout_ms =
+	    (long)(b->cfg->orchestrator.connect_timeout * 1000.0);
+	req->max_body = (size_t)b->cfg->orchestrator.max_body_bytes;
+	req->tls_verify = b->cfg->orchestrator.tls_verify;
+	req->ca_file = b->cfg->orchestrator.ca_file;
+	if (backend_headers(b, req, backend_calls[call].accept,
+	    body != NULL) == -1) {
+		http_request_free(req);
+		return NULL;
+	}
+	return req;
+}
+
+struct http_request *
+backend_call(struct backend *b, enum backend_call call,
+    const char *operation_id, char *body, http_done_cb on_done, void *arg)
+{
+	struct http_request *req;
+
+	if ((req = backend_prepare(b, call, operation_id, body)) == NULL)
+		return NULL;
+	req->on_done = on_done;
+	req->arg = arg;
+	if (http_start(b->http, req) == -1) {
+		http_request_free(req);
+		return NULL;
+	}
+	return req;
+}

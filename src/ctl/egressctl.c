@@ -1,0 +1,378 @@
+/*
+ * egressctl: operate a running egressd through its control socket, and
+ * read its agent processes from the database.
+ *
+ * Socket commands speak the protocol of include/control.h: one JSON request
+ * line, one JSON reply line.  ps, inspect and audit read the database
+ * read-only (ctldb.c) and need no running daemon.  Exit status: 0 success
+ * (health: healthy), 1 the daemon refused, is degraded or the process is
+ * unknown, 2 unreachable, down, or a usage or database error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "master/control.h"
+#include "ctl/ctldb.h"
+#include "procmgr/store.h"
+#include "core/version.h"
+
+#define EXIT_FAILED 1
+#define EXIT_UNREACHABLE 2
+#define EXIT_USAGE 2
+#define DEFAULT_SOCKET RUNSTATEDIR "/egressd/egressd.sock"
+
+struct ctl_options {
+	const char *socket;
+	const char *config;
+	const char *state_dir;
+	int json;
+	int fast;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: egressctl [-s SOCKET | -c FILE] [-d STATE_DIR] COMMAND "
+	    "[ARGS]\n"
+	    "\n"
+	    "  -s SOCKET  control socket (default: server.control_socket of "
+	    "the\n"
+	    "             configuration file, else %s)\n"
+	    "  -c FILE    configuration file to read the socket path from\n"
+	    "             (default %s)\n"
+	    "  -d DIR     state directory holding egressd.db (default: "
+	    "server.state_dir\n"
+	    "             of the configuration file)\n"
+	    "  -V         print the version and exit\n"
+	    "  -h         print this help and exit\n"
+	    "\n"
+	    "commands:\n"
+	    "  status                      master pid, state, generation, "
+	    "workers\n"
+	    "  health [--json] [--deep] [WORKER]\n"
+	    "                              per-worker health; exit 0 healthy, "
+	    "1 degraded,\n"
+	    "                              2 down or unreachable (WORKER: id or "
+	    "pid);\n"
+	    "                              --deep asks each worker for live "
+	    "detail\n"
+	    "  reload                      re-read the configuration, rolling "
+	    "restart\n"
+	    "  stop [--fast]               graceful (or fast) stop\n"
+	    "  scale N                     run N workers\n"
+	    "  metrics [--json]            counters in the Prometheus text "
+	    "format:\n"
+	    "                              operations by path and outcome, "
+	    "durations,\n"
+	    "                              restarts, reconnects, reloads, "
+	    "workers\n"
+	    "  ps [--all] [--worker N] [--limit N]\n"
+	    "                              agent processes as a tree: pid, "
+	    "status, age,\n"
+	    "                              tool calls and children used/max, "
+	    "image\n"
+	    "  inspect [--json] PID        one agent process: status, goal, "
+	    "result,\n"
+	    "                              capabilities, budget, events\n"
+	    "  audit [--since T] [--pid PID] [--limit N] [--json]\n"
+	    "                              the audit trail; T is 15m, 2h, 7d, "
+	    "epoch\n"
+	    "                              seconds or YYYY-MM-DDTHH:MM:SS "
+	    "(UTC)\n",
+	    DEFAULT_SOCKET, CONFIG_DEFAULT_PATH);
+}
+
+/* The socket: -s, else the configuration's, else the built-in default. */
+static char *
+resolve_socket(const struct ctl_options *o)
+{
+	struct egressd_config cfg;
+	char err[CONFIG_ERR_MAX];
+	char *path;
+
+	if (o->socket != NULL)
+		return strdup(o->socket);
+	memset(&cfg, 0, sizeof(cfg));
+	if (config_load_file(&cfg, o->config ? o->config :
+	    CONFIG_DEFAULT_PATH, err, sizeof(err)) == -1) {
+		if (o->config != NULL) {
+			fprintf(stderr, "egressctl: %s\n", err);
+			exit(EXIT_USAGE);
+		}
+		return strdup(DEFAULT_SOCKET);
+	}
+	path = strdup(cfg.server.control_socket);
+	config_free(&cfg);
+	return path;
+}
+
+/* The database: -d, else the configuration's state_dir. */
+static char *
+resolve_db(const struct ctl_options *o)
+{
+	struct egressd_config cfg;
+	char err[CONFIG_ERR_MAX], *path = NULL;
+	const char *dir = o->state_dir;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (dir == NULL) {
+		if (config_load_file(&cfg, o->config ? o->config :
+		    CONFIG_DEFAULT_PATH, err, sizeof(err)) == -1) {
+			fprintf(stderr, "egressctl: %s (or give -d "
+			    "STATE_DIR)\n", err);
+			exit(EXIT_USAGE);
+		}
+		dir = cfg.server.state_dir;
+	}
+	if (asprintf(&path, "%s/%s", dir, STORE_FILE_NAME) == -1)
+		path = NULL;
+	config_free(&cfg);
+	return path;
+}
+
+static int
+parse_positive(const char *arg, int *out)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+
+	if (*arg == '\0' || *end != '\0' || n < 1 || n > 1000000)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static double
+num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *
+str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsString(v) ? v->valuestring : "-";
+}
+
+/* health --deep: what the worker itself said just now. */
+static void
+print_live(const cJSON *live)
+{
+	if (live == NULL)
+		return;
+	if (!cJSON_IsObject(live)) {
+		printf("     live: no answer within the deadline\n");
+		return;
+	}
+	printf("     live: %s, %.0f in flight, %.0f done, %.0f failed, "
+	    "RSS %.0f KiB", str(live, "state"), num(live, "inflight"),
+	    num(live, "done"), num(live, "failed"), num(live, "rss") / 1024);
+	if (num(live, "orch_status") > 0)
+		printf(", orchestrator HTTP %.0f at %.0f", num(live,
+		    "orch_status"), num(live, "orch_time"));
+	printf("\n");
+}
+
+static void
+print_health(const cJSON *r)
+{
+	const cJSON *w, *list = cJSON_GetObjectItemCaseSensitive(r, "workers");
+
+	printf("egressd (pid %.0f): %s, %.0f/%.0f workers ready, generation "
+	    "%.0f, %s\n", num(r, "pid"), str(r, "status"), num(r, "ready"),
+	    num(r, "target"), num(r, "generation"), str(r, "state"));
+	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
+	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
+	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");
+	cJSON_ArrayForEach(w, list) {
+		printf("%-4.0f %-8.0f %-4.0f %-9s %-10s %8.1fs %8.1fs %8.0f "
+		    "%8.0f %8.0f %8.0f %8.0f  %s\n", num(w, "id"), num(w, "pid"),
+		    num(w, "generation"), str(w, "state"), str(w, "health"),
+		    num(w, "uptime"), num(w, "heartbeat_age"),
+		    num(w, "inflight"), num(w, "done"), num(w, "failed"),
+		    num(w, "rss") / 1024, num(w, "restarts"),
+		    str(w, "instance_id"));
+		print_live(cJSON_GetObjectItemCaseSensitive(w, "live"));
+	}
+}
+
+static void
+print_status(const cJSON *r)
+{
+	printf("egressd %s (pid %.0f): %s, generation %.0f, %.0f/%.0f workers "
+	    "ready (%.0f running), up %.0fs, config %s\n", str(r, "version"),
+	    num(r, "pid"), str(r, "state"), num(r, "generation"),
+	    num(r, "ready"), num(r, "target"), num(r, "workers"),
+	    num(r, "uptime"), str(r, "config"));
+}
+
+static int
+health_exit(const cJSON *r)
+{
+	const char *s = str(r, "status");
+
+	if (strcmp(s, CTL_HEALTHY) == 0)
+		return CTL_EXIT_HEALTHY;
+	if (strcmp(s, CTL_DEGRADED) == 0)
+		return CTL_EXIT_DEGRADED;
+	return CTL_EXIT_DOWN;
+}
+
+/* Send the request and report; returns the exit status. */
+static int
+run(const char *sockpath, cJSON *req, const char *cmd, int json)
+{
+	char err[512], *line = cJSON_PrintUnformatted(req), *text = NULL;
+	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc;
+	cJSON *reply;
+
+	rc = control_request(sockpath, line, &text, err, sizeof(err));
+	cJSON_free(line);
+	if (rc == -1) {
+		fprintf(stderr, "egressctl: %s\n", err);
+		if (is_health && !json)
+			printf("egressd: down (unreachable)\n");
+		return EXIT_UNREACHABLE;
+	}
+	if ((reply = cJSON_Parse(text)) == NULL) {
+		fprintf(stderr, "egressctl: malformed reply: %.200s\n", text);
+		free(text);
+		return EXIT_FAILED;
+	}
+	if (json)
+		printf("%s\n", text);
+	free(text);
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok"))) {
+		fprintf(stderr, "egressctl: %s: %s\n", cmd, str(reply, "error"));
+		cJSON_Delete(reply);
+		return is_health ? CTL_EXIT_DOWN : EXIT_FAILED;
+	}
+	rc = 0;
+	if (is_health) {
+		if (!json)
+			print_health(reply);
+		rc = health_exit(reply);
+	} else if (!json && strcmp(cmd, CTL_CMD_STATUS) == 0)
+		print_status(reply);
+	else if (!json && strcmp(cmd, CTL_CMD_METRICS) == 0)
+		fputs(str(reply, "text"), stdout);
+	else if (!json)
+		printf("egressd: %s: ok\n", cmd);
+	cJSON_Delete(reply);
+	return rc;
+}
+
+static void
+usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "egressctl: %s%s%s\n", msg, arg ? ": " : "",
+	    arg ? arg : "");
+	usage(stderr);
+	exit(EXIT_USAGE);
+}
+
+/* Build the request for argv (the command and its arguments). */
+static cJSON *
+build_request(int argc, char **argv, struct ctl_options *o)
+{
+	const char *cmd = argv[0];
+	cJSON *req = cJSON_CreateObject();
+	int i, n;
+
+	cJSON_AddStringToObject(req, "cmd", cmd);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
+		    strcmp(argv[i], "--json") == 0)
+			o->json = 1;
+		else if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
+		    strcmp(argv[i], "--deep") == 0)
+			cJSON_AddTrueToObject(req, "deep");
+		else if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
+		    parse_positive(argv[i], &n) == 0 &&
+		    !cJSON_HasObjectItem(req, "worker"))
+			cJSON_AddNumberToObject(req, "worker", n);
+		else if (strcmp(cmd, CTL_CMD_STOP) == 0 &&
+		    strcmp(argv[i], "--fast") == 0)
+			cJSON_AddTrueToObject(req, "fast");
+		else if (strcmp(cmd, CTL_CMD_SCALE) == 0 &&
+		    parse_positive(argv[i], &n) == 0 &&
+		    !cJSON_HasObjectItem(req, "workers"))
+			cJSON_AddNumberToObject(req, "workers", n);
+		else if ((strcmp(cmd, CTL_CMD_STATUS) == 0 ||
+		    strcmp(cmd, CTL_CMD_METRICS) == 0) &&
+		    strcmp(argv[i], "--json") == 0)
+			o->json = 1;
+		else
+			usage_error("unexpected argument", argv[i]);
+	}
+	if (strcmp(cmd, CTL_CMD_SCALE) == 0 &&
+	    !cJSON_HasObjectItem(req, "workers"))
+		usage_error("scale needs a number of workers", NULL);
+	return req;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const known[] = { CTL_CMD_STATUS, CTL_CMD_HEALTH,
+	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE, CTL_CMD_METRICS };
+	struct ctl_options o;
+	char *sockpath;
+	cJSON *req;
+	size_t i;
+	int ch, rc;
+
+	memset(&o, 0, sizeof(o));
+	while ((ch = getopt(argc, argv, "+s:c:d:Vh")) != -1) {
+		switch (ch) {
+		case 'd':
+			o.state_dir = optarg;
+			break;
+		case 's':
+			o.socket = optarg;
+			break;
+		case 'c':
+			o.config = optarg;
+			break;
+		case 'V':
+			printf("egressctl %s\n", EGRESSD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		usage_error("no command given", NULL);
+	if (ctldb_handles(argv[optind])) {
+		if ((sockpath = resolve_db(&o)) == NULL)
+			return EXIT_USAGE;
+		rc = ctldb_main(argc - optind, argv + optind, sockpath);
+		free(sockpath);
+		return rc;
+	}
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(argv[optind], known[i]) == 0)
+			break;
+	if (i == sizeof(known) / sizeof(known[0]))
+		usage_error("unknown command", argv[optind]);
+	req = build_request(argc - optind, argv + optind, &o);
+	sockpath = resolve_socket(&o);
+	rc = run(sockpath, req, argv[optind], o.json);
+	cJSON_Delete(req);
+	free(sockpath);
+	return rc;
+}

@@ -1,0 +1,301 @@
+/* events: the SSE stream client (see include/events.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/clock.h"
+#include "master/events.h"
+#include "core/jsonutil.h"
+#include "core/log.h"
+#include "core/sse.h"
+
+#define EVENTS_BACKOFF_FIRST 2.0
+#define EVENTS_BACKOFF_MAX 240.0
+#define EVENTS_JITTER 0.2
+
+struct events {
+	struct backend *backend;
+	events_cb cb;
+	void *arg;
+	struct sse_parser *parser;
+	struct http_request *req;	/* the stream, when connected */
+	int status_checked;
+	int attempt;		/* consecutive failed connections */
+	double reconnect_at;	/* 0 = not scheduled */
+	double watchdog_at;	/* 0 = not armed */
+	int stopped;
+	int in_callback;	/* inside libcurl's write callback */
+	int restart_pending;	/* restart asked for from a callback */
+	unsigned long reconnects;	/* for the metrics */
+};
+
+double
+events_backoff(int attempt, double jitter01)
+{
+	double d = EVENTS_BACKOFF_FIRST;
+
+	while (attempt-- > 0 && d < EVENTS_BACKOFF_MAX)
+		d *= 2;
+	if (d > EVENTS_BACKOFF_MAX)
+		d = EVENTS_BACKOFF_MAX;
+	return d * (1.0 - EVENTS_JITTER + 2 * EVENTS_JITTER * jitter01);
+}
+
+static void
+events_arm_watchdog(struct events *ev)
+{
+	ev->watchdog_at = clock_mono() +
+	    ev->backend->cfg->orchestrator.events_timeout;
+}
+
+const char *
+events_type(const cJSON *o, const char **why)
+{
+	const char *type = json_string(o, "type"), *id;
+
+	if (cJSON_GetObjectItemCaseSensitive(o, "operation_id") != NULL &&
+	    (type == NULL || (strcmp(type, "welcome") != 0 &&
+	    strcmp(type, "heartbeat") != 0 && strcmp(type, "goodbye") != 0 &&
+	    strcmp(type, "work_available") != 0)))
+		type = "operation";
+	if (type == NULL) {
+		*why = "event without a \"type\"";
+		return NULL;
+	}
+	if (strcmp(type, "operation") == 0 &&
+	    ((id = json_string(o, "operation_id")) == NULL ||
+	    !backend_valid_id(id))) {
+		*why = "pushed operation without a usable \"operation_id\"";
+		return NULL;
+	}
+	return type;
+}
+
+static void
+events_dispatch(struct events *ev, const cJSON *o)
+{
+	const char *type, *why;
+
+	if ((type = events_type(o, &why)) == NULL) {
+		log_warnx("events: %s; dropped", why);
+		return;
+	}
+	if (strcmp(type, "heartbeat") == 0 || strcmp(type, "welcome") == 0) {
+		ev->attempt = 0;	/* the connection works */
+		events_arm_watchdog(ev);
+	}
+	ev->cb(type, o, ev->arg);
+}
+
+static void
+events_on_sse(const struct sse_event *se, void *arg)
+{
+	struct events *ev = arg;
+	char err[128];
+	cJSON *o;
+
+	if (ev->stopped || ev->restart_pending)
+		return;		/* the rest of this chunk is moot */
+	o = json_parse_limited(se->data, se->data_len,
+	    (size_t)ev->backend->cfg->orchestrator.max_event_bytes, err,
+	    sizeof(err));
+	if (o == NULL) {
+		log_warnx("events: malformed event (%s); dropped", err);
+		return;
+	}
+	if (!cJSON_IsObject(o))
+		log_warnx("events: event data is not a JSON object; dropped");
+	else
+		events_dispatch(ev, o);
+	cJSON_Delete(o);
+}
+
+static int
+events_on_data(struct http_request *req, const char *data, size_t len)
+{
+	struct events *ev = req->arg;
+	long status = 0;
+	int dropped;
+
+	if (ev->stopped || ev->restart_pending)
+		return -1;
+	if (!ev->status_checked) {
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status != 200) {
+			log_warnx("events: stream answered HTTP %ld", status);
+			return -1;
+		}
+		ev->status_checked = 1;
+		log_info("events: stream connected");
+	}
+	/* The master may ask for a restart from here: it is deferred. */
+	ev->in_callback = 1;
+	dropped = sse_parser_feed(ev->parser, data, len);
+	ev->in_callback = 0;
+	if (dropped > 0)
+		log_warnx("events: %d event(s) over orchestrator.max_event_bytes "
+		    "(%lld) dropped", dropped,
+		    (long long)ev->backend->cfg->orchestrator.max_event_bytes);
+	return dropped < 0 ? -1 : 0;
+}
+
+static void
+events_schedule(struct events *ev)
+{
+	double delay = events_backoff(ev->attempt,
+	    (double)random() / (double)RAND_MAX);
+
+	ev->attempt++;
+	ev->reconnects++;
+	ev->reconnect_at = clock_mono() + delay;
+	ev->watchdog_at = 0;
+	log_info("events: reconnecting in %.1fs", delay);
+}
+
+static void
+events_on_done(struct http_request *req)
+{
+	struct events *ev = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	if (!ev->status_checked && req->status != 200 && req->status != 0)
+		snprintf(why, sizeof(why), "HTTP %ld", req->status);
+	else if (req->result == CURLE_OK)
+		snprintf(why, sizeof(why), "closed by the orchestrator");
+	else
+		http_describe(req, why, sizeof(why));
+	log_warnx("events: stream ended (%s)", why);
+	http_request_free(req);
+	ev->req = NULL;
+	if (!ev->stopped)
+		events_schedule(ev);
+}
+
+static void
+events_connect(struct events *ev)
+{
+	struct http_request *req;
+
+	ev->reconnect_at = 0;
+	sse_parser_reset(ev->parser);
+	ev->status_checked = 0;
+	req = backend_prepare(ev->backend, BACKEND_STREAM, NULL, NULL);
+	if (req != NULL) {
+		req->on_data = events_on_data;
+		req->on_done = events_on_done;
+		req->arg = ev;
+	}
+	if (req == NULL || http_start(ev->backend->http, req) == -1) {
+		log_warnx("events: cannot start the stream request");
+		http_request_free(req);
+		events_schedule(ev);
+		return;
+	}
+	ev->req = req;
+	events_arm_watchdog(ev);
+}
+
+struct events *
+events_new(struct backend *backend, events_cb cb, void *arg)
+{
+	struct events *ev;
+
+	if ((ev = calloc(1, sizeof(*ev))) == NULL)
+		return NULL;
+	ev->parser = sse_parser_new(
+	    (size_t)backend->cfg->orchestrator.max_event_bytes, events_on_sse,
+	    ev);
+	if (ev->parser == NULL) {
+		free(ev);
+		return NULL;
+	}
+	ev->backend = backend;
+	ev->cb = cb;
+	ev->arg = arg;
+	ev->stopped = 1;
+	return ev;
+}
+
+void
+events_stop(struct events *ev)
+{
+	ev->restart_pending = 0;
+	ev->stopped = 1;
+	ev->reconnect_at = 0;
+	ev->watchdog_at = 0;
+	if (ev->req != NULL && !ev->in_callback) {
+		http_request_free(ev->req);	/* cancels: no on_done */
+		ev->req = NULL;
+	}
+}
+
+void
+events_start(struct events *ev)
+{
+	ev->stopped = 0;
+	ev->attempt = 0;
+	if (ev->req == NULL)
+		events_connect(ev);
+}
+
+void
+events_restart(struct events *ev)
+{
+	if (ev->in_callback) {
+		ev->restart_pending = 1;
+		return;
+	}
+	events_stop(ev);
+	events_start(ev);
+}
+
+void
+events_free(struct events *ev)
+{
+	if (ev == NULL)
+		return;
+	events_stop(ev);
+	sse_parser_free(ev->parser);
+	free(ev);
+}
+
+unsigned long
+events_reconnects(const struct events *ev)
+{
+	return ev->reconnects;
+}
+
+double
+events_next_deadline(const struct events *ev)
+{
+	if (ev->restart_pending || (ev->stopped && ev->req != NULL))
+		return clock_mono();
+	if (ev->stopped)
+		return 0;
+	return ev->req != NULL ? ev->watchdog_at : ev->reconnect_at;
+}
+
+void
+events_tick(struct events *ev, double now)
+{
+	if (ev->restart_pending) {
+		events_restart(ev);
+		return;
+	}
+	if (ev->stopped) {
+		events_stop(ev);	/* finish a stop asked for mid-callback */
+		return;
+	}
+	if (ev->req == NULL && ev->reconnect_at > 0 && now >= ev->reconnect_at)
+		events_connect(ev);
+	else if (ev->req != NULL && ev->watchdog_at > 0 &&
+	    now >= ev->watchdog_at) {
+		log_warnx("events: no heartbeat for %.0fs; reconnecting",
+		    ev->backend->cfg->orchestrator.events_timeout);
+		http_request_free(ev->req);
+		ev->req = NULL;
+		events_schedule(ev);
+	}
+}

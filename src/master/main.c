@@ -1,0 +1,318 @@
+/*
+ * egressd: the egress agent daemon.  main() is the start-up story:
+ * flags -> configuration (-t stops here) -> log -> pidfile -> signals and
+ * control socket -> privilege drop -> database -> daemonize -> the master's
+ * loop -> clean exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "master/master.h"
+#include "master/pidfile.h"
+#include "core/version.h"
+
+#define EXIT_CONFIG 2		/* like nginx -t: the configuration is bad */
+
+struct options {
+	const char *config_path;
+	int workers;
+	int daemonize;
+	int test_only;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: egressd [-c FILE] [-w N] [-D] [-t] [-V] [-h]\n"
+	    "\n"
+	    "  -c FILE  configuration file (default %s)\n"
+	    "  -w N     number of workers, overriding server.workers (1-256)\n"
+	    "  -D       daemonize (detach from the terminal), like "
+	    "server.daemonize\n"
+	    "  -t       check the configuration file and exit (0 = OK, 2 = "
+	    "error)\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n"
+	    "\n"
+	    "Signals to the master: TERM graceful stop, INT/QUIT fast stop, "
+	    "HUP reload\nand rolling restart, TTIN/TTOU one worker more/fewer, "
+	    "USR1 reopen logs.\n", CONFIG_DEFAULT_PATH);
+}
+
+static int
+parse_workers(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || end == arg || n < 1 || n > 256)
+		return -1;
+	return (int)n;
+}
+
+static void
+parse_flags(int argc, char **argv, struct options *opt)
+{
+	int ch;
+
+	memset(opt, 0, sizeof(*opt));
+	opt->config_path = CONFIG_DEFAULT_PATH;
+	while ((ch = getopt(argc, argv, "c:w:DtVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			opt->config_path = optarg;
+			break;
+		case 'w':
+			if ((opt->workers = parse_workers(optarg)) == -1) {
+				fprintf(stderr, "egressd: -w %s: must be an "
+				    "integer between 1 and 256\n", optarg);
+				exit(EXIT_CONFIG);
+			}
+			break;
+		case 'D':
+			opt->daemonize = 1;
+			break;
+		case 't':
+			opt->test_only = 1;
+			break;
+		case 'V':
+			printf("egressd %s\n", EGRESSD_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(EXIT_CONFIG);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "egressd: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		exit(EXIT_CONFIG);
+	}
+}
+
+/*
+ * The path is made absolute once, here: daemonize changes directory, and a
+ * HUP must find the same file again.  Symlinks are kept, not resolved, so a
+ * reload follows a symlink swapped since (a Kubernetes ConfigMap update).
+ */
+static struct egressd_config *
+load_config(struct options *opt)
+{
+	static char abspath[PATH_MAX];
+	struct egressd_config *cfg;
+	char err[CONFIG_ERR_MAX], cwd[PATH_MAX];
+
+	if (opt->config_path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (size_t)snprintf(abspath, sizeof(abspath), "%s/%s", cwd,
+	    opt->config_path) < sizeof(abspath))
+		opt->config_path = abspath;
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		fprintf(stderr, "egressd: out of memory\n");
+		exit(1);
+	}
+	if (config_load_file(cfg, opt->config_path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "egressd: %s\n", err);
+		free(cfg);
+		exit(EXIT_CONFIG);
+	}
+	return cfg;
+}
+
+static void
+acquire_pidfile(struct pidfile *pf, const char *path)
+{
+	char err[512];
+	pid_t other;
+
+	switch (pidfile_acquire(pf, path, &other, err, sizeof(err))) {
+	case PIDFILE_ACQUIRED:
+		return;
+	case PIDFILE_STALE:
+		log_warnx("pidfile %s was stale (pid %ld is gone); replacing "
+		    "it", path, (long)other);
+		return;
+	case PIDFILE_HELD:
+		fatalx("pidfile %s is held by a running egressd (pid %ld); "
+		    "refusing to start", path, (long)other);
+	default:
+		fatalx("%s", err);
+	}
+}
+
+/* Look up server.user/group; returns 0 when there is nothing to drop. */
+static int
+lookup_user(const struct egressd_config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	if (cfg->server.user[0] == '\0') {
+		if (cfg->server.group[0] != '\0')
+			fatalx("server.group is set without server.user");
+		return 0;
+	}
+	if ((pw = getpwnam(cfg->server.user)) == NULL)
+		fatalx("server.user: no such user '%s'", cfg->server.user);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	if (cfg->server.group[0] != '\0') {
+		if ((gr = getgrnam(cfg->server.group)) == NULL)
+			fatalx("server.group: no such group '%s'",
+			    cfg->server.group);
+		*gid = gr->gr_gid;
+	}
+	return 1;
+}
+
+static void
+drop_privileges(struct master *m, const struct egressd_config *cfg)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (!lookup_user(cfg, &uid, &gid))
+		return;
+	if (geteuid() == uid)
+		return;		/* already that user */
+	if (geteuid() != 0)
+		fatalx("server.user is '%s' but egressd is not started as "
+		    "root", cfg->server.user);
+	if (master_chown_control(m, uid, gid) == -1)
+		fatal("chown %s", cfg->server.control_socket);
+	if (log_chown(uid, gid) == -1)
+		fatal("chown %s", cfg->log.file);
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		fatal("dropping privileges to %s", cfg->server.user);
+	if (setuid(0) == 0)
+		fatalx("privileges could be regained after the drop; stopping");
+	log_info("running as user %s (uid %ld, gid %ld)", cfg->server.user,
+	    (long)uid, (long)gid);
+}
+
+static void
+redirect_stdio(void)
+{
+	int fd;
+
+	if ((fd = open("/dev/null", O_RDWR)) == -1)
+		fatal("/dev/null");
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	if (log_is_stderr())
+		log_warnx("daemonized with log.file = \"stderr\": log lines are "
+		    "discarded; set log.file");
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+/*
+ * Detach.  The parent waits until the daemon says it started, so start-up
+ * errors still reach the invoking shell (and its exit status).
+ */
+static int
+daemonize(void)
+{
+	int ready[2];
+	char byte;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) == -1)
+		fatal("pipe");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid > 0) {
+		close(ready[1]);
+		_exit(read(ready[0], &byte, 1) == 1 ? 0 : 1);
+	}
+	close(ready[0]);
+	if (setsid() == -1)
+		fatal("setsid");
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	return ready[1];
+}
+
+static void
+tell_parent_started(int fd)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) != 1)
+		log_warn("daemonize: telling the parent");
+	close(fd);
+	redirect_stdio();
+}
+
+int
+main(int argc, char **argv)
+{
+	struct master_options mopt;
+	struct egressd_config *cfg;
+	struct options opt;
+	struct pidfile pf;
+	struct master *m;
+	char err[CONFIG_ERR_MAX];
+	int status, ready_fd = -1;
+
+	parse_flags(argc, argv, &opt);
+	cfg = load_config(&opt);
+	if (opt.test_only) {
+		printf("egressd: configuration %s is OK\n", opt.config_path);
+		config_free(cfg);
+		free(cfg);
+		return 0;
+	}
+	if (log_open(cfg->log.file, cfg->log.level, cfg->log.format, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		fatalx("libcurl initialisation failed");
+	acquire_pidfile(&pf, cfg->server.pidfile);
+	mopt.config_path = opt.config_path;
+	mopt.workers_override = opt.workers;
+	if ((m = master_new(cfg, &mopt, err, sizeof(err))) == NULL) {
+		pidfile_release(&pf);
+		fatalx("%s", err);
+	}
+	drop_privileges(m, cfg);
+	if (master_open_store(m, err, sizeof(err)) == -1) {
+		master_free(m);
+		pidfile_release(&pf);
+		fatalx("%s", err);
+	}
+	if (opt.daemonize || cfg->server.daemonize)
+		ready_fd = daemonize();
+	if (pidfile_write(&pf, getpid()) == -1)
+		fatal("pidfile %s: write", pf.path);
+	tell_parent_started(ready_fd);
+	status = master_run(m);
+	master_free(m);
+	pidfile_release(&pf);
+	curl_global_cleanup();
+	log_info("terminated");
+	log_close();
+	return status;
+}

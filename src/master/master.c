@@ -1,0 +1,1058 @@
+/*
+ * master: the arbiter (see include/master.h).
+ *
+ * The worker table is a list of worker processes, each in a numbered slot
+ * (1..target).  master_maintain() is declarative: every pass it makes the
+ * table converge on "each slot has one current worker" — spawning what is
+ * missing (unless a crash loop holds spawns back), and retiring workers that
+ * are old (a previous generation after HUP, or recycled) only once their
+ * slot's replacement is READY.  Signals, frames and control commands only
+ * change the wanted state and let the next pass do the work.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/backend.h"
+#include "core/channel.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "master/control.h"
+#include "master/events.h"
+#include "core/evloop.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "master/master.h"
+#include "master_priv.h"
+#include "master/notify.h"
+#include "core/procinfo.h"
+#include "core/sigpipe.h"
+#include "procmgr/store.h"
+#include "core/version.h"
+#include "worker/worker.h"
+
+const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
+    "ready", "busy", "draining" };
+
+static void master_on_channel(int fd, short revents, void *arg);
+static int master_on_frame(struct wproc *w, const struct channel_frame *f);
+
+static double
+master_worker_uptime(const struct wproc *w, double now)
+{
+	return now - w->started;
+}
+
+static int
+master_worker_is_old(const struct master *m, const struct wproc *w)
+{
+	return w->generation < m->generation || w->recycle;
+}
+
+/* The worker that serves slot now: current, not retiring, not old. */
+static struct wproc *
+master_slot_owner(struct master *m, int slot)
+{
+	struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->slot == slot && !w->retiring && !master_worker_is_old(m, w))
+			return w;
+	return NULL;
+}
+
+int
+master_count(const struct master *m, int ready_only)
+{
+	const struct wproc *w;
+	int n = 0;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (!w->retiring && (!ready_only || w->ready))
+			n++;
+	return n;
+}
+
+/* Count an unplanned end of the worker in slot (shown by health). */
+static void
+master_count_restart(struct master *m, int slot)
+{
+	if (slot >= 1 && slot <= MASTER_MAX_WORKERS)
+		m->restarts[slot - 1]++;
+}
+
+int
+master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
+{
+	char *text = NULL;
+	int rc;
+
+	if (w->fd < 0)
+		return -1;
+	if (payload != NULL && (text = cJSON_PrintUnformatted(payload)) == NULL)
+		return -1;
+	rc = channel_send(w->fd, type, flags, text, text ? strlen(text) : 0);
+	cJSON_free(text);
+	return rc;
+}
+
+/* Ask a worker to stop; the signal is the fallback when the channel fails. */
+static void
+master_stop_worker(struct wproc *w, int fast, double grace, double margin)
+{
+	cJSON *o = cJSON_CreateObject();
+	double kill_at = clock_mono() + grace + margin;
+
+	cJSON_AddNumberToObject(o, "deadline", grace);
+	if (master_send(w, CH_STOP, fast ? CH_FLAG_FAST : 0, o) == -1)
+		kill(w->pid, fast ? SIGINT : SIGTERM);
+	cJSON_Delete(o);
+	w->state = WS_DRAINING;
+	/* A worker past its own deadline plus a margin is hung: kill it. */
+	if (w->kill_after == 0 || kill_at < w->kill_after)
+		w->kill_after = kill_at;
+}
+
+static void
+master_retire(struct master *m, struct wproc *w, const char *reason)
+{
+	if (w->retiring)
+		return;
+	log_info("retiring worker %d (pid %ld, generation %d): %s", w->slot,
+	    (long)w->pid, w->generation, reason);
+	w->retiring = 1;
+	w->retire_reason = reason;
+	/* A retired worker also has time to tell the orchestrator it left. */
+	master_stop_worker(w, 0, m->cfg->server.graceful_timeout,
+	    MASTER_NOTICE_GRACE + MASTER_KILL_GRACE);
+}
+
+static long
+master_recycle_limit(const struct master *m)
+{
+	long n = m->cfg->server.max_ops_per_worker;
+
+	if (n <= 0)
+		return 0;
+	if (m->cfg->server.max_ops_jitter > 0)
+		n += random() % (m->cfg->server.max_ops_jitter + 1);
+	return n;
+}
+
+static int
+master_spawn(struct master *m, int slot)
+{
+	struct worker_params params;
+	struct wproc *w;
+	int sv[2];
+	sigset_t all, old;
+	pid_t pid;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warnx("spawn: out of memory");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0, sv) == -1) {
+		log_warn("spawn: socketpair");
+		free(w);
+		return -1;
+	}
+	/*
+	 * Signals wait until the child has its own handlers: one arriving in
+	 * between would run the master's handler and land in its pipe.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	if ((pid = fork()) == -1) {
+		log_warn("spawn: fork");
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(sv[0]);
+		close(sv[1]);
+		free(w);
+		return -1;
+	}
+	if (pid == 0) {
+		free(w);	/* the parent's bookkeeping, not the child's */
+		close(sv[0]);
+		params.cfg = m->cfg;
+		params.slot = slot;
+		params.generation = m->generation;
+		params.channel_fd = sv[1];
+		params.master_pid = getppid();
+		params.creds = &m->creds;
+		worker_run(&params);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(sv[1]);
+	w->master = m;
+	w->pid = pid;
+	w->slot = slot;
+	w->generation = m->generation;
+	w->fd = sv[0];
+	w->started = w->last_seen = clock_mono();
+	w->max_ops = master_recycle_limit(m);
+	if (evloop_add(m->loop, w->fd, POLLIN, master_on_channel, w) == -1) {
+		log_warn("spawn: event loop");
+		close(w->fd);
+		w->fd = -1;
+		kill(pid, SIGKILL);
+	}
+	w->next = m->workers;
+	m->workers = w;
+	log_info("spawned worker %d (pid %ld, generation %d)", slot, (long)pid,
+	    m->generation);
+	return 0;
+}
+
+static void
+master_close_channel(struct master *m, struct wproc *w)
+{
+	if (w->fd < 0)
+		return;
+	evloop_remove(m->loop, w->fd);
+	close(w->fd);
+	w->fd = -1;
+}
+
+static void
+master_unlink(struct master *m, struct wproc *dead)
+{
+	struct wproc **pp;
+
+	for (pp = &m->workers; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == dead) {
+			*pp = dead->next;
+			return;
+		}
+}
+
+static void
+master_describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d%s",
+		    WEXITSTATUS(status), WEXITSTATUS(status) ==
+		    WORKER_EXIT_BOOT ? " (failed at boot)" : "");
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)%s",
+		    WTERMSIG(status), strsignal(WTERMSIG(status)),
+		    WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "ended with wait status %#x", status);
+}
+
+/* A worker died on its own: count it and hold respawns back in a loop. */
+static void
+master_note_crash(struct master *m, struct wproc *w, double now)
+{
+	double uptime = master_worker_uptime(w, now), delay;
+	int shift;
+
+	master_count_restart(m, w->slot);
+	if (uptime >= m->cfg->server.min_uptime) {
+		m->crash_streak = 0;
+		return;
+	}
+	if (now - m->last_crash > MASTER_CRASH_MEMORY)
+		m->crash_streak = 0;
+	m->last_crash = now;
+	shift = m->crash_streak < 16 ? m->crash_streak : 16;
+	delay = MASTER_BACKOFF_FIRST * (double)(1u << shift);
+	if (delay > MASTER_BACKOFF_MAX)
+		delay = MASTER_BACKOFF_MAX;
+	m->crash_streak++;
+	if (now + delay > m->respawn_after)
+		m->respawn_after = now + delay;
+	log_warnx("crash loop: worker %d lived %.2fs (min_uptime %.1fs); "
+	    "respawning in %.1fs", w->slot, uptime, m->cfg->server.min_uptime,
+	    delay);
+}
+
+/*
+ * Heartbeats a reaped worker sent before it exited (its last metrics),
+ * still unread when SIGCHLD came first.  Nothing else matters any more.
+ */
+static void
+master_last_frames(struct master *m, struct wproc *w)
+{
+	struct channel_frame f;
+	int derr;
+
+	w->retiring = 1;	/* no state changes for the dead */
+	while (w->fd >= 0 && channel_recv(w->fd, m->rxbuf,
+	    CHANNEL_MAX_FRAME + 1, &f, &derr) == CHANNEL_RECV_FRAME)
+		if (f.type == CH_HEARTBEAT && w->instance_id[0] != '\0')
+			(void)master_on_frame(w, &f);
+}
+
+static void
+master_reaped(struct master *m, struct wproc *w, int status)
+{
+	double now = clock_mono();
+	char how[128];
+	int expected = w->retiring || m->state == MS_STOPPING;
+
+	master_describe_exit(status, how, sizeof(how));
+	if (expected && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		log_info("worker %d (pid %ld) %s after %.1fs", w->slot,
+		    (long)w->pid, how, master_worker_uptime(w, now));
+	else
+		log_warnx("worker %d (pid %ld) %s after %.1fs", w->slot,
+		    (long)w->pid, how, master_worker_uptime(w, now));
+	if (!expected)
+		master_note_crash(m, w, now);
+	if (w->instance_id[0] != '\0')
+		master_db_worker_exited(m, w->instance_id, how, status);
+	master_last_frames(m, w);
+	/* Its operations stay counted: totals never go backwards. */
+	metrics_add(&m->retired, &w->metrics);
+	master_close_channel(m, w);
+	master_unlink(m, w);
+	free(w);
+}
+
+static void
+master_reap(struct master *m)
+{
+	struct wproc *w;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (w = m->workers; w != NULL; w = w->next)
+			if (w->pid == pid)
+				break;
+		if (w != NULL)
+			master_reaped(m, w, status);
+	}
+}
+
+/* Frames. */
+
+static int
+master_json_int(const cJSON *o, const char *key, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+		return -1;
+	*out = v->valuedouble;
+	return 0;
+}
+
+static int
+master_on_hello(struct wproc *w, const cJSON *o)
+{
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "instance_id");
+	double pid, gen;
+
+	if (master_json_int(o, "pid", &pid) == -1 ||
+	    master_json_int(o, "generation", &gen) == -1 ||
+	    !cJSON_IsString(id) || strlen(id->valuestring) != UUID_TEXT_LEN - 1)
+		return -1;
+	if ((pid_t)pid != w->pid || (int)gen != w->generation)
+		return -1;
+	memcpy(w->instance_id, id->valuestring, UUID_TEXT_LEN);
+	log_debug("worker %d (pid %ld) hello, instance %s", w->slot,
+	    (long)w->pid, w->instance_id);
+	return 0;
+}
+
+static int
+master_on_heartbeat(struct wproc *w, const cJSON *o)
+{
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
+	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
+	double inflight, done, failed, rss;
+	char err[128];
+	size_t i;
+
+	if (metrics != NULL && metrics_from_json(metrics, &w->metrics, err,
+	    sizeof(err)) == -1) {
+		log_warnx("worker %d (pid %ld): heartbeat metrics: %s",
+		    w->slot, (long)w->pid, err);
+		return -1;
+	}
+	if (!cJSON_IsString(state) ||
+	    master_json_int(o, "inflight", &inflight) == -1 ||
+	    master_json_int(o, "done", &done) == -1 ||
+	    master_json_int(o, "failed", &failed) == -1 ||
+	    master_json_int(o, "rss", &rss) == -1)
+		return -1;
+	for (i = 0; i < MASTER_NSTATES; i++)
+		if (strcmp(state->valuestring, master_wstate_names[i]) == 0)
+			break;
+	if (i == MASTER_NSTATES)
+		return -1;
+	if (!w->retiring)
+		w->state = (enum wstate)i;
+	w->inflight = (unsigned long)inflight;
+	w->pushed = 0;
+	w->done = (unsigned long)done;
+	w->failed = (unsigned long)failed;
+	w->rss = (unsigned long long)rss;
+	if (w->max_ops > 0 && (long)(w->done + w->failed) >= w->max_ops &&
+	    !w->recycle && !w->retiring) {
+		log_info("worker %d (pid %ld) ran %lu operations; recycling it",
+		    w->slot, (long)w->pid, w->done + w->failed);
+		w->recycle = 1;
+	}
+	return 0;
+}
+
+/* Not from inside a frame callback: the loop reloads before its next poll. */
+static void
+master_reload_requested(struct wproc *w)
+{
+	log_info("worker %d (pid %ld) asks for a reload (upgrade)", w->slot,
+	    (long)w->pid);
+	w->master->reload_wanted = 1;
+}
+
+/* Validate and apply one frame; -1 means the worker broke the protocol. */
+static int
+master_on_frame(struct wproc *w,
+    const struct channel_frame *f)
+{
+	cJSON *o = NULL;
+	int rc = 0;
+
+	if (!channel_type_from_worker(f->type))
+		return -1;
+	if (f->length > 0 &&
+	    (o = cJSON_ParseWithLength(f->payload, f->length)) == NULL)
+		return -1;
+	if (o != NULL && !cJSON_IsObject(o))
+		rc = -1;
+	else if (f->type == CH_HELLO)
+		rc = master_on_hello(w, o);
+	else if (w->instance_id[0] == '\0')
+		rc = -1;	/* HELLO comes first */
+	else if (f->type == CH_READY) {
+		if (!w->ready)
+			log_info("worker %d (pid %ld) ready", w->slot,
+			    (long)w->pid);
+		w->ready = 1;
+		if (!w->retiring)
+			w->state = WS_READY;
+	} else if (f->type == CH_HEARTBEAT)
+		rc = master_on_heartbeat(w, o);
+	else if (f->type == CH_STATUS_REPLY)
+		master_ctl_status_reply(w->master, w, o);
+	else if (f->type == CH_RELOAD)
+		master_reload_requested(w);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static void
+master_channel_broken(struct master *m, struct wproc *w, const char *why)
+{
+	log_warnx("worker %d (pid %ld): %s; closing its channel and "
+	    "replacing it", w->slot, (long)w->pid, why);
+	master_close_channel(m, w);
+	if (!w->retiring && m->state == MS_RUNNING)
+		master_count_restart(m, w->slot);
+	w->retiring = 1;
+	w->retire_reason = why;
+	w->state = WS_DRAINING;
+	kill(w->pid, SIGTERM);
+	w->kill_after = clock_mono() + MASTER_KILL_GRACE;
+}
+
+static void
+master_on_channel(int fd, short revents, void *arg)
+{
+	struct wproc *w = arg;
+	struct master *m = w->master;
+	struct channel_frame f;
+	char why[128];
+	int rc, derr;
+
+	(void)revents;
+	for (;;) {
+		rc = channel_recv(fd, m->rxbuf, CHANNEL_MAX_FRAME + 1, &f, &derr);
+		if (rc == CHANNEL_RECV_FRAME) {
+			w->last_seen = clock_mono();
+			if (master_on_frame(w, &f) == 0)
+				continue;
+			snprintf(why, sizeof(why), "invalid %s frame",
+			    channel_type_name(f.type));
+			master_channel_broken(m, w, why);
+			return;
+		}
+		if (rc == CHANNEL_RECV_SYSERR && (errno == EAGAIN ||
+		    errno == EINTR))
+			return;
+		if (rc == CHANNEL_RECV_BAD) {
+			snprintf(why, sizeof(why), "invalid frame (%s)",
+			    channel_strerror(derr));
+			master_channel_broken(m, w, why);
+		} else {
+			/* EOF: the worker is exiting; SIGCHLD will tell how. */
+			master_close_channel(m, w);
+		}
+		return;
+	}
+}
+
+/* Liveness: SIGABRT after worker_timeout of silence, SIGKILL 2 s later. */
+static void
+master_check_liveness(struct master *m, struct wproc *w, double now)
+{
+	double timeout = m->cfg->server.worker_timeout;
+
+	if (w->killed)
+		return;
+	if (w->kill_after > 0 && now >= w->kill_after) {
+		log_warnx("worker %d (pid %ld) still alive; sending SIGKILL",
+		    w->slot, (long)w->pid);
+		kill(w->pid, SIGKILL);
+		w->killed = 1;
+		return;
+	}
+	if (w->abort_sent == 0 && now - w->last_seen >= timeout) {
+		log_warnx("worker %d (pid %ld) sent no heartbeat for %.1fs; "
+		    "sending SIGABRT", w->slot, (long)w->pid,
+		    now - w->last_seen);
+		kill(w->pid, SIGABRT);
+		w->abort_sent = now;
+		if (w->kill_after == 0 || now + MASTER_KILL_GRACE < w->kill_after)
+			w->kill_after = now + MASTER_KILL_GRACE;
+	}
+}
+
+/* Retire old workers whose slot has a READY successor, or no capacity. */
+static void
+master_retire_old(struct master *m, double now)
+{
+	struct wproc *w, *owner;
+	double limit = m->cfg->server.graceful_timeout;
+
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->retiring)
+			continue;
+		if (!master_worker_is_old(m, w)) {
+			if (w->slot > m->target)
+				master_retire(m, w, "fewer workers wanted");
+			continue;
+		}
+		owner = w->slot <= m->target ? master_slot_owner(m, w->slot) :
+		    NULL;
+		if (!w->ready)
+			master_retire(m, w, "replaced (it was not ready)");
+		else if (owner != NULL && owner->ready)
+			master_retire(m, w, "replaced by a ready worker");
+		else if (owner != NULL && now - owner->started >= limit) {
+			log_warnx("worker %d (pid %ld) not ready after %.1fs; "
+			    "retiring its predecessor anyway", owner->slot,
+			    (long)owner->pid, now - owner->started);
+			master_retire(m, w, "replacement timed out");
+		} else if (w->slot > m->target &&
+		    master_count(m, 1) - 1 >= m->target)
+			master_retire(m, w, "fewer workers wanted");
+	}
+}
+
+static void
+master_spawn_missing(struct master *m, double now)
+{
+	int slot;
+
+	if (now < m->respawn_after)
+		return;
+	for (slot = 1; slot <= m->target; slot++)
+		if (master_slot_owner(m, slot) == NULL &&
+		    master_spawn(m, slot) == -1) {
+			/* fork or memory trouble: try again in a moment */
+			m->respawn_after = now + MASTER_BACKOFF_FIRST;
+			return;
+		}
+}
+
+static int
+master_has_old(const struct master *m)
+{
+	const struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->generation < m->generation)
+			return 1;
+	return 0;
+}
+
+static void
+master_notify_progress(struct master *m, double now)
+{
+	char state[128];
+
+	if (m->reload_started > 0 && !master_has_old(m)) {
+		log_info("rolling restart to generation %d done in %.2fs",
+		    m->generation, now - m->reload_started);
+		m->reload_started = 0;
+	}
+	if (m->systemd_ready || m->reload_started > 0 ||
+	    master_count(m, 1) < m->target)
+		return;
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=%d workers ready, "
+	    "generation %d", m->target, m->generation);
+	if (notify_send(state) == -1)
+		log_warn("systemd notify");
+	m->systemd_ready = 1;
+}
+
+static void
+master_maintain(struct master *m)
+{
+	double now = clock_mono();
+	struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		master_check_liveness(m, w, now);
+	if (m->ctl != NULL)
+		control_expire(m->ctl, now);
+	master_ctl_expire(m, now, 0);
+	if (m->state == MS_STOPPING) {
+		if (now >= m->stop_deadline)
+			for (w = m->workers; w != NULL; w = w->next)
+				if (!w->killed) {
+					log_warnx("worker %d (pid %ld) did not "
+					    "stop in time; sending SIGKILL",
+					    w->slot, (long)w->pid);
+					kill(w->pid, SIGKILL);
+					w->killed = 1;
+				}
+		return;
+	}
+	master_spawn_missing(m, now);
+	master_retire_old(m, now);
+	master_db_housekeeping(m, now);
+	if (m->pushq != NULL)
+		relay_flush_pushed(m);
+	master_notify_progress(m, now);
+}
+
+static double
+master_earliest(double a, double b)
+{
+	if (a <= 0)
+		return b;
+	if (b <= 0)
+		return a;
+	return a < b ? a : b;
+}
+
+/* The nearest moment master_maintain() has something to do. */
+static int
+master_next_timeout(struct master *m)
+{
+	const struct wproc *w, *owner;
+	double next = 0;
+	int slot;
+
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->killed)
+			continue;
+		next = master_earliest(next, w->kill_after);
+		if (w->abort_sent == 0)
+			next = master_earliest(next, w->last_seen +
+			    m->cfg->server.worker_timeout);
+	}
+	if (m->state == MS_STOPPING)
+		next = master_earliest(next, m->stop_deadline);
+	else {
+		next = master_earliest(next, m->next_housekeeping);
+		for (slot = 1; slot <= m->target; slot++) {
+			owner = master_slot_owner(m, slot);
+			if (owner == NULL)
+				next = master_earliest(next, m->respawn_after);
+			else if (!owner->ready && m->reload_started > 0)
+				next = master_earliest(next, owner->started +
+				    m->cfg->server.graceful_timeout);
+		}
+	}
+	if (m->ctl != NULL)
+		next = master_earliest(next, control_next_deadline(m->ctl));
+	next = master_earliest(next, master_ctl_next_deadline(m));
+	if (m->http != NULL)
+		next = master_earliest(next, http_next_deadline(m->http));
+	if (m->events != NULL)
+		next = master_earliest(next, events_next_deadline(m->events));
+	next = master_earliest(next, relay_next_deadline(m));
+	if (next <= 0)
+		return -1;
+	return clock_ms_until(next);
+}
+
+/* The orchestrator's events, forwarded to workers. */
+
+
+/* Operator actions: signals and control commands end up here. */
+
+void
+master_begin_stop(struct master *m, int fast)
+{
+	struct wproc *w;
+	double grace = fast ? MASTER_FAST_GRACE :
+	    m->cfg->server.graceful_timeout;
+	double deadline = clock_mono() + grace;
+
+	if (m->state == MS_STOPPING && (m->stop_fast || !fast))
+		return;		/* already stopping at least this fast */
+	log_info("stopping (%s): %d workers to go", fast ? "fast" :
+	    "graceful", master_count(m, 0));
+	notify_send("STOPPING=1");
+	if (m->state != MS_STOPPING || deadline < m->stop_deadline)
+		m->stop_deadline = deadline;
+	m->state = MS_STOPPING;
+	m->stop_fast = fast;
+	if (m->events != NULL)
+		events_stop(m->events);
+	for (w = m->workers; w != NULL; w = w->next) {
+		w->retiring = 1;
+		master_stop_worker(w, fast, grace, MASTER_KILL_GRACE);
+	}
+}
+
+/*
+ * goodbye: every worker leaves gracefully on its own (each notifies the
+ * orchestrator with its own instance ID); then fresh workers and a fresh
+ * stream, or the master's exit, per server.on_goodbye.
+ */
+void
+master_goodbye(struct master *m, const char *reason)
+{
+	struct wproc *w;
+	double grace = m->cfg->server.graceful_timeout;
+	cJSON *o;
+
+	if (m->state == MS_STOPPING)
+		return;
+	log_info("orchestrator said goodbye (%s); %s", reason ? reason :
+	    "no reason given", m->cfg->server.on_goodbye == ON_GOODBYE_EXIT ?
+	    "exiting once the workers are gone" : "replacing the workers");
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->retiring)
+			continue;
+		if (master_send(w, CH_GOODBYE, 0, o) == -1)
+			kill(w->pid, SIGTERM);
+		w->retiring = 1;
+		w->retire_reason = "goodbye";
+		w->state = WS_DRAINING;
+		w->kill_after = clock_mono() + grace + MASTER_NOTICE_GRACE +
+		    MASTER_KILL_GRACE;
+	}
+	cJSON_Delete(o);
+	if (m->cfg->server.on_goodbye == ON_GOODBYE_EXIT) {
+		m->state = MS_STOPPING;
+		m->stop_deadline = clock_mono() + grace + MASTER_NOTICE_GRACE +
+		    MASTER_KILL_GRACE;
+		notify_send("STOPPING=1");
+		if (m->events != NULL)
+			events_stop(m->events);
+		return;
+	}
+	m->generation++;
+	relay_new_instance_id(m);
+	if (m->events != NULL)
+		events_restart(m->events);
+}
+
+void
+master_scale(struct master *m, int target, const char *why)
+{
+	if (target < 1)
+		target = 1;
+	if (target > MASTER_MAX_WORKERS)
+		target = MASTER_MAX_WORKERS;
+	if (target == m->target)
+		return;
+	log_info("%s: %d -> %d workers", why, m->target, target);
+	m->target = target;
+}
+
+/* Keys that only a restart can change: keep the running values. */
+static void
+master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} keys[] = {
+		{ "server.pidfile", offsetof(struct egressd_config,
+		    server.pidfile) },
+		{ "server.state_dir", offsetof(struct egressd_config,
+		    server.state_dir) },
+		{ "server.control_socket", offsetof(struct egressd_config,
+		    server.control_socket) },
+		{ "server.user", offsetof(struct egressd_config, server.user) },
+		{ "server.group", offsetof(struct egressd_config,
+		    server.group) },
+	};
+	size_t i;
+	char **now, **then, *tmp;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		now = (char **)((char *)cfg + keys[i].offset);
+		then = (char **)((char *)m->cfg + keys[i].offset);
+		if (strcmp(*now, *then) == 0)
+			continue;
+		log_warnx("reload: %s changed; it takes effect only after a "
+		    "restart", keys[i].name);
+		tmp = *now;
+		*now = *then;
+		*then = tmp;
+	}
+	cfg->server.daemonize = m->cfg->server.daemonize;
+}
+
+int
+master_reload(struct master *m, char *err, size_t errlen)
+{
+	struct egressd_config *cfg;
+	char lerr[CONFIG_ERR_MAX];
+
+	if (m->state == MS_STOPPING) {
+		snprintf(err, errlen, "stopping; reload ignored");
+		return -1;
+	}
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (config_load_file(cfg, m->opt.config_path, err, errlen) == -1) {
+		log_errx("reload: %s; keeping the running configuration", err);
+		free(cfg);
+		return -1;
+	}
+	master_keep_restart_only_keys(m, cfg);
+	if (relay_reconfigure(m, cfg, err, errlen) == -1) {
+		log_errx("reload: %s; keeping the running configuration", err);
+		config_free(cfg);
+		free(cfg);
+		return -1;
+	}
+	if (log_open(cfg->log.file, cfg->log.level, cfg->log.format, lerr,
+	    sizeof(lerr)) == -1)
+		log_warnx("reload: %s; logging stays as it was", lerr);
+	notify_send("RELOADING=1");
+	config_free(m->cfg);
+	free(m->cfg);
+	m->cfg = cfg;
+	m->generation++;
+	m->reloads++;
+	m->reload_started = clock_mono();
+	m->systemd_ready = 0;
+	m->crash_streak = 0;
+	m->respawn_after = 0;
+	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
+	    cfg->server.workers;
+	relay_start_events(m);
+	log_info("reload: configuration %s loaded; rolling restart to "
+	    "generation %d with %d workers", m->opt.config_path,
+	    m->generation, m->target);
+	return 0;
+}
+
+static void
+master_reopen_logs(struct master *m)
+{
+	struct wproc *w;
+
+	if (log_reopen() == -1)
+		log_warn("log reopen");
+	else
+		log_info("log reopened");
+	for (w = m->workers; w != NULL; w = w->next)
+		if (master_send(w, CH_LOG_REOPEN, 0, NULL) == -1)
+			kill(w->pid, SIGUSR1);
+}
+
+static void
+master_on_signal(int fd, short revents, void *arg)
+{
+	struct master *m = arg;
+	char err[CONFIG_ERR_MAX];
+	int signo;
+
+	(void)fd;
+	(void)revents;
+	while ((signo = sigpipe_next()) != 0) {
+		switch (signo) {
+		case SIGCHLD:
+			master_reap(m);
+			break;
+		case SIGTERM:
+			master_begin_stop(m, 0);
+			break;
+		case SIGINT:
+		case SIGQUIT:
+			master_begin_stop(m, 1);
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: reloading %s", m->opt.config_path);
+			master_reload(m, err, sizeof(err));
+			break;
+		case SIGTTIN:
+			master_scale(m, m->target + 1, "SIGTTIN");
+			break;
+		case SIGTTOU:
+			if (m->target <= 1)
+				log_warnx("SIGTTOU: already at one worker");
+			master_scale(m, m->target - 1, "SIGTTOU");
+			break;
+		case SIGUSR1:
+			master_reopen_logs(m);
+			break;
+		}
+	}
+}
+
+/* Control commands. */
+
+/* Set-up and the loop. */
+
+static int
+master_catch_signals(struct master *m)
+{
+	static const int signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT,
+	    SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1 };
+	size_t i;
+
+	if ((m->sigfd = sigpipe_open()) == -1)
+		return -1;
+	for (i = 0; i < sizeof(signals) / sizeof(signals[0]); i++)
+		if (sigpipe_catch(signals[i]) == -1)
+			return -1;
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);	/* reserved for binary upgrade */
+	sigpipe_unblock_all();	/* whatever mask our parent left us */
+	return evloop_add(m->loop, m->sigfd, POLLIN, master_on_signal, m);
+}
+
+struct master *
+master_new(struct egressd_config *cfg, const struct master_options *opt,
+    char *err, size_t errlen)
+{
+	struct master *m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	m->sigfd = -1;
+	m->opt = *opt;
+	m->generation = 1;
+	m->started = clock_mono();
+	m->target = opt->workers_override > 0 ? opt->workers_override :
+	    cfg->server.workers;
+	if ((m->rxbuf = malloc(CHANNEL_MAX_FRAME + 1)) == NULL ||
+	    (m->loop = evloop_new()) == NULL ||
+	    log_keep_recent(1) == -1) {	/* for push_logs */
+		snprintf(err, errlen, "out of memory");
+		master_free(m);
+		return NULL;
+	}
+	if (master_catch_signals(m) == -1) {
+		snprintf(err, errlen, "signal handling: %s", strerror(errno));
+		master_free(m);
+		return NULL;
+	}
+	if (relay_setup(m, cfg, NULL, err, errlen) == -1) {
+		master_free(m);
+		return NULL;
+	}
+	m->ctl = control_open(cfg->server.control_socket, m->loop,
+	    master_ctl_handle, m, err, errlen);
+	if (m->ctl == NULL) {
+		master_free(m);
+		return NULL;
+	}
+	m->cfg = cfg;		/* ownership passes only on success */
+	return m;
+}
+
+int
+master_chown_control(struct master *m, unsigned uid, unsigned gid)
+{
+	return control_chown(m->ctl, uid, gid);
+}
+
+int
+master_open_store(struct master *m, char *err, size_t errlen)
+{
+	return master_db_start(m, err, errlen);
+}
+
+int
+master_run(struct master *m)
+{
+	log_info("egressd %s starting: %d workers, config %s", EGRESSD_VERSION,
+	    m->target, m->opt.config_path);
+	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
+	relay_start_events(m);
+	while (m->state == MS_RUNNING || m->workers != NULL) {
+		if (m->reload_wanted) {
+			char err[CONFIG_ERR_MAX];
+
+			m->reload_wanted = 0;
+			master_reload(m, err, sizeof(err));
+		}
+		master_maintain(m);
+		if (m->state == MS_STOPPING && m->workers == NULL)
+			break;
+		if (evloop_run_once(m->loop, master_next_timeout(m)) == -1) {
+			log_warn("poll");
+			sleep(1);	/* never spin on a broken poll */
+		}
+		if (m->http != NULL)
+			http_run_timers(m->http);
+		if (m->events != NULL)
+			events_tick(m->events, clock_mono());
+		relay_tick(m, clock_mono());
+	}
+	if (m->npushq > 0)
+		log_errx("%d pushed operations never reached a worker",
+		    m->npushq);
+	log_info("all workers gone; exiting");
+	return m->exit_status;
+}
+
+void
+master_free(struct master *m)
+{
+	struct wproc *w;
+
+	if (m == NULL)
+		return;
+	while ((w = m->workers) != NULL) {
+		m->workers = w->next;
+		if (w->fd >= 0)
+			close(w->fd);
+		free(w);
+	}
+	master_ctl_expire(m, 0, 1);	/* answer what still waits */
+	control_close(m->ctl, 1);
+	relay_free(m);
+	store_close(&m->store);
+	if (m->cfg != NULL) {
+		config_free(m->cfg);
+		free(m->cfg);
+	}
+	if (m->sigfd >= 0)
+		sigpipe_close();
+	evloop_free(m->loop);
+	free(m->rxbuf);
+	free(m);
+}

@@ -1,0 +1,403 @@
+/*
+ * master_ctl: the control socket's commands, answered from the arbiter's
+ * state — status, health (per-worker detail and the healthy / degraded /
+ * down verdict egressctl turns into its exit status), reload, stop, scale,
+ * metrics (Prometheus text of every worker's operations, reaped ones too).
+ * health --deep also asks each worker for its live detail (STATUS frames)
+ * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed; the
+ * master goes on serving meanwhile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/channel.h"
+#include "core/clock.h"
+#include "master/control.h"
+#include "master/events.h"
+#include "master_priv.h"
+#include "core/metrics.h"
+#include "core/procinfo.h"
+#include "core/version.h"
+
+static const char *
+master_ctl_state_name(const struct master *m)
+{
+	if (m->state == MS_STOPPING)
+		return "stopping";
+	return m->reload_started > 0 ? "reloading" : "running";
+}
+
+static cJSON *
+master_ctl_status(struct master *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	double now = clock_mono();
+
+	cJSON_AddNumberToObject(o, "pid", getpid());
+	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
+	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	cJSON_AddNumberToObject(o, "target", m->target);
+	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
+	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "uptime", now - m->started);
+	cJSON_AddStringToObject(o, "config", m->opt.config_path);
+	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
+	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
+	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
+	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
+	return o;
+}
+
+static const char *
+master_ctl_worker_health(const struct master *m, const struct wproc *w,
+    double now)
+{
+	if (now - w->last_seen > 2 * m->cfg->worker.heartbeat_interval)
+		return "stale";
+	return w->ready ? "ok" : "not_ready";
+}
+
+static cJSON *
+master_ctl_worker_json(const struct master *m, const struct wproc *w,
+    double now)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "id", w->slot);
+	cJSON_AddNumberToObject(o, "pid", w->pid);
+	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
+	cJSON_AddNumberToObject(o, "generation", w->generation);
+	cJSON_AddStringToObject(o, "state", master_wstate_names[w->state]);
+	cJSON_AddStringToObject(o, "health", master_ctl_worker_health(m, w, now));
+	cJSON_AddBoolToObject(o, "ready", w->ready && !w->retiring);
+	cJSON_AddBoolToObject(o, "retiring", w->retiring);
+	cJSON_AddNumberToObject(o, "uptime", now - w->started);
+	cJSON_AddNumberToObject(o, "heartbeat_age", now - w->last_seen);
+	cJSON_AddNumberToObject(o, "inflight", (double)w->inflight);
+	cJSON_AddNumberToObject(o, "done", (double)w->done);
+	cJSON_AddNumberToObject(o, "failed", (double)w->failed);
+	cJSON_AddNumberToObject(o, "rss", (double)w->rss);
+	cJSON_AddNumberToObject(o, "restarts", w->slot >= 1 &&
+	    w->slot <= MASTER_MAX_WORKERS ? m->restarts[w->slot - 1] : 0);
+	return o;
+}
+
+/* healthy: target workers ready and none stale; down: none ready. */
+static const char *
+master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
+{
+	const struct wproc *w;
+	int ok = 0, stale = 0;
+
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->retiring || (only != NULL && w != only))
+			continue;
+		if (strcmp(master_ctl_worker_health(m, w, now), "stale") == 0)
+			stale++;
+		else if (w->ready)
+			ok++;
+	}
+	if (m->state == MS_STOPPING || ok == 0)
+		return CTL_DOWN;
+	if (stale == 0 && ok >= (only != NULL ? 1 : m->target))
+		return CTL_HEALTHY;
+	return CTL_DEGRADED;
+}
+
+static struct wproc *
+master_ctl_find_worker(struct master *m, int id)
+{
+	struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->slot == id && !w->retiring)
+			return w;
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->pid == id)
+			return w;
+	return NULL;
+}
+
+/* One health --deep request: its reply, and how many workers it awaits. */
+struct deep_health {
+	struct control_reply *reply;
+	cJSON *health;
+	int waiting;
+	double deadline;
+	struct deep_health *next;
+};
+
+static void
+master_ctl_deep_done(struct master *m, struct deep_health *d)
+{
+	struct deep_health **pp;
+
+	for (pp = &m->deep; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	control_finish(d->reply, d->health, NULL);
+	free(d);
+}
+
+/* The worker entry of pid in a health reply. */
+static cJSON *
+master_ctl_entry(cJSON *health, pid_t pid)
+{
+	cJSON *w;
+
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(health,
+	    "workers"))
+		if ((pid_t)cJSON_GetNumberValue(cJSON_GetObjectItem(w,
+		    "pid")) == pid)
+			return w;
+	return NULL;
+}
+
+/* Ask every listed worker; those that cannot be asked get "live": null. */
+static cJSON *
+master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
+{
+	struct deep_health *d;
+	struct wproc *w;
+	cJSON *entry;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		cJSON_Delete(health);
+		return NULL;
+	}
+	for (w = m->workers; w != NULL; w = w->next) {
+		if ((entry = master_ctl_entry(health, w->pid)) == NULL)
+			continue;
+		if (master_send(w, CH_STATUS, 0, NULL) == 0)
+			d->waiting++;
+		else
+			cJSON_AddNullToObject(entry, "live");
+	}
+	if (d->waiting == 0 || (d->reply = control_defer(m->ctl)) == NULL) {
+		free(d);
+		return health;	/* nothing to wait for: answer now */
+	}
+	d->health = health;
+	d->deadline = clock_mono() + MASTER_DEEP_TIMEOUT;
+	d->next = m->deep;
+	m->deep = d;
+	return NULL;
+}
+
+void
+master_ctl_status_reply(struct master *m, const struct wproc *w,
+    const cJSON *o)
+{
+	struct deep_health *d, *next;
+	cJSON *entry;
+
+	for (d = m->deep; d != NULL; d = next) {
+		next = d->next;
+		entry = master_ctl_entry(d->health, w->pid);
+		if (entry == NULL || cJSON_HasObjectItem(entry, "live"))
+			continue;
+		cJSON_AddItemToObject(entry, "live", o ? cJSON_Duplicate(o, 1) :
+		    cJSON_CreateObject());
+		if (--d->waiting == 0)
+			master_ctl_deep_done(m, d);
+	}
+}
+
+void
+master_ctl_expire(struct master *m, double now, int force)
+{
+	struct deep_health *d, *next;
+	cJSON *entry;
+
+	for (d = m->deep; d != NULL; d = next) {
+		next = d->next;
+		if (!force && now < d->deadline)
+			continue;
+		/* Workers that did not answer in time are marked so. */
+		cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(
+		    d->health, "workers"))
+			if (!cJSON_HasObjectItem(entry, "live"))
+				cJSON_AddNullToObject(entry, "live");
+		master_ctl_deep_done(m, d);
+	}
+}
+
+double
+master_ctl_next_deadline(const struct master *m)
+{
+	const struct deep_health *d;
+	double next = 0;
+
+	for (d = m->deep; d != NULL; d = d->next)
+		if (next == 0 || d->deadline < next)
+			next = d->deadline;
+	return next;
+}
+
+static cJSON *
+master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
+{
+	const cJSON *which = cJSON_GetObjectItemCaseSensitive(req, "worker");
+	const cJSON *deep = cJSON_GetObjectItemCaseSensitive(req, "deep");
+	struct wproc *w, *only = NULL;
+	double now = clock_mono();
+	cJSON *o, *list;
+
+	if (which != NULL && !cJSON_IsNull(which)) {
+		if (!cJSON_IsNumber(which) || which->valuedouble < 1 ||
+		    which->valuedouble != (int)which->valuedouble) {
+			snprintf(err, errlen, "\"worker\" must be a worker id "
+			    "or pid");
+			return NULL;
+		}
+		if ((only = master_ctl_find_worker(m, which->valueint)) == NULL) {
+			snprintf(err, errlen, "no worker %d", which->valueint);
+			return NULL;
+		}
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddTrueToObject(o, "ok");
+	cJSON_AddStringToObject(o, "status", master_ctl_verdict(m, only, now));
+	cJSON_AddNumberToObject(o, "pid", getpid());
+	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	cJSON_AddNumberToObject(o, "target", m->target);
+	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	list = cJSON_AddArrayToObject(o, "workers");
+	for (w = m->workers; w != NULL; w = w->next)
+		if (only == NULL || w == only)
+			cJSON_AddItemToArray(list, master_ctl_worker_json(m, w, now));
+	if (deep != NULL && !cJSON_IsBool(deep)) {
+		snprintf(err, errlen, "\"deep\" must be true or false");
+		cJSON_Delete(o);
+		return NULL;
+	}
+	if (cJSON_IsTrue(deep))
+		return master_ctl_deep(m, o, err, errlen);
+	return o;
+}
+
+static cJSON *
+master_ctl_ok(void)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddTrueToObject(o, "ok");
+	return o;
+}
+
+static cJSON *
+master_ctl_scale(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
+	cJSON *o;
+
+	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
+	    n->valueint < 1 || n->valueint > MASTER_MAX_WORKERS) {
+		snprintf(err, errlen, "\"workers\" must be an integer between "
+		    "1 and %d", MASTER_MAX_WORKERS);
+		return NULL;
+	}
+	if (m->state == MS_STOPPING) {
+		snprintf(err, errlen, "stopping; scale ignored");
+		return NULL;
+	}
+	master_scale(m, n->valueint, "scale");
+	o = master_ctl_ok();
+	cJSON_AddNumberToObject(o, "target", m->target);
+	return o;
+}
+
+static cJSON *
+master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
+{
+	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
+
+	if (fast != NULL && !cJSON_IsBool(fast)) {
+		snprintf(err, errlen, "\"fast\" must be true or false");
+		return NULL;
+	}
+	master_begin_stop(m, cJSON_IsTrue(fast));
+	return master_ctl_ok();
+}
+
+void
+master_ctl_metrics(const struct master *m, struct metrics *total,
+    struct metrics_master *mm)
+{
+	const struct wproc *w;
+	int i;
+
+	memcpy(total, &m->retired, sizeof(*total));
+	memset(mm, 0, sizeof(*mm));
+	for (w = m->workers; w != NULL; w = w->next) {
+		metrics_add(total, &w->metrics);
+		mm->inflight += w->inflight;
+	}
+	for (i = 0; i < MASTER_MAX_WORKERS; i++)
+		mm->worker_restarts += m->restarts[i];
+	mm->stream_reconnects = m->stream_reconnects +
+	    (m->events != NULL ? events_reconnects(m->events) : 0);
+	mm->reloads = m->reloads;
+	mm->workers = (uint64_t)master_count(m, 0);
+	mm->workers_ready = (uint64_t)master_count(m, 1);
+}
+
+static cJSON *
+master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
+{
+	struct metrics_master mm;
+	struct metrics *total;
+	char *text = NULL;
+	cJSON *o = NULL;
+
+	if ((total = malloc(sizeof(*total))) != NULL) {
+		master_ctl_metrics(m, total, &mm);
+		text = metrics_render(total, &mm);
+		free(total);
+	}
+	if (text != NULL && (o = master_ctl_ok()) != NULL &&
+	    cJSON_AddStringToObject(o, "text", text) == NULL) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	free(text);
+	if (o == NULL)
+		snprintf(err, errlen, "out of memory");
+	return o;
+}
+
+cJSON *
+master_ctl_handle(const char *cmd, const cJSON *req, void *arg, char *err,
+    size_t errlen)
+{
+	struct master *m = arg;
+	cJSON *o;
+
+	if (strcmp(cmd, CTL_CMD_STATUS) == 0) {
+		o = master_ctl_status(m);
+		cJSON_AddTrueToObject(o, "ok");
+		return o;
+	}
+	if (strcmp(cmd, CTL_CMD_HEALTH) == 0)
+		return master_ctl_health(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
+		return master_reload(m, err, errlen) == 0 ? master_ctl_ok() : NULL;
+	if (strcmp(cmd, CTL_CMD_STOP) == 0)
+		return master_ctl_stop(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
+		return master_ctl_scale(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_METRICS) == 0)
+		return master_ctl_metrics_text(m, err, errlen);
+	snprintf(err, errlen, "unknown command \"%.64s\"", cmd);
+	return NULL;
+}

@@ -1,0 +1,154 @@
+/*
+ * master_db: the master's uses of the database — recording how a worker
+ * ended, failing the agent processes of a worker that died (their error
+ * results go to the outbox, for a live worker to deliver), and retention.
+ *
+ * The master holds no connection between calls: SQLite's per-file lock
+ * state in this address space would otherwise be inherited by every forked
+ * worker and corrupt its own connection's locking.  Each call waits at most
+ * MASTER_DB_BUSY_TIMEOUT on a lock, so the loop never stalls; what a busy
+ * database refuses is caught up by the next housekeeping pass.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "procmgr/audit.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "master_priv.h"
+#include "procmgr/procmgr.h"
+
+#define MASTER_DB_EVERY 60.0		/* housekeeping period */
+#define MASTER_DB_AGAIN 1.0		/* sooner while pruning lags */
+#define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
+
+static int
+master_db_open(struct master *m, double busy, char *err, size_t errlen)
+{
+	return store_open(&m->store, m->cfg->server.state_dir,
+	    m->cfg->store.synchronous, busy, err, errlen);
+}
+
+static int
+master_db_open_brief(struct master *m)
+{
+	char err[CONFIG_ERR_MAX];
+	double busy = m->cfg->store.busy_timeout;
+
+	if (busy > MASTER_DB_BUSY_TIMEOUT)
+		busy = MASTER_DB_BUSY_TIMEOUT;
+	if (master_db_open(m, busy, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* "worker died: signal 9" is what an operation's error result says. */
+static void
+master_db_reason(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "worker died: signal %d", WTERMSIG(status));
+	else if (WIFEXITED(status))
+		snprintf(buf, len, "worker exited with status %d before the "
+		    "operation ended", WEXITSTATUS(status));
+	else
+		snprintf(buf, len, "worker ended (wait status %#x)", status);
+}
+
+static void
+master_db_fail_processes(struct master *m, const char *instance_id,
+    const char *reason)
+{
+	struct procmgr pm;
+	int n;
+
+	procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
+	n = procmgr_fail_worker(&pm, instance_id, reason, clock_wall());
+	if (n > 0)
+		log_warnx("worker %s: %d agent processes marked FAILED (%s); "
+		    "their results are queued", instance_id, n, reason);
+	else if (n == -1)
+		log_warnx("worker %s: its agent processes: %s", instance_id,
+		    pm.err);
+	procmgr_close(&pm);
+}
+
+void
+master_db_worker_exited(struct master *m, const char *instance_id,
+    const char *how, int status)
+{
+	char reason[128];
+
+	if (master_db_open_brief(m) == -1)
+		return;
+	if (store_worker_exited(&m->store, instance_id, how) == -1)
+		log_warnx("database: %s", store_errmsg(&m->store));
+	master_db_reason(status, reason, sizeof(reason));
+	master_db_fail_processes(m, instance_id, reason);
+	store_close(&m->store);
+}
+
+/* Live processes of workers recorded as gone (an exit we could not note). */
+static void
+master_db_recover(struct master *m)
+{
+	char **ids = NULL;
+	int i, n;
+
+	n = store_orphaned_instances(&m->store, &ids);
+	for (i = 0; i < n; i++) {
+		master_db_fail_processes(m, ids[i], "worker gone");
+		free(ids[i]);
+	}
+	free(ids);
+}
+
+void
+master_db_housekeeping(struct master *m, double now)
+{
+	int64_t pruned;
+
+	if (m->next_housekeeping > now)
+		return;
+	m->next_housekeeping = now + MASTER_DB_EVERY;
+	if (master_db_open_brief(m) == -1)
+		return;
+	master_db_recover(m);
+	pruned = audit_prune(&m->store, m->cfg->store.retention_days,
+	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES);
+	if (pruned == -1)
+		log_warnx("database: pruning: %s", store_errmsg(&m->store));
+	else if (pruned > 0)
+		log_debug("database: pruned %lld old rows", (long long)pruned);
+	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
+		m->next_housekeeping = now + MASTER_DB_AGAIN;
+	store_close(&m->store);
+}
+
+int
+master_db_start(struct master *m, char *err, size_t errlen)
+{
+	int n;
+
+	if (master_db_open(m, m->cfg->store.busy_timeout, err, errlen) == -1)
+		return -1;
+	if (store_migrate(&m->store, err, errlen) == -1) {
+		store_close(&m->store);
+		return -1;
+	}
+	if ((n = store_workers_orphaned(&m->store)) > 0)
+		log_warnx("database: %d workers of an earlier run were not "
+		    "recorded as stopped; their undelivered results will be "
+		    "sent", n);
+	master_db_recover(m);
+	n = store_prune_workers(&m->store, m->cfg->store.retention_days);
+	if (n > 0)
+		log_debug("database: pruned %d old worker rows", n);
+	store_close(&m->store);
+	m->next_housekeeping = clock_mono() + MASTER_DB_AGAIN;
+	return 0;
+}

@@ -1,0 +1,171 @@
+/*
+ * master_priv: what the arbiter's four files share — the worker table and
+ * the master's state.  master.c owns the table and the signals, relay.c the
+ * orchestrator's events, their forwarding to workers and the logs and
+ * metrics pushes, master_ctl.c the control socket's commands, master_db.c
+ * its database housekeeping.  Not a public interface: nothing outside these
+ * four files includes it.
+ */
+#ifndef EGRESSD_MASTER_PRIV_H
+#define EGRESSD_MASTER_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/backend.h"
+#include "core/config.h"
+#include "master/master.h"
+#include "core/metrics.h"
+#include "procmgr/store.h"
+
+struct cJSON;
+struct control;
+struct events;
+struct evloop;
+struct http;
+struct http_request;
+
+#define MASTER_KILL_GRACE 2.0		/* SIGABRT -> SIGKILL, as gunicorn */
+#define MASTER_FAST_GRACE 2.0		/* fast stop before SIGKILL */
+#define MASTER_BACKOFF_FIRST 0.5	/* crash-loop respawn delays: */
+#define MASTER_BACKOFF_MAX 30.0		/*   0.5 s doubling to 30 s */
+#define MASTER_CRASH_MEMORY 60.0	/* a crash this long after the last */
+					/*   one starts a new streak */
+#define MASTER_MAX_WORKERS 256
+#define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
+#define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
+#define MASTER_DB_BUSY_TIMEOUT 0.25	/* seconds the loop may wait on SQLite */
+#define MASTER_DEEP_TIMEOUT 1.0		/* health --deep waits this for workers */
+#define UUID_TEXT_LEN 37
+
+enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
+#define MASTER_NSTATES 4
+extern const char *const master_wstate_names[MASTER_NSTATES];
+
+struct wproc {
+	pid_t pid;
+	int slot;
+	int generation;
+	int fd;			/* channel; -1 once closed */
+	char instance_id[UUID_TEXT_LEN];
+	enum wstate state;	/* as last reported */
+	int ready;		/* has sent READY: counts as capacity */
+	int recycle;		/* replace it (max_ops_per_worker) */
+	long max_ops;		/* recycle after this many operations */
+	int retiring;		/* told to stop; no longer counted */
+	const char *retire_reason;
+	double started;
+	double last_seen;	/* last frame of any kind */
+	double abort_sent;	/* SIGABRT for missed heartbeats */
+	double kill_after;	/* SIGKILL when still alive by then */
+	int killed;
+	unsigned long inflight, done, failed;
+	unsigned long pushed;	/* operations sent since its last heartbeat */
+	unsigned long long rss;
+	struct metrics metrics;	/* its last report: cumulative */
+	struct master *master;	/* for the channel callback */
+	struct wproc *next;
+};
+
+enum mstate { MS_RUNNING, MS_STOPPING };
+
+/* A logs or metrics POST: 3 tries, 1 s then 2 s apart (relay.c). */
+struct relay_push {
+	char *body;		/* kept for the next try */
+	int tries;
+	double retry_at;	/* 0 = no try waiting */
+	struct http_request *req;
+};
+
+struct master {
+	struct egressd_config *cfg;
+	struct master_options opt;
+	struct evloop *loop;
+	struct control *ctl;
+	struct store store;
+	int sigfd;
+	uint8_t *rxbuf;
+
+	enum mstate state;
+	int stop_fast;
+	double stop_deadline;
+	int exit_status;
+
+	int target;
+	int generation;
+	double reload_started;	/* 0 when no rolling restart is under way */
+	struct wproc *workers;
+	unsigned restarts[MASTER_MAX_WORKERS];	/* per slot, index slot - 1 */
+
+	int crash_streak;
+	double last_crash;
+	double respawn_after;
+
+	double started;
+	int systemd_ready;	/* READY=1 sent for the current generation */
+
+	char instance_id[UUID_TEXT_LEN];	/* the stream's sender ID */
+	struct backend_creds creds;
+	struct http *http;	/* NULL without an orchestrator */
+	struct backend backend;
+	struct events *events;
+	struct relay_push push_metrics;
+	struct relay_push push_logs;
+	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
+	int npushq;
+	unsigned work_rr;	/* round-robin cursor for work_available */
+	struct deep_health *deep;	/* health --deep requests awaiting workers */
+	double next_housekeeping;	/* recovery and retention, master_db.c */
+	int reload_wanted;		/* an upgrade asked for a reload */
+	struct metrics retired;		/* last reports of workers reaped */
+	uint64_t reloads;
+	uint64_t stream_reconnects;	/* of event streams since replaced */
+};
+
+struct pushed_op {
+	char *text;
+	struct pushed_op *next;
+};
+
+/* master.c */
+int master_count(const struct master *m, int ready_only);
+int master_send(struct wproc *w, uint16_t type, uint16_t flags,
+    struct cJSON *payload);
+void master_begin_stop(struct master *m, int fast);
+void master_goodbye(struct master *m, const char *reason);
+void master_scale(struct master *m, int target, const char *why);
+int master_reload(struct master *m, char *err, size_t errlen);
+
+/* relay.c */
+int relay_setup(struct master *m, const struct egressd_config *cfg,
+    const struct backend_creds *previous, char *err, size_t errlen);
+int relay_reconfigure(struct master *m, const struct egressd_config *cfg,
+    char *err, size_t errlen);
+void relay_start_events(struct master *m);
+void relay_flush_pushed(struct master *m);
+void relay_new_instance_id(struct master *m);
+void relay_free(struct master *m);
+double relay_next_deadline(const struct master *m);	/* 0 = none */
+void relay_tick(struct master *m, double now);	/* push retries */
+
+/* master_ctl.c */
+struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
+    void *arg, char *err, size_t errlen);
+/* A worker's STATUS_REPLY (o) for the health --deep requests waiting. */
+void master_ctl_status_reply(struct master *m, const struct wproc *w,
+    const struct cJSON *o);
+/* Answer deep requests whose workers were too slow; all of them if force. */
+void master_ctl_expire(struct master *m, double now, int force);
+double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
+/* Operations of every worker, live or reaped, and the master's counters. */
+void master_ctl_metrics(const struct master *m, struct metrics *total,
+    struct metrics_master *mm);
+
+/* master_db.c */
+int master_db_start(struct master *m, char *err, size_t errlen);
+void master_db_worker_exited(struct master *m, const char *instance_id,
+    const char *how, int status);
+void master_db_housekeeping(struct master *m, double now);
+
+#endif

@@ -1,0 +1,526 @@
+/*
+ * relay: the orchestrator's event stream, seen from the arbiter.
+ *
+ * Owns the master's credentials, HTTP client and SSE connection, and turns
+ * each event into work for the workers: work_available pokes one worker
+ * with room (round-robin), a pushed operation goes to the least-loaded
+ * ready worker (or waits in a bounded queue until one is ready), goodbye is
+ * handed to the arbiter, push_metrics is answered with the workers'
+ * aggregated counters and metrics, push_logs with the recent log lines.
+ * Both POSTs get 3 tries, 1 s then 2 s apart; while one is under way (or
+ * waiting to retry) a new request for it is ignored.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <uuid/uuid.h>
+
+#include "core/backend.h"
+#include "core/channel.h"
+#include "core/clock.h"
+#include "master/events.h"
+#include "core/http.h"
+#include "core/jsonutil.h"
+#include "core/log.h"
+#include "master_priv.h"
+#include "core/metrics.h"
+#include "core/procinfo.h"
+#include "core/version.h"
+
+static int
+relay_takes_work(const struct master *m, const struct wproc *w)
+{
+	return w->ready && !w->retiring && w->fd >= 0 &&
+	    m->state == MS_RUNNING;
+}
+
+static int
+relay_has_room(const struct master *m, const struct wproc *w)
+{
+	return relay_takes_work(m, w) && w->inflight + w->pushed <
+	    (unsigned long)m->cfg->worker.max_inflight;
+}
+
+/* work_available: poke one worker with room, round-robin. */
+static void
+relay_offer_work(struct master *m)
+{
+	struct wproc *w;
+	int n = 0, want;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		n += relay_has_room(m, w);
+	if (n == 0) {
+		log_debug("work_available: no worker has room; they poll "
+		    "when free");
+		return;
+	}
+	want = (int)(m->work_rr++ % (unsigned)n);
+	for (w = m->workers; w != NULL; w = w->next)
+		if (relay_has_room(m, w) && want-- == 0) {
+			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
+			return;
+		}
+}
+
+static struct wproc *
+relay_least_loaded(struct master *m)
+{
+	struct wproc *w, *best = NULL;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (relay_takes_work(m, w) && (best == NULL ||
+		    w->inflight + w->pushed < best->inflight + best->pushed))
+			best = w;
+	return best;
+}
+
+#define RELAY_RETRY_LATER (-1)	/* no worker can take it now */
+#define RELAY_UNSENDABLE (-2)	/* no worker will ever take it */
+
+static int
+relay_hand_over(struct master *m, const char *text)
+{
+	struct wproc *w = relay_least_loaded(m);
+
+	if (w == NULL)
+		return RELAY_RETRY_LATER;
+	if (channel_send(w->fd, CH_OPERATION, 0, text, strlen(text)) == -1)
+		return (errno == EMSGSIZE || errno == EINVAL) ?
+		    RELAY_UNSENDABLE : RELAY_RETRY_LATER;
+	w->pushed++;
+	return 0;
+}
+
+void
+relay_flush_pushed(struct master *m)
+{
+	struct pushed_op *q;
+	int rc = 0;
+
+	while ((q = m->pushq) != NULL &&
+	    (rc = relay_hand_over(m, q->text)) != RELAY_RETRY_LATER) {
+		if (rc == RELAY_UNSENDABLE)
+			log_errx("events: a pushed operation cannot be framed "
+			    "for a worker; dropped");
+		m->pushq = q->next;
+		m->npushq--;
+		free(q->text);
+		free(q);
+	}
+}
+
+static void
+relay_queue_pushed(struct master *m, char *text)
+{
+	struct pushed_op *q, **tail;
+
+	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
+	    (q = calloc(1, sizeof(*q))) == NULL) {
+		log_errx("events: no worker ready and %d pushed operations "
+		    "waiting; one dropped", m->npushq);
+		free(text);
+		return;
+	}
+	q->text = text;
+	for (tail = &m->pushq; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = q;
+	m->npushq++;
+}
+
+/*
+ * An operation pushed over SSE.  One too large for a frame goes as a
+ * size-exceeded stub, so the worker downloads the body itself.
+ */
+static void
+relay_forward_operation(struct master *m, const cJSON *op)
+{
+	char *text = cJSON_PrintUnformatted(op);
+	cJSON *stub, *body;
+	int rc;
+
+	if (text != NULL && strlen(text) > CHANNEL_MAX_PAYLOAD) {
+		free(text);
+		stub = cJSON_CreateObject();
+		cJSON_AddItemToObject(stub, "operation_id", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "operation_id"), 1));
+		cJSON_AddItemToObject(stub, "path", cJSON_Duplicate(
+		    cJSON_GetObjectItemCaseSensitive(op, "path"), 1));
+		body = cJSON_AddObjectToObject(stub, "operation");
+		cJSON_AddTrueToObject(body, "__mcd_size_exceeded__");
+		text = cJSON_PrintUnformatted(stub);
+		cJSON_Delete(stub);
+	}
+	if (text == NULL) {
+		log_errx("events: out of memory forwarding an operation");
+		return;
+	}
+	rc = m->pushq == NULL ? relay_hand_over(m, text) : RELAY_RETRY_LATER;
+	if (rc == RELAY_UNSENDABLE)
+		log_errx("events: a pushed operation cannot be framed for a "
+		    "worker; dropped");
+	if (rc != RELAY_RETRY_LATER) {
+		free(text);
+		return;
+	}
+	relay_queue_pushed(m, text);
+}
+
+#define RELAY_PUSH_TRIES 3
+#define RELAY_LOG_TAIL (64 * 1024)	/* bytes of the log file pushed */
+
+static const double relay_push_delay[RELAY_PUSH_TRIES - 1] = { 1.0, 2.0 };
+
+static void relay_push_try(struct master *m, struct relay_push *p);
+
+static void
+relay_push_cancel(struct relay_push *p)
+{
+	http_request_free(p->req);
+	free(p->body);
+	memset(p, 0, sizeof(*p));
+}
+
+static int
+relay_push_busy(const struct relay_push *p)
+{
+	return p->req != NULL || p->retry_at > 0;
+}
+
+static enum backend_call
+relay_push_call(const struct master *m, const struct relay_push *p)
+{
+	return p == &m->push_metrics ? BACKEND_METRICS : BACKEND_LOGS;
+}
+
+static const char *
+relay_push_name(const struct master *m, const struct relay_push *p)
+{
+	return p == &m->push_metrics ? "metrics" : "logs";
+}
+
+/* A try failed (why); retry later, or give up after the last. */
+static void
+relay_push_failed(struct master *m, struct relay_push *p, const char *why)
+{
+	if (p->tries < RELAY_PUSH_TRIES) {
+		p->retry_at = clock_mono() + relay_push_delay[p->tries - 1];
+		log_warnx("%s push failed (%s); retrying in %.0fs",
+		    relay_push_name(m, p), why, relay_push_delay[p->tries - 1]);
+		return;
+	}
+	log_warnx("%s push failed (%s); given up after %d tries",
+	    relay_push_name(m, p), why, RELAY_PUSH_TRIES);
+	relay_push_cancel(p);
+}
+
+static void
+relay_push_done(struct master *m, struct relay_push *p,
+    struct http_request *req)
+{
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->req = NULL;
+	if (req->result == CURLE_OK && req->status >= 200 &&
+	    req->status <= 299) {
+		log_debug("%s pushed", relay_push_name(m, p));
+		relay_push_cancel(p);
+	} else
+		relay_push_failed(m, p, http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+static void
+relay_on_metrics_done(struct http_request *req)
+{
+	struct master *m = req->arg;
+
+	relay_push_done(m, &m->push_metrics, req);
+}
+
+static void
+relay_on_logs_done(struct http_request *req)
+{
+	struct master *m = req->arg;
+
+	relay_push_done(m, &m->push_logs, req);
+}
+
+static void
+relay_push_try(struct master *m, struct relay_push *p)
+{
+	char *copy = strdup(p->body);
+
+	p->retry_at = 0;
+	p->tries++;
+	p->req = copy == NULL ? NULL : backend_call(&m->backend,
+	    relay_push_call(m, p), NULL, copy, p == &m->push_metrics ?
+	    relay_on_metrics_done : relay_on_logs_done, m);
+	if (p->req == NULL)
+		relay_push_failed(m, p, "cannot start the request");
+}
+
+/* Send body (taken over) as p's POST; NULL body: out of memory. */
+static void
+relay_push_start(struct master *m, struct relay_push *p, char *body)
+{
+	if (body == NULL) {
+		log_warnx("%s push: out of memory", relay_push_name(m, p));
+		return;
+	}
+	p->body = body;
+	p->tries = 0;
+	relay_push_try(m, p);
+}
+
+double
+relay_next_deadline(const struct master *m)
+{
+	double a = m->push_metrics.retry_at, b = m->push_logs.retry_at;
+
+	if (a <= 0)
+		return b;
+	return b > 0 && b < a ? b : a;
+}
+
+void
+relay_tick(struct master *m, double now)
+{
+	if (m->push_metrics.retry_at > 0 && now >= m->push_metrics.retry_at)
+		relay_push_try(m, &m->push_metrics);
+	if (m->push_logs.retry_at > 0 && now >= m->push_logs.retry_at)
+		relay_push_try(m, &m->push_logs);
+}
+
+/* push_metrics: the master knows every worker's counters, so it sends. */
+static void
+relay_push_metrics(struct master *m)
+{
+	struct metrics_master mm;
+	struct metrics *total;
+	struct wproc *w;
+	double done = 0, failed = 0, rss = 0;
+	char *body = NULL;
+	cJSON *o;
+
+	if (relay_push_busy(&m->push_metrics) ||
+	    (total = malloc(sizeof(*total))) == NULL)
+		return;
+	master_ctl_metrics(m, total, &mm);
+	for (w = m->workers; w != NULL; w = w->next) {
+		done += (double)w->done;
+		failed += (double)w->failed;
+		rss += (double)w->rss;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
+	cJSON_AddNumberToObject(o, "workers", (double)mm.workers);
+	cJSON_AddNumberToObject(o, "ready", (double)mm.workers_ready);
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	cJSON_AddNumberToObject(o, "inflight", (double)mm.inflight);
+	cJSON_AddNumberToObject(o, "done", done);
+	cJSON_AddNumberToObject(o, "failed", failed);
+	cJSON_AddNumberToObject(o, "workers_rss", rss);
+	cJSON_AddNumberToObject(o, "master_rss", (double)procinfo_rss(0));
+	cJSON_AddNumberToObject(o, "worker_restarts",
+	    (double)mm.worker_restarts);
+	cJSON_AddNumberToObject(o, "stream_reconnects",
+	    (double)mm.stream_reconnects);
+	cJSON_AddNumberToObject(o, "reloads", (double)mm.reloads);
+	if (o != NULL && metrics_json_add(o, total) == 0)
+		body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	free(total);
+	relay_push_start(m, &m->push_metrics, body);
+}
+
+struct relay_lines {
+	cJSON *lines;
+	const char *secret;	/* a line holding it is left out */
+	int failed;
+};
+
+static void
+relay_add_line(const char *line, void *arg)
+{
+	struct relay_lines *l = arg;
+
+	if (!l->failed && metrics_add_log_line(l->lines, line, l->secret) == -1)
+		l->failed = 1;
+}
+
+/*
+ * push_logs: the log file's tail holds everyone's lines, the master's
+ * included; without a file, the master's own recent lines.
+ */
+static void
+relay_push_logs(struct master *m)
+{
+	struct relay_lines l = { NULL, m->creds.token, 0 };
+	char *body = NULL;
+	cJSON *o;
+
+	if (relay_push_busy(&m->push_logs))
+		return;
+	if ((o = cJSON_CreateObject()) != NULL &&
+	    (l.lines = cJSON_AddArrayToObject(o, "lines")) != NULL) {
+		if (log_file_tail(RELAY_LOG_TAIL, relay_add_line, &l) == -1)
+			log_recent(relay_add_line, &l);
+		if (!l.failed)
+			body = cJSON_PrintUnformatted(o);
+	}
+	cJSON_Delete(o);
+	relay_push_start(m, &m->push_logs, body);
+}
+
+void
+relay_new_instance_id(struct master *m)
+{
+	uuid_t id;
+
+	uuid_generate_random(id);
+	uuid_unparse_lower(id, m->instance_id);
+}
+
+static void
+relay_on_event(const char *type, const cJSON *o, void *arg)
+{
+	struct master *m = arg;
+	const char *s;
+
+	if (strcmp(type, "welcome") == 0) {
+		s = json_string(o, "agent_id");
+		log_info("events: welcome (agent_id %s)", s ? s : "unknown");
+	} else if (strcmp(type, "heartbeat") == 0) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+		    "push_metrics")))
+			relay_push_metrics(m);
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+		    "push_logs")))
+			relay_push_logs(m);
+	} else if (strcmp(type, "push_metrics") == 0)
+		relay_push_metrics(m);
+	else if (strcmp(type, "push_logs") == 0)
+		relay_push_logs(m);
+	else if (strcmp(type, "work_available") == 0)
+		relay_offer_work(m);
+	else if (strcmp(type, "goodbye") == 0)
+		master_goodbye(m, json_string(o, "reason"));
+	else if (strcmp(type, "operation") == 0)
+		relay_forward_operation(m, o);
+	else
+		log_warnx("events: unknown event type \"%.64s\"; ignored",
+		    type);
+}
+
+void
+relay_start_events(struct master *m)
+{
+	if (m->http == NULL || !m->cfg->orchestrator.events)
+		return;
+	if ((m->events = events_new(&m->backend, relay_on_event, m)) ==
+	    NULL) {
+		log_errx("events: out of memory; running without the stream");
+		return;
+	}
+	events_start(m->events);
+}
+
+/* Free the stream; its reconnects stay counted. */
+static void
+relay_drop_events(struct master *m)
+{
+	if (m->events == NULL)
+		return;
+	m->stream_reconnects += events_reconnects(m->events);
+	events_free(m->events);
+	m->events = NULL;
+}
+
+/* Drop the stream, any logs or metrics push and the HTTP client. */
+static void
+relay_disconnect(struct master *m)
+{
+	relay_drop_events(m);
+	relay_push_cancel(&m->push_metrics);
+	relay_push_cancel(&m->push_logs);
+	http_free(m->http);
+	m->http = NULL;
+	m->backend.http = NULL;
+}
+
+/*
+ * Credentials and the HTTP client for cfg; the secret then leaves the
+ * environment, so nothing the daemon runs later inherits it.
+ */
+int
+relay_setup(struct master *m, const struct egressd_config *cfg,
+    const struct backend_creds *previous, char *err, size_t errlen)
+{
+	struct backend_creds creds;
+
+	if (backend_load_credentials(cfg, previous, &creds, err, errlen) == -1)
+		return -1;
+	unsetenv("EGRESSD_TOKEN");
+	backend_creds_free(&m->creds);
+	m->creds = creds;
+	m->backend.cfg = cfg;
+	if (cfg->orchestrator.url[0] == '\0') {
+		/* No orchestrator any more (a reload): nothing may outlive cfg. */
+		relay_disconnect(m);
+		return 0;
+	}
+	if (!cfg->orchestrator.tls_verify)
+		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
+		    "certificate is NOT checked");
+	if (m->http == NULL && (m->http = http_new(m->loop)) == NULL) {
+		snprintf(err, errlen, "out of memory for the HTTP client");
+		return -1;
+	}
+	if (m->instance_id[0] == '\0')
+		relay_new_instance_id(m);
+	m->backend.http = m->http;
+	m->backend.creds = &m->creds;
+	m->backend.instance_id = m->instance_id;
+	return 0;
+}
+
+/* New credentials and a new stream for a reloaded configuration. */
+int
+relay_reconfigure(struct master *m, const struct egressd_config *cfg,
+    char *err, size_t errlen)
+{
+	struct backend_creds old = m->creds;
+
+	memset(&m->creds, 0, sizeof(m->creds));
+	if (relay_setup(m, cfg, &old, err, errlen) == -1) {
+		backend_creds_free(&m->creds);
+		m->creds = old;
+		return -1;
+	}
+	backend_creds_free(&old);
+	relay_push_cancel(&m->push_metrics);
+	relay_push_cancel(&m->push_logs);
+	relay_drop_events(m);
+	return 0;
+}
+
+
+void
+relay_free(struct master *m)
+{
+	struct pushed_op *q;
+
+	relay_disconnect(m);
+	backend_creds_free(&m->creds);
+	while ((q = m->pushq) != NULL) {
+		m->pushq = q->next;
+		free(q->text);
+		free(q);
+	}
+	m->npushq = 0;
+}

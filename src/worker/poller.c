@@ -1,0 +1,828 @@
+/* poller: fetch, run, deliver, heartbeat, notify (see include/poller.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/clock.h"
+#include "core/jsonutil.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "worker/poller.h"
+#include "worker/runner.h"
+#include "procmgr/store.h"
+
+#define POLLER_TRIES 3			/* result PUT and full download */
+#define POLLER_STALE 900.0		/* an outbox row untried this long is */
+					/*   anyone's: its owner is stuck */
+static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
+
+enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER };
+
+struct poller_op {
+	struct runner_op rop;		/* its agent process */
+	char *id;
+	cJSON *result;			/* set once run */
+	char *text;			/* result as stored and sent */
+	enum op_stage stage;
+	int tries;
+	double retry_at;		/* waiting to retry; 0 = busy or idle */
+	int stored;			/* its result is in the outbox */
+	double accepted;		/* monotonic, for its duration */
+	struct http_request *req;
+	struct poller *p;
+	struct poller_op *next;
+};
+
+struct poller {
+	struct backend *backend;
+	const struct egressd_config *cfg;
+	struct op_context *ctx;
+	struct store *store;		/* the outbox */
+	struct runner *runner;
+	struct poller_hooks hooks;
+	struct poller_op *ops;
+	struct http_request *get_req;
+	struct http_request *heartbeat_req;
+	struct http_request *shutdown_req;
+	double next_poll;		/* 0 = no poll scheduled */
+	double next_sweep;		/* of the outbox, once answered */
+	double backpressure_since;
+	double next_heartbeat;
+	int answered;			/* first poll answered */
+	int draining;
+	int shutdown_sent;
+	int shutdown_done;
+	long last_status;
+	double last_contact;
+	int get_failing;		/* log a failing GET once, not per poll */
+	struct metrics metrics;		/* operations run, for the master */
+};
+
+static int poller_accept(struct poller *p, cJSON *op, const char *via);
+static void poller_deliver(struct poller_op *o);
+static void poller_store(struct poller_op *o);
+static void poller_on_get(struct http_request *req);
+
+static int
+poller_has_capacity(const struct poller *p)
+{
+	return p->ctx->inflight < (unsigned long)p->cfg->worker.max_inflight;
+}
+
+static void
+poller_note_contact(struct poller *p, const struct http_request *req)
+{
+	if (req->status == 0)
+		return;
+	p->last_status = req->status;
+	p->last_contact = clock_wall();
+}
+
+static struct poller_op *
+poller_find(struct poller *p, const char *id)
+{
+	struct poller_op *o;
+
+	for (o = p->ops; o != NULL; o = o->next)
+		if (strcmp(o->id, id) == 0)
+			return o;
+	return NULL;
+}
+
+static void
+poller_forget(struct poller *p, struct poller_op *o)
+{
+	struct poller_op **pp;
+
+	for (pp = &p->ops; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	http_request_free(o->req);
+	if (o->rop.running && runner_abort(p->runner, &o->rop,
+	    "the worker stopped") && !o->stored)
+		log_warnx("operation %s stopped; its error result is in the "
+		    "outbox", o->id);
+	runner_release(&o->rop);
+	cJSON_Delete(o->result);
+	cJSON_free(o->text);
+	free(o->id);
+	free(o);
+	p->ctx->inflight--;
+}
+
+/* GET /api/v1/agent/operation, when allowed. */
+static void
+poller_poll(struct poller *p)
+{
+	p->next_poll = 0;
+	if (p->draining || p->get_req != NULL || !poller_has_capacity(p))
+		return;
+	p->get_req = backend_call(p->backend, BACKEND_OPERATION, NULL, NULL,
+	    poller_on_get, p);
+	if (p->get_req == NULL) {
+		log_warnx("poller: cannot start a GET operation request");
+		p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+	}
+}
+
+static void
+poller_first_answer(struct poller *p)
+{
+	if (p->answered)
+		return;
+	p->answered = 1;
+	if (p->hooks.first_poll != NULL)
+		p->hooks.first_poll(p->hooks.arg);
+}
+
+static void
+poller_on_get(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64], err[128];
+	cJSON *op;
+
+	p->get_req = NULL;
+	poller_note_contact(p, req);
+	if (req->result == CURLE_OK && req->status == 200) {
+		poller_first_answer(p);
+		p->get_failing = 0;
+		op = json_parse_limited(req->resp ? req->resp : "",
+		    req->resp_len, (size_t)p->cfg->orchestrator.max_body_bytes,
+		    err, sizeof(err));
+		if (op == NULL)
+			log_warnx("poller: operation response %s; dropped", err);
+		http_request_free(req);
+		if (op != NULL && poller_accept(p, op, "poll"))
+			poller_poll(p);	/* more may be waiting */
+		else	/* a 200 without work must not become a GET loop */
+			p->next_poll = clock_mono() +
+			    p->cfg->orchestrator.poll_interval;
+		return;
+	}
+	if (req->result == CURLE_OK && req->status == 204) {
+		poller_first_answer(p);
+		p->get_failing = 0;
+	} else if (!p->get_failing || req->too_big) {
+		log_warnx("poller: GET operation failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+		p->get_failing = 1;
+	}
+	http_request_free(req);
+	p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+}
+
+/* The agent process ended: its result is in the outbox unless not stored. */
+static void
+poller_on_done(struct runner_op *rop, cJSON *result)
+{
+	struct poller_op *o = rop->arg;
+
+	o->result = result;
+	o->stored = rop->stored;
+	o->text = rop->result_text;
+	rop->result_text = NULL;
+	metrics_record(&o->p->metrics, rop->run.path, result,
+	    clock_mono() - o->accepted);
+	log_debug("operation %s (%s) ran: %s", o->id, rop->run.path,
+	    ops_is_error(result) ? "error" : "ok");
+	poller_deliver(o);
+}
+
+const char *
+poller_op_problem(const cJSON *op)
+{
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
+
+	if (json_string(op, "path") == NULL)
+		return "it has no \"path\" string";
+	if (body != NULL && !cJSON_IsObject(body) && !cJSON_IsNull(body))
+		return "\"operation\" must be an object";
+	return NULL;
+}
+
+static void
+poller_run(struct poller_op *o, const cJSON *op)
+{
+	struct poller *p = o->p;
+	const char *why = poller_op_problem(op);
+
+	o->stage = STAGE_RUN;
+	if (why != NULL)
+		runner_fail(p->runner, &o->rop, ops_error("invalid_request",
+		    "operation %s: %s", o->id, why));
+	else
+		runner_start(p->runner, &o->rop, json_string(op, "path"),
+		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
+}
+
+static void
+poller_on_full(struct http_request *req)
+{
+	struct poller_op *o = req->arg;
+	char why[CURL_ERROR_SIZE + 64], err[128];
+	cJSON *op = NULL;
+
+	o->req = NULL;
+	poller_note_contact(o->p, req);
+	if (req->result == CURLE_OK && req->status == 200) {
+		op = json_parse_limited(req->resp ? req->resp : "",
+		    req->resp_len,
+		    (size_t)o->p->cfg->orchestrator.max_body_bytes, err,
+		    sizeof(err));
+		if (op == NULL || !cJSON_IsObject(op)) {
+			http_request_free(req);
+			o->stage = STAGE_RUN;
+			runner_fail(o->p->runner, &o->rop, ops_error(
+			    "invalid_request", "full operation %s: %s", o->id,
+			    op ? "not an object" : err));
+			cJSON_Delete(op);
+			return;
+		}
+		http_request_free(req);
+		poller_run(o, op);
+		cJSON_Delete(op);
+		return;
+	}
+	http_describe(req, why, sizeof(why));
+	http_request_free(req);
+	if (o->tries < POLLER_TRIES) {
+		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		return;
+	}
+	o->stage = STAGE_RUN;
+	runner_fail(o->p->runner, &o->rop, ops_error("internal", "could not "
+	    "download operation %s after %d tries (%s)", o->id, POLLER_TRIES,
+	    why));
+}
+
+static void
+poller_download(struct poller_op *o)
+{
+	o->stage = STAGE_DOWNLOAD;
+	o->retry_at = 0;
+	o->tries++;
+	o->req = backend_call(o->p->backend, BACKEND_FULL_OPERATION, o->id,
+	    NULL, poller_on_full, o);
+	if (o->req == NULL)
+		o->retry_at = clock_mono() + poller_retry_delay[0];
+}
+
+const char *
+poller_op_id(const cJSON *op)
+{
+	const char *id = json_string(op, "operation_id");
+
+	return cJSON_IsObject(op) && id != NULL && backend_valid_id(id) ?
+	    id : NULL;
+}
+
+int
+poller_op_stub(const cJSON *op)
+{
+	const cJSON *body = cJSON_GetObjectItemCaseSensitive(op, "operation");
+
+	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body,
+	    "__mcd_size_exceeded__"));
+}
+
+/* The image of its agent process: the operation path, as far as known. */
+static const char *
+poller_image(const cJSON *op)
+{
+	const char *path = json_string(op, "path");
+
+	return path != NULL ? path : "(no path)";
+}
+
+/* Take ownership of one operation from any source; 1 when accepted. */
+static int
+poller_accept(struct poller *p, cJSON *op, const char *via)
+{
+	const char *id = poller_op_id(op);
+	struct poller_op *o;
+
+	if (id == NULL) {
+		log_warnx("poller: operation from %s without a usable "
+		    "\"operation_id\"; dropped", via);
+		cJSON_Delete(op);
+		return 0;
+	}
+	if (poller_find(p, id) != NULL) {
+		log_warnx("poller: operation %s is already in flight; the copy "
+		    "from %s is dropped", id, via);
+		cJSON_Delete(op);
+		return 0;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL ||
+	    (o->id = strdup(id)) == NULL) {
+		log_warnx("poller: out of memory; operation %s dropped", id);
+		free(o);
+		cJSON_Delete(op);
+		return 0;
+	}
+	o->p = p;
+	o->accepted = clock_mono();
+	o->next = p->ops;
+	p->ops = o;
+	p->ctx->inflight++;
+	log_debug("operation %s accepted (%s)", id, via);
+	o->rop.on_done = poller_on_done;
+	o->rop.arg = o;
+	/* The process exists before any work: a crash from here is recovered. */
+	runner_spawn(p->runner, &o->rop, id, poller_image(op),
+	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
+	if (poller_op_stub(op))
+		poller_download(o);
+	else
+		poller_run(o, op);
+	cJSON_Delete(op);
+	return 1;
+}
+
+static void
+poller_finish_op(struct poller *p, struct poller_op *o)
+{
+	if (ops_is_error(o->result))
+		p->ctx->failed++;
+	else
+		p->ctx->done++;
+	poller_forget(p, o);
+}
+
+static void
+poller_acknowledged(struct poller *p, struct poller_op *o)
+{
+	if (o->stored && store_outbox_delete(p->store, o->id) == -1)
+		log_warnx("outbox: %s: %s", o->id, store_errmsg(p->store));
+	poller_finish_op(p, o);
+}
+
+static void
+poller_take_piggyback(struct poller *p, const struct http_request *req)
+{
+	cJSON *body, *next;
+	char err[128];
+
+	if (req->resp == NULL || req->resp_len == 0)
+		return;
+	body = json_parse_limited(req->resp, req->resp_len,
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (body == NULL) {
+		log_debug("poller: result response %s; ignored", err);
+		return;
+	}
+	next = cJSON_DetachItemFromObjectCaseSensitive(body, "next_operation");
+	cJSON_Delete(body);
+	if (next != NULL && !cJSON_IsNull(next))
+		poller_accept(p, next, "piggyback");
+	else
+		cJSON_Delete(next);
+}
+
+/*
+ * Out of tries: the outbox keeps the result for a later sweep.  One the
+ * database refused stays in memory and is tried again every poll_interval,
+ * so a database outage alone never loses it.
+ */
+static void
+poller_keep(struct poller *p, struct poller_op *o, const char *why)
+{
+	double every = p->cfg->orchestrator.poll_interval;
+
+	poller_store(o);
+	if (o->stored) {
+		if (store_outbox_defer(p->store, o->id, clock_wall() +
+		    every) == -1)
+			log_warnx("outbox: %s: %s", o->id,
+			    store_errmsg(p->store));
+		log_warnx("poller: result for %s not delivered after %d tries "
+		    "(%s); kept in the outbox", o->id, POLLER_TRIES, why);
+		poller_finish_op(p, o);
+		return;
+	}
+	log_warnx("poller: result for %s not delivered after %d tries (%s) "
+	    "and not in the outbox; kept in memory, next try in %.3gs",
+	    o->id, POLLER_TRIES, why, every);
+	o->tries = 0;
+	o->retry_at = clock_mono() + every;
+}
+
+static void
+poller_on_result(struct http_request *req)
+{
+	struct poller_op *o = req->arg;
+	struct poller *p = o->p;
+	char why[CURL_ERROR_SIZE + 64];
+
+	o->req = NULL;
+	poller_note_contact(p, req);
+	if (req->result == CURLE_OK && req->status >= 200 &&
+	    req->status < 300) {
+		poller_acknowledged(p, o);
+		/* Piggybacked work is ours even while draining: finish it. */
+		poller_take_piggyback(p, req);
+		http_request_free(req);
+		poller_poll(p);
+		return;
+	}
+	http_describe(req, why, sizeof(why));
+	http_request_free(req);
+	if (o->tries < POLLER_TRIES) {
+		log_warnx("poller: result for %s not delivered (%s); retrying "
+		    "in %.0fs", o->id, why, poller_retry_delay[o->tries - 1]);
+		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		return;
+	}
+	poller_keep(p, o, why);
+	poller_poll(p);
+}
+
+/*
+ * The result as JSON text, printed at most once per operation (printing
+ * is a tenth of a worker's instructions per operation): the runner's copy
+ * from the exit record, the outbox row's, or printed here.
+ */
+static const char *
+poller_result_text(struct poller_op *o)
+{
+	if (o->text == NULL)
+		o->text = cJSON_PrintUnformatted(o->result);
+	return o->text;
+}
+
+/* Durable before the first try: a crash from here on loses no result. */
+static void
+poller_store(struct poller_op *o)
+{
+	struct poller *p = o->p;
+	const char *text;
+
+	if (o->stored || p->store == NULL)
+		return;
+	if ((text = poller_result_text(o)) == NULL ||
+	    store_outbox_put(p->store, o->id, text, p->backend->instance_id,
+	    clock_wall() + p->cfg->orchestrator.poll_interval) == -1)
+		log_warnx("outbox: result for %s not stored (%s)", o->id,
+		    text ? store_errmsg(p->store) : "out of memory");
+	else
+		o->stored = 1;
+}
+
+/* {"result": RESULT} around the text already printed. */
+static char *
+poller_result_body(struct poller_op *o)
+{
+	static const char head[] = "{\"result\":";
+	const char *text = poller_result_text(o);
+	size_t len;
+	char *body;
+
+	if (text == NULL)
+		return NULL;
+	len = strlen(text);
+	if ((body = malloc(sizeof(head) + len + 1)) == NULL)
+		return NULL;
+	memcpy(body, head, sizeof(head) - 1);
+	memcpy(body + sizeof(head) - 1, text, len);
+	memcpy(body + sizeof(head) - 1 + len, "}", 2);
+	return body;
+}
+
+static void
+poller_deliver(struct poller_op *o)
+{
+	char *body;
+
+	if (o->stage != STAGE_DELIVER) {
+		o->stage = STAGE_DELIVER;	/* download tries are over */
+		o->tries = 0;
+		poller_store(o);
+	}
+	o->retry_at = 0;
+	body = poller_result_body(o);
+	o->tries++;
+	o->req = body ? backend_call(o->p->backend, BACKEND_RESULT, o->id,
+	    body, poller_on_result, o) : NULL;
+	if (o->req == NULL)
+		o->retry_at = clock_mono() + poller_retry_delay[0];
+}
+
+/* Wake-ups from the master. */
+
+void
+poller_start(struct poller *p)
+{
+	poller_poll(p);
+}
+
+void
+poller_wake(struct poller *p)
+{
+	poller_poll(p);
+}
+
+void
+poller_push(struct poller *p, const char *text, size_t len)
+{
+	char err[128];
+	cJSON *op;
+
+	op = json_parse_limited(text, len,
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (op == NULL) {
+		log_warnx("poller: pushed operation %s; dropped", err);
+		return;
+	}
+	poller_accept(p, op, "push");
+}
+
+/* Stop a download and report the operation as cancelled. */
+static void
+poller_cancel_download(struct poller_op *o, const char *why)
+{
+	http_request_free(o->req);
+	o->req = NULL;
+	o->stage = STAGE_RUN;
+	runner_fail(o->p->runner, &o->rop, ops_error("internal", "operation "
+	    "%s cancelled: %s", o->id, why));
+}
+
+void
+poller_cancel(struct poller *p, const char *operation_id)
+{
+	struct poller_op *o = poller_find(p, operation_id);
+
+	if (o == NULL || o->stage != STAGE_DOWNLOAD)
+		return;		/* unknown, or already run */
+	poller_cancel_download(o, "the orchestrator asked");
+}
+
+/* Back-pressure and shutdown. */
+
+static void
+poller_on_heartbeat(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->heartbeat_req = NULL;
+	poller_note_contact(p, req);
+	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
+		log_warnx("poller: heartbeat failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+static void
+poller_backpressure(struct poller *p, double now)
+{
+	double every = p->cfg->worker.backpressure_heartbeat;
+
+	if (poller_has_capacity(p) || p->draining) {
+		p->backpressure_since = 0;
+		return;
+	}
+	if (p->backpressure_since == 0) {
+		p->backpressure_since = now;
+		p->next_heartbeat = now + every;
+		log_debug("poller: at max_inflight (%d); heartbeats instead of "
+		    "polls", p->cfg->worker.max_inflight);
+	}
+	if (now < p->next_heartbeat || p->heartbeat_req != NULL)
+		return;
+	p->next_heartbeat = now + every;
+	p->heartbeat_req = backend_call(p->backend, BACKEND_HEARTBEAT, NULL,
+	    NULL, poller_on_heartbeat, p);
+}
+
+static void
+poller_on_shutdown(struct http_request *req)
+{
+	struct poller *p = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	p->shutdown_req = NULL;
+	p->shutdown_done = 1;
+	if (req->result == CURLE_OK && req->status >= 200 && req->status < 300)
+		log_info("orchestrator notified of the shutdown");
+	else
+		log_warnx("shutdown notice failed (%s)",
+		    http_describe(req, why, sizeof(why)));
+	http_request_free(req);
+}
+
+static void
+poller_notify_shutdown(struct poller *p)
+{
+	if (p->shutdown_sent)
+		return;
+	p->shutdown_sent = 1;
+	p->shutdown_req = backend_call(p->backend, BACKEND_SHUTDOWN, NULL, NULL,
+	    poller_on_shutdown, p);
+	if (p->shutdown_req == NULL)
+		p->shutdown_done = 1;
+}
+
+void
+poller_drain(struct poller *p, int fast)
+{
+	struct poller_op *o, *next;
+
+	p->draining = 1;
+	p->next_poll = 0;
+	if (!fast)
+		return;
+	if (p->get_req != NULL) {
+		http_request_free(p->get_req);
+		p->get_req = NULL;
+	}
+	for (o = p->ops; o != NULL; o = next) {
+		next = o->next;
+		if (o->stage == STAGE_DOWNLOAD) {
+			log_warnx("operation %s cancelled by a fast stop", o->id);
+			poller_cancel_download(o, "the agent is stopping");
+		}
+	}
+}
+
+void
+poller_abandon(struct poller *p)
+{
+	p->draining = 1;
+	if (p->get_req != NULL) {
+		http_request_free(p->get_req);
+		p->get_req = NULL;
+	}
+	while (p->ops != NULL) {
+		if (p->ops->rop.running)
+			p->ops->stored = runner_abort(p->runner, &p->ops->rop,
+			    "the worker stopped before it finished");
+		if (p->ops->stored)
+			log_warnx("result for %s not delivered by the shutdown "
+			    "deadline; left in the outbox", p->ops->id);
+		else
+			log_errx("operation %s abandoned at the shutdown "
+			    "deadline; no result", p->ops->id);
+		p->ctx->failed++;
+		poller_forget(p, p->ops);
+	}
+	poller_notify_shutdown(p);
+}
+
+int
+poller_finished(const struct poller *p)
+{
+	return p->draining && p->shutdown_done;
+}
+
+/* Timers. */
+
+double
+poller_next_deadline(const struct poller *p)
+{
+	const struct poller_op *o;
+	double next = p->next_poll;
+
+	for (o = p->ops; o != NULL; o = o->next)
+		if (o->retry_at > 0 && (next == 0 || o->retry_at < next))
+			next = o->retry_at;
+	if (p->answered && !p->draining && (next == 0 || p->next_sweep < next))
+		next = p->next_sweep;
+	if (p->backpressure_since > 0 && p->heartbeat_req == NULL &&
+	    (next == 0 || p->next_heartbeat < next))
+		next = p->next_heartbeat;
+	return next;
+}
+
+/* A claimed outbox row becomes an operation in flight again. */
+static void
+poller_adopt(const char *operation_id, const char *text, void *arg)
+{
+	struct poller *p = arg;
+	struct poller_op *o;
+	char err[128];
+	cJSON *result;
+
+	if (poller_find(p, operation_id) != NULL)
+		return;		/* being delivered already */
+	result = json_parse_limited(text, strlen(text),
+	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	if (result == NULL) {
+		/* It can never be sent: keeping it would only repeat this. */
+		log_errx("outbox: result for %s is %s; deleted", operation_id,
+		    err);
+		store_outbox_delete(p->store, operation_id);
+		return;
+	}
+	if ((o = calloc(1, sizeof(*o))) == NULL ||
+	    (o->id = strdup(operation_id)) == NULL) {
+		log_warnx("outbox: out of memory; %s stays for the next sweep",
+		    operation_id);
+		free(o);
+		cJSON_Delete(result);
+		return;
+	}
+	o->p = p;
+	o->result = result;
+	o->text = strdup(text);		/* else printed again when sent */
+	o->stored = 1;
+	o->next = p->ops;
+	p->ops = o;
+	p->ctx->inflight++;
+	log_info("outbox: delivering the result for %s again", operation_id);
+	poller_deliver(o);
+}
+
+/* Undelivered results, this worker's or those of workers gone. */
+static void
+poller_sweep(struct poller *p, double now)
+{
+	long room = (long)p->cfg->worker.max_inflight - (long)p->ctx->inflight;
+	double wall = clock_wall();
+
+	p->next_sweep = now + p->cfg->orchestrator.poll_interval;
+	if (p->store == NULL || room <= 0)
+		return;
+	if (store_outbox_claim(p->store, p->backend->instance_id, (int)room,
+	    wall, wall + p->cfg->orchestrator.poll_interval,
+	    wall - POLLER_STALE, poller_adopt, p) == -1)
+		log_warnx("outbox: %s", store_errmsg(p->store));
+}
+
+void
+poller_tick(struct poller *p, double now)
+{
+	struct poller_op *o;
+
+	if (p->answered && !p->draining && now >= p->next_sweep)
+		poller_sweep(p, now);
+
+	if (p->next_poll > 0 && now >= p->next_poll)
+		poller_poll(p);
+	for (o = p->ops; o != NULL; o = o->next) {
+		if (o->retry_at == 0 || now < o->retry_at)
+			continue;
+		if (o->stage == STAGE_DOWNLOAD)
+			poller_download(o);
+		else
+			poller_deliver(o);
+	}
+	poller_backpressure(p, now);
+	if (p->draining && p->ops == NULL && p->get_req == NULL)
+		poller_notify_shutdown(p);
+}
+
+struct poller *
+poller_new(struct backend *backend, struct op_context *ctx,
+    struct store *store, struct runner *runner,
+    const struct poller_hooks *hooks)
+{
+	struct poller *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->backend = backend;
+	p->cfg = backend->cfg;
+	p->ctx = ctx;
+	p->store = store;
+	p->runner = runner;
+	if (hooks != NULL)
+		p->hooks = *hooks;
+	return p;
+}
+
+void
+poller_free(struct poller *p)
+{
+	if (p == NULL)
+		return;
+	while (p->ops != NULL)
+		poller_forget(p, p->ops);
+	http_request_free(p->get_req);
+	http_request_free(p->heartbeat_req);
+	http_request_free(p->shutdown_req);
+	free(p);
+}
+
+long
+poller_last_status(const struct poller *p)
+{
+	return p->last_status;
+}
+
+double
+poller_last_contact(const struct poller *p)
+{
+	return p->last_contact;
+}
+
+const struct metrics *
+poller_metrics(const struct poller *p)
+{
+	return &p->metrics;
+}
