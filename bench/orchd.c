@@ -590,7 +590,7 @@ conn_flush(struct conn *c)
 }
 
 static const char *
-http_reason(int status)
+httpc_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -618,7 +618,7 @@ conn_reply(struct conn *c, int status, const char *body, size_t len)
 
 	if (c->dead)
 		return;
-	rc = buf_printf(b, "HTTP/1.1 %d %s\r\n", status, http_reason(status));
+	rc = buf_printf(b, "HTTP/1.1 %d %s\r\n", status, httpc_reason(status));
 	if (rc == 0 && status != 204)
 		rc = buf_printf(b, "Content-Type: application/json\r\n"
 		    "Content-Length: %zu\r\n", len);

@@ -20,7 +20,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "master/events.h"
 #include "core/jsonutil.h"
 #include "worker/poller.h"
@@ -58,8 +58,8 @@ fuzz_operation(const cJSON *op)
 
 	if (id != NULL) {
 		fuzz_check(cJSON_IsObject(op));
-		fuzz_check(backend_valid_id(id));
-		fuzz_check(strlen(id) <= BACKEND_ID_MAX);
+		fuzz_check(orch_valid_id(id));
+		fuzz_check(strlen(id) <= ORCH_ID_MAX);
 	}
 	if (why == NULL)
 		fuzz_check(json_string(op, "path") != NULL);

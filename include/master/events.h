@@ -11,7 +11,7 @@
 #ifndef EGRESSD_EVENTS_H
 #define EGRESSD_EVENTS_H
 
-#include "core/backend.h"
+#include "core/orch.h"
 
 struct cJSON;
 struct events;
@@ -21,7 +21,7 @@ struct events;
 typedef void (*events_cb)(const char *type, const struct cJSON *event,
     void *arg);
 
-struct events *events_new(struct backend *backend, events_cb cb, void *arg);
+struct events *events_new(struct orch *orch, events_cb cb, void *arg);
 void events_free(struct events *ev);
 
 void events_start(struct events *ev);		/* connect now */

@@ -24,7 +24,7 @@
 
 struct cJSON;
 struct evloop;
-struct http;
+struct httpc;
 struct egressd_config;
 struct config_strlist;
 struct op_run;
@@ -68,7 +68,7 @@ struct op_context {
 	const char *db_path;
 	const struct egressd_config *cfg;
 	struct evloop *loop;	/* for handlers that wait on descriptors */
-	struct http *http;	/* curl multi on loop; NULL without one */
+	struct httpc *http;	/* curl multi on loop; NULL without one */
 	const struct op_host *host;
 };
 

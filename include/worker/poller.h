@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "ops/ops.h"
 
 struct poller;
@@ -37,7 +37,7 @@ struct runner;
  * store holds the outbox (may be NULL: results are then not durable);
  * runner runs each accepted operation as an agent process.
  */
-struct poller *poller_new(struct backend *backend, struct op_context *ctx,
+struct poller *poller_new(struct orch *orch, struct op_context *ctx,
     struct store *store, struct runner *runner,
     const struct poller_hooks *hooks);
 void poller_free(struct poller *p);

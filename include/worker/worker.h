@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/config.h"
 
 /* Exit status of a worker that could not boot (the master logs it so). */
@@ -23,7 +23,7 @@ struct worker_params {
 	int generation;
 	int channel_fd;
 	pid_t master_pid;
-	const struct backend_creds *creds;
+	const struct orch_creds *creds;
 };
 
 /* Runs in the child right after fork(); never returns. */

@@ -1,4 +1,4 @@
-/* clock: time helpers (see include/clock.h). */
+/* clock: time helpers (see include/core/clock.h). */
 #include <limits.h>
 #include <math.h>
 #include <time.h>

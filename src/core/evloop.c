@@ -1,4 +1,4 @@
-/* evloop: poll-based descriptor dispatch (see include/evloop.h). */
+/* evloop: poll-based descriptor dispatch (see include/core/evloop.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>

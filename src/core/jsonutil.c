@@ -1,4 +1,4 @@
-/* jsonutil: bounded JSON parsing, text and base64 (see include/jsonutil.h). */
+/* jsonutil: bounded JSON parsing, text and base64 (see include/core/jsonutil.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * log: line-oriented logging to stderr, a file or syslog (see include/log.h).
+ * log: line-oriented logging to stderr, a file or syslog (see include/core/log.h).
  *
  * Each line is formatted into one buffer and written with a single write(2)
  * on an O_APPEND descriptor, so lines from the master and its workers, which

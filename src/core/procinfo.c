@@ -1,4 +1,4 @@
-/* procinfo: /proc readers and descriptor hygiene (see include/procinfo.h). */
+/* procinfo: /proc readers and descriptor hygiene (see include/core/procinfo.h). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

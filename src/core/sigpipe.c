@@ -1,4 +1,4 @@
-/* sigpipe: the signal self-pipe (see include/sigpipe.h). */
+/* sigpipe: the signal self-pipe (see include/core/sigpipe.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

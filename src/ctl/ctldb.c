@@ -1,4 +1,4 @@
-/* ctldb: egressctl ps, inspect and audit (see include/ctldb.h). */
+/* ctldb: egressctl ps, inspect and audit (see include/ctl/ctldb.h). */
 #define _XOPEN_SOURCE 700	/* strptime */
 #include <errno.h>
 #include <stdio.h>

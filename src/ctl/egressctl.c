@@ -2,7 +2,7 @@
  * egressctl: operate a running egressd through its control socket, and
  * read its agent processes from the database.
  *
- * Socket commands speak the protocol of include/control.h: one JSON request
+ * Socket commands speak the protocol of include/master/control.h: one JSON request
  * line, one JSON reply line.  ps, inspect and audit read the database
  * read-only (ctldb.c) and need no running daemon.  Exit status: 0 success
  * (health: healthy), 1 the daemon refused, is degraded or the process is

@@ -1,5 +1,5 @@
 /*
- * control: the control socket server and client (see include/control.h).
+ * control: the control socket server and client (see include/master/control.h).
  *
  * Each peer has an input buffer bounded by CTL_MAX_LINE and an output buffer
  * bounded by CTL_MAX_OUTPUT; a peer that overflows either is told why (when

@@ -1,4 +1,4 @@
-/* events: the SSE stream client (see include/events.h). */
+/* events: the SSE stream client (see include/master/events.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +16,11 @@
 #define EVENTS_JITTER 0.2
 
 struct events {
-	struct backend *backend;
+	struct orch *orch;
 	events_cb cb;
 	void *arg;
 	struct sse_parser *parser;
-	struct http_request *req;	/* the stream, when connected */
+	struct httpc_request *req;	/* the stream, when connected */
 	int status_checked;
 	int attempt;		/* consecutive failed connections */
 	double reconnect_at;	/* 0 = not scheduled */
@@ -47,7 +47,7 @@ static void
 events_arm_watchdog(struct events *ev)
 {
 	ev->watchdog_at = clock_mono() +
-	    ev->backend->cfg->orchestrator.events_timeout;
+	    ev->orch->cfg->orchestrator.events_timeout;
 }
 
 const char *
@@ -66,7 +66,7 @@ events_type(const cJSON *o, const char **why)
 	}
 	if (strcmp(type, "operation") == 0 &&
 	    ((id = json_string(o, "operation_id")) == NULL ||
-	    !backend_valid_id(id))) {
+	    !orch_valid_id(id))) {
 		*why = "pushed operation without a usable \"operation_id\"";
 		return NULL;
 	}
@@ -99,7 +99,7 @@ events_on_sse(const struct sse_event *se, void *arg)
 	if (ev->stopped || ev->restart_pending)
 		return;		/* the rest of this chunk is moot */
 	o = json_parse_limited(se->data, se->data_len,
-	    (size_t)ev->backend->cfg->orchestrator.max_event_bytes, err,
+	    (size_t)ev->orch->cfg->orchestrator.max_event_bytes, err,
 	    sizeof(err));
 	if (o == NULL) {
 		log_warnx("events: malformed event (%s); dropped", err);
@@ -113,7 +113,7 @@ events_on_sse(const struct sse_event *se, void *arg)
 }
 
 static int
-events_on_data(struct http_request *req, const char *data, size_t len)
+events_on_data(struct httpc_request *req, const char *data, size_t len)
 {
 	struct events *ev = req->arg;
 	long status = 0;
@@ -137,7 +137,7 @@ events_on_data(struct http_request *req, const char *data, size_t len)
 	if (dropped > 0)
 		log_warnx("events: %d event(s) over orchestrator.max_event_bytes "
 		    "(%lld) dropped", dropped,
-		    (long long)ev->backend->cfg->orchestrator.max_event_bytes);
+		    (long long)ev->orch->cfg->orchestrator.max_event_bytes);
 	return dropped < 0 ? -1 : 0;
 }
 
@@ -155,7 +155,7 @@ events_schedule(struct events *ev)
 }
 
 static void
-events_on_done(struct http_request *req)
+events_on_done(struct httpc_request *req)
 {
 	struct events *ev = req->arg;
 	char why[CURL_ERROR_SIZE + 64];
@@ -165,9 +165,9 @@ events_on_done(struct http_request *req)
 	else if (req->result == CURLE_OK)
 		snprintf(why, sizeof(why), "closed by the orchestrator");
 	else
-		http_describe(req, why, sizeof(why));
+		httpc_describe(req, why, sizeof(why));
 	log_warnx("events: stream ended (%s)", why);
-	http_request_free(req);
+	httpc_request_free(req);
 	ev->req = NULL;
 	if (!ev->stopped)
 		events_schedule(ev);
@@ -176,20 +176,20 @@ events_on_done(struct http_request *req)
 static void
 events_connect(struct events *ev)
 {
-	struct http_request *req;
+	struct httpc_request *req;
 
 	ev->reconnect_at = 0;
 	sse_parser_reset(ev->parser);
 	ev->status_checked = 0;
-	req = backend_prepare(ev->backend, BACKEND_STREAM, NULL, NULL);
+	req = orch_prepare(ev->orch, ORCH_STREAM, NULL, NULL);
 	if (req != NULL) {
 		req->on_data = events_on_data;
 		req->on_done = events_on_done;
 		req->arg = ev;
 	}
-	if (req == NULL || http_start(ev->backend->http, req) == -1) {
+	if (req == NULL || httpc_start(ev->orch->http, req) == -1) {
 		log_warnx("events: cannot start the stream request");
-		http_request_free(req);
+		httpc_request_free(req);
 		events_schedule(ev);
 		return;
 	}
@@ -198,20 +198,20 @@ events_connect(struct events *ev)
 }
 
 struct events *
-events_new(struct backend *backend, events_cb cb, void *arg)
+events_new(struct orch *orch, events_cb cb, void *arg)
 {
 	struct events *ev;
 
 	if ((ev = calloc(1, sizeof(*ev))) == NULL)
 		return NULL;
 	ev->parser = sse_parser_new(
-	    (size_t)backend->cfg->orchestrator.max_event_bytes, events_on_sse,
+	    (size_t)orch->cfg->orchestrator.max_event_bytes, events_on_sse,
 	    ev);
 	if (ev->parser == NULL) {
 		free(ev);
 		return NULL;
 	}
-	ev->backend = backend;
+	ev->orch = orch;
 	ev->cb = cb;
 	ev->arg = arg;
 	ev->stopped = 1;
@@ -226,7 +226,7 @@ events_stop(struct events *ev)
 	ev->reconnect_at = 0;
 	ev->watchdog_at = 0;
 	if (ev->req != NULL && !ev->in_callback) {
-		http_request_free(ev->req);	/* cancels: no on_done */
+		httpc_request_free(ev->req);	/* cancels: no on_done */
 		ev->req = NULL;
 	}
 }
@@ -293,8 +293,8 @@ events_tick(struct events *ev, double now)
 	else if (ev->req != NULL && ev->watchdog_at > 0 &&
 	    now >= ev->watchdog_at) {
 		log_warnx("events: no heartbeat for %.0fs; reconnecting",
-		    ev->backend->cfg->orchestrator.events_timeout);
-		http_request_free(ev->req);
+		    ev->orch->cfg->orchestrator.events_timeout);
+		httpc_request_free(ev->req);
 		ev->req = NULL;
 		events_schedule(ev);
 	}

@@ -1,5 +1,5 @@
 /*
- * master: the arbiter (see include/master.h).
+ * master: the arbiter (see include/master/master.h).
  *
  * The worker table is a list of worker processes, each in a numbered slot
  * (1..target).  master_maintain() is declarative: every pass it makes the
@@ -21,14 +21,14 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/channel.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "master/control.h"
 #include "master/events.h"
 #include "core/evloop.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "core/log.h"
 #include "master/master.h"
 #include "master_priv.h"
@@ -684,7 +684,7 @@ master_next_timeout(struct master *m)
 		next = master_earliest(next, control_next_deadline(m->ctl));
 	next = master_earliest(next, master_ctl_next_deadline(m));
 	if (m->http != NULL)
-		next = master_earliest(next, http_next_deadline(m->http));
+		next = master_earliest(next, httpc_next_deadline(m->http));
 	if (m->events != NULL)
 		next = master_earliest(next, events_next_deadline(m->events));
 	next = master_earliest(next, relay_next_deadline(m));
@@ -1017,7 +1017,7 @@ master_run(struct master *m)
 			sleep(1);	/* never spin on a broken poll */
 		}
 		if (m->http != NULL)
-			http_run_timers(m->http);
+			httpc_run_timers(m->http);
 		if (m->events != NULL)
 			events_tick(m->events, clock_mono());
 		relay_tick(m, clock_mono());

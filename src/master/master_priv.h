@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/config.h"
 #include "master/master.h"
 #include "core/metrics.h"
@@ -23,8 +23,8 @@ struct cJSON;
 struct control;
 struct events;
 struct evloop;
-struct http;
-struct http_request;
+struct httpc;
+struct httpc_request;
 
 #define MASTER_KILL_GRACE 2.0		/* SIGABRT -> SIGKILL, as gunicorn */
 #define MASTER_FAST_GRACE 2.0		/* fast stop before SIGKILL */
@@ -75,7 +75,7 @@ struct relay_push {
 	char *body;		/* kept for the next try */
 	int tries;
 	double retry_at;	/* 0 = no try waiting */
-	struct http_request *req;
+	struct httpc_request *req;
 };
 
 struct master {
@@ -106,9 +106,9 @@ struct master {
 	int systemd_ready;	/* READY=1 sent for the current generation */
 
 	char instance_id[UUID_TEXT_LEN];	/* the stream's sender ID */
-	struct backend_creds creds;
-	struct http *http;	/* NULL without an orchestrator */
-	struct backend backend;
+	struct orch_creds creds;
+	struct httpc *http;	/* NULL without an orchestrator */
+	struct orch orch;
 	struct events *events;
 	struct relay_push push_metrics;
 	struct relay_push push_logs;
@@ -139,7 +139,7 @@ int master_reload(struct master *m, char *err, size_t errlen);
 
 /* relay.c */
 int relay_setup(struct master *m, const struct egressd_config *cfg,
-    const struct backend_creds *previous, char *err, size_t errlen);
+    const struct orch_creds *previous, char *err, size_t errlen);
 int relay_reconfigure(struct master *m, const struct egressd_config *cfg,
     char *err, size_t errlen);
 void relay_start_events(struct master *m);

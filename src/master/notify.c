@@ -1,4 +1,4 @@
-/* notify: sd_notify datagrams (see include/notify.h). */
+/* notify: sd_notify datagrams (see include/master/notify.h). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>

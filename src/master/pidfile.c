@@ -1,4 +1,4 @@
-/* pidfile: create, lock, write and remove it (see include/pidfile.h). */
+/* pidfile: create, lock, write and remove it (see include/master/pidfile.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

@@ -18,11 +18,11 @@
 #include <cjson/cJSON.h>
 #include <uuid/uuid.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/channel.h"
 #include "core/clock.h"
 #include "master/events.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "core/jsonutil.h"
 #include "core/log.h"
 #include "master_priv.h"
@@ -180,7 +180,7 @@ static void relay_push_try(struct master *m, struct relay_push *p);
 static void
 relay_push_cancel(struct relay_push *p)
 {
-	http_request_free(p->req);
+	httpc_request_free(p->req);
 	free(p->body);
 	memset(p, 0, sizeof(*p));
 }
@@ -191,10 +191,10 @@ relay_push_busy(const struct relay_push *p)
 	return p->req != NULL || p->retry_at > 0;
 }
 
-static enum backend_call
+static enum orch_call
 relay_push_call(const struct master *m, const struct relay_push *p)
 {
-	return p == &m->push_metrics ? BACKEND_METRICS : BACKEND_LOGS;
+	return p == &m->push_metrics ? ORCH_METRICS : ORCH_LOGS;
 }
 
 static const char *
@@ -220,7 +220,7 @@ relay_push_failed(struct master *m, struct relay_push *p, const char *why)
 
 static void
 relay_push_done(struct master *m, struct relay_push *p,
-    struct http_request *req)
+    struct httpc_request *req)
 {
 	char why[CURL_ERROR_SIZE + 64];
 
@@ -230,12 +230,12 @@ relay_push_done(struct master *m, struct relay_push *p,
 		log_debug("%s pushed", relay_push_name(m, p));
 		relay_push_cancel(p);
 	} else
-		relay_push_failed(m, p, http_describe(req, why, sizeof(why)));
-	http_request_free(req);
+		relay_push_failed(m, p, httpc_describe(req, why, sizeof(why)));
+	httpc_request_free(req);
 }
 
 static void
-relay_on_metrics_done(struct http_request *req)
+relay_on_metrics_done(struct httpc_request *req)
 {
 	struct master *m = req->arg;
 
@@ -243,7 +243,7 @@ relay_on_metrics_done(struct http_request *req)
 }
 
 static void
-relay_on_logs_done(struct http_request *req)
+relay_on_logs_done(struct httpc_request *req)
 {
 	struct master *m = req->arg;
 
@@ -257,7 +257,7 @@ relay_push_try(struct master *m, struct relay_push *p)
 
 	p->retry_at = 0;
 	p->tries++;
-	p->req = copy == NULL ? NULL : backend_call(&m->backend,
+	p->req = copy == NULL ? NULL : orch_call(&m->orch,
 	    relay_push_call(m, p), NULL, copy, p == &m->push_metrics ?
 	    relay_on_metrics_done : relay_on_logs_done, m);
 	if (p->req == NULL)
@@ -422,7 +422,7 @@ relay_start_events(struct master *m)
 {
 	if (m->http == NULL || !m->cfg->orchestrator.events)
 		return;
-	if ((m->events = events_new(&m->backend, relay_on_event, m)) ==
+	if ((m->events = events_new(&m->orch, relay_on_event, m)) ==
 	    NULL) {
 		log_errx("events: out of memory; running without the stream");
 		return;
@@ -448,9 +448,9 @@ relay_disconnect(struct master *m)
 	relay_drop_events(m);
 	relay_push_cancel(&m->push_metrics);
 	relay_push_cancel(&m->push_logs);
-	http_free(m->http);
+	httpc_free(m->http);
 	m->http = NULL;
-	m->backend.http = NULL;
+	m->orch.http = NULL;
 }
 
 /*
@@ -459,16 +459,16 @@ relay_disconnect(struct master *m)
  */
 int
 relay_setup(struct master *m, const struct egressd_config *cfg,
-    const struct backend_creds *previous, char *err, size_t errlen)
+    const struct orch_creds *previous, char *err, size_t errlen)
 {
-	struct backend_creds creds;
+	struct orch_creds creds;
 
-	if (backend_load_credentials(cfg, previous, &creds, err, errlen) == -1)
+	if (orch_load_credentials(cfg, previous, &creds, err, errlen) == -1)
 		return -1;
 	unsetenv("EGRESSD_TOKEN");
-	backend_creds_free(&m->creds);
+	orch_creds_free(&m->creds);
 	m->creds = creds;
-	m->backend.cfg = cfg;
+	m->orch.cfg = cfg;
 	if (cfg->orchestrator.url[0] == '\0') {
 		/* No orchestrator any more (a reload): nothing may outlive cfg. */
 		relay_disconnect(m);
@@ -477,15 +477,15 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	if (!cfg->orchestrator.tls_verify)
 		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
 		    "certificate is NOT checked");
-	if (m->http == NULL && (m->http = http_new(m->loop)) == NULL) {
+	if (m->http == NULL && (m->http = httpc_new(m->loop)) == NULL) {
 		snprintf(err, errlen, "out of memory for the HTTP client");
 		return -1;
 	}
 	if (m->instance_id[0] == '\0')
 		relay_new_instance_id(m);
-	m->backend.http = m->http;
-	m->backend.creds = &m->creds;
-	m->backend.instance_id = m->instance_id;
+	m->orch.http = m->http;
+	m->orch.creds = &m->creds;
+	m->orch.instance_id = m->instance_id;
 	return 0;
 }
 
@@ -494,15 +494,15 @@ int
 relay_reconfigure(struct master *m, const struct egressd_config *cfg,
     char *err, size_t errlen)
 {
-	struct backend_creds old = m->creds;
+	struct orch_creds old = m->creds;
 
 	memset(&m->creds, 0, sizeof(m->creds));
 	if (relay_setup(m, cfg, &old, err, errlen) == -1) {
-		backend_creds_free(&m->creds);
+		orch_creds_free(&m->creds);
 		m->creds = old;
 		return -1;
 	}
-	backend_creds_free(&old);
+	orch_creds_free(&old);
 	relay_push_cancel(&m->push_metrics);
 	relay_push_cancel(&m->push_logs);
 	relay_drop_events(m);
@@ -516,7 +516,7 @@ relay_free(struct master *m)
 	struct pushed_op *q;
 
 	relay_disconnect(m);
-	backend_creds_free(&m->creds);
+	orch_creds_free(&m->creds);
 	while ((q = m->pushq) != NULL) {
 		m->pushq = q->next;
 		free(q->text);

@@ -31,7 +31,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "http_priv.h"
 #include "core/jsonutil.h"
 #include "ops/ops.h"
@@ -46,8 +46,8 @@
 struct ophttp {
 	struct op_run *run;
 	const struct egressd_config *cfg;
-	struct http *http;
-	struct http_request *req;
+	struct httpc *http;
+	struct httpc_request *req;
 	struct ophttp_target target;
 	const char *method;		/* one of ophttp_methods */
 	struct curl_slist *headers;	/* the operation's, filtered */
@@ -371,14 +371,14 @@ ophttp_resp_line(struct ophttp_resp *r, const char *line, size_t len)
 /* ------------------------------------------------------------------ */
 /* The operation. */
 
-static void ophttp_on_done(struct http_request *req);
+static void ophttp_on_done(struct httpc_request *req);
 
 static void
 ophttp_free(struct ophttp *s)
 {
 	if (s == NULL)
 		return;
-	http_request_free(s->req);
+	httpc_request_free(s->req);
 	ophttp_target_free(&s->target);
 	curl_slist_free_all(s->headers);
 	ophttp_resp_clear(&s->resp);
@@ -404,7 +404,7 @@ ophttp_cancel(struct op_run *run)
 }
 
 static int
-ophttp_on_header(struct http_request *req, const char *line, size_t len)
+ophttp_on_header(struct httpc_request *req, const char *line, size_t len)
 {
 	struct ophttp *s = req->arg;
 	const char *next;
@@ -422,7 +422,7 @@ ophttp_on_header(struct http_request *req, const char *line, size_t len)
 }
 
 static int
-ophttp_on_data(struct http_request *req, const char *data, size_t len)
+ophttp_on_data(struct httpc_request *req, const char *data, size_t len)
 {
 	struct ophttp *s = req->arg;
 	size_t max = (size_t)s->cfg->operations.http.max_bytes, take, cap;
@@ -498,12 +498,12 @@ static cJSON *
 ophttp_start_hop(struct ophttp *s)
 {
 	double left = s->deadline - clock_mono();
-	struct http_request *req;
+	struct httpc_request *req;
 
 	if (left <= 0)
 		return ops_error("timeout", "no answer from %.*s within "
 		    "%.3g s", OPHTTP_URL_QUOTE, s->target.url, s->timeout);
-	if ((req = http_request_new(s->method, s->target.url)) == NULL)
+	if ((req = httpc_request_new(s->method, s->target.url)) == NULL)
 		return ops_error("internal", "out of memory");
 	s->req = req;
 	if ((req->headers = ophttp_hop_headers(s)) == NULL ||
@@ -523,7 +523,7 @@ ophttp_start_hop(struct ophttp *s)
 	ophttp_resp_clear(&s->resp);
 	s->redirecting = s->stopped = s->truncated = false;
 	s->len = 0;
-	if (http_start(s->http, req) == -1)
+	if (httpc_start(s->http, req) == -1)
 		return ops_error("internal", "cannot start a request to %.*s",
 		    OPHTTP_URL_QUOTE, s->target.url);
 	return NULL;
@@ -589,7 +589,7 @@ ophttp_redirect(struct ophttp *s)
 	ophttp_target_free(&s->target);
 	s->target = t;
 	s->hops++;
-	http_request_free(s->req);
+	httpc_request_free(s->req);
 	s->req = NULL;
 	return ophttp_start_hop(s);
 }
@@ -651,7 +651,7 @@ ophttp_result(struct ophttp *s)
 }
 
 static cJSON *
-ophttp_failure(struct ophttp *s, struct http_request *req)
+ophttp_failure(struct ophttp *s, struct httpc_request *req)
 {
 	char why[CURL_ERROR_SIZE + 64];
 
@@ -662,14 +662,14 @@ ophttp_failure(struct ophttp *s, struct http_request *req)
 	if (req->result == CURLE_OPERATION_TIMEDOUT)
 		return ops_error("timeout", "no answer from %.*s within "
 		    "%.3g s", OPHTTP_URL_QUOTE, s->target.url, s->timeout);
-	http_describe(req, why, sizeof(why));
+	httpc_describe(req, why, sizeof(why));
 	return ops_error(req->result == CURLE_COULDNT_RESOLVE_HOST ?
 	    "not_found" : "internal", "request to %.*s failed: %s",
 	    OPHTTP_URL_QUOTE, s->target.url, why);
 }
 
 static void
-ophttp_on_done(struct http_request *req)
+ophttp_on_done(struct httpc_request *req)
 {
 	struct ophttp *s = req->arg;
 	cJSON *result;

@@ -1,4 +1,4 @@
-/* ops: path -> handler dispatch and error results (see include/ops.h). */
+/* ops: path -> handler dispatch and error results (see include/ops/ops.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>

@@ -1,6 +1,6 @@
 /*
  * ops/storage_fs: key rules and the confined file system under the storage
- * root (see include/ops_storage.h).  Nothing here builds results: errors
+ * root (see include/ops/ops_storage.h).  Nothing here builds results: errors
  * are errnos, which ops/storage.c turns into error results.
  */
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/* audit: event and audit rows, and their pruning (see include/audit.h). */
+/* audit: event and audit rows, and their pruning (see include/procmgr/audit.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

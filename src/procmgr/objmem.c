@@ -1,4 +1,4 @@
-/* objmem: objects and views of agent processes (see include/objmem.h). */
+/* objmem: objects and views of agent processes (see include/procmgr/objmem.h). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

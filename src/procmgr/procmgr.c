@@ -1,4 +1,4 @@
-/* procmgr: agent process lifecycle over SQLite (see include/procmgr.h). */
+/* procmgr: agent process lifecycle over SQLite (see include/procmgr/procmgr.h). */
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* poller: fetch, run, deliver, heartbeat, notify (see include/poller.h). */
+/* poller: fetch, run, deliver, heartbeat, notify (see include/worker/poller.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,22 +30,22 @@ struct poller_op {
 	double retry_at;		/* waiting to retry; 0 = busy or idle */
 	int stored;			/* its result is in the outbox */
 	double accepted;		/* monotonic, for its duration */
-	struct http_request *req;
+	struct httpc_request *req;
 	struct poller *p;
 	struct poller_op *next;
 };
 
 struct poller {
-	struct backend *backend;
+	struct orch *orch;
 	const struct egressd_config *cfg;
 	struct op_context *ctx;
 	struct store *store;		/* the outbox */
 	struct runner *runner;
 	struct poller_hooks hooks;
 	struct poller_op *ops;
-	struct http_request *get_req;
-	struct http_request *heartbeat_req;
-	struct http_request *shutdown_req;
+	struct httpc_request *get_req;
+	struct httpc_request *heartbeat_req;
+	struct httpc_request *shutdown_req;
 	double next_poll;		/* 0 = no poll scheduled */
 	double next_sweep;		/* of the outbox, once answered */
 	double backpressure_since;
@@ -63,7 +63,7 @@ struct poller {
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
 static void poller_deliver(struct poller_op *o);
 static void poller_store(struct poller_op *o);
-static void poller_on_get(struct http_request *req);
+static void poller_on_get(struct httpc_request *req);
 
 static int
 poller_has_capacity(const struct poller *p)
@@ -72,7 +72,7 @@ poller_has_capacity(const struct poller *p)
 }
 
 static void
-poller_note_contact(struct poller *p, const struct http_request *req)
+poller_note_contact(struct poller *p, const struct httpc_request *req)
 {
 	if (req->status == 0)
 		return;
@@ -101,7 +101,7 @@ poller_forget(struct poller *p, struct poller_op *o)
 			*pp = o->next;
 			break;
 		}
-	http_request_free(o->req);
+	httpc_request_free(o->req);
 	if (o->rop.running && runner_abort(p->runner, &o->rop,
 	    "the worker stopped") && !o->stored)
 		log_warnx("operation %s stopped; its error result is in the "
@@ -121,7 +121,7 @@ poller_poll(struct poller *p)
 	p->next_poll = 0;
 	if (p->draining || p->get_req != NULL || !poller_has_capacity(p))
 		return;
-	p->get_req = backend_call(p->backend, BACKEND_OPERATION, NULL, NULL,
+	p->get_req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL,
 	    poller_on_get, p);
 	if (p->get_req == NULL) {
 		log_warnx("poller: cannot start a GET operation request");
@@ -140,7 +140,7 @@ poller_first_answer(struct poller *p)
 }
 
 static void
-poller_on_get(struct http_request *req)
+poller_on_get(struct httpc_request *req)
 {
 	struct poller *p = req->arg;
 	char why[CURL_ERROR_SIZE + 64], err[128];
@@ -156,7 +156,7 @@ poller_on_get(struct http_request *req)
 		    err, sizeof(err));
 		if (op == NULL)
 			log_warnx("poller: operation response %s; dropped", err);
-		http_request_free(req);
+		httpc_request_free(req);
 		if (op != NULL && poller_accept(p, op, "poll"))
 			poller_poll(p);	/* more may be waiting */
 		else	/* a 200 without work must not become a GET loop */
@@ -169,10 +169,10 @@ poller_on_get(struct http_request *req)
 		p->get_failing = 0;
 	} else if (!p->get_failing || req->too_big) {
 		log_warnx("poller: GET operation failed (%s)",
-		    http_describe(req, why, sizeof(why)));
+		    httpc_describe(req, why, sizeof(why)));
 		p->get_failing = 1;
 	}
-	http_request_free(req);
+	httpc_request_free(req);
 	p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
 }
 
@@ -221,7 +221,7 @@ poller_run(struct poller_op *o, const cJSON *op)
 }
 
 static void
-poller_on_full(struct http_request *req)
+poller_on_full(struct httpc_request *req)
 {
 	struct poller_op *o = req->arg;
 	char why[CURL_ERROR_SIZE + 64], err[128];
@@ -235,7 +235,7 @@ poller_on_full(struct http_request *req)
 		    (size_t)o->p->cfg->orchestrator.max_body_bytes, err,
 		    sizeof(err));
 		if (op == NULL || !cJSON_IsObject(op)) {
-			http_request_free(req);
+			httpc_request_free(req);
 			o->stage = STAGE_RUN;
 			runner_fail(o->p->runner, &o->rop, ops_error(
 			    "invalid_request", "full operation %s: %s", o->id,
@@ -243,13 +243,13 @@ poller_on_full(struct http_request *req)
 			cJSON_Delete(op);
 			return;
 		}
-		http_request_free(req);
+		httpc_request_free(req);
 		poller_run(o, op);
 		cJSON_Delete(op);
 		return;
 	}
-	http_describe(req, why, sizeof(why));
-	http_request_free(req);
+	httpc_describe(req, why, sizeof(why));
+	httpc_request_free(req);
 	if (o->tries < POLLER_TRIES) {
 		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
 		return;
@@ -266,7 +266,7 @@ poller_download(struct poller_op *o)
 	o->stage = STAGE_DOWNLOAD;
 	o->retry_at = 0;
 	o->tries++;
-	o->req = backend_call(o->p->backend, BACKEND_FULL_OPERATION, o->id,
+	o->req = orch_call(o->p->orch, ORCH_FULL_OPERATION, o->id,
 	    NULL, poller_on_full, o);
 	if (o->req == NULL)
 		o->retry_at = clock_mono() + poller_retry_delay[0];
@@ -277,7 +277,7 @@ poller_op_id(const cJSON *op)
 {
 	const char *id = json_string(op, "operation_id");
 
-	return cJSON_IsObject(op) && id != NULL && backend_valid_id(id) ?
+	return cJSON_IsObject(op) && id != NULL && orch_valid_id(id) ?
 	    id : NULL;
 }
 
@@ -363,7 +363,7 @@ poller_acknowledged(struct poller *p, struct poller_op *o)
 }
 
 static void
-poller_take_piggyback(struct poller *p, const struct http_request *req)
+poller_take_piggyback(struct poller *p, const struct httpc_request *req)
 {
 	cJSON *body, *next;
 	char err[128];
@@ -413,7 +413,7 @@ poller_keep(struct poller *p, struct poller_op *o, const char *why)
 }
 
 static void
-poller_on_result(struct http_request *req)
+poller_on_result(struct httpc_request *req)
 {
 	struct poller_op *o = req->arg;
 	struct poller *p = o->p;
@@ -426,12 +426,12 @@ poller_on_result(struct http_request *req)
 		poller_acknowledged(p, o);
 		/* Piggybacked work is ours even while draining: finish it. */
 		poller_take_piggyback(p, req);
-		http_request_free(req);
+		httpc_request_free(req);
 		poller_poll(p);
 		return;
 	}
-	http_describe(req, why, sizeof(why));
-	http_request_free(req);
+	httpc_describe(req, why, sizeof(why));
+	httpc_request_free(req);
 	if (o->tries < POLLER_TRIES) {
 		log_warnx("poller: result for %s not delivered (%s); retrying "
 		    "in %.0fs", o->id, why, poller_retry_delay[o->tries - 1]);
@@ -465,7 +465,7 @@ poller_store(struct poller_op *o)
 	if (o->stored || p->store == NULL)
 		return;
 	if ((text = poller_result_text(o)) == NULL ||
-	    store_outbox_put(p->store, o->id, text, p->backend->instance_id,
+	    store_outbox_put(p->store, o->id, text, p->orch->instance_id,
 	    clock_wall() + p->cfg->orchestrator.poll_interval) == -1)
 		log_warnx("outbox: result for %s not stored (%s)", o->id,
 		    text ? store_errmsg(p->store) : "out of memory");
@@ -506,7 +506,7 @@ poller_deliver(struct poller_op *o)
 	o->retry_at = 0;
 	body = poller_result_body(o);
 	o->tries++;
-	o->req = body ? backend_call(o->p->backend, BACKEND_RESULT, o->id,
+	o->req = body ? orch_call(o->p->orch, ORCH_RESULT, o->id,
 	    body, poller_on_result, o) : NULL;
 	if (o->req == NULL)
 		o->retry_at = clock_mono() + poller_retry_delay[0];
@@ -545,7 +545,7 @@ poller_push(struct poller *p, const char *text, size_t len)
 static void
 poller_cancel_download(struct poller_op *o, const char *why)
 {
-	http_request_free(o->req);
+	httpc_request_free(o->req);
 	o->req = NULL;
 	o->stage = STAGE_RUN;
 	runner_fail(o->p->runner, &o->rop, ops_error("internal", "operation "
@@ -565,7 +565,7 @@ poller_cancel(struct poller *p, const char *operation_id)
 /* Back-pressure and shutdown. */
 
 static void
-poller_on_heartbeat(struct http_request *req)
+poller_on_heartbeat(struct httpc_request *req)
 {
 	struct poller *p = req->arg;
 	char why[CURL_ERROR_SIZE + 64];
@@ -574,8 +574,8 @@ poller_on_heartbeat(struct http_request *req)
 	poller_note_contact(p, req);
 	if (req->result != CURLE_OK || req->status < 200 || req->status > 299)
 		log_warnx("poller: heartbeat failed (%s)",
-		    http_describe(req, why, sizeof(why)));
-	http_request_free(req);
+		    httpc_describe(req, why, sizeof(why)));
+	httpc_request_free(req);
 }
 
 static void
@@ -596,12 +596,12 @@ poller_backpressure(struct poller *p, double now)
 	if (now < p->next_heartbeat || p->heartbeat_req != NULL)
 		return;
 	p->next_heartbeat = now + every;
-	p->heartbeat_req = backend_call(p->backend, BACKEND_HEARTBEAT, NULL,
+	p->heartbeat_req = orch_call(p->orch, ORCH_HEARTBEAT, NULL,
 	    NULL, poller_on_heartbeat, p);
 }
 
 static void
-poller_on_shutdown(struct http_request *req)
+poller_on_shutdown(struct httpc_request *req)
 {
 	struct poller *p = req->arg;
 	char why[CURL_ERROR_SIZE + 64];
@@ -612,8 +612,8 @@ poller_on_shutdown(struct http_request *req)
 		log_info("orchestrator notified of the shutdown");
 	else
 		log_warnx("shutdown notice failed (%s)",
-		    http_describe(req, why, sizeof(why)));
-	http_request_free(req);
+		    httpc_describe(req, why, sizeof(why)));
+	httpc_request_free(req);
 }
 
 static void
@@ -622,7 +622,7 @@ poller_notify_shutdown(struct poller *p)
 	if (p->shutdown_sent)
 		return;
 	p->shutdown_sent = 1;
-	p->shutdown_req = backend_call(p->backend, BACKEND_SHUTDOWN, NULL, NULL,
+	p->shutdown_req = orch_call(p->orch, ORCH_SHUTDOWN, NULL, NULL,
 	    poller_on_shutdown, p);
 	if (p->shutdown_req == NULL)
 		p->shutdown_done = 1;
@@ -638,7 +638,7 @@ poller_drain(struct poller *p, int fast)
 	if (!fast)
 		return;
 	if (p->get_req != NULL) {
-		http_request_free(p->get_req);
+		httpc_request_free(p->get_req);
 		p->get_req = NULL;
 	}
 	for (o = p->ops; o != NULL; o = next) {
@@ -655,7 +655,7 @@ poller_abandon(struct poller *p)
 {
 	p->draining = 1;
 	if (p->get_req != NULL) {
-		http_request_free(p->get_req);
+		httpc_request_free(p->get_req);
 		p->get_req = NULL;
 	}
 	while (p->ops != NULL) {
@@ -748,7 +748,7 @@ poller_sweep(struct poller *p, double now)
 	p->next_sweep = now + p->cfg->orchestrator.poll_interval;
 	if (p->store == NULL || room <= 0)
 		return;
-	if (store_outbox_claim(p->store, p->backend->instance_id, (int)room,
+	if (store_outbox_claim(p->store, p->orch->instance_id, (int)room,
 	    wall, wall + p->cfg->orchestrator.poll_interval,
 	    wall - POLLER_STALE, poller_adopt, p) == -1)
 		log_warnx("outbox: %s", store_errmsg(p->store));
@@ -778,7 +778,7 @@ poller_tick(struct poller *p, double now)
 }
 
 struct poller *
-poller_new(struct backend *backend, struct op_context *ctx,
+poller_new(struct orch *orch, struct op_context *ctx,
     struct store *store, struct runner *runner,
     const struct poller_hooks *hooks)
 {
@@ -786,8 +786,8 @@ poller_new(struct backend *backend, struct op_context *ctx,
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
-	p->backend = backend;
-	p->cfg = backend->cfg;
+	p->orch = orch;
+	p->cfg = orch->cfg;
 	p->ctx = ctx;
 	p->store = store;
 	p->runner = runner;
@@ -803,9 +803,9 @@ poller_free(struct poller *p)
 		return;
 	while (p->ops != NULL)
 		poller_forget(p, p->ops);
-	http_request_free(p->get_req);
-	http_request_free(p->heartbeat_req);
-	http_request_free(p->shutdown_req);
+	httpc_request_free(p->get_req);
+	httpc_request_free(p->heartbeat_req);
+	httpc_request_free(p->shutdown_req);
 	free(p);
 }
 

@@ -1,4 +1,4 @@
-/* runner: operations as agent processes (see include/runner.h). */
+/* runner: operations as agent processes (see include/worker/runner.h). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

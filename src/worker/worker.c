@@ -24,7 +24,7 @@
 #include "core/channel.h"
 #include "core/clock.h"
 #include "core/evloop.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "worker/poller.h"
@@ -67,9 +67,9 @@ struct worker {
 	double next_heartbeat;
 	int finished;
 	uint8_t *rxbuf;
-	const struct backend_creds *creds;
-	struct http *http;	/* NULL without an orchestrator */
-	struct backend backend;
+	const struct orch_creds *creds;
+	struct httpc *http;	/* NULL without an orchestrator */
+	struct orch orch;
 	struct poller *poller;
 	struct runner *runner;		/* operations as agent processes */
 };
@@ -404,7 +404,7 @@ worker_tick(struct worker *w)
 
 	runner_tick(w->runner, now);
 	if (w->http != NULL) {
-		http_run_timers(w->http);
+		httpc_run_timers(w->http);
 		poller_tick(w->poller, now);
 	}
 	if (getppid() != w->master_pid && !w->shutting_down)
@@ -434,7 +434,7 @@ worker_next_timeout(const struct worker *w)
 		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
 	next = worker_earliest(next, runner_next_deadline(w->runner));
 	if (w->http != NULL) {
-		next = worker_earliest(next, http_next_deadline(w->http));
+		next = worker_earliest(next, httpc_next_deadline(w->http));
 		next = worker_earliest(next, poller_next_deadline(w->poller));
 	}
 	return clock_ms_until(next);
@@ -460,12 +460,12 @@ worker_start_poller(struct worker *w)
 		worker_become_ready(w);
 		return;
 	}
-	w->backend.cfg = w->cfg;
-	w->backend.creds = w->creds;
-	w->backend.instance_id = w->instance_id;
-	if ((w->http = http_new(w->loop)) == NULL ||
-	    (w->backend.http = w->http, w->ctx.http = w->http,
-	    w->poller = poller_new(&w->backend, &w->ctx, &w->store,
+	w->orch.cfg = w->cfg;
+	w->orch.creds = w->creds;
+	w->orch.instance_id = w->instance_id;
+	if ((w->http = httpc_new(w->loop)) == NULL ||
+	    (w->orch.http = w->http, w->ctx.http = w->http,
+	    w->poller = poller_new(&w->orch, &w->ctx, &w->store,
 	    w->runner, &hooks)) == NULL) {
 		log_errx("cannot boot: out of memory for the HTTP client");
 		exit(WORKER_EXIT_BOOT);
@@ -555,7 +555,7 @@ worker_finish(struct worker *w)
 		worker_send_heartbeat(w);
 	poller_free(w->poller);
 	runner_free(w->runner);
-	http_free(w->http);
+	httpc_free(w->http);
 	store_close(&w->store);
 	evloop_free(w->loop);
 	free(w->rxbuf);

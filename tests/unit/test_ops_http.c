@@ -31,7 +31,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/evloop.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
 
@@ -296,7 +296,7 @@ struct fixture {
 	struct server ok, other;
 	struct egressd_config cfg;
 	struct evloop *loop;
-	struct http *http;
+	struct httpc *http;
 	struct op_context ctx;
 	struct op_host host;
 	struct op_run run;
@@ -517,7 +517,7 @@ setup(void **state)
 	    sizeof(err)) == -1)
 		fail_msg("config: %s", err);
 	assert_non_null(f->loop = evloop_new());
-	assert_non_null(f->http = http_new(f->loop));
+	assert_non_null(f->http = httpc_new(f->loop));
 	f->host.check = fake_check;
 	f->host.arg = f;
 	f->ctx.cfg = &f->cfg;
@@ -537,7 +537,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	cJSON_Delete(f->result);
-	http_free(f->http);
+	httpc_free(f->http);
 	evloop_free(f->loop);
 	server_stop(&f->ok);
 	server_stop(&f->other);
@@ -582,10 +582,10 @@ run_op(struct fixture *f, const char *text)
 		f->done = 1;
 	cJSON_Delete(body);
 	while (!f->done && clock_mono() < limit) {
-		next = http_next_deadline(f->http);
+		next = httpc_next_deadline(f->http);
 		evloop_run_once(f->loop, next > 0 ? clock_ms_until(next) :
 		    100);
-		http_run_timers(f->http);
+		httpc_run_timers(f->http);
 	}
 	assert_int_equal(f->done, 1);
 	assert_non_null(f->result);
@@ -796,7 +796,7 @@ test_cancel(void **state)
 	cJSON_Delete(body);
 	assert_non_null(f->run.state);
 	evloop_run_once(f->loop, 50);
-	http_run_timers(f->http);
+	httpc_run_timers(f->http);
 	ops_cancel(&f->run);
 	assert_null(f->run.state);
 	assert_int_equal(f->done, 0);

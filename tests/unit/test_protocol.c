@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/config.h"
 #include "master/events.h"
 #include "core/jsonutil.h"
@@ -50,24 +50,24 @@ test_backoff_jitter_is_twenty_percent(void **state)
 static void
 test_valid_ids(void **state)
 {
-	char longest[BACKEND_ID_MAX + 2];
+	char longest[ORCH_ID_MAX + 2];
 
 	(void)state;
-	assert_true(backend_valid_id("op-1"));
-	assert_true(backend_valid_id("a.b_c:d~e"));
-	assert_false(backend_valid_id(""));
-	assert_false(backend_valid_id("a b"));
-	assert_false(backend_valid_id("../etc"));
-	assert_false(backend_valid_id("a/b"));
-	assert_false(backend_valid_id("a?b"));
-	assert_false(backend_valid_id("a%2f"));
-	assert_false(backend_valid_id("a\nb"));
+	assert_true(orch_valid_id("op-1"));
+	assert_true(orch_valid_id("a.b_c:d~e"));
+	assert_false(orch_valid_id(""));
+	assert_false(orch_valid_id("a b"));
+	assert_false(orch_valid_id("../etc"));
+	assert_false(orch_valid_id("a/b"));
+	assert_false(orch_valid_id("a?b"));
+	assert_false(orch_valid_id("a%2f"));
+	assert_false(orch_valid_id("a\nb"));
 	memset(longest, 'x', sizeof(longest));
-	longest[BACKEND_ID_MAX] = '\0';
-	assert_true(backend_valid_id(longest));
-	longest[BACKEND_ID_MAX] = 'x';
-	longest[BACKEND_ID_MAX + 1] = '\0';
-	assert_false(backend_valid_id(longest));
+	longest[ORCH_ID_MAX] = '\0';
+	assert_true(orch_valid_id(longest));
+	longest[ORCH_ID_MAX] = 'x';
+	longest[ORCH_ID_MAX + 1] = '\0';
+	assert_false(orch_valid_id(longest));
 }
 
 static char *
@@ -159,7 +159,7 @@ static void
 test_token_file_must_be_private(void **state)
 {
 	char path[] = "/tmp/egressd-token-XXXXXX", err[512];
-	struct backend_creds creds;
+	struct orch_creds creds;
 	struct egressd_config *cfg;
 	int fd = mkstemp(path);
 
@@ -168,17 +168,17 @@ test_token_file_must_be_private(void **state)
 	close(fd);
 	write_token(path, "s3cret\n", 0644);
 	cfg = orchestrator_config(path);
-	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "0644"));
 	assert_null(strstr(err, "s3cret"));
 	write_token(path, "s3cret\n", 0600);
-	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), 0);
 	assert_string_equal(creds.token, "s3cret");
 	assert_string_equal(creds.token_id, "tid");
-	backend_creds_free(&creds);
+	orch_creds_free(&creds);
 	config_free(cfg);
 	unlink(path);
 }
@@ -186,27 +186,27 @@ test_token_file_must_be_private(void **state)
 static void
 test_token_from_environment_and_previous(void **state)
 {
-	struct backend_creds creds, again;
+	struct orch_creds creds, again;
 	struct egressd_config *cfg;
 	char err[512];
 
 	(void)state;
 	cfg = orchestrator_config("");
 	unsetenv("EGRESSD_TOKEN");
-	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "EGRESSD_TOKEN"));
 	setenv("EGRESSD_TOKEN", "from-env", 1);
-	assert_int_equal(backend_load_credentials(cfg, NULL, &creds, err,
+	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), 0);
 	assert_string_equal(creds.token, "from-env");
 	/* A reload after the environment was scrubbed keeps the secret. */
 	unsetenv("EGRESSD_TOKEN");
-	assert_int_equal(backend_load_credentials(cfg, &creds, &again, err,
+	assert_int_equal(orch_load_credentials(cfg, &creds, &again, err,
 	    sizeof(err)), 0);
 	assert_string_equal(again.token, "from-env");
-	backend_creds_free(&again);
-	backend_creds_free(&creds);
+	orch_creds_free(&again);
+	orch_creds_free(&creds);
 	config_free(cfg);
 }
 

@@ -1,4 +1,4 @@
-/* http: libcurl multi on top of evloop (see include/http.h). */
+/* httpc: libcurl multi on top of evloop (see include/core/httpc.h). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,19 +6,19 @@
 
 #include "core/clock.h"
 #include "core/evloop.h"
-#include "core/http.h"
+#include "core/httpc.h"
 #include "core/log.h"
 
-struct http {
+struct httpc {
 	CURLM *multi;
 	struct evloop *loop;
 	double deadline;	/* libcurl's timer; 0 = none */
-	struct http_request *active;	/* list of running transfers */
+	struct httpc_request *active;	/* list of running transfers */
 	int acting;		/* inside curl_multi_socket_action() */
 };
 
-static void http_check_done(struct http *h);
-static void http_detach(struct http_request *req);
+static void httpc_check_done(struct httpc *h);
+static void httpc_detach(struct httpc_request *req);
 
 /*
  * libcurl refuses multi calls made from its own callbacks, and an SSE event
@@ -26,9 +26,9 @@ static void http_detach(struct http_request *req);
  * active list, flagged pending, until the action returns.
  */
 static void
-http_socket_action(struct http *h, curl_socket_t fd, int flags)
+httpc_socket_action(struct httpc *h, curl_socket_t fd, int flags)
 {
-	struct http_request *req;
+	struct httpc_request *req;
 	int running;
 
 	h->acting++;
@@ -43,18 +43,18 @@ again:
 			continue;
 		req->pending = 1;	/* not in the multi: nothing to remove */
 		req->result = CURLE_FAILED_INIT;
-		http_detach(req);
+		httpc_detach(req);
 		if (req->on_done != NULL)
 			req->on_done(req);
 		goto again;		/* the callback may have changed the list */
 	}
-	http_check_done(h);
+	httpc_check_done(h);
 }
 
 static void
-http_on_socket_ready(int fd, short revents, void *arg)
+httpc_on_socket_ready(int fd, short revents, void *arg)
 {
-	struct http *h = arg;
+	struct httpc *h = arg;
 	int flags = 0;
 
 	if (revents & (POLLIN | POLLHUP))
@@ -63,14 +63,14 @@ http_on_socket_ready(int fd, short revents, void *arg)
 		flags |= CURL_CSELECT_OUT;
 	if (revents & POLLERR)
 		flags |= CURL_CSELECT_ERR;
-	http_socket_action(h, fd, flags);
+	httpc_socket_action(h, fd, flags);
 }
 
 static int
-http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
+httpc_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
     void *socketp)
 {
-	struct http *h = userp;
+	struct httpc *h = userp;
 	short events = 0;
 
 	(void)easy;
@@ -85,7 +85,7 @@ http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
 		events |= POLLOUT;
 	if (socketp != NULL)
 		return evloop_modify(h->loop, s, events) == 0 ? 0 : -1;
-	if (evloop_add(h->loop, s, events, http_on_socket_ready, h) == -1) {
+	if (evloop_add(h->loop, s, events, httpc_on_socket_ready, h) == -1) {
 		log_warn("http: watching socket %d", (int)s);
 		return -1;
 	}
@@ -94,9 +94,9 @@ http_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
 }
 
 static int
-http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+httpc_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-	struct http *h = userp;
+	struct httpc *h = userp;
 
 	(void)multi;
 	h->deadline = timeout_ms < 0 ? 0 :
@@ -104,10 +104,10 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-struct http *
-http_new(struct evloop *loop)
+struct httpc *
+httpc_new(struct evloop *loop)
 {
-	struct http *h;
+	struct httpc *h;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
@@ -116,29 +116,29 @@ http_new(struct evloop *loop)
 		return NULL;
 	}
 	h->loop = loop;
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	return h;
 }
 
 void
-http_free(struct http *h)
+httpc_free(struct httpc *h)
 {
 	if (h == NULL)
 		return;
 	/* Transfers still running are abandoned, their owners told nothing. */
 	while (h->active != NULL)
-		http_cancel(h->active);
+		httpc_cancel(h->active);
 	curl_multi_cleanup(h->multi);
 	free(h);
 }
 
-struct http_request *
-http_request_new(const char *method, const char *url)
+struct httpc_request *
+httpc_request_new(const char *method, const char *url)
 {
-	struct http_request *req;
+	struct httpc_request *req;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL)
 		return NULL;
@@ -152,7 +152,7 @@ http_request_new(const char *method, const char *url)
 }
 
 int
-http_request_header(struct http_request *req, const char *line)
+httpc_request_header(struct httpc_request *req, const char *line)
 {
 	struct curl_slist *l = curl_slist_append(req->headers, line);
 
@@ -163,12 +163,12 @@ http_request_header(struct http_request *req, const char *line)
 }
 
 void
-http_request_free(struct http_request *req)
+httpc_request_free(struct httpc_request *req)
 {
 	if (req == NULL)
 		return;
 	if (req->easy != NULL)
-		http_cancel(req);
+		httpc_cancel(req);
 	curl_slist_free_all(req->headers);
 	free(req->url);
 	free(req->body);
@@ -177,9 +177,9 @@ http_request_free(struct http_request *req)
 }
 
 static size_t
-http_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+httpc_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct http_request *req = userp;
+	struct httpc_request *req = userp;
 	size_t len = size * nmemb;
 	char *grown;
 
@@ -199,16 +199,16 @@ http_write_cb(char *data, size_t size, size_t nmemb, void *userp)
 }
 
 static size_t
-http_header_cb(char *data, size_t size, size_t nmemb, void *userp)
+httpc_header_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
-	struct http_request *req = userp;
+	struct httpc_request *req = userp;
 	size_t len = size * nmemb;
 
 	return req->on_header(req, data, len) == 0 ? len : 0;
 }
 
 static CURL *
-http_easy_for(struct http_request *req)
+httpc_easy_for(struct httpc_request *req)
 {
 	CURL *e = curl_easy_init();
 
@@ -220,7 +220,7 @@ http_easy_for(struct http_request *req)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->error);
@@ -231,7 +231,7 @@ http_easy_for(struct http_request *req)
 	if (req->ca_file != NULL && req->ca_file[0] != '\0')
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
 	if (req->on_header != NULL) {
-		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
+		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_header_cb);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
 	}
 	/* A HEAD answer has no body to wait for. */
@@ -247,11 +247,11 @@ http_easy_for(struct http_request *req)
 }
 
 int
-http_start(struct http *h, struct http_request *req)
+httpc_start(struct httpc *h, struct httpc_request *req)
 {
 	if (req->easy != NULL)
 		return -1;
-	if ((req->easy = http_easy_for(req)) == NULL)
+	if ((req->easy = httpc_easy_for(req)) == NULL)
 		return -1;
 	req->http = h;
 	req->status = 0;
@@ -274,9 +274,9 @@ http_start(struct http *h, struct http_request *req)
 }
 
 static void
-http_detach(struct http_request *req)
+httpc_detach(struct httpc_request *req)
 {
-	struct http *h = req->http;
+	struct httpc *h = req->http;
 
 	if (!req->pending)
 		curl_multi_remove_handle(h->multi, req->easy);
@@ -293,16 +293,16 @@ http_detach(struct http_request *req)
 }
 
 void
-http_cancel(struct http_request *req)
+httpc_cancel(struct httpc_request *req)
 {
 	if (req->easy != NULL)
-		http_detach(req);
+		httpc_detach(req);
 }
 
 static void
-http_check_done(struct http *h)
+httpc_check_done(struct httpc *h)
 {
-	struct http_request *req;
+	struct httpc_request *req;
 	CURLMsg *msg;
 	int left;
 
@@ -314,29 +314,29 @@ http_check_done(struct http *h)
 		req->result = msg->data.result;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
 		    &req->status);
-		http_detach(req);
+		httpc_detach(req);
 		if (req->on_done != NULL)
 			req->on_done(req);
 	}
 }
 
 double
-http_next_deadline(const struct http *h)
+httpc_next_deadline(const struct httpc *h)
 {
 	return h->deadline;
 }
 
 void
-http_run_timers(struct http *h)
+httpc_run_timers(struct httpc *h)
 {
 	if (h->deadline == 0 || clock_mono() < h->deadline)
 		return;
 	h->deadline = 0;
-	http_socket_action(h, CURL_SOCKET_TIMEOUT, 0);
+	httpc_socket_action(h, CURL_SOCKET_TIMEOUT, 0);
 }
 
 const char *
-http_describe(const struct http_request *req, char *buf, size_t len)
+httpc_describe(const struct httpc_request *req, char *buf, size_t len)
 {
 	if (req->too_big)
 		snprintf(buf, len, "response larger than %zu bytes",

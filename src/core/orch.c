@@ -1,4 +1,4 @@
-/* backend: orchestrator calls, headers, credentials (see include/backend.h). */
+/* orch: orchestrator calls, headers, credentials (see include/core/orch.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "core/backend.h"
+#include "core/orch.h"
 #include "core/version.h"
 
 #define TOKEN_MAX 4096
@@ -19,26 +19,26 @@ static const struct {
 	const char *suffix;	/* non-NULL: path + operation ID + suffix */
 	long timeout_ms;	/* 0 = none (the stream) */
 	const char *accept;
-} backend_calls[] = {
-	[BACKEND_STREAM] = { "GET", "/stream", NULL, 0, "text/event-stream" },
-	[BACKEND_OPERATION] = { "GET", "/api/v1/agent/operation", NULL, 30000,
+} orch_calls[] = {
+	[ORCH_STREAM] = { "GET", "/stream", NULL, 0, "text/event-stream" },
+	[ORCH_OPERATION] = { "GET", "/api/v1/agent/operation", NULL, 30000,
 	    "application/json" },
-	[BACKEND_RESULT] = { "PUT", "/api/v1/agent/operations/", "/result",
+	[ORCH_RESULT] = { "PUT", "/api/v1/agent/operations/", "/result",
 	    60000, "application/json" },
-	[BACKEND_FULL_OPERATION] = { "GET", "/api/v1/agent/operations/",
+	[ORCH_FULL_OPERATION] = { "GET", "/api/v1/agent/operations/",
 	    "/request", 30000, "application/json" },
-	[BACKEND_HEARTBEAT] = { "POST", "/api/v1/agent/heartbeat", NULL, 10000,
+	[ORCH_HEARTBEAT] = { "POST", "/api/v1/agent/heartbeat", NULL, 10000,
 	    "application/json" },
-	[BACKEND_SHUTDOWN] = { "POST", "/api/v1/agent/shutdown", NULL, 15000,
+	[ORCH_SHUTDOWN] = { "POST", "/api/v1/agent/shutdown", NULL, 15000,
 	    "application/json" },
-	[BACKEND_METRICS] = { "POST", "/api/v1/agent/metrics", NULL, 30000,
+	[ORCH_METRICS] = { "POST", "/api/v1/agent/metrics", NULL, 30000,
 	    "application/json" },
-	[BACKEND_LOGS] = { "POST", "/api/v1/agent/logs", NULL, 30000,
+	[ORCH_LOGS] = { "POST", "/api/v1/agent/logs", NULL, 30000,
 	    "application/json" },
 };
 
 static char *
-backend_read_token_file(const char *path, char *err, size_t errlen)
+orch_read_token_file(const char *path, char *err, size_t errlen)
 {
 	char buf[TOKEN_MAX + 1];
 	struct stat sb;
@@ -82,7 +82,7 @@ backend_read_token_file(const char *path, char *err, size_t errlen)
 
 /* A header value must not smuggle a line break into the request. */
 static int
-backend_header_safe(const char *v)
+orch_header_safe(const char *v)
 {
 	for (; *v != '\0'; v++)
 		if ((unsigned char)*v < 0x20 || *v == 0x7f)
@@ -91,8 +91,8 @@ backend_header_safe(const char *v)
 }
 
 int
-backend_load_credentials(const struct egressd_config *cfg,
-    const struct backend_creds *previous, struct backend_creds *out,
+orch_load_credentials(const struct egressd_config *cfg,
+    const struct orch_creds *previous, struct orch_creds *out,
     char *err, size_t errlen)
 {
 	const char *id = cfg->orchestrator.token_id, *env;
@@ -111,7 +111,7 @@ backend_load_credentials(const struct egressd_config *cfg,
 	}
 	out->token_id = strdup(id);
 	if (cfg->orchestrator.token_file[0] != '\0')
-		out->token = backend_read_token_file(
+		out->token = orch_read_token_file(
 		    cfg->orchestrator.token_file, err, errlen);
 	else if ((env = getenv("EGRESSD_TOKEN")) != NULL && env[0] != '\0')
 		out->token = strdup(env);
@@ -121,18 +121,18 @@ backend_load_credentials(const struct egressd_config *cfg,
 		snprintf(err, errlen, "no token: set orchestrator.token_file "
 		    "or EGRESSD_TOKEN");
 	if (out->token_id != NULL && out->token != NULL &&
-	    (!backend_header_safe(out->token_id) ||
-	    !backend_header_safe(out->token)))
+	    (!orch_header_safe(out->token_id) ||
+	    !orch_header_safe(out->token)))
 		snprintf(err, errlen, "token ID or token contains control "
 		    "characters");
 	else if (out->token_id != NULL && out->token != NULL)
 		return 0;
-	backend_creds_free(out);
+	orch_creds_free(out);
 	return -1;
 }
 
 void
-backend_creds_free(struct backend_creds *c)
+orch_creds_free(struct orch_creds *c)
 {
 	if (c->token != NULL)
 		explicit_bzero(c->token, strlen(c->token));
@@ -142,7 +142,7 @@ backend_creds_free(struct backend_creds *c)
 }
 
 int
-backend_valid_id(const char *id)
+orch_valid_id(const char *id)
 {
 	size_t n;
 
@@ -154,90 +154,90 @@ backend_valid_id(const char *id)
 		    c == '.' || c == ':' || c == '~'))
 			return 0;
 	}
-	return n > 0 && n <= BACKEND_ID_MAX;
+	return n > 0 && n <= ORCH_ID_MAX;
 }
 
 static int
-backend_headers(struct backend *b, struct http_request *req,
+orch_headers(struct orch *b, struct httpc_request *req,
     const char *accept, int has_body)
 {
 	char line[HEADER_MAX];
 
 	snprintf(line, sizeof(line), "x-mcd-id: %s", b->creds->token_id);
-	if (http_request_header(req, line) == -1)
+	if (httpc_request_header(req, line) == -1)
 		return -1;
 	snprintf(line, sizeof(line), "x-mcd-token: %s", b->creds->token);
-	if (http_request_header(req, line) == -1) {
+	if (httpc_request_header(req, line) == -1) {
 		explicit_bzero(line, sizeof(line));
 		return -1;
 	}
 	explicit_bzero(line, sizeof(line));
 	snprintf(line, sizeof(line), "x-mcd-agent-instance-id: %s",
 	    b->instance_id);
-	if (http_request_header(req, line) == -1)
+	if (httpc_request_header(req, line) == -1)
 		return -1;
 	snprintf(line, sizeof(line), "User-Agent: egressd/%s",
 	    EGRESSD_VERSION);
-	if (http_request_header(req, line) == -1)
+	if (httpc_request_header(req, line) == -1)
 		return -1;
 	snprintf(line, sizeof(line), "Accept: %s", accept);
-	if (http_request_header(req, line) == -1 ||
-	    http_request_header(req, "Expect:") == -1)
+	if (httpc_request_header(req, line) == -1 ||
+	    httpc_request_header(req, "Expect:") == -1)
 		return -1;
-	if (has_body && http_request_header(req,
+	if (has_body && httpc_request_header(req,
 	    "Content-Type: application/json") == -1)
 		return -1;
 	return 0;
 }
 
-struct http_request *
-backend_prepare(struct backend *b, enum backend_call call,
+struct httpc_request *
+orch_prepare(struct orch *b, enum orch_call call,
     const char *operation_id, char *body)
 {
-	const char *suffix = backend_calls[call].suffix;
-	struct http_request *req;
+	const char *suffix = orch_calls[call].suffix;
+	struct httpc_request *req;
 	char url[2048];
 
 	if (suffix != NULL && (operation_id == NULL ||
-	    !backend_valid_id(operation_id))) {
+	    !orch_valid_id(operation_id))) {
 		free(body);
 		return NULL;
 	}
 	if ((size_t)snprintf(url, sizeof(url), "%s%s%s%s",
-	    b->cfg->orchestrator.url, backend_calls[call].path,
+	    b->cfg->orchestrator.url, orch_calls[call].path,
 	    suffix ? operation_id : "", suffix ? suffix : "") >= sizeof(url) ||
-	    (req = http_request_new(backend_calls[call].method, url)) == NULL) {
+	    (req = httpc_request_new(orch_calls[call].method, url)) == NULL) {
 		free(body);
 		return NULL;
 	}
 	req->body = body;
 	req->body_len = body ? strlen(body) : 0;
-	req->timeout_ms = backend_calls[call].timeout_ms;
+	req->timeout_ms = orch_calls[call].timeout_ms;
 	req->connect_timeout_ms =
 	    (long)(b->cfg->orchestrator.connect_timeout * 1000.0);
 	req->max_body = (size_t)b->cfg->orchestrator.max_body_bytes;
 	req->tls_verify = b->cfg->orchestrator.tls_verify;
 	req->ca_file = b->cfg->orchestrator.ca_file;
-	if (backend_headers(b, req, backend_calls[call].accept,
+	if (orch_headers(b, req, orch_calls[call].accept,
 	    body != NULL) == -1) {
-		http_request_free(req);
+		httpc_request_free(req);
 		return NULL;
 	}
 	return req;
 }
 
-struct http_request *
-backend_call(struct backend *b, enum backend_call call,
-    const char *operation_id, char *body, http_done_cb on_done, void *arg)
+struct httpc_request *
+orch_call(struct orch *b, enum orch_call call,
+    const char *operation_id, char *body, httpc_done_cb on_done, void *arg)
 {
-	struct http_request *req;
+	struct httpc_request *req;
 
-	if ((req = backend_prepare(b, call, operation_id, body)) == NULL)
+	if ((req = orch_prepare(b, call, operation_id, body)) == NULL)
 		return NULL;
 	req->on_done = on_done;
 	req->arg = arg;
-	if (http_start(b->http, req) == -1) {
-		http_request_free(req);
+	if (httpc_start(b->http, req) == -1) {
+		httpc_request_free(req);
 		return NULL;
 	}
 	return req;

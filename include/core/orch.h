@@ -1,0 +1,68 @@
+/*
+ * orch: the orchestrator's HTTP API as DESIGN section 2 defines it.
+ *
+ * Owns the credentials (token ID and secret, which never reach a log line),
+ * the headers every request carries (auth, the sender's instance ID, the
+ * User-Agent), the paths, and each call's timeouts.  Retry policy belongs
+ * to the callers, which own the timers.
+ */
+#ifndef EGRESSD_ORCH_H
+#define EGRESSD_ORCH_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/httpc.h"
+
+#define ORCH_ID_MAX 256	/* longest operation ID we put in a path */
+
+struct orch_creds {
+	char *token_id;
+	char *token;
+};
+
+enum orch_call {
+	ORCH_STREAM,		/* GET /stream */
+	ORCH_OPERATION,	/* GET /api/v1/agent/operation */
+	ORCH_RESULT,		/* PUT .../operations/{id}/result */
+	ORCH_FULL_OPERATION,	/* GET .../operations/{id}/request */
+	ORCH_HEARTBEAT,	/* POST /api/v1/agent/heartbeat */
+	ORCH_SHUTDOWN,	/* POST /api/v1/agent/shutdown */
+	ORCH_METRICS,	/* POST /api/v1/agent/metrics */
+	ORCH_LOGS		/* POST /api/v1/agent/logs */
+};
+
+struct orch {
+	struct httpc *http;
+	const struct egressd_config *cfg;
+	const struct orch_creds *creds;
+	const char *instance_id;
+};
+
+/*
+ * Token ID from orchestrator.token_id, else $EGRESSD_TOKEN_ID; the secret
+ * from orchestrator.token_file (refused when group or world can read it),
+ * else $EGRESSD_TOKEN, else the previous credentials' (a reload after the
+ * environment was scrubbed).  Without orchestrator.url nothing is needed.
+ */
+int orch_load_credentials(const struct egressd_config *cfg,
+    const struct orch_creds *previous, struct orch_creds *out,
+    char *err, size_t errlen);
+void orch_creds_free(struct orch_creds *c);
+
+/* A usable operation ID: 1..ORCH_ID_MAX URL-safe characters. */
+int orch_valid_id(const char *id);
+
+/* Build one call without starting it (the stream sets on_data first). */
+struct httpc_request *orch_prepare(struct orch *b,
+    enum orch_call call, const char *operation_id, char *body);
+
+/*
+ * Build and start one call; body (may be NULL) is taken over.  on_done
+ * receives the finished request, which it must free.  NULL on failure.
+ */
+struct httpc_request *orch_call(struct orch *b, enum orch_call call,
+    const char *operation_id, char *body, httpc_done_cb on_done, void *arg);
+
+
+#endif
