@@ -89,20 +89,10 @@ struct op_run {
 typedef enum ops_status (*op_handler)(struct op_run *run,
     const struct cJSON *body, struct cJSON **result);
 
-/*
- * Run path's handler (body may be NULL).  OPS_DONE: *result holds the
- * result (never NULL).  OPS_PENDING: run->done will be called once.
- */
-enum ops_status ops_start(struct op_run *run, const char *path,
-    const struct cJSON *body, struct cJSON **result);
 /* A pending handler's completion: calls run->done(run, result). */
 void ops_finish(struct op_run *run, struct cJSON *result);
 /* Cancel a pending run (no completion follows); no-op when none. */
 void ops_cancel(struct op_run *run);
-
-/* The configured grants of path's handler (NULL when none or unknown). */
-const struct config_strlist *ops_capabilities(
-    const struct egressd_config *cfg, const char *path);
 
 /* ctx->host->check, or allowed when there is no host. */
 int ops_check(struct op_run *run, const char *resource, const char *right,

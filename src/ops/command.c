@@ -774,7 +774,7 @@ cmd_start(struct op_run *run, const struct config_command *cmd,
 	int e;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
-		return OPS_DONE;	/* ops_start: out of memory */
+		return OPS_DONE;	/* dispatch_start: out of memory */
 	st->run = run;
 	st->loop = run->ctx->loop;
 	st->pidfd = st->timerfd = st->s[0].fd = st->s[1].fd = -1;

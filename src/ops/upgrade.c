@@ -661,7 +661,7 @@ upg_run(struct op_run *run, const cJSON *changes)
 	upg_close(&f);
 	if (n == -1) {
 		cJSON_Delete(res);
-		return err;	/* NULL: out of memory, said by ops_start */
+		return err;	/* NULL: out of memory, said by dispatch_start */
 	}
 	cJSON_AddBoolToObject(res, "reloading", n > 0 && upg_reload(run));
 	return res;

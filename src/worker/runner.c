@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "ops/dispatch.h"
 #include "worker/runner.h"
 #include "procmgr/store.h"
 
@@ -359,7 +360,7 @@ runner_run_handler(struct runner_op *op, const cJSON *body)
 	op->run.done = runner_on_handler_done;
 	op->running = 1;
 	runner_link(&r->running, op);
-	if (ops_start(&op->run, op->run.path, body, &result) == OPS_DONE)
+	if (dispatch_start(&op->run, op->run.path, body, &result) == OPS_DONE)
 		runner_complete(op, result);
 }
 
@@ -456,7 +457,7 @@ runner_fork_child(struct runner *r, struct runner_op *parent,
 	char *goal = body ? cJSON_PrintUnformatted(body) : NULL;
 	int rc = -1;
 
-	if (runner_caps_parse(ops_capabilities(r->cfg, path), &caps) == -1 ||
+	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == -1 ||
 	    runner_caps_filter(r, parent->pid, &caps) == -1) {
 		snprintf(r->pm.err, sizeof(r->pm.err), "out of memory or "
 		    "database error filtering capabilities");
@@ -576,7 +577,7 @@ runner_spawn(struct runner *r, struct runner_op *op,
 	    (op->run.path = strdup(path)) == NULL)
 		return -1;
 	text = goal ? cJSON_PrintUnformatted(goal) : NULL;
-	if (runner_caps_parse(ops_capabilities(r->cfg, path), &caps) == 0)
+	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == 0)
 		rc = procmgr_spawn(&r->pm, path, text ? text : "{}", caps.spec,
 		    caps.nspec, operation_id, NULL, &op->pid);
 	runner_caps_free(&caps);

@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/evloop.h"
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 #define WAIT_LIMIT	30.0	/* seconds any one run may take */
@@ -156,7 +157,7 @@ start(struct fixture *f, const char *body_json)
 	cJSON_Delete(f->result);
 	f->result = NULL;
 	f->done_calls = 0;
-	st = ops_start(&f->run, "/api/v1/agent/execute/command", body,
+	st = dispatch_start(&f->run, "/api/v1/agent/execute/command", body,
 	    &result);
 	cJSON_Delete(body);
 	if (st == OPS_DONE) {
@@ -581,7 +582,7 @@ test_dies_with_its_worker(void **state)
 	assert_non_null(b = cJSON_Parse(body));
 	if ((worker = fork()) == 0) {
 		/* The worker: start the command, serve its loop until killed. */
-		if (ops_start(&f->run, "/api/v1/agent/execute/command", b,
+		if (dispatch_start(&f->run, "/api/v1/agent/execute/command", b,
 		    &r) != OPS_PENDING)
 			_exit(1);
 		for (;;)

@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/evloop.h"
 #include "core/httpc.h"
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
 
@@ -577,7 +578,7 @@ run_op(struct fixture *f, const char *text)
 	cJSON_Delete(f->result);
 	f->result = NULL;
 	f->done = 0;
-	if (ops_start(&f->run, "/api/v1/agent/execute/http", body,
+	if (dispatch_start(&f->run, "/api/v1/agent/execute/http", body,
 	    &f->result) == OPS_DONE)
 		f->done = 1;
 	cJSON_Delete(body);
@@ -791,7 +792,7 @@ test_cancel(void **state)
 	snprintf(json, sizeof(json), "{\"method\": \"GET\", \"url\": "
 	    "\"http://127.0.0.1:%d/slow\"}", f->ok.port);
 	assert_non_null(body = cJSON_Parse(json));
-	assert_int_equal(ops_start(&f->run, "/api/v1/agent/execute/http",
+	assert_int_equal(dispatch_start(&f->run, "/api/v1/agent/execute/http",
 	    body, &f->result), OPS_PENDING);
 	cJSON_Delete(body);
 	assert_non_null(f->run.state);

@@ -1,7 +1,7 @@
 /*
  * Unit tests for ops/upgrade: each test edits a real configuration file in
  * its own temporary directory through the public op_upgrade (via
- * ops_start), then checks the file with the daemon's loader, byte for byte
+ * dispatch_start), then checks the file with the daemon's loader, byte for byte
  * when nothing may change, and that no descriptor or temporary file is
  * left behind.
  */
@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "ops/dispatch.h"
 #include "ops/ops.h"
 
 #define UPGRADE_PATH	"/api/v1/upgrade"
@@ -236,7 +237,7 @@ upgrade(struct fixture *f, const char *body_json)
 		assert_non_null(body = cJSON_Parse(body_json));
 	cJSON_Delete(f->result);
 	f->result = NULL;
-	assert_int_equal(ops_start(&f->run, UPGRADE_PATH, body, &f->result),
+	assert_int_equal(dispatch_start(&f->run, UPGRADE_PATH, body, &f->result),
 	    OPS_DONE);
 	cJSON_Delete(body);
 	assert_non_null(f->result);

@@ -1,0 +1,28 @@
+/*
+ * dispatch: operations started by path through the handler table.
+ *
+ * The table is the one place that names every handler (op_health,
+ * op_storage, ...: include/ops/ops.h); it is above them, so the handlers'
+ * shared helpers (ops_*) never call back into it.
+ */
+#ifndef EGRESSD_DISPATCH_H
+#define EGRESSD_DISPATCH_H
+
+#include "ops/ops.h"
+
+struct cJSON;
+struct config_strlist;
+struct egressd_config;
+
+/*
+ * Run path's handler (body may be NULL).  OPS_DONE: *result holds the
+ * result (never NULL).  OPS_PENDING: run->done will be called once.
+ */
+enum ops_status dispatch_start(struct op_run *run, const char *path,
+    const struct cJSON *body, struct cJSON **result);
+
+/* The configured grants of path's handler (NULL when none or unknown). */
+const struct config_strlist *dispatch_capabilities(
+    const struct egressd_config *cfg, const char *path);
+
+#endif

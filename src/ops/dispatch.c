@@ -1,0 +1,113 @@
+/*
+ * dispatch: the handler table (path -> handler, its enabled flag and its
+ * configured grants) and the start of an operation by path.
+ *
+ * It sits above the handlers: the runner and the tests start operations
+ * here, the handlers never call it (they share the helpers of ops.c, below
+ * them), so adding a handler means one row in dispatch_table.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "core/config.h"
+#include "ops/dispatch.h"
+#include "ops/ops.h"
+
+#define DISPATCH_STORAGE_PREFIX "/api/v1/agent/execute/storage/"
+
+/* Whether a handler is switched on; NULL ctx->cfg (tests) enables all. */
+static bool
+dispatch_enabled(const struct egressd_config *cfg, size_t offset)
+{
+	if (cfg == NULL || offset == (size_t)-1)
+		return true;
+	return *(const bool *)((const char *)cfg + offset);
+}
+
+#define DISPATCH_FLAG(h) offsetof(struct egressd_config, operations.h.enabled)
+#define DISPATCH_CAPS(h) \
+	offsetof(struct egressd_config, operations.h.capabilities)
+
+static const struct {
+	const char *path;
+	int prefix;		/* path is a prefix: the rest names a method */
+	op_handler run;
+	size_t enabled;		/* offset of its enabled flag, or -1 */
+	const char *group;	/* for the "disabled" message */
+	size_t caps;		/* offset of its capabilities, or -1 */
+} dispatch_table[] = {
+	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL,
+	    (size_t)-1 },
+	{ DISPATCH_STORAGE_PREFIX, 1, op_storage, DISPATCH_FLAG(storage), "storage",
+	    DISPATCH_CAPS(storage) },
+	{ "/api/v1/agent/execute/http", 0, op_http, DISPATCH_FLAG(http), "http",
+	    DISPATCH_CAPS(http) },
+	{ "/api/v1/agent/execute/command", 0, op_command, DISPATCH_FLAG(command),
+	    "command", DISPATCH_CAPS(command) },
+	{ "/api/v1/agent/execute/sqlite", 0, op_sqlite, DISPATCH_FLAG(sqlite),
+	    "sqlite", DISPATCH_CAPS(sqlite) },
+	{ "/api/v1/agent/execute/batch", 0, op_batch, DISPATCH_FLAG(batch),
+	    "batch", DISPATCH_CAPS(batch) },
+	{ "/api/v1/upgrade", 0, op_upgrade, DISPATCH_FLAG(upgrade), "upgrade",
+	    DISPATCH_CAPS(upgrade) },
+};
+#define DISPATCH_COUNT (sizeof(dispatch_table) / sizeof(dispatch_table[0]))
+
+static int
+dispatch_path_matches(size_t i, const char *path)
+{
+	size_t n = strlen(dispatch_table[i].path);
+
+	if (!dispatch_table[i].prefix)
+		return strcmp(path, dispatch_table[i].path) == 0;
+	return strncmp(path, dispatch_table[i].path, n) == 0 && path[n] != '\0';
+}
+
+const struct config_strlist *
+dispatch_capabilities(const struct egressd_config *cfg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < DISPATCH_COUNT; i++)
+		if (dispatch_path_matches(i, path))
+			return dispatch_table[i].caps == (size_t)-1 ? NULL :
+			    (const struct config_strlist *)
+			    ((const char *)cfg + dispatch_table[i].caps);
+	return NULL;
+}
+
+enum ops_status
+dispatch_start(struct op_run *run, const char *path, const cJSON *body,
+    cJSON **result)
+{
+	const struct egressd_config *cfg = run->ctx ? run->ctx->cfg : NULL;
+	enum ops_status st;
+	size_t i;
+
+	run->path = path;
+	run->cancel = NULL;
+	run->state = NULL;
+	*result = NULL;
+	for (i = 0; i < DISPATCH_COUNT; i++) {
+		if (!dispatch_path_matches(i, path))
+			continue;
+		if (!dispatch_enabled(cfg, dispatch_table[i].enabled)) {
+			*result = ops_error("unsupported", "operations.%s is "
+			    "not enabled on this agent", dispatch_table[i].group);
+			break;
+		}
+		st = dispatch_table[i].run(run, body, result);
+		if (st == OPS_PENDING)
+			return OPS_PENDING;
+		break;
+	}
+	if (i == DISPATCH_COUNT)
+		*result = ops_error("unsupported", "unsupported operation "
+		    "path: %.200s", path);
+	if (*result == NULL)
+		*result = ops_error("internal", "out of memory");
+	return OPS_DONE;
+}
