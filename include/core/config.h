@@ -15,6 +15,7 @@
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/egressd/egressd.conf"
 #define CONFIG_ERR_MAX 512
+#define CONFIG_WORKERS_MAX 256	/* server.workers, -w, scale and TTIN */
 
 enum config_on_goodbye { ON_GOODBYE_RESTART, ON_GOODBYE_EXIT };
 enum config_log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARNING, LOGL_ERROR };

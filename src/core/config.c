@@ -39,7 +39,6 @@
 #define MIB			(1024.0 * KIB)
 #define GIB			(1024.0 * MIB)
 
-#define CONFIG_WORKERS_MAX	256
 #define CONFIG_INFLIGHT_MAX	1024
 #define CONFIG_CHILDREN_MAX	1024
 #define CONFIG_COUNT_MAX	1e9	/* operation and row counters */

@@ -388,7 +388,6 @@ LOG_FN(log_debug, LOGL_DEBUG, 0)
 LOG_FN(log_info, LOGL_INFO, 0)
 LOG_FN(log_warn, LOGL_WARNING, 1)
 LOG_FN(log_warnx, LOGL_WARNING, 0)
-LOG_FN(log_err, LOGL_ERROR, 1)
 LOG_FN(log_errx, LOGL_ERROR, 0)
 
 /*

@@ -41,7 +41,7 @@ usage(FILE *out)
 	    "usage: egressd [-c FILE] [-w N] [-D] [-t] [-V] [-h]\n"
 	    "\n"
 	    "  -c FILE  configuration file (default %s)\n"
-	    "  -w N     number of workers, overriding server.workers (1-256)\n"
+	    "  -w N     number of workers, overriding server.workers (1-%d)\n"
 	    "  -D       daemonize (detach from the terminal), like "
 	    "server.daemonize\n"
 	    "  -t       check the configuration file and exit (0 = OK, 2 = "
@@ -51,7 +51,7 @@ usage(FILE *out)
 	    "\n"
 	    "Signals to the master: TERM graceful stop, INT/QUIT fast stop, "
 	    "HUP reload\nand rolling restart, TTIN/TTOU one worker more/fewer, "
-	    "USR1 reopen logs.\n", CONFIG_DEFAULT_PATH);
+	    "USR1 reopen logs.\n", CONFIG_DEFAULT_PATH, CONFIG_WORKERS_MAX);
 }
 
 static int
@@ -62,7 +62,7 @@ parse_workers(const char *arg)
 
 	errno = 0;
 	n = strtol(arg, &end, 10);
-	if (errno != 0 || *end != '\0' || end == arg || n < 1 || n > 256)
+	if (errno != 0 || *end != '\0' || end == arg || n < 1 || n > CONFIG_WORKERS_MAX)
 		return -1;
 	return (int)n;
 }
@@ -82,7 +82,8 @@ parse_flags(int argc, char **argv, struct options *opt)
 		case 'w':
 			if ((opt->workers = parse_workers(optarg)) == -1) {
 				fprintf(stderr, "egressd: -w %s: must be an "
-				    "integer between 1 and 256\n", optarg);
+				    "integer between 1 and %d\n", optarg,
+				    CONFIG_WORKERS_MAX);
 				exit(EXIT_CONFIG);
 			}
 			break;

@@ -85,7 +85,7 @@ master_count(const struct master *m, int ready_only)
 static void
 master_count_restart(struct master *m, int slot)
 {
-	if (slot >= 1 && slot <= MASTER_MAX_WORKERS)
+	if (slot >= 1 && slot <= CONFIG_WORKERS_MAX)
 		m->restarts[slot - 1]++;
 }
 
@@ -774,8 +774,8 @@ master_scale(struct master *m, int target, const char *why)
 {
 	if (target < 1)
 		target = 1;
-	if (target > MASTER_MAX_WORKERS)
-		target = MASTER_MAX_WORKERS;
+	if (target > CONFIG_WORKERS_MAX)
+		target = CONFIG_WORKERS_MAX;
 	if (target == m->target)
 		return;
 	log_info("%s: %d -> %d workers", why, m->target, target);

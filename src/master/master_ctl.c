@@ -83,7 +83,7 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	cJSON_AddNumberToObject(o, "failed", (double)w->failed);
 	cJSON_AddNumberToObject(o, "rss", (double)w->rss);
 	cJSON_AddNumberToObject(o, "restarts", w->slot >= 1 &&
-	    w->slot <= MASTER_MAX_WORKERS ? m->restarts[w->slot - 1] : 0);
+	    w->slot <= CONFIG_WORKERS_MAX ? m->restarts[w->slot - 1] : 0);
 	return o;
 }
 
@@ -302,9 +302,9 @@ master_ctl_scale(struct master *m, const cJSON *req, char *err,
 	cJSON *o;
 
 	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
-	    n->valueint < 1 || n->valueint > MASTER_MAX_WORKERS) {
+	    n->valueint < 1 || n->valueint > CONFIG_WORKERS_MAX) {
 		snprintf(err, errlen, "\"workers\" must be an integer between "
-		    "1 and %d", MASTER_MAX_WORKERS);
+		    "1 and %d", CONFIG_WORKERS_MAX);
 		return NULL;
 	}
 	if (m->state == MS_STOPPING) {
@@ -343,7 +343,7 @@ master_ctl_metrics(const struct master *m, struct metrics *total,
 		metrics_add(total, &w->metrics);
 		mm->inflight += w->inflight;
 	}
-	for (i = 0; i < MASTER_MAX_WORKERS; i++)
+	for (i = 0; i < CONFIG_WORKERS_MAX; i++)
 		mm->worker_restarts += m->restarts[i];
 	mm->stream_reconnects = m->stream_reconnects +
 	    (m->events != NULL ? events_reconnects(m->events) : 0);

@@ -32,7 +32,6 @@ struct httpc_request;
 #define MASTER_BACKOFF_MAX 30.0		/*   0.5 s doubling to 30 s */
 #define MASTER_CRASH_MEMORY 60.0	/* a crash this long after the last */
 					/*   one starts a new streak */
-#define MASTER_MAX_WORKERS 256
 #define MASTER_PUSH_QUEUE_MAX 1024	/* pushed operations awaiting a worker */
 #define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
 #define MASTER_DB_BUSY_TIMEOUT 0.25	/* seconds the loop may wait on SQLite */
@@ -96,7 +95,7 @@ struct master {
 	int generation;
 	double reload_started;	/* 0 when no rolling restart is under way */
 	struct wproc *workers;
-	unsigned restarts[MASTER_MAX_WORKERS];	/* per slot, index slot - 1 */
+	unsigned restarts[CONFIG_WORKERS_MAX];	/* per slot, index slot - 1 */
 
 	int crash_streak;
 	double last_crash;
