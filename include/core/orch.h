@@ -50,7 +50,10 @@ int orch_load_credentials(const struct egressd_config *cfg,
     char *err, size_t errlen);
 void orch_creds_free(struct orch_creds *c);
 
-/* A usable operation ID: 1..ORCH_ID_MAX URL-safe characters. */
+/*
+ * A usable operation ID: one path segment of 1..ORCH_ID_MAX unreserved
+ * characters (and ":"), not "." or "..".
+ */
 int orch_valid_id(const char *id);
 
 /* Build one call without starting it (the stream sets on_data first). */

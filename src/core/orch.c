@@ -154,6 +154,9 @@ orch_valid_id(const char *id)
 		    c == '.' || c == ':' || c == '~'))
 			return 0;
 	}
+	/* "." and ".." would be removed as dot segments from the URL. */
+	if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		return 0;
 	return n > 0 && n <= ORCH_ID_MAX;
 }
 

@@ -62,6 +62,11 @@ test_valid_ids(void **state)
 	assert_false(orch_valid_id("a?b"));
 	assert_false(orch_valid_id("a%2f"));
 	assert_false(orch_valid_id("a\nb"));
+	/* Dot segments: PUT .../operations/../result is another endpoint. */
+	assert_false(orch_valid_id("."));
+	assert_false(orch_valid_id(".."));
+	assert_true(orch_valid_id("..."));
+	assert_true(orch_valid_id(".a"));
 	memset(longest, 'x', sizeof(longest));
 	longest[ORCH_ID_MAX] = '\0';
 	assert_true(orch_valid_id(longest));
