@@ -1234,6 +1234,30 @@ config_later(const config_t *lc, const char *a, const char *b)
 	    sb : sa;
 }
 
+/*
+ * A limit on something that blocks a worker's loop (a sqlite query, a wait
+ * on a locked database) must end before the master takes the silent worker
+ * for hung: the last heartbeat may be heartbeat_interval old when the wait
+ * starts.  Handlers that wait on the loop (http, command) keep
+ * heartbeating and need no such bound.
+ */
+static int
+config_check_blocking(struct config_ctx *ctx, const config_t *lc,
+    const struct egressd_config *cfg, const char *key, double limit)
+{
+	double room = cfg->server.worker_timeout -
+	    cfg->worker.heartbeat_interval;
+
+	if (limit < room)
+		return 0;
+	return config_fail(ctx, config_later(lc, key, "server.worker_timeout"),
+	    "%s: must be less than server.worker_timeout minus "
+	    "worker.heartbeat_interval (%.15g >= %.15g - %.15g): it blocks a "
+	    "worker, which would be killed as hung instead of timing out",
+	    key, limit, cfg->server.worker_timeout,
+	    cfg->worker.heartbeat_interval);
+}
+
 static int
 config_check_cross(struct config_ctx *ctx, const config_t *lc,
     const struct egressd_config *cfg)
@@ -1246,6 +1270,13 @@ config_check_cross(struct config_ctx *ctx, const config_t *lc,
 		    "server.worker_timeout: must be greater than "
 		    "worker.heartbeat_interval (%.15g <= %.15g)",
 		    cfg->server.worker_timeout, cfg->worker.heartbeat_interval);
+	if (config_check_blocking(ctx, lc, cfg, "store.busy_timeout",
+	    cfg->store.busy_timeout) == -1)
+		return -1;
+	if (cfg->operations.sqlite.enabled && config_check_blocking(ctx, lc,
+	    cfg, "operations.sqlite.timeout",
+	    cfg->operations.sqlite.timeout) == -1)
+		return -1;
 	len = strlen(cfg->server.control_socket);
 	if (len >= CONFIG_SUN_PATH_MAX)
 		return config_fail(ctx, config_lookup(lc,

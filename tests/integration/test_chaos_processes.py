@@ -300,6 +300,7 @@ def test_master_sigstop_under_load(orch, agent):
     timeout = 2.0 * SCALE
     a = agent(server={"workers": 2, "worker_timeout": timeout,
                       "min_uptime": 0.1},
+              store={"busy_timeout": 1.0},
               orchestrator={"poll_interval": 0.3},
               operations={"command": SLEEP_COMMANDS})
     h0 = a.wait_ready(2)

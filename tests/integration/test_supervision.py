@@ -83,7 +83,8 @@ def test_crash_loop_backoff(egressd, egressctl_bin):
 
 def test_stopped_worker_times_out(egressd, egressctl_bin):
     d = egressd(wait=4, server={"worker_timeout": 3.0},
-                worker={"heartbeat_interval": 0.5})
+                worker={"heartbeat_interval": 0.5},
+                store={"busy_timeout": 1.0})
     h = d.health()
     victim = h["workers"][0]
     os.kill(victim["pid"], signal.SIGSTOP)

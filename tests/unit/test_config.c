@@ -189,7 +189,7 @@ static const char full_text[] =
     "    environment = [ \"LANG\", \"_X1\" ]; max_output = 0; };\n"
     "  sqlite: { enabled = true; databases = (\n"
     "    { name = \"inv\"; path = \"/srv/inv.db\"; } ); max_rows = 5;\n"
-    "    timeout = 86400; };\n"
+    "    timeout = 59.5; };\n"
     "  batch: { enabled = false; max_children = 1; };\n"
     "  upgrade: { enabled = true;\n"
     "    allow_keys = [ \"worker.max_inflight\", \"log.level\" ]; };\n"
@@ -278,7 +278,7 @@ test_full_file(void **state)
 	assert_string_equal(c.operations.sqlite.databases[0].path,
 	    "/srv/inv.db");
 	assert_int_equal(c.operations.sqlite.max_rows, 5);
-	assert_true(c.operations.sqlite.timeout == 86400.0);
+	assert_true(c.operations.sqlite.timeout == 59.5);
 	assert_false(c.operations.batch.enabled);
 	assert_int_equal(c.operations.batch.max_children, 1);
 	assert_true(c.operations.upgrade.enabled);
@@ -491,6 +491,41 @@ test_cross_key(void **state)
 	expect_error("operations: { storage: {\n enabled = true; }; };\n",
 	    "t.conf:2: operations.storage.root: must be set when "
 	    "operations.storage.enabled is true");
+}
+
+/* What blocks a worker's loop ends before the worker counts as hung. */
+static void
+test_blocking_limits(void **state)
+{
+	(void)state;
+	expect_error("operations: { sqlite: { enabled = true;\n"
+	    " timeout = 25.0; }; };\n",
+	    "t.conf:2: operations.sqlite.timeout: must be less than "
+	    "server.worker_timeout minus worker.heartbeat_interval (25 >= "
+	    "30 - 5): it blocks a worker, which would be killed as hung "
+	    "instead of timing out");
+	expect_error("store: { busy_timeout = 1.0; };\n"
+	    "server: {\n worker_timeout = 5.5; };\n",
+	    "t.conf:3: store.busy_timeout: must be less than "
+	    "server.worker_timeout minus worker.heartbeat_interval (1 >= "
+	    "5.5 - 5): it blocks a worker, which would be killed as hung "
+	    "instead of timing out");
+}
+
+static void
+test_blocking_limits_ok(void **state)
+{
+	struct egressd_config	cfg;
+
+	(void)state;
+	/* A disabled handler's limit does not matter. */
+	load_ok(&cfg, "operations: { sqlite: { timeout = 600.0; }; };\n");
+	assert_true(cfg.operations.sqlite.timeout == 600.0);
+	config_free(&cfg);
+	load_ok(&cfg, "operations: { sqlite: { enabled = true; "
+	    "timeout = 24.9; }; };\n");
+	assert_true(cfg.operations.sqlite.enabled);
+	config_free(&cfg);
 }
 
 static void
@@ -750,6 +785,8 @@ main(void)
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_cross_key),
+		cmocka_unit_test(test_blocking_limits),
+		cmocka_unit_test(test_blocking_limits_ok),
 		cmocka_unit_test(test_commands),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_capabilities),
