@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 
+#include "core/escape.h"
+#include "core/jsonutil.h"
 #include "core/log.h"
 
 #define LOG_LINE_MAX 4096
@@ -187,17 +189,25 @@ log_timestamp(char *buf, size_t len)
 static size_t
 log_json_escape(char *out, size_t len, const char *msg)
 {
-	size_t n = 0;
-	const unsigned char *p;
+	const unsigned char *p = (const unsigned char *)msg;
+	size_t n = 0, u, left = strlen(msg);
 
-	for (p = (const unsigned char *)msg; *p != '\0' && n + 7 < len; p++) {
-		if (*p == '"' || *p == '\\') {
+	for (; *p != '\0' && n + 7 < len; p += u, left -= u) {
+		u = json_utf8_len((const char *)p, left);
+		if (u == 0) {		/* not UTF-8, which JSON must be */
+			n += snprintf(out + n, len - n, "\\ufffd");
+			u = 1;
+		} else if (*p == '"' || *p == '\\') {
 			out[n++] = '\\';
 			out[n++] = (char)*p;
-		} else if (*p < 0x20) {
+		} else if (*p < 0x20 || *p == 0x7f)
 			n += snprintf(out + n, len - n, "\\u%04x", *p);
-		} else
-			out[n++] = (char)*p;
+		else if (u == 2 && p[0] == 0xc2 && p[1] < 0xa0)	/* C1 */
+			n += snprintf(out + n, len - n, "\\u%04x", p[1]);
+		else {
+			memcpy(out + n, p, u);
+			n += u;
+		}
 	}
 	out[n] = '\0';
 	return n;
@@ -326,6 +336,9 @@ log_emit(enum config_log_level level, const char *msg)
 	char line[LOG_LINE_MAX + 256], ts[64], esc[LOG_LINE_MAX * 2];
 	int n, syslogged = logger.target == TARGET_SYSLOG;
 
+	/* Text from outside must not forge a line nor drive a terminal. */
+	if (logger.format != LOGF_JSON || syslogged)
+		msg = escape_text(esc, sizeof(esc), msg, 0);
 	if (syslogged) {
 		syslog(syslog_priority[level], "%s: %s", logger.role, msg);
 		if (recent.line == NULL)
@@ -407,8 +420,12 @@ log_fatal(int with_errno, const char *fmt, va_list ap)
 		snprintf(msg + n, sizeof(msg) - n, ": %s", strerror(saved));
 	}
 	log_emit(LOGL_ERROR, msg);
-	if (logger.target != TARGET_STDERR)
-		fprintf(stderr, "egressd: %s\n", msg);
+	if (logger.target != TARGET_STDERR) {
+		char esc[LOG_LINE_MAX * 2];
+
+		fprintf(stderr, "egressd: %s\n", escape_text(esc, sizeof(esc),
+		    msg, 0));
+	}
 	exit(1);
 }
 

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "core/clock.h"
+#include "core/escape.h"
 #include "ctl/ctldb.h"
 
 #define CTLDB_EXIT_NOT_FOUND 1
@@ -17,6 +18,7 @@
 #define CTLDB_PS_ROOTS 200	/* ps --all: most recent operations shown */
 #define CTLDB_AUDIT_LIMIT 1000	/* audit rows printed unless --limit */
 #define CTLDB_EVENTS "50"	/* inspect: most recent events */
+#define CTLDB_TEXT_MAX 4096	/* one escaped column of ps or audit */
 
 struct ctldb_opts {
 	int all;
@@ -118,6 +120,13 @@ ctldb_text(sqlite3_stmt *s, int col)
 	return t ? (const char *)t : "";
 }
 
+/* Column col as text for a terminal (escape.h), in buf. */
+static const char *
+ctldb_text_esc(sqlite3_stmt *s, int col, char *buf, size_t len)
+{
+	return escape_text(buf, len, ctldb_text(s, col), 0);
+}
+
 static void
 ctldb_age(double secs, char *buf, size_t len)
 {
@@ -152,7 +161,7 @@ ctldb_time(double t, char *buf, size_t len)
 static void
 ctldb_ps_row(sqlite3_stmt *s, int depth, double now)
 {
-	char age[32], budget[64];
+	char age[32], budget[64], status[64], image[CTLDB_TEXT_MAX];
 	double end = sqlite3_column_type(s, 5) == SQLITE_NULL ? now :
 	    sqlite3_column_double(s, 5);
 
@@ -162,8 +171,9 @@ ctldb_ps_row(sqlite3_stmt *s, int depth, double now)
 	    sqlite3_column_int(s, 8), sqlite3_column_int(s, 9));
 	printf("%8lld %8lld  %-13s %7s  %-15s %*s%s\n",
 	    (long long)sqlite3_column_int64(s, 0),
-	    (long long)sqlite3_column_int64(s, 1), ctldb_text(s, 2), age,
-	    budget, depth * 2, "", ctldb_text(s, 3));
+	    (long long)sqlite3_column_int64(s, 1),
+	    ctldb_text_esc(s, 2, status, sizeof(status)), age, budget,
+	    depth * 2, "", ctldb_text_esc(s, 3, image, sizeof(image)));
 }
 
 static int ctldb_ps_children(sqlite3 *db, long long parent, int depth,
@@ -373,6 +383,10 @@ ctldb_inspect(sqlite3 *db, const struct ctldb_opts *o)
 		if ((text = cJSON_Print(p)) != NULL)
 			printf("%s\n", text);
 		cJSON_free(text);
+	} else if (escape_json_strings(p, 0) == -1) {
+		fprintf(stderr, "egressctl: out of memory\n");
+		cJSON_Delete(p);
+		return CTLDB_EXIT_ERROR;
 	} else
 		cJSON_ArrayForEach(v, p) {
 			if (cJSON_IsArray(v) && (strcmp(v->string,
@@ -390,12 +404,16 @@ ctldb_inspect(sqlite3 *db, const struct ctldb_opts *o)
 static void
 ctldb_audit_line(sqlite3_stmt *s)
 {
-	char when[32];
+	char when[32], actor[64], action[64], target[CTLDB_TEXT_MAX],
+	    decision[CTLDB_TEXT_MAX * 2];
 
 	ctldb_time(sqlite3_column_double(s, 8), when, sizeof(when));
 	printf("%s %6lld %-10s %-26s %-18s %s\n", when,
-	    (long long)sqlite3_column_int64(s, 0), ctldb_text(s, 1),
-	    ctldb_text(s, 2), ctldb_text(s, 3), ctldb_text(s, 7));
+	    (long long)sqlite3_column_int64(s, 0),
+	    ctldb_text_esc(s, 1, actor, sizeof(actor)),
+	    ctldb_text_esc(s, 2, action, sizeof(action)),
+	    ctldb_text_esc(s, 3, target, sizeof(target)),
+	    ctldb_text_esc(s, 7, decision, sizeof(decision)));
 }
 
 static int

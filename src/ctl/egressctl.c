@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/config.h"
+#include "core/escape.h"
 #include "master/control.h"
 #include "ctl/ctldb.h"
 #include "procmgr/store.h"
@@ -245,13 +246,24 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		return EXIT_UNREACHABLE;
 	}
 	if ((reply = cJSON_Parse(text)) == NULL) {
-		fprintf(stderr, "egressctl: malformed reply: %.200s\n", text);
+		char esc[256];
+
+		fprintf(stderr, "egressctl: malformed reply: %s\n",
+		    escape_text(esc, sizeof(esc), text, 0));
 		free(text);
 		return EXIT_FAILED;
 	}
 	if (json)
-		printf("%s\n", text);
+		printf("%s\n", text);	/* JSON escapes control characters */
 	free(text);
+	/* What the text forms print cannot drive the terminal (metrics keep
+	 * their lines). */
+	if (!json && escape_json_strings(reply, strcmp(cmd, CTL_CMD_METRICS) ==
+	    0 ? ESCAPE_KEEP_NEWLINE : 0) == -1) {
+		fprintf(stderr, "egressctl: out of memory\n");
+		cJSON_Delete(reply);
+		return EXIT_FAILED;
+	}
 	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok"))) {
 		fprintf(stderr, "egressctl: %s: %s\n", cmd, str(reply, "error"));
 		cJSON_Delete(reply);

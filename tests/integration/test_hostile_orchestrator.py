@@ -1,0 +1,103 @@
+"""An orchestrator that may be compromised (docs/SECURITY.md): whatever it
+sends, it cannot forge a log line, drive the operator's terminal through
+egressctl, or steer a result to another endpoint."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import binary, run_tool  # noqa: E402
+from proto_helpers import (  # noqa: E402
+    kick, wait_results, wait_until)
+from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
+
+FORGED = "2026-01-01T00:00:00.000Z egressd[1] info master: forged"
+ESC = "\x1b[2J\x1b]0;owned\x07"
+
+
+def egressctl(a, *args):
+    p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, *args])
+    assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
+    return p.stdout
+
+
+def assert_no_control(text, what):
+    bad = sorted({c for c in text if (ord(c) < 0x20 and c != "\n")
+                  or 0x7f <= ord(c) <= 0x9f})
+    assert not bad, f"{what} holds control characters {bad!r}"
+
+
+def test_log_lines_cannot_be_forged(orch, agent):
+    """Orchestrator strings written into the text log: a newline does not
+    start a line of its own, an escape sequence does not reach the file."""
+    a = agent()
+    a.wait_ready(2)
+    orch.send_event({"type": "welcome",
+                     "agent_id": "x\n" + FORGED + ESC + "\u009b31m"})
+    wait_until(lambda: "welcome (agent_id x\\n" in a.log(),
+               msg="the welcome logged")
+    log = a.log()
+    assert not [ln for ln in log.splitlines() if ln.startswith(FORGED)], \
+        "a forged log line"
+    assert_no_control(log, "the log")
+    line = next(ln for ln in log.splitlines() if "welcome (agent_id x" in ln)
+    assert line.endswith("forged\\x1b[2J\\x1b]0;owned\\x07\\u009b31m)"), line
+
+
+def test_json_log_stays_valid_json(orch, agent):
+    """The JSON log format: control characters, C1 and bytes that are not
+    UTF-8 make no invalid line."""
+    a = agent(log={"format": "json"})
+    a.wait_ready(2)
+    orch.send_event({"type": "welcome", "agent_id": "y\n" + ESC + "\u0085"})
+    wait_until(lambda: "welcome (agent_id y" in a.log(),
+               msg="the welcome logged")
+    for ln in a.log().splitlines():
+        rec = json.loads(ln)
+        assert_no_control(ln, "a JSON log line")
+        if "welcome (agent_id y" in rec["msg"]:
+            assert rec["msg"].endswith("y\n" + ESC + "\u0085)"), rec
+
+
+def test_egressctl_output_is_escaped(orch, agent):
+    """An operation path is the agent process's image: egressctl ps and
+    audit print it escaped, --json keeps it exact."""
+    a = agent()
+    a.wait_ready(2)
+    path = "/api/v1/x" + ESC + "\n    1        0  EXITED fake"
+    (op,) = orch.enqueue({"path": path})["operation_ids"]
+    kick(orch)
+    wait_results(orch, [op])
+    for args in (("ps", "--all"), ("audit",)):
+        out = egressctl(a, *args)
+        assert_no_control(out, "egressctl " + " ".join(args))
+        forged = [ln for ln in out.splitlines()
+                  if ln.startswith("    1        0  EXITED")]
+        assert not forged, f"a forged row: {forged}"
+    ps = egressctl(a, "ps", "--all")
+    assert "/api/v1/x\\x1b[2J\\x1b]0;owned\\x07\\n    1" in ps, ps
+    pid = next(int(ln.split()[0]) for ln in ps.splitlines()
+               if "/api/v1/x" in ln)
+    text = egressctl(a, "inspect", str(pid))
+    assert_no_control(text, "egressctl inspect")
+    exact = json.loads(egressctl(a, "inspect", "--json", str(pid)))
+    assert exact["image"] == path
+
+
+def test_dot_segment_ids_are_refused(orch, agent):
+    """Operation IDs "." and ".." would turn the result PUT into a PUT to
+    another endpoint: they are dropped with a log line and nothing is sent
+    for them."""
+    a = agent()
+    a.wait_ready(2)
+    ops = orch.enqueue([{"operation_id": ".."}, {"operation_id": "."},
+                        {}])["operation_ids"]
+    kick(orch)
+    wait_results(orch, ops[2:])
+    wait_until(lambda: a.log().count("without a usable") >= 2,
+               msg="both refusals logged")
+    puts = [r["path"] for r in orch.get_requests(method="PUT")]
+    assert puts and all(p.startswith("/api/v1/agent/operations/" + ops[2])
+                        for p in puts), puts
