@@ -6,9 +6,10 @@
  *
  * The rules:
  *
- * - A "{param}" in an argv string (param: [A-Za-z_][A-Za-z0-9_]*) is
- *   replaced by args.param, a string or a number; any other brace is
- *   literal (a script in argv says $VAR, not ${VAR}).
+ * - A "{param}" in an argv string (param: [A-Za-z_][A-Za-z0-9_]*, of any
+ *   length, matched case for case) is replaced by args.param, a string or
+ *   a number; any other brace is literal (a script in argv says $VAR, not
+ *   ${VAR}).
  *   Every placeholder needs its argument and every argument a placeholder.
  * - A value stays inside its argv string whatever it contains; it must be
  *   valid UTF-8, 1..ARGVT_VALUE_MAX bytes, without control characters

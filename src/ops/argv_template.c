@@ -12,9 +12,10 @@
 #include "core/jsonutil.h"
 #include "ops/argv_template.h"
 
-#define ARGVT_NAME_MAX	256	/* bytes of a parameter name */
 #define ARGVT_NUM_LEN	32	/* a number written out */
 #define ARGVT_EXACT_MAX	1e15	/* integers below this print without a dot */
+/* "%.*s" arguments for a name of n bytes in a message: 64 at most. */
+#define ARGVT_MSG_NAME(n)	(int)((n) < 64 ? (n) : 64)
 
 /* A growing string for the expansion of one argv template string. */
 struct argvt_buf {
@@ -42,6 +43,19 @@ argvt_placeholder(const char *p)
 	return n > 0 && p[n + 1] == '}' ? n : 0;
 }
 
+/* The argument named by the n bytes at name, case for case, or NULL. */
+static const cJSON *
+argvt_arg(const cJSON *args, const char *name, size_t n)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, args)
+		if (a->string != NULL && strncmp(a->string, name, n) == 0 &&
+		    a->string[n] == '\0')
+			return a;
+	return NULL;
+}
+
 /* Whether any of the argc strings of tmpl has the placeholder {name}. */
 static bool
 argvt_uses(char *const *tmpl, size_t argc, const char *name)
@@ -51,7 +65,7 @@ argvt_uses(char *const *tmpl, size_t argc, const char *name)
 
 	for (i = 0; i < argc; i++)
 		for (p = tmpl[i]; *p != '\0'; p++)
-			if ((n = argvt_placeholder(p)) == len &&
+			if ((n = argvt_placeholder(p)) > 0 && n == len &&
 			    strncmp(p + 1, name, len) == 0)
 				return true;
 	return false;
@@ -125,25 +139,22 @@ argvt_expand_one(const char *t, const cJSON *args, bool dashes_before,
     char *why, size_t whylen)
 {
 	struct argvt_buf b = { NULL, 0, 0 };
-	char name[ARGVT_NAME_MAX], num[ARGVT_NUM_LEN];
+	char num[ARGVT_NUM_LEN];
 	const char *p, *v, *bad;
+	const cJSON *a;
 	size_t n;
 
 	why[0] = '\0';
 	for (p = t; *p != '\0'; p += n > 0 ? n + 2 : 1) {
-		if ((n = argvt_placeholder(p)) == 0 || n >= sizeof(name)) {
-			n = 0;
+		if ((n = argvt_placeholder(p)) == 0) {
 			if (argvt_append(&b, p, 1) == -1)
 				goto fail;
 			continue;
 		}
-		memcpy(name, p + 1, n);
-		name[n] = '\0';
-		v = argvt_value_text(cJSON_GetObjectItemCaseSensitive(args,
-		    name), num, sizeof(num));
-		if (v == NULL) {
-			snprintf(why, whylen, "args.%.64s: %s", name,
-			    cJSON_HasObjectItem(args, name) ?
+		a = argvt_arg(args, p + 1, n);
+		if ((v = argvt_value_text(a, num, sizeof(num))) == NULL) {
+			snprintf(why, whylen, "args.%.*s: %s",
+			    ARGVT_MSG_NAME(n), p + 1, a != NULL ?
 			    "must be a string or a number" : "is missing");
 			goto fail;
 		}
@@ -151,7 +162,8 @@ argvt_expand_one(const char *t, const cJSON *args, bool dashes_before,
 		if (bad == NULL && p == t && v[0] == '-' && !dashes_before)
 			bad = "must not start with \"-\"";
 		if (bad != NULL) {
-			snprintf(why, whylen, "args.%.64s: %s", name, bad);
+			snprintf(why, whylen, "args.%.*s: %s",
+			    ARGVT_MSG_NAME(n), p + 1, bad);
 			goto fail;
 		}
 		if (argvt_append(&b, v, strlen(v)) == -1)
