@@ -4,21 +4,15 @@
  * return {"exit_code", "signal", "stdout", "stderr", "timed_out",
  * "truncated"}.
  *
- * Owns the expansion of the argv template, the child's start and the wait
- * for it on the worker's loop.  The rules:
+ * Owns the child's start and the wait for it on the worker's loop; the
+ * argv comes from the command's template and the operation's "args"
+ * through ops/argv_template (its rules are in include/ops/argv_template.h:
+ * placeholders, values, options).  The rules:
  *
  * - The capability "command:NAME" (right "execute") is checked before the
  *   name is looked up, so a refused caller learns nothing about the list.
- * - A "{param}" in an argv string (param: [A-Za-z_][A-Za-z0-9_]*) is
- *   replaced by args.param, a string or a number (written as JSON would);
- *   any other brace is literal (a script in argv says $VAR, not ${VAR}).
- *   Every placeholder needs its argument and every argument a placeholder
- *   (invalid_request otherwise).  A value
- *   stays inside its argv string whatever it contains; it must be valid
- *   UTF-8, 1..4096 bytes, without control characters, and may begin with
- *   '-' only where it would not begin an argv string (text before it in
- *   the template, "--path={path}") or after a literal "--" argv string,
- *   so an argument cannot turn into an option.
+ * - "args", when present, is an object or null; a template the arguments
+ *   do not fill is an invalid_request with argvt_expand's reason.
  * - The child gets stdin from /dev/null, stdout and stderr on pipes, no
  *   other descriptors, its own process group, an empty signal mask and
  *   default dispositions (the worker blocks and ignores some), SIGKILL
@@ -64,6 +58,7 @@
 #include "core/config.h"
 #include "core/evloop.h"
 #include "core/jsonutil.h"
+#include "ops/argv_template.h"
 #include "ops/ops.h"
 
 #ifndef SYS_pidfd_open
@@ -72,9 +67,6 @@
 
 #define CMD_PATH	"/usr/sbin:/usr/bin:/sbin:/bin"
 #define CMD_NAME_MAX	256	/* bytes of a command name */
-#define CMD_VALUE_MAX	4096	/* bytes of one argument value */
-#define CMD_NUM_LEN	32	/* a number written out */
-#define CMD_EXACT_MAX	1e15	/* integers below this print without a dot */
 #define CMD_WHY_LEN	256
 #define CMD_TERM_GRACE	1.0	/* seconds from SIGTERM to SIGKILL */
 #define CMD_DRAIN_GRACE	1.0	/* seconds from SIGKILL to giving up output */
@@ -103,197 +95,6 @@ struct cmd_state {
 	bool reaped, status_known, timed_out, nomem;
 	int status;
 };
-
-/* A growing string for the expansion of one argv template string. */
-struct cmd_buf {
-	char *p;
-	size_t len, cap;
-};
-
-static bool
-cmd_name_char(char c, bool first)
-{
-	return c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	    (!first && c >= '0' && c <= '9');
-}
-
-/* Length of the parameter name in a placeholder at p ('{'), or 0. */
-static size_t
-cmd_placeholder(const char *p)
-{
-	size_t n = 0;
-
-	if (p[0] != '{')
-		return 0;
-	while (cmd_name_char(p[n + 1], n == 0))
-		n++;
-	return n > 0 && p[n + 1] == '}' ? n : 0;
-}
-
-/* Whether any argv string of cmd has the placeholder {name}. */
-static bool
-cmd_uses(const struct config_command *cmd, const char *name)
-{
-	size_t i, n, len = strlen(name);
-	const char *p;
-
-	for (i = 0; i < cmd->argc; i++)
-		for (p = cmd->argv[i]; *p != '\0'; p++)
-			if ((n = cmd_placeholder(p)) == len &&
-			    strncmp(p + 1, name, len) == 0)
-				return true;
-	return false;
-}
-
-/* Why v may not be an argument value, or NULL when it may. */
-static const char *
-cmd_value_problem(const char *v)
-{
-	const unsigned char *p = (const unsigned char *)v;
-	size_t n = strlen(v), i, len;
-
-	if (n == 0)
-		return "must not be empty";
-	if (n > CMD_VALUE_MAX)
-		return "is longer than 4096 bytes";
-	for (i = 0; i < n; i += len) {
-		if (p[i] < 0x20 || p[i] == 0x7f)
-			return "must not contain control characters";
-		if ((len = json_utf8_len(v + i, n - i)) == 0)
-			return "must be valid UTF-8";
-	}
-	return NULL;
-}
-
-/* The text of an argument: a string, or a number written into num. */
-static const char *
-cmd_value_text(const cJSON *v, char *num, size_t numlen)
-{
-	double d;
-
-	if (cJSON_IsString(v))
-		return v->valuestring;
-	if (!cJSON_IsNumber(v))
-		return NULL;
-	d = v->valuedouble;
-	if (d > -CMD_EXACT_MAX && d < CMD_EXACT_MAX &&
-	    (double)(long long)d == d)
-		snprintf(num, numlen, "%lld", (long long)d);
-	else
-		snprintf(num, numlen, "%.17g", d);
-	return num;
-}
-
-static int
-cmd_append(struct cmd_buf *b, const char *s, size_t n)
-{
-	size_t cap = b->cap ? b->cap : 64;
-	char *p;
-
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	if (cap != b->cap) {
-		if ((p = realloc(b->p, cap)) == NULL)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-/*
- * One argv string from template t; dashes_before: a literal "--" came
- * earlier.  NULL with why set (a user error) or, for memory, why empty.
- */
-static char *
-cmd_expand_one(const char *t, const cJSON *args, bool dashes_before,
-    char *why, size_t whylen)
-{
-	struct cmd_buf b = { NULL, 0, 0 };
-	char name[CMD_NAME_MAX], num[CMD_NUM_LEN];
-	const char *p, *v, *bad;
-	size_t n;
-
-	why[0] = '\0';
-	for (p = t; *p != '\0'; p += n > 0 ? n + 2 : 1) {
-		if ((n = cmd_placeholder(p)) == 0 || n >= sizeof(name)) {
-			n = 0;
-			if (cmd_append(&b, p, 1) == -1)
-				goto fail;
-			continue;
-		}
-		memcpy(name, p + 1, n);
-		name[n] = '\0';
-		v = cmd_value_text(cJSON_GetObjectItemCaseSensitive(args, name),
-		    num, sizeof(num));
-		if (v == NULL) {
-			snprintf(why, whylen, "args.%.64s: %s", name,
-			    cJSON_HasObjectItem(args, name) ?
-			    "must be a string or a number" : "is missing");
-			goto fail;
-		}
-		bad = cmd_value_problem(v);
-		if (bad == NULL && p == t && v[0] == '-' && !dashes_before)
-			bad = "must not start with \"-\"";
-		if (bad != NULL) {
-			snprintf(why, whylen, "args.%.64s: %s", name, bad);
-			goto fail;
-		}
-		if (cmd_append(&b, v, strlen(v)) == -1)
-			goto fail;
-	}
-	if (b.p == NULL && cmd_append(&b, "", 0) == -1)
-		goto fail;
-	return b.p;
-fail:
-	free(b.p);
-	return NULL;
-}
-
-static void
-cmd_strv_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* The argv of cmd with args in place, or NULL with why (empty: memory). */
-static char **
-cmd_expand(const struct config_command *cmd, const cJSON *args, char *why,
-    size_t whylen)
-{
-	const cJSON *a;
-	bool dashes = false;
-	char **argv;
-	size_t i;
-
-	why[0] = '\0';
-	cJSON_ArrayForEach(a, args) {
-		if (!cmd_uses(cmd, a->string)) {
-			snprintf(why, whylen, "args.%.64s: not a parameter of "
-			    "command %.64s", a->string, cmd->name);
-			return NULL;
-		}
-	}
-	if ((argv = calloc(cmd->argc + 1, sizeof(*argv))) == NULL)
-		return NULL;
-	for (i = 0; i < cmd->argc; i++) {
-		argv[i] = cmd_expand_one(cmd->argv[i], args, dashes, why,
-		    whylen);
-		if (argv[i] == NULL) {
-			cmd_strv_free(argv);
-			return NULL;
-		}
-		dashes = dashes || strcmp(cmd->argv[i], "--") == 0;
-	}
-	return argv;
-}
 
 static char *
 cmd_env_entry(const char *name, const char *value)
@@ -331,7 +132,7 @@ cmd_environ(const struct config_strlist *names)
 	}
 	return envp;
 fail:
-	cmd_strv_free(envp);
+	argvt_free(envp);
 	return NULL;
 }
 
@@ -843,19 +644,20 @@ cmd_prepare(struct op_run *run, const cJSON *body,
 		    "positive number of seconds");
 		return OPS_DONE;
 	}
-	if ((argv = cmd_expand(cmd, args, why, sizeof(why))) == NULL) {
+	if ((argv = argvt_expand(cmd->argv, cmd->argc, args, cmd->name, why,
+	    sizeof(why))) == NULL) {
 		if (why[0] != '\0')
 			*result = ops_error("invalid_request", "%s", why);
 		return OPS_DONE;
 	}
 	if ((envp = cmd_environ(&run->ctx->cfg->operations.command.
 	    environment)) == NULL) {
-		cmd_strv_free(argv);
+		argvt_free(argv);
 		return OPS_DONE;
 	}
 	st = cmd_start(run, cmd, argv, envp, timeout, result);
-	cmd_strv_free(argv);
-	cmd_strv_free(envp);
+	argvt_free(argv);
+	argvt_free(envp);
 	return st;
 }
 

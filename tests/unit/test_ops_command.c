@@ -27,6 +27,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/evloop.h"
+#include "ops/argv_template.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 
@@ -704,6 +705,269 @@ test_several_at_once(void **state)
 	assert_string_equal(str(f->result, "stdout"), "");
 }
 
+/*
+ * The argv template expansion (ops/argv_template) by itself: no child, no
+ * loop.  expand() fills tmpl (NULL-terminated) with args_json ("" for no
+ * arguments) for a command named "t"; the argv, or NULL with why set.
+ */
+static char **
+expand(const char *const *tmpl, const char *args_json, char *why,
+    size_t whylen)
+{
+	cJSON *args = NULL;
+	char **argv;
+	size_t argc = 0;
+
+	while (tmpl[argc] != NULL)
+		argc++;
+	if (args_json[0] != '\0')
+		assert_non_null(args = cJSON_Parse(args_json));
+	argv = argvt_expand((char *const *)tmpl, argc, args, "t", why,
+	    whylen);
+	cJSON_Delete(args);
+	return argv;
+}
+
+/* The expansion must give exactly want (NULL-terminated). */
+static void
+expand_ok(const char *const *tmpl, const char *args_json,
+    const char *const *want)
+{
+	char why[256], **argv;
+	size_t i;
+
+	if ((argv = expand(tmpl, args_json, why, sizeof(why))) == NULL)
+		fail_msg("%s: refused: %s", args_json, why);
+	for (i = 0; want[i] != NULL; i++) {
+		assert_non_null(argv[i]);
+		assert_string_equal(argv[i], want[i]);
+	}
+	assert_null(argv[i]);
+	argvt_free(argv);
+}
+
+/* The expansion must be refused with exactly the message want. */
+static void
+expand_refused(const char *const *tmpl, const char *args_json,
+    const char *want)
+{
+	char why[256], **argv;
+
+	why[0] = 'x';
+	if ((argv = expand(tmpl, args_json, why, sizeof(why))) != NULL) {
+		argvt_free(argv);
+		fail_msg("%s: accepted, wanted \"%s\"", args_json, want);
+	}
+	assert_string_equal(why, want);
+}
+
+static void
+test_argvt_placeholders(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "{a}", "x{a}y{b}",
+	    "{a}{b}", "$HOME {} {1} {a-b} {{b}} {b ${a}", "{_x9}", "", NULL };
+	static const char *const want[] = { "/bin/echo", "1", "x1ytwo",
+	    "1two", "$HOME {} {1} {a-b} {two} {b $1", "u", "", NULL };
+	static const char *const plain[] = { "/bin/sh", "-c", "exit 3",
+	    NULL };
+
+	(void)state;
+	expand_ok(tmpl, "{\"a\": \"1\", \"b\": \"two\", \"_x9\": \"u\"}",
+	    want);
+	/* No placeholder: the template as it is, with or without args. */
+	expand_ok(plain, "", plain);
+	expand_ok(plain, "null", plain);
+	expand_ok(plain, "{}", plain);
+}
+
+static void
+test_argvt_values_stay_literal(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "{a}", "{b}", NULL };
+	static const char *const want[] = { "/bin/echo", "{b} $(id) `id`",
+	    "x; rm -rf / \"'\\ \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", NULL };
+
+	(void)state;
+	/* A value is one argv string, never expanded again. */
+	expand_ok(tmpl, "{\"a\": \"{b} $(id) `id`\", \"b\": \"x; rm -rf / "
+	    "\\\"'\\\\ \xc3\xa9\\u20ac\\ud83d\\ude00\"}", want);
+}
+
+static void
+test_argvt_numbers(void **state)
+{
+	static const struct {
+		const char *json, *text;
+	} cases[] = {
+		{ "42", "n=42" },
+		{ "-3", "n=-3" },
+		{ "-0", "n=0" },
+		{ "0.25", "n=0.25" },
+		{ "0.1", "n=0.10000000000000001" },
+		{ "999999999999999", "n=999999999999999" },
+		{ "1e15", "n=1000000000000000" },
+		{ "1e20", "n=1e+20" },
+		{ "-2.5e-7", "n=-2.4999999999999999e-07" },
+	};
+	static const char *const tmpl[] = { "/bin/echo", "n={n}", NULL };
+	const char *want[] = { "/bin/echo", NULL, NULL };
+	char args[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(args, sizeof(args), "{\"n\": %s}", cases[i].json);
+		want[1] = cases[i].text;
+		expand_ok(tmpl, args, want);
+	}
+}
+
+static void
+test_argvt_placeholder_needs_argument(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "{a}", "{A}", NULL };
+	static const char *const one[] = { "/bin/echo", "-x={a}", NULL };
+
+	(void)state;
+	expand_refused(one, "", "args.a: is missing");
+	expand_refused(one, "null", "args.a: is missing");
+	expand_refused(one, "{}", "args.a: is missing");
+	/* Names are matched case for case, also in the message. */
+	expand_refused(tmpl, "{\"A\": \"x\"}", "args.a: is missing");
+	expand_refused(tmpl, "{\"a\": \"x\"}", "args.A: is missing");
+	expand_refused(one, "{\"a\": true}",
+	    "args.a: must be a string or a number");
+	expand_refused(one, "{\"a\": null}",
+	    "args.a: must be a string or a number");
+	expand_refused(one, "{\"a\": [\"x\"]}",
+	    "args.a: must be a string or a number");
+	expand_refused(one, "{\"a\": {}}",
+	    "args.a: must be a string or a number");
+}
+
+static void
+test_argvt_argument_needs_placeholder(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "{a}", "{b", "c}",
+	    "{ d }", NULL };
+
+	(void)state;
+	expand_refused(tmpl, "{\"a\": \"x\", \"z\": \"y\"}",
+	    "args.z: not a parameter of command t");
+	/* Checked before the placeholders: z is named, not a. */
+	expand_refused(tmpl, "{\"z\": \"y\"}",
+	    "args.z: not a parameter of command t");
+	/* Braces that make no placeholder name no parameter. */
+	expand_refused(tmpl, "{\"a\": \"x\", \"b\": \"y\"}",
+	    "args.b: not a parameter of command t");
+	expand_refused(tmpl, "{\"a\": \"x\", \"d\": \"y\"}",
+	    "args.d: not a parameter of command t");
+	/* An empty name is no placeholder's either. */
+	expand_refused(tmpl, "{\"a\": \"x\", \"\": \"y\"}",
+	    "args.: not a parameter of command t");
+}
+
+static void
+test_argvt_value_rules(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "={v}", NULL };
+	char args[ARGVT_VALUE_MAX + 64], text[ARGVT_VALUE_MAX + 2];
+	const char *want[] = { "/bin/echo", text, NULL };
+
+	(void)state;
+	expand_refused(tmpl, "{\"v\": \"\"}", "args.v: must not be empty");
+	expand_refused(tmpl, "{\"v\": \"a\\nb\"}",
+	    "args.v: must not contain control characters");
+	expand_refused(tmpl, "{\"v\": \"a\\u001f\"}",
+	    "args.v: must not contain control characters");
+	expand_refused(tmpl, "{\"v\": \"\\u007f\"}",
+	    "args.v: must not contain control characters");
+	expand_refused(tmpl, "{\"v\": \"a\xff\"}",
+	    "args.v: must be valid UTF-8");
+	expand_refused(tmpl, "{\"v\": \"\xc0\xaf\"}",
+	    "args.v: must be valid UTF-8");
+	expand_refused(tmpl, "{\"v\": \"\xed\xa0\x80\"}",
+	    "args.v: must be valid UTF-8");
+	/* 4096 bytes is the most. */
+	text[0] = '=';
+	memset(text + 1, 'a', ARGVT_VALUE_MAX);
+	text[ARGVT_VALUE_MAX + 1] = '\0';
+	snprintf(args, sizeof(args), "{\"v\": \"%s\"}", text + 1);
+	expand_ok(tmpl, args, want);
+	snprintf(args, sizeof(args), "{\"v\": \"%sb\"}", text + 1);
+	expand_refused(tmpl, args, "args.v: is longer than 4096 bytes");
+}
+
+static void
+test_argvt_dash_rules(void **state)
+{
+	static const char *const start[] = { "/bin/rm", "{v}", NULL };
+	static const char *const inside[] = { "/bin/rm", "--x={v}", "a{v}",
+	    NULL };
+	static const char *const after[] = { "/bin/rm", "--", "{v}", "{v}",
+	    NULL };
+	static const char *const before[] = { "/bin/rm", "{v}", "--", NULL };
+	static const char *const not_dashes[] = { "/bin/rm", "--x", "-",
+	    "{v}", NULL };
+	static const char *const want_inside[] = { "/bin/rm", "--x=-rf",
+	    "a-rf", NULL };
+	static const char *const want_after[] = { "/bin/rm", "--", "-rf",
+	    "-rf", NULL };
+
+	(void)state;
+	expand_refused(start, "{\"v\": \"-rf\"}",
+	    "args.v: must not start with \"-\"");
+	expand_refused(start, "{\"v\": \"--\"}",
+	    "args.v: must not start with \"-\"");
+	expand_refused(start, "{\"v\": -1}",
+	    "args.v: must not start with \"-\"");
+	/* Text before the value in its string, or a "--" string earlier. */
+	expand_ok(inside, "{\"v\": \"-rf\"}", want_inside);
+	expand_ok(after, "{\"v\": \"-rf\"}", want_after);
+	/* A "--" later, or strings that are not exactly "--", do not count. */
+	expand_refused(before, "{\"v\": \"-rf\"}",
+	    "args.v: must not start with \"-\"");
+	expand_refused(not_dashes, "{\"v\": \"-rf\"}",
+	    "args.v: must not start with \"-\"");
+}
+
+static void
+test_argvt_long_names(void **state)
+{
+	char name[301], tmpl_s[310], args[700], msg[128], value[] = "v";
+	const char *tmpl[] = { "/bin/echo", tmpl_s, NULL };
+	const char *want[] = { "/bin/echo", value, NULL };
+
+	(void)state;
+	/* A placeholder's name has no length limit. */
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(tmpl_s, sizeof(tmpl_s), "{%s}", name);
+	snprintf(args, sizeof(args), "{\"%s\": \"v\"}", name);
+	expand_ok(tmpl, args, want);
+	/* Messages cut it at 64 bytes. */
+	snprintf(msg, sizeof(msg), "args.%.64s: is missing", name);
+	expand_refused(tmpl, "{}", msg);
+	snprintf(args, sizeof(args), "{\"%sx\": \"v\"}", name);
+	snprintf(msg, sizeof(msg), "args.%.64s: not a parameter of command t",
+	    name);
+	expand_refused(tmpl, args, msg);
+}
+
+static void
+test_argvt_short_message_buffer(void **state)
+{
+	static const char *const tmpl[] = { "/bin/echo", "{a}", NULL };
+	char why[8];
+
+	(void)state;
+	/* The message is cut, not overrun. */
+	assert_null(expand(tmpl, "{}", why, sizeof(why)));
+	assert_string_equal(why, "args.a:");
+	assert_null(expand(tmpl, "{}", why, 3));
+	assert_string_equal(why, "ar");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -728,6 +992,15 @@ main(void)
 		T(test_spawn_failure),
 		T(test_no_loop),
 		T(test_several_at_once),
+		cmocka_unit_test(test_argvt_placeholders),
+		cmocka_unit_test(test_argvt_values_stay_literal),
+		cmocka_unit_test(test_argvt_numbers),
+		cmocka_unit_test(test_argvt_placeholder_needs_argument),
+		cmocka_unit_test(test_argvt_argument_needs_placeholder),
+		cmocka_unit_test(test_argvt_value_rules),
+		cmocka_unit_test(test_argvt_dash_rules),
+		cmocka_unit_test(test_argvt_long_names),
+		cmocka_unit_test(test_argvt_short_message_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
