@@ -50,6 +50,7 @@ struct egressd_config {
 		char *user;		/* "" = do not change user */
 		char *group;		/* "" = primary group of user */
 		bool daemonize;
+		bool core_dumps;	/* read at start only */
 		double graceful_timeout;
 		double worker_timeout;
 		double min_uptime;

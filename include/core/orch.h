@@ -44,6 +44,8 @@ struct orch {
  * from orchestrator.token_file (refused when group or world can read it),
  * else $EGRESSD_TOKEN, else the previous credentials' (a reload after the
  * environment was scrubbed).  Without orchestrator.url nothing is needed.
+ * $EGRESSD_TOKEN leaves the environment in any case, its bytes zeroed, so
+ * no /proc/PID/environ and nothing the daemon runs shows it.
  */
 int orch_load_credentials(const struct egressd_config *cfg,
     const struct orch_creds *previous, struct orch_creds *out,

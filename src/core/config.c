@@ -143,6 +143,7 @@ static const struct config_key config_server_keys[] = {
 	{ KEY("user", CK_STRING, CFG(server.user)) },
 	{ KEY("group", CK_STRING, CFG(server.group)) },
 	{ KEY("daemonize", CK_BOOL, CFG(server.daemonize)), .def = 0 },
+	{ KEY("core_dumps", CK_BOOL, CFG(server.core_dumps)), .def = 0 },
 	{ KEY("graceful_timeout", CK_DOUBLE, CFG(server.graceful_timeout)),
 	    .min = 0, .max = SECS_HOUR, .def = 30 },
 	{ KEY("worker_timeout", CK_DOUBLE, CFG(server.worker_timeout)),

@@ -90,16 +90,47 @@ orch_header_safe(const char *v)
 	return 1;
 }
 
+static void
+orch_free_secret(char *s)
+{
+	if (s != NULL)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/*
+ * $EGRESSD_TOKEN, taken out of the environment: unsetenv alone would leave
+ * the bytes in the initial environment block, which /proc/PID/environ of
+ * the master and of every worker forked from it shows, so they are zeroed
+ * in place first.  A malloc'd copy, or NULL when unset or empty.
+ */
+static char *
+orch_take_env_token(void)
+{
+	char *env = getenv("EGRESSD_TOKEN"), *copy = NULL;
+
+	if (env == NULL)
+		return NULL;
+	if (env[0] != '\0')
+		copy = strdup(env);	/* NULL: "no token" follows */
+	explicit_bzero(env, strlen(env));
+	unsetenv("EGRESSD_TOKEN");
+	return copy;
+}
+
 int
 orch_load_credentials(const struct egressd_config *cfg,
     const struct orch_creds *previous, struct orch_creds *out,
     char *err, size_t errlen)
 {
 	const char *id = cfg->orchestrator.token_id, *env;
+	char *env_token = orch_take_env_token();
 
 	memset(out, 0, sizeof(*out));
-	if (cfg->orchestrator.url[0] == '\0')
+	if (cfg->orchestrator.url[0] == '\0') {
+		orch_free_secret(env_token);
 		return 0;
+	}
 	if (id[0] == '\0' && (env = getenv("EGRESSD_TOKEN_ID")) != NULL)
 		id = env;
 	if (id[0] == '\0' && previous != NULL && previous->token_id != NULL)
@@ -107,15 +138,17 @@ orch_load_credentials(const struct egressd_config *cfg,
 	if (id[0] == '\0') {
 		snprintf(err, errlen, "no token ID: set orchestrator.token_id "
 		    "or EGRESSD_TOKEN_ID");
+		orch_free_secret(env_token);
 		return -1;
 	}
 	out->token_id = strdup(id);
 	if (cfg->orchestrator.token_file[0] != '\0')
 		out->token = orch_read_token_file(
 		    cfg->orchestrator.token_file, err, errlen);
-	else if ((env = getenv("EGRESSD_TOKEN")) != NULL && env[0] != '\0')
-		out->token = strdup(env);
-	else if (previous != NULL && previous->token != NULL)
+	else if (env_token != NULL) {
+		out->token = env_token;
+		env_token = NULL;
+	} else if (previous != NULL && previous->token != NULL)
 		out->token = strdup(previous->token);
 	else
 		snprintf(err, errlen, "no token: set orchestrator.token_file "
@@ -125,8 +158,11 @@ orch_load_credentials(const struct egressd_config *cfg,
 	    !orch_header_safe(out->token)))
 		snprintf(err, errlen, "token ID or token contains control "
 		    "characters");
-	else if (out->token_id != NULL && out->token != NULL)
+	else if (out->token_id != NULL && out->token != NULL) {
+		orch_free_secret(env_token);
 		return 0;
+	}
+	orch_free_secret(env_token);
 	orch_creds_free(out);
 	return -1;
 }
@@ -134,9 +170,7 @@ orch_load_credentials(const struct egressd_config *cfg,
 void
 orch_creds_free(struct orch_creds *c)
 {
-	if (c->token != NULL)
-		explicit_bzero(c->token, strlen(c->token));
-	free(c->token);
+	orch_free_secret(c->token);
 	free(c->token_id);
 	c->token = c->token_id = NULL;
 }

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -212,6 +214,27 @@ drop_privileges(struct master *m, const struct egressd_config *cfg)
 	    (long)uid, (long)gid);
 }
 
+/*
+ * The master and the workers forked from it hold the orchestrator's token:
+ * no core file, and no ptrace or /proc/PID/mem by other processes of the
+ * same user, unless server.core_dumps allows them.
+ */
+static void
+restrict_core_dumps(const struct egressd_config *cfg)
+{
+	struct rlimit rl;
+
+	if (cfg->server.core_dumps)
+		return;
+	if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+		rl.rlim_cur = 0;
+		if (setrlimit(RLIMIT_CORE, &rl) == -1)
+			log_warn("setrlimit RLIMIT_CORE");
+	}
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		log_warn("prctl PR_SET_DUMPABLE");
+}
+
 static void
 redirect_stdio(void)
 {
@@ -289,6 +312,7 @@ main(int argc, char **argv)
 	if (log_open(cfg->log.file, cfg->log.level, cfg->log.format, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
+	restrict_core_dumps(cfg);
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
 	acquire_pidfile(&pf, cfg->server.pidfile);

@@ -465,7 +465,6 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 
 	if (orch_load_credentials(cfg, previous, &creds, err, errlen) == -1)
 		return -1;
-	unsetenv("EGRESSD_TOKEN");
 	orch_creds_free(&m->creds);
 	m->creds = creds;
 	m->orch.cfg = cfg;

@@ -101,3 +101,35 @@ def test_dot_segment_ids_are_refused(orch, agent):
     puts = [r["path"] for r in orch.get_requests(method="PUT")]
     assert puts and all(p.startswith("/api/v1/agent/operations/" + ops[2])
                         for p in puts), puts
+
+
+def _proc_read(pid, name):
+    with open(f"/proc/{pid}/{name}", "rb") as f:
+        return f.read()
+
+
+def test_token_leaves_every_environ(orch, agent):
+    """$EGRESSD_TOKEN is not only unset but zeroed: /proc/PID/environ of
+    the master and of the workers forked from it does not show it, and
+    their core dumps are off."""
+    a = agent(use_token_file=False, env={"EGRESSD_TOKEN": orch.token})
+    h = a.wait_ready(2)
+    pids = [a.proc.pid] + sorted(a.worker_pids(h))
+    for pid in pids:
+        assert orch.token.encode() not in _proc_read(pid, "environ"), pid
+        limits = _proc_read(pid, "limits").decode()
+        core = next(ln for ln in limits.splitlines()
+                    if ln.startswith("Max core file size"))
+        assert core.split()[4] == "0", core
+        assert os.stat(f"/proc/{pid}/environ").st_uid == 0, \
+            f"pid {pid} is dumpable"
+    ids = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    wait_results(orch, ids)
+
+
+def test_core_dumps_allowed_by_config(orch, agent):
+    a = agent(server={"core_dumps": True})
+    h = a.wait_ready(2)
+    for pid in [a.proc.pid] + sorted(a.worker_pids(h)):
+        assert os.stat(f"/proc/{pid}/environ").st_uid == os.getuid(), pid

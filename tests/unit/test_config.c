@@ -59,6 +59,7 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_string_equal(c->server.user, "");
 	assert_string_equal(c->server.group, "");
 	assert_false(c->server.daemonize);
+	assert_false(c->server.core_dumps);
 	assert_true(c->server.graceful_timeout == 30.0);
 	assert_true(c->server.worker_timeout == 30.0);
 	assert_true(c->server.min_uptime == 5.0);
