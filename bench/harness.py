@@ -4,6 +4,9 @@ egressd daemon configured against it, process accounting from /proc, and the
 cleanup that stops every process a benchmark started, also on error, ^C or
 SIGTERM.
 
+The process helpers (alive, children, stop, wait) are tests/procutil.py's,
+shared with the integration tests and re-exported here for the benchmarks.
+
 Not a benchmark itself; Python standard library only.
 """
 
@@ -22,8 +25,12 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import procutil  # noqa: E402
+from procutil import (children_of, pid_alive, sigkill,  # noqa: E402,F401
+                      stop_process, wait_gone)
+
 FAKE = os.path.join(REPO, "tests", "orchestrator", "fake_orchestrator.py")
-TICKS = os.sysconf("SC_CLK_TCK")
 TOKEN_ID = "bench"
 TOKEN = "bench-secret"
 HEALTH_POLL = 0.002             # control-socket polling for roll timing, s
@@ -58,29 +65,9 @@ def terminate_on_sigterm():
 def cpu_seconds(pid):
     """User + system CPU of pid, in seconds (0 when it is gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return procutil.cpu_seconds(pid)
     except (OSError, IndexError, ValueError):
         return 0.0
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 def smaps_rollup(pid):
@@ -95,20 +82,6 @@ def smaps_rollup(pid):
     except OSError:
         pass
     return vals
-
-
-def stop_process(proc, wait, kids=()):
-    """TERM, then KILL after wait seconds; then KILL what outlived it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for k in kids:
-        if alive(k):
-            os.kill(k, signal.SIGKILL)
 
 
 class HealthClient:
@@ -341,7 +314,7 @@ class Daemon(HealthClient):
         return self.proc.pid
 
     def worker_pids(self):
-        pids = children(self.proc.pid)
+        pids = children_of(self.proc.pid)
         self.seen.update(pids)
         return pids
 
@@ -389,14 +362,11 @@ class Daemon(HealthClient):
         outlived it.  Returns the master's exit status."""
         self.close()
         self.worker_pids()
-        stop_process(self.proc, wait)
+        status = stop_process(self.proc, wait)
         for pid in sorted(self.seen):
-            if alive(pid) and self._ours(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        return self.proc.returncode
+            if pid_alive(pid) and self._ours(pid):
+                sigkill(pid)
+        return status
 
 
 def rolled_to(n, gen):

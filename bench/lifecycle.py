@@ -60,7 +60,8 @@ import sys
 import tempfile
 import time
 
-from harness import HEALTH_POLL, HealthClient, rolled_to
+from harness import (HEALTH_POLL, HealthClient, children_of, rolled_to,
+                     sigkill, stop_process)
 
 SETTLE = 1.0                    # pause after READY before memory/idle figures
 GRACEFUL_TIMEOUT = 5.0          # server.graceful_timeout in the config
@@ -137,12 +138,7 @@ class Daemon(HealthClient):
 
     def children(self):
         """Worker pids from /proc (the master's direct children)."""
-        pid = self.proc.pid
-        try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                pids = {int(p) for p in f.read().split()}
-        except (OSError, ValueError):
-            pids = set()
+        pids = set(children_of(self.proc.pid))
         self.seen |= pids
         return pids
 
@@ -159,6 +155,11 @@ class Daemon(HealthClient):
                              f"{timeout:.0f}s after the signal")
         return time.monotonic()
 
+    def _before_kill(self):
+        self.children()
+        print(f"  (master pid {self.proc.pid} ignored SIGTERM for "
+              f"{KILL_AFTER:.0f}s; SIGKILL)", file=sys.stderr)
+
     def _ours(self, pid):
         """Still one of ours: same binary, and working in our directory."""
         try:
@@ -174,23 +175,13 @@ class Daemon(HealthClient):
         if self.proc is not None:
             if self.alive():
                 self.children()
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=KILL_AFTER)
-                except subprocess.TimeoutExpired:
-                    self.children()
-                    print(f"  (master pid {self.proc.pid} ignored SIGTERM "
-                          f"for {KILL_AFTER:.0f}s; SIGKILL)", file=sys.stderr)
-                    self.proc.kill()
-                    self.proc.wait()
+                stop_process(self.proc, KILL_AFTER,
+                             before_kill=self._before_kill)
             for pid in sorted(self.seen):
                 if self._ours(pid):
                     print(f"  (worker pid {pid} outlived its master; "
                           f"SIGKILL)", file=sys.stderr)
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
+                    sigkill(pid)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 

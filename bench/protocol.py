@@ -36,9 +36,10 @@ Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
 3. goodbye -> every worker exited, with W workers and server.on_goodbye =
    "restart": the time from the fake sending the goodbye event (stamped by
-   the fake) until none of the old workers' pids exists, polled every 0.5 ms.
-   It includes each worker's POST /api/v1/agent/shutdown round trip.  p50,
-   p99 and max over R runs; between runs the fresh workers are waited for.
+   the fake) until none of the old workers is alive (a zombie is not),
+   polled every 0.5 ms.  It includes each worker's POST
+   /api/v1/agent/shutdown round trip.  p50, p99 and max over R runs;
+   between runs the fresh workers are waited for.
 
 The fake runs as its own process (its CPU is counted apart); every process
 started is stopped at the end, even on error or ^C.
@@ -58,30 +59,11 @@ import tempfile
 import time
 import urllib.request
 
-from harness import alive, stop_process
+from harness import children_of, cpu_seconds, stop_process, wait_gone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 FAKE = os.path.join(REPO, "tests", "orchestrator", "fake_orchestrator.py")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    """User + system CPU of pid, in seconds (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
-    except OSError:
-        return 0.0
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 class Fake:
@@ -191,10 +173,10 @@ worker: {{ max_inflight = 8; }};
 
     def cpu(self):
         pid = self.proc.pid
-        return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children(pid))
+        return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children_of(pid))
 
     def stop(self):
-        stop_process(self.proc, 20, children(self.proc.pid))
+        stop_process(self.proc, 20, children_of(self.proc.pid))
 
 
 @contextlib.contextmanager
@@ -244,11 +226,8 @@ def goodbye_latencies(binary, runs, workers, timeout):
             gen = h["generation"]
             t0 = time.monotonic()
             fake.admin("POST", "/admin/goodbye", {"reason": "bench"})
-            deadline = t0 + timeout
-            while any(alive(p) for p in old):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("old workers did not exit")
-                time.sleep(0.0005)
+            if wait_gone(old, timeout - (time.monotonic() - t0), 0.0005):
+                raise RuntimeError("old workers did not exit")
             out.append(time.monotonic() - t0)
             h = egressd.wait_ready(workers, generation=gen + 1,
                                    timeout=timeout)
@@ -269,7 +248,7 @@ def idle_wakeups(binary, seconds, timeout):
     """Wake-ups of an idle master and worker with the stream connected."""
     with running(binary, 2, timeout) as (fake, egressd):
         time.sleep(1)
-        worker = children(egressd.proc.pid)[0]
+        worker = children_of(egressd.proc.pid)[0]
         m0 = voluntary_switches(egressd.proc.pid)
         w0 = voluntary_switches(worker)
         time.sleep(seconds)

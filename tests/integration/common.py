@@ -1,10 +1,12 @@
 """Helpers shared by the integration test modules.
 
 conftest.py (process-model tests) and proto_helpers.py (orchestrator-protocol
-tests) both build on these: deadlines, polling, /proc inspection, binary
-lookup, libconfig rendering and merging, the control-socket client, the
-process class their Daemon and Agent extend, and the temporary directory
-fixture.  Apart from pytest itself, only the standard library.
+tests) both build on these: deadlines, polling, binary lookup, libconfig
+rendering and merging, the control-socket client, the process class their
+Daemon and Agent extend, and the temporary directory fixture.  The /proc
+inspection and process helpers come from tests/procutil.py, shared with the
+benchmarks, and are re-exported here.  Apart from pytest itself, only the
+standard library.
 
 EGRESSD_TEST_TIMEOUT_SCALE (float, default 1) multiplies every deadline, for
 slow builds (AddressSanitizer, valgrind).
@@ -13,14 +15,18 @@ slow builds (AddressSanitizer, valgrind).
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from procutil import (children_of, cpu_seconds,  # noqa: E402,F401
+                      pid_alive, ppid_of, sigkill, stop_process, wait_gone)
 
 SCALE = float(os.environ.get("EGRESSD_TEST_TIMEOUT_SCALE", "1") or "1")
 DEADLINE = 20.0 * SCALE          # generous upper bound for anything to happen
@@ -93,59 +99,12 @@ def wait_until(pred, timeout=DEADLINE, interval=POLL, msg="condition"):
 # --------------------------------------------------------------------------
 # processes
 
-def proc_state(pid):
-    """The state letter of /proc/PID/stat, or None if there is no such pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: the state follows the last ')'
-    return data[data.rindex(b")") + 2:].split()[0].decode()
-
-
-def pid_alive(pid):
-    """True when pid exists and is not a zombie."""
-    return proc_state(pid) not in (None, "Z", "X")
-
-
-def ppid_of(pid):
-    """The parent pid of pid (from /proc/PID/status)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("PPid:"):
-                return int(line.split()[1])
-    return None
-
-
-def children_of(pid):
-    """Pids whose parent is pid (from /proc)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            if ppid_of(int(name)) == pid:
-                out.append(int(name))
-        except (OSError, ValueError, IndexError):
-            pass
-    return out
-
-
 def is_egressd(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"egressd" in f.read()
     except OSError:
         return False
-
-
-def sigkill(pid):
-    """SIGKILL pid; no error if it is already gone."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def binary(var):
@@ -370,20 +329,12 @@ class EgressdProcess:
             return
         if self.proc.poll() is None:
             self.note_children()
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(self.term_wait)
-            except subprocess.TimeoutExpired:
-                self.note_children()
-                self.proc.kill()
-                self.proc.wait(SHORT)
+            stop_process(self.proc, self.term_wait,
+                         before_kill=self.note_children, kill_wait=SHORT)
         for pid in self.known_pids:
             if pid_alive(pid) and is_egressd(pid):
                 sigkill(pid)
-        for pid in self.known_pids:
-            deadline = time.monotonic() + SHORT
-            while pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(POLL)
+        wait_gone(self.known_pids, SHORT, POLL)
 
     # output
     @staticmethod

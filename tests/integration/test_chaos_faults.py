@@ -33,7 +33,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Control, binary, render_config  # noqa: E402
+from common import Control, binary, cpu_seconds, render_config  # noqa: E402
 from proto_helpers import (  # noqa: E402
     EP_OPERATION, EP_RESULT, EP_STREAM, SCALE, SHORT, kick,
     pid_alive, requests, results_by_id, wait_results, wait_until)
@@ -116,14 +116,6 @@ def assert_delivered_once(orch, op_ids):
         assert mine[-1]["seq"] == ok[0]["seq"], \
             f"{op_id}: result sent again after it was acknowledged"
     assert orch.state()["duplicate_results"] == 0
-
-
-def cpu_seconds(pid):
-    """utime + stime of pid, in seconds."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def assert_no_spin(a, seconds):

@@ -19,6 +19,7 @@ def _assert_down(a):
     h = a.health()
     assert h["ready"] == 0, f"a worker is ready without an orchestrator: {h}"
     assert h["status"] == "down", h
+    assert h["workers"], f"no workers while the orchestrator is down: {h}"
     assert all(w.get("ready") is not True for w in h["workers"]), h
     return h
 
@@ -52,6 +53,7 @@ def test_refusing_orchestrator_no_request_storm(orch, agent):
     assert len(gets) <= limit, \
         f"{len(gets)} GET operation in {elapsed:.1f}s (limit {limit:.0f})"
     assert len(streams) <= 4, f"{len(streams)} stream connects in {elapsed:.1f}s"
+    assert gets + streams, "no request reached the refusing orchestrator"
     assert all(r["status"] == 503 for r in gets + streams)
 
     # the orchestrator recovers: workers become ready and serve

@@ -40,7 +40,9 @@ def test_token_file_must_be_private(orch, agent, mode):
 def test_token_file_private_is_accepted(orch, agent):
     a = agent(token_mode=0o400)
     a.wait_ready(2)
-    assert all(r["auth_ok"] for r in orch.get_requests())
+    reqs = orch.get_requests()
+    assert reqs, "no request reached the orchestrator"
+    assert all(r["auth_ok"] for r in reqs)
 
 
 def test_token_from_environment(orch, agent):
@@ -58,7 +60,9 @@ def test_token_id_from_environment(orch, agent):
     a = agent(use_token_file=False, orchestrator={"token_id": ""},
               env={"EGRESSD_TOKEN": orch.token, "EGRESSD_TOKEN_ID": TOKEN_ID})
     a.wait_ready(2)
-    assert all(r["auth_ok"] for r in orch.get_requests())
+    reqs = orch.get_requests()
+    assert reqs, "no request reached the orchestrator"
+    assert all(r["auth_ok"] for r in reqs)
 
 
 def test_token_rotated_on_reload(orch, agent):

@@ -3,15 +3,10 @@
  * rights list (membership and validation) and liveness.
  */
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
-#include <cmocka.h>
-
 #include "procmgr/capability.h"
+#include "testutil.h"
 
 static void
 test_pattern_exact(void **state)

@@ -7,17 +7,12 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "core/channel.h"
+#include "testutil.h"
 
 #define TEST_PAYLOAD	"{\"pid\":42}"
 #define TEST_RECV_SIZE	(CHANNEL_MAX_FRAME + 1)

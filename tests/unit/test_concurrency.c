@@ -15,21 +15,17 @@
 #include <sys/wait.h>
 
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <sqlite3.h>
 
 #include "core/config.h"
 #include "procmgr/procmgr.h"
 #include "procmgr/store.h"
+#include "testutil.h"
 
 #define WRITERS 8
 #define LIFECYCLES 10000
@@ -103,68 +99,40 @@ writer_run(const char *dir, int writer, long n,
 	return rc;
 }
 
-static int64_t
-count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	int64_t v = -1;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static void
-remove_dir(const char *dir)
-{
-	static const char *const files[] = { "egressd.db", "egressd.db-wal",
-	    "egressd.db-shm" };
-	char path[128];
-	size_t i;
-
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
-}
-
 static void
 check_counts(const char *dir, long n)
 {
 	int64_t total = (int64_t)WRITERS * n;
 	struct store st;
-	char err[512];
 	sqlite3 *db;
 
-	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, BUSY_TIMEOUT, err,
-	    sizeof(err)), 0);
+	assert_int_equal(tu_store_open(&st, dir, BUSY_TIMEOUT, false), 0);
 	db = st.db;
-	assert_int_equal(count(db, "SELECT count(*) FROM processes"), total);
-	assert_int_equal(count(db, "SELECT count(*) FROM processes WHERE "
-	    "status = 'EXITED' AND ended_at IS NOT NULL AND tool_calls = 1 "
-	    "AND result_oid IS NOT NULL"), total);
-	assert_int_equal(count(db, "SELECT max(pid) FROM processes"), total);
-	assert_int_equal(count(db, "SELECT count(DISTINCT operation_id) FROM "
-	    "processes"), total);
-	assert_int_equal(count(db, "SELECT count(*) FROM objects"), 2 * total);
-	assert_int_equal(count(db, "SELECT count(*) FROM views"), total);
-	assert_int_equal(count(db, "SELECT count(*) FROM events"),
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM processes"),
+	    total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM processes "
+	    "WHERE status = 'EXITED' AND ended_at IS NOT NULL AND "
+	    "tool_calls = 1 AND result_oid IS NOT NULL"), total);
+	assert_int_equal(tu_query_int(db, "SELECT max(pid) FROM processes"),
+	    total);
+	assert_int_equal(tu_query_int(db, "SELECT count(DISTINCT operation_id) "
+	    "FROM processes"), total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM objects"),
+	    2 * total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM views"), total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM events"),
 	    CALLS_PER_LIFECYCLE * total);
-	assert_int_equal(count(db, "SELECT count(*) FROM audit"),
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM audit"),
 	    CALLS_PER_LIFECYCLE * total);
-	assert_int_equal(count(db, "SELECT count(*) FROM events WHERE type = "
-	    "'process.exited'"), total);
-	assert_int_equal(count(db, "SELECT count(*) FROM audit WHERE action = "
-	    "'process.tool_call'"), total);
-	assert_int_equal(count(db, "SELECT count(*) FROM outbox"), 0);
-	assert_int_equal(count(db, "SELECT count(DISTINCT instance_id) FROM "
-	    "processes"), WRITERS);
-	assert_int_equal(count(db, "SELECT count(*) FROM pragma_quick_check "
-	    "WHERE quick_check != 'ok'"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM events WHERE "
+	    "type = 'process.exited'"), total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM audit WHERE "
+	    "action = 'process.tool_call'"), total);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM outbox"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(DISTINCT instance_id) "
+	    "FROM processes"), WRITERS);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM "
+	    "pragma_quick_check WHERE quick_check != 'ok'"), 0);
 	store_close(&st);
 }
 
@@ -182,8 +150,7 @@ setup(void **state)
 		free(f);
 		return -1;
 	}
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test-concurrency-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (tu_mkdtemp(f->dir, sizeof(f->dir), "concurrency") == NULL) {
 		config_free(&f->cfg);
 		free(f);
 		return -1;
@@ -197,7 +164,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	remove_dir(f->dir);
+	tu_remove_tree(f->dir);
 	config_free(&f->cfg);
 	free(f);
 	return 0;
@@ -208,16 +175,13 @@ test_concurrent_lifecycles(void **state)
 {
 	struct fx *f = *state;
 	const char *dir = f->dir;
-	char err[512];
 	struct store st;
 	pid_t pids[WRITERS], pid;
 	int i, status, failed = 0, database = 0;
 	long n = lifecycles();
 
 	/* The master migrates before any worker starts. */
-	assert_int_equal(store_open(&st, dir, SYNC_NORMAL, BUSY_TIMEOUT, err,
-	    sizeof(err)), 0);
-	assert_int_equal(store_migrate(&st, err, sizeof(err)), 0);
+	assert_int_equal(tu_store_open(&st, dir, BUSY_TIMEOUT, true), 0);
 	store_close(&st);
 	for (i = 0; i < WRITERS; i++) {
 		if ((pids[i] = fork()) == -1)

@@ -7,18 +7,13 @@
 #include <sys/stat.h>
 
 #include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "core/config.h"
+#include "testutil.h"
 
 #define EXAMPLE_DEFAULT	"conf/egressd.conf"
 
@@ -35,17 +30,6 @@ expect_error(const char *text, const char *want)
 	assert_null(strchr(err, '\n'));
 	assert_null(cfg.path);
 	assert_null(cfg.server.pidfile);
-}
-
-static void
-load_ok(struct egressd_config *cfg, const char *text)
-{
-	char	err[CONFIG_ERR_MAX] = "";
-	int	rc;
-
-	rc = config_load_string(cfg, text, "t.conf", "/", err, sizeof(err));
-	if (rc != 0)
-		fail_msg("unexpected error: %s", err);
 }
 
 static void
@@ -152,7 +136,7 @@ test_empty_string_is_defaults(void **state)
 	struct egressd_config	cfg;
 
 	(void)state;
-	load_ok(&cfg, "# nothing here\n");
+	tu_config(&cfg, "# nothing here\n");
 	assert_defaults(&cfg, true);
 	assert_string_equal(cfg.path, "t.conf");
 	config_free(&cfg);
@@ -203,7 +187,7 @@ test_full_file(void **state)
 	const struct config_command *cmd;
 
 	(void)state;
-	load_ok(&c, full_text);
+	tu_config(&c, full_text);
 	assert_int_equal(c.server.workers, 16);
 	assert_string_equal(c.server.pidfile, "/p/e.pid");
 	assert_string_equal(c.server.state_dir, "/s");
@@ -375,7 +359,7 @@ test_int_accepted_for_float(void **state)
 	struct egressd_config	cfg;
 
 	(void)state;
-	load_ok(&cfg, "server: { graceful_timeout = 10; };\n"
+	tu_config(&cfg, "server: { graceful_timeout = 10; };\n"
 	    "store: { busy_timeout = 1L; };\n"
 	    "operations: { http: { max_bytes = 1048576L; }; };\n");
 	assert_true(cfg.server.graceful_timeout == 10.0);
@@ -520,10 +504,10 @@ test_blocking_limits_ok(void **state)
 
 	(void)state;
 	/* A disabled handler's limit does not matter. */
-	load_ok(&cfg, "operations: { sqlite: { timeout = 600.0; }; };\n");
+	tu_config(&cfg, "operations: { sqlite: { timeout = 600.0; }; };\n");
 	assert_true(cfg.operations.sqlite.timeout == 600.0);
 	config_free(&cfg);
-	load_ok(&cfg, "operations: { sqlite: { enabled = true; "
+	tu_config(&cfg, "operations: { sqlite: { enabled = true; "
 	    "timeout = 24.9; }; };\n");
 	assert_true(cfg.operations.sqlite.enabled);
 	config_free(&cfg);
@@ -634,13 +618,13 @@ test_url(void **state)
 	struct egressd_config	cfg;
 
 	(void)state;
-	load_ok(&cfg, "orchestrator: { url = \"https://o.example/api/\"; };");
+	tu_config(&cfg, "orchestrator: { url = \"https://o.example/api/\"; };");
 	assert_string_equal(cfg.orchestrator.url, "https://o.example/api");
 	config_free(&cfg);
-	load_ok(&cfg, "orchestrator: { url = \"http://o:8080\"; };");
+	tu_config(&cfg, "orchestrator: { url = \"http://o:8080\"; };");
 	assert_string_equal(cfg.orchestrator.url, "http://o:8080");
 	config_free(&cfg);
-	load_ok(&cfg, "orchestrator: { url = \"\"; };");
+	tu_config(&cfg, "orchestrator: { url = \"\"; };");
 	assert_string_equal(cfg.orchestrator.url, "");
 	config_free(&cfg);
 	expect_error("orchestrator: {\n url = \"o.example\"; };\n",
@@ -658,12 +642,12 @@ static void
 test_relative_paths(void **state)
 {
 	struct egressd_config	 cfg;
-	char			 tmpl[] = "/tmp/test_config.XXXXXX";
+	char			 tmpl[64];
 	char			 err[CONFIG_ERR_MAX] = "", want[PATH_MAX + 64];
 	char			*dir, *real;
 
 	(void)state;
-	assert_non_null(dir = mkdtemp(tmpl));
+	assert_non_null(dir = tu_mkdtemp(tmpl, sizeof(tmpl), "config"));
 	assert_non_null(real = realpath(dir, NULL));
 	assert_int_equal(config_load_string(&cfg,
 	    "server: { state_dir = \"state\"; pidfile = \"./run/e.pid\";\n"
@@ -688,7 +672,7 @@ test_relative_paths(void **state)
 	assert_string_equal(cfg.operations.sqlite.databases[0].path, want);
 	config_free(&cfg);
 
-	load_ok(&cfg, "log: { file = \"stderr\"; };\n");
+	tu_config(&cfg, "log: { file = \"stderr\"; };\n");
 	assert_string_equal(cfg.log.file, "stderr");
 	config_free(&cfg);
 	assert_int_equal(rmdir(dir), 0);
@@ -699,28 +683,23 @@ static void
 test_load_file_relative(void **state)
 {
 	struct egressd_config	 cfg;
-	char			 tmpl[] = "/tmp/test_config.XXXXXX";
+	char			 tmpl[64];
 	char			 err[CONFIG_ERR_MAX] = "", file[PATH_MAX];
 	char			 want[PATH_MAX + 64];
 	char			*dir, *real;
-	FILE			*fp;
 
 	(void)state;
-	assert_non_null(dir = mkdtemp(tmpl));
+	assert_non_null(dir = tu_mkdtemp(tmpl, sizeof(tmpl), "config"));
 	assert_non_null(real = realpath(dir, NULL));
 	snprintf(file, sizeof(file), "%s/e.conf", dir);
-	assert_non_null(fp = fopen(file, "w"));
-	fputs("server: { state_dir = \"var\"; };\n"
-	    "worker: {\n  max_inflight = 0; };\n", fp);
-	fclose(fp);
+	tu_write_file(file, "server: { state_dir = \"var\"; };\n"
+	    "worker: {\n  max_inflight = 0; };\n", 0644);
 	assert_int_equal(config_load_file(&cfg, file, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:3: worker.max_inflight: must be "
 	    "between 1 and 1024 (got 0)", file);
 	assert_string_equal(err, want);
 
-	assert_non_null(fp = fopen(file, "w"));
-	fputs("server: { state_dir = \"var\"; };\n", fp);
-	fclose(fp);
+	tu_write_file(file, "server: { state_dir = \"var\"; };\n", 0644);
 	assert_int_equal(config_load_file(&cfg, file, err, sizeof(err)), 0);
 	snprintf(want, sizeof(want), "%s/var", real);
 	assert_string_equal(cfg.server.state_dir, want);
@@ -728,9 +707,7 @@ test_load_file_relative(void **state)
 	assert_string_equal(cfg.path, want);
 	config_free(&cfg);
 
-	assert_non_null(fp = fopen(file, "w"));
-	fputs("server: {\n\n  workers = ; };\n", fp);
-	fclose(fp);
+	tu_write_file(file, "server: {\n\n  workers = ; };\n", 0644);
 	assert_int_equal(config_load_file(&cfg, file, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:3: syntax error: ", file);
 	assert_int_equal(strncmp(err, want, strlen(want)), 0);
@@ -749,7 +726,7 @@ test_free_is_idempotent(void **state)
 	memset(&cfg, 0, sizeof(cfg));
 	config_free(&cfg);
 	config_free(NULL);
-	load_ok(&cfg, full_text);
+	tu_config(&cfg, full_text);
 	config_free(&cfg);
 	assert_null(cfg.server.pidfile);
 	assert_null(cfg.operations.http.allow.items);

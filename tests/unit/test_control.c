@@ -1,10 +1,4 @@
 /* Unit tests for the control socket server: request validation. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +12,7 @@
 #include "master/control.h"
 #include "core/evloop.h"
 #include "core/jsonutil.h"
+#include "testutil.h"
 
 #define TURNS 50		/* loop turns to wait for a reply */
 #define TURN_MS 20
@@ -53,8 +48,8 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test-control-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || (f->loop = evloop_new()) == NULL)
+	if (tu_mkdtemp(f->dir, sizeof(f->dir), "control") == NULL ||
+	    (f->loop = evloop_new()) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->dir);
 	f->ctl = control_open(f->path, f->loop, echo_handler, f, err,
@@ -74,7 +69,7 @@ teardown(void **state)
 
 	control_close(f->ctl, 1);
 	evloop_free(f->loop);
-	rmdir(f->dir);
+	tu_remove_tree(f->dir);
 	free(f);
 	return 0;
 }

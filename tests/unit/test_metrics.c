@@ -5,19 +5,15 @@
  * lines.
  */
 #include <math.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
 
 #include "core/channel.h"
 #include "core/metrics.h"
+#include "testutil.h"
 
 #define HEALTH "/api/v1/test/health"
 

@@ -3,16 +3,9 @@
  * the handler completes (every wait bounded).  Each test checks afterwards
  * that no descriptor was left open and no child is left unreaped.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,7 +23,9 @@
 #include "ops/argv_template.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "testutil.h"
 
+#define COMMAND_PATH	"/api/v1/agent/execute/command"
 #define WAIT_LIMIT	30.0	/* seconds any one run may take */
 #define MAX_OUTPUT	1000
 #define SAFE_PATH	"PATH=/usr/sbin:/usr/bin:/sbin:/bin"
@@ -73,59 +68,24 @@ struct fixture {
 	struct egressd_config cfg;
 	struct evloop *loop;
 	struct op_context ctx;
-	struct op_host host;
-	struct op_run run;
-	cJSON *result;
-	int done_calls;
+	struct tu_host host;	/* used by test_denied only */
+	struct tu_run op;
 	int fds_before;
-	/* the fake host's view */
-	int checks;
-	char resource[128];
-	char right[32];
 };
-
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-on_done(struct op_run *run, cJSON *result)
-{
-	struct fixture *f = run->arg;
-
-	f->done_calls++;
-	cJSON_Delete(f->result);
-	f->result = result;
-}
 
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char err[CONFIG_ERR_MAX];
 
 	assert_non_null(f);
-	f->fds_before = count_fds();
-	if (config_load_string(&f->cfg, config_text, "t.conf", "/", err,
-	    sizeof(err)) != 0)
-		fail_msg("config: %s", err);
+	f->fds_before = tu_count_fds();
+	tu_config(&f->cfg, config_text);
 	assert_non_null(f->loop = evloop_new());
 	f->ctx.cfg = &f->cfg;
 	f->ctx.loop = f->loop;
-	f->run.ctx = &f->ctx;
-	f->run.done = on_done;
-	f->run.arg = f;
+	tu_host_init(&f->host);
+	tu_run_init(&f->op, &f->ctx);
 	*state = f;
 	return 0;
 }
@@ -134,53 +94,22 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	int status;
 
-	cJSON_Delete(f->result);
+	tu_run_free(&f->op);
 	evloop_free(f->loop);
 	config_free(&f->cfg);
 	/* Nothing left behind: no descriptor, no child (not even a zombie). */
-	assert_int_equal(count_fds(), f->fds_before);
-	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
-	assert_int_equal(errno, ECHILD);
+	assert_int_equal(tu_count_fds(), f->fds_before);
+	tu_assert_no_children();
 	free(f);
 	return 0;
 }
 
-/* Start the operation; OPS_DONE results land in f->result too. */
+/* Start the operation; OPS_DONE results land in f->op.result too. */
 static enum ops_status
 start(struct fixture *f, const char *body_json)
 {
-	cJSON *body = cJSON_Parse(body_json), *result = NULL;
-	enum ops_status st;
-
-	assert_non_null(body);
-	cJSON_Delete(f->result);
-	f->result = NULL;
-	f->done_calls = 0;
-	st = dispatch_start(&f->run, "/api/v1/agent/execute/command", body,
-	    &result);
-	cJSON_Delete(body);
-	if (st == OPS_DONE) {
-		assert_non_null(result);
-		f->result = result;
-	} else
-		assert_null(result);
-	return st;
-}
-
-static void
-loop_until_done(struct fixture *f)
-{
-	double limit = clock_mono() + WAIT_LIMIT;
-
-	while (f->done_calls == 0 && clock_mono() < limit)
-		assert_true(evloop_run_once(f->loop, 100) >= 0);
-	assert_int_equal(f->done_calls, 1);
-	/* Exactly once: nothing of the run is left on the loop. */
-	assert_int_equal(evloop_run_once(f->loop, 0), 0);
-	assert_int_equal(f->done_calls, 1);
-	assert_null(f->run.cancel);
+	return tu_start(&f->op, COMMAND_PATH, body_json);
 }
 
 /* Run body to completion; the result (owned by f). */
@@ -188,20 +117,9 @@ static const cJSON *
 run_op(struct fixture *f, const char *body_json)
 {
 	assert_int_equal(start(f, body_json), OPS_PENDING);
-	assert_non_null(f->run.cancel);
-	loop_until_done(f);
-	assert_non_null(f->result);
-	return f->result;
-}
-
-static const char *
-str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!cJSON_IsString(v))
-		fail_msg("%s is not a string", key);
-	return v->valuestring;
+	assert_non_null(f->op.run.cancel);
+	tu_wait(&f->op, WAIT_LIMIT);
+	return f->op.result;
 }
 
 static void
@@ -233,13 +151,6 @@ assert_flag(const cJSON *r, const char *key, bool want)
 
 	assert_true(cJSON_IsBool(b));
 	assert_int_equal(cJSON_IsTrue(b), want);
-}
-
-static void
-assert_error(const cJSON *r, const char *type)
-{
-	assert_true(ops_is_error(r));
-	assert_string_equal(str(r, "error_type"), type);
 }
 
 /* Whether pid is gone (or a zombie its new parent has not reaped). */
@@ -280,15 +191,15 @@ test_echo(void **state)
 	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": \"hello "
 	    "world\"}}");
 	assert_exit(r, 0);
-	assert_string_equal(str(r, "stdout"), "hello world\n");
-	assert_string_equal(str(r, "stderr"), "");
+	assert_string_equal(tu_str(r, "stdout"), "hello world\n");
+	assert_string_equal(tu_str(r, "stderr"), "");
 	assert_flag(r, "timed_out", false);
 	assert_flag(r, "truncated", false);
 	/* Numbers are written as JSON writes them. */
 	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": 42}}");
-	assert_string_equal(str(r, "stdout"), "42\n");
+	assert_string_equal(tu_str(r, "stdout"), "42\n");
 	r = run_op(f, "{\"name\": \"echo\", \"args\": {\"msg\": 0.25}}");
-	assert_string_equal(str(r, "stdout"), "0.25\n");
+	assert_string_equal(tu_str(r, "stdout"), "0.25\n");
 }
 
 static void
@@ -299,15 +210,15 @@ test_exit_code_and_stderr(void **state)
 
 	r = run_op(f, "{\"name\": \"exit3\"}");
 	assert_exit(r, 3);
-	assert_string_equal(str(r, "stdout"), "");
+	assert_string_equal(tu_str(r, "stdout"), "");
 	r = run_op(f, "{\"name\": \"stderr\", \"args\": {}}");
 	assert_exit(r, 1);
-	assert_string_equal(str(r, "stdout"), "");
-	assert_string_equal(str(r, "stderr"), "oops\n");
+	assert_string_equal(tu_str(r, "stdout"), "");
+	assert_string_equal(tu_str(r, "stderr"), "oops\n");
 	/* stdin is /dev/null: cat ends at once. */
 	r = run_op(f, "{\"name\": \"cat\"}");
 	assert_exit(r, 0);
-	assert_string_equal(str(r, "stdout"), "");
+	assert_string_equal(tu_str(r, "stdout"), "");
 }
 
 static void
@@ -320,7 +231,7 @@ test_timeout_kills_the_group(void **state)
 	r = run_op(f, "{\"name\": \"group\"}");
 	assert_flag(r, "timed_out", true);
 	assert_signal(r, SIGTERM);
-	grandchild = strtol(str(r, "stdout"), NULL, 10);
+	grandchild = strtol(tu_str(r, "stdout"), NULL, 10);
 	assert_true(grandchild > 1);
 	wait_gone(grandchild);
 	/* The operation may shorten the timeout (30 s configured). */
@@ -340,7 +251,7 @@ test_timeout_escalates_to_sigkill(void **state)
 	r = run_op(f, "{\"name\": \"stubborn\", \"timeout\": 1000}");
 	assert_flag(r, "timed_out", true);
 	assert_signal(r, SIGKILL);
-	assert_string_equal(str(r, "stdout"), "ready\n");
+	assert_string_equal(tu_str(r, "stdout"), "ready\n");
 }
 
 static void
@@ -351,13 +262,13 @@ test_truncation(void **state)
 
 	r = run_op(f, "{\"name\": \"lots\", \"args\": {\"n\": 1000}}");
 	assert_exit(r, 0);
-	assert_int_equal(strlen(str(r, "stdout")), MAX_OUTPUT);
+	assert_int_equal(strlen(tu_str(r, "stdout")), MAX_OUTPUT);
 	assert_flag(r, "truncated", false);
 	/* Far more than a pipe holds: read to the end, kept to the limit. */
 	r = run_op(f, "{\"name\": \"lots\", \"args\": {\"n\": 300000}}");
 	assert_exit(r, 0);
-	assert_int_equal(strlen(str(r, "stdout")), MAX_OUTPUT);
-	assert_int_equal(strncmp(str(r, "stdout"), "aaaaaaa\naaaaaaa\n", 16),
+	assert_int_equal(strlen(tu_str(r, "stdout")), MAX_OUTPUT);
+	assert_int_equal(strncmp(tu_str(r, "stdout"), "aaaaaaa\naaaaaaa\n", 16),
 	    0);
 	assert_flag(r, "truncated", true);
 	assert_flag(r, "timed_out", false);
@@ -369,7 +280,7 @@ test_unknown_name(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(start(f, "{\"name\": \"rm\"}"), OPS_DONE);
-	assert_error(f->result, "not_found");
+	tu_assert_error(f->op.result, "not_found", NULL);
 }
 
 static void
@@ -406,25 +317,24 @@ test_invalid_requests(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (start(f, bad[i]) != OPS_DONE)
 			fail_msg("%s: started", bad[i]);
-		if (!ops_is_error(f->result) || strcmp(str(f->result,
-		    "error_type"), "invalid_request") != 0)
+		if (!tu_is_error(f->op.result, "invalid_request", NULL))
 			fail_msg("%s: %s", bad[i],
-			    cJSON_PrintUnformatted(f->result));
+			    cJSON_PrintUnformatted(f->op.result));
 	}
 	memset(longval, 'a', sizeof(longval) - 1);
 	longval[sizeof(longval) - 1] = '\0';
 	snprintf(body, sizeof(body), "{\"name\": \"echo\", \"args\": "
 	    "{\"msg\": \"%s\"}}", longval);
 	assert_int_equal(start(f, body), OPS_DONE);
-	assert_error(f->result, "invalid_request");
-	assert_non_null(strstr(str(f->result, "error"), "args.msg"));
+	tu_assert_error(f->op.result, "invalid_request", NULL);
+	assert_non_null(strstr(tu_str(f->op.result, "error"), "args.msg"));
 	/* 4096 bytes is still fine (and the output over max_output). */
 	longval[sizeof(longval) - 2] = '\0';
 	snprintf(body, sizeof(body), "{\"name\": \"echo\", \"args\": "
 	    "{\"msg\": \"%s\"}}", longval);
 	assert_exit(run_op(f, body), 0);
-	assert_int_equal(strlen(str(f->result, "stdout")), MAX_OUTPUT);
-	assert_flag(f->result, "truncated", true);
+	assert_int_equal(strlen(tu_str(f->op.result, "stdout")), MAX_OUTPUT);
+	assert_flag(f->op.result, "truncated", true);
 }
 
 static void
@@ -437,11 +347,11 @@ test_arguments_stay_single(void **state)
 	    "/tmp/nothing $(id) `id` | cat > /tmp/x\", \"b\": \"-y z\"}}");
 	assert_exit(r, 0);
 	/* $# then each argument on its line; "-" fine after "--x=". */
-	assert_string_equal(str(r, "stdout"), "2\n"
+	assert_string_equal(tu_str(r, "stdout"), "2\n"
 	    "x; rm -rf /tmp/nothing $(id) `id` | cat > /tmp/x\n--x=-y z\n");
 	/* After a literal "--" a value may start with "-". */
 	r = run_op(f, "{\"name\": \"dash\", \"args\": {\"v\": \"-n\"}}");
-	assert_string_equal(str(r, "stdout"), "-- -n\n");
+	assert_string_equal(tu_str(r, "stdout"), "-- -n\n");
 }
 
 static void
@@ -449,7 +359,6 @@ test_environment(void **state)
 {
 	struct fixture *f = *state;
 	struct egressd_config cfg2;
-	char err[CONFIG_ERR_MAX];
 	const cJSON *r;
 
 	assert_int_equal(setenv("HOME", "/home/t", 1), 0);
@@ -457,17 +366,16 @@ test_environment(void **state)
 	assert_int_equal(setenv("EGRESSD_T_HIDDEN", "secret", 1), 0);
 	assert_int_equal(unsetenv("EGRESSD_T_UNSET"), 0);
 	r = run_op(f, "{\"name\": \"env\"}");
-	assert_string_equal(str(r, "stdout"), SAFE_PATH "\nHOME=/home/t\n"
+	assert_string_equal(tu_str(r, "stdout"), SAFE_PATH "\nHOME=/home/t\n"
 	    "EGRESSD_T_VAR=v 1\n");
 	/* Listing PATH passes the worker's own. */
-	assert_int_equal(config_load_string(&cfg2, "operations: { command: {"
-	    " enabled = true; environment = [ \"PATH\" ]; commands = ("
-	    " { name = \"env\"; argv = [ \"/usr/bin/env\" ]; } ); }; };",
-	    "t2.conf", "/", err, sizeof(err)), 0);
+	tu_config(&cfg2, "operations: { command: { enabled = true;"
+	    " environment = [ \"PATH\" ]; commands = ("
+	    " { name = \"env\"; argv = [ \"/usr/bin/env\" ]; } ); }; };");
 	assert_int_equal(setenv("PATH", "/usr/bin:/bin:/egressd-t", 1), 0);
 	f->ctx.cfg = &cfg2;
 	r = run_op(f, "{\"name\": \"env\"}");
-	assert_string_equal(str(r, "stdout"),
+	assert_string_equal(tu_str(r, "stdout"),
 	    "PATH=/usr/bin:/bin:/egressd-t\n");
 	f->ctx.cfg = &f->cfg;
 	config_free(&cfg2);
@@ -510,7 +418,7 @@ test_no_inherited_descriptors(void **state)
 	r = run_op(f, "{\"name\": \"fds\"}");
 	close(fd);
 	/* 0-2 and ls's own directory descriptor. */
-	assert_string_equal(str(r, "stdout"), "0\n1\n2\n3\n");
+	assert_string_equal(tu_str(r, "stdout"), "0\n1\n2\n3\n");
 }
 
 static void
@@ -521,46 +429,72 @@ test_invalid_utf8_replaced(void **state)
 
 	r = run_op(f, "{\"name\": \"binary\"}");
 	assert_exit(r, 0);
-	assert_string_equal(str(r, "stdout"),
+	assert_string_equal(tu_str(r, "stdout"),
 	    "\xef\xbf\xbd" "a" "\xef\xbf\xbd" "b" "\xe2\x82\xac");
+}
+
+/*
+ * The pids command's body, for a file in a directory of its own, and the
+ * two pids it writes there (the shell's and its background sleep's).
+ */
+struct pids {
+	char dir[64];
+	char file[96];
+	char body[256];
+	long child, grandchild;
+};
+
+static void
+pids_init(struct pids *p)
+{
+	memset(p, 0, sizeof(*p));
+	assert_non_null(tu_mkdtemp(p->dir, sizeof(p->dir), "cmd"));
+	snprintf(p->file, sizeof(p->file), "%s/pids", p->dir);
+	snprintf(p->body, sizeof(p->body), "{\"name\": \"pids\", \"args\": "
+	    "{\"file\": \"%s\"}}", p->file);
+}
+
+/* Whether the command has written both pids yet. */
+static bool
+pids_read(struct pids *p)
+{
+	FILE *fp = fopen(p->file, "r");
+
+	if (fp == NULL)
+		return false;
+	if (fscanf(fp, "%ld %ld", &p->child, &p->grandchild) != 2)
+		p->child = p->grandchild = 0;
+	fclose(fp);
+	return p->grandchild != 0;
 }
 
 static void
 test_cancel(void **state)
 {
 	struct fixture *f = *state;
-	char dir[] = "/tmp/egressd-cmd-XXXXXX", file[64], body[256];
 	double limit = clock_mono() + WAIT_LIMIT;
-	long child = 0, grandchild = 0;
-	FILE *fp;
+	long child, grandchild;
+	struct pids p;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof(file), "%s/pids", dir);
-	snprintf(body, sizeof(body), "{\"name\": \"pids\", \"args\": "
-	    "{\"file\": \"%s\"}}", file);
-	assert_int_equal(start(f, body), OPS_PENDING);
-	while (grandchild == 0 && clock_mono() < limit) {
+	pids_init(&p);
+	assert_int_equal(start(f, p.body), OPS_PENDING);
+	while (!pids_read(&p) && clock_mono() < limit)
 		assert_true(evloop_run_once(f->loop, 10) >= 0);
-		if ((fp = fopen(file, "r")) == NULL)
-			continue;
-		if (fscanf(fp, "%ld %ld", &child, &grandchild) != 2)
-			child = grandchild = 0;
-		fclose(fp);
-	}
+	child = p.child;
+	grandchild = p.grandchild;
 	assert_true(child > 1 && grandchild > 1);
 	assert_false(process_gone(child));
-	ops_cancel(&f->run);
-	assert_null(f->run.cancel);
-	assert_null(f->run.state);
+	ops_cancel(&f->op.run);
+	assert_null(f->op.run.cancel);
+	assert_null(f->op.run.state);
 	/* The child is reaped by the cancel, the grandchild killed. */
 	assert_int_equal(kill((pid_t)child, 0), -1);
 	assert_int_equal(errno, ESRCH);
 	wait_gone(grandchild);
 	/* No completion follows. */
 	assert_int_equal(evloop_run_once(f->loop, 50), 0);
-	assert_int_equal(f->done_calls, 0);
-	unlink(file);
-	rmdir(dir);
+	assert_int_equal(f->op.done_calls, 0);
+	tu_remove_tree(p.dir);
 }
 
 /* A command does not outlive a worker that was killed (no cancel ran). */
@@ -568,37 +502,28 @@ static void
 test_dies_with_its_worker(void **state)
 {
 	struct fixture *f = *state;
-	char dir[] = "/tmp/egressd-cmd-XXXXXX", file[64], body[256];
 	double limit = clock_mono() + WAIT_LIMIT;
-	long child = 0, grandchild = 0;
+	long child, grandchild;
 	cJSON *b, *r = NULL;
+	struct pids p;
 	pid_t worker;
 	bool gone;
-	FILE *fp;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(file, sizeof(file), "%s/pids", dir);
-	snprintf(body, sizeof(body), "{\"name\": \"pids\", \"args\": "
-	    "{\"file\": \"%s\"}}", file);
-	assert_non_null(b = cJSON_Parse(body));
+	pids_init(&p);
+	assert_non_null(b = cJSON_Parse(p.body));
 	if ((worker = fork()) == 0) {
 		/* The worker: start the command, serve its loop until killed. */
-		if (dispatch_start(&f->run, "/api/v1/agent/execute/command", b,
-		    &r) != OPS_PENDING)
+		if (dispatch_start(&f->op.run, COMMAND_PATH, b, &r) != OPS_PENDING)
 			_exit(1);
 		for (;;)
 			(void)evloop_run_once(f->loop, 1000);
 	}
 	cJSON_Delete(b);
 	assert_true(worker > 0);
-	while (grandchild == 0 && clock_mono() < limit) {
+	while (!pids_read(&p) && clock_mono() < limit)
 		usleep(10000);
-		if ((fp = fopen(file, "r")) == NULL)
-			continue;
-		if (fscanf(fp, "%ld %ld", &child, &grandchild) != 2)
-			child = grandchild = 0;
-		fclose(fp);
-	}
+	child = p.child;
+	grandchild = p.grandchild;
 	assert_int_equal(kill(worker, SIGKILL), 0);
 	assert_int_equal(waitpid(worker, NULL, 0), worker);
 	assert_true(child > 1 && grandchild > 1);
@@ -609,50 +534,33 @@ test_dies_with_its_worker(void **state)
 	gone = process_gone(child);
 	/* What the command started on its own is not covered: clean up. */
 	kill((pid_t)grandchild, SIGKILL);
-	unlink(file);
-	rmdir(dir);
+	tu_remove_tree(p.dir);
 	if (!gone) {
 		kill((pid_t)child, SIGKILL);
 		fail_msg("command %ld outlived its worker", child);
 	}
 }
 
-static int
-deny(struct op_run *run, const char *resource, const char *right,
-    cJSON **error)
-{
-	struct fixture *f = run->arg;
-
-	f->checks++;
-	snprintf(f->resource, sizeof(f->resource), "%s", resource);
-	snprintf(f->right, sizeof(f->right), "%s", right);
-	*error = ops_error("capability_denied", "no %s on %s", right,
-	    resource);
-	return -1;
-}
-
 static void
 test_denied(void **state)
 {
 	struct fixture *f = *state;
-	int status;
 
-	f->host.check = deny;
-	f->ctx.host = &f->host;
+	f->host.deny_all = true;
+	f->ctx.host = &f->host.host;
 	assert_int_equal(start(f, "{\"name\": \"echo\", \"args\": "
 	    "{\"msg\": \"x\"}}"), OPS_DONE);
-	assert_error(f->result, "capability_denied");
-	assert_int_equal(f->checks, 1);
-	assert_string_equal(f->resource, "command:echo");
-	assert_string_equal(f->right, "execute");
-	assert_null(f->run.cancel);
+	tu_assert_error(f->op.result, "capability_denied", NULL);
+	assert_int_equal(f->host.checks, 1);
+	assert_string_equal(f->host.resource, "command:echo");
+	assert_string_equal(f->host.right, "execute");
+	assert_null(f->op.run.cancel);
 	/* Nothing was started. */
-	assert_int_equal(waitpid(-1, &status, WNOHANG), -1);
-	assert_int_equal(errno, ECHILD);
+	tu_assert_no_children();
 	/* Checked before the lookup: an unknown name says nothing more. */
 	assert_int_equal(start(f, "{\"name\": \"nope\"}"), OPS_DONE);
-	assert_error(f->result, "capability_denied");
-	assert_string_equal(f->resource, "command:nope");
+	tu_assert_error(f->op.result, "capability_denied", NULL);
+	assert_string_equal(f->host.resource, "command:nope");
 	f->ctx.host = NULL;
 }
 
@@ -662,10 +570,10 @@ test_spawn_failure(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(start(f, "{\"name\": \"missing\"}"), OPS_DONE);
-	assert_error(f->result, "internal");
-	assert_non_null(strstr(str(f->result, "error"),
+	tu_assert_error(f->op.result, "internal", NULL);
+	assert_non_null(strstr(tu_str(f->op.result, "error"),
 	    "/nonexistent/egressd-t"));
-	assert_null(f->run.cancel);
+	assert_null(f->op.run.cancel);
 }
 
 static void
@@ -675,7 +583,7 @@ test_no_loop(void **state)
 
 	f->ctx.loop = NULL;
 	assert_int_equal(start(f, "{\"name\": \"exit3\"}"), OPS_DONE);
-	assert_error(f->result, "internal");
+	tu_assert_error(f->op.result, "internal", NULL);
 	f->ctx.loop = f->loop;
 }
 
@@ -683,26 +591,25 @@ static void
 test_several_at_once(void **state)
 {
 	struct fixture *f = *state;
-	struct fixture g = *f;
+	struct tu_run g;
 	double limit = clock_mono() + WAIT_LIMIT;
 
 	/* Two runs share the loop; each completes with its own output. */
-	g.result = NULL;
-	g.run.arg = &g;
+	tu_run_init(&g, &f->ctx);
 	assert_int_equal(start(f, "{\"name\": \"sleep\", \"args\": "
 	    "{\"n\": 0.2}}"), OPS_PENDING);
-	assert_int_equal(start(&g, "{\"name\": \"echo\", \"args\": "
-	    "{\"msg\": \"second\"}}"), OPS_PENDING);
-	while ((f->done_calls == 0 || g.done_calls == 0) &&
+	assert_int_equal(tu_start(&g, COMMAND_PATH, "{\"name\": \"echo\", "
+	    "\"args\": {\"msg\": \"second\"}}"), OPS_PENDING);
+	while ((f->op.done_calls == 0 || g.done_calls == 0) &&
 	    clock_mono() < limit)
 		assert_true(evloop_run_once(f->loop, 100) >= 0);
-	assert_int_equal(f->done_calls, 1);
+	assert_int_equal(f->op.done_calls, 1);
 	assert_int_equal(g.done_calls, 1);
 	assert_exit(g.result, 0);
-	assert_string_equal(str(g.result, "stdout"), "second\n");
-	cJSON_Delete(g.result);
-	assert_exit(f->result, 0);
-	assert_string_equal(str(f->result, "stdout"), "");
+	assert_string_equal(tu_str(g.result, "stdout"), "second\n");
+	tu_run_free(&g);
+	assert_exit(f->op.result, 0);
+	assert_string_equal(tu_str(f->op.result, "stdout"), "");
 }
 
 /*

@@ -14,18 +14,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <setjmp.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
@@ -35,7 +30,9 @@
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
+#include "testutil.h"
 
+#define HTTP_PATH	"/api/v1/agent/execute/http"
 #define REQ_MAX		65536
 #define BIG_BODY	5000	/* beyond max_bytes (1000) */
 #define SLOW_SECONDS	3
@@ -299,12 +296,9 @@ struct fixture {
 	struct evloop *loop;
 	struct httpc *http;
 	struct op_context ctx;
-	struct op_host host;
-	struct op_run run;
-	cJSON *result;
-	int done;
+	struct tu_host host;	/* refuses denied */
+	struct tu_run op;
 	char denied[64];	/* a resource the host refuses */
-	char checked[512];	/* resources asked for, space separated */
 };
 
 static void
@@ -470,41 +464,14 @@ server_log(const struct server *s, char *buf, size_t max)
 }
 
 static int
-fake_check(struct op_run *run, const char *resource, const char *right,
-    cJSON **error)
-{
-	struct fixture *f = run->ctx->host->arg;
-	size_t used = strlen(f->checked);
-
-	assert_string_equal(right, "request");
-	snprintf(f->checked + used, sizeof(f->checked) - used, "%s ",
-	    resource);
-	if (strcmp(resource, f->denied) != 0)
-		return 0;
-	*error = ops_error("capability_denied", "no %s for %s", right,
-	    resource);
-	return -1;
-}
-
-static void
-on_done(struct op_run *run, cJSON *result)
-{
-	struct fixture *f = run->arg;
-
-	f->done++;
-	f->result = result;
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], err[CONFIG_ERR_MAX];
+	char text[1024];
 	int lok, lother;
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/egressd-http-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(tu_mkdtemp(f->dir, sizeof(f->dir), "http"));
 	lok = listen_any(&f->ok.port);
 	lother = listen_any(&f->other.port);
 	server_start(&f->ok, lok, f->dir, "ok", f->other.port);
@@ -514,20 +481,17 @@ setup(void **state)
 	    "  allow = [ \"http://127.0.0.1:%d\" ];\n"
 	    "  max_bytes = 1000; timeout = 5.0; max_redirects = 3; }; };\n",
 	    f->ok.port);
-	if (config_load_string(&f->cfg, text, "t.conf", "/", err,
-	    sizeof(err)) == -1)
-		fail_msg("config: %s", err);
+	tu_config(&f->cfg, text);
 	assert_non_null(f->loop = evloop_new());
 	assert_non_null(f->http = httpc_new(f->loop));
-	f->host.check = fake_check;
-	f->host.arg = f;
+	tu_host_init(&f->host);
+	f->host.want_right = "request";
+	f->host.deny_resource = f->denied;
 	f->ctx.cfg = &f->cfg;
 	f->ctx.loop = f->loop;
 	f->ctx.http = f->http;
-	f->ctx.host = &f->host;
-	f->run.ctx = &f->ctx;
-	f->run.done = on_done;
-	f->run.arg = f;
+	f->ctx.host = &f->host.host;
+	tu_run_init(&f->op, &f->ctx);
 	*state = f;
 	return 0;
 }
@@ -537,12 +501,12 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	cJSON_Delete(f->result);
+	tu_run_free(&f->op);
 	httpc_free(f->http);
 	evloop_free(f->loop);
 	server_stop(&f->ok);
 	server_stop(&f->other);
-	rmdir(f->dir);
+	tu_remove_tree(f->dir);
 	config_free(&f->cfg);
 	free(f);
 	return 0;
@@ -569,38 +533,9 @@ static const cJSON *
 run_op(struct fixture *f, const char *text)
 {
 	char json[2048];
-	double limit = clock_mono() + DRIVE_LIMIT;
-	cJSON *body;
-	double next;
 
 	with_port(json, sizeof(json), text, f->ok.port);
-	assert_non_null(body = cJSON_Parse(json));
-	cJSON_Delete(f->result);
-	f->result = NULL;
-	f->done = 0;
-	if (dispatch_start(&f->run, "/api/v1/agent/execute/http", body,
-	    &f->result) == OPS_DONE)
-		f->done = 1;
-	cJSON_Delete(body);
-	while (!f->done && clock_mono() < limit) {
-		next = httpc_next_deadline(f->http);
-		evloop_run_once(f->loop, next > 0 ? clock_ms_until(next) :
-		    100);
-		httpc_run_timers(f->http);
-	}
-	assert_int_equal(f->done, 1);
-	assert_non_null(f->result);
-	return f->result;
-}
-
-static const char *
-str(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, key);
-
-	if (!cJSON_IsString(v))
-		fail_msg("no string %s in %s", key, cJSON_PrintUnformatted(o));
-	return v->valuestring;
+	return tu_run_op(&f->op, HTTP_PATH, json, DRIVE_LIMIT);
 }
 
 static void
@@ -609,8 +544,7 @@ expect_error(struct fixture *f, const char *fmt, const char *type,
 {
 	const cJSON *r = run_op(f, fmt);
 
-	if (strcmp(str(r, "error_type"), type) != 0 ||
-	    strstr(str(r, "error"), needle) == NULL)
+	if (!tu_is_error(r, type, needle))
 		fail_msg("want %s containing \"%s\", got %s", type, needle,
 		    cJSON_PrintUnformatted(r));
 }
@@ -625,13 +559,13 @@ test_get(void **state)
 	char want[64];
 
 	assert_int_equal(cJSON_GetObjectItem(r, "status")->valueint, 200);
-	assert_string_equal(str(r, "body"), "hello");
-	assert_string_equal(str(r, "encoding"), "utf-8");
+	assert_string_equal(tu_str(r, "body"), "hello");
+	assert_string_equal(tu_str(r, "encoding"), "utf-8");
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(r, "truncated")));
-	assert_string_equal(str(h, "x-rep"), "a, b");
-	assert_string_equal(str(h, "content-type"), "text/plain");
+	assert_string_equal(tu_str(h, "x-rep"), "a, b");
+	assert_string_equal(tu_str(h, "content-type"), "text/plain");
 	snprintf(want, sizeof(want), "http:127.0.0.1:%d ", f->ok.port);
-	assert_string_equal(f->checked, want);
+	assert_string_equal(f->host.checked, want);
 }
 
 static void
@@ -643,7 +577,7 @@ test_head(void **state)
 	char log[REQ_MAX];
 
 	assert_int_equal(cJSON_GetObjectItem(r, "status")->valueint, 200);
-	assert_string_equal(str(r, "body"), "");
+	assert_string_equal(tu_str(r, "body"), "");
 	server_log(&f->ok, log, sizeof(log));
 	assert_non_null(strstr(log, "HEAD /ok HTTP/1.1\r\n"));
 }
@@ -658,7 +592,7 @@ test_post_headers_filtered(void **state)
 	    " \"Cookie\": \"c=crumb\", \"Connection\": \"upgrade\", "
 	    "\"Host\": \"evil.example\", \"Content-Type\": \"text/x-test\","
 	    " \"X-Empty\": \"\"}}");
-	const char *echo = str(r, "body");
+	const char *echo = tu_str(r, "body");
 
 	assert_non_null(strstr(echo, "POST /echo HTTP/1.1\r\n"));
 	assert_non_null(strstr(echo, "X-Test: yes\r\n"));
@@ -683,7 +617,7 @@ test_forward_auth(void **state)
 	r = run_op(f, "{\"method\": \"GET\", \"url\": "
 	    "\"http://127.0.0.1:%d/echo\", "
 	    "\"headers\": {\"Authorization\": \"sekrit\"}}");
-	assert_non_null(strstr(str(r, "body"), "Authorization: sekrit\r\n"));
+	assert_non_null(strstr(tu_str(r, "body"), "Authorization: sekrit\r\n"));
 }
 
 static void
@@ -695,12 +629,12 @@ test_redirect_inside(void **state)
 	char want[64];
 
 	assert_int_equal(cJSON_GetObjectItem(r, "status")->valueint, 200);
-	assert_string_equal(str(r, "body"), "hello");
+	assert_string_equal(tu_str(r, "body"), "hello");
 	snprintf(want, sizeof(want), "http://127.0.0.1:%d/ok", f->ok.port);
-	assert_string_equal(str(r, "url"), want);
+	assert_string_equal(tu_str(r, "url"), want);
 	/* Same host and port: one capability check. */
 	snprintf(want, sizeof(want), "http:127.0.0.1:%d ", f->ok.port);
-	assert_string_equal(f->checked, want);
+	assert_string_equal(f->host.checked, want);
 }
 
 static void
@@ -710,8 +644,8 @@ test_see_other_becomes_get(void **state)
 	const cJSON *r = run_op(f, "{\"method\": \"POST\", \"url\": "
 	    "\"http://127.0.0.1:%d/see-other\", \"body\": \"gone\"}");
 
-	assert_non_null(strstr(str(r, "body"), "GET /echo HTTP/1.1\r\n"));
-	assert_null(strstr(str(r, "body"), "gone"));
+	assert_non_null(strstr(tu_str(r, "body"), "GET /echo HTTP/1.1\r\n"));
+	assert_null(strstr(tu_str(r, "body"), "gone"));
 }
 
 static void
@@ -742,9 +676,9 @@ test_redirects_bounded(void **state)
 	r = run_op(f, "{\"method\": \"GET\", \"url\": "
 	    "\"http://127.0.0.1:%d/redir-in\"}");
 	assert_int_equal(cJSON_GetObjectItem(r, "status")->valueint, 302);
-	assert_string_equal(str(cJSON_GetObjectItem(r, "headers"),
+	assert_string_equal(tu_str(cJSON_GetObjectItem(r, "headers"),
 	    "location"), "/ok");
-	assert_string_equal(str(r, "body"), "moved");
+	assert_string_equal(tu_str(r, "body"), "moved");
 }
 
 static void
@@ -756,7 +690,7 @@ test_truncated(void **state)
 
 	assert_int_equal(cJSON_GetObjectItem(r, "status")->valueint, 200);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "truncated")));
-	assert_int_equal(strlen(str(r, "body")), 1000);
+	assert_int_equal(strlen(tu_str(r, "body")), 1000);
 }
 
 static void
@@ -766,8 +700,8 @@ test_binary_is_base64(void **state)
 	const cJSON *r = run_op(f, "{\"method\": \"GET\", \"url\": "
 	    "\"http://127.0.0.1:%d/binary\"}");
 
-	assert_string_equal(str(r, "encoding"), "base64");
-	assert_string_equal(str(r, "body"), "AP8B");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "body"), "AP8B");
 }
 
 static void
@@ -787,21 +721,17 @@ test_cancel(void **state)
 {
 	struct fixture *f = *state;
 	char json[256];
-	cJSON *body;
 
 	snprintf(json, sizeof(json), "{\"method\": \"GET\", \"url\": "
 	    "\"http://127.0.0.1:%d/slow\"}", f->ok.port);
-	assert_non_null(body = cJSON_Parse(json));
-	assert_int_equal(dispatch_start(&f->run, "/api/v1/agent/execute/http",
-	    body, &f->result), OPS_PENDING);
-	cJSON_Delete(body);
-	assert_non_null(f->run.state);
+	assert_int_equal(tu_start(&f->op, HTTP_PATH, json), OPS_PENDING);
+	assert_non_null(f->op.run.state);
 	evloop_run_once(f->loop, 50);
 	httpc_run_timers(f->http);
-	ops_cancel(&f->run);
-	assert_null(f->run.state);
-	assert_int_equal(f->done, 0);
-	assert_null(f->result);
+	ops_cancel(&f->op.run);
+	assert_null(f->op.run.state);
+	assert_int_equal(f->op.done_calls, 0);
+	assert_null(f->op.result);
 }
 
 static void
@@ -838,7 +768,7 @@ test_refusals(void **state)
 	expect_error(f, "{\"method\": \"GET\", \"url\": "
 	    "\"http://localhost:%d/ok\"}", "capability_denied",
 	    "operations.http.allow");
-	assert_string_equal(f->checked, "");
+	assert_string_equal(f->host.checked, "");
 	assert_int_equal(server_log(&f->ok, log, sizeof(log)), 0);
 }
 

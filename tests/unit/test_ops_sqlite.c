@@ -4,24 +4,18 @@
  * (with the database file left byte for byte as it was), the time limit,
  * unknown databases, bad bodies and a capability denial.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "core/config.h"
 #include "ops/ops.h"
-
-#define DB_MAX (1 << 16)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -29,12 +23,10 @@ struct fixture {
 	char other[128];
 	struct egressd_config cfg;
 	struct op_context ctx;
-	struct op_host host;
+	struct tu_host host;	/* refuses sqlite:secret */
 	struct op_run run;
-	unsigned char before[DB_MAX];
+	char *before;		/* the database file as setup made it */
 	size_t before_len;
-	int checks;
-	char last_resource[128];
 };
 
 static const char *setup_sql =
@@ -46,55 +38,24 @@ static const char *setup_sql =
     "INSERT INTO t VALUES (4, 'four', 4.0, NULL, 0);"
     "INSERT INTO t VALUES (5, 'five', 5.0, NULL, 0);";
 
-/* The host: everything but "sqlite:secret" is allowed. */
-static int
-fake_check(struct op_run *run, const char *resource, const char *right,
-    cJSON **error)
-{
-	struct fixture *f = run->ctx->host->arg;
-
-	f->checks++;
-	snprintf(f->last_resource, sizeof(f->last_resource), "%s", resource);
-	assert_string_equal(right, "read");
-	if (strcmp(resource, "sqlite:secret") != 0)
-		return 0;
-	*error = ops_error("capability_denied", "no %s for %s", right,
-	    resource);
-	return -1;
-}
-
 static void
 make_db(const char *path, const char *sql)
 {
 	sqlite3 *db;
 
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	tu_exec(db, sql);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
-static size_t
-read_file(const char *path, unsigned char *buf, size_t len)
-{
-	FILE *fp = fopen(path, "rb");
-	size_t n;
-
-	assert_non_null(fp);
-	n = fread(buf, 1, len, fp);
-	assert_true(n < len);
-	fclose(fp);
-	return n;
 }
 
 static int
 setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char text[1024], err[CONFIG_ERR_MAX];
+	char text[1024];
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/egressd-sqlite-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(tu_mkdtemp(f->dir, sizeof(f->dir), "sqlite"));
 	snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
 	snprintf(f->other, sizeof(f->other), "%s/other.db", f->dir);
 	make_db(f->db, setup_sql);
@@ -106,15 +67,14 @@ setup(void **state)
 	    "  { name = \"missing\"; path = \"%s/nope.db\"; } );\n"
 	    "  max_rows = 3; timeout = 0.3; }; };\n",
 	    f->db, f->other, f->dir);
-	if (config_load_string(&f->cfg, text, "t.conf", "/", err,
-	    sizeof(err)) == -1)
-		fail_msg("config: %s", err);
-	f->host.check = fake_check;
-	f->host.arg = f;
+	tu_config(&f->cfg, text);
+	tu_host_init(&f->host);
+	f->host.want_right = "read";
+	f->host.deny_resource = "sqlite:secret";
 	f->ctx.cfg = &f->cfg;
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	f->run.ctx = &f->ctx;
-	f->before_len = read_file(f->db, f->before, sizeof(f->before));
+	assert_non_null(f->before = tu_read_file(f->db, &f->before_len));
 	*state = f;
 	return 0;
 }
@@ -123,14 +83,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char path[192];
 
-	snprintf(path, sizeof(path), "%s/copy.db", f->dir);
-	unlink(path);
-	unlink(f->db);
-	unlink(f->other);
-	rmdir(f->dir);
+	tu_remove_tree(f->dir);
 	config_free(&f->cfg);
+	free(f->before);
 	free(f);
 	return 0;
 }
@@ -139,13 +95,7 @@ teardown(void **state)
 static cJSON *
 run_op(struct fixture *f, const char *json)
 {
-	cJSON *body = cJSON_Parse(json), *result = NULL;
-
-	assert_non_null(body);
-	assert_int_equal(op_sqlite(&f->run, body, &result), OPS_DONE);
-	cJSON_Delete(body);
-	assert_non_null(result);
-	return result;
+	return tu_call(op_sqlite, &f->run, json);
 }
 
 static void
@@ -153,11 +103,8 @@ expect_error(struct fixture *f, const char *json, const char *type,
     const char *needle)
 {
 	cJSON *r = run_op(f, json);
-	const cJSON *t = cJSON_GetObjectItem(r, "error_type");
-	const cJSON *e = cJSON_GetObjectItem(r, "error");
 
-	if (!cJSON_IsString(t) || strcmp(t->valuestring, type) != 0 ||
-	    !cJSON_IsString(e) || strstr(e->valuestring, needle) == NULL)
+	if (!tu_is_error(r, type, needle))
 		fail_msg("%s: want %s containing \"%s\", got %s", json, type,
 		    needle, cJSON_PrintUnformatted(r));
 	cJSON_Delete(r);
@@ -166,13 +113,15 @@ expect_error(struct fixture *f, const char *json, const char *type,
 static void
 assert_db_unchanged(struct fixture *f)
 {
-	unsigned char now[DB_MAX];
-	size_t n = read_file(f->db, now, sizeof(now));
+	size_t n;
+	char *now = tu_read_file(f->db, &n);
 	char path[192];
 	struct stat sb;
 
+	assert_non_null(now);
 	assert_int_equal(n, f->before_len);
 	assert_memory_equal(now, f->before, n);
+	free(now);
 	snprintf(path, sizeof(path), "%s-journal", f->db);
 	assert_int_equal(stat(path, &sb), -1);
 	snprintf(path, sizeof(path), "%s-wal", f->db);
@@ -203,8 +152,8 @@ test_select_with_params(void **state)
 	assert_true(cJSON_IsNull(cJSON_GetArrayItem(row(r, 0), 2)));
 	assert_int_equal(cJSON_GetArrayItem(row(r, 2), 0)->valueint, 5);
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(r, "truncated")));
-	assert_int_equal(f->checks, 1);
-	assert_string_equal(f->last_resource, "sqlite:main");
+	assert_int_equal(f->host.checks, 1);
+	assert_string_equal(f->host.resource, "sqlite:main");
 	cJSON_Delete(r);
 	assert_db_unchanged(f);
 }
@@ -385,7 +334,7 @@ test_unknown_database(void **state)
 
 	expect_error(f, "{\"database\": \"nope\", \"sql\": \"SELECT 1\"}",
 	    "not_found", "no database named nope");
-	assert_int_equal(f->checks, 0);
+	assert_int_equal(f->host.checks, 0);
 	expect_error(f, "{\"database\": \"missing\", \"sql\": \"SELECT 1\"}",
 	    "internal", "cannot open");
 }
@@ -430,7 +379,7 @@ test_capability_denied(void **state)
 
 	expect_error(f, "{\"database\": \"secret\", \"sql\": "
 	    "\"SELECT * FROM s\"}", "capability_denied", "sqlite:secret");
-	assert_int_equal(f->checks, 1);
+	assert_int_equal(f->host.checks, 1);
 }
 
 int

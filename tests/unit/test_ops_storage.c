@@ -4,13 +4,6 @@
  * out of the root), limits, pagination and a capability denial.  Each test
  * runs in BASE/root beside BASE/outside, whose contents must never change.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +19,7 @@
 #include "core/jsonutil.h"
 #include "ops/ops.h"
 #include "ops/ops_storage.h"
+#include "testutil.h"
 
 #define STORAGE_PATH "/api/v1/agent/execute/storage/"
 #define MAX_BYTES 1024
@@ -36,12 +30,7 @@ struct fixture {
 	char root[PATH_MAX];
 	struct egressd_config cfg;
 	struct op_context ctx;
-	struct op_host host;
-	/* The fake host's record of its last check. */
-	char resource[2048];
-	char right[32];
-	int checks;
-	const char *deny;	/* right the fake host refuses, or NULL */
+	struct tu_host host;	/* refuses host.deny_right */
 };
 
 /* base-relative path of f's directory tree. */
@@ -93,59 +82,19 @@ lexists(const struct fixture *f, const char *rel)
 	return lstat(path, &sb) == 0;
 }
 
-static int
-count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* BASE holds root and outside only; outside holds its secret only. */
 static void
 assert_outside_intact(const struct fixture *f)
 {
-	char path[PATH_MAX], buf[64];
-	ssize_t n;
-	int fd;
+	char path[PATH_MAX];
 
-	assert_int_equal(count_entries(f->base), 2);
+	assert_int_equal(tu_count_entries(f->base), 2);
 	path_of(f, "outside", path, sizeof(path));
-	assert_int_equal(count_entries(path), 2);
+	assert_int_equal(tu_count_entries(path), 2);
 	path_of(f, "outside/secret", path, sizeof(path));
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	assert_int_equal(n, (ssize_t)strlen(SECRET));
-	assert_memory_equal(buf, SECRET, strlen(SECRET));
+	tu_assert_file(path, SECRET);
 	path_of(f, "outside/sub", path, sizeof(path));
-	assert_int_equal(count_entries(path), 0);
-}
-
-static int
-fake_check(struct op_run *run, const char *resource, const char *right,
-    cJSON **error)
-{
-	struct fixture *f = run->ctx->host->arg;
-
-	f->checks++;
-	snprintf(f->resource, sizeof(f->resource), "%s", resource);
-	snprintf(f->right, sizeof(f->right), "%s", right);
-	if (f->deny != NULL && strcmp(right, f->deny) == 0) {
-		*error = ops_error("capability_denied", "no %s on %s", right,
-		    resource);
-		return -1;
-	}
-	return 0;
+	assert_int_equal(tu_count_entries(path), 0);
 }
 
 static int
@@ -155,8 +104,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->base, sizeof(f->base), "/tmp/egressd-storage-XXXXXX");
-	if (mkdtemp(f->base) == NULL)
+	if (tu_mkdtemp(f->base, sizeof(f->base), "storage") == NULL)
 		return -1;
 	path_of(f, "root", f->root, sizeof(f->root));
 	put_dir(f, "root");
@@ -166,10 +114,9 @@ setup(void **state)
 	f->cfg.operations.storage.enabled = true;
 	f->cfg.operations.storage.root = f->root;
 	f->cfg.operations.storage.max_bytes = MAX_BYTES;
-	f->host.check = fake_check;
-	f->host.arg = f;
+	tu_host_init(&f->host);
 	f->ctx.cfg = &f->cfg;
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	*state = f;
 	return 0;
 }
@@ -178,11 +125,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	/* The base is ours, made by mkdtemp. */
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->base);
-	if (system(cmd) != 0)
+	if (tu_remove_tree(f->base) != 0)
 		return -1;
 	free(f);
 	return 0;
@@ -193,17 +137,10 @@ static cJSON *
 call(struct fixture *f, const char *method, const char *body)
 {
 	char path[128];
-	struct op_run run = { .ctx = &f->ctx };
-	cJSON *b = body ? cJSON_Parse(body) : NULL, *r = NULL;
+	struct op_run run = { .ctx = &f->ctx, .path = path };
 
-	if (body != NULL)
-		assert_non_null(b);
 	snprintf(path, sizeof(path), STORAGE_PATH "%s", method);
-	run.path = path;
-	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
-	cJSON_Delete(b);
-	assert_non_null(r);
-	return r;
+	return tu_call(op_storage, &run, body);
 }
 
 static void
@@ -211,9 +148,8 @@ expect_error(struct fixture *f, const char *method, const char *body,
     const char *type)
 {
 	cJSON *r = call(f, method, body);
-	const cJSON *t = cJSON_GetObjectItem(r, "error_type");
 
-	if (!cJSON_IsString(t) || strcmp(t->valuestring, type) != 0) {
+	if (!tu_is_error(r, type, NULL)) {
 		char *s = cJSON_PrintUnformatted(r);
 
 		print_error("%s %s: expected %s, got %s\n", method, body,
@@ -221,17 +157,7 @@ expect_error(struct fixture *f, const char *method, const char *body,
 		free(s);
 		fail();
 	}
-	assert_non_null(cJSON_GetObjectItem(r, "error"));
 	cJSON_Delete(r);
-}
-
-static const char *
-str_of(const cJSON *o, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, key);
-
-	assert_true(cJSON_IsString(v));
-	return v->valuestring;
 }
 
 static void
@@ -244,7 +170,7 @@ expect_flag(struct fixture *f, const char *method, const char *key,
 	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
 	r = call(f, method, body);
 	assert_false(ops_is_error(r));
-	assert_string_equal(str_of(r, "key"), key);
+	assert_string_equal(tu_str(r, "key"), key);
 	assert_true(cJSON_IsBool(cJSON_GetObjectItem(r, name)));
 	assert_int_equal(cJSON_IsTrue(cJSON_GetObjectItem(r, name)), want);
 	cJSON_Delete(r);
@@ -265,7 +191,7 @@ write_ok(struct fixture *f, const char *key, const char *data,
 	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
 	cJSON_Delete(b);
 	assert_false(ops_is_error(r));
-	assert_string_equal(str_of(r, "key"), key);
+	assert_string_equal(tu_str(r, "key"), key);
 	assert_true(cJSON_GetObjectItem(r, "size")->valuedouble == size);
 	cJSON_Delete(r);
 }
@@ -280,10 +206,10 @@ read_ok(struct fixture *f, const char *key)
 	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
 	r = call(f, "read", body);
 	if (ops_is_error(r)) {
-		print_error("read %s: %s\n", key, str_of(r, "error"));
+		print_error("read %s: %s\n", key, tu_str(r, "error"));
 		fail();
 	}
-	assert_string_equal(str_of(r, "key"), key);
+	assert_string_equal(tu_str(r, "key"), key);
 	return r;
 }
 
@@ -386,8 +312,8 @@ test_write_read(void **state)
 	write_ok(f, "a/b/c.txt", "hello", NULL, 5);
 	write_ok(f, "a/b/c.txt", "h\xc3\xa9llo w\xe2\x82\xacrld", "utf-8", 14);
 	r = read_ok(f, "a/b/c.txt");
-	assert_string_equal(str_of(r, "encoding"), "utf-8");
-	assert_string_equal(str_of(r, "data"), "h\xc3\xa9llo w\xe2\x82\xacrld");
+	assert_string_equal(tu_str(r, "encoding"), "utf-8");
+	assert_string_equal(tu_str(r, "data"), "h\xc3\xa9llo w\xe2\x82\xacrld");
 	assert_true(cJSON_GetObjectItem(r, "size")->valuedouble == 14);
 	cJSON_Delete(r);
 	r = call(f, "write", "{\"key\": \"top\", \"data\": \"x\", "
@@ -396,7 +322,7 @@ test_write_read(void **state)
 	cJSON_Delete(r);
 	write_ok(f, "top", "", NULL, 0);
 	r = read_ok(f, "top");
-	assert_string_equal(str_of(r, "data"), "");
+	assert_string_equal(tu_str(r, "data"), "");
 	cJSON_Delete(r);
 
 	/* mode 0640 less the umask; no temporary file left behind */
@@ -406,7 +332,7 @@ test_write_read(void **state)
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0640 & ~mask);
 	path_of(f, "root/a/b", path, sizeof(path));
-	assert_int_equal(count_entries(path), 1);
+	assert_int_equal(tu_count_entries(path), 1);
 
 	expect_flag(f, "exists", "a/b/c.txt", "exists", 1);
 	expect_flag(f, "exists", "a/b", "exists", 0);
@@ -430,8 +356,8 @@ test_write_read(void **state)
 	path_of(f, "root/a/b", path, sizeof(path));
 	assert_int_equal(stat(path, &sb), 0);
 	assert_true(S_ISDIR(sb.st_mode));
-	assert_int_equal(count_entries(path), 1);
-	assert_int_equal(count_entries(f->root), 2);
+	assert_int_equal(tu_count_entries(path), 1);
+	assert_int_equal(tu_count_entries(f->root), 2);
 	assert_outside_intact(f);
 }
 
@@ -460,7 +386,7 @@ test_bad_bodies(void **state)
 	    "\"encoding\": \"base64\"}", "invalid_request");
 	expect_error(f, "rename", "{\"key\": \"k\"}", "unsupported");
 	expect_error(f, "", "{\"key\": \"k\"}", "unsupported");
-	assert_int_equal(count_entries(f->root), 0);
+	assert_int_equal(tu_count_entries(f->root), 0);
 }
 
 static void
@@ -480,9 +406,9 @@ test_base64(void **state)
 		assert_true(cJSON_GetObjectItem(r, "size")->valuedouble ==
 		    (double)len);
 		/* "" is valid UTF-8; the rest start with NUL */
-		assert_string_equal(str_of(r, "encoding"),
+		assert_string_equal(tu_str(r, "encoding"),
 		    len == 0 ? "utf-8" : "base64");
-		assert_string_equal(str_of(r, "data"), enc[len]);
+		assert_string_equal(tu_str(r, "data"), enc[len]);
 		cJSON_Delete(r);
 	}
 	/* Not UTF-8 without any NUL: overlong, surrogate, truncated */
@@ -491,21 +417,21 @@ test_base64(void **state)
 	put_file(f, "root/cut", "ab\xe2\x82", 4);
 	put_file(f, "root/high", "\xf4\x90\x80\x80", 4);
 	r = read_ok(f, "overlong");
-	assert_string_equal(str_of(r, "encoding"), "base64");
-	assert_string_equal(str_of(r, "data"), "YcCv");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "data"), "YcCv");
 	cJSON_Delete(r);
 	r = read_ok(f, "surrogate");
-	assert_string_equal(str_of(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
 	cJSON_Delete(r);
 	r = read_ok(f, "cut");
-	assert_string_equal(str_of(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
 	cJSON_Delete(r);
 	r = read_ok(f, "high");
-	assert_string_equal(str_of(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
 	cJSON_Delete(r);
 	put_file(f, "root/four", "\xf0\x9f\x98\x80", 4);
 	r = read_ok(f, "four");
-	assert_string_equal(str_of(r, "encoding"), "utf-8");
+	assert_string_equal(tu_str(r, "encoding"), "utf-8");
 	cJSON_Delete(r);
 }
 
@@ -519,7 +445,7 @@ test_read_json(void **state)
 	put_file(f, "root/doc.json", "{\"a\": [1, 2, {\"b\": null}]}\n", 27);
 	r = call(f, "read_json", "{\"key\": \"doc.json\"}");
 	assert_false(ops_is_error(r));
-	assert_string_equal(str_of(r, "key"), "doc.json");
+	assert_string_equal(tu_str(r, "key"), "doc.json");
 	want = cJSON_Parse("{\"a\": [1, 2, {\"b\": null}]}");
 	assert_true(cJSON_Compare(cJSON_GetObjectItem(r, "data"), want, 1));
 	assert_null(cJSON_GetObjectItem(r, "size"));
@@ -594,7 +520,7 @@ test_limits(void **state)
 	expect_error(f, "read", "{\"key\": \"huge\"}", "limit_exceeded");
 	expect_error(f, "read_json", "{\"key\": \"huge\"}", "limit_exceeded");
 	free(big);
-	assert_int_equal(count_entries(f->root), 2);
+	assert_int_equal(tu_count_entries(f->root), 2);
 }
 
 static void
@@ -667,7 +593,7 @@ test_escapes(void **state)
 		    cJSON_GetObjectItem(r, "keys")), 0);
 		cJSON_Delete(r);
 	}
-	assert_int_equal(count_entries(f->root), 3);
+	assert_int_equal(tu_count_entries(f->root), 3);
 	assert_outside_intact(f);
 }
 
@@ -702,10 +628,10 @@ test_symlinks_inside(void **state)
 
 	f->cfg.operations.storage.no_symlinks = false;
 	r = read_ok(f, "alias");
-	assert_string_equal(str_of(r, "data"), "real");
+	assert_string_equal(tu_str(r, "data"), "real");
 	cJSON_Delete(r);
 	r = read_ok(f, "dlink/x");
-	assert_string_equal(str_of(r, "data"), "x");
+	assert_string_equal(tu_str(r, "data"), "x");
 	cJSON_Delete(r);
 	expect_flag(f, "exists", "alias", "exists", 1);
 	r = call(f, "list_objects", "{}");
@@ -729,14 +655,14 @@ test_symlinks_inside(void **state)
 	    2);
 	cJSON_Delete(r);
 	r = read_ok(f, "real.txt");
-	assert_string_equal(str_of(r, "data"), "real");
+	assert_string_equal(tu_str(r, "data"), "real");
 	cJSON_Delete(r);
 
 	/* allowed again: a write replaces the link, not its target */
 	f->cfg.operations.storage.no_symlinks = false;
 	write_ok(f, "alias", "new", NULL, 3);
 	r = read_ok(f, "real.txt");
-	assert_string_equal(str_of(r, "data"), "real");
+	assert_string_equal(tu_str(r, "data"), "real");
 	cJSON_Delete(r);
 	assert_outside_intact(f);
 }
@@ -750,7 +676,7 @@ list_keys(struct fixture *f, const char *body, char *out, size_t len,
 	size_t off = 0;
 
 	if (ops_is_error(r)) {
-		print_error("list %s: %s\n", body, str_of(r, "error"));
+		print_error("list %s: %s\n", body, tu_str(r, "error"));
 		fail();
 	}
 	out[0] = '\0';
@@ -762,7 +688,7 @@ list_keys(struct fixture *f, const char *body, char *out, size_t len,
 	if (cJSON_IsNull(next))
 		cursor[0] = '\0';
 	else
-		snprintf(cursor, cursorlen, "%s", str_of(r, "next_cursor"));
+		snprintf(cursor, cursorlen, "%s", tu_str(r, "next_cursor"));
 	cJSON_Delete(r);
 	return out;
 }
@@ -867,43 +793,43 @@ test_capabilities(void **state)
 	cJSON *r;
 
 	write_ok(f, "k/v", "1", NULL, 1);
-	assert_string_equal(f->resource, "storage:k/v");
-	assert_string_equal(f->right, "write");
+	assert_string_equal(f->host.resource, "storage:k/v");
+	assert_string_equal(f->host.right, "write");
 	r = read_ok(f, "k/v");
 	cJSON_Delete(r);
-	assert_string_equal(f->right, "read");
+	assert_string_equal(f->host.right, "read");
 	expect_flag(f, "exists", "k/v", "exists", 1);
-	assert_string_equal(f->right, "read");
+	assert_string_equal(f->host.right, "read");
 	r = call(f, "list_objects", "{\"prefix\": \"k/\"}");
 	cJSON_Delete(r);
-	assert_string_equal(f->resource, "storage:k/");
-	assert_string_equal(f->right, "read");
+	assert_string_equal(f->host.resource, "storage:k/");
+	assert_string_equal(f->host.right, "read");
 	r = call(f, "list_objects", "{}");
 	cJSON_Delete(r);
-	assert_string_equal(f->resource, "storage:");
+	assert_string_equal(f->host.resource, "storage:");
 
 	/* denied: the host's error comes back, nothing is touched */
-	f->deny = "write";
+	f->host.deny_right = "write";
 	expect_error(f, "write", "{\"key\": \"new/file\", \"data\": \"x\"}",
 	    "capability_denied");
-	assert_string_equal(f->resource, "storage:new/file");
+	assert_string_equal(f->host.resource, "storage:new/file");
 	assert_false(lexists(f, "root/new"));
-	f->deny = "delete";
+	f->host.deny_right = "delete";
 	expect_error(f, "delete", "{\"key\": \"k/v\"}", "capability_denied");
-	assert_string_equal(f->right, "delete");
+	assert_string_equal(f->host.right, "delete");
 	assert_true(lexists(f, "root/k/v"));
-	f->deny = "read";
+	f->host.deny_right = "read";
 	expect_error(f, "read", "{\"key\": \"k/v\"}", "capability_denied");
 	expect_error(f, "list_objects", "{}", "capability_denied");
 	/* a bad key is refused before the host is asked */
-	f->checks = 0;
+	f->host.checks = 0;
 	expect_error(f, "read", "{\"key\": \"../x\"}", "invalid_request");
-	assert_int_equal(f->checks, 0);
+	assert_int_equal(f->host.checks, 0);
 	/* no host at all: allowed */
 	f->ctx.host = NULL;
 	r = read_ok(f, "k/v");
 	cJSON_Delete(r);
-	assert_int_equal(count_entries(f->root), 1);
+	assert_int_equal(tu_count_entries(f->root), 1);
 	assert_outside_intact(f);
 }
 

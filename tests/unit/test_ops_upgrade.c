@@ -5,18 +5,10 @@
  * when nothing may change, and that no descriptor or temporary file is
  * left behind.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -30,6 +22,7 @@
 #include "core/config.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "testutil.h"
 
 #define UPGRADE_PATH	"/api/v1/upgrade"
 #define CONF_NAME	"egressd.conf"
@@ -55,79 +48,10 @@ struct fixture {
 	char bak[PATH_LEN];
 	struct egressd_config cfg;
 	struct op_context ctx;
-	struct op_host host;
-	struct op_run run;
-	cJSON *result;
+	struct tu_host host;	/* refuses host.deny_resource */
+	struct tu_run op;
 	int fds_before;
-	/* the fake host's view */
-	int checks;
-	int reloads;
-	int reload_rc;
-	const char *deny;	/* resource the host refuses */
-	char resource[128];
-	char right[32];
 };
-
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* Entries of dir other than . and .. */
-static int
-count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	assert_int_equal(fputs(text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
-/* The whole file, NUL-terminated (NULL when it does not exist). */
-static char *
-read_file(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf;
-	size_t n;
-
-	if (fp == NULL) {
-		assert_int_equal(errno, ENOENT);
-		return NULL;
-	}
-	assert_non_null(buf = calloc(1, 1 << 20));
-	n = fread(buf, 1, (1 << 20) - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
-	return buf;
-}
 
 static bool
 exists(const char *path)
@@ -135,32 +59,6 @@ exists(const char *path)
 	struct stat sb;
 
 	return lstat(path, &sb) == 0;
-}
-
-static int
-fake_check(struct op_run *run, const char *resource, const char *right,
-    cJSON **error)
-{
-	struct fixture *f = run->arg;
-
-	f->checks++;
-	snprintf(f->resource, sizeof(f->resource), "%s", resource);
-	snprintf(f->right, sizeof(f->right), "%s", right);
-	if (f->deny != NULL && strcmp(resource, f->deny) == 0) {
-		*error = ops_error("capability_denied", "no %s on %s", right,
-		    resource);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-fake_reload(struct op_run *run)
-{
-	struct fixture *f = run->arg;
-
-	f->reloads++;
-	return f->reload_rc;
 }
 
 /* ctx.cfg comes from the file, as in the daemon. */
@@ -172,8 +70,6 @@ load_context(struct fixture *f)
 	if (config_load_file(&f->cfg, f->path, err, sizeof(err)) != 0)
 		fail_msg("config: %s", err);
 	f->ctx.cfg = &f->cfg;
-	f->run.ctx = &f->ctx;
-	f->run.arg = f;
 }
 
 static int
@@ -182,36 +78,16 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->fds_before = count_fds();
-	snprintf(f->dir, sizeof(f->dir), "/tmp/egressd-upgrade-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	f->fds_before = tu_count_fds();
+	assert_non_null(tu_mkdtemp(f->dir, sizeof(f->dir), "upgrade"));
 	snprintf(f->path, sizeof(f->path), "%s/" CONF_NAME, f->dir);
 	snprintf(f->bak, sizeof(f->bak), "%s/" CONF_NAME ".bak", f->dir);
-	write_file(f->path, config_text, CONF_MODE);
+	tu_write_file(f->path, config_text, CONF_MODE);
 	load_context(f);
-	f->host.check = fake_check;
-	f->host.request_reload = fake_reload;
+	tu_host_init(&f->host);
+	tu_run_init(&f->op, &f->ctx);
 	*state = f;
 	return 0;
-}
-
-static void
-remove_tree(const char *dir)
-{
-	char path[PATH_LEN * 2];
-	struct dirent *e;
-	DIR *d;
-
-	chmod(dir, 0700);
-	assert_non_null(d = opendir(dir));
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		assert_int_equal(unlink(path), 0);
-	}
-	closedir(d);
-	assert_int_equal(rmdir(dir), 0);
 }
 
 static int
@@ -219,10 +95,10 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	cJSON_Delete(f->result);
+	tu_run_free(&f->op);
 	config_free(&f->cfg);
-	remove_tree(f->dir);
-	assert_int_equal(count_fds(), f->fds_before);
+	assert_int_equal(tu_remove_tree(f->dir), 0);
+	assert_int_equal(tu_count_fds(), f->fds_before);
 	free(f);
 	return 0;
 }
@@ -231,37 +107,8 @@ teardown(void **state)
 static cJSON *
 upgrade(struct fixture *f, const char *body_json)
 {
-	cJSON *body = NULL;
-
-	if (body_json != NULL)
-		assert_non_null(body = cJSON_Parse(body_json));
-	cJSON_Delete(f->result);
-	f->result = NULL;
-	assert_int_equal(dispatch_start(&f->run, UPGRADE_PATH, body, &f->result),
-	    OPS_DONE);
-	cJSON_Delete(body);
-	assert_non_null(f->result);
-	return f->result;
-}
-
-static const char *
-str(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	if (!cJSON_IsString(v))
-		fail_msg("no string %s in %s", name, cJSON_PrintUnformatted(o));
-	return v->valuestring;
-}
-
-static void
-assert_error(const cJSON *r, const char *type, const char *needle)
-{
-	if (!ops_is_error(r))
-		fail_msg("expected %s, got %s", type, cJSON_PrintUnformatted(r));
-	assert_string_equal(str(r, "error_type"), type);
-	if (strstr(str(r, "error"), needle) == NULL)
-		fail_msg("error %s lacks \"%s\"", str(r, "error"), needle);
+	assert_int_equal(tu_start(&f->op, UPGRADE_PATH, body_json), OPS_DONE);
+	return f->op.result;
 }
 
 /* The array name of r as one comma-separated string. */
@@ -297,13 +144,9 @@ reloading(const cJSON *r)
 static void
 assert_untouched(struct fixture *f)
 {
-	char *now = read_file(f->path);
-
-	assert_non_null(now);
-	assert_string_equal(now, config_text);
-	free(now);
+	tu_assert_file(f->path, config_text);
 	assert_false(exists(f->bak));
-	assert_int_equal(count_entries(f->dir), 1);
+	assert_int_equal(tu_count_entries(f->dir), 1);
 }
 
 /* The file as the daemon would load it now. */
@@ -321,7 +164,7 @@ test_allowed_change_applied(void **state)
 {
 	struct fixture *f = *state;
 	struct egressd_config cfg;
-	char buf[256], *bak, *now;
+	char buf[256], *now;
 	struct stat sb;
 	cJSON *r;
 
@@ -334,7 +177,7 @@ test_allowed_change_applied(void **state)
 	    "worker.max_inflight,orchestrator.poll_interval,log.level,"
 	    "orchestrator.tls_verify,store.max_rows");
 	assert_string_equal(keys(r, "unchanged", buf, sizeof(buf)), "");
-	assert_string_equal(str(r, "config"), f->path);
+	assert_string_equal(tu_str(r, "config"), f->path);
 	assert_false(reloading(r));	/* no host to ask */
 
 	reload_file(f, &cfg);
@@ -353,19 +196,17 @@ test_allowed_change_applied(void **state)
 	/* same mode; the comment is gone and the header says so */
 	assert_int_equal(stat(f->path, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, CONF_MODE);
-	assert_non_null(now = read_file(f->path));
+	assert_non_null(now = tu_read_file(f->path, NULL));
 	assert_null(strstr(now, "an upgrade drops this comment"));
 	assert_non_null(strstr(now, "the previous version is kept as "
 	    CONF_NAME ".bak"));
 	free(now);
 	/* the previous file, byte for byte, with the same mode */
-	assert_non_null(bak = read_file(f->bak));
-	assert_string_equal(bak, config_text);
-	free(bak);
+	tu_assert_file(f->bak, config_text);
 	assert_int_equal(stat(f->bak, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, CONF_MODE);
 	/* no temporary file left */
-	assert_int_equal(count_entries(f->dir), 2);
+	assert_int_equal(tu_count_entries(f->dir), 2);
 }
 
 static void
@@ -374,14 +215,14 @@ test_reload_requested_once(void **state)
 	struct fixture *f = *state;
 	cJSON *r;
 
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	r = upgrade(f, "{\"changes\": {\"worker.max_inflight\": 2}}");
 	assert_false(ops_is_error(r));
 	assert_true(reloading(r));
-	assert_int_equal(f->reloads, 1);
-	assert_int_equal(f->checks, 1);
-	assert_string_equal(f->resource, "config:worker.max_inflight");
-	assert_string_equal(f->right, "write");
+	assert_int_equal(f->host.reloads, 1);
+	assert_int_equal(f->host.checks, 1);
+	assert_string_equal(f->host.resource, "config:worker.max_inflight");
+	assert_string_equal(f->host.right, "write");
 }
 
 static void
@@ -391,12 +232,12 @@ test_reload_refused_still_written(void **state)
 	struct egressd_config cfg;
 	cJSON *r;
 
-	f->ctx.host = &f->host;
-	f->reload_rc = -1;
+	f->ctx.host = &f->host.host;
+	f->host.reload_rc = -1;
 	r = upgrade(f, "{\"changes\": {\"worker.max_inflight\": 2}}");
 	assert_false(ops_is_error(r));
 	assert_false(reloading(r));
-	assert_int_equal(f->reloads, 1);
+	assert_int_equal(f->host.reloads, 1);
 	reload_file(f, &cfg);
 	assert_int_equal(cfg.worker.max_inflight, 2);
 	config_free(&cfg);
@@ -407,15 +248,15 @@ test_key_not_allowed(void **state)
 {
 	struct fixture *f = *state;
 
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	/* the allowed key first: nothing is applied all the same */
-	assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4,"
+	tu_assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4,"
 	    " \"server.workers\": 2}}"), "capability_denied",
 	    "server.workers");
-	assert_int_equal(f->checks, 0);	/* refused before any check */
-	assert_error(upgrade(f, "{\"changes\": {\"no.such_key\": 1}}"),
+	assert_int_equal(f->host.checks, 0);	/* refused before any check */
+	tu_assert_error(upgrade(f, "{\"changes\": {\"no.such_key\": 1}}"),
 	    "capability_denied", "no.such_key");
-	assert_int_equal(f->reloads, 0);
+	assert_int_equal(f->host.reloads, 0);
 	assert_untouched(f);
 }
 
@@ -460,11 +301,11 @@ test_invalid_values(void **state)
 	struct fixture *f = *state;
 	size_t i;
 
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_error(upgrade(f, cases[i].body), "invalid_request",
+		tu_assert_error(upgrade(f, cases[i].body), "invalid_request",
 		    cases[i].needle);
-	assert_int_equal(f->reloads, 0);
+	assert_int_equal(f->host.reloads, 0);
 	assert_untouched(f);
 }
 
@@ -476,7 +317,7 @@ test_no_change_no_write(void **state)
 	char buf[256];
 	cJSON *r;
 
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	assert_int_equal(stat(f->path, &before), 0);
 	/* 60 is 60.0, 2000000 is 2000000L */
 	r = upgrade(f, "{\"changes\": {\"worker.max_inflight\": 8,"
@@ -487,8 +328,8 @@ test_no_change_no_write(void **state)
 	assert_string_equal(keys(r, "unchanged", buf, sizeof(buf)),
 	    "worker.max_inflight,orchestrator.poll_interval,store.max_rows");
 	assert_false(reloading(r));
-	assert_int_equal(f->reloads, 0);
-	assert_int_equal(f->checks, 3);	/* still checked */
+	assert_int_equal(f->host.reloads, 0);
+	assert_int_equal(f->host.checks, 3);	/* still checked */
 	assert_int_equal(stat(f->path, &after), 0);
 	assert_true(before.st_ino == after.st_ino);
 	assert_true(before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
@@ -503,7 +344,7 @@ test_some_unchanged(void **state)
 	char buf[256];
 	cJSON *r;
 
-	f->ctx.host = &f->host;
+	f->ctx.host = &f->host.host;
 	r = upgrade(f, "{\"changes\": {\"worker.max_inflight\": 8,"
 	    " \"orchestrator.poll_interval\": 0.25}}");
 	assert_false(ops_is_error(r));
@@ -512,7 +353,7 @@ test_some_unchanged(void **state)
 	assert_string_equal(keys(r, "unchanged", buf, sizeof(buf)),
 	    "worker.max_inflight");
 	assert_true(reloading(r));
-	assert_int_equal(f->reloads, 1);
+	assert_int_equal(f->host.reloads, 1);
 }
 
 /* A second upgrade starts from the first one's file; .bak is the first. */
@@ -521,43 +362,39 @@ test_upgrades_accumulate(void **state)
 {
 	struct fixture *f = *state;
 	struct egressd_config cfg;
-	char *first, *bak;
+	char *first;
 
 	assert_false(ops_is_error(upgrade(f,
 	    "{\"changes\": {\"worker.max_inflight\": 3}}")));
-	assert_non_null(first = read_file(f->path));
+	assert_non_null(first = tu_read_file(f->path, NULL));
 	assert_false(ops_is_error(upgrade(f,
 	    "{\"changes\": {\"log.level\": \"warning\"}}")));
 	reload_file(f, &cfg);
 	assert_int_equal(cfg.worker.max_inflight, 3);
 	assert_int_equal(cfg.log.level, LOGL_WARNING);
 	config_free(&cfg);
-	assert_non_null(bak = read_file(f->bak));
-	assert_string_equal(bak, first);
-	free(bak);
+	tu_assert_file(f->bak, first);
 	free(first);
-	assert_int_equal(count_entries(f->dir), 2);
+	assert_int_equal(tu_count_entries(f->dir), 2);
 }
 
 static void
 test_symlink_refused(void **state)
 {
 	struct fixture *f = *state;
-	char real[PATH_LEN], *now;
+	char real[PATH_LEN];
 
 	snprintf(real, sizeof(real), "%s/real.conf", f->dir);
 	assert_int_equal(rename(f->path, real), 0);
 	assert_int_equal(symlink("real.conf", f->path), 0);
 	config_free(&f->cfg);
 	load_context(f);
-	assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4}}"),
+	tu_assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4}}"),
 	    "unsupported", "configuration file is a symlink (managed "
 	    "elsewhere)");
-	assert_non_null(now = read_file(real));
-	assert_string_equal(now, config_text);
-	free(now);
+	tu_assert_file(real, config_text);
 	assert_false(exists(f->bak));
-	assert_int_equal(count_entries(f->dir), 2);
+	assert_int_equal(tu_count_entries(f->dir), 2);
 }
 
 static void
@@ -565,13 +402,13 @@ test_host_denies(void **state)
 {
 	struct fixture *f = *state;
 
-	f->ctx.host = &f->host;
-	f->deny = "config:orchestrator.poll_interval";
-	assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4,"
+	f->ctx.host = &f->host.host;
+	f->host.deny_resource = "config:orchestrator.poll_interval";
+	tu_assert_error(upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4,"
 	    " \"orchestrator.poll_interval\": 5}}"), "capability_denied",
 	    "no write on config:orchestrator.poll_interval");
-	assert_int_equal(f->checks, 2);
-	assert_int_equal(f->reloads, 0);
+	assert_int_equal(f->host.checks, 2);
+	assert_int_equal(f->host.reloads, 0);
 	assert_untouched(f);
 }
 
@@ -615,7 +452,7 @@ test_readonly_directory_refused(void **state)
 		skip();
 	r = upgrade(f, "{\"changes\": {\"worker.max_inflight\": 4}}");
 	undo_readonly(f->dir);
-	assert_error(r, "unsupported", f->dir);
+	tu_assert_error(r, "unsupported", f->dir);
 	assert_untouched(f);
 }
 

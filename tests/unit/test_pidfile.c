@@ -1,10 +1,4 @@
 /* Unit tests for the pidfile module: parsing, creation, held and stale files. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "master/pidfile.h"
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -27,8 +22,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/egressd-pidfile-XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (tu_mkdtemp(f->dir, sizeof(f->dir), "pidfile") == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/egressd.pid", f->dir);
 	*state = f;
@@ -40,32 +34,9 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	unlink(f->path);
-	rmdir(f->dir);
+	tu_remove_tree(f->dir);
 	free(f);
 	return 0;
-}
-
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-}
-
-static void
-read_text(const char *path, char *buf, size_t len)
-{
-	FILE *fp = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(fp);
-	n = fread(buf, 1, len - 1, fp);
-	buf[n] = '\0';
-	fclose(fp);
 }
 
 static void
@@ -90,19 +61,17 @@ test_acquire_new_write_release(void **state)
 {
 	struct fixture *f = *state;
 	struct pidfile pf;
-	char err[256], buf[64];
+	char err[256];
 	pid_t other = -1;
 
 	assert_int_equal(pidfile_acquire(&pf, f->path, &other, err,
 	    sizeof(err)), PIDFILE_ACQUIRED);
 	assert_int_equal(other, 0);
 	assert_int_equal(pidfile_write(&pf, 4242), 0);
-	read_text(f->path, buf, sizeof(buf));
-	assert_string_equal(buf, "4242\n");
+	tu_assert_file(f->path, "4242\n");
 	/* A shorter pid must not leave digits of the longer one behind. */
 	assert_int_equal(pidfile_write(&pf, 7), 0);
-	read_text(f->path, buf, sizeof(buf));
-	assert_string_equal(buf, "7\n");
+	tu_assert_file(f->path, "7\n");
 	pidfile_release(&pf);
 	assert_int_equal(access(f->path, F_OK), -1);
 	assert_int_equal(pf.fd, -1);
@@ -133,16 +102,15 @@ test_stale_is_taken_over(void **state)
 {
 	struct fixture *f = *state;
 	struct pidfile pf;
-	char err[256], buf[64];
+	char err[256];
 	pid_t other = 0;
 
-	write_text(f->path, "99999999\n");
+	tu_write_file(f->path, "99999999\n", 0644);
 	assert_int_equal(pidfile_acquire(&pf, f->path, &other, err,
 	    sizeof(err)), PIDFILE_STALE);
 	assert_int_equal(other, 99999999);
 	assert_int_equal(pidfile_write(&pf, 12345), 0);
-	read_text(f->path, buf, sizeof(buf));
-	assert_string_equal(buf, "12345\n");
+	tu_assert_file(f->path, "12345\n");
 	pidfile_release(&pf);
 }
 
@@ -154,7 +122,7 @@ test_stale_garbage_is_taken_over(void **state)
 	char err[256];
 	pid_t other = -1;
 
-	write_text(f->path, "not a pid at all");
+	tu_write_file(f->path, "not a pid at all", 0644);
 	assert_int_equal(pidfile_acquire(&pf, f->path, &other, err,
 	    sizeof(err)), PIDFILE_STALE);
 	assert_int_equal(other, 0);

@@ -7,16 +7,11 @@
  * pruning of events, audit rows and process trees.
  */
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <sqlite3.h>
 
 #include "procmgr/audit.h"
@@ -26,6 +21,7 @@
 #include "procmgr/objmem.h"
 #include "procmgr/procmgr.h"
 #include "procmgr/store.h"
+#include "testutil.h"
 
 #define INSTANCE "worker-test"
 #define IMAGE "/api/v1/agent/execute/storage/read"
@@ -239,14 +235,8 @@ fx_hook(agent_pid pid, const char *image, void *arg)
 static int
 fx_open(struct fx *f, double busy_timeout)
 {
-	char err[512];
-
-	if (store_open(&f->st, f->dir, SYNC_NORMAL, busy_timeout, err,
-	    sizeof(err)) == -1 || store_migrate(&f->st, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "fixture: %s\n", err);
+	if (tu_store_open(&f->st, f->dir, busy_timeout, true) == -1)
 		return -1;
-	}
 	procmgr_init(&f->pm, &f->st, INSTANCE, &f->cfg);
 	return procmgr_add_hook(&f->pm, fx_hook, f);
 }
@@ -258,29 +248,14 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test-procmgr-XXXXXX");
-	if (mkdtemp(f->dir) == NULL || config_init_defaults(&f->cfg) == -1 ||
+	if (tu_mkdtemp(f->dir, sizeof(f->dir), "procmgr") == NULL ||
+	    config_init_defaults(&f->cfg) == -1 ||
 	    fx_open(f, 5.0) == -1) {
 		free(f);
 		return -1;
 	}
 	*state = f;
 	return 0;
-}
-
-static void
-fx_remove(const char *dir)
-{
-	static const char *const files[] = { "egressd.db", "egressd.db-wal",
-	    "egressd.db-shm" };
-	char path[128];
-	size_t i;
-
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		unlink(path);
-	}
-	rmdir(dir);
 }
 
 static int
@@ -290,64 +265,16 @@ teardown(void **state)
 
 	procmgr_close(&f->pm);
 	store_close(&f->st);
-	fx_remove(f->dir);
+	tu_remove_tree(f->dir);
 	config_free(&f->cfg);
 	free(f);
 	return 0;
 }
 
-/* The first column of the first row of sql (printf-style), as an int. */
-static int64_t
-q_int(struct fx *f, const char *fmt, ...)
-{
-	char sql[1024];
-	sqlite3_stmt *s;
-	int64_t v = -1;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	if (sqlite3_prepare_v2(f->st.db, sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(f->st.db));
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-/* The same as text (static buffer; "" for NULL, "(none)" for no row). */
-static const char *
-q_text(struct fx *f, const char *fmt, ...)
-{
-	static char out[1024];
-	char sql[1024];
-	sqlite3_stmt *s;
-	const unsigned char *t;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	if (sqlite3_prepare_v2(f->st.db, sql, -1, &s, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(f->st.db));
-	snprintf(out, sizeof(out), "(none)");
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		t = sqlite3_column_text(s, 0);
-		snprintf(out, sizeof(out), "%s", t ? (const char *)t : "");
-	}
-	sqlite3_finalize(s);
-	return out;
-}
-
-static void
-exec_sql(struct fx *f, const char *sql)
-{
-	char *msg = NULL;
-
-	if (sqlite3_exec(f->st.db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		fail_msg("%s: %s", sql, msg);
-}
+/* Queries on the fixture's database (printf-style). */
+#define q_int(f, ...)	tu_query_int((f)->st.db, __VA_ARGS__)
+#define q_text(f, ...)	tu_query_text((f)->st.db, __VA_ARGS__)
+#define exec_sql(f, sql)	tu_exec((f)->st.db, (sql))
 
 #define ok(f, call) do {						\
 	if ((call) != 0)						\
@@ -1369,14 +1296,12 @@ test_database_locked(void **state)
 	struct fx *f = *state;
 	struct store other;
 	agent_pid pid;
-	char err[256];
 
 	/* This connection waits no time at all for the write lock. */
 	procmgr_close(&f->pm);
 	store_close(&f->st);
 	assert_int_equal(fx_open(f, 0), 0);
-	assert_int_equal(store_open(&other, f->dir, SYNC_NORMAL, 0, err,
-	    sizeof(err)), 0);
+	assert_int_equal(tu_store_open(&other, f->dir, 0, false), 0);
 	assert_int_equal(store_begin(&other), 0);
 	refused(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL,
 	    &pid), PM_E_DATABASE, NULL);
@@ -1399,7 +1324,6 @@ test_lock_wait_calls_hook(void **state)
 	struct fx *f = *state;
 	struct store other;
 	agent_pid pid;
-	char err[256];
 	int waits = 0;
 
 	procmgr_close(&f->pm);
@@ -1407,8 +1331,7 @@ test_lock_wait_calls_hook(void **state)
 	assert_int_equal(fx_open(f, 0.05), 0);
 	f->st.waiting = count_wait;
 	f->st.waiting_arg = &waits;
-	assert_int_equal(store_open(&other, f->dir, SYNC_NORMAL, 0, err,
-	    sizeof(err)), 0);
+	assert_int_equal(tu_store_open(&other, f->dir, 0, false), 0);
 	assert_int_equal(store_begin(&other), 0);
 	refused(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL,
 	    &pid), PM_E_DATABASE, NULL);

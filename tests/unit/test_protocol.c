@@ -4,12 +4,6 @@
  * operation objects are read, and the credential rules (token file
  * permissions, environment fallbacks).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +17,7 @@
 #include "master/events.h"
 #include "core/jsonutil.h"
 #include "worker/poller.h"
+#include "testutil.h"
 
 static void
 test_backoff_doubles_to_the_cap(void **state)
@@ -150,17 +145,6 @@ orchestrator_config(const char *token_file)
 }
 
 static void
-write_token(const char *path, const char *text, mode_t mode)
-{
-	FILE *fp = fopen(path, "w");
-
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
-static void
 test_token_file_must_be_private(void **state)
 {
 	char path[] = "/tmp/egressd-token-XXXXXX", err[512];
@@ -171,14 +155,14 @@ test_token_file_must_be_private(void **state)
 	(void)state;
 	assert_true(fd >= 0);
 	close(fd);
-	write_token(path, "s3cret\n", 0644);
+	tu_write_file(path, "s3cret\n", 0644);
 	cfg = orchestrator_config(path);
 	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "0644"));
 	assert_null(strstr(err, "s3cret"));
-	write_token(path, "s3cret\n", 0600);
+	tu_write_file(path, "s3cret\n", 0600);
 	assert_int_equal(orch_load_credentials(cfg, NULL, &creds, err,
 	    sizeof(err)), 0);
 	assert_string_equal(creds.token, "s3cret");

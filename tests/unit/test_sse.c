@@ -3,16 +3,11 @@
  * byte; line endings, fields, the BOM, the size limit and reset.
  */
 #include <limits.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
 #include "core/sse.h"
+#include "testutil.h"
 
 #define REC_MAX		16
 #define REC_FIELD	256
