@@ -85,7 +85,7 @@ struct procmgr {
 	int nhooks;
 	enum pm_error errtype;
 	char err[PM_ERR_MAX];
-	/* Statements prepared once per connection (procmgr.c owns them). */
+	/* Statements prepared once per connection (pmdb.c owns them). */
 	struct sqlite3_stmt *stmt[PM_STMT_MAX];
 };
 

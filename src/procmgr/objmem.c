@@ -8,7 +8,7 @@
 
 #include "core/clock.h"
 #include "procmgr/objmem.h"
-#include "procmgr_priv.h"
+#include "pmdb.h"
 #include "procmgr/store.h"
 
 #define OBJ_ROOTS_INLINE 16	/* roots written without a malloc */
@@ -46,8 +46,8 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 	sqlite3_stmt *s;
 
 	if (payload == NULL)
-		return pm_error(pm, PM_E_INVALID, "object payload missing");
-	s = pm_stmt(pm, PMS_OBJ_CREATE, "INSERT INTO objects (owner_pid, "
+		return pmdb_error(pm, PM_E_INVALID, "object payload missing");
+	s = pmdb_stmt(pm, PMDB_OBJ_CREATE, "INSERT INTO objects (owner_pid, "
 	    "type, payload, immutable, volatile, created_at) "
 	    "VALUES (?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
@@ -58,7 +58,7 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 	sqlite3_bind_int(s, 4, immutable != 0);
 	sqlite3_bind_int(s, 5, is_volatile != 0);
 	sqlite3_bind_double(s, 6, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	*oid = sqlite3_last_insert_rowid(pm->st->db);
 	return 0;
@@ -93,8 +93,8 @@ objmem_create_view(struct procmgr *pm, agent_pid pid, enum view_mode mode,
 	int rc;
 
 	if ((json = obj_roots_json(roots, nroots, buf, sizeof(buf))) == NULL)
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
-	s = pm_stmt(pm, PMS_OBJ_VIEW, "INSERT INTO views (pid, mode, roots, "
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW, "INSERT INTO views (pid, mode, roots, "
 	    "created_at) VALUES (?, ?, ?, ?)");
 	if (s == NULL)
 		rc = -1;
@@ -104,7 +104,7 @@ objmem_create_view(struct procmgr *pm, agent_pid pid, enum view_mode mode,
 		    SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
 		sqlite3_bind_double(s, 4, clock_wall());
-		rc = pm_step_done(pm, s);
+		rc = pmdb_step_done(pm, s);
 	}
 	if (json != buf)
 		free(json);
@@ -122,7 +122,7 @@ objmem_fork_view(struct procmgr *pm, int64_t parent_view, agent_pid child,
 	/* A parent without memory passes on nothing. */
 	if (parent_view == 0)
 		return objmem_create_view(pm, child, mode, NULL, 0, view_id);
-	s = pm_stmt(pm, PMS_OBJ_FORK_VIEW, "INSERT INTO views (pid, mode, "
+	s = pmdb_stmt(pm, PMDB_OBJ_FORK_VIEW, "INSERT INTO views (pid, mode, "
 	    "roots, source_view, created_at) SELECT ?1, ?2, roots, view_id, "
 	    "?3 FROM views WHERE view_id = ?4");
 	if (s == NULL)
@@ -131,10 +131,10 @@ objmem_fork_view(struct procmgr *pm, int64_t parent_view, agent_pid child,
 	sqlite3_bind_text(s, 2, obj_mode_name(mode), -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, clock_wall());
 	sqlite3_bind_int64(s, 4, parent_view);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	if (sqlite3_changes(pm->st->db) == 0)
-		return pm_error(pm, PM_E_NOT_FOUND, "view %" PRId64
+		return pmdb_error(pm, PM_E_NOT_FOUND, "view %" PRId64
 		    " not found", parent_view);
 	*view_id = sqlite3_last_insert_rowid(pm->st->db);
 	return 0;
@@ -146,14 +146,14 @@ objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid)
 	enum view_mode mode;
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_OBJ_VIEW_ADD, "UPDATE views SET roots = "
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_ADD, "UPDATE views SET roots = "
 	    "json_insert(roots, '$[#]', ?2) WHERE view_id = ?1 AND NOT EXISTS "
 	    "(SELECT 1 FROM json_each(views.roots) WHERE value = ?2)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, view_id);
 	sqlite3_bind_int64(s, 2, oid);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	/* Nothing changed: already a root, or no such view. */
 	if (sqlite3_changes(pm->st->db) == 0)
@@ -173,7 +173,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 
 	*oids = NULL;
 	*n = 0;
-	s = pm_stmt(pm, PMS_OBJ_VIEW_ROOTS, "SELECT c.value FROM json_each("
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_ROOTS, "SELECT c.value FROM json_each("
 	    "(SELECT roots FROM views WHERE view_id = ?2)) c "
 	    "WHERE c.value NOT IN (SELECT p.value FROM json_each("
 	    "(SELECT roots FROM views WHERE view_id = ?1)) p) ORDER BY c.key");
@@ -189,7 +189,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 				sqlite3_reset(s);
 				free(*oids);
 				*oids = NULL;
-				return pm_error(pm, PM_E_INTERNAL,
+				return pmdb_error(pm, PM_E_INTERNAL,
 				    "out of memory");
 			}
 			*oids = grown;
@@ -197,7 +197,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 		(*oids)[(*n)++] = sqlite3_column_int64(s, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		free(*oids);
 		*oids = NULL;
@@ -241,17 +241,17 @@ objmem_view_mode(struct procmgr *pm, int64_t view_id, enum view_mode *out)
 	size_t i;
 	int rc;
 
-	s = pm_stmt(pm, PMS_OBJ_VIEW_MODE, "SELECT mode FROM views "
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_MODE, "SELECT mode FROM views "
 	    "WHERE view_id = ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, view_id);
 	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 		if (rc == SQLITE_DONE)
-			pm_error(pm, PM_E_NOT_FOUND, "view %" PRId64
+			pmdb_error(pm, PM_E_NOT_FOUND, "view %" PRId64
 			    " not found", view_id);
 		else
-			pm_db_error(pm);
+			pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -263,7 +263,7 @@ objmem_view_mode(struct procmgr *pm, int64_t view_id, enum view_mode *out)
 		*out = (enum view_mode)i;
 		rc = 0;
 	} else
-		rc = pm_error(pm, PM_E_INTERNAL, "view %" PRId64
+		rc = pmdb_error(pm, PM_E_INTERNAL, "view %" PRId64
 		    ": unknown mode", view_id);
 	sqlite3_reset(s);
 	return rc;
@@ -274,13 +274,13 @@ objmem_release_owned(struct procmgr *pm, agent_pid owner, int64_t keep)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_OBJ_RELEASE, "DELETE FROM objects "
+	s = pmdb_stmt(pm, PMDB_OBJ_RELEASE, "DELETE FROM objects "
 	    "WHERE owner_pid = ? AND volatile = 1 AND oid != ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, owner);
 	sqlite3_bind_int64(s, 2, keep);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 int
@@ -291,7 +291,7 @@ objmem_read(struct procmgr *pm, int64_t oid, char **payload)
 	int rc;
 
 	*payload = NULL;
-	s = pm_stmt(pm, PMS_OBJ_READ, "SELECT payload FROM objects "
+	s = pmdb_stmt(pm, PMDB_OBJ_READ, "SELECT payload FROM objects "
 	    "WHERE oid = ?");
 	if (s == NULL)
 		return -1;
@@ -299,14 +299,14 @@ objmem_read(struct procmgr *pm, int64_t oid, char **payload)
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		text = (const char *)sqlite3_column_text(s, 0);
 		if ((*payload = strdup(text ? text : "null")) == NULL)
-			rc = pm_error(pm, PM_E_INTERNAL, "out of memory");
+			rc = pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 		else
 			rc = 0;
 	} else if (rc == SQLITE_DONE)
-		rc = pm_error(pm, PM_E_NOT_FOUND, "object %" PRId64
+		rc = pmdb_error(pm, PM_E_NOT_FOUND, "object %" PRId64
 		    " not found", oid);
 	else
-		rc = pm_db_error(pm);
+		rc = pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	return rc;
 }

@@ -1,7 +1,6 @@
 /* procmgr: agent process lifecycle over SQLite (see include/procmgr/procmgr.h). */
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +12,17 @@
 #include "procmgr/capability.h"
 #include "core/clock.h"
 #include "procmgr/objmem.h"
+#include "pmdb.h"
 #include "procmgr/procmgr.h"
-#include "procmgr_priv.h"
 #include "procmgr/store.h"
 
 #define PM_HANDLE_RIGHTS "read,materialize,link,diff"
 #define PM_EMPTY_GOAL "{}"
 #define PM_REFS_MAX 48		/* "[oid]" */
 #define PM_MSG_MAX 64		/* "waiting for PID" */
+#define PM_JSON_SMALL 256	/* a name or a path in an audit record */
+#define PM_JSON_MAX 1024	/* one event payload or audit decision */
+#define PM_ACTOR_MAX 24		/* a pid as text, or "runtime" */
 
 static const char *const proc_status_names[] = {
 	"CREATED", "RUNNABLE", "PAUSED", "WAITING_EVENT", "EXITED", "FAILED",
@@ -47,85 +49,11 @@ struct pm_proc {
 	int tool_calls, children;
 };
 
-/* Shared helpers (procmgr_priv.h). */
-
-struct sqlite3_stmt *
-pm_stmt(struct procmgr *pm, enum pm_stmt_id id, const char *sql)
-{
-	sqlite3_stmt *s;
-
-	if ((s = store_prepare(pm->st, &pm->stmt[id], sql)) == NULL)
-		pm_db_error(pm);
-	return s;
-}
-
-int
-pm_step_done(struct procmgr *pm, sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-int
-pm_error(struct procmgr *pm, enum pm_error type, const char *fmt, ...)
-{
-	va_list ap;
-
-	pm->errtype = type;
-	va_start(ap, fmt);
-	vsnprintf(pm->err, sizeof(pm->err), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-int
-pm_db_error(struct procmgr *pm)
-{
-	sqlite3 *db = pm->st->db;
-	int rc = sqlite3_extended_errcode(db) & 0xff;
-
-	switch (rc) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return pm_error(pm, PM_E_DATABASE, "database: locked");
-	case SQLITE_NOMEM:
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
-	case SQLITE_CONSTRAINT:
-		return pm_error(pm, PM_E_INVALID, "database: %s",
-		    sqlite3_errmsg(db));
-	case SQLITE_FULL:
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return pm_error(pm, PM_E_DATABASE, "%s", sqlite3_errstr(rc));
-	default:
-		return pm_error(pm, PM_E_DATABASE, "database: %s",
-		    sqlite3_errmsg(db));
-	}
-}
-
-void
-pm_bind_id(sqlite3_stmt *s, int col, int64_t id)
-{
-	if (id == 0)
-		sqlite3_bind_null(s, col);
-	else
-		sqlite3_bind_int64(s, col, id);
-}
-
-void
-pm_bind_time(sqlite3_stmt *s, int col, double t)
-{
-	if (t == 0)
-		sqlite3_bind_null(s, col);
-	else
-		sqlite3_bind_double(s, col, t);
-}
-
-const char *
+/*
+ * s as a JSON string (quoted, escaped) in buf, cut short to fit len, or
+ * null when s is NULL.  Audit records stay small: long text is truncated.
+ */
+static const char *
 pm_json_str(char *buf, size_t len, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -393,7 +321,7 @@ pm_begin(struct procmgr *pm)
 	pm->errtype = PM_OK;
 	pm->err[0] = '\0';
 	if (store_begin(pm->st) == -1)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	return 0;
 }
 
@@ -402,7 +330,7 @@ static int
 pm_finish(struct procmgr *pm, int rc)
 {
 	if (rc != -1 && store_commit(pm->st) == -1)
-		rc = pm_db_error(pm);
+		rc = pmdb_sqlite_error(pm);
 	if (rc == -1)
 		store_rollback(pm->st);
 	return rc;
@@ -441,7 +369,7 @@ pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 	sqlite3_stmt *s;
 	int rc;
 
-	s = pm_stmt(pm, PMS_PROC_GET, "SELECT " PM_PROC_COLUMNS
+	s = pmdb_stmt(pm, PMDB_PROC_GET, "SELECT " PM_PROC_COLUMNS
 	    " FROM processes WHERE pid = ?");
 	if (s == NULL)
 		return -1;
@@ -451,9 +379,9 @@ pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 		return 1;
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	else
-		pm_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
+		pmdb_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
 		    pid);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -479,7 +407,7 @@ pm_load_live(struct procmgr *pm, agent_pid pid, struct pm_proc *p,
 	if (pm_load(pm, pid, p) == -1)
 		return -1;
 	if (proc_status_terminal(p->status))
-		return pm_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
+		return pmdb_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
 		    ": it has ended (%s)", what, pid,
 		    proc_status_name(p->status));
 	return 0;
@@ -493,8 +421,8 @@ pm_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
 	if (pm_load(pm, child, c) == -1)
 		return -1;
 	if (c->parent != parent)
-		return pm_error(pm, PM_E_INVALID, "%" PRId64 " is not a child "
-		    "of %" PRId64, child, parent);
+		return pmdb_error(pm, PM_E_INVALID, "%" PRId64 " is not a "
+		    "child of %" PRId64, child, parent);
 	return 0;
 }
 
@@ -564,19 +492,14 @@ procmgr_init(struct procmgr *pm, struct store *st, const char *instance_id,
 void
 procmgr_close(struct procmgr *pm)
 {
-	size_t i;
-
-	for (i = 0; i < PM_NELEM(pm->stmt); i++) {
-		sqlite3_finalize(pm->stmt[i]);
-		pm->stmt[i] = NULL;
-	}
+	pmdb_finalize(pm);
 }
 
 int
 procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg)
 {
 	if (pm->nhooks == PM_MAX_HOOKS)
-		return pm_error(pm, PM_E_LIMIT, "too many hooks (%d)",
+		return pmdb_error(pm, PM_E_LIMIT, "too many hooks (%d)",
 		    PM_MAX_HOOKS);
 	pm->hooks[pm->nhooks].fn = fn;
 	pm->hooks[pm->nhooks].arg = arg;
@@ -592,7 +515,7 @@ pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_START, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_START, "UPDATE processes SET "
 	    "root_pid = coalesce(nullif(root_pid, 0), pid), goal_oid = ?2, "
 	    "view_id = ?3, status = 'RUNNABLE' WHERE pid = ?1");
 	if (s == NULL)
@@ -600,7 +523,7 @@ pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int64(s, 2, goal);
 	sqlite3_bind_int64(s, 3, view);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
@@ -627,7 +550,7 @@ pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
 	sqlite3_stmt *s;
 	agent_pid pid;
 
-	s = pm_stmt(pm, PMS_PROC_ROOT, "INSERT INTO processes (root_pid, "
+	s = pmdb_stmt(pm, PMDB_PROC_ROOT, "INSERT INTO processes (root_pid, "
 	    "instance_id, operation_id, image, status, cwd, max_tool_calls, "
 	    "max_child_processes, max_runtime, created_at, updated_at) "
 	    "VALUES (0, ?1, ?2, ?3, 'CREATED', ?4, ?5, ?6, ?7, ?8, ?8)");
@@ -641,7 +564,7 @@ pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
 	sqlite3_bind_int(s, 6, pm->defaults.max_child_processes);
 	sqlite3_bind_double(s, 7, pm->defaults.max_runtime_seconds);
 	sqlite3_bind_double(s, 8, now);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	pid = sqlite3_last_insert_rowid(pm->st->db);
 	if (objmem_create(pm, pid, OBJ_GOAL, goal ? goal : PM_EMPTY_GOAL, 1, 0,
@@ -667,10 +590,10 @@ procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
 	agent_pid pid = 0;
 
 	if (image == NULL || *image == '\0')
-		return pm_error(pm, PM_E_INVALID, "spawn: image missing");
+		return pmdb_error(pm, PM_E_INVALID, "spawn: image missing");
 	if (proc_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
 	    sizeof(why)) == -1)
-		return pm_error(pm, PM_E_INVALID, "%s", why);
+		return pmdb_error(pm, PM_E_INVALID, "%s", why);
 	if (pm_begin(pm) == -1)
 		return -1;
 	if (pm_finish(pm, pm_spawn_txn(pm, image, goal, caps, ncaps,
@@ -713,7 +636,7 @@ pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
 	sqlite3_stmt *s;
 	int rc;
 
-	s = pm_stmt(pm, PMS_PROC_CHILD, "INSERT INTO processes (parent_pid, "
+	s = pmdb_stmt(pm, PMDB_PROC_CHILD, "INSERT INTO processes (parent_pid, "
 	    "root_pid, instance_id, image, status, cwd, max_tool_calls, "
 	    "max_child_processes, max_runtime, created_at, updated_at) "
 	    "SELECT pid, root_pid, ?2, coalesce(?3, image), 'CREATED', cwd, "
@@ -734,14 +657,14 @@ pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
 		text = (const char *)sqlite3_column_text(s, 1);
 		if ((*image = strdup(text ? text : "")) == NULL) {
 			sqlite3_reset(s);
-			return pm_error(pm, PM_E_INTERNAL, "out of memory");
+			return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 		}
 		rc = sqlite3_step(s);
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	else if (*pid == 0)
-		pm_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
+		pmdb_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
 		    rq->parent);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE && *pid != 0 ? 0 : -1;
@@ -752,14 +675,14 @@ pm_count_child(struct procmgr *pm, agent_pid parent)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_CHILD_COUNT, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_CHILD_COUNT, "UPDATE processes SET "
 	    "child_processes = child_processes + 1, updated_at = ?2 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, parent);
 	sqlite3_bind_double(s, 2, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
@@ -813,9 +736,9 @@ pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
 	if (pm_load_live(pm, rq->parent, &p, rq->action) == -1)
 		return -1;
 	if (p.children >= p.budget.max_child_processes)
-		return pm_error(pm, PM_E_LIMIT, "process %" PRId64 " exhausted "
-		    "its child process budget: %d/%d", rq->parent, p.children,
-		    p.budget.max_child_processes);
+		return pmdb_error(pm, PM_E_LIMIT, "process %" PRId64
+		    " exhausted its child process budget: %d/%d", rq->parent,
+		    p.children, p.budget.max_child_processes);
 	if (pm_check_inherit(pm, rq) == -1)
 		return -1;
 	b = proc_child_budget(&p.budget, pm->fork_divisor,
@@ -847,7 +770,7 @@ pm_child(struct procmgr *pm, const struct pm_child_req *rq, agent_pid *out)
 	int rc;
 
 	if (rq->image != NULL && *rq->image == '\0')
-		return pm_error(pm, PM_E_INVALID, "%s: empty image",
+		return pmdb_error(pm, PM_E_INVALID, "%s: empty image",
 		    rq->action);
 	if (pm_begin(pm) == -1)
 		return -1;
@@ -870,7 +793,7 @@ procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
 	    .mode = mode, .action = "fork" };
 
 	if ((unsigned)mode >= PM_NELEM(fork_mode_names))
-		return pm_error(pm, PM_E_INVALID, "fork: unknown mode %d",
+		return pmdb_error(pm, PM_E_INVALID, "fork: unknown mode %d",
 		    (int)mode);
 	return pm_child(pm, &rq, out);
 }
@@ -901,7 +824,7 @@ pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
 		return -1;
 	if (!preserve_caps && cap_shrink_for_exec(pm, pid) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_EXEC, "UPDATE processes SET image = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_EXEC, "UPDATE processes SET image = ?2, "
 	    "view_id = CASE WHEN ?3 THEN view_id END, updated_at = ?4 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
@@ -910,7 +833,7 @@ pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
 	sqlite3_bind_text(s, 2, image, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 3, preserve_memory != 0);
 	sqlite3_bind_double(s, 4, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	pm_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"image\":%s,\"preserve_memory\":%s,"
@@ -927,7 +850,7 @@ procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
     int preserve_memory, int preserve_caps)
 {
 	if (image == NULL || *image == '\0')
-		return pm_error(pm, PM_E_INVALID, "exec: image missing");
+		return pmdb_error(pm, PM_E_INVALID, "exec: image missing");
 	if (pm_begin(pm) == -1)
 		return -1;
 	return pm_finish(pm, pm_exec_txn(pm, pid, image, preserve_memory,
@@ -949,7 +872,7 @@ pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 
 	if (parent == 0)
 		return 0;
-	s = pm_stmt(pm, PMS_PROC_WAKE, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_WAKE, "UPDATE processes SET "
 	    "status = 'RUNNABLE', status_message = NULL, updated_at = ?3 "
 	    "WHERE pid = ?1 AND status = 'WAITING_EVENT' "
 	    "AND (?2 IS NULL OR status_message = ?2)");
@@ -962,7 +885,7 @@ pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 	} else
 		sqlite3_bind_null(s, 2);
 	sqlite3_bind_double(s, 3, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	return sqlite3_changes(pm->st->db) > 0;
 }
@@ -990,7 +913,7 @@ pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 	char msg[PM_MSG_MAX];
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_WAITING, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_WAITING, "UPDATE processes SET "
 	    "status = 'WAITING_EVENT', status_message = ?2, updated_at = ?3 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
@@ -999,7 +922,7 @@ pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 	sqlite3_bind_int64(s, 1, parent);
 	sqlite3_bind_text(s, 2, msg, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_double(s, 3, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
@@ -1007,14 +930,14 @@ pm_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_VIEW, "UPDATE processes SET view_id = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_VIEW, "UPDATE processes SET view_id = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int64(s, 2, view);
 	sqlite3_bind_double(s, 3, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 /* p's view, made (READ_ONLY, empty) when exec dropped it. */
@@ -1066,7 +989,7 @@ pm_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 	if (proc_status_terminal(c.status))
 		rc = pm_collect(pm, &p, &c, out);
 	else if (p.status == PS_PAUSED)
-		return pm_error(pm, PM_E_INVALID, "cannot wait in process %"
+		return pmdb_error(pm, PM_E_INVALID, "cannot wait in process %"
 		    PRId64 ": it is PAUSED", parent);
 	else
 		rc = pm_set_waiting(pm, parent, child) == -1 ? -1 : 0;
@@ -1095,7 +1018,7 @@ procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
 	if (out != NULL)
 		*out = w;
 	if (rc == 0 && timeout == 0)
-		return pm_error(pm, PM_E_TIMEOUT, "child still running: %"
+		return pmdb_error(pm, PM_E_TIMEOUT, "child still running: %"
 		    PRId64, child);
 	return rc;
 }
@@ -1113,7 +1036,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 	pm->errtype = PM_OK;
 	if (pm_load(pm, pid, &p) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_CHILDREN, "SELECT " PM_PROC_COLUMNS
+	s = pmdb_stmt(pm, PMDB_PROC_CHILDREN, "SELECT " PM_PROC_COLUMNS
 	    " FROM processes WHERE parent_pid = ?1 "
 	    "AND (?2 OR ended_at IS NULL) ORDER BY pid");
 	if (s == NULL)
@@ -1144,7 +1067,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 		cb(&pi, arg);
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1159,9 +1082,9 @@ pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 	if (ob == NULL)
 		return 0;
 	if (ob->operation_id == NULL || ob->result == NULL)
-		return pm_error(pm, PM_E_INVALID, "outbox entry without "
+		return pmdb_error(pm, PM_E_INVALID, "outbox entry without "
 		    "operation_id or result");
-	s = pm_stmt(pm, PMS_PROC_OUTBOX, "INSERT OR REPLACE INTO outbox "
+	s = pmdb_stmt(pm, PMDB_PROC_OUTBOX, "INSERT OR REPLACE INTO outbox "
 	    "(operation_id, result, instance_id, created_at, attempts, "
 	    "next_attempt, pid) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)");
 	if (s == NULL)
@@ -1172,7 +1095,7 @@ pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 	sqlite3_bind_double(s, 4, clock_wall());
 	sqlite3_bind_double(s, 5, ob->next_attempt);
 	sqlite3_bind_int64(s, 6, pid);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
@@ -1192,7 +1115,7 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	if (result != NULL && objmem_create(pm, pid, OBJ_RESULT, result, 1, 0,
 	    &roid) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_END, "UPDATE processes SET status = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_END, "UPDATE processes SET status = ?2, "
 	    "status_message = ?3, result_oid = ?4, updated_at = ?5, "
 	    "ended_at = ?5 WHERE pid = ?1");
 	if (s == NULL)
@@ -1200,9 +1123,9 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, message, -1, SQLITE_STATIC);
-	pm_bind_id(s, 4, roid);
+	pmdb_bind_id(s, 4, roid);
 	sqlite3_bind_double(s, 5, now);
-	if (pm_step_done(pm, s) == -1 ||
+	if (pmdb_step_done(pm, s) == -1 ||
 	    objmem_release_owned(pm, pid, roid) == -1 ||
 	    pm_wake_parent(pm, &p, to) == -1 ||
 	    pm_outbox(pm, pid, ob) == -1)
@@ -1248,14 +1171,14 @@ pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
 	int to;
 
 	if (proc_status_terminal(p->status))
-		return pm_error(pm, PM_E_INVALID, "cannot signal process %"
+		return pmdb_error(pm, PM_E_INVALID, "cannot signal process %"
 		    PRId64 ": it has ended (%s)", p->pid,
 		    proc_status_name(p->status));
 	if ((to = proc_signal_transition(p->status, rq->sig)) == -1)
-		return pm_error(pm, PM_E_INVALID, "signal %s does not apply "
+		return pmdb_error(pm, PM_E_INVALID, "signal %s does not apply "
 		    "to process %" PRId64 " (%s)", proc_signal_name(rq->sig),
 		    p->pid, proc_status_name(p->status));
-	s = pm_stmt(pm, PMS_PROC_SIGNAL, "UPDATE processes SET status = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_SIGNAL, "UPDATE processes SET status = ?2, "
 	    "status_message = ?3, updated_at = ?4, ended_at = ?5 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
@@ -1264,8 +1187,8 @@ pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
 	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, rq->reason, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 4, now);
-	pm_bind_time(s, 5, to == PS_KILLED ? now : 0);
-	if (pm_step_done(pm, s) == -1)
+	pmdb_bind_time(s, 5, to == PS_KILLED ? now : 0);
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	if (to == PS_KILLED && pm_wake_parent(pm, p, PS_KILLED) == -1)
 		return -1;
@@ -1286,7 +1209,7 @@ pm_signal(struct procmgr *pm, const struct pm_signal_req *rq,
 	int rc;
 
 	if ((unsigned)rq->sig >= PM_NELEM(proc_signal_names))
-		return pm_error(pm, PM_E_INVALID, "unknown signal %d",
+		return pmdb_error(pm, PM_E_INVALID, "unknown signal %d",
 		    (int)rq->sig);
 	if (pm_begin(pm) == -1)
 		return -1;
@@ -1389,15 +1312,15 @@ pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 	    pm_load_child(pm, parent, child, &c) == -1)
 		return -1;
 	if (!proc_status_terminal(c.status))
-		return pm_error(pm, PM_E_INVALID, "cannot merge running child "
-		    "process %" PRId64 " (%s)", child,
+		return pmdb_error(pm, PM_E_INVALID, "cannot merge running "
+		    "child process %" PRId64 " (%s)", child,
 		    proc_status_name(c.status));
 	if (c.view != 0 && (pm_ensure_view(pm, &p) == -1 ||
 	    objmem_merge_view(pm, p.view, c.view, &oids, &n) == -1))
 		return -1;
 	if ((rc = pm_merge_handles(pm, parent, child, oids, n)) == 0 &&
 	    (refs = pm_refs_list(oids, n)) == NULL)
-		rc = pm_error(pm, PM_E_INTERNAL, "out of memory");
+		rc = pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	if (rc == 0) {
 		*merged = (int)n;
 		pm_actor(actor, sizeof(actor), parent);
@@ -1435,14 +1358,14 @@ pm_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
 
 	if (pm_load_live(pm, pid, &p, "chdir") == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_text(s, 2, cwd, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	pm_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"cwd\":%s}",
@@ -1458,7 +1381,7 @@ procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path)
 
 	if (proc_normalize_cwd(path, cwd, sizeof(cwd), why,
 	    sizeof(why)) == -1)
-		return pm_error(pm, PM_E_INVALID, "%s", why);
+		return pmdb_error(pm, PM_E_INVALID, "%s", why);
 	if (pm_begin(pm) == -1)
 		return -1;
 	return pm_finish(pm, pm_chdir_txn(pm, pid, cwd));
@@ -1471,15 +1394,15 @@ pm_charge(struct procmgr *pm, struct pm_proc *p)
 	sqlite3_stmt *s;
 
 	if (p->tool_calls >= p->budget.max_tool_calls)
-		return pm_error(pm, PM_E_LIMIT, "tool call budget exhausted: "
+		return pmdb_error(pm, PM_E_LIMIT, "tool call budget exhausted: "
 		    "%d/%d", p->tool_calls, p->budget.max_tool_calls);
-	s = pm_stmt(pm, PMS_PROC_CHARGE, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_CHARGE, "UPDATE processes SET "
 	    "tool_calls = tool_calls + 1, updated_at = ?2 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, p->pid);
 	sqlite3_bind_double(s, 2, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	p->tool_calls++;
 	return 0;
@@ -1527,7 +1450,7 @@ pm_check_txn(struct procmgr *pm, agent_pid pid, const char *resource,
 	    cap_policy(pm, pid, resource, right, clock_wall(), &pol) == -1)
 		return -1;
 	if (pol == CAP_DENY)
-		*refused = pm_error(pm, PM_E_DENIED, "process %" PRId64
+		*refused = pmdb_error(pm, PM_E_DENIED, "process %" PRId64
 		    " may not %s %.200s", pid, right, resource);
 	else if (pm_charge(pm, &p) == -1) {
 		if (pm->errtype != PM_E_LIMIT)
@@ -1562,7 +1485,7 @@ procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
 	if (resource == NULL || right == NULL ||
 	    cap_rights_valid(right, why, sizeof(why)) == -1 ||
 	    strchr(right, ',') != NULL)
-		return pm_error(pm, PM_E_INVALID, "check: one right on a "
+		return pmdb_error(pm, PM_E_INVALID, "check: one right on a "
 		    "resource is needed");
 	if (pm_begin(pm) == -1)
 		return -1;
@@ -1620,7 +1543,7 @@ procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 	sqlite3_reset(s);
 	if (nomem) {
 		proc_info_free(out);
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	}
 	return 0;
 }
@@ -1653,7 +1576,7 @@ pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
 	if (sqlite3_prepare_v2(pm->st->db, "SELECT pid, parent_pid "
 	    "FROM processes WHERE instance_id = ? AND ended_at IS NULL",
 	    -1, &s, NULL) != SQLITE_OK)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -1670,9 +1593,9 @@ pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
 		(*out)[(*n)++].parent = sqlite3_column_int64(s, 1);
 	}
 	if (rc == SQLITE_NOMEM)
-		pm_error(pm, PM_E_INTERNAL, "out of memory");
+		pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	else if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1698,14 +1621,14 @@ pm_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
 	int rc;
 
 	if (sqlite3_prepare_v2(pm->st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, now);
 	if (sqlite3_bind_parameter_count(s) >= 4)
 		sqlite3_bind_double(s, 4, next_attempt);
 	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1752,7 +1675,7 @@ procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
     const char *reason, double next_attempt)
 {
 	if (instance_id == NULL || reason == NULL)
-		return pm_error(pm, PM_E_INVALID, "fail_worker: instance_id "
+		return pmdb_error(pm, PM_E_INVALID, "fail_worker: instance_id "
 		    "and reason are needed");
 	if (pm_begin(pm) == -1)
 		return -1;
