@@ -1,10 +1,8 @@
 /* procmgr: agent process lifecycle over SQLite (see include/procmgr/procmgr.h). */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sqlite3.h>
 
@@ -23,22 +21,6 @@
 #define PM_JSON_SMALL 256	/* a name or a path in an audit record */
 #define PM_JSON_MAX 1024	/* one event payload or audit decision */
 #define PM_ACTOR_MAX 24		/* a pid as text, or "runtime" */
-
-static const char *const proc_status_names[] = {
-	"CREATED", "RUNNABLE", "PAUSED", "WAITING_EVENT", "EXITED", "FAILED",
-	"KILLED"
-};
-static const char *const proc_signal_names[] = {
-	"PAUSE", "RESUME", "CANCEL", "TERMINATE"
-};
-static const char *const fork_mode_names[] = {
-	"RESTRICTED", "COPY", "SPECULATIVE", "WORKER"
-};
-static const char *const view_mode_names[] = {
-	"MUTABLE", "COPY_ON_WRITE", "EPHEMERAL", "READ_ONLY"
-};
-
-#define PM_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* What the calls need of a process row. */
 struct pm_proc {
@@ -95,224 +77,6 @@ pm_json_str(char *buf, size_t len, const char *s)
 	return buf;
 }
 
-/* Pure rules. */
-
-const char *
-proc_status_name(enum proc_status s)
-{
-	if ((unsigned)s >= PM_NELEM(proc_status_names))
-		return "UNKNOWN";
-	return proc_status_names[s];
-}
-
-static int
-pm_name_index(const char *const *names, size_t n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; name != NULL && i < n; i++)
-		if (strcasecmp(names[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-proc_status_parse(const char *name, enum proc_status *out)
-{
-	int i = pm_name_index(proc_status_names,
-	    PM_NELEM(proc_status_names), name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum proc_status)i;
-	return 0;
-}
-
-int
-proc_status_terminal(enum proc_status s)
-{
-	return s == PS_EXITED || s == PS_FAILED || s == PS_KILLED;
-}
-
-int
-proc_signal_transition(enum proc_status from, enum proc_signal sig)
-{
-	if (proc_status_terminal(from))
-		return -1;
-	switch (sig) {
-	case PSIG_PAUSE:
-		return from == PS_PAUSED ? -1 : PS_PAUSED;
-	case PSIG_RESUME:
-		return from == PS_PAUSED ? PS_RUNNABLE : -1;
-	case PSIG_CANCEL:
-	case PSIG_TERMINATE:
-		return PS_KILLED;
-	}
-	return -1;
-}
-
-const char *
-proc_signal_name(enum proc_signal sig)
-{
-	if ((unsigned)sig >= PM_NELEM(proc_signal_names))
-		return "UNKNOWN";
-	return proc_signal_names[sig];
-}
-
-int
-proc_signal_parse(const char *name, enum proc_signal *out)
-{
-	int i = pm_name_index(proc_signal_names,
-	    PM_NELEM(proc_signal_names), name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum proc_signal)i;
-	return 0;
-}
-
-const char *
-fork_mode_name(enum fork_mode m)
-{
-	if ((unsigned)m >= PM_NELEM(fork_mode_names))
-		return "UNKNOWN";
-	return fork_mode_names[m];
-}
-
-int
-fork_mode_parse(const char *name, enum fork_mode *out)
-{
-	int i = pm_name_index(fork_mode_names, PM_NELEM(fork_mode_names),
-	    name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum fork_mode)i;
-	return 0;
-}
-
-enum view_mode
-fork_view_mode(enum fork_mode m)
-{
-	switch (m) {
-	case FORK_COPY:
-		return VIEW_COPY_ON_WRITE;
-	case FORK_SPECULATIVE:
-		return VIEW_EPHEMERAL;
-	case FORK_WORKER:
-	case FORK_RESTRICTED:
-		break;
-	}
-	return VIEW_READ_ONLY;
-}
-
-const char *
-view_mode_name(enum view_mode m)
-{
-	if ((unsigned)m >= PM_NELEM(view_mode_names))
-		return "UNKNOWN";
-	return view_mode_names[m];
-}
-
-struct proc_budget
-proc_child_budget(const struct proc_budget *parent, int divisor,
-    int min_tool_calls, int min_child_processes)
-{
-	struct proc_budget b;
-
-	if (divisor < 1)
-		divisor = 1;
-	b.max_tool_calls = parent->max_tool_calls / divisor;
-	if (b.max_tool_calls < min_tool_calls)
-		b.max_tool_calls = min_tool_calls;
-	b.max_child_processes = parent->max_child_processes / divisor;
-	if (b.max_child_processes < min_child_processes)
-		b.max_child_processes = min_child_processes;
-	b.max_runtime_seconds = parent->max_runtime_seconds;
-	return b;
-}
-
-static int
-pm_cwd_fail(char *err, size_t errlen, const char *why, const char *path)
-{
-	snprintf(err, errlen, "working directory %s: %.200s", why, path);
-	return -1;
-}
-
-/*
- * What "." and ".." took away may leave a drive ("./C:x") or white space
- * ("./ a") at an end of the result, which normalising it again would refuse
- * or trim: refused here too, so that a result always normalises to itself.
- */
-static int
-pm_cwd_settled(const char *out, const char *path, char *err, size_t errlen)
-{
-	size_t n = strlen(out);
-
-	if (n > 1 && isalpha((unsigned char)out[0]) && out[1] == ':')
-		return pm_cwd_fail(err, errlen,
-		    "must be workspace-relative", path);
-	if (isspace((unsigned char)out[0]) ||
-	    isspace((unsigned char)out[n - 1]))
-		return pm_cwd_fail(err, errlen,
-		    "has white space at an end once normalised", path);
-	return 0;
-}
-
-int
-proc_normalize_cwd(const char *path, char *out, size_t outlen, char *err,
-    size_t errlen)
-{
-	const char *p, *end, *seg;
-	size_t o = 0, n, len;
-
-	if (path == NULL)
-		path = ".";
-	/* Surrounding white space is no part of a path. */
-	for (p = path; isspace((unsigned char)*p); p++)
-		;
-	for (end = p + strlen(p); end > p &&
-	    isspace((unsigned char)end[-1]); end--)
-		;
-	len = (size_t)(end - p);
-	if (len > 0 && (*p == '/' || *p == '\\' ||
-	    (len > 1 && isalpha((unsigned char)p[0]) && p[1] == ':')))
-		return pm_cwd_fail(err, errlen,
-		    "must be workspace-relative", path);
-	while (p < end) {
-		for (seg = p; p < end && *p != '/' && *p != '\\'; p++)
-			;
-		n = (size_t)(p - seg);
-		if (p < end)
-			p++;
-		if (n == 0 || (n == 1 && seg[0] == '.'))
-			continue;
-		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
-			if (o == 0)
-				return pm_cwd_fail(err, errlen,
-				    "escapes workspace root", path);
-			while (o > 0 && out[o - 1] != '/')
-				o--;
-			if (o > 0)
-				o--;
-			continue;
-		}
-		if (o + (o > 0) + n + 1 > outlen)
-			return pm_cwd_fail(err, errlen, "too long", path);
-		if (o > 0)
-			out[o++] = '/';
-		memcpy(out + o, seg, n);
-		o += n;
-	}
-	if (o == 0) {
-		if (outlen < 2)
-			return pm_cwd_fail(err, errlen, "too long", path);
-		out[o++] = '.';
-	}
-	out[o] = '\0';
-	return pm_cwd_settled(out, path, err, errlen);
-}
-
 /* Transactions and rows. */
 
 static int
@@ -350,7 +114,7 @@ pm_proc_row(sqlite3_stmt *s, struct pm_proc *p)
 	p->pid = sqlite3_column_int64(s, 0);
 	p->parent = sqlite3_column_int64(s, 1);
 	p->root = sqlite3_column_int64(s, 2);
-	if (proc_status_parse(status, &p->status) == -1)
+	if (procrule_status_parse(status, &p->status) == -1)
 		p->status = PS_FAILED;
 	p->goal = sqlite3_column_int64(s, 4);
 	p->result = sqlite3_column_int64(s, 5);
@@ -406,10 +170,10 @@ pm_load_live(struct procmgr *pm, agent_pid pid, struct pm_proc *p,
 {
 	if (pm_load(pm, pid, p) == -1)
 		return -1;
-	if (proc_status_terminal(p->status))
+	if (procrule_status_terminal(p->status))
 		return pmdb_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
 		    ": it has ended (%s)", what, pid,
-		    proc_status_name(p->status));
+		    procrule_status_name(p->status));
 	return 0;
 }
 
@@ -591,7 +355,7 @@ procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
 
 	if (image == NULL || *image == '\0')
 		return pmdb_error(pm, PM_E_INVALID, "spawn: image missing");
-	if (proc_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
+	if (procrule_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
 	    sizeof(why)) == -1)
 		return pmdb_error(pm, PM_E_INVALID, "%s", why);
 	if (pm_begin(pm) == -1)
@@ -694,7 +458,7 @@ pm_child_view(struct procmgr *pm, const struct pm_child_req *rq,
 		return objmem_create_view(pm, child, VIEW_MUTABLE, &goal, 1,
 		    view);
 	if (objmem_fork_view(pm, parent->view, child,
-	    fork_view_mode(rq->mode), view) == -1)
+	    procrule_fork_view_mode(rq->mode), view) == -1)
 		return -1;
 	return objmem_view_add(pm, *view, goal);
 }
@@ -716,7 +480,7 @@ pm_child_trail(struct procmgr *pm, const struct pm_child_req *rq,
 	else
 		snprintf(json, sizeof(json), "{\"parent\":%" PRId64
 		    ",\"mode\":\"%s\",\"image\":%s}", rq->parent,
-		    fork_mode_name(rq->mode), jimage);
+		    procrule_fork_mode_name(rq->mode), jimage);
 	return pm_trail(pm, rq->fresh ? "process.created" : "process.forked",
 	    actor, action, child, pm_refs(in, sizeof(in), parent->goal),
 	    pm_refs(out, sizeof(out), goal), json);
@@ -741,7 +505,7 @@ pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
 		    p.children, p.budget.max_child_processes);
 	if (pm_check_inherit(pm, rq) == -1)
 		return -1;
-	b = proc_child_budget(&p.budget, pm->fork_divisor,
+	b = procrule_child_budget(&p.budget, pm->fork_divisor,
 	    pm->fork_min_tool_calls, pm->fork_min_child_processes);
 	if (pm_insert_child(pm, rq, &b, &child, image) == -1 ||
 	    pm_count_child(pm, rq->parent) == -1 ||
@@ -792,7 +556,7 @@ procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
 	    .mode = mode, .action = "fork" };
 
-	if ((unsigned)mode >= PM_NELEM(fork_mode_names))
+	if ((unsigned)mode >= PROCRULE_NFORK_MODES)
 		return pmdb_error(pm, PM_E_INVALID, "fork: unknown mode %d",
 		    (int)mode);
 	return pm_child(pm, &rq, out);
@@ -902,7 +666,7 @@ pm_wake_parent(struct procmgr *pm, const struct pm_proc *child,
 		return woke;
 	pm_target(target, sizeof(target), child->parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
-	    "\"%s\"}", child->pid, proc_status_name(status));
+	    "\"%s\"}", child->pid, procrule_status_name(status));
 	return audit_record(pm, "process", "process.wait_wake", target,
 	    child->parent, NULL, NULL, json);
 }
@@ -986,7 +750,7 @@ pm_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 	    pm_load_child(pm, parent, child, &c) == -1)
 		return -1;
 	out->status = c.status;
-	if (proc_status_terminal(c.status))
+	if (procrule_status_terminal(c.status))
 		rc = pm_collect(pm, &p, &c, out);
 	else if (p.status == PS_PAUSED)
 		return pmdb_error(pm, PM_E_INVALID, "cannot wait in process %"
@@ -997,7 +761,7 @@ pm_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 		return -1;
 	pm_actor(actor, sizeof(actor), parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
-	    "\"%s\"}", child, proc_status_name(c.status));
+	    "\"%s\"}", child, procrule_status_name(c.status));
 	if (pm_trail(pm, "process.wait", actor, "process.wait", child, NULL,
 	    pm_refs(refs, sizeof(refs), rc ? c.result : 0), json) == -1)
 		return -1;
@@ -1121,7 +885,7 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
-	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, procrule_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, message, -1, SQLITE_STATIC);
 	pmdb_bind_id(s, 4, roid);
 	sqlite3_bind_double(s, 5, now);
@@ -1133,10 +897,10 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	pm_actor(actor, sizeof(actor), pid);
 	if (message == NULL)
 		snprintf(json, sizeof(json), "{\"status\":\"%s\"}",
-		    proc_status_name(to));
+		    procrule_status_name(to));
 	else
 		snprintf(json, sizeof(json), "{\"status\":\"%s\",\"message\":"
-		    "%s}", proc_status_name(to),
+		    "%s}", procrule_status_name(to),
 		    pm_json_str(jmsg, sizeof(jmsg), message));
 	return pm_trail(pm, "process.exited", actor, "process.exit", pid,
 	    NULL, pm_refs(refs, sizeof(refs), roid), json);
@@ -1170,21 +934,22 @@ pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
 	sqlite3_stmt *s;
 	int to;
 
-	if (proc_status_terminal(p->status))
+	if (procrule_status_terminal(p->status))
 		return pmdb_error(pm, PM_E_INVALID, "cannot signal process %"
 		    PRId64 ": it has ended (%s)", p->pid,
-		    proc_status_name(p->status));
-	if ((to = proc_signal_transition(p->status, rq->sig)) == -1)
+		    procrule_status_name(p->status));
+	if ((to = procrule_signal_transition(p->status, rq->sig)) == -1)
 		return pmdb_error(pm, PM_E_INVALID, "signal %s does not apply "
-		    "to process %" PRId64 " (%s)", proc_signal_name(rq->sig),
-		    p->pid, proc_status_name(p->status));
+		    "to process %" PRId64 " (%s)",
+		    procrule_signal_name(rq->sig), p->pid,
+		    procrule_status_name(p->status));
 	s = pmdb_stmt(pm, PMDB_PROC_SIGNAL, "UPDATE processes SET status = ?2, "
 	    "status_message = ?3, updated_at = ?4, ended_at = ?5 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, p->pid);
-	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, procrule_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, rq->reason, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 4, now);
 	pmdb_bind_time(s, 5, to == PS_KILLED ? now : 0);
@@ -1195,7 +960,7 @@ pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
 	if (pm_outbox(pm, p->pid, rq->ob) == -1)
 		return -1;
 	snprintf(json, sizeof(json), "{\"signal\":\"%s\",\"reason\":%s}",
-	    proc_signal_name(rq->sig),
+	    procrule_signal_name(rq->sig),
 	    pm_json_str(jreason, sizeof(jreason), rq->reason));
 	return pm_trail(pm, "process.signal", rq->actor, rq->action, p->pid,
 	    NULL, NULL, json);
@@ -1208,7 +973,7 @@ pm_signal(struct procmgr *pm, const struct pm_signal_req *rq,
 	struct pm_proc p;
 	int rc;
 
-	if ((unsigned)rq->sig >= PM_NELEM(proc_signal_names))
+	if ((unsigned)rq->sig >= PROCRULE_NSIGNALS)
 		return pmdb_error(pm, PM_E_INVALID, "unknown signal %d",
 		    (int)rq->sig);
 	if (pm_begin(pm) == -1)
@@ -1311,10 +1076,10 @@ pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 	if (pm_load_live(pm, parent, &p, "merge into") == -1 ||
 	    pm_load_child(pm, parent, child, &c) == -1)
 		return -1;
-	if (!proc_status_terminal(c.status))
+	if (!procrule_status_terminal(c.status))
 		return pmdb_error(pm, PM_E_INVALID, "cannot merge running "
 		    "child process %" PRId64 " (%s)", child,
-		    proc_status_name(c.status));
+		    procrule_status_name(c.status));
 	if (c.view != 0 && (pm_ensure_view(pm, &p) == -1 ||
 	    objmem_merge_view(pm, p.view, c.view, &oids, &n) == -1))
 		return -1;
@@ -1379,7 +1144,7 @@ procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path)
 {
 	char cwd[PM_CWD_MAX], why[PM_ERR_MAX];
 
-	if (proc_normalize_cwd(path, cwd, sizeof(cwd), why,
+	if (procrule_normalize_cwd(path, cwd, sizeof(cwd), why,
 	    sizeof(why)) == -1)
 		return pmdb_error(pm, PM_E_INVALID, "%s", why);
 	if (pm_begin(pm) == -1)

@@ -39,15 +39,20 @@ static void
 test_fork_view_modes(void **state)
 {
 	(void)state;
-	assert_int_equal(fork_view_mode(FORK_COPY), VIEW_COPY_ON_WRITE);
-	assert_int_equal(fork_view_mode(FORK_SPECULATIVE), VIEW_EPHEMERAL);
-	assert_int_equal(fork_view_mode(FORK_WORKER), VIEW_READ_ONLY);
-	assert_int_equal(fork_view_mode(FORK_RESTRICTED), VIEW_READ_ONLY);
-	assert_string_equal(view_mode_name(VIEW_MUTABLE), "MUTABLE");
-	assert_string_equal(view_mode_name(VIEW_COPY_ON_WRITE),
+	assert_int_equal(procrule_fork_view_mode(FORK_COPY),
+	    VIEW_COPY_ON_WRITE);
+	assert_int_equal(procrule_fork_view_mode(FORK_SPECULATIVE),
+	    VIEW_EPHEMERAL);
+	assert_int_equal(procrule_fork_view_mode(FORK_WORKER), VIEW_READ_ONLY);
+	assert_int_equal(procrule_fork_view_mode(FORK_RESTRICTED),
+	    VIEW_READ_ONLY);
+	assert_string_equal(procrule_view_mode_name(VIEW_MUTABLE), "MUTABLE");
+	assert_string_equal(procrule_view_mode_name(VIEW_COPY_ON_WRITE),
 	    "COPY_ON_WRITE");
-	assert_string_equal(view_mode_name(VIEW_EPHEMERAL), "EPHEMERAL");
-	assert_string_equal(view_mode_name(VIEW_READ_ONLY), "READ_ONLY");
+	assert_string_equal(procrule_view_mode_name(VIEW_EPHEMERAL),
+	    "EPHEMERAL");
+	assert_string_equal(procrule_view_mode_name(VIEW_READ_ONLY),
+	    "READ_ONLY");
 }
 
 static void
@@ -56,17 +61,17 @@ test_fork_mode_names(void **state)
 	enum fork_mode m;
 
 	(void)state;
-	assert_int_equal(fork_mode_parse("copy", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("copy", &m), 0);
 	assert_int_equal(m, FORK_COPY);
-	assert_int_equal(fork_mode_parse("Speculative", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("Speculative", &m), 0);
 	assert_int_equal(m, FORK_SPECULATIVE);
-	assert_int_equal(fork_mode_parse("WORKER", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("WORKER", &m), 0);
 	assert_int_equal(m, FORK_WORKER);
-	assert_int_equal(fork_mode_parse("restricted", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("restricted", &m), 0);
 	assert_int_equal(m, FORK_RESTRICTED);
-	assert_int_equal(fork_mode_parse("clone", &m), -1);
-	assert_int_equal(fork_mode_parse(NULL, &m), -1);
-	assert_string_equal(fork_mode_name(FORK_COPY), "COPY");
+	assert_int_equal(procrule_fork_mode_parse("clone", &m), -1);
+	assert_int_equal(procrule_fork_mode_parse(NULL, &m), -1);
+	assert_string_equal(procrule_fork_mode_name(FORK_COPY), "COPY");
 }
 
 static void
@@ -75,26 +80,26 @@ test_child_budget(void **state)
 	struct proc_budget p = { 100, 8, 300 }, c;
 
 	(void)state;
-	c = proc_child_budget(&p, 2, 1, 0);
+	c = procrule_child_budget(&p, 2, 1, 0);
 	assert_int_equal(c.max_tool_calls, 50);
 	assert_int_equal(c.max_child_processes, 4);
 	assert_true(c.max_runtime_seconds == 300);
 	/* Floor division. */
-	c = proc_child_budget(&p, 3, 1, 0);
+	c = procrule_child_budget(&p, 3, 1, 0);
 	assert_int_equal(c.max_tool_calls, 33);
 	assert_int_equal(c.max_child_processes, 2);
 	/* The minimums win over small quotients. */
-	c = proc_child_budget(&p, 64, 5, 1);
+	c = procrule_child_budget(&p, 64, 5, 1);
 	assert_int_equal(c.max_tool_calls, 5);
 	assert_int_equal(c.max_child_processes, 1);
 	p.max_tool_calls = 1;
 	p.max_child_processes = 1;
-	c = proc_child_budget(&p, 2, 1, 0);
+	c = procrule_child_budget(&p, 2, 1, 0);
 	assert_int_equal(c.max_tool_calls, 1);
 	assert_int_equal(c.max_child_processes, 0);
 	/* Divisor 1 passes the budget on whole. */
 	p.max_tool_calls = 7;
-	c = proc_child_budget(&p, 1, 0, 0);
+	c = procrule_child_budget(&p, 1, 0, 0);
 	assert_int_equal(c.max_tool_calls, 7);
 	assert_int_equal(c.max_child_processes, 1);
 }
@@ -118,13 +123,13 @@ test_signal_transitions(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_PAUSE), table[i].pause);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_RESUME), table[i].resume);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_CANCEL), table[i].kill);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_TERMINATE), table[i].kill);
 	}
 }
@@ -137,18 +142,18 @@ test_status_names(void **state)
 
 	(void)state;
 	for (s = PS_CREATED; s <= PS_KILLED; s++) {
-		assert_int_equal(proc_status_parse(proc_status_name(s),
+		assert_int_equal(procrule_status_parse(procrule_status_name(s),
 		    &back), 0);
 		assert_int_equal(back, s);
-		assert_int_equal(proc_status_terminal(s), s >= PS_EXITED);
+		assert_int_equal(procrule_status_terminal(s), s >= PS_EXITED);
 	}
-	assert_string_equal(proc_status_name(PS_WAITING_EVENT),
+	assert_string_equal(procrule_status_name(PS_WAITING_EVENT),
 	    "WAITING_EVENT");
-	assert_int_equal(proc_status_parse("ZOMBIE", &back), -1);
-	assert_int_equal(proc_signal_parse("terminate", &sig), 0);
+	assert_int_equal(procrule_status_parse("ZOMBIE", &back), -1);
+	assert_int_equal(procrule_signal_parse("terminate", &sig), 0);
 	assert_int_equal(sig, PSIG_TERMINATE);
-	assert_string_equal(proc_signal_name(PSIG_PAUSE), "PAUSE");
-	assert_int_equal(proc_signal_parse("KILL", &sig), -1);
+	assert_string_equal(procrule_signal_name(PSIG_PAUSE), "PAUSE");
+	assert_int_equal(procrule_signal_parse("KILL", &sig), -1);
 }
 
 static void
@@ -156,7 +161,8 @@ cwd_ok(const char *path, const char *want)
 {
 	char out[PM_CWD_MAX], err[256] = "";
 
-	if (proc_normalize_cwd(path, out, sizeof(out), err, sizeof(err)) != 0)
+	if (procrule_normalize_cwd(path, out, sizeof(out), err,
+	    sizeof(err)) != 0)
 		fail_msg("%s: %s", path, err);
 	assert_string_equal(out, want);
 }
@@ -166,7 +172,7 @@ cwd_refused(const char *path, const char *why)
 {
 	char out[PM_CWD_MAX], err[256] = "";
 
-	assert_int_equal(proc_normalize_cwd(path, out, sizeof(out), err,
+	assert_int_equal(procrule_normalize_cwd(path, out, sizeof(out), err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, why));
 }
@@ -209,7 +215,7 @@ test_cwd(void **state)
 	cwd_ok("./C", "C");
 	cwd_ok("a/ b /c", "a/ b /c");
 	cwd_ok("x/C:y", "x/C:y");
-	assert_int_equal(proc_normalize_cwd("abcdefghij", out, sizeof(out),
+	assert_int_equal(procrule_normalize_cwd("abcdefghij", out, sizeof(out),
 	    err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "too long"));
 }
