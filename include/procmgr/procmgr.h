@@ -169,7 +169,7 @@ int procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid);
 int procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
     const char *right);
 int procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out);
-void proc_info_free(struct proc_info *pi);
+void procmgr_info_free(struct proc_info *pi);
 
 /*
  * Recovery, run by the master when it reaps a worker that died: each of

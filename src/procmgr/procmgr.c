@@ -23,7 +23,7 @@
 #define PM_ACTOR_MAX 24		/* a pid as text, or "runtime" */
 
 /* What the calls need of a process row. */
-struct pm_proc {
+struct procmgr_proc {
 	agent_pid pid, parent, root;
 	enum proc_status status;
 	int64_t goal, result, view;
@@ -36,7 +36,7 @@ struct pm_proc {
  * null when s is NULL.  Audit records stay small: long text is truncated.
  */
 static const char *
-pm_json_str(char *buf, size_t len, const char *s)
+procmgr_json_str(char *buf, size_t len, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
@@ -80,7 +80,7 @@ pm_json_str(char *buf, size_t len, const char *s)
 /* Transactions and rows. */
 
 static int
-pm_begin(struct procmgr *pm)
+procmgr_begin(struct procmgr *pm)
 {
 	pm->errtype = PM_OK;
 	pm->err[0] = '\0';
@@ -91,7 +91,7 @@ pm_begin(struct procmgr *pm)
 
 /* Commit when rc is not -1, else roll back; returns rc or -1. */
 static int
-pm_finish(struct procmgr *pm, int rc)
+procmgr_finish(struct procmgr *pm, int rc)
 {
 	if (rc != -1 && store_commit(pm->st) == -1)
 		rc = pmdb_sqlite_error(pm);
@@ -107,7 +107,7 @@ pm_finish(struct procmgr *pm, int rc)
 	"ended_at"
 
 static void
-pm_proc_row(sqlite3_stmt *s, struct pm_proc *p)
+procmgr_proc_row(sqlite3_stmt *s, struct procmgr_proc *p)
 {
 	const char *status = (const char *)sqlite3_column_text(s, 3);
 
@@ -128,7 +128,7 @@ pm_proc_row(sqlite3_stmt *s, struct pm_proc *p)
 
 /* Step the cached select of pid: 1 with the row, 0 when none, -1. */
 static int
-pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
+procmgr_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -152,23 +152,23 @@ pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 }
 
 static int
-pm_load(struct procmgr *pm, agent_pid pid, struct pm_proc *p)
+procmgr_load(struct procmgr *pm, agent_pid pid, struct procmgr_proc *p)
 {
 	sqlite3_stmt *s;
 
-	if (pm_select(pm, pid, &s) != 1)
+	if (procmgr_select(pm, pid, &s) != 1)
 		return -1;
-	pm_proc_row(s, p);
+	procmgr_proc_row(s, p);
 	sqlite3_reset(s);
 	return 0;
 }
 
 /* The process, which must not have ended, for the call named what. */
 static int
-pm_load_live(struct procmgr *pm, agent_pid pid, struct pm_proc *p,
+procmgr_load_live(struct procmgr *pm, agent_pid pid, struct procmgr_proc *p,
     const char *what)
 {
-	if (pm_load(pm, pid, p) == -1)
+	if (procmgr_load(pm, pid, p) == -1)
 		return -1;
 	if (procrule_status_terminal(p->status))
 		return pmdb_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
@@ -179,10 +179,10 @@ pm_load_live(struct procmgr *pm, agent_pid pid, struct pm_proc *p,
 
 /* child, which must be parent's child. */
 static int
-pm_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
-    struct pm_proc *c)
+procmgr_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
+    struct procmgr_proc *c)
 {
-	if (pm_load(pm, child, c) == -1)
+	if (procmgr_load(pm, child, c) == -1)
 		return -1;
 	if (c->parent != parent)
 		return pmdb_error(pm, PM_E_INVALID, "%" PRId64 " is not a "
@@ -191,19 +191,19 @@ pm_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
 }
 
 static void
-pm_actor(char *buf, size_t len, agent_pid pid)
+procmgr_actor(char *buf, size_t len, agent_pid pid)
 {
 	snprintf(buf, len, "%" PRId64, pid);
 }
 
 static void
-pm_target(char *buf, size_t len, agent_pid pid)
+procmgr_target(char *buf, size_t len, agent_pid pid)
 {
 	snprintf(buf, len, "process:%" PRId64, pid);
 }
 
 static const char *
-pm_refs(char *buf, size_t len, int64_t oid)
+procmgr_refs(char *buf, size_t len, int64_t oid)
 {
 	if (oid == 0)
 		snprintf(buf, len, "[]");
@@ -214,13 +214,13 @@ pm_refs(char *buf, size_t len, int64_t oid)
 
 /* The event and the audit record of one call on pid. */
 static int
-pm_trail(struct procmgr *pm, const char *event, const char *actor,
+procmgr_trail(struct procmgr *pm, const char *event, const char *actor,
     const char *action, agent_pid pid, const char *in_refs,
     const char *out_refs, const char *json)
 {
 	char target[PM_ACTOR_MAX + 8];
 
-	pm_target(target, sizeof(target), pid);
+	procmgr_target(target, sizeof(target), pid);
 	if (audit_event(pm, event, actor, pid, json) == -1)
 		return -1;
 	return audit_record(pm, actor, action, target, pid, in_refs, out_refs,
@@ -228,7 +228,7 @@ pm_trail(struct procmgr *pm, const char *event, const char *actor,
 }
 
 static void
-pm_run_hooks(struct procmgr *pm, agent_pid pid, const char *image)
+procmgr_run_hooks(struct procmgr *pm, agent_pid pid, const char *image)
 {
 	int i;
 
@@ -275,7 +275,7 @@ procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg)
 
 /* Goal object, view and RUNNABLE for a process just inserted. */
 static int
-pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
+procmgr_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 {
 	sqlite3_stmt *s;
 
@@ -291,8 +291,8 @@ pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 }
 
 static int
-pm_grant_all(struct procmgr *pm, agent_pid pid, const struct cap_spec *caps,
-    size_t ncaps, const char *issued_by)
+procmgr_grant_all(struct procmgr *pm, agent_pid pid,
+    const struct cap_spec *caps, size_t ncaps, const char *issued_by)
 {
 	size_t i;
 
@@ -303,7 +303,7 @@ pm_grant_all(struct procmgr *pm, agent_pid pid, const struct cap_spec *caps,
 }
 
 static int
-pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
+procmgr_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
     const struct cap_spec *caps, size_t ncaps, const char *operation_id,
     const char *cwd, agent_pid *out)
 {
@@ -334,15 +334,15 @@ pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
 	if (objmem_create(pm, pid, OBJ_GOAL, goal ? goal : PM_EMPTY_GOAL, 1, 0,
 	    &goid) == -1 ||
 	    objmem_create_view(pm, pid, VIEW_MUTABLE, &goid, 1, &vid) == -1 ||
-	    pm_start(pm, pid, goid, vid) == -1 ||
-	    pm_grant_all(pm, pid, caps, ncaps, "process.spawn") == -1)
+	    procmgr_start(pm, pid, goid, vid) == -1 ||
+	    procmgr_grant_all(pm, pid, caps, ncaps, "process.spawn") == -1)
 		return -1;
 	snprintf(json, sizeof(json), "{\"image\":%s,\"cwd\":%s}",
-	    pm_json_str(jimage, sizeof(jimage), image),
-	    pm_json_str(jcwd, sizeof(jcwd), cwd));
+	    procmgr_json_str(jimage, sizeof(jimage), image),
+	    procmgr_json_str(jcwd, sizeof(jcwd), cwd));
 	*out = pid;
-	return pm_trail(pm, "process.created", "runtime", "process.spawn",
-	    pid, NULL, pm_refs(refs, sizeof(refs), goid), json);
+	return procmgr_trail(pm, "process.created", "runtime", "process.spawn",
+	    pid, NULL, procmgr_refs(refs, sizeof(refs), goid), json);
 }
 
 int
@@ -358,18 +358,18 @@ procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
 	if (procrule_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
 	    sizeof(why)) == -1)
 		return pmdb_error(pm, PM_E_INVALID, "%s", why);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_spawn_txn(pm, image, goal, caps, ncaps,
+	if (procmgr_finish(pm, procmgr_spawn_txn(pm, image, goal, caps, ncaps,
 	    operation_id, ncwd, &pid)) == -1)
 		return -1;
 	*out = pid;
-	pm_run_hooks(pm, pid, image);
+	procmgr_run_hooks(pm, pid, image);
 	return 0;
 }
 
 /* What fork and spawn_child share. */
-struct pm_child_req {
+struct procmgr_child_req {
 	agent_pid parent;
 	const char *goal, *image;
 	const struct cap_spec *inherit;
@@ -381,7 +381,7 @@ struct pm_child_req {
 
 /* Refused before anything is created unless the parent may delegate. */
 static int
-pm_check_inherit(struct procmgr *pm, const struct pm_child_req *rq)
+procmgr_check_inherit(struct procmgr *pm, const struct procmgr_child_req *rq)
 {
 	size_t i;
 
@@ -393,7 +393,7 @@ pm_check_inherit(struct procmgr *pm, const struct pm_child_req *rq)
 
 /* The child row, from its parent's; *image is its image (malloc'd). */
 static int
-pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
+procmgr_insert_child(struct procmgr *pm, const struct procmgr_child_req *rq,
     const struct proc_budget *b, agent_pid *pid, char **image)
 {
 	const char *text;
@@ -435,7 +435,7 @@ pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
 }
 
 static int
-pm_count_child(struct procmgr *pm, agent_pid parent)
+procmgr_count_child(struct procmgr *pm, agent_pid parent)
 {
 	sqlite3_stmt *s;
 
@@ -450,8 +450,8 @@ pm_count_child(struct procmgr *pm, agent_pid parent)
 }
 
 static int
-pm_child_view(struct procmgr *pm, const struct pm_child_req *rq,
-    const struct pm_proc *parent, agent_pid child, int64_t goal,
+procmgr_child_view(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *parent, agent_pid child, int64_t goal,
     int64_t *view)
 {
 	if (rq->fresh)
@@ -464,16 +464,16 @@ pm_child_view(struct procmgr *pm, const struct pm_child_req *rq,
 }
 
 static int
-pm_child_trail(struct procmgr *pm, const struct pm_child_req *rq,
-    const struct pm_proc *parent, agent_pid child, const char *image,
+procmgr_child_trail(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *parent, agent_pid child, const char *image,
     int64_t goal)
 {
 	char actor[PM_ACTOR_MAX], jimage[PM_JSON_SMALL], json[PM_JSON_MAX];
 	char in[PM_REFS_MAX], out[PM_REFS_MAX], action[32];
 
-	pm_actor(actor, sizeof(actor), rq->parent);
+	procmgr_actor(actor, sizeof(actor), rq->parent);
 	snprintf(action, sizeof(action), "process.%s", rq->action);
-	pm_json_str(jimage, sizeof(jimage), image);
+	procmgr_json_str(jimage, sizeof(jimage), image);
 	if (rq->fresh)
 		snprintf(json, sizeof(json), "{\"parent\":%" PRId64
 		    ",\"image\":%s}", rq->parent, jimage);
@@ -481,38 +481,39 @@ pm_child_trail(struct procmgr *pm, const struct pm_child_req *rq,
 		snprintf(json, sizeof(json), "{\"parent\":%" PRId64
 		    ",\"mode\":\"%s\",\"image\":%s}", rq->parent,
 		    procrule_fork_mode_name(rq->mode), jimage);
-	return pm_trail(pm, rq->fresh ? "process.created" : "process.forked",
-	    actor, action, child, pm_refs(in, sizeof(in), parent->goal),
-	    pm_refs(out, sizeof(out), goal), json);
+	return procmgr_trail(pm, rq->fresh ? "process.created" :
+	    "process.forked", actor, action, child,
+	    procmgr_refs(in, sizeof(in), parent->goal),
+	    procmgr_refs(out, sizeof(out), goal), json);
 }
 
 static int
-pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
+procmgr_child_txn(struct procmgr *pm, const struct procmgr_child_req *rq,
     agent_pid *out, char **image)
 {
 	char issued[64];
 	struct proc_budget b;
-	struct pm_proc p;
+	struct procmgr_proc p;
 	int64_t goal, view;
 	agent_pid child = 0;
 	size_t i;
 
-	if (pm_load_live(pm, rq->parent, &p, rq->action) == -1)
+	if (procmgr_load_live(pm, rq->parent, &p, rq->action) == -1)
 		return -1;
 	if (p.children >= p.budget.max_child_processes)
 		return pmdb_error(pm, PM_E_LIMIT, "process %" PRId64
 		    " exhausted its child process budget: %d/%d", rq->parent,
 		    p.children, p.budget.max_child_processes);
-	if (pm_check_inherit(pm, rq) == -1)
+	if (procmgr_check_inherit(pm, rq) == -1)
 		return -1;
 	b = procrule_child_budget(&p.budget, pm->fork_divisor,
 	    pm->fork_min_tool_calls, pm->fork_min_child_processes);
-	if (pm_insert_child(pm, rq, &b, &child, image) == -1 ||
-	    pm_count_child(pm, rq->parent) == -1 ||
+	if (procmgr_insert_child(pm, rq, &b, &child, image) == -1 ||
+	    procmgr_count_child(pm, rq->parent) == -1 ||
 	    objmem_create(pm, child, OBJ_GOAL, rq->goal ? rq->goal :
 	    PM_EMPTY_GOAL, 1, 0, &goal) == -1 ||
-	    pm_child_view(pm, rq, &p, child, goal, &view) == -1 ||
-	    pm_start(pm, child, goal, view) == -1)
+	    procmgr_child_view(pm, rq, &p, child, goal, &view) == -1 ||
+	    procmgr_start(pm, child, goal, view) == -1)
 		return -1;
 	snprintf(issued, sizeof(issued), "process.%s:%" PRId64, rq->action,
 	    rq->parent);
@@ -520,14 +521,15 @@ pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
 		if (cap_inherit(pm, rq->parent, child, &rq->inherit[i],
 		    issued) == -1)
 			return -1;
-	if (pm_child_trail(pm, rq, &p, child, *image, goal) == -1)
+	if (procmgr_child_trail(pm, rq, &p, child, *image, goal) == -1)
 		return -1;
 	*out = child;
 	return 0;
 }
 
 static int
-pm_child(struct procmgr *pm, const struct pm_child_req *rq, agent_pid *out)
+procmgr_child(struct procmgr *pm, const struct procmgr_child_req *rq,
+    agent_pid *out)
 {
 	char *image = NULL;
 	agent_pid child = 0;
@@ -536,12 +538,12 @@ pm_child(struct procmgr *pm, const struct pm_child_req *rq, agent_pid *out)
 	if (rq->image != NULL && *rq->image == '\0')
 		return pmdb_error(pm, PM_E_INVALID, "%s: empty image",
 		    rq->action);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	rc = pm_finish(pm, pm_child_txn(pm, rq, &child, &image));
+	rc = procmgr_finish(pm, procmgr_child_txn(pm, rq, &child, &image));
 	if (rc == 0) {
 		*out = child;
-		pm_run_hooks(pm, child, image);
+		procmgr_run_hooks(pm, child, image);
 	}
 	free(image);
 	return rc;
@@ -552,14 +554,14 @@ procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
     enum fork_mode mode, const char *image, const struct cap_spec *inherit,
     size_t ninherit, agent_pid *out)
 {
-	struct pm_child_req rq = { .parent = parent, .goal = goal,
+	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
 	    .mode = mode, .action = "fork" };
 
 	if ((unsigned)mode >= PROCRULE_NFORK_MODES)
 		return pmdb_error(pm, PM_E_INVALID, "fork: unknown mode %d",
 		    (int)mode);
-	return pm_child(pm, &rq, out);
+	return procmgr_child(pm, &rq, out);
 }
 
 int
@@ -567,24 +569,24 @@ procmgr_spawn_child(struct procmgr *pm, agent_pid parent, const char *goal,
     const char *image, const struct cap_spec *inherit, size_t ninherit,
     agent_pid *out)
 {
-	struct pm_child_req rq = { .parent = parent, .goal = goal,
+	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
 	    .fresh = 1, .action = "spawn_child" };
 
-	return pm_child(pm, &rq, out);
+	return procmgr_child(pm, &rq, out);
 }
 
 /* exec. */
 
 static int
-pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
+procmgr_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
     int preserve_memory, int preserve_caps)
 {
 	char actor[PM_ACTOR_MAX], jimage[PM_JSON_SMALL], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "exec") == -1)
+	if (procmgr_load_live(pm, pid, &p, "exec") == -1)
 		return -1;
 	if (!preserve_caps && cap_shrink_for_exec(pm, pid) == -1)
 		return -1;
@@ -599,14 +601,14 @@ pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
 	sqlite3_bind_double(s, 4, clock_wall());
 	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"image\":%s,\"preserve_memory\":%s,"
 	    "\"preserve_capabilities\":%s}",
-	    pm_json_str(jimage, sizeof(jimage), image),
+	    procmgr_json_str(jimage, sizeof(jimage), image),
 	    preserve_memory ? "true" : "false",
 	    preserve_caps ? "true" : "false");
-	return pm_trail(pm, "process.exec", actor, "process.exec", pid, NULL,
-	    NULL, json);
+	return procmgr_trail(pm, "process.exec", actor, "process.exec", pid,
+	    NULL, NULL, json);
 }
 
 int
@@ -615,10 +617,10 @@ procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
 {
 	if (image == NULL || *image == '\0')
 		return pmdb_error(pm, PM_E_INVALID, "exec: image missing");
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_exec_txn(pm, pid, image, preserve_memory,
-	    preserve_caps));
+	return procmgr_finish(pm, procmgr_exec_txn(pm, pid, image,
+	    preserve_memory, preserve_caps));
 }
 
 /* Waiting and waking. */
@@ -629,7 +631,7 @@ procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
  * when it woke, 0 when not, -1.
  */
 static int
-pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
+procmgr_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 {
 	char msg[PM_MSG_MAX];
 	sqlite3_stmt *s;
@@ -656,15 +658,15 @@ pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 
 /* A child ended: wake its parent if it waits for it, with an audit row. */
 static int
-pm_wake_parent(struct procmgr *pm, const struct pm_proc *child,
+procmgr_wake_parent(struct procmgr *pm, const struct procmgr_proc *child,
     enum proc_status status)
 {
 	char json[PM_JSON_MAX], target[PM_ACTOR_MAX + 8];
 	int woke;
 
-	if ((woke = pm_wake(pm, child->parent, child->pid)) <= 0)
+	if ((woke = procmgr_wake(pm, child->parent, child->pid)) <= 0)
 		return woke;
-	pm_target(target, sizeof(target), child->parent);
+	procmgr_target(target, sizeof(target), child->parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
 	    "\"%s\"}", child->pid, procrule_status_name(status));
 	return audit_record(pm, "process", "process.wait_wake", target,
@@ -672,7 +674,7 @@ pm_wake_parent(struct procmgr *pm, const struct pm_proc *child,
 }
 
 static int
-pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
+procmgr_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 {
 	char msg[PM_MSG_MAX];
 	sqlite3_stmt *s;
@@ -690,7 +692,7 @@ pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 }
 
 static int
-pm_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
+procmgr_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
 {
 	sqlite3_stmt *s;
 
@@ -706,20 +708,20 @@ pm_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
 
 /* p's view, made (READ_ONLY, empty) when exec dropped it. */
 static int
-pm_ensure_view(struct procmgr *pm, struct pm_proc *p)
+procmgr_ensure_view(struct procmgr *pm, struct procmgr_proc *p)
 {
 	if (p->view != 0)
 		return 0;
 	if (objmem_create_view(pm, p->pid, VIEW_READ_ONLY, NULL, 0,
 	    &p->view) == -1)
 		return -1;
-	return pm_set_view(pm, p->pid, p->view);
+	return procmgr_set_view(pm, p->pid, p->view);
 }
 
 /* The child has ended: a read handle on its result, in parent's view. */
 static int
-pm_collect(struct procmgr *pm, struct pm_proc *p, const struct pm_proc *c,
-    struct proc_wait *out)
+procmgr_collect(struct procmgr *pm, struct procmgr_proc *p,
+    const struct procmgr_proc *c, struct proc_wait *out)
 {
 	char issued[64];
 
@@ -731,39 +733,40 @@ pm_collect(struct procmgr *pm, struct pm_proc *p, const struct pm_proc *c,
 		    c->pid);
 		if (cap_object_handle(pm, p->pid, c->result, PM_HANDLE_RIGHTS,
 		    issued, &out->handle_cap) == -1 ||
-		    pm_ensure_view(pm, p) == -1 ||
+		    procmgr_ensure_view(pm, p) == -1 ||
 		    objmem_view_add(pm, p->view, c->result) == -1)
 			return -1;
 	}
-	return pm_wake(pm, p->pid, 0) == -1 ? -1 : 1;
+	return procmgr_wake(pm, p->pid, 0) == -1 ? -1 : 1;
 }
 
 static int
-pm_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
     struct proc_wait *out)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX], refs[PM_REFS_MAX];
-	struct pm_proc p, c;
+	struct procmgr_proc p, c;
 	int rc;
 
-	if (pm_load_live(pm, parent, &p, "wait in") == -1 ||
-	    pm_load_child(pm, parent, child, &c) == -1)
+	if (procmgr_load_live(pm, parent, &p, "wait in") == -1 ||
+	    procmgr_load_child(pm, parent, child, &c) == -1)
 		return -1;
 	out->status = c.status;
 	if (procrule_status_terminal(c.status))
-		rc = pm_collect(pm, &p, &c, out);
+		rc = procmgr_collect(pm, &p, &c, out);
 	else if (p.status == PS_PAUSED)
 		return pmdb_error(pm, PM_E_INVALID, "cannot wait in process %"
 		    PRId64 ": it is PAUSED", parent);
 	else
-		rc = pm_set_waiting(pm, parent, child) == -1 ? -1 : 0;
+		rc = procmgr_set_waiting(pm, parent, child) == -1 ? -1 : 0;
 	if (rc == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), parent);
+	procmgr_actor(actor, sizeof(actor), parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
 	    "\"%s\"}", child, procrule_status_name(c.status));
-	if (pm_trail(pm, "process.wait", actor, "process.wait", child, NULL,
-	    pm_refs(refs, sizeof(refs), rc ? c.result : 0), json) == -1)
+	if (procmgr_trail(pm, "process.wait", actor, "process.wait", child,
+	    NULL, procmgr_refs(refs, sizeof(refs), rc ? c.result : 0),
+	    json) == -1)
 		return -1;
 	return rc;
 }
@@ -775,9 +778,10 @@ procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
 	struct proc_wait w = { .status = PS_RUNNABLE };
 	int rc;
 
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if ((rc = pm_finish(pm, pm_wait_txn(pm, parent, child, &w))) == -1)
+	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child,
+	    &w))) == -1)
 		return -1;
 	if (out != NULL)
 		*out = w;
@@ -792,13 +796,13 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
     int include_terminal, void (*cb)(const struct proc_info *, void *),
     void *arg)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	struct proc_info pi;
 	sqlite3_stmt *s;
 	int rc;
 
 	pm->errtype = PM_OK;
-	if (pm_load(pm, pid, &p) == -1)
+	if (procmgr_load(pm, pid, &p) == -1)
 		return -1;
 	s = pmdb_stmt(pm, PMDB_PROC_CHILDREN, "SELECT " PM_PROC_COLUMNS
 	    " FROM processes WHERE parent_pid = ?1 "
@@ -808,7 +812,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int(s, 2, include_terminal != 0);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		pm_proc_row(s, &p);
+		procmgr_proc_row(s, &p);
 		memset(&pi, 0, sizeof(pi));
 		pi.pid = p.pid;
 		pi.parent_pid = p.parent;
@@ -839,7 +843,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 /* Ending processes. */
 
 static int
-pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
+procmgr_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 {
 	sqlite3_stmt *s;
 
@@ -863,7 +867,7 @@ pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 }
 
 static int
-pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
+procmgr_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
     int failed, const char *message, const struct outbox_entry *ob)
 {
 	char actor[PM_ACTOR_MAX], jmsg[PM_JSON_SMALL], json[PM_JSON_MAX];
@@ -871,10 +875,10 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	enum proc_status to = failed ? PS_FAILED : PS_EXITED;
 	double now = clock_wall();
 	int64_t roid = 0;
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "exit") == -1)
+	if (procmgr_load_live(pm, pid, &p, "exit") == -1)
 		return -1;
 	if (result != NULL && objmem_create(pm, pid, OBJ_RESULT, result, 1, 0,
 	    &roid) == -1)
@@ -891,33 +895,33 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	sqlite3_bind_double(s, 5, now);
 	if (pmdb_step_done(pm, s) == -1 ||
 	    objmem_release_owned(pm, pid, roid) == -1 ||
-	    pm_wake_parent(pm, &p, to) == -1 ||
-	    pm_outbox(pm, pid, ob) == -1)
+	    procmgr_wake_parent(pm, &p, to) == -1 ||
+	    procmgr_outbox(pm, pid, ob) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	if (message == NULL)
 		snprintf(json, sizeof(json), "{\"status\":\"%s\"}",
 		    procrule_status_name(to));
 	else
 		snprintf(json, sizeof(json), "{\"status\":\"%s\",\"message\":"
 		    "%s}", procrule_status_name(to),
-		    pm_json_str(jmsg, sizeof(jmsg), message));
-	return pm_trail(pm, "process.exited", actor, "process.exit", pid,
-	    NULL, pm_refs(refs, sizeof(refs), roid), json);
+		    procmgr_json_str(jmsg, sizeof(jmsg), message));
+	return procmgr_trail(pm, "process.exited", actor, "process.exit", pid,
+	    NULL, procmgr_refs(refs, sizeof(refs), roid), json);
 }
 
 int
 procmgr_exit(struct procmgr *pm, agent_pid pid, const char *result,
     int failed, const char *message, const struct outbox_entry *ob)
 {
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_exit_txn(pm, pid, result, failed, message,
-	    ob));
+	return procmgr_finish(pm, procmgr_exit_txn(pm, pid, result, failed,
+	    message, ob));
 }
 
 /* A signal from actor (a pid, or "runtime") as action. */
-struct pm_signal_req {
+struct procmgr_signal_req {
 	agent_pid pid;
 	enum proc_signal sig;
 	const char *reason;
@@ -926,8 +930,8 @@ struct pm_signal_req {
 };
 
 static int
-pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
-    const struct pm_proc *p)
+procmgr_signal_txn(struct procmgr *pm, const struct procmgr_signal_req *rq,
+    const struct procmgr_proc *p)
 {
 	char jreason[PM_JSON_SMALL], json[PM_JSON_MAX];
 	double now = clock_wall();
@@ -955,47 +959,47 @@ pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
 	pmdb_bind_time(s, 5, to == PS_KILLED ? now : 0);
 	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	if (to == PS_KILLED && pm_wake_parent(pm, p, PS_KILLED) == -1)
+	if (to == PS_KILLED && procmgr_wake_parent(pm, p, PS_KILLED) == -1)
 		return -1;
-	if (pm_outbox(pm, p->pid, rq->ob) == -1)
+	if (procmgr_outbox(pm, p->pid, rq->ob) == -1)
 		return -1;
 	snprintf(json, sizeof(json), "{\"signal\":\"%s\",\"reason\":%s}",
 	    procrule_signal_name(rq->sig),
-	    pm_json_str(jreason, sizeof(jreason), rq->reason));
-	return pm_trail(pm, "process.signal", rq->actor, rq->action, p->pid,
-	    NULL, NULL, json);
+	    procmgr_json_str(jreason, sizeof(jreason), rq->reason));
+	return procmgr_trail(pm, "process.signal", rq->actor, rq->action,
+	    p->pid, NULL, NULL, json);
 }
 
 static int
-pm_signal(struct procmgr *pm, const struct pm_signal_req *rq,
+procmgr_send_signal(struct procmgr *pm, const struct procmgr_signal_req *rq,
     agent_pid parent)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	int rc;
 
 	if ((unsigned)rq->sig >= PROCRULE_NSIGNALS)
 		return pmdb_error(pm, PM_E_INVALID, "unknown signal %d",
 		    (int)rq->sig);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
 	if (parent != 0)
-		rc = pm_load_live(pm, parent, &p, "signal from") == -1 ||
-		    pm_load_child(pm, parent, rq->pid, &p) == -1 ? -1 : 0;
+		rc = procmgr_load_live(pm, parent, &p, "signal from") == -1 ||
+		    procmgr_load_child(pm, parent, rq->pid, &p) == -1 ? -1 : 0;
 	else
-		rc = pm_load(pm, rq->pid, &p);
+		rc = procmgr_load(pm, rq->pid, &p);
 	if (rc == 0)
-		rc = pm_signal_txn(pm, rq, &p);
-	return pm_finish(pm, rc);
+		rc = procmgr_signal_txn(pm, rq, &p);
+	return procmgr_finish(pm, rc);
 }
 
 int
 procmgr_signal(struct procmgr *pm, agent_pid pid, enum proc_signal sig,
     const char *reason)
 {
-	struct pm_signal_req rq = { .pid = pid, .sig = sig, .reason = reason,
-	    .actor = "runtime", .action = "process.signal" };
+	struct procmgr_signal_req rq = { .pid = pid, .sig = sig,
+	    .reason = reason, .actor = "runtime", .action = "process.signal" };
 
-	return pm_signal(pm, &rq, 0);
+	return procmgr_send_signal(pm, &rq, 0);
 }
 
 int
@@ -1003,22 +1007,23 @@ procmgr_signal_child(struct procmgr *pm, agent_pid parent, agent_pid child,
     enum proc_signal sig, const char *reason)
 {
 	char actor[PM_ACTOR_MAX];
-	struct pm_signal_req rq = { .pid = child, .sig = sig, .reason = reason,
-	    .actor = actor, .action = "process.signal_child" };
+	struct procmgr_signal_req rq = { .pid = child, .sig = sig,
+	    .reason = reason, .actor = actor,
+	    .action = "process.signal_child" };
 
-	pm_actor(actor, sizeof(actor), parent);
-	return pm_signal(pm, &rq, parent);
+	procmgr_actor(actor, sizeof(actor), parent);
+	return procmgr_send_signal(pm, &rq, parent);
 }
 
 int
 procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
     const struct outbox_entry *ob)
 {
-	struct pm_signal_req rq = { .pid = pid, .sig = PSIG_TERMINATE,
+	struct procmgr_signal_req rq = { .pid = pid, .sig = PSIG_TERMINATE,
 	    .reason = reason, .actor = "runtime", .action = "process.kill",
 	    .ob = ob };
 
-	return pm_signal(pm, &rq, 0);
+	return procmgr_send_signal(pm, &rq, 0);
 }
 
 /* Memory, working directory, budgets. */
@@ -1028,7 +1033,7 @@ procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
  * result does: merging makes the child's work the parent's to use.
  */
 static int
-pm_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
     const int64_t *oids, size_t n)
 {
 	char issued[64];
@@ -1046,7 +1051,7 @@ pm_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
 
 /* "[oid,oid,...]" for the audit record's output refs; NULL: no memory. */
 static char *
-pm_refs_list(const int64_t *oids, size_t n)
+procmgr_refs_list(const int64_t *oids, size_t n)
 {
 	size_t len = 3 + n * 21, off = 0, i;
 	char *buf;
@@ -1062,36 +1067,36 @@ pm_refs_list(const int64_t *oids, size_t n)
 }
 
 static int
-pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
     int *merged)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
-	struct pm_proc p, c;
+	struct procmgr_proc p, c;
 	int64_t *oids = NULL;
 	char *refs = NULL;
 	size_t n = 0;
 	int rc;
 
 	*merged = 0;
-	if (pm_load_live(pm, parent, &p, "merge into") == -1 ||
-	    pm_load_child(pm, parent, child, &c) == -1)
+	if (procmgr_load_live(pm, parent, &p, "merge into") == -1 ||
+	    procmgr_load_child(pm, parent, child, &c) == -1)
 		return -1;
 	if (!procrule_status_terminal(c.status))
 		return pmdb_error(pm, PM_E_INVALID, "cannot merge running "
 		    "child process %" PRId64 " (%s)", child,
 		    procrule_status_name(c.status));
-	if (c.view != 0 && (pm_ensure_view(pm, &p) == -1 ||
+	if (c.view != 0 && (procmgr_ensure_view(pm, &p) == -1 ||
 	    objmem_merge_view(pm, p.view, c.view, &oids, &n) == -1))
 		return -1;
-	if ((rc = pm_merge_handles(pm, parent, child, oids, n)) == 0 &&
-	    (refs = pm_refs_list(oids, n)) == NULL)
+	if ((rc = procmgr_merge_handles(pm, parent, child, oids, n)) == 0 &&
+	    (refs = procmgr_refs_list(oids, n)) == NULL)
 		rc = pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	if (rc == 0) {
 		*merged = (int)n;
-		pm_actor(actor, sizeof(actor), parent);
+		procmgr_actor(actor, sizeof(actor), parent);
 		snprintf(json, sizeof(json), "{\"child\":%" PRId64
 		    ",\"merged\":%d}", child, *merged);
-		rc = pm_trail(pm, "process.merged", actor,
+		rc = procmgr_trail(pm, "process.merged", actor,
 		    "process.merge_child_memory", child, NULL, refs, json);
 	}
 	free(oids);
@@ -1105,9 +1110,9 @@ procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
 {
 	int n = 0;
 
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_merge_txn(pm, parent, child, &n)) == -1)
+	if (procmgr_finish(pm, procmgr_merge_txn(pm, parent, child, &n)) == -1)
 		return -1;
 	if (merged != NULL)
 		*merged = n;
@@ -1115,13 +1120,13 @@ procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
 }
 
 static int
-pm_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
+procmgr_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
 {
 	char actor[PM_ACTOR_MAX], jcwd[PM_JSON_SMALL], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "chdir") == -1)
+	if (procmgr_load_live(pm, pid, &p, "chdir") == -1)
 		return -1;
 	s = pmdb_stmt(pm, PMDB_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
@@ -1132,10 +1137,10 @@ pm_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
 	sqlite3_bind_double(s, 3, clock_wall());
 	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"cwd\":%s}",
-	    pm_json_str(jcwd, sizeof(jcwd), cwd));
-	return pm_trail(pm, "process.chdir", actor, "process.chdir", pid,
+	    procmgr_json_str(jcwd, sizeof(jcwd), cwd));
+	return procmgr_trail(pm, "process.chdir", actor, "process.chdir", pid,
 	    NULL, NULL, json);
 }
 
@@ -1147,14 +1152,14 @@ procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path)
 	if (procrule_normalize_cwd(path, cwd, sizeof(cwd), why,
 	    sizeof(why)) == -1)
 		return pmdb_error(pm, PM_E_INVALID, "%s", why);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_chdir_txn(pm, pid, cwd));
+	return procmgr_finish(pm, procmgr_chdir_txn(pm, pid, cwd));
 }
 
 /* One more tool call for p, refused when the budget is used up. */
 static int
-pm_charge(struct procmgr *pm, struct pm_proc *p)
+procmgr_charge(struct procmgr *pm, struct procmgr_proc *p)
 {
 	sqlite3_stmt *s;
 
@@ -1174,27 +1179,27 @@ pm_charge(struct procmgr *pm, struct pm_proc *p)
 }
 
 static int
-pm_charge_txn(struct procmgr *pm, agent_pid pid)
+procmgr_charge_txn(struct procmgr *pm, agent_pid pid)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 
-	if (pm_load_live(pm, pid, &p, "charge") == -1 ||
-	    pm_charge(pm, &p) == -1)
+	if (procmgr_load_live(pm, pid, &p, "charge") == -1 ||
+	    procmgr_charge(pm, &p) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"tool_calls\":%d,\"max\":%d}",
 	    p.tool_calls, p.budget.max_tool_calls);
-	return pm_trail(pm, "process.tool_call", actor, "process.tool_call",
-	    pid, NULL, NULL, json);
+	return procmgr_trail(pm, "process.tool_call", actor,
+	    "process.tool_call", pid, NULL, NULL, json);
 }
 
 int
 procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid)
 {
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_charge_txn(pm, pid));
+	return procmgr_finish(pm, procmgr_charge_txn(pm, pid));
 }
 
 /*
@@ -1202,40 +1207,40 @@ procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid)
  * commits its audit record and the call still fails (*refused).
  */
 static int
-pm_check_txn(struct procmgr *pm, agent_pid pid, const char *resource,
+procmgr_check_txn(struct procmgr *pm, agent_pid pid, const char *resource,
     const char *right, int *refused)
 {
 	char actor[PM_ACTOR_MAX], jres[PM_JSON_SMALL], jwhy[PM_JSON_SMALL];
 	char json[PM_JSON_MAX], why[PM_ERR_MAX];
 	enum cap_policy pol;
-	struct pm_proc p;
+	struct procmgr_proc p;
 
 	*refused = 0;
-	if (pm_load_live(pm, pid, &p, "check") == -1 ||
+	if (procmgr_load_live(pm, pid, &p, "check") == -1 ||
 	    cap_policy(pm, pid, resource, right, clock_wall(), &pol) == -1)
 		return -1;
 	if (pol == CAP_DENY)
 		*refused = pmdb_error(pm, PM_E_DENIED, "process %" PRId64
 		    " may not %s %.200s", pid, right, resource);
-	else if (pm_charge(pm, &p) == -1) {
+	else if (procmgr_charge(pm, &p) == -1) {
 		if (pm->errtype != PM_E_LIMIT)
 			return -1;
 		*refused = -1;
 	}
-	pm_json_str(jres, sizeof(jres), resource);
+	procmgr_json_str(jres, sizeof(jres), resource);
 	if (*refused) {
 		snprintf(why, sizeof(why), "%s", pm->err);
 		snprintf(json, sizeof(json), "{\"decision\":\"deny\","
 		    "\"resource\":%s,\"right\":\"%s\",\"policy\":\"%s\","
 		    "\"reason\":%s}", jres, right, cap_policy_name(pol),
-		    pm_json_str(jwhy, sizeof(jwhy), why));
+		    procmgr_json_str(jwhy, sizeof(jwhy), why));
 	} else
 		snprintf(json, sizeof(json), "{\"decision\":\"allow\","
 		    "\"resource\":%s,\"right\":\"%s\",\"policy\":\"%s\","
 		    "\"tool_calls\":%d}", jres, right, cap_policy_name(pol),
 		    p.tool_calls);
-	pm_actor(actor, sizeof(actor), pid);
-	return pm_trail(pm, *refused ? "capability.denied" :
+	procmgr_actor(actor, sizeof(actor), pid);
+	return procmgr_trail(pm, *refused ? "capability.denied" :
 	    "capability.allowed", actor, "capability.check", pid, NULL, NULL,
 	    json);
 }
@@ -1252,9 +1257,9 @@ procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
 	    strchr(right, ',') != NULL)
 		return pmdb_error(pm, PM_E_INVALID, "check: one right on a "
 		    "resource is needed");
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_check_txn(pm, pid, resource, right,
+	if (procmgr_finish(pm, procmgr_check_txn(pm, pid, resource, right,
 	    &refused)) == -1)
 		return -1;
 	/* A refusal's audit record is committed; its error stands. */
@@ -1264,7 +1269,7 @@ procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
 /* Reading. */
 
 static char *
-pm_column_dup(sqlite3_stmt *s, int col, int *nomem)
+procmgr_column_dup(sqlite3_stmt *s, int col, int *nomem)
 {
 	const char *text = (const char *)sqlite3_column_text(s, col);
 	char *copy;
@@ -1279,14 +1284,14 @@ pm_column_dup(sqlite3_stmt *s, int col, int *nomem)
 int
 procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 	int nomem = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (pm_select(pm, pid, &s) != 1)
+	if (procmgr_select(pm, pid, &s) != 1)
 		return -1;
-	pm_proc_row(s, &p);
+	procmgr_proc_row(s, &p);
 	out->pid = p.pid;
 	out->parent_pid = p.parent;
 	out->root_pid = p.root;
@@ -1297,24 +1302,24 @@ procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 	out->budget = p.budget;
 	out->tool_calls = p.tool_calls;
 	out->child_processes = p.children;
-	out->instance_id = pm_column_dup(s, 12, &nomem);
-	out->operation_id = pm_column_dup(s, 13, &nomem);
-	out->image = pm_column_dup(s, 14, &nomem);
-	out->status_message = pm_column_dup(s, 15, &nomem);
-	out->cwd = pm_column_dup(s, 16, &nomem);
+	out->instance_id = procmgr_column_dup(s, 12, &nomem);
+	out->operation_id = procmgr_column_dup(s, 13, &nomem);
+	out->image = procmgr_column_dup(s, 14, &nomem);
+	out->status_message = procmgr_column_dup(s, 15, &nomem);
+	out->cwd = procmgr_column_dup(s, 16, &nomem);
 	out->created_at = sqlite3_column_double(s, 17);
 	out->updated_at = sqlite3_column_double(s, 18);
 	out->ended_at = sqlite3_column_double(s, 19);
 	sqlite3_reset(s);
 	if (nomem) {
-		proc_info_free(out);
+		procmgr_info_free(out);
 		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	}
 	return 0;
 }
 
 void
-proc_info_free(struct proc_info *pi)
+procmgr_info_free(struct proc_info *pi)
 {
 	free(pi->instance_id);
 	free(pi->operation_id);
@@ -1328,11 +1333,11 @@ proc_info_free(struct proc_info *pi)
 
 /* The live processes of instance_id, with their parents. */
 static int
-pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
-    size_t *n)
+procmgr_live_of(struct procmgr *pm, const char *instance_id,
+    struct procmgr_proc **out, size_t *n)
 {
 	sqlite3_stmt *s;
-	struct pm_proc *grown;
+	struct procmgr_proc *grown;
 	size_t cap = 0;
 	int rc;
 
@@ -1366,20 +1371,20 @@ pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
 }
 
 /* Error results of the roots with an operation, unless one is queued. */
-static const char pm_fail_outbox_sql[] =
+static const char procmgr_fail_outbox_sql[] =
 	"INSERT OR IGNORE INTO outbox (operation_id, result, instance_id, "
 	"created_at, attempts, next_attempt, pid) SELECT operation_id, "
 	"json_object('error', ?2, 'error_type', 'internal', 'pid', pid), "
 	"instance_id, ?3, 0, ?4, pid FROM processes WHERE instance_id = ?1 "
 	"AND ended_at IS NULL AND parent_pid IS NULL "
 	"AND operation_id IS NOT NULL";
-static const char pm_fail_update_sql[] =
+static const char procmgr_fail_update_sql[] =
 	"UPDATE processes SET status = 'FAILED', status_message = ?2, "
 	"updated_at = ?3, ended_at = ?3 WHERE instance_id = ?1 "
 	"AND ended_at IS NULL";
 
 static int
-pm_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
+procmgr_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
     const char *reason, double now, double next_attempt)
 {
 	sqlite3_stmt *s;
@@ -1399,28 +1404,28 @@ pm_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
 }
 
 static int
-pm_fail_txn(struct procmgr *pm, const char *instance_id, const char *reason,
-    double next_attempt)
+procmgr_fail_txn(struct procmgr *pm, const char *instance_id,
+    const char *reason, double next_attempt)
 {
 	char jreason[PM_JSON_SMALL], json[PM_JSON_MAX], target[PM_JSON_MAX];
 	double now = clock_wall();
-	struct pm_proc *procs;
+	struct procmgr_proc *procs;
 	size_t n, i;
 	int rc = 0;
 
-	if (pm_live_of(pm, instance_id, &procs, &n) == -1)
+	if (procmgr_live_of(pm, instance_id, &procs, &n) == -1)
 		return -1;
-	if (pm_fail_run(pm, pm_fail_outbox_sql, instance_id, reason, now,
-	    next_attempt) == -1 ||
-	    pm_fail_run(pm, pm_fail_update_sql, instance_id, reason, now,
-	    next_attempt) == -1)
+	if (procmgr_fail_run(pm, procmgr_fail_outbox_sql, instance_id, reason,
+	    now, next_attempt) == -1 ||
+	    procmgr_fail_run(pm, procmgr_fail_update_sql, instance_id, reason,
+	    now, next_attempt) == -1)
 		rc = -1;
-	pm_json_str(jreason, sizeof(jreason), reason);
+	procmgr_json_str(jreason, sizeof(jreason), reason);
 	snprintf(json, sizeof(json), "{\"status\":\"FAILED\",\"message\":%s}",
 	    jreason);
 	for (i = 0; i < n && rc == 0; i++)
 		if (audit_event(pm, "process.failed", "runtime", procs[i].pid,
-		    json) == -1 || pm_wake_parent(pm, &procs[i],
+		    json) == -1 || procmgr_wake_parent(pm, &procs[i],
 		    PS_FAILED) == -1)
 			rc = -1;
 	free(procs);
@@ -1442,8 +1447,8 @@ procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
 	if (instance_id == NULL || reason == NULL)
 		return pmdb_error(pm, PM_E_INVALID, "fail_worker: instance_id "
 		    "and reason are needed");
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_fail_txn(pm, instance_id, reason,
+	return procmgr_finish(pm, procmgr_fail_txn(pm, instance_id, reason,
 	    next_attempt));
 }

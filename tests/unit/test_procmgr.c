@@ -400,7 +400,7 @@ status_of(struct fx *f, agent_pid pid)
 
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	s = pi.status;
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	return s;
 }
 
@@ -465,7 +465,7 @@ test_spawn(void **state)
 	assert_int_equal(f->hooks, 1);
 	assert_int_equal(f->hook_pid, pid);
 	assert_string_equal(f->hook_image, IMAGE);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 }
 
 static void
@@ -529,8 +529,8 @@ check_fork(struct fx *f, enum fork_mode mode, const char *view_mode)
 	    "actor FROM events JOIN audit USING (id) ORDER BY id DESC"),
 	    "process.forked process.fork 1");
 	assert_int_equal(f->hook_pid, child);
-	proc_info_free(&p);
-	proc_info_free(&c);
+	procmgr_info_free(&p);
+	procmgr_info_free(&c);
 }
 
 static void
@@ -585,8 +585,8 @@ test_spawn_child(void **state)
 	assert_string_equal(g.image, "/other");
 	assert_int_equal(g.budget.max_tool_calls, 25);
 	assert_int_equal(g.budget.max_child_processes, 2);
-	proc_info_free(&c);
-	proc_info_free(&g);
+	procmgr_info_free(&c);
+	procmgr_info_free(&g);
 }
 
 static void
@@ -753,18 +753,18 @@ test_exec_memory(void **state)
 	ok(f, procmgr_exec(&f->pm, pid, "/kept", 1, 1));
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.view_id, 1);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	ok(f, procmgr_exec(&f->pm, pid, "/dropped", 0, 1));
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.view_id, 0);
 	assert_string_equal(pi.image, "/dropped");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Without memory a fork passes on nothing but the child's goal. */
 	child = fork_child(f, pid, FORK_COPY);
 	ok(f, procmgr_get(&f->pm, child, &pi));
 	assert_string_equal(q_text(f, "SELECT roots FROM views WHERE "
 	    "view_id = %lld", (long long)pi.view_id), "[2]");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_exec(&f->pm, pid, "", 1, 1), PM_E_INVALID, NULL);
 }
 
@@ -784,7 +784,7 @@ test_wait_and_wake(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_WAITING_EVENT);
 	assert_string_equal(pi.status_message, "waiting for 2");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Another child's end does not wake it. */
 	ok(f, procmgr_exit(&f->pm, other, "{}", 0, NULL, NULL));
 	assert_int_equal(status_of(f, parent), PS_WAITING_EVENT);
@@ -793,7 +793,7 @@ test_wait_and_wake(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_RUNNABLE);
 	assert_null(pi.status_message);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_string_equal(q_text(f, "SELECT actor || ' ' || target || ' ' || "
 	    "decision FROM audit WHERE action = 'process.wait_wake'"),
 	    "process process:1 {\"child\":2,\"child_status\":\"EXITED\"}");
@@ -837,7 +837,7 @@ test_wait_timeout(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_WAITING_EVENT);
 	assert_string_equal(pi.status_message, "waiting for 2");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_wait(&f->pm, parent, stranger, 0, &w),
 	    PM_E_INVALID, "3 is not a child of 1");
 	refused(f, procmgr_wait(&f->pm, parent, 77, 0, &w), PM_E_NOT_FOUND,
@@ -891,7 +891,7 @@ test_terminated_refused(void **state)
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.status, PS_EXITED);
 	assert_true(pi.ended_at > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_int_equal(status_of(f, child), PS_EXITED);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM audit"), 4);
 }
@@ -950,7 +950,7 @@ test_signals(void **state)
 	assert_int_equal(pi.status, PS_PAUSED);
 	assert_string_equal(pi.status_message, "hold");
 	assert_true(pi.ended_at == 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_signal(&f->pm, pid, PSIG_PAUSE, NULL),
 	    PM_E_INVALID, "signal PAUSE does not apply to process 1 (PAUSED)");
 	ok(f, procmgr_signal(&f->pm, pid, PSIG_RESUME, NULL));
@@ -962,7 +962,7 @@ test_signals(void **state)
 	assert_int_equal(pi.status, PS_KILLED);
 	assert_string_equal(pi.status_message, "operator");
 	assert_true(pi.ended_at > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_signal(&f->pm, pid, PSIG_TERMINATE, NULL),
 	    PM_E_INVALID, "has ended (KILLED)");
 	refused(f, procmgr_signal(&f->pm, 42, PSIG_PAUSE, NULL),
@@ -1054,7 +1054,7 @@ test_merge(void **state)
 	    &grandchild));
 	refused(f, procmgr_merge_child_memory(&f->pm, child, grandchild,
 	    &merged), PM_E_INVALID, NULL);
-	proc_info_free(&c);
+	procmgr_info_free(&c);
 }
 
 static void
@@ -1080,7 +1080,7 @@ test_exit_release(void **state)
 	roid = pi.result_oid;
 	assert_int_equal(pi.status, PS_EXITED);
 	assert_true(pi.ended_at > 0 && roid > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Volatile objects gone; the goal, kept data and result stay. */
 	assert_string_equal(q_text(f, "SELECT group_concat(type, ' ') FROM "
 	    "(SELECT type FROM objects ORDER BY oid)"), "GOAL DATA RESULT");
@@ -1109,7 +1109,7 @@ test_exit_failed(void **state)
 	assert_int_equal(pi.status, PS_FAILED);
 	assert_string_equal(pi.status_message, "capability denied");
 	assert_int_equal(pi.result_oid, 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_string_equal(q_text(f, "SELECT decision FROM audit WHERE "
 	    "action = 'process.exit'"),
 	    "{\"status\":\"FAILED\",\"message\":\"capability denied\"}");
