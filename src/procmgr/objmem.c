@@ -14,29 +14,30 @@
 #define OBJ_ROOTS_INLINE 16	/* roots written without a malloc */
 #define OBJ_OID_CHARS 21	/* an int64 and a comma */
 
-static const char *const obj_type_names[] = { "GOAL", "RESULT", "DATA" };
+static const char *const objmem_type_names[] = { "GOAL", "RESULT", "DATA" };
 
-static const char *const obj_view_mode_names[] = {
+static const char *const objmem_mode_names[] = {
 	"MUTABLE", "COPY_ON_WRITE", "EPHEMERAL", "READ_ONLY"
 };
 
 #define OBJ_MODES \
-	(sizeof(obj_view_mode_names) / sizeof(obj_view_mode_names[0]))
+	(sizeof(objmem_mode_names) / sizeof(objmem_mode_names[0]))
 
 const char *
-obj_type_name(enum obj_type t)
+objmem_type_name(enum obj_type t)
 {
-	if ((unsigned)t >= sizeof(obj_type_names) / sizeof(obj_type_names[0]))
+	if ((unsigned)t >=
+	    sizeof(objmem_type_names) / sizeof(objmem_type_names[0]))
 		return "DATA";
-	return obj_type_names[t];
+	return objmem_type_names[t];
 }
 
 static const char *
-obj_mode_name(enum view_mode m)
+objmem_mode_name(enum view_mode m)
 {
 	if ((unsigned)m >= OBJ_MODES)
 		return "READ_ONLY";
-	return obj_view_mode_names[m];
+	return objmem_mode_names[m];
 }
 
 int
@@ -53,7 +54,7 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, owner);
-	sqlite3_bind_text(s, 2, obj_type_name(type), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, objmem_type_name(type), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, payload, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, immutable != 0);
 	sqlite3_bind_int(s, 5, is_volatile != 0);
@@ -66,7 +67,7 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 
 /* roots as a JSON array in buf when it fits, else in a malloc'd string. */
 static char *
-obj_roots_json(const int64_t *roots, size_t nroots, char *buf, size_t len)
+objmem_roots_json(const int64_t *roots, size_t nroots, char *buf, size_t len)
 {
 	size_t need = nroots * OBJ_OID_CHARS + 3, off = 1, i;
 	char *out = buf;
@@ -92,7 +93,7 @@ objmem_create_view(struct procmgr *pm, agent_pid pid, enum view_mode mode,
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((json = obj_roots_json(roots, nroots, buf, sizeof(buf))) == NULL)
+	if ((json = objmem_roots_json(roots, nroots, buf, sizeof(buf))) == NULL)
 		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	s = pmdb_stmt(pm, PMDB_OBJ_VIEW, "INSERT INTO views (pid, mode, roots, "
 	    "created_at) VALUES (?, ?, ?, ?)");
@@ -100,7 +101,7 @@ objmem_create_view(struct procmgr *pm, agent_pid pid, enum view_mode mode,
 		rc = -1;
 	else {
 		sqlite3_bind_int64(s, 1, pid);
-		sqlite3_bind_text(s, 2, obj_mode_name(mode), -1,
+		sqlite3_bind_text(s, 2, objmem_mode_name(mode), -1,
 		    SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
 		sqlite3_bind_double(s, 4, clock_wall());
@@ -128,7 +129,7 @@ objmem_fork_view(struct procmgr *pm, int64_t parent_view, agent_pid child,
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, child);
-	sqlite3_bind_text(s, 2, obj_mode_name(mode), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, objmem_mode_name(mode), -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, clock_wall());
 	sqlite3_bind_int64(s, 4, parent_view);
 	if (pmdb_step_done(pm, s) == -1)
@@ -163,7 +164,7 @@ objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid)
 
 /* The roots of child_view that parent_view lacks, in the child's order. */
 static int
-obj_missing_roots(struct procmgr *pm, int64_t parent_view,
+objmem_missing_roots(struct procmgr *pm, int64_t parent_view,
     int64_t child_view, int64_t **oids, size_t *n)
 {
 	sqlite3_stmt *s;
@@ -220,7 +221,7 @@ objmem_merge_view(struct procmgr *pm, int64_t parent_view,
 	*n = 0;
 	if (objmem_view_mode(pm, parent_view, &mode) == -1 ||
 	    objmem_view_mode(pm, child_view, &mode) == -1 ||
-	    obj_missing_roots(pm, parent_view, child_view, &oids, n) == -1)
+	    objmem_missing_roots(pm, parent_view, child_view, &oids, n) == -1)
 		return -1;
 	for (i = 0; i < *n && rc == 0; i++)
 		rc = objmem_view_add(pm, parent_view, oids[i]);
@@ -257,7 +258,7 @@ objmem_view_mode(struct procmgr *pm, int64_t view_id, enum view_mode *out)
 	}
 	name = (const char *)sqlite3_column_text(s, 0);
 	for (i = 0; i < OBJ_MODES; i++)
-		if (name != NULL && strcmp(name, obj_view_mode_names[i]) == 0)
+		if (name != NULL && strcmp(name, objmem_mode_names[i]) == 0)
 			break;
 	if (i < OBJ_MODES) {
 		*out = (enum view_mode)i;
