@@ -2,7 +2,7 @@
  * fuzz_path: libFuzzer target for the path rules applied to what an
  * operation names: storage keys and list prefixes (storage_key_check,
  * storage_prefix_check) and agent process working directories
- * (proc_normalize_cwd).
+ * (procrule_normalize_cwd).
  *
  * The input, up to its first NUL, is the path.  The storage checks are
  * compared with a plain restatement of their documented rules, so they
@@ -116,19 +116,20 @@ fuzz_cwd(const char *p, size_t small)
 	char err[256];
 
 	err[0] = '\0';
-	if (proc_normalize_cwd(p, out, sizeof(out), err, sizeof(err)) == -1) {
+	if (procrule_normalize_cwd(p, out, sizeof(out), err,
+	    sizeof(err)) == -1) {
 		fuzz_check(err[0] != '\0');
 		/* Refused with room to spare: refused with less too. */
 		if (strncmp(err, FUZZ_TOO_LONG, strlen(FUZZ_TOO_LONG)) != 0)
-			fuzz_check(proc_normalize_cwd(p, tiny, small, err,
+			fuzz_check(procrule_normalize_cwd(p, tiny, small, err,
 			    sizeof(err)) == -1);
 		return;
 	}
 	fuzz_clean_cwd(out, sizeof(out));
-	fuzz_check(proc_normalize_cwd(out, again, sizeof(again), err,
+	fuzz_check(procrule_normalize_cwd(out, again, sizeof(again), err,
 	    sizeof(err)) == 0);
 	fuzz_check(strcmp(out, again) == 0);
-	if (proc_normalize_cwd(p, tiny, small, err, sizeof(err)) == 0)
+	if (procrule_normalize_cwd(p, tiny, small, err, sizeof(err)) == 0)
 		fuzz_check(strcmp(out, tiny) == 0);
 	else
 		fuzz_check(strncmp(err, FUZZ_TOO_LONG,

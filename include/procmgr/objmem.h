@@ -20,7 +20,7 @@
 
 enum obj_type { OBJ_GOAL, OBJ_RESULT, OBJ_DATA };
 
-const char *obj_type_name(enum obj_type t);
+const char *objmem_type_name(enum obj_type t);
 
 int objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
     const char *payload, int immutable, int is_volatile, int64_t *oid);

@@ -12,8 +12,8 @@
  * Errors: every call returns 0 on success and -1 on failure with
  * pm->errtype and pm->err set.  PM_E_DATABASE means SQLite failed (locked
  * past busy_timeout, full, corrupt, read-only): the caller may retry later.
- * The pure rules (transitions, budgets, view modes, cwd normalisation) are
- * exported for unit tests and fuzzers; they do no I/O.
+ * The pure rules (statuses, transitions, modes, budgets, cwd normalisation)
+ * are procrule.c's (procmgr/procrule.h, included here); they do no I/O.
  */
 #ifndef EGRESSD_PROCMGR_H
 #define EGRESSD_PROCMGR_H
@@ -22,20 +22,12 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "procmgr/procrule.h"
 
 struct store;
 struct sqlite3_stmt;
 
 typedef int64_t agent_pid;	/* INTEGER PRIMARY KEY of processes; > 0 */
-
-enum proc_status {
-	PS_CREATED, PS_RUNNABLE, PS_PAUSED, PS_WAITING_EVENT,
-	PS_EXITED, PS_FAILED, PS_KILLED
-};
-enum fork_mode { FORK_RESTRICTED, FORK_COPY, FORK_SPECULATIVE, FORK_WORKER };
-enum view_mode { VIEW_MUTABLE, VIEW_COPY_ON_WRITE, VIEW_EPHEMERAL,
-    VIEW_READ_ONLY };
-enum proc_signal { PSIG_PAUSE, PSIG_RESUME, PSIG_CANCEL, PSIG_TERMINATE };
 
 /* Mirrors the error_type of DESIGN section 5's error results. */
 enum pm_error {
@@ -52,12 +44,6 @@ enum pm_error {
 #define PM_CWD_MAX 1024
 #define PM_ERR_MAX 512
 #define PM_STMT_MAX 48		/* statements cached per connection */
-
-struct proc_budget {
-	int max_tool_calls;
-	int max_child_processes;
-	double max_runtime_seconds;
-};
 
 /* One capability to grant or inherit (capability.h has the full rules). */
 struct cap_spec {
@@ -85,7 +71,7 @@ struct procmgr {
 	int nhooks;
 	enum pm_error errtype;
 	char err[PM_ERR_MAX];
-	/* Statements prepared once per connection (procmgr.c owns them). */
+	/* Statements prepared once per connection (pmdb.c owns them). */
 	struct sqlite3_stmt *stmt[PM_STMT_MAX];
 };
 
@@ -183,7 +169,7 @@ int procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid);
 int procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
     const char *right);
 int procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out);
-void proc_info_free(struct proc_info *pi);
+void procmgr_info_free(struct proc_info *pi);
 
 /*
  * Recovery, run by the master when it reaps a worker that died: each of
@@ -194,30 +180,5 @@ void proc_info_free(struct proc_info *pi);
  */
 int procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
     const char *reason, double next_attempt);
-
-/* Pure rules. */
-const char *proc_status_name(enum proc_status s);
-int proc_status_parse(const char *name, enum proc_status *out);
-int proc_status_terminal(enum proc_status s);
-/* The status a signal leads to, or -1 when it does not apply. */
-int proc_signal_transition(enum proc_status from, enum proc_signal sig);
-const char *proc_signal_name(enum proc_signal sig);
-int proc_signal_parse(const char *name, enum proc_signal *out);
-const char *fork_mode_name(enum fork_mode m);
-int fork_mode_parse(const char *name, enum fork_mode *out);	/* any case */
-enum view_mode fork_view_mode(enum fork_mode m);
-const char *view_mode_name(enum view_mode m);
-/* max(min, parent // divisor) for tool calls and children; runtime kept. */
-struct proc_budget proc_child_budget(const struct proc_budget *parent,
-    int divisor, int min_tool_calls, int min_child_processes);
-/*
- * Workspace-relative normalisation: "" and "." give "."; "a/./b/" gives
- * "a/b"; backslashes count as slashes; absolute paths ("/x", "C:\\x",
- * "C:x", "\\\\host") and escapes above the root ("../x", "a/../../b") are
- * refused with -1 and a reason in err, and so is a result that would not
- * normalise to itself ("./C:x", "./ a").
- */
-int proc_normalize_cwd(const char *path, char *out, size_t outlen,
-    char *err, size_t errlen);
 
 #endif

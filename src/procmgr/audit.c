@@ -7,7 +7,7 @@
 
 #include "procmgr/audit.h"
 #include "core/clock.h"
-#include "procmgr_priv.h"
+#include "pmdb.h"
 #include "procmgr/store.h"
 
 #define SECS_PER_DAY 86400.0
@@ -18,16 +18,16 @@ audit_event(struct procmgr *pm, const char *type, const char *source,
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_AUDIT_EVENT, "INSERT INTO events "
+	s = pmdb_stmt(pm, PMDB_AUDIT_EVENT, "INSERT INTO events "
 	    "(type, source, pid, payload, created_at) VALUES (?, ?, ?, ?, ?)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, source, -1, SQLITE_STATIC);
-	pm_bind_id(s, 3, target);
+	pmdb_bind_id(s, 3, target);
 	sqlite3_bind_text(s, 4, payload, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 5, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 int
@@ -37,20 +37,20 @@ audit_record(struct procmgr *pm, const char *actor, const char *action,
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_AUDIT_RECORD, "INSERT INTO audit (actor, action, "
-	    "target, pid, input_refs, output_refs, decision, created_at) "
-	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	s = pmdb_stmt(pm, PMDB_AUDIT_RECORD, "INSERT INTO audit (actor, "
+	    "action, target, pid, input_refs, output_refs, decision, "
+	    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, actor, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, action, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
-	pm_bind_id(s, 4, pid);
+	pmdb_bind_id(s, 4, pid);
 	sqlite3_bind_text(s, 5, input_refs, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, output_refs, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 7, decision, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 8, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 /*

@@ -7,7 +7,7 @@
 
 #include "procmgr/capability.h"
 #include "core/clock.h"
-#include "procmgr_priv.h"
+#include "pmdb.h"
 #include "procmgr/store.h"
 
 #define CAP_RESOURCE_MAX 512	/* "object:OID", "object_namespace:PID" */
@@ -121,10 +121,10 @@ cap_check_spec(struct procmgr *pm, const struct cap_spec *spec)
 	char why[PM_ERR_MAX / 2];
 
 	if (spec->resource == NULL || *spec->resource == '\0')
-		return pm_error(pm, PM_E_INVALID, "capability without a "
+		return pmdb_error(pm, PM_E_INVALID, "capability without a "
 		    "resource");
 	if (cap_rights_valid(spec->rights, why, sizeof(why)) == -1)
-		return pm_error(pm, PM_E_INVALID, "capability on %.200s: %s",
+		return pmdb_error(pm, PM_E_INVALID, "capability on %.200s: %s",
 		    spec->resource, why);
 	return 0;
 }
@@ -137,7 +137,7 @@ cap_grant(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
 
 	if (cap_check_spec(pm, spec) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_CAP_INSERT, "INSERT INTO capabilities (subject, "
+	s = pmdb_stmt(pm, PMDB_CAP_INSERT, "INSERT INTO capabilities (subject, "
 	    "resource, rights, constraints, expires_at, delegable, revocable, "
 	    "issued_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
@@ -146,12 +146,12 @@ cap_grant(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
 	sqlite3_bind_text(s, 2, spec->resource, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, spec->rights, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, spec->constraints, -1, SQLITE_STATIC);
-	pm_bind_time(s, 5, spec->expires_at);
+	pmdb_bind_time(s, 5, spec->expires_at);
 	sqlite3_bind_int(s, 6, spec->delegable != 0);
 	sqlite3_bind_int(s, 7, spec->revocable != 0);
 	sqlite3_bind_text(s, 8, issued_by, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 9, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	if (cap_id != NULL)
 		*cap_id = sqlite3_last_insert_rowid(pm->st->db);
@@ -167,7 +167,7 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 	int rc;
 
 	*out = CAP_DENY;
-	s = pm_stmt(pm, PMS_CAP_LIVE, "SELECT resource, rights, delegable "
+	s = pmdb_stmt(pm, PMDB_CAP_LIVE, "SELECT resource, rights, delegable "
 	    "FROM capabilities WHERE subject = ?1 AND revoked_at IS NULL "
 	    "AND (expires_at IS NULL OR expires_at > ?2)");
 	if (s == NULL)
@@ -186,7 +186,7 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -213,7 +213,7 @@ cap_check_inherit(struct procmgr *pm, agent_pid parent,
 		    &pol) == -1)
 			return -1;
 		if (pol != CAP_ALWAYS_ALLOW)
-			return pm_error(pm, PM_E_DENIED, "%" PRId64 " cannot "
+			return pmdb_error(pm, PM_E_DENIED, "%" PRId64 " cannot "
 			    "inherit %s on %.200s; parent policy is %s",
 			    parent, right, spec->resource,
 			    cap_policy_name(pol));
@@ -237,17 +237,17 @@ cap_revoke(struct procmgr *pm, int64_t cap_id, const char *revoked_by,
 	sqlite3_stmt *s;
 	int rc, revocable, revoked;
 
-	s = pm_stmt(pm, PMS_CAP_GET, "SELECT revocable, revoked_at IS NOT NULL "
-	    "FROM capabilities WHERE cap_id = ?");
+	s = pmdb_stmt(pm, PMDB_CAP_GET, "SELECT revocable, "
+	    "revoked_at IS NOT NULL FROM capabilities WHERE cap_id = ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, cap_id);
 	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 		if (rc == SQLITE_DONE)
-			pm_error(pm, PM_E_NOT_FOUND, "capability %" PRId64
+			pmdb_error(pm, PM_E_NOT_FOUND, "capability %" PRId64
 			    " not found", cap_id);
 		else
-			pm_db_error(pm);
+			pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		return -1;
 	}
@@ -255,11 +255,11 @@ cap_revoke(struct procmgr *pm, int64_t cap_id, const char *revoked_by,
 	revoked = sqlite3_column_int(s, 1);
 	sqlite3_reset(s);
 	if (!revocable)
-		return pm_error(pm, PM_E_DENIED, "capability %" PRId64
+		return pmdb_error(pm, PM_E_DENIED, "capability %" PRId64
 		    " is not revocable", cap_id);
 	if (revoked)
 		return 0;
-	s = pm_stmt(pm, PMS_CAP_REVOKE, "UPDATE capabilities SET "
+	s = pmdb_stmt(pm, PMDB_CAP_REVOKE, "UPDATE capabilities SET "
 	    "revoked_at = ?, revoked_by = ?, revoke_reason = ? "
 	    "WHERE cap_id = ?");
 	if (s == NULL)
@@ -268,7 +268,7 @@ cap_revoke(struct procmgr *pm, int64_t cap_id, const char *revoked_by,
 	sqlite3_bind_text(s, 2, revoked_by, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 4, cap_id);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 /*
@@ -290,7 +290,7 @@ cap_shrink_for_exec(struct procmgr *pm, agent_pid pid)
 	int rc;
 
 	snprintf(own, sizeof(own), "object_namespace:%" PRId64, pid);
-	s = pm_stmt(pm, PMS_CAP_PINNED, "SELECT cap_id FROM capabilities "
+	s = pmdb_stmt(pm, PMDB_CAP_PINNED, "SELECT cap_id FROM capabilities "
 	    "WHERE " CAP_SHRINK_WHERE " AND revocable = 0 LIMIT 1");
 	if (s == NULL)
 		return -1;
@@ -300,14 +300,14 @@ cap_shrink_for_exec(struct procmgr *pm, agent_pid pid)
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		pinned = sqlite3_column_int64(s, 0);
 	else if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -1;
 	if (pinned != 0)
-		return pm_error(pm, PM_E_DENIED, "capability %" PRId64
+		return pmdb_error(pm, PM_E_DENIED, "capability %" PRId64
 		    " is not revocable", pinned);
-	s = pm_stmt(pm, PMS_CAP_SHRINK, "UPDATE capabilities SET "
+	s = pmdb_stmt(pm, PMDB_CAP_SHRINK, "UPDATE capabilities SET "
 	    "revoked_at = ?2, revoked_by = 'process.exec', "
 	    "revoke_reason = 'exec capability shrink' WHERE " CAP_SHRINK_WHERE);
 	if (s == NULL)
@@ -315,7 +315,7 @@ cap_shrink_for_exec(struct procmgr *pm, agent_pid pid)
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_double(s, 2, now);
 	sqlite3_bind_text(s, 3, own, -1, SQLITE_STATIC);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 /* A live handle with exactly these rights is reused, not granted twice. */
@@ -330,7 +330,7 @@ cap_object_handle(struct procmgr *pm, agent_pid subject, int64_t oid,
 
 	snprintf(resource, sizeof(resource), "object:%" PRId64, oid);
 	spec.resource = resource;
-	s = pm_stmt(pm, PMS_CAP_HANDLE, "SELECT cap_id FROM capabilities "
+	s = pmdb_stmt(pm, PMDB_CAP_HANDLE, "SELECT cap_id FROM capabilities "
 	    "WHERE subject = ? AND resource = ? AND rights = ? "
 	    "AND revoked_at IS NULL AND expires_at IS NULL LIMIT 1");
 	if (s == NULL)
@@ -344,7 +344,7 @@ cap_object_handle(struct procmgr *pm, agent_pid subject, int64_t oid,
 		return 0;
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return -1;

@@ -8,35 +8,36 @@
 
 #include "core/clock.h"
 #include "procmgr/objmem.h"
-#include "procmgr_priv.h"
+#include "pmdb.h"
 #include "procmgr/store.h"
 
 #define OBJ_ROOTS_INLINE 16	/* roots written without a malloc */
 #define OBJ_OID_CHARS 21	/* an int64 and a comma */
 
-static const char *const obj_type_names[] = { "GOAL", "RESULT", "DATA" };
+static const char *const objmem_type_names[] = { "GOAL", "RESULT", "DATA" };
 
-static const char *const obj_view_mode_names[] = {
+static const char *const objmem_mode_names[] = {
 	"MUTABLE", "COPY_ON_WRITE", "EPHEMERAL", "READ_ONLY"
 };
 
 #define OBJ_MODES \
-	(sizeof(obj_view_mode_names) / sizeof(obj_view_mode_names[0]))
+	(sizeof(objmem_mode_names) / sizeof(objmem_mode_names[0]))
 
 const char *
-obj_type_name(enum obj_type t)
+objmem_type_name(enum obj_type t)
 {
-	if ((unsigned)t >= sizeof(obj_type_names) / sizeof(obj_type_names[0]))
+	if ((unsigned)t >=
+	    sizeof(objmem_type_names) / sizeof(objmem_type_names[0]))
 		return "DATA";
-	return obj_type_names[t];
+	return objmem_type_names[t];
 }
 
 static const char *
-obj_mode_name(enum view_mode m)
+objmem_mode_name(enum view_mode m)
 {
 	if ((unsigned)m >= OBJ_MODES)
 		return "READ_ONLY";
-	return obj_view_mode_names[m];
+	return objmem_mode_names[m];
 }
 
 int
@@ -46,19 +47,19 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 	sqlite3_stmt *s;
 
 	if (payload == NULL)
-		return pm_error(pm, PM_E_INVALID, "object payload missing");
-	s = pm_stmt(pm, PMS_OBJ_CREATE, "INSERT INTO objects (owner_pid, "
+		return pmdb_error(pm, PM_E_INVALID, "object payload missing");
+	s = pmdb_stmt(pm, PMDB_OBJ_CREATE, "INSERT INTO objects (owner_pid, "
 	    "type, payload, immutable, volatile, created_at) "
 	    "VALUES (?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, owner);
-	sqlite3_bind_text(s, 2, obj_type_name(type), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, objmem_type_name(type), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, payload, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, immutable != 0);
 	sqlite3_bind_int(s, 5, is_volatile != 0);
 	sqlite3_bind_double(s, 6, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	*oid = sqlite3_last_insert_rowid(pm->st->db);
 	return 0;
@@ -66,7 +67,7 @@ objmem_create(struct procmgr *pm, agent_pid owner, enum obj_type type,
 
 /* roots as a JSON array in buf when it fits, else in a malloc'd string. */
 static char *
-obj_roots_json(const int64_t *roots, size_t nroots, char *buf, size_t len)
+objmem_roots_json(const int64_t *roots, size_t nroots, char *buf, size_t len)
 {
 	size_t need = nroots * OBJ_OID_CHARS + 3, off = 1, i;
 	char *out = buf;
@@ -92,19 +93,19 @@ objmem_create_view(struct procmgr *pm, agent_pid pid, enum view_mode mode,
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((json = obj_roots_json(roots, nroots, buf, sizeof(buf))) == NULL)
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
-	s = pm_stmt(pm, PMS_OBJ_VIEW, "INSERT INTO views (pid, mode, roots, "
+	if ((json = objmem_roots_json(roots, nroots, buf, sizeof(buf))) == NULL)
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW, "INSERT INTO views (pid, mode, roots, "
 	    "created_at) VALUES (?, ?, ?, ?)");
 	if (s == NULL)
 		rc = -1;
 	else {
 		sqlite3_bind_int64(s, 1, pid);
-		sqlite3_bind_text(s, 2, obj_mode_name(mode), -1,
+		sqlite3_bind_text(s, 2, objmem_mode_name(mode), -1,
 		    SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
 		sqlite3_bind_double(s, 4, clock_wall());
-		rc = pm_step_done(pm, s);
+		rc = pmdb_step_done(pm, s);
 	}
 	if (json != buf)
 		free(json);
@@ -122,19 +123,19 @@ objmem_fork_view(struct procmgr *pm, int64_t parent_view, agent_pid child,
 	/* A parent without memory passes on nothing. */
 	if (parent_view == 0)
 		return objmem_create_view(pm, child, mode, NULL, 0, view_id);
-	s = pm_stmt(pm, PMS_OBJ_FORK_VIEW, "INSERT INTO views (pid, mode, "
+	s = pmdb_stmt(pm, PMDB_OBJ_FORK_VIEW, "INSERT INTO views (pid, mode, "
 	    "roots, source_view, created_at) SELECT ?1, ?2, roots, view_id, "
 	    "?3 FROM views WHERE view_id = ?4");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, child);
-	sqlite3_bind_text(s, 2, obj_mode_name(mode), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, objmem_mode_name(mode), -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, clock_wall());
 	sqlite3_bind_int64(s, 4, parent_view);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	if (sqlite3_changes(pm->st->db) == 0)
-		return pm_error(pm, PM_E_NOT_FOUND, "view %" PRId64
+		return pmdb_error(pm, PM_E_NOT_FOUND, "view %" PRId64
 		    " not found", parent_view);
 	*view_id = sqlite3_last_insert_rowid(pm->st->db);
 	return 0;
@@ -146,14 +147,14 @@ objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid)
 	enum view_mode mode;
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_OBJ_VIEW_ADD, "UPDATE views SET roots = "
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_ADD, "UPDATE views SET roots = "
 	    "json_insert(roots, '$[#]', ?2) WHERE view_id = ?1 AND NOT EXISTS "
 	    "(SELECT 1 FROM json_each(views.roots) WHERE value = ?2)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, view_id);
 	sqlite3_bind_int64(s, 2, oid);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	/* Nothing changed: already a root, or no such view. */
 	if (sqlite3_changes(pm->st->db) == 0)
@@ -163,7 +164,7 @@ objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid)
 
 /* The roots of child_view that parent_view lacks, in the child's order. */
 static int
-obj_missing_roots(struct procmgr *pm, int64_t parent_view,
+objmem_missing_roots(struct procmgr *pm, int64_t parent_view,
     int64_t child_view, int64_t **oids, size_t *n)
 {
 	sqlite3_stmt *s;
@@ -173,7 +174,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 
 	*oids = NULL;
 	*n = 0;
-	s = pm_stmt(pm, PMS_OBJ_VIEW_ROOTS, "SELECT c.value FROM json_each("
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_ROOTS, "SELECT c.value FROM json_each("
 	    "(SELECT roots FROM views WHERE view_id = ?2)) c "
 	    "WHERE c.value NOT IN (SELECT p.value FROM json_each("
 	    "(SELECT roots FROM views WHERE view_id = ?1)) p) ORDER BY c.key");
@@ -189,7 +190,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 				sqlite3_reset(s);
 				free(*oids);
 				*oids = NULL;
-				return pm_error(pm, PM_E_INTERNAL,
+				return pmdb_error(pm, PM_E_INTERNAL,
 				    "out of memory");
 			}
 			*oids = grown;
@@ -197,7 +198,7 @@ obj_missing_roots(struct procmgr *pm, int64_t parent_view,
 		(*oids)[(*n)++] = sqlite3_column_int64(s, 0);
 	}
 	if (rc != SQLITE_DONE) {
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		free(*oids);
 		*oids = NULL;
@@ -220,7 +221,7 @@ objmem_merge_view(struct procmgr *pm, int64_t parent_view,
 	*n = 0;
 	if (objmem_view_mode(pm, parent_view, &mode) == -1 ||
 	    objmem_view_mode(pm, child_view, &mode) == -1 ||
-	    obj_missing_roots(pm, parent_view, child_view, &oids, n) == -1)
+	    objmem_missing_roots(pm, parent_view, child_view, &oids, n) == -1)
 		return -1;
 	for (i = 0; i < *n && rc == 0; i++)
 		rc = objmem_view_add(pm, parent_view, oids[i]);
@@ -241,29 +242,29 @@ objmem_view_mode(struct procmgr *pm, int64_t view_id, enum view_mode *out)
 	size_t i;
 	int rc;
 
-	s = pm_stmt(pm, PMS_OBJ_VIEW_MODE, "SELECT mode FROM views "
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_MODE, "SELECT mode FROM views "
 	    "WHERE view_id = ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, view_id);
 	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
 		if (rc == SQLITE_DONE)
-			pm_error(pm, PM_E_NOT_FOUND, "view %" PRId64
+			pmdb_error(pm, PM_E_NOT_FOUND, "view %" PRId64
 			    " not found", view_id);
 		else
-			pm_db_error(pm);
+			pmdb_sqlite_error(pm);
 		sqlite3_reset(s);
 		return -1;
 	}
 	name = (const char *)sqlite3_column_text(s, 0);
 	for (i = 0; i < OBJ_MODES; i++)
-		if (name != NULL && strcmp(name, obj_view_mode_names[i]) == 0)
+		if (name != NULL && strcmp(name, objmem_mode_names[i]) == 0)
 			break;
 	if (i < OBJ_MODES) {
 		*out = (enum view_mode)i;
 		rc = 0;
 	} else
-		rc = pm_error(pm, PM_E_INTERNAL, "view %" PRId64
+		rc = pmdb_error(pm, PM_E_INTERNAL, "view %" PRId64
 		    ": unknown mode", view_id);
 	sqlite3_reset(s);
 	return rc;
@@ -274,13 +275,13 @@ objmem_release_owned(struct procmgr *pm, agent_pid owner, int64_t keep)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_OBJ_RELEASE, "DELETE FROM objects "
+	s = pmdb_stmt(pm, PMDB_OBJ_RELEASE, "DELETE FROM objects "
 	    "WHERE owner_pid = ? AND volatile = 1 AND oid != ?");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, owner);
 	sqlite3_bind_int64(s, 2, keep);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 int
@@ -291,7 +292,7 @@ objmem_read(struct procmgr *pm, int64_t oid, char **payload)
 	int rc;
 
 	*payload = NULL;
-	s = pm_stmt(pm, PMS_OBJ_READ, "SELECT payload FROM objects "
+	s = pmdb_stmt(pm, PMDB_OBJ_READ, "SELECT payload FROM objects "
 	    "WHERE oid = ?");
 	if (s == NULL)
 		return -1;
@@ -299,14 +300,14 @@ objmem_read(struct procmgr *pm, int64_t oid, char **payload)
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		text = (const char *)sqlite3_column_text(s, 0);
 		if ((*payload = strdup(text ? text : "null")) == NULL)
-			rc = pm_error(pm, PM_E_INTERNAL, "out of memory");
+			rc = pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 		else
 			rc = 0;
 	} else if (rc == SQLITE_DONE)
-		rc = pm_error(pm, PM_E_NOT_FOUND, "object %" PRId64
+		rc = pmdb_error(pm, PM_E_NOT_FOUND, "object %" PRId64
 		    " not found", oid);
 	else
-		rc = pm_db_error(pm);
+		rc = pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	return rc;
 }

@@ -1,11 +1,8 @@
 /* procmgr: agent process lifecycle over SQLite (see include/procmgr/procmgr.h). */
-#include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <sqlite3.h>
 
@@ -13,33 +10,20 @@
 #include "procmgr/capability.h"
 #include "core/clock.h"
 #include "procmgr/objmem.h"
+#include "pmdb.h"
 #include "procmgr/procmgr.h"
-#include "procmgr_priv.h"
 #include "procmgr/store.h"
 
 #define PM_HANDLE_RIGHTS "read,materialize,link,diff"
 #define PM_EMPTY_GOAL "{}"
 #define PM_REFS_MAX 48		/* "[oid]" */
 #define PM_MSG_MAX 64		/* "waiting for PID" */
-
-static const char *const proc_status_names[] = {
-	"CREATED", "RUNNABLE", "PAUSED", "WAITING_EVENT", "EXITED", "FAILED",
-	"KILLED"
-};
-static const char *const proc_signal_names[] = {
-	"PAUSE", "RESUME", "CANCEL", "TERMINATE"
-};
-static const char *const fork_mode_names[] = {
-	"RESTRICTED", "COPY", "SPECULATIVE", "WORKER"
-};
-static const char *const view_mode_names[] = {
-	"MUTABLE", "COPY_ON_WRITE", "EPHEMERAL", "READ_ONLY"
-};
-
-#define PM_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define PM_JSON_SMALL 256	/* a name or a path in an audit record */
+#define PM_JSON_MAX 1024	/* one event payload or audit decision */
+#define PM_ACTOR_MAX 24		/* a pid as text, or "runtime" */
 
 /* What the calls need of a process row. */
-struct pm_proc {
+struct procmgr_proc {
 	agent_pid pid, parent, root;
 	enum proc_status status;
 	int64_t goal, result, view;
@@ -47,86 +31,12 @@ struct pm_proc {
 	int tool_calls, children;
 };
 
-/* Shared helpers (procmgr_priv.h). */
-
-struct sqlite3_stmt *
-pm_stmt(struct procmgr *pm, enum pm_stmt_id id, const char *sql)
-{
-	sqlite3_stmt *s;
-
-	if ((s = store_prepare(pm->st, &pm->stmt[id], sql)) == NULL)
-		pm_db_error(pm);
-	return s;
-}
-
-int
-pm_step_done(struct procmgr *pm, sqlite3_stmt *s)
-{
-	int rc = sqlite3_step(s);
-
-	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-int
-pm_error(struct procmgr *pm, enum pm_error type, const char *fmt, ...)
-{
-	va_list ap;
-
-	pm->errtype = type;
-	va_start(ap, fmt);
-	vsnprintf(pm->err, sizeof(pm->err), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-int
-pm_db_error(struct procmgr *pm)
-{
-	sqlite3 *db = pm->st->db;
-	int rc = sqlite3_extended_errcode(db) & 0xff;
-
-	switch (rc) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return pm_error(pm, PM_E_DATABASE, "database: locked");
-	case SQLITE_NOMEM:
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
-	case SQLITE_CONSTRAINT:
-		return pm_error(pm, PM_E_INVALID, "database: %s",
-		    sqlite3_errmsg(db));
-	case SQLITE_FULL:
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return pm_error(pm, PM_E_DATABASE, "%s", sqlite3_errstr(rc));
-	default:
-		return pm_error(pm, PM_E_DATABASE, "database: %s",
-		    sqlite3_errmsg(db));
-	}
-}
-
-void
-pm_bind_id(sqlite3_stmt *s, int col, int64_t id)
-{
-	if (id == 0)
-		sqlite3_bind_null(s, col);
-	else
-		sqlite3_bind_int64(s, col, id);
-}
-
-void
-pm_bind_time(sqlite3_stmt *s, int col, double t)
-{
-	if (t == 0)
-		sqlite3_bind_null(s, col);
-	else
-		sqlite3_bind_double(s, col, t);
-}
-
-const char *
-pm_json_str(char *buf, size_t len, const char *s)
+/*
+ * s as a JSON string (quoted, escaped) in buf, cut short to fit len, or
+ * null when s is NULL.  Audit records stay small: long text is truncated.
+ */
+static const char *
+procmgr_json_str(char *buf, size_t len, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
@@ -167,242 +77,24 @@ pm_json_str(char *buf, size_t len, const char *s)
 	return buf;
 }
 
-/* Pure rules. */
-
-const char *
-proc_status_name(enum proc_status s)
-{
-	if ((unsigned)s >= PM_NELEM(proc_status_names))
-		return "UNKNOWN";
-	return proc_status_names[s];
-}
-
-static int
-pm_name_index(const char *const *names, size_t n, const char *name)
-{
-	size_t i;
-
-	for (i = 0; name != NULL && i < n; i++)
-		if (strcasecmp(names[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-proc_status_parse(const char *name, enum proc_status *out)
-{
-	int i = pm_name_index(proc_status_names,
-	    PM_NELEM(proc_status_names), name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum proc_status)i;
-	return 0;
-}
-
-int
-proc_status_terminal(enum proc_status s)
-{
-	return s == PS_EXITED || s == PS_FAILED || s == PS_KILLED;
-}
-
-int
-proc_signal_transition(enum proc_status from, enum proc_signal sig)
-{
-	if (proc_status_terminal(from))
-		return -1;
-	switch (sig) {
-	case PSIG_PAUSE:
-		return from == PS_PAUSED ? -1 : PS_PAUSED;
-	case PSIG_RESUME:
-		return from == PS_PAUSED ? PS_RUNNABLE : -1;
-	case PSIG_CANCEL:
-	case PSIG_TERMINATE:
-		return PS_KILLED;
-	}
-	return -1;
-}
-
-const char *
-proc_signal_name(enum proc_signal sig)
-{
-	if ((unsigned)sig >= PM_NELEM(proc_signal_names))
-		return "UNKNOWN";
-	return proc_signal_names[sig];
-}
-
-int
-proc_signal_parse(const char *name, enum proc_signal *out)
-{
-	int i = pm_name_index(proc_signal_names,
-	    PM_NELEM(proc_signal_names), name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum proc_signal)i;
-	return 0;
-}
-
-const char *
-fork_mode_name(enum fork_mode m)
-{
-	if ((unsigned)m >= PM_NELEM(fork_mode_names))
-		return "UNKNOWN";
-	return fork_mode_names[m];
-}
-
-int
-fork_mode_parse(const char *name, enum fork_mode *out)
-{
-	int i = pm_name_index(fork_mode_names, PM_NELEM(fork_mode_names),
-	    name);
-
-	if (i == -1)
-		return -1;
-	*out = (enum fork_mode)i;
-	return 0;
-}
-
-enum view_mode
-fork_view_mode(enum fork_mode m)
-{
-	switch (m) {
-	case FORK_COPY:
-		return VIEW_COPY_ON_WRITE;
-	case FORK_SPECULATIVE:
-		return VIEW_EPHEMERAL;
-	case FORK_WORKER:
-	case FORK_RESTRICTED:
-		break;
-	}
-	return VIEW_READ_ONLY;
-}
-
-const char *
-view_mode_name(enum view_mode m)
-{
-	if ((unsigned)m >= PM_NELEM(view_mode_names))
-		return "UNKNOWN";
-	return view_mode_names[m];
-}
-
-struct proc_budget
-proc_child_budget(const struct proc_budget *parent, int divisor,
-    int min_tool_calls, int min_child_processes)
-{
-	struct proc_budget b;
-
-	if (divisor < 1)
-		divisor = 1;
-	b.max_tool_calls = parent->max_tool_calls / divisor;
-	if (b.max_tool_calls < min_tool_calls)
-		b.max_tool_calls = min_tool_calls;
-	b.max_child_processes = parent->max_child_processes / divisor;
-	if (b.max_child_processes < min_child_processes)
-		b.max_child_processes = min_child_processes;
-	b.max_runtime_seconds = parent->max_runtime_seconds;
-	return b;
-}
-
-static int
-pm_cwd_fail(char *err, size_t errlen, const char *why, const char *path)
-{
-	snprintf(err, errlen, "working directory %s: %.200s", why, path);
-	return -1;
-}
-
-/*
- * What "." and ".." took away may leave a drive ("./C:x") or white space
- * ("./ a") at an end of the result, which normalising it again would refuse
- * or trim: refused here too, so that a result always normalises to itself.
- */
-static int
-pm_cwd_settled(const char *out, const char *path, char *err, size_t errlen)
-{
-	size_t n = strlen(out);
-
-	if (n > 1 && isalpha((unsigned char)out[0]) && out[1] == ':')
-		return pm_cwd_fail(err, errlen,
-		    "must be workspace-relative", path);
-	if (isspace((unsigned char)out[0]) ||
-	    isspace((unsigned char)out[n - 1]))
-		return pm_cwd_fail(err, errlen,
-		    "has white space at an end once normalised", path);
-	return 0;
-}
-
-int
-proc_normalize_cwd(const char *path, char *out, size_t outlen, char *err,
-    size_t errlen)
-{
-	const char *p, *end, *seg;
-	size_t o = 0, n, len;
-
-	if (path == NULL)
-		path = ".";
-	/* Surrounding white space is no part of a path. */
-	for (p = path; isspace((unsigned char)*p); p++)
-		;
-	for (end = p + strlen(p); end > p &&
-	    isspace((unsigned char)end[-1]); end--)
-		;
-	len = (size_t)(end - p);
-	if (len > 0 && (*p == '/' || *p == '\\' ||
-	    (len > 1 && isalpha((unsigned char)p[0]) && p[1] == ':')))
-		return pm_cwd_fail(err, errlen,
-		    "must be workspace-relative", path);
-	while (p < end) {
-		for (seg = p; p < end && *p != '/' && *p != '\\'; p++)
-			;
-		n = (size_t)(p - seg);
-		if (p < end)
-			p++;
-		if (n == 0 || (n == 1 && seg[0] == '.'))
-			continue;
-		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
-			if (o == 0)
-				return pm_cwd_fail(err, errlen,
-				    "escapes workspace root", path);
-			while (o > 0 && out[o - 1] != '/')
-				o--;
-			if (o > 0)
-				o--;
-			continue;
-		}
-		if (o + (o > 0) + n + 1 > outlen)
-			return pm_cwd_fail(err, errlen, "too long", path);
-		if (o > 0)
-			out[o++] = '/';
-		memcpy(out + o, seg, n);
-		o += n;
-	}
-	if (o == 0) {
-		if (outlen < 2)
-			return pm_cwd_fail(err, errlen, "too long", path);
-		out[o++] = '.';
-	}
-	out[o] = '\0';
-	return pm_cwd_settled(out, path, err, errlen);
-}
-
 /* Transactions and rows. */
 
 static int
-pm_begin(struct procmgr *pm)
+procmgr_begin(struct procmgr *pm)
 {
 	pm->errtype = PM_OK;
 	pm->err[0] = '\0';
 	if (store_begin(pm->st) == -1)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	return 0;
 }
 
 /* Commit when rc is not -1, else roll back; returns rc or -1. */
 static int
-pm_finish(struct procmgr *pm, int rc)
+procmgr_finish(struct procmgr *pm, int rc)
 {
 	if (rc != -1 && store_commit(pm->st) == -1)
-		rc = pm_db_error(pm);
+		rc = pmdb_sqlite_error(pm);
 	if (rc == -1)
 		store_rollback(pm->st);
 	return rc;
@@ -415,14 +107,14 @@ pm_finish(struct procmgr *pm, int rc)
 	"ended_at"
 
 static void
-pm_proc_row(sqlite3_stmt *s, struct pm_proc *p)
+procmgr_proc_row(sqlite3_stmt *s, struct procmgr_proc *p)
 {
 	const char *status = (const char *)sqlite3_column_text(s, 3);
 
 	p->pid = sqlite3_column_int64(s, 0);
 	p->parent = sqlite3_column_int64(s, 1);
 	p->root = sqlite3_column_int64(s, 2);
-	if (proc_status_parse(status, &p->status) == -1)
+	if (procrule_status_parse(status, &p->status) == -1)
 		p->status = PS_FAILED;
 	p->goal = sqlite3_column_int64(s, 4);
 	p->result = sqlite3_column_int64(s, 5);
@@ -436,12 +128,12 @@ pm_proc_row(sqlite3_stmt *s, struct pm_proc *p)
 
 /* Step the cached select of pid: 1 with the row, 0 when none, -1. */
 static int
-pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
+procmgr_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 {
 	sqlite3_stmt *s;
 	int rc;
 
-	s = pm_stmt(pm, PMS_PROC_GET, "SELECT " PM_PROC_COLUMNS
+	s = pmdb_stmt(pm, PMDB_PROC_GET, "SELECT " PM_PROC_COLUMNS
 	    " FROM processes WHERE pid = ?");
 	if (s == NULL)
 		return -1;
@@ -451,67 +143,67 @@ pm_select(struct procmgr *pm, agent_pid pid, sqlite3_stmt **out)
 		return 1;
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	else
-		pm_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
+		pmdb_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
 		    pid);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int
-pm_load(struct procmgr *pm, agent_pid pid, struct pm_proc *p)
+procmgr_load(struct procmgr *pm, agent_pid pid, struct procmgr_proc *p)
 {
 	sqlite3_stmt *s;
 
-	if (pm_select(pm, pid, &s) != 1)
+	if (procmgr_select(pm, pid, &s) != 1)
 		return -1;
-	pm_proc_row(s, p);
+	procmgr_proc_row(s, p);
 	sqlite3_reset(s);
 	return 0;
 }
 
 /* The process, which must not have ended, for the call named what. */
 static int
-pm_load_live(struct procmgr *pm, agent_pid pid, struct pm_proc *p,
+procmgr_load_live(struct procmgr *pm, agent_pid pid, struct procmgr_proc *p,
     const char *what)
 {
-	if (pm_load(pm, pid, p) == -1)
+	if (procmgr_load(pm, pid, p) == -1)
 		return -1;
-	if (proc_status_terminal(p->status))
-		return pm_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
+	if (procrule_status_terminal(p->status))
+		return pmdb_error(pm, PM_E_INVALID, "cannot %s process %" PRId64
 		    ": it has ended (%s)", what, pid,
-		    proc_status_name(p->status));
+		    procrule_status_name(p->status));
 	return 0;
 }
 
 /* child, which must be parent's child. */
 static int
-pm_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
-    struct pm_proc *c)
+procmgr_load_child(struct procmgr *pm, agent_pid parent, agent_pid child,
+    struct procmgr_proc *c)
 {
-	if (pm_load(pm, child, c) == -1)
+	if (procmgr_load(pm, child, c) == -1)
 		return -1;
 	if (c->parent != parent)
-		return pm_error(pm, PM_E_INVALID, "%" PRId64 " is not a child "
-		    "of %" PRId64, child, parent);
+		return pmdb_error(pm, PM_E_INVALID, "%" PRId64 " is not a "
+		    "child of %" PRId64, child, parent);
 	return 0;
 }
 
 static void
-pm_actor(char *buf, size_t len, agent_pid pid)
+procmgr_actor(char *buf, size_t len, agent_pid pid)
 {
 	snprintf(buf, len, "%" PRId64, pid);
 }
 
 static void
-pm_target(char *buf, size_t len, agent_pid pid)
+procmgr_target(char *buf, size_t len, agent_pid pid)
 {
 	snprintf(buf, len, "process:%" PRId64, pid);
 }
 
 static const char *
-pm_refs(char *buf, size_t len, int64_t oid)
+procmgr_refs(char *buf, size_t len, int64_t oid)
 {
 	if (oid == 0)
 		snprintf(buf, len, "[]");
@@ -522,13 +214,13 @@ pm_refs(char *buf, size_t len, int64_t oid)
 
 /* The event and the audit record of one call on pid. */
 static int
-pm_trail(struct procmgr *pm, const char *event, const char *actor,
+procmgr_trail(struct procmgr *pm, const char *event, const char *actor,
     const char *action, agent_pid pid, const char *in_refs,
     const char *out_refs, const char *json)
 {
 	char target[PM_ACTOR_MAX + 8];
 
-	pm_target(target, sizeof(target), pid);
+	procmgr_target(target, sizeof(target), pid);
 	if (audit_event(pm, event, actor, pid, json) == -1)
 		return -1;
 	return audit_record(pm, actor, action, target, pid, in_refs, out_refs,
@@ -536,7 +228,7 @@ pm_trail(struct procmgr *pm, const char *event, const char *actor,
 }
 
 static void
-pm_run_hooks(struct procmgr *pm, agent_pid pid, const char *image)
+procmgr_run_hooks(struct procmgr *pm, agent_pid pid, const char *image)
 {
 	int i;
 
@@ -564,19 +256,14 @@ procmgr_init(struct procmgr *pm, struct store *st, const char *instance_id,
 void
 procmgr_close(struct procmgr *pm)
 {
-	size_t i;
-
-	for (i = 0; i < PM_NELEM(pm->stmt); i++) {
-		sqlite3_finalize(pm->stmt[i]);
-		pm->stmt[i] = NULL;
-	}
+	pmdb_finalize(pm);
 }
 
 int
 procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg)
 {
 	if (pm->nhooks == PM_MAX_HOOKS)
-		return pm_error(pm, PM_E_LIMIT, "too many hooks (%d)",
+		return pmdb_error(pm, PM_E_LIMIT, "too many hooks (%d)",
 		    PM_MAX_HOOKS);
 	pm->hooks[pm->nhooks].fn = fn;
 	pm->hooks[pm->nhooks].arg = arg;
@@ -588,11 +275,11 @@ procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg)
 
 /* Goal object, view and RUNNABLE for a process just inserted. */
 static int
-pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
+procmgr_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_START, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_START, "UPDATE processes SET "
 	    "root_pid = coalesce(nullif(root_pid, 0), pid), goal_oid = ?2, "
 	    "view_id = ?3, status = 'RUNNABLE' WHERE pid = ?1");
 	if (s == NULL)
@@ -600,12 +287,12 @@ pm_start(struct procmgr *pm, agent_pid pid, int64_t goal, int64_t view)
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int64(s, 2, goal);
 	sqlite3_bind_int64(s, 3, view);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
-pm_grant_all(struct procmgr *pm, agent_pid pid, const struct cap_spec *caps,
-    size_t ncaps, const char *issued_by)
+procmgr_grant_all(struct procmgr *pm, agent_pid pid,
+    const struct cap_spec *caps, size_t ncaps, const char *issued_by)
 {
 	size_t i;
 
@@ -616,7 +303,7 @@ pm_grant_all(struct procmgr *pm, agent_pid pid, const struct cap_spec *caps,
 }
 
 static int
-pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
+procmgr_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
     const struct cap_spec *caps, size_t ncaps, const char *operation_id,
     const char *cwd, agent_pid *out)
 {
@@ -627,7 +314,7 @@ pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
 	sqlite3_stmt *s;
 	agent_pid pid;
 
-	s = pm_stmt(pm, PMS_PROC_ROOT, "INSERT INTO processes (root_pid, "
+	s = pmdb_stmt(pm, PMDB_PROC_ROOT, "INSERT INTO processes (root_pid, "
 	    "instance_id, operation_id, image, status, cwd, max_tool_calls, "
 	    "max_child_processes, max_runtime, created_at, updated_at) "
 	    "VALUES (0, ?1, ?2, ?3, 'CREATED', ?4, ?5, ?6, ?7, ?8, ?8)");
@@ -641,21 +328,21 @@ pm_spawn_txn(struct procmgr *pm, const char *image, const char *goal,
 	sqlite3_bind_int(s, 6, pm->defaults.max_child_processes);
 	sqlite3_bind_double(s, 7, pm->defaults.max_runtime_seconds);
 	sqlite3_bind_double(s, 8, now);
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	pid = sqlite3_last_insert_rowid(pm->st->db);
 	if (objmem_create(pm, pid, OBJ_GOAL, goal ? goal : PM_EMPTY_GOAL, 1, 0,
 	    &goid) == -1 ||
 	    objmem_create_view(pm, pid, VIEW_MUTABLE, &goid, 1, &vid) == -1 ||
-	    pm_start(pm, pid, goid, vid) == -1 ||
-	    pm_grant_all(pm, pid, caps, ncaps, "process.spawn") == -1)
+	    procmgr_start(pm, pid, goid, vid) == -1 ||
+	    procmgr_grant_all(pm, pid, caps, ncaps, "process.spawn") == -1)
 		return -1;
 	snprintf(json, sizeof(json), "{\"image\":%s,\"cwd\":%s}",
-	    pm_json_str(jimage, sizeof(jimage), image),
-	    pm_json_str(jcwd, sizeof(jcwd), cwd));
+	    procmgr_json_str(jimage, sizeof(jimage), image),
+	    procmgr_json_str(jcwd, sizeof(jcwd), cwd));
 	*out = pid;
-	return pm_trail(pm, "process.created", "runtime", "process.spawn",
-	    pid, NULL, pm_refs(refs, sizeof(refs), goid), json);
+	return procmgr_trail(pm, "process.created", "runtime", "process.spawn",
+	    pid, NULL, procmgr_refs(refs, sizeof(refs), goid), json);
 }
 
 int
@@ -667,22 +354,22 @@ procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
 	agent_pid pid = 0;
 
 	if (image == NULL || *image == '\0')
-		return pm_error(pm, PM_E_INVALID, "spawn: image missing");
-	if (proc_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
+		return pmdb_error(pm, PM_E_INVALID, "spawn: image missing");
+	if (procrule_normalize_cwd(cwd, ncwd, sizeof(ncwd), why,
 	    sizeof(why)) == -1)
-		return pm_error(pm, PM_E_INVALID, "%s", why);
-	if (pm_begin(pm) == -1)
+		return pmdb_error(pm, PM_E_INVALID, "%s", why);
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_spawn_txn(pm, image, goal, caps, ncaps,
+	if (procmgr_finish(pm, procmgr_spawn_txn(pm, image, goal, caps, ncaps,
 	    operation_id, ncwd, &pid)) == -1)
 		return -1;
 	*out = pid;
-	pm_run_hooks(pm, pid, image);
+	procmgr_run_hooks(pm, pid, image);
 	return 0;
 }
 
 /* What fork and spawn_child share. */
-struct pm_child_req {
+struct procmgr_child_req {
 	agent_pid parent;
 	const char *goal, *image;
 	const struct cap_spec *inherit;
@@ -694,7 +381,7 @@ struct pm_child_req {
 
 /* Refused before anything is created unless the parent may delegate. */
 static int
-pm_check_inherit(struct procmgr *pm, const struct pm_child_req *rq)
+procmgr_check_inherit(struct procmgr *pm, const struct procmgr_child_req *rq)
 {
 	size_t i;
 
@@ -706,14 +393,14 @@ pm_check_inherit(struct procmgr *pm, const struct pm_child_req *rq)
 
 /* The child row, from its parent's; *image is its image (malloc'd). */
 static int
-pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
+procmgr_insert_child(struct procmgr *pm, const struct procmgr_child_req *rq,
     const struct proc_budget *b, agent_pid *pid, char **image)
 {
 	const char *text;
 	sqlite3_stmt *s;
 	int rc;
 
-	s = pm_stmt(pm, PMS_PROC_CHILD, "INSERT INTO processes (parent_pid, "
+	s = pmdb_stmt(pm, PMDB_PROC_CHILD, "INSERT INTO processes (parent_pid, "
 	    "root_pid, instance_id, image, status, cwd, max_tool_calls, "
 	    "max_child_processes, max_runtime, created_at, updated_at) "
 	    "SELECT pid, root_pid, ?2, coalesce(?3, image), 'CREATED', cwd, "
@@ -734,98 +421,99 @@ pm_insert_child(struct procmgr *pm, const struct pm_child_req *rq,
 		text = (const char *)sqlite3_column_text(s, 1);
 		if ((*image = strdup(text ? text : "")) == NULL) {
 			sqlite3_reset(s);
-			return pm_error(pm, PM_E_INTERNAL, "out of memory");
+			return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 		}
 		rc = sqlite3_step(s);
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	else if (*pid == 0)
-		pm_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
+		pmdb_error(pm, PM_E_NOT_FOUND, "process %" PRId64 " not found",
 		    rq->parent);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE && *pid != 0 ? 0 : -1;
 }
 
 static int
-pm_count_child(struct procmgr *pm, agent_pid parent)
+procmgr_count_child(struct procmgr *pm, agent_pid parent)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_CHILD_COUNT, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_CHILD_COUNT, "UPDATE processes SET "
 	    "child_processes = child_processes + 1, updated_at = ?2 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, parent);
 	sqlite3_bind_double(s, 2, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
-pm_child_view(struct procmgr *pm, const struct pm_child_req *rq,
-    const struct pm_proc *parent, agent_pid child, int64_t goal,
+procmgr_child_view(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *parent, agent_pid child, int64_t goal,
     int64_t *view)
 {
 	if (rq->fresh)
 		return objmem_create_view(pm, child, VIEW_MUTABLE, &goal, 1,
 		    view);
 	if (objmem_fork_view(pm, parent->view, child,
-	    fork_view_mode(rq->mode), view) == -1)
+	    procrule_fork_view_mode(rq->mode), view) == -1)
 		return -1;
 	return objmem_view_add(pm, *view, goal);
 }
 
 static int
-pm_child_trail(struct procmgr *pm, const struct pm_child_req *rq,
-    const struct pm_proc *parent, agent_pid child, const char *image,
+procmgr_child_trail(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *parent, agent_pid child, const char *image,
     int64_t goal)
 {
 	char actor[PM_ACTOR_MAX], jimage[PM_JSON_SMALL], json[PM_JSON_MAX];
 	char in[PM_REFS_MAX], out[PM_REFS_MAX], action[32];
 
-	pm_actor(actor, sizeof(actor), rq->parent);
+	procmgr_actor(actor, sizeof(actor), rq->parent);
 	snprintf(action, sizeof(action), "process.%s", rq->action);
-	pm_json_str(jimage, sizeof(jimage), image);
+	procmgr_json_str(jimage, sizeof(jimage), image);
 	if (rq->fresh)
 		snprintf(json, sizeof(json), "{\"parent\":%" PRId64
 		    ",\"image\":%s}", rq->parent, jimage);
 	else
 		snprintf(json, sizeof(json), "{\"parent\":%" PRId64
 		    ",\"mode\":\"%s\",\"image\":%s}", rq->parent,
-		    fork_mode_name(rq->mode), jimage);
-	return pm_trail(pm, rq->fresh ? "process.created" : "process.forked",
-	    actor, action, child, pm_refs(in, sizeof(in), parent->goal),
-	    pm_refs(out, sizeof(out), goal), json);
+		    procrule_fork_mode_name(rq->mode), jimage);
+	return procmgr_trail(pm, rq->fresh ? "process.created" :
+	    "process.forked", actor, action, child,
+	    procmgr_refs(in, sizeof(in), parent->goal),
+	    procmgr_refs(out, sizeof(out), goal), json);
 }
 
 static int
-pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
+procmgr_child_txn(struct procmgr *pm, const struct procmgr_child_req *rq,
     agent_pid *out, char **image)
 {
 	char issued[64];
 	struct proc_budget b;
-	struct pm_proc p;
+	struct procmgr_proc p;
 	int64_t goal, view;
 	agent_pid child = 0;
 	size_t i;
 
-	if (pm_load_live(pm, rq->parent, &p, rq->action) == -1)
+	if (procmgr_load_live(pm, rq->parent, &p, rq->action) == -1)
 		return -1;
 	if (p.children >= p.budget.max_child_processes)
-		return pm_error(pm, PM_E_LIMIT, "process %" PRId64 " exhausted "
-		    "its child process budget: %d/%d", rq->parent, p.children,
-		    p.budget.max_child_processes);
-	if (pm_check_inherit(pm, rq) == -1)
+		return pmdb_error(pm, PM_E_LIMIT, "process %" PRId64
+		    " exhausted its child process budget: %d/%d", rq->parent,
+		    p.children, p.budget.max_child_processes);
+	if (procmgr_check_inherit(pm, rq) == -1)
 		return -1;
-	b = proc_child_budget(&p.budget, pm->fork_divisor,
+	b = procrule_child_budget(&p.budget, pm->fork_divisor,
 	    pm->fork_min_tool_calls, pm->fork_min_child_processes);
-	if (pm_insert_child(pm, rq, &b, &child, image) == -1 ||
-	    pm_count_child(pm, rq->parent) == -1 ||
+	if (procmgr_insert_child(pm, rq, &b, &child, image) == -1 ||
+	    procmgr_count_child(pm, rq->parent) == -1 ||
 	    objmem_create(pm, child, OBJ_GOAL, rq->goal ? rq->goal :
 	    PM_EMPTY_GOAL, 1, 0, &goal) == -1 ||
-	    pm_child_view(pm, rq, &p, child, goal, &view) == -1 ||
-	    pm_start(pm, child, goal, view) == -1)
+	    procmgr_child_view(pm, rq, &p, child, goal, &view) == -1 ||
+	    procmgr_start(pm, child, goal, view) == -1)
 		return -1;
 	snprintf(issued, sizeof(issued), "process.%s:%" PRId64, rq->action,
 	    rq->parent);
@@ -833,28 +521,29 @@ pm_child_txn(struct procmgr *pm, const struct pm_child_req *rq,
 		if (cap_inherit(pm, rq->parent, child, &rq->inherit[i],
 		    issued) == -1)
 			return -1;
-	if (pm_child_trail(pm, rq, &p, child, *image, goal) == -1)
+	if (procmgr_child_trail(pm, rq, &p, child, *image, goal) == -1)
 		return -1;
 	*out = child;
 	return 0;
 }
 
 static int
-pm_child(struct procmgr *pm, const struct pm_child_req *rq, agent_pid *out)
+procmgr_child(struct procmgr *pm, const struct procmgr_child_req *rq,
+    agent_pid *out)
 {
 	char *image = NULL;
 	agent_pid child = 0;
 	int rc;
 
 	if (rq->image != NULL && *rq->image == '\0')
-		return pm_error(pm, PM_E_INVALID, "%s: empty image",
+		return pmdb_error(pm, PM_E_INVALID, "%s: empty image",
 		    rq->action);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	rc = pm_finish(pm, pm_child_txn(pm, rq, &child, &image));
+	rc = procmgr_finish(pm, procmgr_child_txn(pm, rq, &child, &image));
 	if (rc == 0) {
 		*out = child;
-		pm_run_hooks(pm, child, image);
+		procmgr_run_hooks(pm, child, image);
 	}
 	free(image);
 	return rc;
@@ -865,14 +554,14 @@ procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
     enum fork_mode mode, const char *image, const struct cap_spec *inherit,
     size_t ninherit, agent_pid *out)
 {
-	struct pm_child_req rq = { .parent = parent, .goal = goal,
+	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
 	    .mode = mode, .action = "fork" };
 
-	if ((unsigned)mode >= PM_NELEM(fork_mode_names))
-		return pm_error(pm, PM_E_INVALID, "fork: unknown mode %d",
+	if ((unsigned)mode >= PROCRULE_NFORK_MODES)
+		return pmdb_error(pm, PM_E_INVALID, "fork: unknown mode %d",
 		    (int)mode);
-	return pm_child(pm, &rq, out);
+	return procmgr_child(pm, &rq, out);
 }
 
 int
@@ -880,28 +569,28 @@ procmgr_spawn_child(struct procmgr *pm, agent_pid parent, const char *goal,
     const char *image, const struct cap_spec *inherit, size_t ninherit,
     agent_pid *out)
 {
-	struct pm_child_req rq = { .parent = parent, .goal = goal,
+	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
 	    .fresh = 1, .action = "spawn_child" };
 
-	return pm_child(pm, &rq, out);
+	return procmgr_child(pm, &rq, out);
 }
 
 /* exec. */
 
 static int
-pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
+procmgr_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
     int preserve_memory, int preserve_caps)
 {
 	char actor[PM_ACTOR_MAX], jimage[PM_JSON_SMALL], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "exec") == -1)
+	if (procmgr_load_live(pm, pid, &p, "exec") == -1)
 		return -1;
 	if (!preserve_caps && cap_shrink_for_exec(pm, pid) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_EXEC, "UPDATE processes SET image = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_EXEC, "UPDATE processes SET image = ?2, "
 	    "view_id = CASE WHEN ?3 THEN view_id END, updated_at = ?4 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
@@ -910,16 +599,16 @@ pm_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
 	sqlite3_bind_text(s, 2, image, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 3, preserve_memory != 0);
 	sqlite3_bind_double(s, 4, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"image\":%s,\"preserve_memory\":%s,"
 	    "\"preserve_capabilities\":%s}",
-	    pm_json_str(jimage, sizeof(jimage), image),
+	    procmgr_json_str(jimage, sizeof(jimage), image),
 	    preserve_memory ? "true" : "false",
 	    preserve_caps ? "true" : "false");
-	return pm_trail(pm, "process.exec", actor, "process.exec", pid, NULL,
-	    NULL, json);
+	return procmgr_trail(pm, "process.exec", actor, "process.exec", pid,
+	    NULL, NULL, json);
 }
 
 int
@@ -927,11 +616,11 @@ procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
     int preserve_memory, int preserve_caps)
 {
 	if (image == NULL || *image == '\0')
-		return pm_error(pm, PM_E_INVALID, "exec: image missing");
-	if (pm_begin(pm) == -1)
+		return pmdb_error(pm, PM_E_INVALID, "exec: image missing");
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_exec_txn(pm, pid, image, preserve_memory,
-	    preserve_caps));
+	return procmgr_finish(pm, procmgr_exec_txn(pm, pid, image,
+	    preserve_memory, preserve_caps));
 }
 
 /* Waiting and waking. */
@@ -942,14 +631,14 @@ procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
  * when it woke, 0 when not, -1.
  */
 static int
-pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
+procmgr_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 {
 	char msg[PM_MSG_MAX];
 	sqlite3_stmt *s;
 
 	if (parent == 0)
 		return 0;
-	s = pm_stmt(pm, PMS_PROC_WAKE, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_WAKE, "UPDATE processes SET "
 	    "status = 'RUNNABLE', status_message = NULL, updated_at = ?3 "
 	    "WHERE pid = ?1 AND status = 'WAITING_EVENT' "
 	    "AND (?2 IS NULL OR status_message = ?2)");
@@ -962,35 +651,35 @@ pm_wake(struct procmgr *pm, agent_pid parent, agent_pid child)
 	} else
 		sqlite3_bind_null(s, 2);
 	sqlite3_bind_double(s, 3, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	return sqlite3_changes(pm->st->db) > 0;
 }
 
 /* A child ended: wake its parent if it waits for it, with an audit row. */
 static int
-pm_wake_parent(struct procmgr *pm, const struct pm_proc *child,
+procmgr_wake_parent(struct procmgr *pm, const struct procmgr_proc *child,
     enum proc_status status)
 {
 	char json[PM_JSON_MAX], target[PM_ACTOR_MAX + 8];
 	int woke;
 
-	if ((woke = pm_wake(pm, child->parent, child->pid)) <= 0)
+	if ((woke = procmgr_wake(pm, child->parent, child->pid)) <= 0)
 		return woke;
-	pm_target(target, sizeof(target), child->parent);
+	procmgr_target(target, sizeof(target), child->parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
-	    "\"%s\"}", child->pid, proc_status_name(status));
+	    "\"%s\"}", child->pid, procrule_status_name(status));
 	return audit_record(pm, "process", "process.wait_wake", target,
 	    child->parent, NULL, NULL, json);
 }
 
 static int
-pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
+procmgr_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 {
 	char msg[PM_MSG_MAX];
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_WAITING, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_WAITING, "UPDATE processes SET "
 	    "status = 'WAITING_EVENT', status_message = ?2, updated_at = ?3 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
@@ -999,40 +688,40 @@ pm_set_waiting(struct procmgr *pm, agent_pid parent, agent_pid child)
 	sqlite3_bind_int64(s, 1, parent);
 	sqlite3_bind_text(s, 2, msg, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_double(s, 3, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
-pm_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
+procmgr_set_view(struct procmgr *pm, agent_pid pid, int64_t view)
 {
 	sqlite3_stmt *s;
 
-	s = pm_stmt(pm, PMS_PROC_VIEW, "UPDATE processes SET view_id = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_VIEW, "UPDATE processes SET view_id = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int64(s, 2, view);
 	sqlite3_bind_double(s, 3, clock_wall());
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 /* p's view, made (READ_ONLY, empty) when exec dropped it. */
 static int
-pm_ensure_view(struct procmgr *pm, struct pm_proc *p)
+procmgr_ensure_view(struct procmgr *pm, struct procmgr_proc *p)
 {
 	if (p->view != 0)
 		return 0;
 	if (objmem_create_view(pm, p->pid, VIEW_READ_ONLY, NULL, 0,
 	    &p->view) == -1)
 		return -1;
-	return pm_set_view(pm, p->pid, p->view);
+	return procmgr_set_view(pm, p->pid, p->view);
 }
 
 /* The child has ended: a read handle on its result, in parent's view. */
 static int
-pm_collect(struct procmgr *pm, struct pm_proc *p, const struct pm_proc *c,
-    struct proc_wait *out)
+procmgr_collect(struct procmgr *pm, struct procmgr_proc *p,
+    const struct procmgr_proc *c, struct proc_wait *out)
 {
 	char issued[64];
 
@@ -1044,39 +733,40 @@ pm_collect(struct procmgr *pm, struct pm_proc *p, const struct pm_proc *c,
 		    c->pid);
 		if (cap_object_handle(pm, p->pid, c->result, PM_HANDLE_RIGHTS,
 		    issued, &out->handle_cap) == -1 ||
-		    pm_ensure_view(pm, p) == -1 ||
+		    procmgr_ensure_view(pm, p) == -1 ||
 		    objmem_view_add(pm, p->view, c->result) == -1)
 			return -1;
 	}
-	return pm_wake(pm, p->pid, 0) == -1 ? -1 : 1;
+	return procmgr_wake(pm, p->pid, 0) == -1 ? -1 : 1;
 }
 
 static int
-pm_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
     struct proc_wait *out)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX], refs[PM_REFS_MAX];
-	struct pm_proc p, c;
+	struct procmgr_proc p, c;
 	int rc;
 
-	if (pm_load_live(pm, parent, &p, "wait in") == -1 ||
-	    pm_load_child(pm, parent, child, &c) == -1)
+	if (procmgr_load_live(pm, parent, &p, "wait in") == -1 ||
+	    procmgr_load_child(pm, parent, child, &c) == -1)
 		return -1;
 	out->status = c.status;
-	if (proc_status_terminal(c.status))
-		rc = pm_collect(pm, &p, &c, out);
+	if (procrule_status_terminal(c.status))
+		rc = procmgr_collect(pm, &p, &c, out);
 	else if (p.status == PS_PAUSED)
-		return pm_error(pm, PM_E_INVALID, "cannot wait in process %"
+		return pmdb_error(pm, PM_E_INVALID, "cannot wait in process %"
 		    PRId64 ": it is PAUSED", parent);
 	else
-		rc = pm_set_waiting(pm, parent, child) == -1 ? -1 : 0;
+		rc = procmgr_set_waiting(pm, parent, child) == -1 ? -1 : 0;
 	if (rc == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), parent);
+	procmgr_actor(actor, sizeof(actor), parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
-	    "\"%s\"}", child, proc_status_name(c.status));
-	if (pm_trail(pm, "process.wait", actor, "process.wait", child, NULL,
-	    pm_refs(refs, sizeof(refs), rc ? c.result : 0), json) == -1)
+	    "\"%s\"}", child, procrule_status_name(c.status));
+	if (procmgr_trail(pm, "process.wait", actor, "process.wait", child,
+	    NULL, procmgr_refs(refs, sizeof(refs), rc ? c.result : 0),
+	    json) == -1)
 		return -1;
 	return rc;
 }
@@ -1088,14 +778,15 @@ procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
 	struct proc_wait w = { .status = PS_RUNNABLE };
 	int rc;
 
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if ((rc = pm_finish(pm, pm_wait_txn(pm, parent, child, &w))) == -1)
+	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child,
+	    &w))) == -1)
 		return -1;
 	if (out != NULL)
 		*out = w;
 	if (rc == 0 && timeout == 0)
-		return pm_error(pm, PM_E_TIMEOUT, "child still running: %"
+		return pmdb_error(pm, PM_E_TIMEOUT, "child still running: %"
 		    PRId64, child);
 	return rc;
 }
@@ -1105,15 +796,15 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
     int include_terminal, void (*cb)(const struct proc_info *, void *),
     void *arg)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	struct proc_info pi;
 	sqlite3_stmt *s;
 	int rc;
 
 	pm->errtype = PM_OK;
-	if (pm_load(pm, pid, &p) == -1)
+	if (procmgr_load(pm, pid, &p) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_CHILDREN, "SELECT " PM_PROC_COLUMNS
+	s = pmdb_stmt(pm, PMDB_PROC_CHILDREN, "SELECT " PM_PROC_COLUMNS
 	    " FROM processes WHERE parent_pid = ?1 "
 	    "AND (?2 OR ended_at IS NULL) ORDER BY pid");
 	if (s == NULL)
@@ -1121,7 +812,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_int(s, 2, include_terminal != 0);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		pm_proc_row(s, &p);
+		procmgr_proc_row(s, &p);
 		memset(&pi, 0, sizeof(pi));
 		pi.pid = p.pid;
 		pi.parent_pid = p.parent;
@@ -1144,7 +835,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 		cb(&pi, arg);
 	}
 	if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -1152,16 +843,16 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 /* Ending processes. */
 
 static int
-pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
+procmgr_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 {
 	sqlite3_stmt *s;
 
 	if (ob == NULL)
 		return 0;
 	if (ob->operation_id == NULL || ob->result == NULL)
-		return pm_error(pm, PM_E_INVALID, "outbox entry without "
+		return pmdb_error(pm, PM_E_INVALID, "outbox entry without "
 		    "operation_id or result");
-	s = pm_stmt(pm, PMS_PROC_OUTBOX, "INSERT OR REPLACE INTO outbox "
+	s = pmdb_stmt(pm, PMDB_PROC_OUTBOX, "INSERT OR REPLACE INTO outbox "
 	    "(operation_id, result, instance_id, created_at, attempts, "
 	    "next_attempt, pid) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)");
 	if (s == NULL)
@@ -1172,11 +863,11 @@ pm_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 	sqlite3_bind_double(s, 4, clock_wall());
 	sqlite3_bind_double(s, 5, ob->next_attempt);
 	sqlite3_bind_int64(s, 6, pid);
-	return pm_step_done(pm, s);
+	return pmdb_step_done(pm, s);
 }
 
 static int
-pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
+procmgr_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
     int failed, const char *message, const struct outbox_entry *ob)
 {
 	char actor[PM_ACTOR_MAX], jmsg[PM_JSON_SMALL], json[PM_JSON_MAX];
@@ -1184,53 +875,53 @@ pm_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
 	enum proc_status to = failed ? PS_FAILED : PS_EXITED;
 	double now = clock_wall();
 	int64_t roid = 0;
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "exit") == -1)
+	if (procmgr_load_live(pm, pid, &p, "exit") == -1)
 		return -1;
 	if (result != NULL && objmem_create(pm, pid, OBJ_RESULT, result, 1, 0,
 	    &roid) == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_END, "UPDATE processes SET status = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_END, "UPDATE processes SET status = ?2, "
 	    "status_message = ?3, result_oid = ?4, updated_at = ?5, "
 	    "ended_at = ?5 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
-	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, procrule_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, message, -1, SQLITE_STATIC);
-	pm_bind_id(s, 4, roid);
+	pmdb_bind_id(s, 4, roid);
 	sqlite3_bind_double(s, 5, now);
-	if (pm_step_done(pm, s) == -1 ||
+	if (pmdb_step_done(pm, s) == -1 ||
 	    objmem_release_owned(pm, pid, roid) == -1 ||
-	    pm_wake_parent(pm, &p, to) == -1 ||
-	    pm_outbox(pm, pid, ob) == -1)
+	    procmgr_wake_parent(pm, &p, to) == -1 ||
+	    procmgr_outbox(pm, pid, ob) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	if (message == NULL)
 		snprintf(json, sizeof(json), "{\"status\":\"%s\"}",
-		    proc_status_name(to));
+		    procrule_status_name(to));
 	else
 		snprintf(json, sizeof(json), "{\"status\":\"%s\",\"message\":"
-		    "%s}", proc_status_name(to),
-		    pm_json_str(jmsg, sizeof(jmsg), message));
-	return pm_trail(pm, "process.exited", actor, "process.exit", pid,
-	    NULL, pm_refs(refs, sizeof(refs), roid), json);
+		    "%s}", procrule_status_name(to),
+		    procmgr_json_str(jmsg, sizeof(jmsg), message));
+	return procmgr_trail(pm, "process.exited", actor, "process.exit", pid,
+	    NULL, procmgr_refs(refs, sizeof(refs), roid), json);
 }
 
 int
 procmgr_exit(struct procmgr *pm, agent_pid pid, const char *result,
     int failed, const char *message, const struct outbox_entry *ob)
 {
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_exit_txn(pm, pid, result, failed, message,
-	    ob));
+	return procmgr_finish(pm, procmgr_exit_txn(pm, pid, result, failed,
+	    message, ob));
 }
 
 /* A signal from actor (a pid, or "runtime") as action. */
-struct pm_signal_req {
+struct procmgr_signal_req {
 	agent_pid pid;
 	enum proc_signal sig;
 	const char *reason;
@@ -1239,75 +930,76 @@ struct pm_signal_req {
 };
 
 static int
-pm_signal_txn(struct procmgr *pm, const struct pm_signal_req *rq,
-    const struct pm_proc *p)
+procmgr_signal_txn(struct procmgr *pm, const struct procmgr_signal_req *rq,
+    const struct procmgr_proc *p)
 {
 	char jreason[PM_JSON_SMALL], json[PM_JSON_MAX];
 	double now = clock_wall();
 	sqlite3_stmt *s;
 	int to;
 
-	if (proc_status_terminal(p->status))
-		return pm_error(pm, PM_E_INVALID, "cannot signal process %"
+	if (procrule_status_terminal(p->status))
+		return pmdb_error(pm, PM_E_INVALID, "cannot signal process %"
 		    PRId64 ": it has ended (%s)", p->pid,
-		    proc_status_name(p->status));
-	if ((to = proc_signal_transition(p->status, rq->sig)) == -1)
-		return pm_error(pm, PM_E_INVALID, "signal %s does not apply "
-		    "to process %" PRId64 " (%s)", proc_signal_name(rq->sig),
-		    p->pid, proc_status_name(p->status));
-	s = pm_stmt(pm, PMS_PROC_SIGNAL, "UPDATE processes SET status = ?2, "
+		    procrule_status_name(p->status));
+	if ((to = procrule_signal_transition(p->status, rq->sig)) == -1)
+		return pmdb_error(pm, PM_E_INVALID, "signal %s does not apply "
+		    "to process %" PRId64 " (%s)",
+		    procrule_signal_name(rq->sig), p->pid,
+		    procrule_status_name(p->status));
+	s = pmdb_stmt(pm, PMDB_PROC_SIGNAL, "UPDATE processes SET status = ?2, "
 	    "status_message = ?3, updated_at = ?4, ended_at = ?5 "
 	    "WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, p->pid);
-	sqlite3_bind_text(s, 2, proc_status_name(to), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, procrule_status_name(to), -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, rq->reason, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 4, now);
-	pm_bind_time(s, 5, to == PS_KILLED ? now : 0);
-	if (pm_step_done(pm, s) == -1)
+	pmdb_bind_time(s, 5, to == PS_KILLED ? now : 0);
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	if (to == PS_KILLED && pm_wake_parent(pm, p, PS_KILLED) == -1)
+	if (to == PS_KILLED && procmgr_wake_parent(pm, p, PS_KILLED) == -1)
 		return -1;
-	if (pm_outbox(pm, p->pid, rq->ob) == -1)
+	if (procmgr_outbox(pm, p->pid, rq->ob) == -1)
 		return -1;
 	snprintf(json, sizeof(json), "{\"signal\":\"%s\",\"reason\":%s}",
-	    proc_signal_name(rq->sig),
-	    pm_json_str(jreason, sizeof(jreason), rq->reason));
-	return pm_trail(pm, "process.signal", rq->actor, rq->action, p->pid,
-	    NULL, NULL, json);
+	    procrule_signal_name(rq->sig),
+	    procmgr_json_str(jreason, sizeof(jreason), rq->reason));
+	return procmgr_trail(pm, "process.signal", rq->actor, rq->action,
+	    p->pid, NULL, NULL, json);
 }
 
 static int
-pm_signal(struct procmgr *pm, const struct pm_signal_req *rq,
+procmgr_send_signal(struct procmgr *pm, const struct procmgr_signal_req *rq,
     agent_pid parent)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	int rc;
 
-	if ((unsigned)rq->sig >= PM_NELEM(proc_signal_names))
-		return pm_error(pm, PM_E_INVALID, "unknown signal %d",
+	if ((unsigned)rq->sig >= PROCRULE_NSIGNALS)
+		return pmdb_error(pm, PM_E_INVALID, "unknown signal %d",
 		    (int)rq->sig);
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
 	if (parent != 0)
-		rc = pm_load_live(pm, parent, &p, "signal from") == -1 ||
-		    pm_load_child(pm, parent, rq->pid, &p) == -1 ? -1 : 0;
+		rc = procmgr_load_live(pm, parent, &p, "signal from") == -1 ||
+		    procmgr_load_child(pm, parent, rq->pid, &p) == -1 ? -1 : 0;
 	else
-		rc = pm_load(pm, rq->pid, &p);
+		rc = procmgr_load(pm, rq->pid, &p);
 	if (rc == 0)
-		rc = pm_signal_txn(pm, rq, &p);
-	return pm_finish(pm, rc);
+		rc = procmgr_signal_txn(pm, rq, &p);
+	return procmgr_finish(pm, rc);
 }
 
 int
 procmgr_signal(struct procmgr *pm, agent_pid pid, enum proc_signal sig,
     const char *reason)
 {
-	struct pm_signal_req rq = { .pid = pid, .sig = sig, .reason = reason,
-	    .actor = "runtime", .action = "process.signal" };
+	struct procmgr_signal_req rq = { .pid = pid, .sig = sig,
+	    .reason = reason, .actor = "runtime", .action = "process.signal" };
 
-	return pm_signal(pm, &rq, 0);
+	return procmgr_send_signal(pm, &rq, 0);
 }
 
 int
@@ -1315,22 +1007,23 @@ procmgr_signal_child(struct procmgr *pm, agent_pid parent, agent_pid child,
     enum proc_signal sig, const char *reason)
 {
 	char actor[PM_ACTOR_MAX];
-	struct pm_signal_req rq = { .pid = child, .sig = sig, .reason = reason,
-	    .actor = actor, .action = "process.signal_child" };
+	struct procmgr_signal_req rq = { .pid = child, .sig = sig,
+	    .reason = reason, .actor = actor,
+	    .action = "process.signal_child" };
 
-	pm_actor(actor, sizeof(actor), parent);
-	return pm_signal(pm, &rq, parent);
+	procmgr_actor(actor, sizeof(actor), parent);
+	return procmgr_send_signal(pm, &rq, parent);
 }
 
 int
 procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
     const struct outbox_entry *ob)
 {
-	struct pm_signal_req rq = { .pid = pid, .sig = PSIG_TERMINATE,
+	struct procmgr_signal_req rq = { .pid = pid, .sig = PSIG_TERMINATE,
 	    .reason = reason, .actor = "runtime", .action = "process.kill",
 	    .ob = ob };
 
-	return pm_signal(pm, &rq, 0);
+	return procmgr_send_signal(pm, &rq, 0);
 }
 
 /* Memory, working directory, budgets. */
@@ -1340,7 +1033,7 @@ procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
  * result does: merging makes the child's work the parent's to use.
  */
 static int
-pm_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
     const int64_t *oids, size_t n)
 {
 	char issued[64];
@@ -1358,7 +1051,7 @@ pm_merge_handles(struct procmgr *pm, agent_pid parent, agent_pid child,
 
 /* "[oid,oid,...]" for the audit record's output refs; NULL: no memory. */
 static char *
-pm_refs_list(const int64_t *oids, size_t n)
+procmgr_refs_list(const int64_t *oids, size_t n)
 {
 	size_t len = 3 + n * 21, off = 0, i;
 	char *buf;
@@ -1374,36 +1067,36 @@ pm_refs_list(const int64_t *oids, size_t n)
 }
 
 static int
-pm_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
+procmgr_merge_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
     int *merged)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
-	struct pm_proc p, c;
+	struct procmgr_proc p, c;
 	int64_t *oids = NULL;
 	char *refs = NULL;
 	size_t n = 0;
 	int rc;
 
 	*merged = 0;
-	if (pm_load_live(pm, parent, &p, "merge into") == -1 ||
-	    pm_load_child(pm, parent, child, &c) == -1)
+	if (procmgr_load_live(pm, parent, &p, "merge into") == -1 ||
+	    procmgr_load_child(pm, parent, child, &c) == -1)
 		return -1;
-	if (!proc_status_terminal(c.status))
-		return pm_error(pm, PM_E_INVALID, "cannot merge running child "
-		    "process %" PRId64 " (%s)", child,
-		    proc_status_name(c.status));
-	if (c.view != 0 && (pm_ensure_view(pm, &p) == -1 ||
+	if (!procrule_status_terminal(c.status))
+		return pmdb_error(pm, PM_E_INVALID, "cannot merge running "
+		    "child process %" PRId64 " (%s)", child,
+		    procrule_status_name(c.status));
+	if (c.view != 0 && (procmgr_ensure_view(pm, &p) == -1 ||
 	    objmem_merge_view(pm, p.view, c.view, &oids, &n) == -1))
 		return -1;
-	if ((rc = pm_merge_handles(pm, parent, child, oids, n)) == 0 &&
-	    (refs = pm_refs_list(oids, n)) == NULL)
-		rc = pm_error(pm, PM_E_INTERNAL, "out of memory");
+	if ((rc = procmgr_merge_handles(pm, parent, child, oids, n)) == 0 &&
+	    (refs = procmgr_refs_list(oids, n)) == NULL)
+		rc = pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	if (rc == 0) {
 		*merged = (int)n;
-		pm_actor(actor, sizeof(actor), parent);
+		procmgr_actor(actor, sizeof(actor), parent);
 		snprintf(json, sizeof(json), "{\"child\":%" PRId64
 		    ",\"merged\":%d}", child, *merged);
-		rc = pm_trail(pm, "process.merged", actor,
+		rc = procmgr_trail(pm, "process.merged", actor,
 		    "process.merge_child_memory", child, NULL, refs, json);
 	}
 	free(oids);
@@ -1417,9 +1110,9 @@ procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
 {
 	int n = 0;
 
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_merge_txn(pm, parent, child, &n)) == -1)
+	if (procmgr_finish(pm, procmgr_merge_txn(pm, parent, child, &n)) == -1)
 		return -1;
 	if (merged != NULL)
 		*merged = n;
@@ -1427,27 +1120,27 @@ procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
 }
 
 static int
-pm_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
+procmgr_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
 {
 	char actor[PM_ACTOR_MAX], jcwd[PM_JSON_SMALL], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (pm_load_live(pm, pid, &p, "chdir") == -1)
+	if (procmgr_load_live(pm, pid, &p, "chdir") == -1)
 		return -1;
-	s = pm_stmt(pm, PMS_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
+	s = pmdb_stmt(pm, PMDB_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, pid);
 	sqlite3_bind_text(s, 2, cwd, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"cwd\":%s}",
-	    pm_json_str(jcwd, sizeof(jcwd), cwd));
-	return pm_trail(pm, "process.chdir", actor, "process.chdir", pid,
+	    procmgr_json_str(jcwd, sizeof(jcwd), cwd));
+	return procmgr_trail(pm, "process.chdir", actor, "process.chdir", pid,
 	    NULL, NULL, json);
 }
 
@@ -1456,57 +1149,57 @@ procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path)
 {
 	char cwd[PM_CWD_MAX], why[PM_ERR_MAX];
 
-	if (proc_normalize_cwd(path, cwd, sizeof(cwd), why,
+	if (procrule_normalize_cwd(path, cwd, sizeof(cwd), why,
 	    sizeof(why)) == -1)
-		return pm_error(pm, PM_E_INVALID, "%s", why);
-	if (pm_begin(pm) == -1)
+		return pmdb_error(pm, PM_E_INVALID, "%s", why);
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_chdir_txn(pm, pid, cwd));
+	return procmgr_finish(pm, procmgr_chdir_txn(pm, pid, cwd));
 }
 
 /* One more tool call for p, refused when the budget is used up. */
 static int
-pm_charge(struct procmgr *pm, struct pm_proc *p)
+procmgr_charge(struct procmgr *pm, struct procmgr_proc *p)
 {
 	sqlite3_stmt *s;
 
 	if (p->tool_calls >= p->budget.max_tool_calls)
-		return pm_error(pm, PM_E_LIMIT, "tool call budget exhausted: "
+		return pmdb_error(pm, PM_E_LIMIT, "tool call budget exhausted: "
 		    "%d/%d", p->tool_calls, p->budget.max_tool_calls);
-	s = pm_stmt(pm, PMS_PROC_CHARGE, "UPDATE processes SET "
+	s = pmdb_stmt(pm, PMDB_PROC_CHARGE, "UPDATE processes SET "
 	    "tool_calls = tool_calls + 1, updated_at = ?2 WHERE pid = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, p->pid);
 	sqlite3_bind_double(s, 2, clock_wall());
-	if (pm_step_done(pm, s) == -1)
+	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	p->tool_calls++;
 	return 0;
 }
 
 static int
-pm_charge_txn(struct procmgr *pm, agent_pid pid)
+procmgr_charge_txn(struct procmgr *pm, agent_pid pid)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
-	struct pm_proc p;
+	struct procmgr_proc p;
 
-	if (pm_load_live(pm, pid, &p, "charge") == -1 ||
-	    pm_charge(pm, &p) == -1)
+	if (procmgr_load_live(pm, pid, &p, "charge") == -1 ||
+	    procmgr_charge(pm, &p) == -1)
 		return -1;
-	pm_actor(actor, sizeof(actor), pid);
+	procmgr_actor(actor, sizeof(actor), pid);
 	snprintf(json, sizeof(json), "{\"tool_calls\":%d,\"max\":%d}",
 	    p.tool_calls, p.budget.max_tool_calls);
-	return pm_trail(pm, "process.tool_call", actor, "process.tool_call",
-	    pid, NULL, NULL, json);
+	return procmgr_trail(pm, "process.tool_call", actor,
+	    "process.tool_call", pid, NULL, NULL, json);
 }
 
 int
 procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid)
 {
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_charge_txn(pm, pid));
+	return procmgr_finish(pm, procmgr_charge_txn(pm, pid));
 }
 
 /*
@@ -1514,40 +1207,40 @@ procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid)
  * commits its audit record and the call still fails (*refused).
  */
 static int
-pm_check_txn(struct procmgr *pm, agent_pid pid, const char *resource,
+procmgr_check_txn(struct procmgr *pm, agent_pid pid, const char *resource,
     const char *right, int *refused)
 {
 	char actor[PM_ACTOR_MAX], jres[PM_JSON_SMALL], jwhy[PM_JSON_SMALL];
 	char json[PM_JSON_MAX], why[PM_ERR_MAX];
 	enum cap_policy pol;
-	struct pm_proc p;
+	struct procmgr_proc p;
 
 	*refused = 0;
-	if (pm_load_live(pm, pid, &p, "check") == -1 ||
+	if (procmgr_load_live(pm, pid, &p, "check") == -1 ||
 	    cap_policy(pm, pid, resource, right, clock_wall(), &pol) == -1)
 		return -1;
 	if (pol == CAP_DENY)
-		*refused = pm_error(pm, PM_E_DENIED, "process %" PRId64
+		*refused = pmdb_error(pm, PM_E_DENIED, "process %" PRId64
 		    " may not %s %.200s", pid, right, resource);
-	else if (pm_charge(pm, &p) == -1) {
+	else if (procmgr_charge(pm, &p) == -1) {
 		if (pm->errtype != PM_E_LIMIT)
 			return -1;
 		*refused = -1;
 	}
-	pm_json_str(jres, sizeof(jres), resource);
+	procmgr_json_str(jres, sizeof(jres), resource);
 	if (*refused) {
 		snprintf(why, sizeof(why), "%s", pm->err);
 		snprintf(json, sizeof(json), "{\"decision\":\"deny\","
 		    "\"resource\":%s,\"right\":\"%s\",\"policy\":\"%s\","
 		    "\"reason\":%s}", jres, right, cap_policy_name(pol),
-		    pm_json_str(jwhy, sizeof(jwhy), why));
+		    procmgr_json_str(jwhy, sizeof(jwhy), why));
 	} else
 		snprintf(json, sizeof(json), "{\"decision\":\"allow\","
 		    "\"resource\":%s,\"right\":\"%s\",\"policy\":\"%s\","
 		    "\"tool_calls\":%d}", jres, right, cap_policy_name(pol),
 		    p.tool_calls);
-	pm_actor(actor, sizeof(actor), pid);
-	return pm_trail(pm, *refused ? "capability.denied" :
+	procmgr_actor(actor, sizeof(actor), pid);
+	return procmgr_trail(pm, *refused ? "capability.denied" :
 	    "capability.allowed", actor, "capability.check", pid, NULL, NULL,
 	    json);
 }
@@ -1562,11 +1255,11 @@ procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
 	if (resource == NULL || right == NULL ||
 	    cap_rights_valid(right, why, sizeof(why)) == -1 ||
 	    strchr(right, ',') != NULL)
-		return pm_error(pm, PM_E_INVALID, "check: one right on a "
+		return pmdb_error(pm, PM_E_INVALID, "check: one right on a "
 		    "resource is needed");
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	if (pm_finish(pm, pm_check_txn(pm, pid, resource, right,
+	if (procmgr_finish(pm, procmgr_check_txn(pm, pid, resource, right,
 	    &refused)) == -1)
 		return -1;
 	/* A refusal's audit record is committed; its error stands. */
@@ -1576,7 +1269,7 @@ procmgr_check(struct procmgr *pm, agent_pid pid, const char *resource,
 /* Reading. */
 
 static char *
-pm_column_dup(sqlite3_stmt *s, int col, int *nomem)
+procmgr_column_dup(sqlite3_stmt *s, int col, int *nomem)
 {
 	const char *text = (const char *)sqlite3_column_text(s, col);
 	char *copy;
@@ -1591,14 +1284,14 @@ pm_column_dup(sqlite3_stmt *s, int col, int *nomem)
 int
 procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 {
-	struct pm_proc p;
+	struct procmgr_proc p;
 	sqlite3_stmt *s;
 	int nomem = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (pm_select(pm, pid, &s) != 1)
+	if (procmgr_select(pm, pid, &s) != 1)
 		return -1;
-	pm_proc_row(s, &p);
+	procmgr_proc_row(s, &p);
 	out->pid = p.pid;
 	out->parent_pid = p.parent;
 	out->root_pid = p.root;
@@ -1609,24 +1302,24 @@ procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 	out->budget = p.budget;
 	out->tool_calls = p.tool_calls;
 	out->child_processes = p.children;
-	out->instance_id = pm_column_dup(s, 12, &nomem);
-	out->operation_id = pm_column_dup(s, 13, &nomem);
-	out->image = pm_column_dup(s, 14, &nomem);
-	out->status_message = pm_column_dup(s, 15, &nomem);
-	out->cwd = pm_column_dup(s, 16, &nomem);
+	out->instance_id = procmgr_column_dup(s, 12, &nomem);
+	out->operation_id = procmgr_column_dup(s, 13, &nomem);
+	out->image = procmgr_column_dup(s, 14, &nomem);
+	out->status_message = procmgr_column_dup(s, 15, &nomem);
+	out->cwd = procmgr_column_dup(s, 16, &nomem);
 	out->created_at = sqlite3_column_double(s, 17);
 	out->updated_at = sqlite3_column_double(s, 18);
 	out->ended_at = sqlite3_column_double(s, 19);
 	sqlite3_reset(s);
 	if (nomem) {
-		proc_info_free(out);
-		return pm_error(pm, PM_E_INTERNAL, "out of memory");
+		procmgr_info_free(out);
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	}
 	return 0;
 }
 
 void
-proc_info_free(struct proc_info *pi)
+procmgr_info_free(struct proc_info *pi)
 {
 	free(pi->instance_id);
 	free(pi->operation_id);
@@ -1640,11 +1333,11 @@ proc_info_free(struct proc_info *pi)
 
 /* The live processes of instance_id, with their parents. */
 static int
-pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
-    size_t *n)
+procmgr_live_of(struct procmgr *pm, const char *instance_id,
+    struct procmgr_proc **out, size_t *n)
 {
 	sqlite3_stmt *s;
-	struct pm_proc *grown;
+	struct procmgr_proc *grown;
 	size_t cap = 0;
 	int rc;
 
@@ -1653,7 +1346,7 @@ pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
 	if (sqlite3_prepare_v2(pm->st->db, "SELECT pid, parent_pid "
 	    "FROM processes WHERE instance_id = ? AND ended_at IS NULL",
 	    -1, &s, NULL) != SQLITE_OK)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n == cap) {
@@ -1670,69 +1363,69 @@ pm_live_of(struct procmgr *pm, const char *instance_id, struct pm_proc **out,
 		(*out)[(*n)++].parent = sqlite3_column_int64(s, 1);
 	}
 	if (rc == SQLITE_NOMEM)
-		pm_error(pm, PM_E_INTERNAL, "out of memory");
+		pmdb_error(pm, PM_E_INTERNAL, "out of memory");
 	else if (rc != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* Error results of the roots with an operation, unless one is queued. */
-static const char pm_fail_outbox_sql[] =
+static const char procmgr_fail_outbox_sql[] =
 	"INSERT OR IGNORE INTO outbox (operation_id, result, instance_id, "
 	"created_at, attempts, next_attempt, pid) SELECT operation_id, "
 	"json_object('error', ?2, 'error_type', 'internal', 'pid', pid), "
 	"instance_id, ?3, 0, ?4, pid FROM processes WHERE instance_id = ?1 "
 	"AND ended_at IS NULL AND parent_pid IS NULL "
 	"AND operation_id IS NOT NULL";
-static const char pm_fail_update_sql[] =
+static const char procmgr_fail_update_sql[] =
 	"UPDATE processes SET status = 'FAILED', status_message = ?2, "
 	"updated_at = ?3, ended_at = ?3 WHERE instance_id = ?1 "
 	"AND ended_at IS NULL";
 
 static int
-pm_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
+procmgr_fail_run(struct procmgr *pm, const char *sql, const char *instance_id,
     const char *reason, double now, double next_attempt)
 {
 	sqlite3_stmt *s;
 	int rc;
 
 	if (sqlite3_prepare_v2(pm->st->db, sql, -1, &s, NULL) != SQLITE_OK)
-		return pm_db_error(pm);
+		return pmdb_sqlite_error(pm);
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 3, now);
 	if (sqlite3_bind_parameter_count(s) >= 4)
 		sqlite3_bind_double(s, 4, next_attempt);
 	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
-		pm_db_error(pm);
+		pmdb_sqlite_error(pm);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int
-pm_fail_txn(struct procmgr *pm, const char *instance_id, const char *reason,
-    double next_attempt)
+procmgr_fail_txn(struct procmgr *pm, const char *instance_id,
+    const char *reason, double next_attempt)
 {
 	char jreason[PM_JSON_SMALL], json[PM_JSON_MAX], target[PM_JSON_MAX];
 	double now = clock_wall();
-	struct pm_proc *procs;
+	struct procmgr_proc *procs;
 	size_t n, i;
 	int rc = 0;
 
-	if (pm_live_of(pm, instance_id, &procs, &n) == -1)
+	if (procmgr_live_of(pm, instance_id, &procs, &n) == -1)
 		return -1;
-	if (pm_fail_run(pm, pm_fail_outbox_sql, instance_id, reason, now,
-	    next_attempt) == -1 ||
-	    pm_fail_run(pm, pm_fail_update_sql, instance_id, reason, now,
-	    next_attempt) == -1)
+	if (procmgr_fail_run(pm, procmgr_fail_outbox_sql, instance_id, reason,
+	    now, next_attempt) == -1 ||
+	    procmgr_fail_run(pm, procmgr_fail_update_sql, instance_id, reason,
+	    now, next_attempt) == -1)
 		rc = -1;
-	pm_json_str(jreason, sizeof(jreason), reason);
+	procmgr_json_str(jreason, sizeof(jreason), reason);
 	snprintf(json, sizeof(json), "{\"status\":\"FAILED\",\"message\":%s}",
 	    jreason);
 	for (i = 0; i < n && rc == 0; i++)
 		if (audit_event(pm, "process.failed", "runtime", procs[i].pid,
-		    json) == -1 || pm_wake_parent(pm, &procs[i],
+		    json) == -1 || procmgr_wake_parent(pm, &procs[i],
 		    PS_FAILED) == -1)
 			rc = -1;
 	free(procs);
@@ -1752,10 +1445,10 @@ procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
     const char *reason, double next_attempt)
 {
 	if (instance_id == NULL || reason == NULL)
-		return pm_error(pm, PM_E_INVALID, "fail_worker: instance_id "
+		return pmdb_error(pm, PM_E_INVALID, "fail_worker: instance_id "
 		    "and reason are needed");
-	if (pm_begin(pm) == -1)
+	if (procmgr_begin(pm) == -1)
 		return -1;
-	return pm_finish(pm, pm_fail_txn(pm, instance_id, reason,
+	return procmgr_finish(pm, procmgr_fail_txn(pm, instance_id, reason,
 	    next_attempt));
 }

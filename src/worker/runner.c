@@ -484,7 +484,7 @@ runner_start_child(struct op_run *prun, const char *mode, const char *path,
 	agent_pid pid;
 
 	*error = NULL;
-	if (fork_mode_parse(mode ? mode : "restricted", &fm) == -1) {
+	if (procrule_fork_mode_parse(mode ? mode : "restricted", &fm) == -1) {
 		*error = ops_error("invalid_request", "unknown fork mode "
 		    "\"%.40s\" (restricted, worker, copy, speculative)", mode);
 		return NULL;

@@ -35,15 +35,20 @@ static void
 test_fork_view_modes(void **state)
 {
 	(void)state;
-	assert_int_equal(fork_view_mode(FORK_COPY), VIEW_COPY_ON_WRITE);
-	assert_int_equal(fork_view_mode(FORK_SPECULATIVE), VIEW_EPHEMERAL);
-	assert_int_equal(fork_view_mode(FORK_WORKER), VIEW_READ_ONLY);
-	assert_int_equal(fork_view_mode(FORK_RESTRICTED), VIEW_READ_ONLY);
-	assert_string_equal(view_mode_name(VIEW_MUTABLE), "MUTABLE");
-	assert_string_equal(view_mode_name(VIEW_COPY_ON_WRITE),
+	assert_int_equal(procrule_fork_view_mode(FORK_COPY),
+	    VIEW_COPY_ON_WRITE);
+	assert_int_equal(procrule_fork_view_mode(FORK_SPECULATIVE),
+	    VIEW_EPHEMERAL);
+	assert_int_equal(procrule_fork_view_mode(FORK_WORKER), VIEW_READ_ONLY);
+	assert_int_equal(procrule_fork_view_mode(FORK_RESTRICTED),
+	    VIEW_READ_ONLY);
+	assert_string_equal(procrule_view_mode_name(VIEW_MUTABLE), "MUTABLE");
+	assert_string_equal(procrule_view_mode_name(VIEW_COPY_ON_WRITE),
 	    "COPY_ON_WRITE");
-	assert_string_equal(view_mode_name(VIEW_EPHEMERAL), "EPHEMERAL");
-	assert_string_equal(view_mode_name(VIEW_READ_ONLY), "READ_ONLY");
+	assert_string_equal(procrule_view_mode_name(VIEW_EPHEMERAL),
+	    "EPHEMERAL");
+	assert_string_equal(procrule_view_mode_name(VIEW_READ_ONLY),
+	    "READ_ONLY");
 }
 
 static void
@@ -52,17 +57,17 @@ test_fork_mode_names(void **state)
 	enum fork_mode m;
 
 	(void)state;
-	assert_int_equal(fork_mode_parse("copy", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("copy", &m), 0);
 	assert_int_equal(m, FORK_COPY);
-	assert_int_equal(fork_mode_parse("Speculative", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("Speculative", &m), 0);
 	assert_int_equal(m, FORK_SPECULATIVE);
-	assert_int_equal(fork_mode_parse("WORKER", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("WORKER", &m), 0);
 	assert_int_equal(m, FORK_WORKER);
-	assert_int_equal(fork_mode_parse("restricted", &m), 0);
+	assert_int_equal(procrule_fork_mode_parse("restricted", &m), 0);
 	assert_int_equal(m, FORK_RESTRICTED);
-	assert_int_equal(fork_mode_parse("clone", &m), -1);
-	assert_int_equal(fork_mode_parse(NULL, &m), -1);
-	assert_string_equal(fork_mode_name(FORK_COPY), "COPY");
+	assert_int_equal(procrule_fork_mode_parse("clone", &m), -1);
+	assert_int_equal(procrule_fork_mode_parse(NULL, &m), -1);
+	assert_string_equal(procrule_fork_mode_name(FORK_COPY), "COPY");
 }
 
 static void
@@ -71,26 +76,26 @@ test_child_budget(void **state)
 	struct proc_budget p = { 100, 8, 300 }, c;
 
 	(void)state;
-	c = proc_child_budget(&p, 2, 1, 0);
+	c = procrule_child_budget(&p, 2, 1, 0);
 	assert_int_equal(c.max_tool_calls, 50);
 	assert_int_equal(c.max_child_processes, 4);
 	assert_true(c.max_runtime_seconds == 300);
 	/* Floor division. */
-	c = proc_child_budget(&p, 3, 1, 0);
+	c = procrule_child_budget(&p, 3, 1, 0);
 	assert_int_equal(c.max_tool_calls, 33);
 	assert_int_equal(c.max_child_processes, 2);
 	/* The minimums win over small quotients. */
-	c = proc_child_budget(&p, 64, 5, 1);
+	c = procrule_child_budget(&p, 64, 5, 1);
 	assert_int_equal(c.max_tool_calls, 5);
 	assert_int_equal(c.max_child_processes, 1);
 	p.max_tool_calls = 1;
 	p.max_child_processes = 1;
-	c = proc_child_budget(&p, 2, 1, 0);
+	c = procrule_child_budget(&p, 2, 1, 0);
 	assert_int_equal(c.max_tool_calls, 1);
 	assert_int_equal(c.max_child_processes, 0);
 	/* Divisor 1 passes the budget on whole. */
 	p.max_tool_calls = 7;
-	c = proc_child_budget(&p, 1, 0, 0);
+	c = procrule_child_budget(&p, 1, 0, 0);
 	assert_int_equal(c.max_tool_calls, 7);
 	assert_int_equal(c.max_child_processes, 1);
 }
@@ -114,13 +119,13 @@ test_signal_transitions(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_PAUSE), table[i].pause);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_RESUME), table[i].resume);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_CANCEL), table[i].kill);
-		assert_int_equal(proc_signal_transition(table[i].from,
+		assert_int_equal(procrule_signal_transition(table[i].from,
 		    PSIG_TERMINATE), table[i].kill);
 	}
 }
@@ -133,18 +138,18 @@ test_status_names(void **state)
 
 	(void)state;
 	for (s = PS_CREATED; s <= PS_KILLED; s++) {
-		assert_int_equal(proc_status_parse(proc_status_name(s),
+		assert_int_equal(procrule_status_parse(procrule_status_name(s),
 		    &back), 0);
 		assert_int_equal(back, s);
-		assert_int_equal(proc_status_terminal(s), s >= PS_EXITED);
+		assert_int_equal(procrule_status_terminal(s), s >= PS_EXITED);
 	}
-	assert_string_equal(proc_status_name(PS_WAITING_EVENT),
+	assert_string_equal(procrule_status_name(PS_WAITING_EVENT),
 	    "WAITING_EVENT");
-	assert_int_equal(proc_status_parse("ZOMBIE", &back), -1);
-	assert_int_equal(proc_signal_parse("terminate", &sig), 0);
+	assert_int_equal(procrule_status_parse("ZOMBIE", &back), -1);
+	assert_int_equal(procrule_signal_parse("terminate", &sig), 0);
 	assert_int_equal(sig, PSIG_TERMINATE);
-	assert_string_equal(proc_signal_name(PSIG_PAUSE), "PAUSE");
-	assert_int_equal(proc_signal_parse("KILL", &sig), -1);
+	assert_string_equal(procrule_signal_name(PSIG_PAUSE), "PAUSE");
+	assert_int_equal(procrule_signal_parse("KILL", &sig), -1);
 }
 
 static void
@@ -152,7 +157,8 @@ cwd_ok(const char *path, const char *want)
 {
 	char out[PM_CWD_MAX], err[256] = "";
 
-	if (proc_normalize_cwd(path, out, sizeof(out), err, sizeof(err)) != 0)
+	if (procrule_normalize_cwd(path, out, sizeof(out), err,
+	    sizeof(err)) != 0)
 		fail_msg("%s: %s", path, err);
 	assert_string_equal(out, want);
 }
@@ -162,7 +168,7 @@ cwd_refused(const char *path, const char *why)
 {
 	char out[PM_CWD_MAX], err[256] = "";
 
-	assert_int_equal(proc_normalize_cwd(path, out, sizeof(out), err,
+	assert_int_equal(procrule_normalize_cwd(path, out, sizeof(out), err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, why));
 }
@@ -205,7 +211,7 @@ test_cwd(void **state)
 	cwd_ok("./C", "C");
 	cwd_ok("a/ b /c", "a/ b /c");
 	cwd_ok("x/C:y", "x/C:y");
-	assert_int_equal(proc_normalize_cwd("abcdefghij", out, sizeof(out),
+	assert_int_equal(procrule_normalize_cwd("abcdefghij", out, sizeof(out),
 	    err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "too long"));
 }
@@ -321,7 +327,7 @@ status_of(struct fx *f, agent_pid pid)
 
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	s = pi.status;
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	return s;
 }
 
@@ -386,7 +392,7 @@ test_spawn(void **state)
 	assert_int_equal(f->hooks, 1);
 	assert_int_equal(f->hook_pid, pid);
 	assert_string_equal(f->hook_image, IMAGE);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 }
 
 static void
@@ -450,8 +456,8 @@ check_fork(struct fx *f, enum fork_mode mode, const char *view_mode)
 	    "actor FROM events JOIN audit USING (id) ORDER BY id DESC"),
 	    "process.forked process.fork 1");
 	assert_int_equal(f->hook_pid, child);
-	proc_info_free(&p);
-	proc_info_free(&c);
+	procmgr_info_free(&p);
+	procmgr_info_free(&c);
 }
 
 static void
@@ -506,8 +512,8 @@ test_spawn_child(void **state)
 	assert_string_equal(g.image, "/other");
 	assert_int_equal(g.budget.max_tool_calls, 25);
 	assert_int_equal(g.budget.max_child_processes, 2);
-	proc_info_free(&c);
-	proc_info_free(&g);
+	procmgr_info_free(&c);
+	procmgr_info_free(&g);
 }
 
 static void
@@ -674,18 +680,18 @@ test_exec_memory(void **state)
 	ok(f, procmgr_exec(&f->pm, pid, "/kept", 1, 1));
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.view_id, 1);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	ok(f, procmgr_exec(&f->pm, pid, "/dropped", 0, 1));
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.view_id, 0);
 	assert_string_equal(pi.image, "/dropped");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Without memory a fork passes on nothing but the child's goal. */
 	child = fork_child(f, pid, FORK_COPY);
 	ok(f, procmgr_get(&f->pm, child, &pi));
 	assert_string_equal(q_text(f, "SELECT roots FROM views WHERE "
 	    "view_id = %lld", (long long)pi.view_id), "[2]");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_exec(&f->pm, pid, "", 1, 1), PM_E_INVALID, NULL);
 }
 
@@ -705,7 +711,7 @@ test_wait_and_wake(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_WAITING_EVENT);
 	assert_string_equal(pi.status_message, "waiting for 2");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Another child's end does not wake it. */
 	ok(f, procmgr_exit(&f->pm, other, "{}", 0, NULL, NULL));
 	assert_int_equal(status_of(f, parent), PS_WAITING_EVENT);
@@ -714,7 +720,7 @@ test_wait_and_wake(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_RUNNABLE);
 	assert_null(pi.status_message);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_string_equal(q_text(f, "SELECT actor || ' ' || target || ' ' || "
 	    "decision FROM audit WHERE action = 'process.wait_wake'"),
 	    "process process:1 {\"child\":2,\"child_status\":\"EXITED\"}");
@@ -758,7 +764,7 @@ test_wait_timeout(void **state)
 	ok(f, procmgr_get(&f->pm, parent, &pi));
 	assert_int_equal(pi.status, PS_WAITING_EVENT);
 	assert_string_equal(pi.status_message, "waiting for 2");
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_wait(&f->pm, parent, stranger, 0, &w),
 	    PM_E_INVALID, "3 is not a child of 1");
 	refused(f, procmgr_wait(&f->pm, parent, 77, 0, &w), PM_E_NOT_FOUND,
@@ -812,7 +818,7 @@ test_terminated_refused(void **state)
 	ok(f, procmgr_get(&f->pm, pid, &pi));
 	assert_int_equal(pi.status, PS_EXITED);
 	assert_true(pi.ended_at > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_int_equal(status_of(f, child), PS_EXITED);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM audit"), 4);
 }
@@ -871,7 +877,7 @@ test_signals(void **state)
 	assert_int_equal(pi.status, PS_PAUSED);
 	assert_string_equal(pi.status_message, "hold");
 	assert_true(pi.ended_at == 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_signal(&f->pm, pid, PSIG_PAUSE, NULL),
 	    PM_E_INVALID, "signal PAUSE does not apply to process 1 (PAUSED)");
 	ok(f, procmgr_signal(&f->pm, pid, PSIG_RESUME, NULL));
@@ -883,7 +889,7 @@ test_signals(void **state)
 	assert_int_equal(pi.status, PS_KILLED);
 	assert_string_equal(pi.status_message, "operator");
 	assert_true(pi.ended_at > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	refused(f, procmgr_signal(&f->pm, pid, PSIG_TERMINATE, NULL),
 	    PM_E_INVALID, "has ended (KILLED)");
 	refused(f, procmgr_signal(&f->pm, 42, PSIG_PAUSE, NULL),
@@ -975,7 +981,7 @@ test_merge(void **state)
 	    &grandchild));
 	refused(f, procmgr_merge_child_memory(&f->pm, child, grandchild,
 	    &merged), PM_E_INVALID, NULL);
-	proc_info_free(&c);
+	procmgr_info_free(&c);
 }
 
 static void
@@ -1001,7 +1007,7 @@ test_exit_release(void **state)
 	roid = pi.result_oid;
 	assert_int_equal(pi.status, PS_EXITED);
 	assert_true(pi.ended_at > 0 && roid > 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	/* Volatile objects gone; the goal, kept data and result stay. */
 	assert_string_equal(q_text(f, "SELECT group_concat(type, ' ') FROM "
 	    "(SELECT type FROM objects ORDER BY oid)"), "GOAL DATA RESULT");
@@ -1030,7 +1036,7 @@ test_exit_failed(void **state)
 	assert_int_equal(pi.status, PS_FAILED);
 	assert_string_equal(pi.status_message, "capability denied");
 	assert_int_equal(pi.result_oid, 0);
-	proc_info_free(&pi);
+	procmgr_info_free(&pi);
 	assert_string_equal(q_text(f, "SELECT decision FROM audit WHERE "
 	    "action = 'process.exit'"),
 	    "{\"status\":\"FAILED\",\"message\":\"capability denied\"}");
