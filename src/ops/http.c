@@ -751,6 +751,9 @@ ophttp_read_body(struct ophttp *s, const cJSON *body)
 
 	if (b == NULL || cJSON_IsNull(b))
 		return NULL;
+	if (json_has_nul(b))
+		return ops_error("invalid_request", "body holds a NUL "
+		    "character (\\u0000), which a text body cannot carry");
 	if (!cJSON_IsString(b))
 		return ops_error("invalid_request", "body must be a string");
 	if (strcmp(s->method, "GET") == 0 || strcmp(s->method, "HEAD") == 0)

@@ -256,6 +256,10 @@ storage_write_data(const struct storage_req *req, unsigned char **data,
 	bool b64 = cJSON_IsString(e) && strcmp(e->valuestring, "base64") == 0;
 	int64_t size;
 
+	if (json_has_nul(d))
+		return ops_error("invalid_request", "\"data\" holds a NUL "
+		    "character (\\u0000): send binary data with "
+		    "\"encoding\": \"base64\"");
 	if (!cJSON_IsString(d))
 		return ops_error("invalid_request",
 		    "\"data\" must be a string");

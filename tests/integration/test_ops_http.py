@@ -219,3 +219,21 @@ def test_refusals(orch, agent, sites):
     assert_error(crlf, "invalid_request", "CR, LF")
     assert other.paths() == []
     assert allowed.paths() == []
+
+
+def test_nul_refused(orch, agent, sites):
+    """A JSON string with \\u0000 is refused, never sent cut short at the
+    NUL: a body, a header value, the URL."""
+    allowed, other = sites
+    start(agent, allowed)
+    results = run_ops(orch, [
+        {"method": "POST", "url": allowed.url("/echo"),
+         "body": "head\x00tail"},
+        {"method": "GET", "url": allowed.url("/ok"),
+         "headers": {"X-A": "v\x00w"}},
+        {"method": "GET", "url": allowed.url("/ok\x00/x")},
+    ])
+    for r in results:
+        assert r.get("error_type") == "invalid_request", r
+    assert "NUL" in results[0]["error"], results[0]
+    assert allowed.paths() == [] and other.paths() == []

@@ -201,3 +201,25 @@ def test_storage_no_symlinks(orch, agent, workdir):
     assert _ok(res[1], "read real.txt")["data"] == "real"
     assert _ok(res[2], "list")["keys"] == ["real.txt"]
     a.check_alive()
+
+
+def test_storage_nul_refused(orch, agent, workdir):
+    """A JSON string with \\u0000 is refused, never written cut short at the
+    NUL; the same bytes as base64 are written whole."""
+    a, root, _ = _start(agent, workdir)
+    results = _run(orch, [
+        ("write", {"key": "n", "data": "ab\x00cd"}),
+        ("write", {"key": "n\x00x", "data": "ab"}),
+        ("list_objects", {"prefix": "\x00"}),
+    ])
+    for r in results:
+        assert r.get("error_type") == "invalid_request", r
+    assert "NUL" in results[0]["error"], results[0]
+    assert os.listdir(root) == []
+    (w,) = _run(orch, [("write", {"key": "n", "encoding": "base64",
+                                  "data": base64.b64encode(b"ab\0cd")
+                                  .decode()})])
+    assert _ok(w, "base64 write")["size"] == 5
+    with open(os.path.join(root, "n"), "rb") as f:
+        assert f.read() == b"ab\0cd"
+    a.check_alive()

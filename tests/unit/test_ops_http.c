@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "core/evloop.h"
 #include "core/httpc.h"
+#include "core/jsonutil.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
@@ -865,6 +866,66 @@ test_no_http_client(void **state)
 	    "\"http://127.0.0.1:%d/ok\"}", "internal", "no HTTP client");
 }
 
+/* run_op with the body read as the worker reads one. */
+static const cJSON *
+run_op_limited(struct fixture *f, const char *text)
+{
+	char json[2048], err[128];
+	double limit = clock_mono() + DRIVE_LIMIT;
+	cJSON *body;
+	double next;
+
+	with_port(json, sizeof(json), text, f->ok.port);
+	assert_non_null(body = json_parse_limited(json, strlen(json),
+	    1 << 20, err, sizeof(err)));
+	cJSON_Delete(f->result);
+	f->result = NULL;
+	f->done = 0;
+	if (dispatch_start(&f->run, "/api/v1/agent/execute/http", body,
+	    &f->result) == OPS_DONE)
+		f->done = 1;
+	cJSON_Delete(body);
+	while (!f->done && clock_mono() < limit) {
+		next = httpc_next_deadline(f->http);
+		evloop_run_once(f->loop, next > 0 ? clock_ms_until(next) :
+		    100);
+		httpc_run_timers(f->http);
+	}
+	assert_int_equal(f->done, 1);
+	assert_non_null(f->result);
+	return f->result;
+}
+
+/* A string with \u0000 is refused, never sent cut short at the NUL. */
+static void
+test_nul_in_body(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"method\": \"POST\", \"url\": \"http://127.0.0.1:%d/echo\", "
+		    "\"body\": \"head\\u0000tail\"}",
+		"{\"method\": \"GET\", \"url\": "
+		    "\"http://127.0.0.1:%d/ok\\u0000/x\"}",
+		"{\"method\": \"GET\\u0000\", \"url\": "
+		    "\"http://127.0.0.1:%d/ok\"}",
+		"{\"method\": \"GET\", \"url\": \"http://127.0.0.1:%d/ok\", "
+		    "\"headers\": {\"X-A\": \"v\\u0000w\"}}",
+	};
+	struct fixture *f = *state;
+	char log[REQ_MAX];
+	const cJSON *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		r = run_op_limited(f, bodies[i]);
+		if (strcmp(str(r, "error_type"), "invalid_request") != 0)
+			fail_msg("%s: %s", bodies[i],
+			    cJSON_PrintUnformatted(r));
+	}
+	assert_non_null(strstr(str(run_op_limited(f, bodies[0]), "error"),
+	    "NUL"));
+	assert_int_equal(server_log(&f->ok, log, sizeof(log)), 0);
+}
+
 #define LIVE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -892,6 +953,7 @@ main(void)
 		LIVE(test_refusals),
 		LIVE(test_capability_denied),
 		LIVE(test_no_http_client),
+		LIVE(test_nul_in_body),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

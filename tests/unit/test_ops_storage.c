@@ -926,6 +926,78 @@ test_root_errors(void **state)
 	assert_outside_intact(f);
 }
 
+/* Run method with a body read as the worker reads one (json_parse_limited). */
+static cJSON *
+call_limited(struct fixture *f, const char *method, const char *body)
+{
+	char path[128], err[128];
+	struct op_run run = { .ctx = &f->ctx };
+	cJSON *b = json_parse_limited(body, strlen(body), 1 << 20, err,
+	    sizeof(err)), *r = NULL;
+
+	assert_non_null(b);
+	snprintf(path, sizeof(path), STORAGE_PATH "%s", method);
+	run.path = path;
+	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
+	cJSON_Delete(b);
+	assert_non_null(r);
+	return r;
+}
+
+static void
+expect_limited_error(struct fixture *f, const char *method, const char *body,
+    const char *type, const char *needle)
+{
+	cJSON *r = call_limited(f, method, body);
+	const cJSON *t = cJSON_GetObjectItem(r, "error_type");
+	const cJSON *e = cJSON_GetObjectItem(r, "error");
+
+	if (!cJSON_IsString(t) || strcmp(t->valuestring, type) != 0 ||
+	    !cJSON_IsString(e) || strstr(e->valuestring, needle) == NULL)
+		fail_msg("%s %s: want %s containing \"%s\", got %s", method,
+		    body, type, needle, cJSON_PrintUnformatted(r));
+	cJSON_Delete(r);
+}
+
+/*
+ * A string with \u0000 is refused wherever the body gives one: nothing
+ * is written cut short at the NUL, and binary data goes as base64.
+ */
+static void
+test_nul_in_body(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *r;
+
+	expect_limited_error(f, "write", "{\"key\": \"n\", "
+	    "\"data\": \"ab\\u0000cd\"}", "invalid_request", "NUL");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "write", "{\"key\": \"n\\u0000x\", "
+	    "\"data\": \"ab\"}", "invalid_request", "key");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "write", "{\"key\": \"n\", \"data\": "
+	    "\"YQ==\", \"encoding\": \"base64\\u0000x\"}",
+	    "invalid_request", "encoding");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "read", "{\"key\": \"n\\u0000\"}",
+	    "invalid_request", "key");
+	expect_limited_error(f, "list_objects", "{\"prefix\": \"\\u0000\"}",
+	    "invalid_request", "prefix");
+	expect_limited_error(f, "list_objects", "{\"cursor\": \"a\\u0000\"}",
+	    "invalid_request", "cursor");
+	/* the same bytes as base64 are written whole */
+	r = call_limited(f, "write", "{\"key\": \"n\", \"data\": "
+	    "\"YWIAY2Q=\", \"encoding\": \"base64\"}");
+	assert_false(ops_is_error(r));
+	assert_int_equal(cJSON_GetObjectItem(r, "size")->valueint, 5);
+	cJSON_Delete(r);
+	r = call_limited(f, "read", "{\"key\": \"n\"}");
+	assert_string_equal(str_of(r, "encoding"), "base64");
+	assert_string_equal(str_of(r, "data"), "YWIAY2Q=");
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -952,6 +1024,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_capabilities, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_root_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_nul_in_body, setup,
 		    teardown),
 	};
 
