@@ -24,7 +24,7 @@
 #define STORAGE_LIST_MAX	10000
 /* "storage:" and a key. */
 #define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_KEY_MAX)
-/* Keys are cut to this in messages (ops_error's buffer is 512). */
+/* Keys are cut to this in messages (OPS_ERROR_MAX bytes in all). */
 #define STORAGE_MSG_KEY		"%.200s"
 
 /* One operation: its body, key (or list prefix) and open root. */

@@ -998,6 +998,62 @@ test_nul_in_body(void **state)
 	assert_outside_intact(f);
 }
 
+/* The message of error result r, checked to be valid UTF-8. */
+static const char *
+utf8_message(const cJSON *r)
+{
+	const char *m = str_of(r, "error");
+
+	if (!json_utf8_valid(m, strlen(m)))
+		fail_msg("not UTF-8: %s", m);
+	return m;
+}
+
+/*
+ * Error messages are valid UTF-8 by construction: a cut never splits a
+ * character (the buffer's end, a "%.Ns" precision), invalid bytes in
+ * what is quoted become U+FFFD.
+ */
+static void
+test_error_utf8(void **state)
+{
+	struct fixture *f = *state;
+	char big[1200], key[400], body[512];
+	const char *m;
+	size_t i;
+	cJSON *r;
+
+	/* "a" then 2-byte characters: every cut at an even length splits one */
+	big[0] = 'a';
+	for (i = 1; i + 2 < sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[i] = '\0';
+	r = ops_error("internal", "%s", big);
+	m = utf8_message(r);
+	assert_true(strlen(m) < OPS_ERROR_MAX);
+	assert_true(strlen(m) >= OPS_ERROR_MAX - 4);
+	assert_memory_equal(m, big, strlen(m));
+	cJSON_Delete(r);
+	r = ops_error("internal", "<%.4s>", "\xc3\xa9\xe2\x82\xac!");
+	assert_string_equal(utf8_message(r), "<\xc3\xa9>");
+	cJSON_Delete(r);
+	r = ops_error("internal", "[%s]", "x\xffy\xc3");
+	assert_string_equal(utf8_message(r), "[x\xef\xbf\xbdy]");
+	cJSON_Delete(r);
+
+	/* a key quoted in a message is cut at 200 bytes, not in a character */
+	key[0] = 'a';
+	for (i = 1; i < 200; i += 2)
+		memcpy(key + i, "\xc3\xa9", 2);
+	memcpy(key + i, "/x", 3);
+	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
+	r = call(f, "read", body);
+	assert_string_equal(str_of(r, "error_type"), "not_found");
+	assert_non_null(strstr(utf8_message(r), "no object a\xc3\xa9"));
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -1026,6 +1082,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_root_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_nul_in_body, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_error_utf8, setup,
 		    teardown),
 	};
 
