@@ -39,6 +39,27 @@ int storage_key_check(const char *key, char *err, size_t errlen);
  */
 int storage_prefix_check(const char *prefix, char *err, size_t errlen);
 
+/*
+ * A key as JSON carries it (its spelling): the key itself when it is
+ * UTF-8; else each byte of a sequence that is not UTF-8 becomes the four
+ * characters \xHH (upper-case hex).  A key never holds a backslash, so a
+ * spelling names one key and every key has one spelling: what
+ * list_objects returns, what a body gives back as a key, prefix or
+ * cursor, and what the capability "storage:KEY" is checked on.  At most
+ * STORAGE_SPELLED_MAX bytes.
+ */
+#define STORAGE_SPELLED_MAX (4 * STORAGE_KEY_MAX)
+/* key's spelling into out (outlen > 4 * strlen(key)); -1 when no room. */
+int storage_key_spell(const char *key, char *out, size_t outlen);
+/*
+ * The key spelled (into out, outlen > strlen(spelled)), or -1 with the
+ * reason in err when spelled is not the one spelling of a key: bytes that
+ * are not UTF-8, a backslash that does not start \xHH, an escaped NUL or
+ * an escape where the character itself belongs.
+ */
+int storage_key_unspell(const char *spelled, char *out, size_t outlen,
+    char *err, size_t errlen);
+
 /* One root, opened for the length of one operation. */
 struct storage_fs {
 	int rootfd;

@@ -4,6 +4,11 @@
  * operations.storage.root (DESIGN section 5).  This file turns bodies into
  * calls of ops/storage_fs.c and errnos into error results; the capability
  * is checked before anything under the root is touched.
+ *
+ * Keys cross the API in their spelling (ops_storage.h): a file name that
+ * is not UTF-8 is listed with \xHH escapes, and the same spelling names it
+ * in a body, a cursor, a result and the capability, so every result is
+ * valid UTF-8.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -22,17 +27,23 @@
 #define STORAGE_PATH		"/api/v1/agent/execute/storage/"
 #define STORAGE_LIST_DEFAULT	1000
 #define STORAGE_LIST_MAX	10000
-/* "storage:" and a key. */
-#define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_KEY_MAX)
+/* "storage:" and a key's spelling. */
+#define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_SPELLED_MAX)
 /* Keys are cut to this in messages (OPS_ERROR_MAX bytes in all). */
 #define STORAGE_MSG_KEY		"%.200s"
 
-/* One operation: its body, key (or list prefix) and open root. */
+/*
+ * One operation: its body, key (or list prefix) and open root.  The key
+ * is what the file system sees; name is its spelling (ops_storage.h), the
+ * only form results, messages and capabilities show.
+ */
 struct storage_req {
 	const cJSON *body;
 	const char *key;
+	const char *name;
 	struct storage_fs fs;
 	size_t max_bytes;
+	char keybuf[STORAGE_SPELLED_MAX + 1];
 };
 
 typedef cJSON *(*storage_fn)(struct storage_req *req);
@@ -62,7 +73,7 @@ static const struct storage_method {
 static cJSON *
 storage_errno(const struct storage_req *req, int err)
 {
-	const char *k = req->key;
+	const char *k = req->name;
 
 	switch (err) {
 	case ENOENT:
@@ -175,7 +186,7 @@ storage_read(struct storage_req *req)
 		cJSON_Delete(data);
 		return NULL;
 	}
-	ok = cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	ok = cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
 	    cJSON_AddStringToObject(o, "encoding",
 	    text ? "utf-8" : "base64") != NULL;
@@ -212,11 +223,11 @@ storage_parse_json(const struct storage_req *req, const char *buf,
 		v = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 1);
 	if (v == NULL)
 		return ops_error("invalid_request", STORAGE_MSG_KEY
-		    " does not hold valid JSON", req->key);
+		    " does not hold valid JSON", req->name);
 	if (storage_json_depth(v) >= JSON_MAX_DEPTH) {
 		cJSON_Delete(v);
 		return ops_error("invalid_request", STORAGE_MSG_KEY
-		    " holds JSON nested deeper than %d levels", req->key,
+		    " holds JSON nested deeper than %d levels", req->name,
 		    JSON_MAX_DEPTH - 1);
 	}
 	return v;
@@ -237,7 +248,7 @@ storage_read_json(struct storage_req *req)
 	if (v == NULL || ops_is_error(v))
 		return v;
 	if ((o = cJSON_CreateObject()) == NULL ||
-	    cJSON_AddStringToObject(o, "key", req->key) == NULL) {
+	    cJSON_AddStringToObject(o, "key", req->name) == NULL) {
 		cJSON_Delete(v);
 		return storage_result(o, false);
 	}
@@ -275,7 +286,7 @@ storage_write_data(const struct storage_req *req, unsigned char **data,
 	if ((uint64_t)size > req->max_bytes)
 		return ops_error("limit_exceeded", "%lld bytes for "
 		    STORAGE_MSG_KEY " exceed operations.storage.max_bytes "
-		    "(%zu)", (long long)size, req->key, req->max_bytes);
+		    "(%zu)", (long long)size, req->name, req->max_bytes);
 	if ((*data = malloc((size_t)size + 1)) == NULL)
 		return ops_error("internal", "out of memory");
 	if (b64)
@@ -301,12 +312,12 @@ storage_write(struct storage_req *req)
 	free(data);
 	if (rc == -1 && err == ENOTDIR)
 		return ops_error("invalid_request", "a parent of "
-		    STORAGE_MSG_KEY " is not a directory", req->key);
+		    STORAGE_MSG_KEY " is not a directory", req->name);
 	if (rc == -1)
 		return storage_errno(req, err);
 	o = cJSON_CreateObject();
 	return storage_result(o, o != NULL &&
-	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL);
 }
 
@@ -320,7 +331,7 @@ storage_flag(struct storage_req *req, int rc, const char *name)
 		return storage_errno(req, errno);
 	o = cJSON_CreateObject();
 	return storage_result(o, o != NULL &&
-	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddBoolToObject(o, name, rc == 1) != NULL);
 }
 
@@ -339,10 +350,12 @@ storage_exists(struct storage_req *req)
 	    "exists");
 }
 
-/* list_objects' "limit" and "cursor"; an error result or NULL. */
+/*
+ * list_objects' "limit" and "cursor" (a spelling, read into cursor, of
+ * STORAGE_SPELLED_MAX + 1 bytes; "" for none); an error result or NULL.
+ */
 static cJSON *
-storage_list_args(const struct storage_req *req, size_t *limit,
-    const char **cursor)
+storage_list_args(const struct storage_req *req, size_t *limit, char *cursor)
 {
 	const cJSON *l = cJSON_GetObjectItemCaseSensitive(req->body, "limit");
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(req->body,
@@ -350,7 +363,7 @@ storage_list_args(const struct storage_req *req, size_t *limit,
 	char err[128];
 
 	*limit = STORAGE_LIST_DEFAULT;
-	*cursor = NULL;
+	cursor[0] = '\0';
 	if (l != NULL && !cJSON_IsNull(l)) {
 		if (!cJSON_IsNumber(l) || l->valuedouble < 1 ||
 		    l->valuedouble > STORAGE_LIST_MAX ||
@@ -361,30 +374,46 @@ storage_list_args(const struct storage_req *req, size_t *limit,
 	}
 	if (c == NULL || cJSON_IsNull(c))
 		return NULL;
-	if (!cJSON_IsString(c) ||
-	    storage_key_check(c->valuestring, err, sizeof(err)) == -1 ||
-	    strncmp(c->valuestring, req->key, strlen(req->key)) != 0)
+	if (!cJSON_IsString(c) || storage_key_unspell(c->valuestring, cursor,
+	    STORAGE_SPELLED_MAX + 1, err, sizeof(err)) == -1 ||
+	    storage_key_check(cursor, err, sizeof(err)) == -1 ||
+	    strncmp(cursor, req->key, strlen(req->key)) != 0)
 		return ops_error("invalid_request", "\"cursor\" is not one "
 		    "this listing returned (a key starting with the prefix)");
-	*cursor = c->valuestring;
 	return NULL;
+}
+
+/* The spellings of keys: every listed key is valid UTF-8 in JSON. */
+static cJSON *
+storage_list_keys(const struct storage_keys *keys)
+{
+	char name[STORAGE_SPELLED_MAX + 1];
+	cJSON *a = cJSON_CreateArray(), *v;
+	size_t i;
+
+	for (i = 0; a != NULL && i < keys->n; i++)
+		if (storage_key_spell(keys->v[i], name, sizeof(name)) == -1 ||
+		    (v = cJSON_CreateString(name)) == NULL ||
+		    !cJSON_AddItemToArray(a, v)) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	return a;
 }
 
 static cJSON *
 storage_list_result(struct storage_keys *keys, bool more)
 {
-	cJSON *o = cJSON_CreateObject(), *a;
+	cJSON *o = cJSON_CreateObject(), *a = storage_list_keys(keys);
 	bool ok;
 
-	/* cJSON makes no array of a NULL list. */
-	a = keys->n == 0 ? cJSON_CreateArray() : cJSON_CreateStringArray(
-	    (const char *const *)keys->v, (int)keys->n);
 	ok = o != NULL && a != NULL && cJSON_AddItemToObject(o, "keys", a);
 	if (!ok)
 		cJSON_Delete(a);
-	if (ok && more)
+	if (ok && more)	/* the last key's spelling */
 		ok = cJSON_AddStringToObject(o, "next_cursor",
-		    keys->v[keys->n - 1]) != NULL;
+		    cJSON_GetArrayItem(a, cJSON_GetArraySize(a) - 1)->
+		    valuestring) != NULL;
 	else if (ok)
 		ok = cJSON_AddNullToObject(o, "next_cursor") != NULL;
 	return storage_result(o, ok);
@@ -394,15 +423,15 @@ static cJSON *
 storage_list(struct storage_req *req)
 {
 	struct storage_keys keys = { NULL, 0, 0 };
-	const char *cursor;
+	char cursor[STORAGE_SPELLED_MAX + 1];
 	size_t limit;
 	cJSON *o;
 	bool more;
 
-	if ((o = storage_list_args(req, &limit, &cursor)) != NULL)
+	if ((o = storage_list_args(req, &limit, cursor)) != NULL)
 		return o;
-	if (storage_fs_list(&req->fs, req->key, cursor, limit, &keys, &more)
-	    == -1)
+	if (storage_fs_list(&req->fs, req->key, cursor[0] ? cursor : NULL,
+	    limit, &keys, &more) == -1)
 		o = storage_errno(req, errno);
 	else
 		o = storage_list_result(&keys, more);
@@ -424,26 +453,34 @@ storage_method(const char *path)
 	return NULL;
 }
 
-/* The body's key (or prefix), checked; NULL with *error set when bad. */
-static const char *
+/*
+ * The body's key (or prefix) into req->key and its spelling into
+ * req->name, checked; an error result when bad, else NULL.
+ */
+static cJSON *
 storage_body_key(const struct storage_method *m, const cJSON *body,
-    cJSON **error)
+    struct storage_req *req)
 {
-	const char *name = m->listing ? "prefix" : "key";
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, name);
-	char err[128];
+	const char *what = m->listing ? "prefix" : "key";
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, what);
+	char err[160];
 
-	*error = NULL;
-	if (m->listing && (k == NULL || cJSON_IsNull(k)))
-		return "";
+	if (m->listing && (k == NULL || cJSON_IsNull(k))) {
+		req->key = req->name = "";
+		return NULL;
+	}
 	if (!cJSON_IsString(k))
-		*error = ops_error("invalid_request", "the body needs a \"%s\" "
-		    "string", name);
-	else if ((m->listing ? storage_prefix_check : storage_key_check)(
-	    k->valuestring, err, sizeof(err)) == -1)
-		*error = ops_error("invalid_request", "%s \"" STORAGE_MSG_KEY
-		    "\" %s", name, k->valuestring, err);
-	return *error == NULL ? k->valuestring : NULL;
+		return ops_error("invalid_request", "the body needs a \"%s\" "
+		    "string", what);
+	if (storage_key_unspell(k->valuestring, req->keybuf,
+	    sizeof(req->keybuf), err, sizeof(err)) == -1 ||
+	    (m->listing ? storage_prefix_check : storage_key_check)(
+	    req->keybuf, err, sizeof(err)) == -1)
+		return ops_error("invalid_request", "%s \"" STORAGE_MSG_KEY
+		    "\" %s", what, k->valuestring, err);
+	req->key = req->keybuf;
+	req->name = k->valuestring;
+	return NULL;
 }
 
 /* Open the configured root; an internal error result when it is wrong. */
@@ -470,16 +507,16 @@ static cJSON *
 storage_run(struct op_run *run, const cJSON *body)
 {
 	const struct storage_method *m = storage_method(run->path);
-	struct storage_req req = { body, NULL, { -1, false }, 0 };
+	struct storage_req req = { .body = body, .fs = { -1, false } };
 	char resource[STORAGE_RESOURCE_MAX];
 	cJSON *o;
 
 	if (m == NULL)
 		return ops_error("unsupported", "unsupported storage method: "
 		    "%.200s", run->path ? run->path : "(none)");
-	if ((req.key = storage_body_key(m, body, &o)) == NULL)
+	if ((o = storage_body_key(m, body, &req)) != NULL)
 		return o;
-	snprintf(resource, sizeof(resource), "storage:%s", req.key);
+	snprintf(resource, sizeof(resource), "storage:%s", req.name);
 	if (ops_check(run, resource, m->right, &o) == -1)
 		return o;
 	if ((o = storage_open_root(&req, run)) != NULL)

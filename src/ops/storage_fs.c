@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "core/jsonutil.h"
 #include "ops/ops.h"
 #include "ops/ops_storage.h"
 
@@ -97,6 +98,93 @@ int
 storage_prefix_check(const char *prefix, char *err, size_t errlen)
 {
 	return storage_path_check(prefix, true, err, errlen);
+}
+
+int
+storage_key_spell(const char *key, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(key), i = 0, o = 0, n;
+	unsigned char c;
+
+	while (i < len) {
+		if ((n = json_utf8_len(key + i, len - i)) > 0) {
+			if (o + n >= outlen)
+				return -1;
+			memcpy(out + o, key + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (o + 4 >= outlen)
+			return -1;
+		c = (unsigned char)key[i++];
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 0xf];
+	}
+	if (o >= outlen)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
+static int
+storage_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+storage_key_unspell(const char *spelled, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	char again[STORAGE_SPELLED_MAX + 1];
+	size_t i, o = 0, len = strlen(spelled);
+	int hi, lo;
+
+	if (len > STORAGE_SPELLED_MAX) {
+		snprintf(err, errlen, "is longer than %d bytes",
+		    STORAGE_SPELLED_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (o + 1 >= outlen) {
+			snprintf(err, errlen, "is too long");
+			return -1;
+		}
+		if (spelled[i] != '\\') {
+			out[o++] = spelled[i];
+			continue;
+		}
+		if (spelled[i + 1] != 'x' ||
+		    (hi = storage_hex(spelled[i + 2])) == -1 ||
+		    (lo = storage_hex(spelled[i + 3])) == -1 ||
+		    (hi == 0 && lo == 0)) {
+			snprintf(err, errlen, "contains a backslash (other "
+			    "than a \\xHH escape of a byte that is not "
+			    "UTF-8)");
+			return -1;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 3;
+	}
+	out[o] = '\0';
+	/* One spelling per key: it must be the one storage_key_spell gives. */
+	if (storage_key_spell(out, again, sizeof(again)) == -1 ||
+	    strcmp(again, spelled) != 0) {
+		snprintf(err, errlen, "is not UTF-8, or escapes as \\xHH "
+		    "what is UTF-8 (or in lower case)");
+		return -1;
+	}
+	return 0;
 }
 
 static int

@@ -223,3 +223,21 @@ def test_storage_nul_refused(orch, agent, workdir):
     with open(os.path.join(root, "n"), "rb") as f:
         assert f.read() == b"ab\0cd"
     a.check_alive()
+
+
+def test_storage_names_not_utf8(orch, agent, workdir):
+    """A file name that is not UTF-8 is listed with \\xHH for each byte
+    that is not (results stay valid UTF-8), and that spelling reads it."""
+    a, root, _ = _start(agent, workdir)
+    with open(os.path.join(os.fsencode(root), b"caf\xe9"), "wb") as f:
+        f.write(b"latin-1 name")
+    with open(os.path.join(root, "caf\u00e9"), "wb") as f:
+        f.write(b"utf-8 name")
+    (r,) = _run(orch, [("list_objects", {})])
+    assert _ok(r, "list")["keys"] == ["caf\u00e9", "caf\\xE9"], r
+    rd, bad = _run(orch, [("read", {"key": "caf\\xE9"}),
+                          ("read", {"key": "caf\\xe9"})])
+    assert _ok(rd, "read")["data"] == "latin-1 name"
+    assert rd["key"] == "caf\\xE9"
+    assert bad.get("error_type") == "invalid_request", bad
+    a.check_alive()

@@ -1054,6 +1054,75 @@ test_error_utf8(void **state)
 	assert_outside_intact(f);
 }
 
+/* list_keys' result for body, checked to print as valid UTF-8. */
+static void
+expect_utf8_result(struct fixture *f, const char *method, const char *body)
+{
+	cJSON *r = call(f, method, body);
+	char *text = cJSON_PrintUnformatted(r);
+
+	assert_non_null(text);
+	if (ops_is_error(r) || !json_utf8_valid(text, strlen(text)))
+		fail_msg("%s %s: %s", method, body, text);
+	free(text);
+	cJSON_Delete(r);
+}
+
+/*
+ * A file name that is not UTF-8 is listed with \xHH for each byte that
+ * is not, and that spelling is the key everywhere else: read, cursor,
+ * prefix, write, the capability.  Every other spelling is refused.
+ */
+static void
+test_list_not_utf8(void **state)
+{
+	struct fixture *f = *state;
+	char out[512], cursor[256], all[512];
+	cJSON *r;
+
+	put_file(f, "root/caf\xe9.txt", "latin-1", 7);
+	put_file(f, "root/caf\xc3\xa9.txt", "utf-8", 5);
+	put_dir(f, "root/d\xff");
+	put_file(f, "root/d\xff/x", "x", 1);
+
+	expect_utf8_result(f, "list_objects", "{}");
+	list_keys(f, "{}", out, sizeof(out), cursor, sizeof(cursor));
+	assert_string_equal(out,
+	    "caf\xc3\xa9.txt,caf\\xE9.txt,d\\xFF/x");
+	list_pages(f, NULL, 1, all, sizeof(all));
+	assert_string_equal(all,
+	    "caf\xc3\xa9.txt|caf\\xE9.txt|d\\xFF/x");
+	list_keys(f, "{\"prefix\": \"d\\\\xFF/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "d\\xFF/x");
+	assert_string_equal(f->resource, "storage:d\\xFF/");
+
+	r = call(f, "read", "{\"key\": \"caf\\\\xE9.txt\"}");
+	assert_false(ops_is_error(r));
+	assert_string_equal(str_of(r, "key"), "caf\\xE9.txt");
+	assert_string_equal(str_of(r, "data"), "latin-1");
+	cJSON_Delete(r);
+	assert_string_equal(f->resource, "storage:caf\\xE9.txt");
+	expect_utf8_result(f, "exists", "{\"key\": \"d\\\\xFF/x\"}");
+	write_ok(f, "new\\xFF", "n", NULL, 1);
+	assert_true(lexists(f, "root/new\xff"));
+
+	/* one spelling per key */
+	expect_error(f, "read", "{\"key\": \"caf\\\\xe9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"caf\\\\xC3\\\\xA9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"caf\xe9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\x00\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\x4\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\b\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"\\\\x2F\"}", "invalid_request");
+	expect_error(f, "list_objects", "{\"cursor\": \"caf\xe9.txt\"}",
+	    "invalid_request");
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -1084,6 +1153,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nul_in_body, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_error_utf8, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_list_not_utf8, setup,
 		    teardown),
 	};
 
