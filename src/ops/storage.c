@@ -38,11 +38,14 @@
  * only form results, messages and capabilities show.
  */
 struct storage_req {
+	struct op_run *run;
+	const char *right;
 	const cJSON *body;
 	const char *key;
 	const char *name;
 	struct storage_fs fs;
 	size_t max_bytes;
+	cJSON *denied;		/* the host's refusal of a resolved key */
 	char keybuf[STORAGE_SPELLED_MAX + 1];
 };
 
@@ -71,11 +74,22 @@ static const struct storage_method {
 
 /* An errno of ops/storage_fs.c (see ops_storage.h) as an error result. */
 static cJSON *
-storage_errno(const struct storage_req *req, int err)
+storage_errno(struct storage_req *req, int err)
 {
 	const char *k = req->name;
+	cJSON *o;
 
 	switch (err) {
+	case EACCES:
+		if ((o = req->denied) != NULL) {
+			req->denied = NULL;
+			return o;
+		}
+		return ops_error("capability_denied", STORAGE_MSG_KEY
+		    ": permission denied", k);
+	case EPERM:
+		return ops_error("capability_denied", STORAGE_MSG_KEY
+		    " resolves to a name no key can have", k);
 	case ENOENT:
 	case ENOTDIR:
 		return ops_error("not_found", "no object " STORAGE_MSG_KEY, k);
@@ -483,6 +497,32 @@ storage_body_key(const struct storage_method *m, const cJSON *body,
 	return NULL;
 }
 
+/*
+ * The capability on what a key resolves to (ops_storage.h): the key
+ * itself was checked before the root was opened; a symlink that leads
+ * to another key needs the same right on that one.
+ */
+static int
+storage_admit(void *arg, const char *key)
+{
+	struct storage_req *req = arg;
+	char name[STORAGE_SPELLED_MAX + 1], resource[STORAGE_RESOURCE_MAX];
+
+	if (strcmp(key, req->key) == 0)
+		return 0;
+	if (storage_key_spell(key, name, sizeof(name)) == -1) {
+		errno = EPERM;
+		return -1;
+	}
+	snprintf(resource, sizeof(resource), "storage:%s", name);
+	cJSON_Delete(req->denied);
+	req->denied = NULL;
+	if (ops_check(req->run, resource, req->right, &req->denied) == 0)
+		return 0;
+	errno = EACCES;
+	return -1;
+}
+
 /* Open the configured root; an internal error result when it is wrong. */
 static cJSON *
 storage_open_root(struct storage_req *req, const struct op_run *run)
@@ -495,8 +535,11 @@ storage_open_root(struct storage_req *req, const struct op_run *run)
 		    "configured on this worker");
 	req->max_bytes = (size_t)cfg->operations.storage.max_bytes;
 	if (storage_fs_open(&req->fs, root,
-	    cfg->operations.storage.no_symlinks) == 0)
+	    cfg->operations.storage.no_symlinks) == 0) {
+		req->fs.admit = storage_admit;
+		req->fs.admit_arg = req;
 		return NULL;
+	}
 	if (errno == ENOSYS)
 		return storage_errno(req, ENOSYS);
 	return ops_error("internal", "operations.storage.root %.300s: %s",
@@ -507,7 +550,8 @@ static cJSON *
 storage_run(struct op_run *run, const cJSON *body)
 {
 	const struct storage_method *m = storage_method(run->path);
-	struct storage_req req = { .body = body, .fs = { -1, false } };
+	struct storage_req req = { .run = run, .body = body,
+	    .fs = { -1, false, NULL, NULL } };
 	char resource[STORAGE_RESOURCE_MAX];
 	cJSON *o;
 
@@ -516,6 +560,7 @@ storage_run(struct op_run *run, const cJSON *body)
 		    "%.200s", run->path ? run->path : "(none)");
 	if ((o = storage_body_key(m, body, &req)) != NULL)
 		return o;
+	req.right = m->right;
 	snprintf(resource, sizeof(resource), "storage:%s", req.name);
 	if (ops_check(run, resource, m->right, &o) == -1)
 		return o;
@@ -523,6 +568,7 @@ storage_run(struct op_run *run, const cJSON *body)
 		return o;
 	o = m->run(&req);
 	storage_fs_close(&req.fs);
+	cJSON_Delete(req.denied);
 	return o;
 }
 

@@ -241,3 +241,48 @@ def test_storage_names_not_utf8(orch, agent, workdir):
     assert rd["key"] == "caf\\xE9"
     assert bad.get("error_type") == "invalid_request", bad
     a.check_alive()
+
+
+def test_storage_symlink_out_of_prefix(orch, agent, workdir):
+    """With storage:allowed/* only, a symlink under allowed/ leading to
+    forbidden/ reaches nothing there: the capability is checked on the key
+    a path resolves to, for every method."""
+    a, root, _ = _start(agent, workdir, capabilities=[
+        "storage:allowed/* read,write,delete"])
+    os.makedirs(os.path.join(root, "allowed"))
+    os.makedirs(os.path.join(root, "forbidden"))
+    with open(os.path.join(root, "forbidden", "secret.txt"), "wb") as f:
+        f.write(b"forbidden data")
+    with open(os.path.join(root, "allowed", "ok.txt"), "wb") as f:
+        f.write(b"fine")
+    os.symlink("../forbidden", os.path.join(root, "allowed", "link"))
+    os.symlink("../forbidden/secret.txt",
+               os.path.join(root, "allowed", "slink"))
+    os.symlink("ok.txt", os.path.join(root, "allowed", "inner"))
+    before = _tree(os.path.join(root, "forbidden"))
+
+    cases = [
+        ("read", {"key": "allowed/link/secret.txt"}),
+        ("read", {"key": "allowed/slink"}),
+        ("read_json", {"key": "allowed/slink"}),
+        ("exists", {"key": "allowed/link/secret.txt"}),
+        ("exists", {"key": "allowed/link/nothing"}),
+        ("write", {"key": "allowed/link/secret.txt", "data": "x"}),
+        ("write", {"key": "allowed/link/new/file", "data": "x"}),
+        ("delete", {"key": "allowed/link/secret.txt"}),
+        ("read", {"key": "forbidden/secret.txt"}),
+    ]
+    results = _run(orch, cases)
+    for op, r in zip(cases, results):
+        assert r.get("error_type") == "capability_denied", (op, r)
+        assert "forbidden data" not in str(r)
+    ok, inner, listing = _run(orch, [
+        ("read", {"key": "allowed/ok.txt"}),
+        ("read", {"key": "allowed/inner"}),
+        ("list_objects", {"prefix": "allowed/"})])
+    assert _ok(ok, "read ok")["data"] == "fine"
+    assert _ok(inner, "read inner")["data"] == "fine"
+    assert _ok(listing, "list")["keys"] == ["allowed/inner",
+                                            "allowed/ok.txt"]
+    assert _tree(os.path.join(root, "forbidden")) == before
+    a.check_alive()

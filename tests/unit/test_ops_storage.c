@@ -1123,6 +1123,95 @@ test_list_not_utf8(void **state)
 	assert_outside_intact(f);
 }
 
+/* A host granting storage:allowed/ and below only (any right). */
+static int
+allowed_prefix_check(struct op_run *run, const char *resource,
+    const char *right, cJSON **error)
+{
+	struct fixture *f = run->ctx->host->arg;
+
+	f->checks++;
+	snprintf(f->resource, sizeof(f->resource), "%s", resource);
+	if (strncmp(resource, "storage:allowed/", 16) == 0)
+		return 0;
+	*error = ops_error("capability_denied", "no %s on %s", right,
+	    resource);
+	return -1;
+}
+
+/*
+ * A symlink under an allowed prefix that leads to another key inside the
+ * root reaches it only with the capability on that key: every method
+ * checks what the key resolves to, before touching anything.
+ */
+static void
+test_symlink_out_of_prefix(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const methods[] = { "read", "read_json", "exists",
+	    "write", "delete" };
+	static const char *const keys[] = { "allowed/link/secret",
+	    "allowed/slink", "allowed/dangling", "allowed/link/nothing",
+	    "allowed/link/new/deeper", "allowed/up/forbidden/secret" };
+	char body[256], out[512], cursor[256];
+	size_t i, j;
+	cJSON *r;
+
+	f->host.check = allowed_prefix_check;
+	put_dir(f, "root/allowed");
+	put_dir(f, "root/forbidden");
+	put_file(f, "root/forbidden/secret", "{\"top\": 1}", 10);
+	put_file(f, "root/allowed/ok.txt", "ok", 2);
+	put_link(f, "../forbidden", "root/allowed/link");
+	put_link(f, "../forbidden/secret", "root/allowed/slink");
+	put_link(f, "../forbidden/nothing", "root/allowed/dangling");
+	put_link(f, "..", "root/allowed/up");
+	put_link(f, "ok.txt", "root/allowed/inner");
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+			/* write and delete act on a last symlink itself */
+			if ((strcmp(methods[j], "delete") == 0 ||
+			    strcmp(methods[j], "write") == 0) &&
+			    (strcmp(keys[i], "allowed/slink") == 0 ||
+			    strcmp(keys[i], "allowed/dangling") == 0))
+				continue;
+			snprintf(body, sizeof(body), "{\"key\": \"%s\", "
+			    "\"data\": \"pwned\"}", keys[i]);
+			expect_error(f, methods[j], body, "capability_denied");
+			assert_true(strncmp(f->resource, "storage:forbidden",
+			    17) == 0 || strncmp(f->resource,
+			    "storage:up", 10) == 0);
+		}
+	assert_false(lexists(f, "root/forbidden/new"));
+	assert_false(lexists(f, "root/forbidden/nothing"));
+	assert_true(lexists(f, "root/forbidden/secret"));
+
+	/* within the prefix: one check, as before */
+	f->checks = 0;
+	r = read_ok(f, "allowed/inner");
+	assert_string_equal(str_of(r, "data"), "ok");
+	cJSON_Delete(r);
+	assert_int_equal(f->checks, 2);
+	f->checks = 0;
+	r = read_ok(f, "allowed/ok.txt");
+	cJSON_Delete(r);
+	assert_int_equal(f->checks, 1);
+	/* listed: what resolves within the prefix; never the way out */
+	list_keys(f, "{\"prefix\": \"allowed/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "allowed/inner,allowed/ok.txt");
+	/* a write replaces the link, a delete removes it, not its target */
+	write_ok(f, "allowed/dangling", "mine", NULL, 4);
+	assert_false(lexists(f, "root/forbidden/nothing"));
+	expect_flag(f, "delete", "allowed/slink", "deleted", 1);
+	assert_true(lexists(f, "root/forbidden/secret"));
+	r = call(f, "read", "{\"key\": \"allowed/dangling\"}");
+	assert_string_equal(str_of(r, "data"), "mine");
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -1156,6 +1245,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_list_not_utf8, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_out_of_prefix,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
