@@ -7,7 +7,13 @@
  * statement is accepted and sqlite3_stmt_readonly() must hold for it; an
  * authorizer refuses what a read-only statement can still do to the
  * connection (ATTACH reads other files, PRAGMA assignments change its
- * rules); extensions and unsafe schema functions are switched off.
+ * rules) and every SQL function not on an explicit list (sql_functions:
+ * well-known pure scalar, aggregate, window, date and time, math and JSON
+ * functions; not load_extension, fts3_tokenizer, which hands out a
+ * pointer into the worker, the full-text and R-tree helpers, random(),
+ * connection state such as changes() or the library's version, nor any
+ * function that is not built in); extensions and unsafe schema functions
+ * are switched off as well.
  *
  * The database is opened for each call and closed before returning: a
  * query is rare next to its cost, and a fresh connection carries no state
@@ -41,6 +47,7 @@
 #define SQL_NULL_BYTES		4
 #define SQL_ESCAPE_BYTES	6	/* "\u001f" */
 #define SQL_RESULT_SHARE	2	/* rows take max_body_bytes / this */
+#define SQL_DENIED_MAX		160
 
 struct sql_query {
 	sqlite3 *db;
@@ -49,8 +56,52 @@ struct sql_query {
 	double deadline;
 	bool timed_out;
 	const char *denied;	/* what the authorizer refused */
+	char denied_buf[SQL_DENIED_MAX];
 	size_t budget;		/* bytes of JSON the rows may take */
 };
+
+/*
+ * The SQL functions a query may call (sqlite3_stricmp): SQLite's own pure
+ * ones.  Everything else is refused by the authorizer.
+ */
+static const char *const sql_functions[] = {
+	/* core scalar */
+	"abs", "char", "coalesce", "format", "glob", "hex", "ifnull", "iif",
+	"instr", "length", "like", "likelihood", "likely", "lower", "ltrim",
+	"max", "min", "nullif", "printf", "quote", "replace", "round",
+	"rtrim", "sign", "soundex", "substr", "substring", "trim", "typeof",
+	"unicode", "unlikely", "upper", "zeroblob",
+	/* aggregate */
+	"avg", "count", "group_concat", "sum", "total",
+	/* window */
+	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist",
+	"ntile", "lag", "lead", "first_value", "last_value", "nth_value",
+	/* date and time */
+	"date", "time", "datetime", "julianday", "unixepoch", "strftime",
+	"current_date", "current_time", "current_timestamp",
+	/* math */
+	"acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil",
+	"ceiling", "cos", "cosh", "degrees", "exp", "floor", "ln", "log",
+	"log10", "log2", "mod", "pi", "pow", "power", "radians", "sin",
+	"sinh", "sqrt", "tan", "tanh", "trunc",
+	/* JSON */
+	"json", "json_array", "json_array_length", "json_extract",
+	"json_insert", "json_object", "json_patch", "json_quote",
+	"json_remove", "json_replace", "json_set", "json_type", "json_valid",
+	"json_group_array", "json_group_object", "->", "->>",
+	NULL
+};
+
+static bool
+sql_function_allowed(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && sql_functions[i] != NULL; i++)
+		if (sqlite3_stricmp(name, sql_functions[i]) == 0)
+			return true;
+	return false;
+}
 
 static int
 sql_progress(void *arg)
@@ -98,6 +149,14 @@ sql_authorize(void *arg, int action, const char *a1, const char *a2,
 			return SQLITE_OK;
 		q->denied = "setting a PRAGMA";
 		return SQLITE_DENY;
+	case SQLITE_FUNCTION:
+		if (sql_function_allowed(a2))
+			return SQLITE_OK;
+		snprintf(q->denied_buf, sizeof(q->denied_buf), "SQL function "
+		    "%.40s() is not authorized: it is not on the sqlite "
+		    "handler's list of functions", a2 ? a2 : "?");
+		q->denied = q->denied_buf;
+		return SQLITE_DENY;
 	default:
 		return SQLITE_OK;
 	}
@@ -105,7 +164,7 @@ sql_authorize(void *arg, int action, const char *a1, const char *a2,
 
 /* An error result for rc, from sqlite's message or what caused it. */
 static cJSON *
-sql_error(const struct sql_query *q, int rc)
+sql_error(struct sql_query *q, int rc)
 {
 	const char *msg = q->db != NULL ? sqlite3_errmsg(q->db) :
 	    sqlite3_errstr(rc);
@@ -115,6 +174,8 @@ sql_error(const struct sql_query *q, int rc)
 		    "time limit", q->name);
 	switch (rc & 0xff) {
 	case SQLITE_AUTH:
+		if (q->denied == q->denied_buf)	/* a whole sentence */
+			return ops_error("invalid_request", "%s", q->denied);
 		return ops_error("invalid_request", "%s is not allowed",
 		    q->denied != NULL ? q->denied : msg);
 	case SQLITE_BUSY:

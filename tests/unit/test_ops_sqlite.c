@@ -433,6 +433,64 @@ test_capability_denied(void **state)
 	assert_int_equal(f->checks, 1);
 }
 
+/*
+ * SQL functions: an explicit list.  fts3_tokenizer() would hand out a
+ * pointer into the worker; random(), sqlite_version() or changes() are
+ * harmless but not on the list, so they are refused too.
+ */
+static void
+test_functions_allowed_list(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const refused[] = {
+		"SELECT fts3_tokenizer('simple')",
+		"SELECT hex(fts3_tokenizer('porter'))",
+		"SELECT random()", "SELECT randomblob(4)",
+		"SELECT sqlite_version()", "SELECT changes()",
+		"SELECT last_insert_rowid()", "SELECT sqlite_log(1, 'x')",
+		"SELECT sqlite_compileoption_used('THREADSAFE')",
+		"SELECT load_extension('/nonexistent.so')",
+		"SELECT name FROM t WHERE upper(name) = 'ONE' AND "
+		    "random() > 0",
+		"SELECT * FROM (SELECT fts3_tokenizer('simple'))",
+		"WITH x AS (SELECT fts3_tokenizer('simple') AS p) SELECT * "
+		    "FROM x",
+	};
+	char json[512];
+	cJSON *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(json, sizeof(json), "{\"database\": \"main\", "
+		    "\"sql\": \"%s\"}", refused[i]);
+		expect_error(f, json, "invalid_request", "not authorized");
+	}
+	r = run_op(f, "{\"database\": \"main\", \"sql\": "
+	    "\"SELECT abs(-2), length(name), lower('A'), upper('b'),"
+	    " substr('abc', 2), coalesce(NULL, 3), count(*), sum(id),"
+	    " min(id), max(id), avg(id), json_extract('{\\\"a\\\": 5}', '$.a'),"
+	    " '{\\\"b\\\": 6}' ->> '$.b', date('2024-01-02'),"
+	    " typeof(round(1.5)), group_concat(id) FROM t WHERE id < 3\"}");
+	if (cJSON_HasObjectItem(r, "error"))
+		fail_msg("%s", cJSON_PrintUnformatted(r));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 0)->valueint, 2);
+	assert_string_equal(cJSON_GetArrayItem(row(r, 0), 2)->valuestring,
+	    "a");
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 6)->valueint, 2);
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 11)->valueint, 5);
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 12)->valueint, 6);
+	assert_string_equal(cJSON_GetArrayItem(row(r, 0), 13)->valuestring,
+	    "2024-01-02");
+	cJSON_Delete(r);
+	r = run_op(f, "{\"database\": \"main\", \"sql\": "
+	    "\"SELECT id, row_number() OVER (ORDER BY id DESC) FROM t"
+	    " ORDER BY id LIMIT 1\"}");
+	assert_false(cJSON_HasObjectItem(r, "error"));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 1)->valueint, 5);
+	cJSON_Delete(r);
+	assert_db_unchanged(f);
+}
+
 int
 main(void)
 {
@@ -457,6 +515,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_capability_denied, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_functions_allowed_list,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
