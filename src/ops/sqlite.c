@@ -15,6 +15,14 @@
  * function that is not built in); extensions and unsafe schema functions
  * are switched off as well.
  *
+ * The time limit: a progress handler checks the deadline every
+ * SQL_PROGRESS_OPS virtual machine steps, but a single step can run long
+ * (count(*) walks a whole table in one, PRAGMA integrity_check checks
+ * every page in one), so a watchdog thread also interrupts the connection
+ * (sqlite3_interrupt, which may be called from another thread) from the
+ * deadline on, until the query returns; it is joined before the
+ * connection closes, so no thread outlives the call.
+ *
  * The database is opened for each call and closed before returning: a
  * query is rare next to its cost, and a fresh connection carries no state
  * from one operation into the next.
@@ -26,11 +34,15 @@
  * would exceed half of orchestrator.max_body_bytes; either way "truncated"
  * is true only when rows were left out.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -47,7 +59,20 @@
 #define SQL_NULL_BYTES		4
 #define SQL_ESCAPE_BYTES	6	/* "\u001f" */
 #define SQL_RESULT_SHARE	2	/* rows take max_body_bytes / this */
+#define SQL_INTERRUPT_NS	5000000L	/* interrupts after the deadline */
 #define SQL_DENIED_MAX		160
+
+/* The watchdog: interrupts db from deadline on until stopped. */
+struct sql_watch {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct timespec at;	/* CLOCK_MONOTONIC: the next interrupt */
+	sqlite3 *db;
+	bool stop;
+	bool running;
+	atomic_bool fired;
+};
 
 struct sql_query {
 	sqlite3 *db;
@@ -58,6 +83,7 @@ struct sql_query {
 	const char *denied;	/* what the authorizer refused */
 	char denied_buf[SQL_DENIED_MAX];
 	size_t budget;		/* bytes of JSON the rows may take */
+	struct sql_watch watch;
 };
 
 /*
@@ -101,6 +127,97 @@ sql_function_allowed(const char *name)
 		if (sqlite3_stricmp(name, sql_functions[i]) == 0)
 			return true;
 	return false;
+}
+
+static void
+sql_timespec_add(struct timespec *t, double s)
+{
+	long ns;
+
+	if (s < 0)
+		s = 0;
+	t->tv_sec += (time_t)s;
+	ns = t->tv_nsec + (long)((s - (double)(time_t)s) * 1e9);
+	t->tv_sec += ns / 1000000000L;
+	t->tv_nsec = ns % 1000000000L;
+}
+
+static void *
+sql_watch_run(void *arg)
+{
+	struct sql_watch *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &w->at) !=
+		    ETIMEDOUT || w->stop)
+			continue;
+		/* Again and again: one outside a statement is forgotten. */
+		atomic_store(&w->fired, true);
+		sqlite3_interrupt(w->db);
+		sql_timespec_add(&w->at, SQL_INTERRUPT_NS / 1e9);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Start interrupting q->db at q->deadline; 0 or -1. */
+static int
+sql_watch_start(struct sql_query *q)
+{
+	struct sql_watch *w = &q->watch;
+	pthread_condattr_t attr;
+	int rc;
+
+	w->db = q->db;
+	w->stop = false;
+	atomic_init(&w->fired, false);
+	clock_gettime(CLOCK_MONOTONIC, &w->at);
+	sql_timespec_add(&w->at, q->deadline - clock_mono());
+	if (pthread_condattr_init(&attr) != 0)
+		return -1;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&w->cond, &attr) != 0 ? -1 : 0;
+	pthread_condattr_destroy(&attr);
+	if (rc == -1)
+		return -1;
+	if (pthread_mutex_init(&w->lock, NULL) != 0) {
+		pthread_cond_destroy(&w->cond);
+		return -1;
+	}
+	if (pthread_create(&w->thread, NULL, sql_watch_run, w) != 0) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+/* Stop the watchdog (if running) and wait for it: db may then close. */
+static void
+sql_watch_stop(struct sql_query *q)
+{
+	struct sql_watch *w = &q->watch;
+
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	w->running = false;
+}
+
+/* Whether the deadline ended the query (progress handler or watchdog). */
+static bool
+sql_timed_out(struct sql_query *q)
+{
+	return q->timed_out || (q->watch.running &&
+	    atomic_load(&q->watch.fired));
 }
 
 static int
@@ -169,7 +286,7 @@ sql_error(struct sql_query *q, int rc)
 	const char *msg = q->db != NULL ? sqlite3_errmsg(q->db) :
 	    sqlite3_errstr(rc);
 
-	if (q->timed_out)
+	if (sql_timed_out(q))
 		return ops_error("timeout", "query on %s ran longer than its "
 		    "time limit", q->name);
 	switch (rc & 0xff) {
@@ -224,6 +341,8 @@ sql_open(struct sql_query *q, const char *path,
 		return rc;
 	sqlite3_progress_handler(q->db, SQL_PROGRESS_OPS, sql_progress, q);
 	sqlite3_set_authorizer(q->db, sql_authorize, q);
+	if (sql_watch_start(q) == -1)
+		return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
 
@@ -543,6 +662,7 @@ op_sqlite(struct op_run *run, const cJSON *body, cJSON **result)
 		return OPS_DONE;
 	q.name = db->name;
 	*result = sql_query_run(&q, db, cfg, body, cap);
+	sql_watch_stop(&q);
 	sqlite3_finalize(q.stmt);
 	sqlite3_close(q.db);
 	return OPS_DONE;

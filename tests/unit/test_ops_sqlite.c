@@ -491,6 +491,76 @@ test_functions_allowed_list(void **state)
 	assert_db_unchanged(f);
 }
 
+/* A database whose count(*) takes many times the limit set below. */
+#define BIG_ROWS	60000
+#define BIG_LIMIT	0.005
+
+static int
+setup_big(void **state)
+{
+	struct fixture *f;
+	char path[192], sql[512];
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	/* "missing" names DIR/nope.db: here it is, large. */
+	snprintf(path, sizeof(path), "%s/nope.db", f->dir);
+	snprintf(sql, sizeof(sql), "PRAGMA page_size = 512;"
+	    "PRAGMA journal_mode = OFF; CREATE TABLE big (b);"
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+	    " WHERE i < %d) INSERT INTO big SELECT randomblob(300) FROM n;",
+	    BIG_ROWS);
+	make_db(path, sql);
+	return 0;
+}
+
+static int
+teardown_big(void **state)
+{
+	struct fixture *f = *state;
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/nope.db", f->dir);
+	unlink(path);
+	return teardown(state);
+}
+
+/*
+ * One virtual machine step can run long: count(*) walks the whole table
+ * in one, PRAGMA integrity_check checks every page in one; the progress
+ * handler never runs there.  The time limit holds anyway.
+ */
+static void
+test_timeout_in_one_step(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const slow[] = {
+		"SELECT count(*) FROM big",
+		"PRAGMA integrity_check",
+		"PRAGMA quick_check",
+	};
+	char json[256];
+	cJSON *r;
+	size_t i;
+
+	f->cfg.operations.sqlite.timeout = BIG_LIMIT;
+	for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+		snprintf(json, sizeof(json), "{\"database\": \"missing\", "
+		    "\"sql\": \"%s\"}", slow[i]);
+		expect_error(f, json, "timeout", "time limit");
+	}
+	/* with time enough, the same count succeeds */
+	f->cfg.operations.sqlite.timeout = 30;
+	r = run_op(f, "{\"database\": \"missing\", \"sql\": "
+	    "\"SELECT count(*) FROM big\"}");
+	if (cJSON_HasObjectItem(r, "error"))
+		fail_msg("%s", cJSON_PrintUnformatted(r));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 0)->valueint,
+	    BIG_ROWS);
+	cJSON_Delete(r);
+}
+
 int
 main(void)
 {
@@ -517,6 +587,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_functions_allowed_list,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_in_one_step,
+		    setup_big, teardown_big),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
