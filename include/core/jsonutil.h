@@ -29,6 +29,13 @@ struct cJSON;
 struct cJSON *json_parse_limited(const char *text, size_t len,
     size_t max_bytes, char *err, size_t errlen);
 
+/*
+ * What json_parse_limited does to the strings with \u0000 of a tree
+ * cJSON parsed from text (len bytes), for those who parse with other
+ * options.  0, or -1 out of memory.
+ */
+int json_nul_fix(struct cJSON *v, const char *text, size_t len);
+
 /* The string member key of o, or NULL when absent or not a string. */
 const char *json_string(const struct cJSON *o, const char *key);
 

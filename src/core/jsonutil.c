@@ -193,8 +193,7 @@ json_unnul(cJSON *item, struct json_unnul_walk *w)
 	return 0;
 }
 
-/* No string of v may be cut short by a \u0000 of text. */
-static int
+int
 json_nul_fix(cJSON *v, const char *text, size_t len)
 {
 	struct json_nul_toks toks = { NULL, 0, 0 };

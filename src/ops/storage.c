@@ -224,8 +224,10 @@ storage_json_depth(const cJSON *v)
 }
 
 /*
- * The whole file must be one JSON value, nested so that the result object
- * around it is still within JSON_MAX_DEPTH (the outbox parses it again).
+ * The whole file must be one JSON value in UTF-8 (so the result is valid
+ * UTF-8 too), nested so that the result object around it is still within
+ * JSON_MAX_DEPTH (the outbox parses it again).  A string with \u0000 is
+ * kept as written (json_nul_fix), not cut at the NUL.
  */
 static cJSON *
 storage_parse_json(const struct storage_req *req, const char *buf,
@@ -233,11 +235,15 @@ storage_parse_json(const struct storage_req *req, const char *buf,
 {
 	cJSON *v = NULL;
 
-	if (memchr(buf, '\0', len) == NULL)
+	if (json_utf8_valid(buf, len))	/* and no NUL byte */
 		v = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 1);
+	if (v != NULL && json_nul_fix(v, buf, len) == -1) {
+		cJSON_Delete(v);
+		return NULL;	/* out of memory */
+	}
 	if (v == NULL)
 		return ops_error("invalid_request", STORAGE_MSG_KEY
-		    " does not hold valid JSON", req->name);
+		    " does not hold valid JSON in UTF-8", req->name);
 	if (storage_json_depth(v) >= JSON_MAX_DEPTH) {
 		cJSON_Delete(v);
 		return ops_error("invalid_request", STORAGE_MSG_KEY

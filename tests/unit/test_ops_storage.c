@@ -1212,6 +1212,34 @@ test_symlink_out_of_prefix(void **state)
 	assert_outside_intact(f);
 }
 
+/*
+ * read_json builds valid UTF-8: a file whose JSON is not UTF-8 is refused,
+ * and a string with \u0000 comes back as written, not cut at the NUL.
+ */
+static void
+test_read_json_utf8(void **state)
+{
+	struct fixture *f = *state;
+	static const char latin1[] = "{\"name\": \"caf\xe9\"}";
+	static const char nul[] = "{\"a\": \"x\\u0000y\", \"b\": \"ok\"}";
+	char *text;
+	cJSON *r;
+
+	put_file(f, "root/latin1.json", latin1, strlen(latin1));
+	expect_error(f, "read_json", "{\"key\": \"latin1.json\"}",
+	    "invalid_request");
+	put_file(f, "root/nul.json", nul, strlen(nul));
+	r = call(f, "read_json", "{\"key\": \"nul.json\"}");
+	assert_false(ops_is_error(r));
+	text = cJSON_PrintUnformatted(r);
+	assert_non_null(text);
+	assert_true(json_utf8_valid(text, strlen(text)));
+	assert_non_null(strstr(text, "\"data\":{\"a\":\"x\\u0000y\",\"b\":\"ok\"}"));
+	free(text);
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -1247,6 +1275,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_out_of_prefix,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_json_utf8, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
