@@ -2,7 +2,8 @@
  * fuzz_path: libFuzzer target for the path rules applied to what an
  * operation names: storage keys and list prefixes (storage_key_check,
  * storage_prefix_check) and agent process working directories
- * (procrule_normalize_cwd).
+ * (procrule_normalize_cwd), and the spelling of keys in JSON
+ * (storage_key_spell, storage_key_unspell).
  *
  * The input, up to its first NUL, is the path.  The storage checks are
  * compared with a plain restatement of their documented rules, so they
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonutil.h"
 #include "ops/ops_storage.h"
 #include "procmgr/procmgr.h"
 
@@ -86,6 +88,36 @@ fuzz_storage(const char *p)
 	fuzz_check(key != 0 || prefix == 0);
 }
 
+/*
+ * Key spellings: a key's spelling is valid UTF-8 and names it again; a
+ * spelling that is accepted is the one spelling of what it names.
+ */
+static void
+fuzz_spelling(const char *p)
+{
+	char spelled[4 * FUZZ_PATH_MAX + 1], key[FUZZ_PATH_MAX + 1];
+	char err[160];
+
+	if (strchr(p, '\\') == NULL) {
+		fuzz_check(storage_key_spell(p, spelled, sizeof(spelled)) == 0);
+		fuzz_check(json_utf8_valid(spelled, strlen(spelled)));
+		if (strlen(spelled) <= STORAGE_SPELLED_MAX) {
+			fuzz_check(storage_key_unspell(spelled, key,
+			    sizeof(key), err, sizeof(err)) == 0);
+			fuzz_check(strcmp(key, p) == 0);
+		}
+	}
+	err[0] = '\0';
+	if (storage_key_unspell(p, key, sizeof(key), err, sizeof(err)) == -1) {
+		fuzz_check(err[0] != '\0');
+		return;
+	}
+	fuzz_check(json_utf8_valid(p, strlen(p)));
+	fuzz_check(strchr(key, '\\') == NULL);
+	fuzz_check(storage_key_spell(key, spelled, sizeof(spelled)) == 0);
+	fuzz_check(strcmp(spelled, p) == 0);
+}
+
 /* The shape of a normalised working directory. */
 static void
 fuzz_clean_cwd(const char *c, size_t outlen)
@@ -148,6 +180,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A buffer size for the "too long" path: the input's length, mod. */
 	small = 1 + n % 64;
 	fuzz_storage(p);
+	fuzz_spelling(p);
 	fuzz_cwd(p, small);
 	return 0;
 }

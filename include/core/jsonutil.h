@@ -16,12 +16,34 @@ struct cJSON;
  * Parse len bytes as one JSON value no deeper than JSON_MAX_DEPTH and no
  * larger than max_bytes.  Returns NULL with err set ("not valid JSON",
  * "nested deeper than 64 levels", "larger than N bytes").
+ *
+ * A string holding a NUL (the escape \u0000) is never handed over cut
+ * short at it, as cJSON would: as a value it becomes raw JSON (cJSON_Raw,
+ * printed as the original token), which no cJSON_IsString() check and no
+ * json_string() accepts, so whoever reads a string from the tree refuses
+ * it as not a string; a member name keeps its spelling in the text (the
+ * six characters \u0000 where the NUL would be), so that a lookup by the
+ * name cut at the NUL does not find it.  json_has_nul() tells such a
+ * value apart.
  */
 struct cJSON *json_parse_limited(const char *text, size_t len,
     size_t max_bytes, char *err, size_t errlen);
 
+/*
+ * What json_parse_limited does to the strings with \u0000 of a tree
+ * cJSON parsed from text (len bytes), for those who parse with other
+ * options.  0, or -1 out of memory.
+ */
+int json_nul_fix(struct cJSON *v, const char *text, size_t len);
+
 /* The string member key of o, or NULL when absent or not a string. */
 const char *json_string(const struct cJSON *o, const char *key);
+
+/*
+ * Whether v is a string value json_parse_limited() refused to cut at a
+ * NUL (see above): for a message saying why it is not taken.
+ */
+int json_has_nul(const struct cJSON *v);
 
 /*
  * Length of the valid UTF-8 sequence at s (len > 0 bytes left), or 0 for

@@ -98,7 +98,16 @@ void ops_cancel(struct op_run *run);
 int ops_check(struct op_run *run, const char *resource, const char *right,
     struct cJSON **error);
 
-/* {"error": message, "error_type": type}; NULL only when out of memory. */
+/* Bytes of an error message, its NUL included; longer ones are cut. */
+#define OPS_ERROR_MAX 512
+
+/*
+ * {"error": message, "error_type": type}; NULL only when out of memory.
+ * The message is valid UTF-8 whatever the arguments hold: it is cut at
+ * OPS_ERROR_MAX - 1 bytes without splitting a character, a character a
+ * "%.Ns" precision split is left out, and other invalid bytes become
+ * U+FFFD.
+ */
 struct cJSON *ops_error(const char *type, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

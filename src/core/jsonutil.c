@@ -38,6 +38,177 @@ json_depth_ok(const char *text, size_t len)
 	return 1;
 }
 
+/*
+ * A JSON string with a \u0000 escape.  cJSON decodes it into a NUL byte
+ * and keeps no length, so every reader would see the string cut short at
+ * the NUL: such strings are found in the text and made unreadable as
+ * strings (json_unnul) before anyone reads the tree.
+ */
+struct json_nul_tok {
+	size_t index;		/* the string's place among all strings */
+	size_t start, end;	/* its opening and closing quote */
+};
+
+struct json_nul_toks {
+	struct json_nul_tok *v;
+	size_t n, cap;
+};
+
+/* Whether the escape at text[i] (a backslash) is \u0000. */
+static int
+json_nul_escape(const char *text, size_t len, size_t i)
+{
+	return len - i >= 6 && memcmp(text + i, "\\u0000", 6) == 0;
+}
+
+/*
+ * The strings of text holding \u0000, in order, with their index among
+ * all strings (keys included): the order of a pre-order walk of the tree
+ * cJSON made of the same text.  0, or -1 out of memory.
+ */
+static int
+json_nul_scan(const char *text, size_t len, struct json_nul_toks *out)
+{
+	struct json_nul_tok *v;
+	size_t i, index = 0, start = 0;
+	int in_string = 0, nul = 0;
+
+	for (i = 0; i < len; i++) {
+		if (!in_string) {
+			if (text[i] == '"') {
+				in_string = 1;
+				nul = 0;
+				start = i;
+			}
+			continue;
+		}
+		if (text[i] == '\\') {
+			nul |= json_nul_escape(text, len, i);
+			i++;
+			continue;
+		}
+		if (text[i] != '"')
+			continue;
+		in_string = 0;
+		if (nul) {
+			if (out->n == out->cap) {
+				out->cap = out->cap ? out->cap * 2 : 8;
+				if ((v = realloc(out->v, out->cap *
+				    sizeof(*v))) == NULL)
+					return -1;
+				out->v = v;
+			}
+			out->v[out->n].index = index;
+			out->v[out->n].start = start;
+			out->v[out->n].end = i;
+			out->n++;
+		}
+		index++;
+	}
+	return 0;
+}
+
+/*
+ * The string token text[start..end] (quotes included) as JSON text to
+ * print where it stood: the token itself, with any raw control character
+ * (which cJSON lets through) escaped.
+ */
+static char *
+json_token_text(const char *text, size_t start, size_t end, int quotes)
+{
+	size_t i, n = 0;
+	char *out, *o;
+
+	if (!quotes) {
+		start++;
+		end--;
+	}
+	for (i = start; i <= end; i++)
+		n += (unsigned char)text[i] < 0x20 ? 6 : 1;
+	if ((out = cJSON_malloc(n + 1)) == NULL)
+		return NULL;
+	for (i = start, o = out; i <= end; i++) {
+		if ((unsigned char)text[i] < 0x20)
+			o += sprintf(o, "\\u%04x", (unsigned char)text[i]);
+		else
+			*o++ = text[i];
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Walk state: the strings to change and where the walk is. */
+struct json_unnul_walk {
+	const char *text;
+	const struct json_nul_toks *toks;
+	size_t next;		/* the first of toks not reached yet */
+	size_t index;		/* strings passed so far */
+};
+
+/* Whether the string the walk has reached is one to change; moves on. */
+static const struct json_nul_tok *
+json_unnul_hit(struct json_unnul_walk *w)
+{
+	const struct json_nul_tok *t = NULL;
+
+	if (w->next < w->toks->n && w->toks->v[w->next].index == w->index)
+		t = &w->toks->v[w->next++];
+	w->index++;
+	return t;
+}
+
+/*
+ * A member name with a NUL gets its JSON spelling (the six characters
+ * \u0000 for the NUL), so that no lookup by the name cut at the NUL finds
+ * it.  A string value with a NUL becomes raw JSON (cJSON_Raw): printed,
+ * it is the original token again, but no cJSON_IsString() check accepts
+ * it, so every reader refuses it as "not a string".
+ */
+static int
+json_unnul(cJSON *item, struct json_unnul_walk *w)
+{
+	const struct json_nul_tok *t;
+	cJSON *c;
+	char *s;
+
+	if (item->string != NULL && (t = json_unnul_hit(w)) != NULL) {
+		if ((s = json_token_text(w->text, t->start, t->end, 0)) ==
+		    NULL)
+			return -1;
+		cJSON_free(item->string);
+		item->string = s;
+	}
+	if (cJSON_IsString(item) && (t = json_unnul_hit(w)) != NULL) {
+		if ((s = json_token_text(w->text, t->start, t->end, 1)) ==
+		    NULL)
+			return -1;
+		cJSON_free(item->valuestring);
+		item->valuestring = s;
+		item->type = cJSON_Raw;
+	}
+	if (cJSON_IsArray(item) || cJSON_IsObject(item))
+		for (c = item->child; c != NULL; c = c->next)
+			if (json_unnul(c, w) == -1)
+				return -1;
+	return 0;
+}
+
+int
+json_nul_fix(cJSON *v, const char *text, size_t len)
+{
+	struct json_nul_toks toks = { NULL, 0, 0 };
+	struct json_unnul_walk w = { text, &toks, 0, 0 };
+	int rc;
+
+	if (memmem(text, len, "\\u0000", 6) == NULL)
+		return 0;
+	rc = json_nul_scan(text, len, &toks);
+	if (rc == 0 && toks.n > 0)
+		rc = json_unnul(v, &w);
+	free(toks.v);
+	return rc;
+}
+
 cJSON *
 json_parse_limited(const char *text, size_t len, size_t max_bytes, char *err,
     size_t errlen)
@@ -55,6 +226,11 @@ json_parse_limited(const char *text, size_t len, size_t max_bytes, char *err,
 	}
 	if ((v = cJSON_ParseWithLength(text, len)) == NULL)
 		snprintf(err, errlen, "not valid JSON");
+	else if (json_nul_fix(v, text, len) == -1) {
+		cJSON_Delete(v);
+		v = NULL;
+		snprintf(err, errlen, "out of memory");
+	}
 	return v;
 }
 
@@ -64,6 +240,13 @@ json_string(const cJSON *o, const char *key)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
 	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int
+json_has_nul(const cJSON *v)
+{
+	return cJSON_IsRaw(v) && v->valuestring != NULL &&
+	    v->valuestring[0] == '"';
 }
 
 size_t

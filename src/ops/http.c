@@ -3,6 +3,12 @@
  * operations.http.allow admits, made on the worker's libcurl multi so the
  * loop goes on while it runs (OPS_PENDING, then ops_finish once).
  *
+ * A URL (the operation's, each Location) is brought to its RFC 3986
+ * normal form before anything else looks at it (ophttp_target_parse, see
+ * http_priv.h): the allow-list judges that form, libcurl is given it, and
+ * libcurl must read it the same way, so "/public/%2e%2e/secret" is
+ * "/secret" to the allow-list as it is to the server.
+ *
  * libcurl never follows a redirect by itself: each 3xx with a Location is
  * resolved here, checked against the allow-list (and the capability, when
  * it names another host or port) and only then requested, at most
@@ -19,6 +25,9 @@
  * with ", "}, "body", "encoding": "utf-8" or "base64" (a body that is not
  * UTF-8, or holds NUL), "truncated", "url": the URL that answered}.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -81,18 +90,6 @@ static const char *const ophttp_dropped[] = {
 /* ------------------------------------------------------------------ */
 /* Pure parts (http_priv.h). */
 
-static char *
-ophttp_url_part(CURLU *u, CURLUPart what, unsigned int flags)
-{
-	char *part = NULL, *copy;
-
-	if (curl_url_get(u, what, &part, flags) != CURLUE_OK)
-		return NULL;
-	copy = strdup(part);
-	curl_free(part);
-	return copy;
-}
-
 static void
 ophttp_lower(char *s)
 {
@@ -100,35 +97,531 @@ ophttp_lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
+/* RFC 3986 section 2.3. */
+static bool
+ophttp_unreserved(int c)
+{
+	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static bool
+ophttp_sub_delim(int c)
+{
+	return c != '\0' && strchr("!$&'()*+,;=", c) != NULL;
+}
+
 static int
-ophttp_target_fill(struct ophttp_target *t, CURLU *u, char *err,
+ophttp_hex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A URL's parts as RFC 3986 appendix B splits a reference. */
+struct ophttp_ref {
+	const char *scheme, *auth, *path, *query;
+	size_t scheme_len, auth_len, path_len, query_len;
+	bool has_scheme, has_auth, has_query;
+};
+
+static void
+ophttp_ref_split(const char *s, struct ophttp_ref *r)
+{
+	size_t n = strcspn(s, ":/?#");
+
+	memset(r, 0, sizeof(*r));
+	if (n > 0 && s[n] == ':') {
+		r->has_scheme = true;
+		r->scheme = s;
+		r->scheme_len = n;
+		s += n + 1;
+	}
+	if (s[0] == '/' && s[1] == '/') {
+		r->has_auth = true;
+		r->auth = s + 2;
+		r->auth_len = strcspn(r->auth, "/?#");
+		s = r->auth + r->auth_len;
+	}
+	r->path = s;
+	r->path_len = strcspn(s, "?#");
+	s += r->path_len;
+	if (*s == '?') {
+		r->has_query = true;
+		r->query = s + 1;
+		r->query_len = strcspn(r->query, "#");
+	}
+}
+
+/* Output of the normaliser: a string that only grows (to its cap). */
+struct ophttp_buf {
+	char *s;
+	size_t len, cap;
+};
+
+static void
+ophttp_put(struct ophttp_buf *b, const char *s, size_t n)
+{
+	if (b->len + n >= b->cap)
+		n = b->cap - 1 - b->len;	/* never: cap is an upper bound */
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* The characters a part may hold as they are (besides unreserved). */
+enum ophttp_part { OPHTTP_USER, OPHTTP_PATH, OPHTTP_QUERY };
+
+static bool
+ophttp_part_char(enum ophttp_part part, int c)
+{
+	if (ophttp_unreserved(c) || ophttp_sub_delim(c) || c == ':')
+		return true;
+	if (part == OPHTTP_USER)
+		return false;
+	if (part == OPHTTP_QUERY && (c == '?' || c == '[' || c == ']'))
+		return true;	/* brackets: as clients send them */
+	return c == '@' || c == '/';
+}
+
+/*
+ * n bytes of a userinfo, path or query into b, percent-encodings
+ * normalised: those of unreserved characters decoded, the others in upper
+ * case.  -1 with err for a malformed encoding, a character that must be
+ * encoded, or in a path an encoded '/' or '\'.
+ */
+static int
+ophttp_norm_part(struct ophttp_buf *b, enum ophttp_part part, const char *s,
+    size_t n, char *err, size_t errlen)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	char enc[3];
+	size_t i;
+	int hi, lo, c;
+
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c != '%') {
+			if (!ophttp_part_char(part, c)) {
+				snprintf(err, errlen, "'%c' must be "
+				    "percent-encoded here", c);
+				return -1;
+			}
+			ophttp_put(b, s + i, 1);
+			continue;
+		}
+		if (n - i < 3 ||
+		    (hi = ophttp_hex((unsigned char)s[i + 1])) == -1 ||
+		    (lo = ophttp_hex((unsigned char)s[i + 2])) == -1) {
+			snprintf(err, errlen, "a '%%' without two hex digits");
+			return -1;
+		}
+		c = hi << 4 | lo;
+		i += 2;
+		if (part == OPHTTP_PATH && (c == '/' || c == '\\')) {
+			snprintf(err, errlen, "an encoded '%c' (%%%c%c) in the "
+			    "path", c, hexd[hi], hexd[lo]);
+			return -1;
+		}
+		if (ophttp_unreserved(c)) {
+			enc[0] = (char)c;
+			ophttp_put(b, enc, 1);
+			continue;
+		}
+		enc[0] = '%';
+		enc[1] = hexd[hi];
+		enc[2] = hexd[lo];
+		ophttp_put(b, enc, 3);
+	}
+	return 0;
+}
+
+/* Whether segment s (n bytes) is "." or "..". */
+static bool
+ophttp_dot_segment(const char *s, size_t n)
+{
+	return (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' &&
+	    s[1] == '.');
+}
+
+/*
+ * The path in b from offset start on (it begins with '/') without dot
+ * segments (RFC 3986 section 5.2.4), in place.  A "." or ".." segment
+ * with parameters ("..;x"), which some servers take for ".." itself, is
+ * refused.
+ */
+static int
+ophttp_remove_dots(struct ophttp_buf *b, size_t start, char *err,
     size_t errlen)
 {
-	char *port, *part = NULL;
+	char *p = b->s + start, *in, *seg, *out;
+	size_t n, len = b->len - start;
+	bool last;
 
-	t->scheme = ophttp_url_part(u, CURLUPART_SCHEME, 0);
-	t->host = ophttp_url_part(u, CURLUPART_HOST, 0);
-	t->path = ophttp_url_part(u, CURLUPART_PATH, 0);
-	t->url = ophttp_url_part(u, CURLUPART_URL, 0);
-	port = ophttp_url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
-	if (t->scheme == NULL || t->host == NULL || t->path == NULL ||
-	    t->url == NULL || port == NULL) {
-		free(port);
+	if ((in = strndup(p, len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	out = p;
+	seg = in + 1;
+	for (;;) {
+		n = strcspn(seg, "/");
+		last = seg[n] == '\0';
+		if (memchr(seg, ';', n) != NULL &&
+		    ophttp_dot_segment(seg, (size_t)((char *)memchr(seg, ';',
+		    n) - seg))) {
+			free(in);
+			snprintf(err, errlen, "a dot segment with parameters "
+			    "in the path");
+			return -1;
+		}
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			/* back to the '/' before the last segment out */
+			while (out > p && *--out != '/')
+				;
+		} else if (!(n == 1 && seg[0] == '.')) {
+			*out++ = '/';
+			memcpy(out, seg, n);
+			out += n;
+			if (last)
+				break;
+			seg += n + 1;
+			continue;
+		}
+		if (last) {
+			*out++ = '/';
+			break;
+		}
+		seg += n + 1;
+	}
+	*out = '\0';
+	b->len = (size_t)(out - b->s);
+	free(in);
+	return 0;
+}
+
+/* A host of n bytes at s (no port) into b, normalised; -1 with err. */
+static int
+ophttp_norm_host(struct ophttp_buf *b, const char *s, size_t n, char *err,
+    size_t errlen)
+{
+	char lit[64], text[sizeof(lit) + 2];
+	struct in6_addr a6;
+	size_t i, start = b->len;
+	int hi, lo, c;
+
+	if (n > 0 && s[0] == '[') {
+		if (n < 3 || s[n - 1] != ']' || n - 2 >= sizeof(lit)) {
+			snprintf(err, errlen, "a bad IPv6 address");
+			return -1;
+		}
+		memcpy(lit, s + 1, n - 2);
+		lit[n - 2] = '\0';
+		if (inet_pton(AF_INET6, lit, &a6) != 1 ||
+		    inet_ntop(AF_INET6, &a6, lit, sizeof(lit)) == NULL) {
+			snprintf(err, errlen, "a bad IPv6 address (zones and "
+			    "IPvFuture are not taken)");
+			return -1;
+		}
+		snprintf(text, sizeof(text), "[%s]", lit);
+		ophttp_put(b, text, strlen(text));
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)s[i];
+		if (c == '%') {
+			if (n - i < 3 ||
+			    (hi = ophttp_hex((unsigned char)s[i + 1])) == -1 ||
+			    (lo = ophttp_hex((unsigned char)s[i + 2])) == -1 ||
+			    !ophttp_unreserved(hi << 4 | lo)) {
+				snprintf(err, errlen, "a host may only encode "
+				    "letters, digits, '-', '.', '_', '~'");
+				return -1;
+			}
+			c = hi << 4 | lo;
+			i += 2;
+		} else if (!ophttp_unreserved(c)) {
+			snprintf(err, errlen, "'%c' in the host", c);
+			return -1;
+		}
+		text[0] = (char)tolower(c);
+		ophttp_put(b, text, 1);
+	}
+	if (b->len == start) {
 		snprintf(err, errlen, "URL without a host");
 		return -1;
 	}
-	t->port = strtol(port, NULL, 10);
-	free(port);
+	return 0;
+}
+
+/* "[user[:password]@]host[:port]" (n bytes) into t and b. */
+static int
+ophttp_norm_auth(struct ophttp_target *t, struct ophttp_buf *b,
+    const char *s, size_t n, char *err, size_t errlen)
+{
+	const char *at = memchr(s, '@', n), *hp, *hend, *end = s + n;
+	size_t start, i;
+	long port = 0;
+
+	if (at != NULL && memchr(at + 1, '@', (size_t)(end - at - 1)) !=
+	    NULL) {
+		snprintf(err, errlen, "more than one '@' in the authority");
+		return -1;
+	}
+	if (at != NULL && at > s) {
+		start = b->len;
+		if (ophttp_norm_part(b, OPHTTP_USER, s, (size_t)(at - s), err,
+		    errlen) == -1)
+			return -1;
+		t->userinfo = b->len > start;
+		ophttp_put(b, "@", 1);
+	}
+	hp = at != NULL ? at + 1 : s;
+	if (hp < end && *hp == '[') {
+		/* an IPv6 address: its colons are not the port's */
+		if ((hend = memchr(hp, ']', (size_t)(end - hp))) == NULL ||
+		    (++hend < end && *hend != ':')) {
+			snprintf(err, errlen, "a bad IPv6 address");
+			return -1;
+		}
+	} else if ((hend = memchr(hp, ':', (size_t)(end - hp))) == NULL)
+		hend = end;
+	start = b->len;
+	if (ophttp_norm_host(b, hp, (size_t)(hend - hp), err, errlen) == -1)
+		return -1;
+	if ((t->host = strdup(b->s + start)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	t->port = strcmp(t->scheme, "https") == 0 ? 443 : 80;
+	if (hend == end || hend + 1 == end)	/* none, or ":" alone */
+		return 0;
+	for (i = 1; hend + i < end; i++) {
+		if (!isdigit((unsigned char)hend[i]) || port > 65535) {
+			snprintf(err, errlen, "a bad port");
+			return -1;
+		}
+		port = port * 10 + (hend[i] - '0');
+	}
+	if (port < 1 || port > 65535) {
+		snprintf(err, errlen, "a bad port");
+		return -1;
+	}
+	if (port != t->port) {
+		char text[16];
+
+		snprintf(text, sizeof(text), ":%ld", port);
+		ophttp_put(b, text, strlen(text));
+	}
+	t->port = port;
+	return 0;
+}
+
+/*
+ * Nothing that is not a URI character at all: controls, space, '"', '<',
+ * '>', '\', '^', '`', '{', '|', '}' and every byte beyond ASCII must come
+ * percent-encoded; a '\' (which some parsers take for '/') is named.
+ */
+static int
+ophttp_uri_chars(const char *s, char *err, size_t errlen)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p == '\\') {
+			snprintf(err, errlen, "a '\\' in the URL");
+			return -1;
+		}
+		if (*p <= 0x20 || *p >= 0x7f || strchr("\"<>^`{|}", *p)) {
+			snprintf(err, errlen, "byte 0x%02x must be "
+			    "percent-encoded", *p);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The normal form of absolute URL s into t. */
+static int
+ophttp_normalise(struct ophttp_target *t, const char *s, char *err,
+    size_t errlen)
+{
+	struct ophttp_buf b;
+	struct ophttp_ref r;
+	size_t start;
+
+	if (strlen(s) > OPHTTP_URL_MAX) {
+		snprintf(err, errlen, "longer than %d bytes", OPHTTP_URL_MAX);
+		return -1;
+	}
+	if (ophttp_uri_chars(s, err, errlen) == -1)
+		return -1;
+	ophttp_ref_split(s, &r);
+	if (!r.has_scheme) {
+		snprintf(err, errlen, "not an absolute URL");
+		return -1;
+	}
+	if ((t->scheme = strndup(r.scheme, r.scheme_len)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	ophttp_lower(t->scheme);
-	ophttp_lower(t->host);
 	if (strcmp(t->scheme, "http") != 0 && strcmp(t->scheme, "https") != 0) {
 		snprintf(err, errlen, "not an http or https URL");
 		return -1;
 	}
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK)
-		t->userinfo = true;
+	if (!r.has_auth) {
+		snprintf(err, errlen, "URL without a host");
+		return -1;
+	}
+	b.cap = strlen(s) + 64;
+	b.len = 0;
+	if ((b.s = malloc(b.cap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	b.s[0] = '\0';
+	ophttp_put(&b, t->scheme, strlen(t->scheme));
+	ophttp_put(&b, "://", 3);
+	if (ophttp_norm_auth(t, &b, r.auth, r.auth_len, err, errlen) == -1)
+		goto fail;
+	start = b.len;
+	ophttp_put(&b, "/", 1);
+	if (r.path_len > 0 && ophttp_norm_part(&b, OPHTTP_PATH, r.path + 1,
+	    r.path_len - 1, err, errlen) == -1)
+		goto fail;
+	if (ophttp_remove_dots(&b, start, err, errlen) == -1)
+		goto fail;
+	if ((t->path = strdup(b.s + start)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (r.has_query) {
+		ophttp_put(&b, "?", 1);
+		if (ophttp_norm_part(&b, OPHTTP_QUERY, r.query, r.query_len,
+		    err, errlen) == -1)
+			goto fail;
+	}
+	t->url = b.s;
+	return 0;
+fail:
+	free(b.s);
+	return -1;
+}
+
+/*
+ * Reference ref resolved against base (a normal form), RFC 3986 section
+ * 5.2.2; dot segments go in ophttp_normalise.  NULL with err.
+ */
+static char *
+ophttp_resolve(const char *base, const char *ref, char *err, size_t errlen)
+{
+	struct ophttp_ref b, r;
+	struct ophttp_buf o;
+	const char *slash;
+
+	if (strlen(ref) > OPHTTP_URL_MAX) {
+		snprintf(err, errlen, "longer than %d bytes", OPHTTP_URL_MAX);
+		return NULL;
+	}
+	/* Before the fragment goes: nothing in it passes unseen. */
+	if (ophttp_uri_chars(ref, err, errlen) == -1)
+		return NULL;
+	ophttp_ref_split(ref, &r);
+	ophttp_ref_split(base, &b);
+	o.cap = strlen(base) + strlen(ref) + 8;
+	o.len = 0;
+	if ((o.s = malloc(o.cap)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	o.s[0] = '\0';
+	if (r.has_scheme) {
+		ophttp_put(&o, ref, strlen(ref));
+		return o.s;
+	}
+	ophttp_put(&o, b.scheme, b.scheme_len);
+	ophttp_put(&o, "://", 3);
+	if (r.has_auth) {
+		ophttp_put(&o, r.auth, r.auth_len);
+		ophttp_put(&o, r.path, r.path_len);
+	} else {
+		ophttp_put(&o, b.auth, b.auth_len);
+		if (r.path_len == 0) {
+			ophttp_put(&o, b.path, b.path_len);
+			if (!r.has_query && b.has_query) {
+				ophttp_put(&o, "?", 1);
+				ophttp_put(&o, b.query, b.query_len);
+			}
+		} else if (r.path[0] == '/')
+			ophttp_put(&o, r.path, r.path_len);
+		else {
+			/* merge: the base's path up to its last '/' */
+			slash = b.path_len > 0 ? memrchr(b.path, '/',
+			    b.path_len) : NULL;
+			if (slash == NULL)
+				ophttp_put(&o, "/", 1);
+			else
+				ophttp_put(&o, b.path,
+				    (size_t)(slash - b.path) + 1);
+			ophttp_put(&o, r.path, r.path_len);
+		}
+	}
+	if (r.has_query) {
+		ophttp_put(&o, "?", 1);
+		ophttp_put(&o, r.query, r.query_len);
+	}
+	return o.s;
+}
+
+/* curl's part what of u equals want (NULL: curl has none). */
+static bool
+ophttp_curl_part(CURLU *u, CURLUPart what, unsigned int flags,
+    const char *want, bool nocase)
+{
+	char *part = NULL;
+	CURLUcode rc = curl_url_get(u, what, &part, flags);
+	bool same;
+
+	if (rc != CURLUE_OK)
+		return want == NULL || (what == CURLUPART_QUERY &&
+		    want[0] == '\0');
+	same = want != NULL && (nocase ? strcasecmp(part, want) :
+	    strcmp(part, want)) == 0;
 	curl_free(part);
+	return same;
+}
+
+/*
+ * libcurl is given t->url: it must read it as t says (scheme, host,
+ * port, path, query), or the allow-list would have judged another URL.
+ */
+static int
+ophttp_curl_agrees(const struct ophttp_target *t, char *err, size_t errlen)
+{
+	const char *q = strchr(t->url, '?');
+	char port[16];
+	bool same;
+	CURLU *u;
+
+	if ((u = curl_url()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%ld", t->port);
+	same = curl_url_set(u, CURLUPART_URL, t->url, 0) == CURLUE_OK &&
+	    ophttp_curl_part(u, CURLUPART_SCHEME, 0, t->scheme, true) &&
+	    ophttp_curl_part(u, CURLUPART_HOST, 0, t->host, true) &&
+	    ophttp_curl_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT, port,
+	    false) &&
+	    ophttp_curl_part(u, CURLUPART_PATH, 0, t->path, false) &&
+	    ophttp_curl_part(u, CURLUPART_QUERY, 0, q ? q + 1 : NULL, false);
+	curl_url_cleanup(u);
+	if (!same) {
+		snprintf(err, errlen, "not a URL libcurl reads the same way");
+		return -1;
+	}
 	return 0;
 }
 
@@ -136,27 +629,20 @@ int
 ophttp_target_parse(struct ophttp_target *t, const char *base,
     const char *url, char *err, size_t errlen)
 {
-	CURLUcode rc = CURLUE_OUT_OF_MEMORY;
-	CURLU *u;
-	int ret = -1;
+	char *abs = NULL;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
-	if ((u = curl_url()) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if (base != NULL && (abs = ophttp_resolve(base, url, err,
+	    errlen)) == NULL)
 		return -1;
-	}
-	/* With a URL already set, a relative one is resolved against it. */
-	if ((base == NULL || (rc = curl_url_set(u, CURLUPART_URL, base,
-	    0)) == CURLUE_OK) &&
-	    (rc = curl_url_set(u, CURLUPART_URL, url, 0)) == CURLUE_OK)
-		ret = ophttp_target_fill(t, u, err, errlen);
-	else
-		snprintf(err, errlen, "not a valid URL (%s)",
-		    curl_url_strerror(rc));
-	curl_url_cleanup(u);
-	if (ret == -1)
+	rc = ophttp_normalise(t, abs != NULL ? abs : url, err, errlen);
+	free(abs);
+	if (rc == 0)
+		rc = ophttp_curl_agrees(t, err, errlen);
+	if (rc == -1)
 		ophttp_target_free(t);
-	return ret;
+	return rc;
 }
 
 void
@@ -751,6 +1237,9 @@ ophttp_read_body(struct ophttp *s, const cJSON *body)
 
 	if (b == NULL || cJSON_IsNull(b))
 		return NULL;
+	if (json_has_nul(b))
+		return ops_error("invalid_request", "body holds a NUL "
+		    "character (\\u0000), which a text body cannot carry");
 	if (!cJSON_IsString(b))
 		return ops_error("invalid_request", "body must be a string");
 	if (strcmp(s->method, "GET") == 0 || strcmp(s->method, "HEAD") == 0)

@@ -1,9 +1,9 @@
 /*
  * ops/http_priv: the pure parts of ops/http — URL targets and the
  * allow-list, the rules for an operation's request headers, redirects and
- * the collection of response headers — shared with its unit test.  Not a
- * public interface: only src/ops/http.c and tests/unit/test_ops_http.c
- * include it.
+ * the collection of response headers — shared with its unit test and
+ * fuzz target.  Not a public interface: only src/ops/http.c,
+ * tests/unit/test_ops_http.c and fuzz/fuzz_url.c include it.
  */
 #ifndef EGRESSD_OPS_HTTP_PRIV_H
 #define EGRESSD_OPS_HTTP_PRIV_H
@@ -15,29 +15,44 @@ struct cJSON;
 struct config_strlist;
 
 #define OPHTTP_HEADERS_MAX	(256 * 1024)	/* response header bytes */
+#define OPHTTP_URL_MAX		65536		/* bytes of a URL */
 
-/* A parsed http(s) URL; every string is owned. */
+/* A parsed http(s) URL in its normal form; every string is owned. */
 struct ophttp_target {
-	char *url;		/* normalised: what libcurl is given */
+	char *url;		/* the normal form: what libcurl is given */
 	char *scheme;		/* lower case */
 	char *host;		/* lower case; an IPv6 address in brackets */
 	long port;		/* the scheme's default when none is given */
-	char *path;
+	char *path;		/* normalised, without the query */
 	bool userinfo;		/* a user name or password is present */
 };
 
 /*
  * Parse url, resolved against base when base is not NULL (a redirect's
- * Location).  0, or -1 with a message in err (not an http(s) URL).
+ * Location, RFC 3986 section 5.2), into its normal form (RFC 3986 section
+ * 6): percent-encoded unreserved characters decoded and other encodings
+ * in upper case, dot segments removed, scheme and host in lower case, an
+ * IPv6 address in its canonical text, the default port dropped (and
+ * filled into t->port), an empty path as "/", the fragment dropped.
+ * Refused, with a message in err: anything but an absolute http(s) URL
+ * with a host; a '\' anywhere and an encoded '/' or '\' (%2F, %5C) in the
+ * path, which servers read as separators; a "." or ".." segment with
+ * parameters ("..;x"); bytes that are not URI characters (controls,
+ * space, '"', '<', '>', '^', '`', '{', '|', '}', beyond ASCII) unless
+ * percent-encoded, and '[' or ']' outside a query and an IPv6 address;
+ * more than one '@'; a bad port; and a normal form that libcurl would
+ * read differently.  Pure: no I/O.
  */
 int ophttp_target_parse(struct ophttp_target *t, const char *base,
     const char *url, char *err, size_t errlen);
 void ophttp_target_free(struct ophttp_target *t);
 
 /*
- * Whether t matches an entry of allow: scheme, host (in any case) and port
- * exactly, default ports filled in; an entry with a path other than "/"
- * also admits only that path and what lies below it.
+ * Whether t (a normal form) matches an entry of allow, itself taken in its
+ * normal form (entries that do not parse match nothing): scheme, host and
+ * port equal; an entry with a path other than "/" also admits only that
+ * path and what lies below it, whole segments only (an entry path ending
+ * in '/' admits what starts with it).  Pure: no I/O.
  */
 bool ophttp_allowed(const struct config_strlist *allow,
     const struct ophttp_target *t);

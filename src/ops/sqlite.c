@@ -7,7 +7,21 @@
  * statement is accepted and sqlite3_stmt_readonly() must hold for it; an
  * authorizer refuses what a read-only statement can still do to the
  * connection (ATTACH reads other files, PRAGMA assignments change its
- * rules); extensions and unsafe schema functions are switched off.
+ * rules) and every SQL function not on an explicit list (sql_functions:
+ * well-known pure scalar, aggregate, window, date and time, math and JSON
+ * functions; not load_extension, fts3_tokenizer, which hands out a
+ * pointer into the worker, the full-text and R-tree helpers, random(),
+ * connection state such as changes() or the library's version, nor any
+ * function that is not built in); extensions and unsafe schema functions
+ * are switched off as well.
+ *
+ * The time limit: a progress handler checks the deadline every
+ * SQL_PROGRESS_OPS virtual machine steps, but a single step can run long
+ * (count(*) walks a whole table in one, PRAGMA integrity_check checks
+ * every page in one), so a watchdog thread also interrupts the connection
+ * (sqlite3_interrupt, which may be called from another thread) from the
+ * deadline on, until the query returns; it is joined before the
+ * connection closes, so no thread outlives the call.
  *
  * The database is opened for each call and closed before returning: a
  * query is rare next to its cost, and a fresh connection carries no state
@@ -20,11 +34,15 @@
  * would exceed half of orchestrator.max_body_bytes; either way "truncated"
  * is true only when rows were left out.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -41,6 +59,20 @@
 #define SQL_NULL_BYTES		4
 #define SQL_ESCAPE_BYTES	6	/* "\u001f" */
 #define SQL_RESULT_SHARE	2	/* rows take max_body_bytes / this */
+#define SQL_INTERRUPT_NS	5000000L	/* interrupts after the deadline */
+#define SQL_DENIED_MAX		160
+
+/* The watchdog: interrupts db from deadline on until stopped. */
+struct sql_watch {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct timespec at;	/* CLOCK_MONOTONIC: the next interrupt */
+	sqlite3 *db;
+	bool stop;
+	bool running;
+	atomic_bool fired;
+};
 
 struct sql_query {
 	sqlite3 *db;
@@ -49,8 +81,144 @@ struct sql_query {
 	double deadline;
 	bool timed_out;
 	const char *denied;	/* what the authorizer refused */
+	char denied_buf[SQL_DENIED_MAX];
 	size_t budget;		/* bytes of JSON the rows may take */
+	struct sql_watch watch;
 };
+
+/*
+ * The SQL functions a query may call (sqlite3_stricmp): SQLite's own pure
+ * ones.  Everything else is refused by the authorizer.
+ */
+static const char *const sql_functions[] = {
+	/* core scalar */
+	"abs", "char", "coalesce", "format", "glob", "hex", "ifnull", "iif",
+	"instr", "length", "like", "likelihood", "likely", "lower", "ltrim",
+	"max", "min", "nullif", "printf", "quote", "replace", "round",
+	"rtrim", "sign", "soundex", "substr", "substring", "trim", "typeof",
+	"unicode", "unlikely", "upper", "zeroblob",
+	/* aggregate */
+	"avg", "count", "group_concat", "sum", "total",
+	/* window */
+	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist",
+	"ntile", "lag", "lead", "first_value", "last_value", "nth_value",
+	/* date and time */
+	"date", "time", "datetime", "julianday", "unixepoch", "strftime",
+	"current_date", "current_time", "current_timestamp",
+	/* math */
+	"acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil",
+	"ceiling", "cos", "cosh", "degrees", "exp", "floor", "ln", "log",
+	"log10", "log2", "mod", "pi", "pow", "power", "radians", "sin",
+	"sinh", "sqrt", "tan", "tanh", "trunc",
+	/* JSON */
+	"json", "json_array", "json_array_length", "json_extract",
+	"json_insert", "json_object", "json_patch", "json_quote",
+	"json_remove", "json_replace", "json_set", "json_type", "json_valid",
+	"json_group_array", "json_group_object", "->", "->>",
+	NULL
+};
+
+static bool
+sql_function_allowed(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && sql_functions[i] != NULL; i++)
+		if (sqlite3_stricmp(name, sql_functions[i]) == 0)
+			return true;
+	return false;
+}
+
+static void
+sql_timespec_add(struct timespec *t, double s)
+{
+	long ns;
+
+	if (s < 0)
+		s = 0;
+	t->tv_sec += (time_t)s;
+	ns = t->tv_nsec + (long)((s - (double)(time_t)s) * 1e9);
+	t->tv_sec += ns / 1000000000L;
+	t->tv_nsec = ns % 1000000000L;
+}
+
+static void *
+sql_watch_run(void *arg)
+{
+	struct sql_watch *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &w->at) !=
+		    ETIMEDOUT || w->stop)
+			continue;
+		/* Again and again: one outside a statement is forgotten. */
+		atomic_store(&w->fired, true);
+		sqlite3_interrupt(w->db);
+		sql_timespec_add(&w->at, SQL_INTERRUPT_NS / 1e9);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/* Start interrupting q->db at q->deadline; 0 or -1. */
+static int
+sql_watch_start(struct sql_query *q)
+{
+	struct sql_watch *w = &q->watch;
+	pthread_condattr_t attr;
+	int rc;
+
+	w->db = q->db;
+	w->stop = false;
+	atomic_init(&w->fired, false);
+	clock_gettime(CLOCK_MONOTONIC, &w->at);
+	sql_timespec_add(&w->at, q->deadline - clock_mono());
+	if (pthread_condattr_init(&attr) != 0)
+		return -1;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&w->cond, &attr) != 0 ? -1 : 0;
+	pthread_condattr_destroy(&attr);
+	if (rc == -1)
+		return -1;
+	if (pthread_mutex_init(&w->lock, NULL) != 0) {
+		pthread_cond_destroy(&w->cond);
+		return -1;
+	}
+	if (pthread_create(&w->thread, NULL, sql_watch_run, w) != 0) {
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+/* Stop the watchdog (if running) and wait for it: db may then close. */
+static void
+sql_watch_stop(struct sql_query *q)
+{
+	struct sql_watch *w = &q->watch;
+
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	w->running = false;
+}
+
+/* Whether the deadline ended the query (progress handler or watchdog). */
+static bool
+sql_timed_out(struct sql_query *q)
+{
+	return q->timed_out || (q->watch.running &&
+	    atomic_load(&q->watch.fired));
+}
 
 static int
 sql_progress(void *arg)
@@ -98,6 +266,14 @@ sql_authorize(void *arg, int action, const char *a1, const char *a2,
 			return SQLITE_OK;
 		q->denied = "setting a PRAGMA";
 		return SQLITE_DENY;
+	case SQLITE_FUNCTION:
+		if (sql_function_allowed(a2))
+			return SQLITE_OK;
+		snprintf(q->denied_buf, sizeof(q->denied_buf), "SQL function "
+		    "%.40s() is not authorized: it is not on the sqlite "
+		    "handler's list of functions", a2 ? a2 : "?");
+		q->denied = q->denied_buf;
+		return SQLITE_DENY;
 	default:
 		return SQLITE_OK;
 	}
@@ -105,16 +281,18 @@ sql_authorize(void *arg, int action, const char *a1, const char *a2,
 
 /* An error result for rc, from sqlite's message or what caused it. */
 static cJSON *
-sql_error(const struct sql_query *q, int rc)
+sql_error(struct sql_query *q, int rc)
 {
 	const char *msg = q->db != NULL ? sqlite3_errmsg(q->db) :
 	    sqlite3_errstr(rc);
 
-	if (q->timed_out)
+	if (sql_timed_out(q))
 		return ops_error("timeout", "query on %s ran longer than its "
 		    "time limit", q->name);
 	switch (rc & 0xff) {
 	case SQLITE_AUTH:
+		if (q->denied == q->denied_buf)	/* a whole sentence */
+			return ops_error("invalid_request", "%s", q->denied);
 		return ops_error("invalid_request", "%s is not allowed",
 		    q->denied != NULL ? q->denied : msg);
 	case SQLITE_BUSY:
@@ -163,6 +341,8 @@ sql_open(struct sql_query *q, const char *path,
 		return rc;
 	sqlite3_progress_handler(q->db, SQL_PROGRESS_OPS, sql_progress, q);
 	sqlite3_set_authorizer(q->db, sql_authorize, q);
+	if (sql_watch_start(q) == -1)
+		return SQLITE_NOMEM;
 	return SQLITE_OK;
 }
 
@@ -482,6 +662,7 @@ op_sqlite(struct op_run *run, const cJSON *body, cJSON **result)
 		return OPS_DONE;
 	q.name = db->name;
 	*result = sql_query_run(&q, db, cfg, body, cap);
+	sql_watch_stop(&q);
 	sqlite3_finalize(q.stmt);
 	sqlite3_close(q.db);
 	return OPS_DONE;

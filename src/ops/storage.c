@@ -4,6 +4,11 @@
  * operations.storage.root (DESIGN section 5).  This file turns bodies into
  * calls of ops/storage_fs.c and errnos into error results; the capability
  * is checked before anything under the root is touched.
+ *
+ * Keys cross the API in their spelling (ops_storage.h): a file name that
+ * is not UTF-8 is listed with \xHH escapes, and the same spelling names it
+ * in a body, a cursor, a result and the capability, so every result is
+ * valid UTF-8.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -22,17 +27,26 @@
 #define STORAGE_PATH		"/api/v1/agent/execute/storage/"
 #define STORAGE_LIST_DEFAULT	1000
 #define STORAGE_LIST_MAX	10000
-/* "storage:" and a key. */
-#define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_KEY_MAX)
-/* Keys are cut to this in messages (ops_error's buffer is 512). */
+/* "storage:" and a key's spelling. */
+#define STORAGE_RESOURCE_MAX	(sizeof("storage:") + STORAGE_SPELLED_MAX)
+/* Keys are cut to this in messages (OPS_ERROR_MAX bytes in all). */
 #define STORAGE_MSG_KEY		"%.200s"
 
-/* One operation: its body, key (or list prefix) and open root. */
+/*
+ * One operation: its body, key (or list prefix) and open root.  The key
+ * is what the file system sees; name is its spelling (ops_storage.h), the
+ * only form results, messages and capabilities show.
+ */
 struct storage_req {
+	struct op_run *run;
+	const char *right;
 	const cJSON *body;
 	const char *key;
+	const char *name;
 	struct storage_fs fs;
 	size_t max_bytes;
+	cJSON *denied;		/* the host's refusal of a resolved key */
+	char keybuf[STORAGE_SPELLED_MAX + 1];
 };
 
 typedef cJSON *(*storage_fn)(struct storage_req *req);
@@ -60,11 +74,22 @@ static const struct storage_method {
 
 /* An errno of ops/storage_fs.c (see ops_storage.h) as an error result. */
 static cJSON *
-storage_errno(const struct storage_req *req, int err)
+storage_errno(struct storage_req *req, int err)
 {
-	const char *k = req->key;
+	const char *k = req->name;
+	cJSON *o;
 
 	switch (err) {
+	case EACCES:
+		if ((o = req->denied) != NULL) {
+			req->denied = NULL;
+			return o;
+		}
+		return ops_error("capability_denied", STORAGE_MSG_KEY
+		    ": permission denied", k);
+	case EPERM:
+		return ops_error("capability_denied", STORAGE_MSG_KEY
+		    " resolves to a name no key can have", k);
 	case ENOENT:
 	case ENOTDIR:
 		return ops_error("not_found", "no object " STORAGE_MSG_KEY, k);
@@ -175,7 +200,7 @@ storage_read(struct storage_req *req)
 		cJSON_Delete(data);
 		return NULL;
 	}
-	ok = cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	ok = cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL &&
 	    cJSON_AddStringToObject(o, "encoding",
 	    text ? "utf-8" : "base64") != NULL;
@@ -199,8 +224,10 @@ storage_json_depth(const cJSON *v)
 }
 
 /*
- * The whole file must be one JSON value, nested so that the result object
- * around it is still within JSON_MAX_DEPTH (the outbox parses it again).
+ * The whole file must be one JSON value in UTF-8 (so the result is valid
+ * UTF-8 too), nested so that the result object around it is still within
+ * JSON_MAX_DEPTH (the outbox parses it again).  A string with \u0000 is
+ * kept as written (json_nul_fix), not cut at the NUL.
  */
 static cJSON *
 storage_parse_json(const struct storage_req *req, const char *buf,
@@ -208,15 +235,19 @@ storage_parse_json(const struct storage_req *req, const char *buf,
 {
 	cJSON *v = NULL;
 
-	if (memchr(buf, '\0', len) == NULL)
+	if (json_utf8_valid(buf, len))	/* and no NUL byte */
 		v = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 1);
+	if (v != NULL && json_nul_fix(v, buf, len) == -1) {
+		cJSON_Delete(v);
+		return NULL;	/* out of memory */
+	}
 	if (v == NULL)
 		return ops_error("invalid_request", STORAGE_MSG_KEY
-		    " does not hold valid JSON", req->key);
+		    " does not hold valid JSON in UTF-8", req->name);
 	if (storage_json_depth(v) >= JSON_MAX_DEPTH) {
 		cJSON_Delete(v);
 		return ops_error("invalid_request", STORAGE_MSG_KEY
-		    " holds JSON nested deeper than %d levels", req->key,
+		    " holds JSON nested deeper than %d levels", req->name,
 		    JSON_MAX_DEPTH - 1);
 	}
 	return v;
@@ -237,7 +268,7 @@ storage_read_json(struct storage_req *req)
 	if (v == NULL || ops_is_error(v))
 		return v;
 	if ((o = cJSON_CreateObject()) == NULL ||
-	    cJSON_AddStringToObject(o, "key", req->key) == NULL) {
+	    cJSON_AddStringToObject(o, "key", req->name) == NULL) {
 		cJSON_Delete(v);
 		return storage_result(o, false);
 	}
@@ -256,6 +287,10 @@ storage_write_data(const struct storage_req *req, unsigned char **data,
 	bool b64 = cJSON_IsString(e) && strcmp(e->valuestring, "base64") == 0;
 	int64_t size;
 
+	if (json_has_nul(d))
+		return ops_error("invalid_request", "\"data\" holds a NUL "
+		    "character (\\u0000): send binary data with "
+		    "\"encoding\": \"base64\"");
 	if (!cJSON_IsString(d))
 		return ops_error("invalid_request",
 		    "\"data\" must be a string");
@@ -271,7 +306,7 @@ storage_write_data(const struct storage_req *req, unsigned char **data,
 	if ((uint64_t)size > req->max_bytes)
 		return ops_error("limit_exceeded", "%lld bytes for "
 		    STORAGE_MSG_KEY " exceed operations.storage.max_bytes "
-		    "(%zu)", (long long)size, req->key, req->max_bytes);
+		    "(%zu)", (long long)size, req->name, req->max_bytes);
 	if ((*data = malloc((size_t)size + 1)) == NULL)
 		return ops_error("internal", "out of memory");
 	if (b64)
@@ -297,12 +332,12 @@ storage_write(struct storage_req *req)
 	free(data);
 	if (rc == -1 && err == ENOTDIR)
 		return ops_error("invalid_request", "a parent of "
-		    STORAGE_MSG_KEY " is not a directory", req->key);
+		    STORAGE_MSG_KEY " is not a directory", req->name);
 	if (rc == -1)
 		return storage_errno(req, err);
 	o = cJSON_CreateObject();
 	return storage_result(o, o != NULL &&
-	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddNumberToObject(o, "size", (double)len) != NULL);
 }
 
@@ -316,7 +351,7 @@ storage_flag(struct storage_req *req, int rc, const char *name)
 		return storage_errno(req, errno);
 	o = cJSON_CreateObject();
 	return storage_result(o, o != NULL &&
-	    cJSON_AddStringToObject(o, "key", req->key) != NULL &&
+	    cJSON_AddStringToObject(o, "key", req->name) != NULL &&
 	    cJSON_AddBoolToObject(o, name, rc == 1) != NULL);
 }
 
@@ -335,10 +370,12 @@ storage_exists(struct storage_req *req)
 	    "exists");
 }
 
-/* list_objects' "limit" and "cursor"; an error result or NULL. */
+/*
+ * list_objects' "limit" and "cursor" (a spelling, read into cursor, of
+ * STORAGE_SPELLED_MAX + 1 bytes; "" for none); an error result or NULL.
+ */
 static cJSON *
-storage_list_args(const struct storage_req *req, size_t *limit,
-    const char **cursor)
+storage_list_args(const struct storage_req *req, size_t *limit, char *cursor)
 {
 	const cJSON *l = cJSON_GetObjectItemCaseSensitive(req->body, "limit");
 	const cJSON *c = cJSON_GetObjectItemCaseSensitive(req->body,
@@ -346,7 +383,7 @@ storage_list_args(const struct storage_req *req, size_t *limit,
 	char err[128];
 
 	*limit = STORAGE_LIST_DEFAULT;
-	*cursor = NULL;
+	cursor[0] = '\0';
 	if (l != NULL && !cJSON_IsNull(l)) {
 		if (!cJSON_IsNumber(l) || l->valuedouble < 1 ||
 		    l->valuedouble > STORAGE_LIST_MAX ||
@@ -357,30 +394,46 @@ storage_list_args(const struct storage_req *req, size_t *limit,
 	}
 	if (c == NULL || cJSON_IsNull(c))
 		return NULL;
-	if (!cJSON_IsString(c) ||
-	    storage_key_check(c->valuestring, err, sizeof(err)) == -1 ||
-	    strncmp(c->valuestring, req->key, strlen(req->key)) != 0)
+	if (!cJSON_IsString(c) || storage_key_unspell(c->valuestring, cursor,
+	    STORAGE_SPELLED_MAX + 1, err, sizeof(err)) == -1 ||
+	    storage_key_check(cursor, err, sizeof(err)) == -1 ||
+	    strncmp(cursor, req->key, strlen(req->key)) != 0)
 		return ops_error("invalid_request", "\"cursor\" is not one "
 		    "this listing returned (a key starting with the prefix)");
-	*cursor = c->valuestring;
 	return NULL;
+}
+
+/* The spellings of keys: every listed key is valid UTF-8 in JSON. */
+static cJSON *
+storage_list_keys(const struct storage_keys *keys)
+{
+	char name[STORAGE_SPELLED_MAX + 1];
+	cJSON *a = cJSON_CreateArray(), *v;
+	size_t i;
+
+	for (i = 0; a != NULL && i < keys->n; i++)
+		if (storage_key_spell(keys->v[i], name, sizeof(name)) == -1 ||
+		    (v = cJSON_CreateString(name)) == NULL ||
+		    !cJSON_AddItemToArray(a, v)) {
+			cJSON_Delete(a);
+			return NULL;
+		}
+	return a;
 }
 
 static cJSON *
 storage_list_result(struct storage_keys *keys, bool more)
 {
-	cJSON *o = cJSON_CreateObject(), *a;
+	cJSON *o = cJSON_CreateObject(), *a = storage_list_keys(keys);
 	bool ok;
 
-	/* cJSON makes no array of a NULL list. */
-	a = keys->n == 0 ? cJSON_CreateArray() : cJSON_CreateStringArray(
-	    (const char *const *)keys->v, (int)keys->n);
 	ok = o != NULL && a != NULL && cJSON_AddItemToObject(o, "keys", a);
 	if (!ok)
 		cJSON_Delete(a);
-	if (ok && more)
+	if (ok && more)	/* the last key's spelling */
 		ok = cJSON_AddStringToObject(o, "next_cursor",
-		    keys->v[keys->n - 1]) != NULL;
+		    cJSON_GetArrayItem(a, cJSON_GetArraySize(a) - 1)->
+		    valuestring) != NULL;
 	else if (ok)
 		ok = cJSON_AddNullToObject(o, "next_cursor") != NULL;
 	return storage_result(o, ok);
@@ -390,15 +443,15 @@ static cJSON *
 storage_list(struct storage_req *req)
 {
 	struct storage_keys keys = { NULL, 0, 0 };
-	const char *cursor;
+	char cursor[STORAGE_SPELLED_MAX + 1];
 	size_t limit;
 	cJSON *o;
 	bool more;
 
-	if ((o = storage_list_args(req, &limit, &cursor)) != NULL)
+	if ((o = storage_list_args(req, &limit, cursor)) != NULL)
 		return o;
-	if (storage_fs_list(&req->fs, req->key, cursor, limit, &keys, &more)
-	    == -1)
+	if (storage_fs_list(&req->fs, req->key, cursor[0] ? cursor : NULL,
+	    limit, &keys, &more) == -1)
 		o = storage_errno(req, errno);
 	else
 		o = storage_list_result(&keys, more);
@@ -420,26 +473,60 @@ storage_method(const char *path)
 	return NULL;
 }
 
-/* The body's key (or prefix), checked; NULL with *error set when bad. */
-static const char *
+/*
+ * The body's key (or prefix) into req->key and its spelling into
+ * req->name, checked; an error result when bad, else NULL.
+ */
+static cJSON *
 storage_body_key(const struct storage_method *m, const cJSON *body,
-    cJSON **error)
+    struct storage_req *req)
 {
-	const char *name = m->listing ? "prefix" : "key";
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, name);
-	char err[128];
+	const char *what = m->listing ? "prefix" : "key";
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(body, what);
+	char err[160];
 
-	*error = NULL;
-	if (m->listing && (k == NULL || cJSON_IsNull(k)))
-		return "";
+	if (m->listing && (k == NULL || cJSON_IsNull(k))) {
+		req->key = req->name = "";
+		return NULL;
+	}
 	if (!cJSON_IsString(k))
-		*error = ops_error("invalid_request", "the body needs a \"%s\" "
-		    "string", name);
-	else if ((m->listing ? storage_prefix_check : storage_key_check)(
-	    k->valuestring, err, sizeof(err)) == -1)
-		*error = ops_error("invalid_request", "%s \"" STORAGE_MSG_KEY
-		    "\" %s", name, k->valuestring, err);
-	return *error == NULL ? k->valuestring : NULL;
+		return ops_error("invalid_request", "the body needs a \"%s\" "
+		    "string", what);
+	if (storage_key_unspell(k->valuestring, req->keybuf,
+	    sizeof(req->keybuf), err, sizeof(err)) == -1 ||
+	    (m->listing ? storage_prefix_check : storage_key_check)(
+	    req->keybuf, err, sizeof(err)) == -1)
+		return ops_error("invalid_request", "%s \"" STORAGE_MSG_KEY
+		    "\" %s", what, k->valuestring, err);
+	req->key = req->keybuf;
+	req->name = k->valuestring;
+	return NULL;
+}
+
+/*
+ * The capability on what a key resolves to (ops_storage.h): the key
+ * itself was checked before the root was opened; a symlink that leads
+ * to another key needs the same right on that one.
+ */
+static int
+storage_admit(void *arg, const char *key)
+{
+	struct storage_req *req = arg;
+	char name[STORAGE_SPELLED_MAX + 1], resource[STORAGE_RESOURCE_MAX];
+
+	if (strcmp(key, req->key) == 0)
+		return 0;
+	if (storage_key_spell(key, name, sizeof(name)) == -1) {
+		errno = EPERM;
+		return -1;
+	}
+	snprintf(resource, sizeof(resource), "storage:%s", name);
+	cJSON_Delete(req->denied);
+	req->denied = NULL;
+	if (ops_check(req->run, resource, req->right, &req->denied) == 0)
+		return 0;
+	errno = EACCES;
+	return -1;
 }
 
 /* Open the configured root; an internal error result when it is wrong. */
@@ -454,8 +541,11 @@ storage_open_root(struct storage_req *req, const struct op_run *run)
 		    "configured on this worker");
 	req->max_bytes = (size_t)cfg->operations.storage.max_bytes;
 	if (storage_fs_open(&req->fs, root,
-	    cfg->operations.storage.no_symlinks) == 0)
+	    cfg->operations.storage.no_symlinks) == 0) {
+		req->fs.admit = storage_admit;
+		req->fs.admit_arg = req;
 		return NULL;
+	}
 	if (errno == ENOSYS)
 		return storage_errno(req, ENOSYS);
 	return ops_error("internal", "operations.storage.root %.300s: %s",
@@ -466,22 +556,25 @@ static cJSON *
 storage_run(struct op_run *run, const cJSON *body)
 {
 	const struct storage_method *m = storage_method(run->path);
-	struct storage_req req = { body, NULL, { -1, false }, 0 };
+	struct storage_req req = { .run = run, .body = body,
+	    .fs = { -1, false, NULL, NULL } };
 	char resource[STORAGE_RESOURCE_MAX];
 	cJSON *o;
 
 	if (m == NULL)
 		return ops_error("unsupported", "unsupported storage method: "
 		    "%.200s", run->path ? run->path : "(none)");
-	if ((req.key = storage_body_key(m, body, &o)) == NULL)
+	if ((o = storage_body_key(m, body, &req)) != NULL)
 		return o;
-	snprintf(resource, sizeof(resource), "storage:%s", req.key);
+	req.right = m->right;
+	snprintf(resource, sizeof(resource), "storage:%s", req.name);
 	if (ops_check(run, resource, m->right, &o) == -1)
 		return o;
 	if ((o = storage_open_root(&req, run)) != NULL)
 		return o;
 	o = m->run(&req);
 	storage_fs_close(&req.fs);
+	cJSON_Delete(req.denied);
 	return o;
 }
 

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "core/jsonutil.h"
 #include "ops/ops.h"
 #include "ops/ops_storage.h"
 
@@ -25,6 +27,8 @@
 #define STORAGE_FILE_MODE	0640	/* less the umask */
 #define STORAGE_DIR_MODE	0750
 #define STORAGE_READ_CHUNK	65536
+#define STORAGE_LINKS_MAX	40	/* symlinks in one resolution, as Linux */
+#define STORAGE_REST_MAX	(2 * PATH_MAX)	/* a path left to resolve */
 
 /* One directory entry of a listing walk. */
 struct storage_entry {
@@ -99,6 +103,93 @@ storage_prefix_check(const char *prefix, char *err, size_t errlen)
 	return storage_path_check(prefix, true, err, errlen);
 }
 
+int
+storage_key_spell(const char *key, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(key), i = 0, o = 0, n;
+	unsigned char c;
+
+	while (i < len) {
+		if ((n = json_utf8_len(key + i, len - i)) > 0) {
+			if (o + n >= outlen)
+				return -1;
+			memcpy(out + o, key + i, n);
+			o += n;
+			i += n;
+			continue;
+		}
+		if (o + 4 >= outlen)
+			return -1;
+		c = (unsigned char)key[i++];
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 0xf];
+	}
+	if (o >= outlen)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
+static int
+storage_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+storage_key_unspell(const char *spelled, char *out, size_t outlen, char *err,
+    size_t errlen)
+{
+	char again[STORAGE_SPELLED_MAX + 1];
+	size_t i, o = 0, len = strlen(spelled);
+	int hi, lo;
+
+	if (len > STORAGE_SPELLED_MAX) {
+		snprintf(err, errlen, "is longer than %d bytes",
+		    STORAGE_SPELLED_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (o + 1 >= outlen) {
+			snprintf(err, errlen, "is too long");
+			return -1;
+		}
+		if (spelled[i] != '\\') {
+			out[o++] = spelled[i];
+			continue;
+		}
+		if (spelled[i + 1] != 'x' ||
+		    (hi = storage_hex(spelled[i + 2])) == -1 ||
+		    (lo = storage_hex(spelled[i + 3])) == -1 ||
+		    (hi == 0 && lo == 0)) {
+			snprintf(err, errlen, "contains a backslash (other "
+			    "than a \\xHH escape of a byte that is not "
+			    "UTF-8)");
+			return -1;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 3;
+	}
+	out[o] = '\0';
+	/* One spelling per key: it must be the one storage_key_spell gives. */
+	if (storage_key_spell(out, again, sizeof(again)) == -1 ||
+	    strcmp(again, spelled) != 0) {
+		snprintf(err, errlen, "is not UTF-8, or escapes as \\xHH "
+		    "what is UTF-8 (or in lower case)");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 storage_openat2(int dirfd, const char *path, int flags, mode_t mode,
     uint64_t resolve)
@@ -139,6 +230,8 @@ int
 storage_fs_open(struct storage_fs *fs, const char *root, bool no_symlinks)
 {
 	fs->no_symlinks = no_symlinks;
+	fs->admit = NULL;
+	fs->admit_arg = NULL;
 	fs->rootfd = storage_openat2(AT_FDCWD, root, O_RDONLY | O_DIRECTORY,
 	    0, 0);
 	return fs->rootfd == -1 ? -1 : 0;
@@ -150,6 +243,271 @@ storage_fs_close(struct storage_fs *fs)
 	if (fs->rootfd != -1)
 		close(fs->rootfd);
 	fs->rootfd = -1;
+}
+
+/*
+ * openat2 beneath the root through no symlink at all: for paths that
+ * storage_resolve_key has resolved, so that what is opened is what was
+ * checked (a symlink put there since is ELOOP, not followed).
+ */
+static int
+storage_open_resolved(const struct storage_fs *fs, const char *path,
+    int flags, mode_t mode)
+{
+	return storage_openat2(fs->rootfd, path[0] ? path : ".", flags, mode,
+	    RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS);
+}
+
+/* Append name (n bytes) to the resolved key res as its last segment. */
+static int
+storage_res_append(char *res, const char *name, size_t n)
+{
+	size_t len = strlen(res);
+
+	if (len + 1 + n > STORAGE_KEY_MAX)
+		return storage_fail(EPERM);	/* no key can name it */
+	if (len > 0)
+		res[len++] = '/';
+	memcpy(res + len, name, n);
+	res[len + n] = '\0';
+	return 0;
+}
+
+/*
+ * What follows a segment that does not exist, taken as it stands: plain
+ * names only (a "." or ".." below a missing directory resolves nowhere).
+ */
+static int
+storage_res_missing(char *res, const char *rest)
+{
+	size_t n;
+
+	for (;;) {
+		while (*rest == '/')
+			rest++;
+		if (*rest == '\0')
+			return 0;
+		n = strcspn(rest, "/");
+		if ((n == 1 && rest[0] == '.') ||
+		    (n == 2 && rest[0] == '.' && rest[1] == '.'))
+			return storage_fail(ENOENT);
+		if (storage_res_append(res, rest, n) == -1)
+			return -1;
+		rest += n;
+	}
+}
+
+/* The work of one storage_resolve_key call. */
+struct storage_res {
+	const struct storage_fs *fs;
+	char *res;		/* the key resolved so far */
+	int dirfd;		/* res's directory, O_PATH */
+	int links;		/* symlinks followed */
+	char rest[STORAGE_REST_MAX];	/* the path left to resolve */
+};
+
+/* Replace r->rest with the symlink fd's target and then next. */
+static int
+storage_res_link(struct storage_res *r, int fd, const char *next)
+{
+	char target[PATH_MAX], joined[STORAGE_REST_MAX];
+	ssize_t n;
+
+	if (r->fs->no_symlinks)
+		return storage_fail(ELOOP);
+	if (++r->links > STORAGE_LINKS_MAX)
+		return storage_fail(ELOOP);
+	if ((n = readlinkat(fd, "", target, sizeof(target) - 1)) == -1)
+		return -1;
+	if (n == 0)
+		return storage_fail(ENOENT);
+	target[n] = '\0';
+	if (target[0] == '/')
+		return storage_fail(EXDEV);	/* absolute: out of the root */
+	if ((size_t)snprintf(joined, sizeof(joined), "%s%s%s", target,
+	    next[0] ? "/" : "", next) >= sizeof(joined))
+		return storage_fail(ENAMETOOLONG);
+	memcpy(r->rest, joined, strlen(joined) + 1);
+	return 0;
+}
+
+/* Go up from r->res: ".." never leaves the root. */
+static int
+storage_res_up(struct storage_res *r)
+{
+	char *slash = strrchr(r->res, '/');
+
+	if (r->res[0] == '\0')
+		return storage_fail(EXDEV);
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		r->res[0] = '\0';
+	close(r->dirfd);
+	r->dirfd = storage_open_resolved(r->fs, r->res, O_PATH | O_DIRECTORY,
+	    0);
+	return r->dirfd == -1 ? -1 : 0;
+}
+
+/*
+ * One segment (n bytes at seg): 1 resolved to its end, 2 resolved to
+ * something missing, 0 go on from *pos (moved on), -1 errno.
+ */
+static int
+storage_res_step(struct storage_res *r, char *seg, size_t n, bool follow_last,
+    char **pos)
+{
+	char *next = seg + n, save = *next;
+	bool last = next[strspn(next, "/")] == '\0';
+	struct stat sb;
+	int fd;
+
+	*next = '\0';
+	fd = storage_openat2(r->dirfd, seg, O_PATH | O_NOFOLLOW, 0,
+	    RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+	*next = save;
+	if (fd == -1 && errno == ENOENT) {
+		if (storage_res_append(r->res, seg, n) == -1 ||
+		    storage_res_missing(r->res, next) == -1)
+			return -1;
+		return 2;
+	}
+	if (fd == -1 || fstat(fd, &sb) == -1) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (S_ISLNK(sb.st_mode) && (!last || follow_last)) {
+		if (storage_res_link(r, fd, next) == -1) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		*pos = r->rest;
+		return 0;
+	}
+	if (storage_res_append(r->res, seg, n) == -1) {
+		close(fd);
+		return -1;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		close(r->dirfd);
+		r->dirfd = fd;
+		*pos = next;
+		return 0;
+	}
+	close(fd);
+	if (*next != '\0')	/* "file/..." */
+		return storage_fail(ENOTDIR);
+	return 1;
+}
+
+/*
+ * What key resolves to beneath the root, into res (STORAGE_KEY_MAX + 1
+ * bytes): the key of the object the kernel would reach, with no symlink
+ * in it (but the last one when follow_last is false), found one segment
+ * at a time without the kernel following anything.  Returns 1 when it
+ * exists, 0 when it does not (res then ends with what is missing, taken
+ * as written), -1 with errno as ops_storage.h says (EXDEV out of the
+ * root, ELOOP a symlink no_symlinks forbids or too many, ENOTDIR, EPERM
+ * longer than any key).
+ */
+static int
+storage_resolve_key(const struct storage_fs *fs, const char *key,
+    bool follow_last, char *res)
+{
+	struct storage_res *r;
+	char *pos;
+	size_t n;
+	int rc = 0, saved;
+
+	res[0] = '\0';
+	if (strlen(key) >= sizeof(r->rest))
+		return storage_fail(ENAMETOOLONG);
+	if ((r = malloc(sizeof(*r))) == NULL)
+		return -1;
+	r->fs = fs;
+	r->res = res;
+	r->links = 0;
+	memcpy(r->rest, key, strlen(key) + 1);
+	pos = r->rest;
+	if ((r->dirfd = storage_open_resolved(fs, "", O_PATH | O_DIRECTORY,
+	    0)) == -1)
+		rc = -1;
+	while (rc == 0) {
+		pos += strspn(pos, "/");
+		if (*pos == '\0') {
+			rc = 1;		/* a directory */
+			break;
+		}
+		n = strcspn(pos, "/");
+		if (n == 1 && pos[0] == '.')
+			pos++;
+		else if (n == 2 && pos[0] == '.' && pos[1] == '.') {
+			rc = storage_res_up(r);
+			pos += 2;
+		} else
+			rc = storage_res_step(r, pos, n, follow_last, &pos);
+	}
+	saved = errno;
+	if (r->dirfd != -1)
+		close(r->dirfd);
+	free(r);
+	errno = saved;
+	return rc == 2 ? 0 : rc;
+}
+
+/*
+ * key resolved (storage_resolve_key) and admitted: the resolved key must
+ * be one a key can name and pass fs->admit.  1 it exists, 0 it does not,
+ * -1 errno (EISDIR for the root itself, EPERM no key's name, or admit's).
+ */
+static int
+storage_resolve_admit(const struct storage_fs *fs, const char *key,
+    bool follow_last, char *res)
+{
+	char err[64];
+	int rc;
+
+	if ((rc = storage_resolve_key(fs, key, follow_last, res)) == -1)
+		return -1;
+	if (res[0] == '\0')
+		return storage_fail(EISDIR);
+	if (storage_key_check(res, err, sizeof(err)) == -1)
+		return storage_fail(EPERM);
+	if (fs->admit != NULL && fs->admit(fs->admit_arg, res) == -1)
+		return -1;
+	return rc;
+}
+
+/*
+ * The directory of key resolved, and key's own name in it admitted (the
+ * last segment is not followed: writes and deletes act on it, a symlink
+ * included).  *dir gets the resolved directory ("" for the root), *base
+ * key's last segment; 1 the directory exists, 0 not, -1 errno.
+ */
+static int
+storage_resolve_parent(const struct storage_fs *fs, const char *key,
+    char *dir, const char **base)
+{
+	char full[STORAGE_KEY_MAX + 1], err[64], *d;
+	const char *slash = strrchr(key, '/');
+	int rc;
+
+	*base = slash ? slash + 1 : key;
+	if ((d = strndup(key, slash ? (size_t)(slash - key) : 0)) == NULL)
+		return -1;
+	rc = storage_resolve_key(fs, d, true, dir);
+	free(d);
+	if (rc == -1)
+		return -1;
+	if ((size_t)snprintf(full, sizeof(full), "%s%s%s", dir,
+	    dir[0] ? "/" : "", *base) >= sizeof(full) ||
+	    storage_key_check(full, err, sizeof(err)) == -1)
+		return storage_fail(EPERM);
+	if (fs->admit != NULL && fs->admit(fs->admit_arg, full) == -1)
+		return -1;
+	return rc;
 }
 
 /* An object's descriptor must be a regular file's. */
@@ -203,11 +561,16 @@ int
 storage_fs_read(const struct storage_fs *fs, const char *key, size_t max,
     char **buf, size_t *len)
 {
+	char res[STORAGE_KEY_MAX + 1];
 	struct stat sb;
 	int fd, rc = -1, saved;
 
+	if ((rc = storage_resolve_admit(fs, key, true, res)) != 1)
+		return storage_fail(rc == 0 ? ENOENT : errno);
+	rc = -1;
 	/* O_NONBLOCK: a FIFO must not hang the worker before fstat. */
-	fd = storage_fs_openat(fs, key, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+	fd = storage_open_resolved(fs, res, O_RDONLY | O_NOCTTY | O_NONBLOCK,
+	    0);
 	if (fd == -1)
 		return -1;
 	if (storage_check_regular(fd, &sb) == 0) {
@@ -223,21 +586,11 @@ storage_fs_read(const struct storage_fs *fs, const char *key, size_t max,
 	return rc;
 }
 
-/* Split key at its last '/': *dir (a copy, "." for none) and *base. */
-static int
-storage_split(const char *key, char **dir, const char **base)
-{
-	const char *slash = strrchr(key, '/');
-
-	*base = slash ? slash + 1 : key;
-	*dir = slash ? strndup(key, (size_t)(slash - key)) : strdup(".");
-	return *dir == NULL ? -1 : 0;
-}
-
 /*
- * Open directory dir, creating what is missing one segment at a time: each
- * mkdirat names a single segment in a directory already opened beneath
- * the root, so it cannot create anything elsewhere.
+ * Open the resolved directory dir ("" the root), creating what is missing
+ * one segment at a time: each mkdirat names a single segment in a
+ * directory already opened beneath the root, and no open follows a
+ * symlink, so nothing is created anywhere but at dir.
  */
 static int
 storage_mkdirs(const struct storage_fs *fs, char *dir)
@@ -246,10 +599,10 @@ storage_mkdirs(const struct storage_fs *fs, char *dir)
 	int fd, next, saved;
 	bool last;
 
-	fd = storage_fs_openat(fs, dir, O_RDONLY | O_DIRECTORY, 0);
+	fd = storage_open_resolved(fs, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (fd != -1 || errno != ENOENT)
 		return fd;
-	if ((fd = storage_fs_openat(fs, ".", O_RDONLY | O_DIRECTORY, 0))
+	if ((fd = storage_open_resolved(fs, "", O_RDONLY | O_DIRECTORY, 0))
 	    == -1)
 		return -1;
 	for (;;) {
@@ -258,7 +611,7 @@ storage_mkdirs(const struct storage_fs *fs, char *dir)
 		*end = '\0';
 		next = -1;
 		if (mkdirat(fd, seg, STORAGE_DIR_MODE) == 0 || errno == EEXIST)
-			next = storage_fs_openat(fs, dir,
+			next = storage_open_resolved(fs, dir,
 			    O_RDONLY | O_DIRECTORY, 0);
 		saved = errno;
 		if (!last)
@@ -351,18 +704,18 @@ int
 storage_fs_write(const struct storage_fs *fs, const char *key,
     const void *data, size_t len)
 {
+	char dir[STORAGE_KEY_MAX + 1], full[STORAGE_KEY_MAX + 1];
 	const char *base;
-	char *dir;
 	int dirfd, rc = -1, saved;
 
-	if (storage_split(key, &dir, &base) == -1)
+	if (storage_resolve_parent(fs, key, dir, &base) == -1)
 		return -1;
-	dirfd = storage_mkdirs(fs, dir);
-	saved = errno;
-	free(dir);
-	if (dirfd == -1)
-		return storage_fail(saved);
-	if (storage_target_check(fs, dirfd, base, key) == 0)
+	if ((size_t)snprintf(full, sizeof(full), "%s%s%s", dir,
+	    dir[0] ? "/" : "", base) >= sizeof(full))
+		return storage_fail(EPERM);	/* resolve_parent saw to it */
+	if ((dirfd = storage_mkdirs(fs, dir)) == -1)
+		return -1;
+	if (storage_target_check(fs, dirfd, base, full) == 0)
 		rc = storage_replace(dirfd, base, data, len);
 	saved = errno;
 	close(dirfd);
@@ -373,18 +726,15 @@ storage_fs_write(const struct storage_fs *fs, const char *key,
 int
 storage_fs_delete(const struct storage_fs *fs, const char *key)
 {
+	char dir[STORAGE_KEY_MAX + 1];
 	const char *base;
-	char *dir;
 	int dirfd, rc, saved;
 
-	if (storage_split(key, &dir, &base) == -1)
-		return -1;
-	dirfd = storage_fs_openat(fs, dir, O_RDONLY | O_DIRECTORY, 0);
-	saved = errno;
-	free(dir);
+	if ((rc = storage_resolve_parent(fs, key, dir, &base)) != 1)
+		return rc == 0 || errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+	dirfd = storage_open_resolved(fs, dir, O_RDONLY | O_DIRECTORY, 0);
 	if (dirfd == -1)
-		return saved == ENOENT || saved == ENOTDIR ? 0 :
-		    storage_fail(saved);
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	/* A symlink is removed itself, not followed. */
 	rc = unlinkat(dirfd, base, 0) == 0 ? 1 : -1;
 	saved = errno;
@@ -398,10 +748,14 @@ storage_fs_delete(const struct storage_fs *fs, const char *key)
 int
 storage_fs_exists(const struct storage_fs *fs, const char *key)
 {
+	char res[STORAGE_KEY_MAX + 1];
 	struct stat sb;
 	int fd, rc;
 
-	if ((fd = storage_fs_openat(fs, key, O_PATH, 0)) == -1)
+	if ((rc = storage_resolve_admit(fs, key, true, res)) != 1)
+		return rc == 0 || errno == ENOENT || errno == ENOTDIR ||
+		    errno == EISDIR ? 0 : -1;
+	if ((fd = storage_open_resolved(fs, res, O_PATH, 0)) == -1)
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	rc = fstat(fd, &sb) == -1 ? -1 : S_ISREG(sb.st_mode) ? 1 : 0;
 	close(fd);
@@ -481,6 +835,7 @@ static int
 storage_entry_kind(const struct storage_walk *w, int dfd,
     const struct dirent *de, const char *key)
 {
+	char res[STORAGE_KEY_MAX + 1], err[64];
 	unsigned char type = de->d_type;
 	struct stat sb;
 	int fd, kind = 0;
@@ -495,8 +850,15 @@ storage_entry_kind(const struct storage_walk *w, int dfd,
 		return type == DT_REG ? 1 : 2;
 	if (type != DT_LNK || w->fs->no_symlinks)
 		return 0;
-	/* A symlink is an object when it resolves beneath to a file. */
-	if ((fd = storage_fs_openat(w->fs, key, O_PATH, 0)) == -1)
+	/*
+	 * A symlink is an object when it resolves to a file that a key with
+	 * the listing's prefix names: the prefix is what the capability was
+	 * checked on.
+	 */
+	if (storage_resolve_key(w->fs, key, true, res) != 1 ||
+	    storage_key_check(res, err, sizeof(err)) == -1 ||
+	    strncmp(res, w->prefix, strlen(w->prefix)) != 0 ||
+	    (fd = storage_open_resolved(w->fs, res, O_PATH, 0)) == -1)
 		return 0;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
 		kind = 1;

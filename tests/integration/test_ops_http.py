@@ -9,8 +9,10 @@ loop and curl multi to handlers and delivers pending results."""
 
 import json
 import os
+import posixpath
 import sys
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -219,3 +221,76 @@ def test_refusals(orch, agent, sites):
     assert_error(crlf, "invalid_request", "CR, LF")
     assert other.paths() == []
     assert allowed.paths() == []
+
+
+def test_nul_refused(orch, agent, sites):
+    """A JSON string with \\u0000 is refused, never sent cut short at the
+    NUL: a body, a header value, the URL."""
+    allowed, other = sites
+    start(agent, allowed)
+    results = run_ops(orch, [
+        {"method": "POST", "url": allowed.url("/echo"),
+         "body": "head\x00tail"},
+        {"method": "GET", "url": allowed.url("/ok"),
+         "headers": {"X-A": "v\x00w"}},
+        {"method": "GET", "url": allowed.url("/ok\x00/x")},
+    ])
+    for r in results:
+        assert r.get("error_type") == "invalid_request", r
+    assert "NUL" in results[0]["error"], results[0]
+    assert allowed.paths() == [] and other.paths() == []
+
+
+class StaticSite(Site):
+    """Answers like a static file server: the path is percent-decoded and
+    its dot segments resolved, /secret.txt holds the secret, anything
+    under /public/ answers with its own path."""
+
+    def route(self, h, body):
+        path = posixpath.normpath(urllib.parse.unquote(h.path))
+        if path == "/secret.txt":
+            h._answer(200, b"TOP SECRET")
+        elif path.startswith("/public/"):
+            h._answer(200, path.encode())
+        else:
+            h._answer(404)
+
+
+@pytest.fixture
+def static_site():
+    site = StaticSite()
+    site.start()
+    yield site
+    site.stop()
+
+
+def test_allow_list_sees_normalised_urls(orch, agent, static_site):
+    """With only /public allowed, no encoding of ".." reaches /secret.txt:
+    the URL is normalised (RFC 3986) before the allow-list is consulted,
+    an encoded / or \\ in the path and a raw \\ are refused, and the
+    request goes out in the normal form."""
+    site = static_site
+    a = agent(operations={"http": {
+        "enabled": True, "allow": [site.url("/public")],
+        "max_bytes": MAX_BYTES, "timeout": 5.0}})
+    a.wait_ready(2)
+    base = site.url("")
+    escapes = ["/public/%2e%2e/secret.txt", "/public/%2E%2E/secret.txt",
+               "/public/.%2e/secret.txt", "/public/x/%2e%2e/%2e%2e/secret.txt"]
+    invalid = ["/public/..%2Fsecret.txt", "/public/..%2fsecret.txt",
+               "/public/..%5Csecret.txt", "/public\\..\\secret.txt",
+               "/public/..;/secret.txt"]
+    results = run_ops(orch, [{"method": "GET", "url": base + p}
+                             for p in escapes + invalid])
+    for p, r in zip(escapes, results):
+        assert r.get("error_type") == "capability_denied", (p, r)
+        assert "TOP SECRET" not in str(r)
+    for p, r in zip(invalid, results[len(escapes):]):
+        assert r.get("error_type") == "invalid_request", (p, r)
+    assert site.paths() == []
+    (ok,) = run_ops(orch, [{"method": "GET",
+                            "url": base + "/public/./x/../%79%7E"}])
+    assert ok.get("status") == 200, ok
+    assert ok["body"] == "/public/y~"
+    assert ok["url"] == base + "/public/y~"
+    assert site.paths() == ["/public/y~"]

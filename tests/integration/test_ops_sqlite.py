@@ -150,3 +150,23 @@ def test_timeout_unknown_and_bad_params(orch, agent, workdir):
     (again,) = run_ops(orch, [{"database": "inventory",
                                "sql": "SELECT count(*) FROM items"}])
     assert again["rows"] == [[5]], again
+
+
+def test_functions_allow_list(orch, agent, workdir):
+    """Only listed SQL functions run: fts3_tokenizer(), which returns a
+    pointer into the worker's memory, is refused, and so is anything else
+    not on the list; the usual functions work."""
+    a, db = start(agent, workdir)
+    tok, rnd, ver, fine = run_ops(orch, [
+        {"database": "inventory", "sql": "SELECT fts3_tokenizer('simple')"},
+        {"database": "inventory", "sql": "SELECT random()"},
+        {"database": "inventory", "sql": "SELECT sqlite_version()"},
+        {"database": "inventory",
+         "sql": "SELECT count(*), sum(qty), upper(min(name)), "
+                "json_extract('{\"k\": 7}', '$.k') FROM items"},
+    ])
+    for r in (tok, rnd, ver):
+        assert_error(r, "invalid_request", "not authorized")
+    assert "rows" not in tok
+    assert "fts3_tokenizer" in tok["error"]
+    assert fine.get("rows") == [[5, 19.5, "BOLT", 7]], fine

@@ -201,3 +201,88 @@ def test_storage_no_symlinks(orch, agent, workdir):
     assert _ok(res[1], "read real.txt")["data"] == "real"
     assert _ok(res[2], "list")["keys"] == ["real.txt"]
     a.check_alive()
+
+
+def test_storage_nul_refused(orch, agent, workdir):
+    """A JSON string with \\u0000 is refused, never written cut short at the
+    NUL; the same bytes as base64 are written whole."""
+    a, root, _ = _start(agent, workdir)
+    results = _run(orch, [
+        ("write", {"key": "n", "data": "ab\x00cd"}),
+        ("write", {"key": "n\x00x", "data": "ab"}),
+        ("list_objects", {"prefix": "\x00"}),
+    ])
+    for r in results:
+        assert r.get("error_type") == "invalid_request", r
+    assert "NUL" in results[0]["error"], results[0]
+    assert os.listdir(root) == []
+    (w,) = _run(orch, [("write", {"key": "n", "encoding": "base64",
+                                  "data": base64.b64encode(b"ab\0cd")
+                                  .decode()})])
+    assert _ok(w, "base64 write")["size"] == 5
+    with open(os.path.join(root, "n"), "rb") as f:
+        assert f.read() == b"ab\0cd"
+    a.check_alive()
+
+
+def test_storage_names_not_utf8(orch, agent, workdir):
+    """A file name that is not UTF-8 is listed with \\xHH for each byte
+    that is not (results stay valid UTF-8), and that spelling reads it."""
+    a, root, _ = _start(agent, workdir)
+    with open(os.path.join(os.fsencode(root), b"caf\xe9"), "wb") as f:
+        f.write(b"latin-1 name")
+    with open(os.path.join(root, "caf\u00e9"), "wb") as f:
+        f.write(b"utf-8 name")
+    (r,) = _run(orch, [("list_objects", {})])
+    assert _ok(r, "list")["keys"] == ["caf\u00e9", "caf\\xE9"], r
+    rd, bad = _run(orch, [("read", {"key": "caf\\xE9"}),
+                          ("read", {"key": "caf\\xe9"})])
+    assert _ok(rd, "read")["data"] == "latin-1 name"
+    assert rd["key"] == "caf\\xE9"
+    assert bad.get("error_type") == "invalid_request", bad
+    a.check_alive()
+
+
+def test_storage_symlink_out_of_prefix(orch, agent, workdir):
+    """With storage:allowed/* only, a symlink under allowed/ leading to
+    forbidden/ reaches nothing there: the capability is checked on the key
+    a path resolves to, for every method."""
+    a, root, _ = _start(agent, workdir, capabilities=[
+        "storage:allowed/* read,write,delete"])
+    os.makedirs(os.path.join(root, "allowed"))
+    os.makedirs(os.path.join(root, "forbidden"))
+    with open(os.path.join(root, "forbidden", "secret.txt"), "wb") as f:
+        f.write(b"forbidden data")
+    with open(os.path.join(root, "allowed", "ok.txt"), "wb") as f:
+        f.write(b"fine")
+    os.symlink("../forbidden", os.path.join(root, "allowed", "link"))
+    os.symlink("../forbidden/secret.txt",
+               os.path.join(root, "allowed", "slink"))
+    os.symlink("ok.txt", os.path.join(root, "allowed", "inner"))
+    before = _tree(os.path.join(root, "forbidden"))
+
+    cases = [
+        ("read", {"key": "allowed/link/secret.txt"}),
+        ("read", {"key": "allowed/slink"}),
+        ("read_json", {"key": "allowed/slink"}),
+        ("exists", {"key": "allowed/link/secret.txt"}),
+        ("exists", {"key": "allowed/link/nothing"}),
+        ("write", {"key": "allowed/link/secret.txt", "data": "x"}),
+        ("write", {"key": "allowed/link/new/file", "data": "x"}),
+        ("delete", {"key": "allowed/link/secret.txt"}),
+        ("read", {"key": "forbidden/secret.txt"}),
+    ]
+    results = _run(orch, cases)
+    for op, r in zip(cases, results):
+        assert r.get("error_type") == "capability_denied", (op, r)
+        assert "forbidden data" not in str(r)
+    ok, inner, listing = _run(orch, [
+        ("read", {"key": "allowed/ok.txt"}),
+        ("read", {"key": "allowed/inner"}),
+        ("list_objects", {"prefix": "allowed/"})])
+    assert _ok(ok, "read ok")["data"] == "fine"
+    assert _ok(inner, "read inner")["data"] == "fine"
+    assert _ok(listing, "list")["keys"] == ["allowed/inner",
+                                            "allowed/ok.txt"]
+    assert _tree(os.path.join(root, "forbidden")) == before
+    a.check_alive()

@@ -27,6 +27,7 @@
 #include "core/config.h"
 #include "core/evloop.h"
 #include "core/httpc.h"
+#include "core/jsonutil.h"
 #include "ops/dispatch.h"
 #include "ops/ops.h"
 #include "../../src/ops/http_priv.h"
@@ -160,6 +161,129 @@ test_allow_list(void **state)
 	assert_true(allowed(&allow, "http://d/dir/f"));
 	assert_false(allowed(&allow, "http://d/dir"));
 	assert_false(allowed(&none, "https://internal.example/"));
+}
+
+/* url parses to want (NULL: refused, with a message). */
+static void
+expect_url(const char *base, const char *url, const char *want)
+{
+	struct ophttp_target t;
+	char err[256];
+	int rc;
+
+	err[0] = '\0';
+	rc = ophttp_target_parse(&t, base, url, err, sizeof(err));
+	if (want == NULL) {
+		if (rc != -1)
+			fail_msg("%s: want refused, got %s", url, t.url);
+		assert_true(err[0] != '\0');
+		return;
+	}
+	if (rc == -1)
+		fail_msg("%s: want %s, refused: %s", url, want, err);
+	if (strcmp(t.url, want) != 0)
+		fail_msg("%s: want %s, got %s", url, want, t.url);
+	ophttp_target_free(&t);
+}
+
+/*
+ * RFC 3986 normalisation before anything is matched: percent-encoded
+ * unreserved characters decoded, dot segments removed, scheme and host in
+ * lower case, the default port dropped; an encoded / or \, a raw \, and
+ * anything that is not a URI character refused.
+ */
+static void
+test_url_normalised(void **state)
+{
+	static const struct {
+		const char *url, *want;
+	} cases[] = {
+		{ "http://h/public/%2e%2e/secret.txt", "http://h/secret.txt" },
+		{ "http://h/public/%2E%2e/./x", "http://h/x" },
+		{ "http://h/public/.%2E/.%2e/x", "http://h/x" },
+		{ "HTTP://Ex%61mple.COM:80/a/../b/%7euser?q=%41%3d%3D&r=%7E",
+		    "http://example.com/b/~user?q=A%3D%3D&r=~" },
+		{ "https://h:443", "https://h/" },
+		{ "http://h:0080/", "http://h/" },
+		{ "http://h:8080/a/./b/../c/", "http://h:8080/a/c/" },
+		{ "http://h/a/b/..", "http://h/a/" },
+		{ "http://h/../../x", "http://h/x" },
+		{ "http://h/a//b", "http://h/a//b" },
+		{ "http://h/%c3%a9?%c3%a9", "http://h/%C3%A9?%C3%A9" },
+		{ "http://[0:0::1]:8080/x", "http://[::1]:8080/x" },
+		{ "http://h/x#frag/../..", "http://h/x" },
+		{ "http://%68/", "http://h/" },
+		{ "http://u:p@H/a", "http://u:p@h/a" },
+		{ "http://h/a;p=1/b", "http://h/a;p=1/b" },
+		{ "http://h/?a/../b", "http://h/?a/../b" },
+		{ "http://h/a%2Fb", NULL },
+		{ "http://h/a%2fb", NULL },
+		{ "http://h/a%5Cb", NULL },
+		{ "http://h/a%5cb", NULL },
+		{ "http://h/a\\b", NULL },
+		{ "http://h\\@evil.example/", NULL },
+		{ "http://h/?x=\\", NULL },
+		{ "http://h/a/..;/b", NULL },
+		{ "http://h/a/%2e%2e;x/b", NULL },
+		{ "http://u@h@evil.example/", NULL },
+		{ "http://h/a b", NULL },
+		{ "http://h/a\tb", NULL },
+		{ "http://h/%zz", NULL },
+		{ "http://h/%4", NULL },
+		{ "http://h/\xc3\xa9", NULL },
+		{ "http://h:65536/", NULL },
+		{ "http://h:0/", NULL },
+		{ "http://h:8x/", NULL },
+		{ "http://[fe80::1%25eth0]/", NULL },
+		{ "http://h%00.example/", NULL },
+		{ "http://h_%41.example/", "http://h_a.example/" },
+		{ "http:///x", NULL },
+		{ "http:h/x", NULL },
+		{ "//h/x", NULL },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_url(NULL, cases[i].url, cases[i].want);
+	/* a redirect's Location the same way, after resolution */
+	expect_url("http://h/public/a", "%2e%2e/secret", "http://h/secret");
+	expect_url("http://h/public/a", "./%2E%2E/%2e%2e/x", "http://h/x");
+	expect_url("http://h/public/a", "..%2fsecret", NULL);
+	expect_url("http://h/public/a", "..\\secret", NULL);
+	expect_url("http://h:81/a/b?q", "?r", "http://h:81/a/b?r");
+	expect_url("http://h:81/a/b?q", "", "http://h:81/a/b?q");
+	expect_url("http://h:81/a/b?q", "#f", "http://h:81/a/b?q");
+	/* the normal form is a fixed point */
+	expect_url(NULL, "http://example.com/b/~user?q=A%3D%3D",
+	    "http://example.com/b/~user?q=A%3D%3D");
+}
+
+/* The allow-list sees only normal forms: an encoded ".." cannot pass. */
+static void
+test_allow_list_normalised(void **state)
+{
+	char *items[] = { "http://h/public", "http://e/p%75b/", "http://x" };
+	struct config_strlist allow = { items, 3 };
+	struct ophttp_target t;
+	char err[256];
+
+	(void)state;
+	assert_false(allowed(&allow, "http://h/public/%2e%2e/secret.txt"));
+	assert_false(allowed(&allow, "http://h/public/.%2e/secret.txt"));
+	assert_false(allowed(&allow, "http://h/public/a/%2E%2E/%2E%2E/s"));
+	assert_true(allowed(&allow, "http://h/public/a/%2E%2E/b"));
+	assert_true(allowed(&allow, "http://h/public/./x"));
+	assert_true(allowed(&allow, "http://h/p%75blic/x"));
+	assert_true(allowed(&allow, "http://h/public"));
+	assert_false(allowed(&allow, "http://h/PUBLIC/x"));
+	assert_false(allowed(&allow, "http://h/publicity"));
+	assert_true(allowed(&allow, "http://e/pub/x"));
+	assert_false(allowed(&allow, "http://e/pub"));
+	assert_true(allowed(&allow, "http://x/anything/%2e%2e/at/all"));
+	assert_int_equal(ophttp_target_parse(&t, NULL,
+	    "http://h/public/..%2Fsecret.txt", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "encoded"));
 }
 
 static void
@@ -795,6 +919,36 @@ test_no_http_client(void **state)
 	    "\"http://127.0.0.1:%d/ok\"}", "internal", "no HTTP client");
 }
 
+/* A string with \u0000 is refused, never sent cut short at the NUL. */
+static void
+test_nul_in_body(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"method\": \"POST\", \"url\": \"http://127.0.0.1:%d/echo\", "
+		    "\"body\": \"head\\u0000tail\"}",
+		"{\"method\": \"GET\", \"url\": "
+		    "\"http://127.0.0.1:%d/ok\\u0000/x\"}",
+		"{\"method\": \"GET\\u0000\", \"url\": "
+		    "\"http://127.0.0.1:%d/ok\"}",
+		"{\"method\": \"GET\", \"url\": \"http://127.0.0.1:%d/ok\", "
+		    "\"headers\": {\"X-A\": \"v\\u0000w\"}}",
+	};
+	struct fixture *f = *state;
+	char log[REQ_MAX];
+	const cJSON *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		r = run_op(f, bodies[i]);
+		if (strcmp(tu_str(r, "error_type"), "invalid_request") != 0)
+			fail_msg("%s: %s", bodies[i],
+			    cJSON_PrintUnformatted(r));
+	}
+	assert_non_null(strstr(tu_str(run_op(f, bodies[0]), "error"),
+	    "NUL"));
+	assert_int_equal(server_log(&f->ok, log, sizeof(log)), 0);
+}
+
 #define LIVE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int
@@ -807,6 +961,8 @@ main(void)
 		cmocka_unit_test(test_header_rules),
 		cmocka_unit_test(test_redirect_methods),
 		cmocka_unit_test(test_response_headers),
+		cmocka_unit_test(test_url_normalised),
+		cmocka_unit_test(test_allow_list_normalised),
 		LIVE(test_get),
 		LIVE(test_head),
 		LIVE(test_post_headers_filtered),
@@ -822,6 +978,7 @@ main(void)
 		LIVE(test_refusals),
 		LIVE(test_capability_denied),
 		LIVE(test_no_http_client),
+		LIVE(test_nul_in_body),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

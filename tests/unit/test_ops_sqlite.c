@@ -382,6 +382,134 @@ test_capability_denied(void **state)
 	assert_int_equal(f->host.checks, 1);
 }
 
+/*
+ * SQL functions: an explicit list.  fts3_tokenizer() would hand out a
+ * pointer into the worker; random(), sqlite_version() or changes() are
+ * harmless but not on the list, so they are refused too.
+ */
+static void
+test_functions_allowed_list(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const refused[] = {
+		"SELECT fts3_tokenizer('simple')",
+		"SELECT hex(fts3_tokenizer('porter'))",
+		"SELECT random()", "SELECT randomblob(4)",
+		"SELECT sqlite_version()", "SELECT changes()",
+		"SELECT last_insert_rowid()", "SELECT sqlite_log(1, 'x')",
+		"SELECT sqlite_compileoption_used('THREADSAFE')",
+		"SELECT load_extension('/nonexistent.so')",
+		"SELECT name FROM t WHERE upper(name) = 'ONE' AND "
+		    "random() > 0",
+		"SELECT * FROM (SELECT fts3_tokenizer('simple'))",
+		"WITH x AS (SELECT fts3_tokenizer('simple') AS p) SELECT * "
+		    "FROM x",
+	};
+	char json[512];
+	cJSON *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(json, sizeof(json), "{\"database\": \"main\", "
+		    "\"sql\": \"%s\"}", refused[i]);
+		expect_error(f, json, "invalid_request", "not authorized");
+	}
+	r = run_op(f, "{\"database\": \"main\", \"sql\": "
+	    "\"SELECT abs(-2), length(name), lower('A'), upper('b'),"
+	    " substr('abc', 2), coalesce(NULL, 3), count(*), sum(id),"
+	    " min(id), max(id), avg(id), json_extract('{\\\"a\\\": 5}', '$.a'),"
+	    " '{\\\"b\\\": 6}' ->> '$.b', date('2024-01-02'),"
+	    " typeof(round(1.5)), group_concat(id) FROM t WHERE id < 3\"}");
+	if (cJSON_HasObjectItem(r, "error"))
+		fail_msg("%s", cJSON_PrintUnformatted(r));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 0)->valueint, 2);
+	assert_string_equal(cJSON_GetArrayItem(row(r, 0), 2)->valuestring,
+	    "a");
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 6)->valueint, 2);
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 11)->valueint, 5);
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 12)->valueint, 6);
+	assert_string_equal(cJSON_GetArrayItem(row(r, 0), 13)->valuestring,
+	    "2024-01-02");
+	cJSON_Delete(r);
+	r = run_op(f, "{\"database\": \"main\", \"sql\": "
+	    "\"SELECT id, row_number() OVER (ORDER BY id DESC) FROM t"
+	    " ORDER BY id LIMIT 1\"}");
+	assert_false(cJSON_HasObjectItem(r, "error"));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 1)->valueint, 5);
+	cJSON_Delete(r);
+	assert_db_unchanged(f);
+}
+
+/* A database whose count(*) takes many times the limit set below. */
+#define BIG_ROWS	60000
+#define BIG_LIMIT	0.005
+
+static int
+setup_big(void **state)
+{
+	struct fixture *f;
+	char path[192], sql[512];
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	/* "missing" names DIR/nope.db: here it is, large. */
+	snprintf(path, sizeof(path), "%s/nope.db", f->dir);
+	snprintf(sql, sizeof(sql), "PRAGMA page_size = 512;"
+	    "PRAGMA journal_mode = OFF; CREATE TABLE big (b);"
+	    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+	    " WHERE i < %d) INSERT INTO big SELECT randomblob(300) FROM n;",
+	    BIG_ROWS);
+	make_db(path, sql);
+	return 0;
+}
+
+static int
+teardown_big(void **state)
+{
+	struct fixture *f = *state;
+	char path[192];
+
+	snprintf(path, sizeof(path), "%s/nope.db", f->dir);
+	unlink(path);
+	return teardown(state);
+}
+
+/*
+ * One virtual machine step can run long: count(*) walks the whole table
+ * in one, PRAGMA integrity_check checks every page in one; the progress
+ * handler never runs there.  The time limit holds anyway.
+ */
+static void
+test_timeout_in_one_step(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const slow[] = {
+		"SELECT count(*) FROM big",
+		"PRAGMA integrity_check",
+		"PRAGMA quick_check",
+	};
+	char json[256];
+	cJSON *r;
+	size_t i;
+
+	f->cfg.operations.sqlite.timeout = BIG_LIMIT;
+	for (i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+		snprintf(json, sizeof(json), "{\"database\": \"missing\", "
+		    "\"sql\": \"%s\"}", slow[i]);
+		expect_error(f, json, "timeout", "time limit");
+	}
+	/* with time enough, the same count succeeds */
+	f->cfg.operations.sqlite.timeout = 30;
+	r = run_op(f, "{\"database\": \"missing\", \"sql\": "
+	    "\"SELECT count(*) FROM big\"}");
+	if (cJSON_HasObjectItem(r, "error"))
+		fail_msg("%s", cJSON_PrintUnformatted(r));
+	assert_int_equal(cJSON_GetArrayItem(row(r, 0), 0)->valueint,
+	    BIG_ROWS);
+	cJSON_Delete(r);
+}
+
 int
 main(void)
 {
@@ -406,6 +534,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_capability_denied, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_functions_allowed_list,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_in_one_step,
+		    setup_big, teardown_big),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -852,6 +852,320 @@ test_root_errors(void **state)
 	assert_outside_intact(f);
 }
 
+/* Run method with a body read as the worker reads one (json_parse_limited). */
+static cJSON *
+call_limited(struct fixture *f, const char *method, const char *body)
+{
+	char path[128], err[128];
+	struct op_run run = { .ctx = &f->ctx };
+	cJSON *b = json_parse_limited(body, strlen(body), 1 << 20, err,
+	    sizeof(err)), *r = NULL;
+
+	assert_non_null(b);
+	snprintf(path, sizeof(path), STORAGE_PATH "%s", method);
+	run.path = path;
+	assert_int_equal(op_storage(&run, b, &r), OPS_DONE);
+	cJSON_Delete(b);
+	assert_non_null(r);
+	return r;
+}
+
+static void
+expect_limited_error(struct fixture *f, const char *method, const char *body,
+    const char *type, const char *needle)
+{
+	cJSON *r = call_limited(f, method, body);
+	const cJSON *t = cJSON_GetObjectItem(r, "error_type");
+	const cJSON *e = cJSON_GetObjectItem(r, "error");
+
+	if (!cJSON_IsString(t) || strcmp(t->valuestring, type) != 0 ||
+	    !cJSON_IsString(e) || strstr(e->valuestring, needle) == NULL)
+		fail_msg("%s %s: want %s containing \"%s\", got %s", method,
+		    body, type, needle, cJSON_PrintUnformatted(r));
+	cJSON_Delete(r);
+}
+
+/*
+ * A string with \u0000 is refused wherever the body gives one: nothing
+ * is written cut short at the NUL, and binary data goes as base64.
+ */
+static void
+test_nul_in_body(void **state)
+{
+	struct fixture *f = *state;
+	cJSON *r;
+
+	expect_limited_error(f, "write", "{\"key\": \"n\", "
+	    "\"data\": \"ab\\u0000cd\"}", "invalid_request", "NUL");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "write", "{\"key\": \"n\\u0000x\", "
+	    "\"data\": \"ab\"}", "invalid_request", "key");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "write", "{\"key\": \"n\", \"data\": "
+	    "\"YQ==\", \"encoding\": \"base64\\u0000x\"}",
+	    "invalid_request", "encoding");
+	assert_false(lexists(f, "root/n"));
+	expect_limited_error(f, "read", "{\"key\": \"n\\u0000\"}",
+	    "invalid_request", "key");
+	expect_limited_error(f, "list_objects", "{\"prefix\": \"\\u0000\"}",
+	    "invalid_request", "prefix");
+	expect_limited_error(f, "list_objects", "{\"cursor\": \"a\\u0000\"}",
+	    "invalid_request", "cursor");
+	/* the same bytes as base64 are written whole */
+	r = call_limited(f, "write", "{\"key\": \"n\", \"data\": "
+	    "\"YWIAY2Q=\", \"encoding\": \"base64\"}");
+	assert_false(ops_is_error(r));
+	assert_int_equal(cJSON_GetObjectItem(r, "size")->valueint, 5);
+	cJSON_Delete(r);
+	r = call_limited(f, "read", "{\"key\": \"n\"}");
+	assert_string_equal(tu_str(r, "encoding"), "base64");
+	assert_string_equal(tu_str(r, "data"), "YWIAY2Q=");
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
+/* The message of error result r, checked to be valid UTF-8. */
+static const char *
+utf8_message(const cJSON *r)
+{
+	const char *m = tu_str(r, "error");
+
+	if (!json_utf8_valid(m, strlen(m)))
+		fail_msg("not UTF-8: %s", m);
+	return m;
+}
+
+/*
+ * Error messages are valid UTF-8 by construction: a cut never splits a
+ * character (the buffer's end, a "%.Ns" precision), invalid bytes in
+ * what is quoted become U+FFFD.
+ */
+static void
+test_error_utf8(void **state)
+{
+	struct fixture *f = *state;
+	char big[1200], key[400], body[512];
+	const char *m;
+	size_t i;
+	cJSON *r;
+
+	/* "a" then 2-byte characters: every cut at an even length splits one */
+	big[0] = 'a';
+	for (i = 1; i + 2 < sizeof(big); i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[i] = '\0';
+	r = ops_error("internal", "%s", big);
+	m = utf8_message(r);
+	assert_true(strlen(m) < OPS_ERROR_MAX);
+	assert_true(strlen(m) >= OPS_ERROR_MAX - 4);
+	assert_memory_equal(m, big, strlen(m));
+	cJSON_Delete(r);
+	r = ops_error("internal", "<%.4s>", "\xc3\xa9\xe2\x82\xac!");
+	assert_string_equal(utf8_message(r), "<\xc3\xa9>");
+	cJSON_Delete(r);
+	r = ops_error("internal", "[%s]", "x\xffy\xc3");
+	assert_string_equal(utf8_message(r), "[x\xef\xbf\xbdy]");
+	cJSON_Delete(r);
+
+	/* a key quoted in a message is cut at 200 bytes, not in a character */
+	key[0] = 'a';
+	for (i = 1; i < 200; i += 2)
+		memcpy(key + i, "\xc3\xa9", 2);
+	memcpy(key + i, "/x", 3);
+	snprintf(body, sizeof(body), "{\"key\": \"%s\"}", key);
+	r = call(f, "read", body);
+	assert_string_equal(tu_str(r, "error_type"), "not_found");
+	assert_non_null(strstr(utf8_message(r), "no object a\xc3\xa9"));
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
+/* list_keys' result for body, checked to print as valid UTF-8. */
+static void
+expect_utf8_result(struct fixture *f, const char *method, const char *body)
+{
+	cJSON *r = call(f, method, body);
+	char *text = cJSON_PrintUnformatted(r);
+
+	assert_non_null(text);
+	if (ops_is_error(r) || !json_utf8_valid(text, strlen(text)))
+		fail_msg("%s %s: %s", method, body, text);
+	free(text);
+	cJSON_Delete(r);
+}
+
+/*
+ * A file name that is not UTF-8 is listed with \xHH for each byte that
+ * is not, and that spelling is the key everywhere else: read, cursor,
+ * prefix, write, the capability.  Every other spelling is refused.
+ */
+static void
+test_list_not_utf8(void **state)
+{
+	struct fixture *f = *state;
+	char out[512], cursor[256], all[512];
+	cJSON *r;
+
+	put_file(f, "root/caf\xe9.txt", "latin-1", 7);
+	put_file(f, "root/caf\xc3\xa9.txt", "utf-8", 5);
+	put_dir(f, "root/d\xff");
+	put_file(f, "root/d\xff/x", "x", 1);
+
+	expect_utf8_result(f, "list_objects", "{}");
+	list_keys(f, "{}", out, sizeof(out), cursor, sizeof(cursor));
+	assert_string_equal(out,
+	    "caf\xc3\xa9.txt,caf\\xE9.txt,d\\xFF/x");
+	list_pages(f, NULL, 1, all, sizeof(all));
+	assert_string_equal(all,
+	    "caf\xc3\xa9.txt|caf\\xE9.txt|d\\xFF/x");
+	list_keys(f, "{\"prefix\": \"d\\\\xFF/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "d\\xFF/x");
+	assert_string_equal(f->host.resource, "storage:d\\xFF/");
+
+	r = call(f, "read", "{\"key\": \"caf\\\\xE9.txt\"}");
+	assert_false(ops_is_error(r));
+	assert_string_equal(tu_str(r, "key"), "caf\\xE9.txt");
+	assert_string_equal(tu_str(r, "data"), "latin-1");
+	cJSON_Delete(r);
+	assert_string_equal(f->host.resource, "storage:caf\\xE9.txt");
+	expect_utf8_result(f, "exists", "{\"key\": \"d\\\\xFF/x\"}");
+	write_ok(f, "new\\xFF", "n", NULL, 1);
+	assert_true(lexists(f, "root/new\xff"));
+
+	/* one spelling per key */
+	expect_error(f, "read", "{\"key\": \"caf\\\\xe9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"caf\\\\xC3\\\\xA9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"caf\xe9.txt\"}",
+	    "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\x00\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\x4\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"a\\\\b\"}", "invalid_request");
+	expect_error(f, "read", "{\"key\": \"\\\\x2F\"}", "invalid_request");
+	expect_error(f, "list_objects", "{\"cursor\": \"caf\xe9.txt\"}",
+	    "invalid_request");
+	assert_outside_intact(f);
+}
+
+/* A host granting storage:allowed/ and below only (any right). */
+static int
+allowed_prefix_check(struct op_run *run, const char *resource,
+    const char *right, cJSON **error)
+{
+	struct tu_host *h = run->ctx->host->arg;
+
+	h->checks++;
+	snprintf(h->resource, sizeof(h->resource), "%s", resource);
+	if (strncmp(resource, "storage:allowed/", 16) == 0)
+		return 0;
+	*error = ops_error("capability_denied", "no %s on %s", right,
+	    resource);
+	return -1;
+}
+
+/*
+ * A symlink under an allowed prefix that leads to another key inside the
+ * root reaches it only with the capability on that key: every method
+ * checks what the key resolves to, before touching anything.
+ */
+static void
+test_symlink_out_of_prefix(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const methods[] = { "read", "read_json", "exists",
+	    "write", "delete" };
+	static const char *const keys[] = { "allowed/link/secret",
+	    "allowed/slink", "allowed/dangling", "allowed/link/nothing",
+	    "allowed/link/new/deeper", "allowed/up/forbidden/secret" };
+	char body[256], out[512], cursor[256];
+	size_t i, j;
+	cJSON *r;
+
+	f->host.host.check = allowed_prefix_check;
+	put_dir(f, "root/allowed");
+	put_dir(f, "root/forbidden");
+	put_file(f, "root/forbidden/secret", "{\"top\": 1}", 10);
+	put_file(f, "root/allowed/ok.txt", "ok", 2);
+	put_link(f, "../forbidden", "root/allowed/link");
+	put_link(f, "../forbidden/secret", "root/allowed/slink");
+	put_link(f, "../forbidden/nothing", "root/allowed/dangling");
+	put_link(f, "..", "root/allowed/up");
+	put_link(f, "ok.txt", "root/allowed/inner");
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+			/* write and delete act on a last symlink itself */
+			if ((strcmp(methods[j], "delete") == 0 ||
+			    strcmp(methods[j], "write") == 0) &&
+			    (strcmp(keys[i], "allowed/slink") == 0 ||
+			    strcmp(keys[i], "allowed/dangling") == 0))
+				continue;
+			snprintf(body, sizeof(body), "{\"key\": \"%s\", "
+			    "\"data\": \"pwned\"}", keys[i]);
+			expect_error(f, methods[j], body, "capability_denied");
+			assert_true(strncmp(f->host.resource, "storage:forbidden",
+			    17) == 0 || strncmp(f->host.resource,
+			    "storage:up", 10) == 0);
+		}
+	assert_false(lexists(f, "root/forbidden/new"));
+	assert_false(lexists(f, "root/forbidden/nothing"));
+	assert_true(lexists(f, "root/forbidden/secret"));
+
+	/* within the prefix: one check, as before */
+	f->host.checks = 0;
+	r = read_ok(f, "allowed/inner");
+	assert_string_equal(tu_str(r, "data"), "ok");
+	cJSON_Delete(r);
+	assert_int_equal(f->host.checks, 2);
+	f->host.checks = 0;
+	r = read_ok(f, "allowed/ok.txt");
+	cJSON_Delete(r);
+	assert_int_equal(f->host.checks, 1);
+	/* listed: what resolves within the prefix; never the way out */
+	list_keys(f, "{\"prefix\": \"allowed/\"}", out, sizeof(out), cursor,
+	    sizeof(cursor));
+	assert_string_equal(out, "allowed/inner,allowed/ok.txt");
+	/* a write replaces the link, a delete removes it, not its target */
+	write_ok(f, "allowed/dangling", "mine", NULL, 4);
+	assert_false(lexists(f, "root/forbidden/nothing"));
+	expect_flag(f, "delete", "allowed/slink", "deleted", 1);
+	assert_true(lexists(f, "root/forbidden/secret"));
+	r = call(f, "read", "{\"key\": \"allowed/dangling\"}");
+	assert_string_equal(tu_str(r, "data"), "mine");
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
+/*
+ * read_json builds valid UTF-8: a file whose JSON is not UTF-8 is refused,
+ * and a string with \u0000 comes back as written, not cut at the NUL.
+ */
+static void
+test_read_json_utf8(void **state)
+{
+	struct fixture *f = *state;
+	static const char latin1[] = "{\"name\": \"caf\xe9\"}";
+	static const char nul[] = "{\"a\": \"x\\u0000y\", \"b\": \"ok\"}";
+	char *text;
+	cJSON *r;
+
+	put_file(f, "root/latin1.json", latin1, strlen(latin1));
+	expect_error(f, "read_json", "{\"key\": \"latin1.json\"}",
+	    "invalid_request");
+	put_file(f, "root/nul.json", nul, strlen(nul));
+	r = call(f, "read_json", "{\"key\": \"nul.json\"}");
+	assert_false(ops_is_error(r));
+	text = cJSON_PrintUnformatted(r);
+	assert_non_null(text);
+	assert_true(json_utf8_valid(text, strlen(text)));
+	assert_non_null(strstr(text, "\"data\":{\"a\":\"x\\u0000y\",\"b\":\"ok\"}"));
+	free(text);
+	cJSON_Delete(r);
+	assert_outside_intact(f);
+}
+
 int
 main(void)
 {
@@ -878,6 +1192,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_capabilities, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_root_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_nul_in_body, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_error_utf8, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_list_not_utf8, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_out_of_prefix,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_json_utf8, setup,
 		    teardown),
 	};
 

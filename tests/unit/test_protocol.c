@@ -128,6 +128,56 @@ test_json_size_and_syntax(void **state)
 	assert_string_equal(err, "not valid JSON");
 }
 
+/*
+ * A string with \u0000 is never read cut short: a value is no string at
+ * all (printed, it is the original token), a member name keeps its
+ * spelling; "\\u0000" (an escaped backslash) is an ordinary string.
+ */
+static void
+test_json_nul_strings(void **state)
+{
+	const char *text = "{\"a\": \"x\\u0000y\", \"b\\u0000c\": 1, "
+	    "\"arr\": [\"p\\u0000\", \"ok\", {\"k\": \"\\u0000\"}], "
+	    "\"s\": \"\\\\u0000\", \"t\": \"tab\tu\\u0000\"}";
+	char err[128], *once, *twice;
+	const cJSON *arr, *a;
+	cJSON *v, *again;
+
+	(void)state;
+	v = json_parse_limited(text, strlen(text), 1 << 20, err, sizeof(err));
+	assert_non_null(v);
+	a = cJSON_GetObjectItemCaseSensitive(v, "a");
+	assert_non_null(a);
+	assert_false(cJSON_IsString(a));
+	assert_true(json_has_nul(a));
+	assert_null(json_string(v, "a"));
+	/* the name cut at its NUL finds nothing */
+	assert_null(cJSON_GetObjectItemCaseSensitive(v, "b"));
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(v, "b\\u0000c"));
+	arr = cJSON_GetObjectItemCaseSensitive(v, "arr");
+	assert_false(cJSON_IsString(cJSON_GetArrayItem(arr, 0)));
+	assert_string_equal(cJSON_GetArrayItem(arr, 1)->valuestring, "ok");
+	assert_null(json_string(cJSON_GetArrayItem(arr, 2), "k"));
+	assert_string_equal(json_string(v, "s"), "\\u0000");
+	assert_false(json_has_nul(cJSON_GetObjectItemCaseSensitive(v, "s")));
+	assert_null(json_string(v, "t"));
+	/* printed and parsed again: the same tree, valid JSON */
+	once = cJSON_PrintUnformatted(v);
+	assert_non_null(once);
+	assert_non_null(strstr(once, "\"x\\u0000y\""));
+	assert_non_null(strstr(once, "\"tab\\u0009u\\u0000\""));
+	again = json_parse_limited(once, strlen(once), 1 << 20, err,
+	    sizeof(err));
+	assert_non_null(again);
+	twice = cJSON_PrintUnformatted(again);
+	assert_string_equal(once, twice);
+	assert_null(json_string(again, "a"));
+	cJSON_free(once);
+	cJSON_free(twice);
+	cJSON_Delete(again);
+	cJSON_Delete(v);
+}
+
 /* Credentials. */
 
 static struct egressd_config *
@@ -295,6 +345,7 @@ main(void)
 		cmocka_unit_test(test_json_depth_limit),
 		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
 		cmocka_unit_test(test_json_size_and_syntax),
+		cmocka_unit_test(test_json_nul_strings),
 		cmocka_unit_test(test_event_types),
 		cmocka_unit_test(test_operation_objects),
 		cmocka_unit_test(test_token_file_must_be_private),

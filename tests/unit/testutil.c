@@ -16,7 +16,10 @@
 #include "core/config.h"
 #include "core/evloop.h"
 #include "core/httpc.h"
+#include "core/jsonutil.h"
 #include "procmgr/store.h"
+
+#define TU_BODY_MAX (16 * 1024 * 1024)	/* orchestrator.max_body_bytes */
 
 /* Files and directories. */
 
@@ -272,15 +275,18 @@ tu_run_free(struct tu_run *r)
 	r->result = NULL;
 }
 
+/* A body read as the worker reads one (limits, strings with \u0000). */
 static cJSON *
 tu_parse(const char *body_json)
 {
+	char err[128];
 	cJSON *body;
 
 	if (body_json == NULL)
 		return NULL;
-	if ((body = cJSON_Parse(body_json)) == NULL)
-		fail_msg("not JSON: %s", body_json);
+	if ((body = json_parse_limited(body_json, strlen(body_json),
+	    TU_BODY_MAX, err, sizeof(err))) == NULL)
+		fail_msg("not JSON (%s): %s", err, body_json);
 	return body;
 }
 
