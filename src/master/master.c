@@ -28,7 +28,6 @@
 #include "master/control.h"
 #include "master/events.h"
 #include "core/evloop.h"
-#include "core/httpc.h"
 #include "core/log.h"
 #include "master/master.h"
 #include "master_priv.h"
@@ -683,8 +682,6 @@ master_next_timeout(struct master *m)
 	if (m->ctl != NULL)
 		next = master_earliest(next, control_next_deadline(m->ctl));
 	next = master_earliest(next, master_ctl_next_deadline(m));
-	if (m->http != NULL)
-		next = master_earliest(next, httpc_next_deadline(m->http));
 	if (m->events != NULL)
 		next = master_earliest(next, events_next_deadline(m->events));
 	next = master_earliest(next, relay_next_deadline(m));
@@ -1016,8 +1013,6 @@ master_run(struct master *m)
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
-		if (m->http != NULL)
-			httpc_run_timers(m->http);
 		if (m->events != NULL)
 			events_tick(m->events, clock_mono());
 		relay_tick(m, clock_mono());

@@ -403,10 +403,8 @@ worker_tick(struct worker *w)
 	double now = clock_mono();
 
 	runner_tick(w->runner, now);
-	if (w->http != NULL) {
-		httpc_run_timers(w->http);
+	if (w->http != NULL)
 		poller_tick(w->poller, now);
-	}
 	if (getppid() != w->master_pid && !w->shutting_down)
 		worker_shutdown(w, 0, 0, "the master is gone (orphaned)");
 	if (w->shutting_down && worker_drained(w, now)) {
@@ -433,10 +431,8 @@ worker_next_timeout(const struct worker *w)
 		next = worker_earliest(next, w->abandoned ?
 		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
 	next = worker_earliest(next, runner_next_deadline(w->runner));
-	if (w->http != NULL) {
-		next = worker_earliest(next, httpc_next_deadline(w->http));
+	if (w->http != NULL)
 		next = worker_earliest(next, poller_next_deadline(w->poller));
-	}
 	return clock_ms_until(next);
 }
 
