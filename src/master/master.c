@@ -682,8 +682,6 @@ master_next_timeout(struct master *m)
 	if (m->ctl != NULL)
 		next = master_earliest(next, control_next_deadline(m->ctl));
 	next = master_earliest(next, master_ctl_next_deadline(m));
-	if (m->events != NULL)
-		next = master_earliest(next, events_next_deadline(m->events));
 	next = master_earliest(next, relay_next_deadline(m));
 	if (next <= 0)
 		return -1;
@@ -1013,8 +1011,6 @@ master_run(struct master *m)
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
-		if (m->events != NULL)
-			events_tick(m->events, clock_mono());
 		relay_tick(m, clock_mono());
 	}
 	if (m->npushq > 0)

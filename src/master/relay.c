@@ -422,8 +422,8 @@ relay_start_events(struct master *m)
 {
 	if (m->http == NULL || !m->cfg->orchestrator.events)
 		return;
-	if ((m->events = events_new(&m->orch, relay_on_event, m)) ==
-	    NULL) {
+	if ((m->events = events_new(m->loop, &m->orch, relay_on_event,
+	    m)) == NULL) {
 		log_errx("events: out of memory; running without the stream");
 		return;
 	}
