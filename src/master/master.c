@@ -617,8 +617,6 @@ master_maintain(struct master *m)
 
 	for (w = m->workers; w != NULL; w = w->next)
 		master_check_liveness(m, w, now);
-	if (m->ctl != NULL)
-		control_expire(m->ctl, now);
 	master_ctl_expire(m, now, 0);
 	if (m->state == MS_STOPPING) {
 		if (now >= m->stop_deadline)
@@ -679,8 +677,6 @@ master_next_timeout(struct master *m)
 				    m->cfg->server.graceful_timeout);
 		}
 	}
-	if (m->ctl != NULL)
-		next = master_earliest(next, control_next_deadline(m->ctl));
 	next = master_earliest(next, master_ctl_next_deadline(m));
 	next = master_earliest(next, relay_next_deadline(m));
 	if (next <= 0)
