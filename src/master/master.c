@@ -617,7 +617,6 @@ master_maintain(struct master *m)
 
 	for (w = m->workers; w != NULL; w = w->next)
 		master_check_liveness(m, w, now);
-	master_ctl_expire(m, now, 0);
 	if (m->state == MS_STOPPING) {
 		if (now >= m->stop_deadline)
 			for (w = m->workers; w != NULL; w = w->next)
@@ -677,7 +676,6 @@ master_next_timeout(struct master *m)
 				    m->cfg->server.graceful_timeout);
 		}
 	}
-	next = master_earliest(next, master_ctl_next_deadline(m));
 	next = master_earliest(next, relay_next_deadline(m));
 	if (next <= 0)
 		return -1;
@@ -1029,7 +1027,7 @@ master_free(struct master *m)
 			close(w->fd);
 		free(w);
 	}
-	master_ctl_expire(m, 0, 1);	/* answer what still waits */
+	master_ctl_expire(m);	/* answer what still waits */
 	control_close(m->ctl, 1);
 	relay_free(m);
 	store_close(&m->store);

@@ -4,8 +4,8 @@
  * down verdict egressctl turns into its exit status), reload, stop, scale,
  * metrics (Prometheus text of every worker's operations, reaped ones too).
  * health --deep also asks each worker for its live detail (STATUS frames)
- * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed; the
- * master goes on serving meanwhile.
+ * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed (a
+ * timer per request); the master goes on serving meanwhile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include "core/channel.h"
 #include "core/clock.h"
 #include "master/control.h"
+#include "core/evloop.h"
 #include "master/events.h"
 #include "master_priv.h"
 #include "core/metrics.h"
@@ -128,7 +129,8 @@ struct deep_health {
 	struct control_reply *reply;
 	cJSON *health;
 	int waiting;
-	double deadline;
+	struct evloop_timer timeout;
+	struct master *m;
 	struct deep_health *next;
 };
 
@@ -142,6 +144,7 @@ master_ctl_deep_done(struct master *m, struct deep_health *d)
 			*pp = d->next;
 			break;
 		}
+	evloop_timer_cancel(&d->timeout);
 	control_finish(d->reply, d->health, NULL);
 	free(d);
 }
@@ -158,6 +161,27 @@ master_ctl_entry(cJSON *health, pid_t pid)
 		    "pid")) == pid)
 			return w;
 	return NULL;
+}
+
+/* Answer d now: workers that did not answer in time are marked so. */
+static void
+master_ctl_deep_expire(struct master *m, struct deep_health *d)
+{
+	cJSON *entry;
+
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(d->health,
+	    "workers"))
+		if (!cJSON_HasObjectItem(entry, "live"))
+			cJSON_AddNullToObject(entry, "live");
+	master_ctl_deep_done(m, d);
+}
+
+static void
+master_ctl_on_deep_timeout(void *arg)
+{
+	struct deep_health *d = arg;
+
+	master_ctl_deep_expire(d->m, d);
 }
 
 /* Ask every listed worker; those that cannot be asked get "live": null. */
@@ -186,7 +210,10 @@ master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
 		return health;	/* nothing to wait for: answer now */
 	}
 	d->health = health;
-	d->deadline = clock_mono() + MASTER_DEEP_TIMEOUT;
+	d->m = m;
+	evloop_timer_init(&d->timeout, master_ctl_on_deep_timeout, d);
+	evloop_timer_add(m->loop, &d->timeout, clock_mono() +
+	    MASTER_DEEP_TIMEOUT);
 	d->next = m->deep;
 	m->deep = d;
 	return NULL;
@@ -212,34 +239,10 @@ master_ctl_status_reply(struct master *m, const struct wproc *w,
 }
 
 void
-master_ctl_expire(struct master *m, double now, int force)
+master_ctl_expire(struct master *m)
 {
-	struct deep_health *d, *next;
-	cJSON *entry;
-
-	for (d = m->deep; d != NULL; d = next) {
-		next = d->next;
-		if (!force && now < d->deadline)
-			continue;
-		/* Workers that did not answer in time are marked so. */
-		cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(
-		    d->health, "workers"))
-			if (!cJSON_HasObjectItem(entry, "live"))
-				cJSON_AddNullToObject(entry, "live");
-		master_ctl_deep_done(m, d);
-	}
-}
-
-double
-master_ctl_next_deadline(const struct master *m)
-{
-	const struct deep_health *d;
-	double next = 0;
-
-	for (d = m->deep; d != NULL; d = d->next)
-		if (next == 0 || d->deadline < next)
-			next = d->deadline;
-	return next;
+	while (m->deep != NULL)
+		master_ctl_deep_expire(m, m->deep);
 }
 
 static cJSON *

@@ -155,9 +155,8 @@ struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
 /* A worker's STATUS_REPLY (o) for the health --deep requests waiting. */
 void master_ctl_status_reply(struct master *m, const struct wproc *w,
     const struct cJSON *o);
-/* Answer deep requests whose workers were too slow; all of them if force. */
-void master_ctl_expire(struct master *m, double now, int force);
-double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
+/* Answer the deep requests still waiting for workers (at exit). */
+void master_ctl_expire(struct master *m);
 /* Operations of every worker, live or reaped, and the master's counters. */
 void master_ctl_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm);
