@@ -676,7 +676,6 @@ master_next_timeout(struct master *m)
 				    m->cfg->server.graceful_timeout);
 		}
 	}
-	next = master_earliest(next, relay_next_deadline(m));
 	if (next <= 0)
 		return -1;
 	return clock_ms_until(next);
@@ -1005,7 +1004,6 @@ master_run(struct master *m)
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
-		relay_tick(m, clock_mono());
 	}
 	if (m->npushq > 0)
 		log_errx("%d pushed operations never reached a worker",

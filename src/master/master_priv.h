@@ -15,6 +15,7 @@
 
 #include "core/orch.h"
 #include "core/config.h"
+#include "core/evloop.h"
 #include "master/master.h"
 #include "core/metrics.h"
 #include "procmgr/store.h"
@@ -74,7 +75,7 @@ enum mstate { MS_RUNNING, MS_STOPPING };
 struct relay_push {
 	char *body;		/* kept for the next try */
 	int tries;
-	double retry_at;	/* 0 = no try waiting */
+	struct evloop_timer retry;	/* pending: a try is waiting */
 	struct httpc_request *req;
 };
 
@@ -146,8 +147,6 @@ void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
 void relay_new_instance_id(struct master *m);
 void relay_free(struct master *m);
-double relay_next_deadline(const struct master *m);	/* 0 = none */
-void relay_tick(struct master *m, double now);	/* push retries */
 
 /* master_ctl.c */
 struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,

@@ -21,6 +21,7 @@
 #include "core/orch.h"
 #include "core/channel.h"
 #include "core/clock.h"
+#include "core/evloop.h"
 #include "master/events.h"
 #include "core/httpc.h"
 #include "core/jsonutil.h"
@@ -180,6 +181,7 @@ static void relay_push_try(struct master *m, struct relay_push *p);
 static void
 relay_push_cancel(struct relay_push *p)
 {
+	evloop_timer_cancel(&p->retry);
 	httpc_request_free(p->req);
 	free(p->body);
 	memset(p, 0, sizeof(*p));
@@ -188,7 +190,7 @@ relay_push_cancel(struct relay_push *p)
 static int
 relay_push_busy(const struct relay_push *p)
 {
-	return p->req != NULL || p->retry_at > 0;
+	return p->req != NULL || evloop_timer_pending(&p->retry);
 }
 
 static enum orch_call
@@ -208,7 +210,8 @@ static void
 relay_push_failed(struct master *m, struct relay_push *p, const char *why)
 {
 	if (p->tries < RELAY_PUSH_TRIES) {
-		p->retry_at = clock_mono() + relay_push_delay[p->tries - 1];
+		evloop_timer_add(m->loop, &p->retry, clock_mono() +
+		    relay_push_delay[p->tries - 1]);
 		log_warnx("%s push failed (%s); retrying in %.0fs",
 		    relay_push_name(m, p), why, relay_push_delay[p->tries - 1]);
 		return;
@@ -255,13 +258,28 @@ relay_push_try(struct master *m, struct relay_push *p)
 {
 	char *copy = strdup(p->body);
 
-	p->retry_at = 0;
 	p->tries++;
 	p->req = copy == NULL ? NULL : orch_call(&m->orch,
 	    relay_push_call(m, p), NULL, copy, p == &m->push_metrics ?
 	    relay_on_metrics_done : relay_on_logs_done, m);
 	if (p->req == NULL)
 		relay_push_failed(m, p, "cannot start the request");
+}
+
+static void
+relay_on_metrics_retry(void *arg)
+{
+	struct master *m = arg;
+
+	relay_push_try(m, &m->push_metrics);
+}
+
+static void
+relay_on_logs_retry(void *arg)
+{
+	struct master *m = arg;
+
+	relay_push_try(m, &m->push_logs);
 }
 
 /* Send body (taken over) as p's POST; NULL body: out of memory. */
@@ -274,26 +292,9 @@ relay_push_start(struct master *m, struct relay_push *p, char *body)
 	}
 	p->body = body;
 	p->tries = 0;
+	evloop_timer_init(&p->retry, p == &m->push_metrics ?
+	    relay_on_metrics_retry : relay_on_logs_retry, m);
 	relay_push_try(m, p);
-}
-
-double
-relay_next_deadline(const struct master *m)
-{
-	double a = m->push_metrics.retry_at, b = m->push_logs.retry_at;
-
-	if (a <= 0)
-		return b;
-	return b > 0 && b < a ? b : a;
-}
-
-void
-relay_tick(struct master *m, double now)
-{
-	if (m->push_metrics.retry_at > 0 && now >= m->push_metrics.retry_at)
-		relay_push_try(m, &m->push_metrics);
-	if (m->push_logs.retry_at > 0 && now >= m->push_logs.retry_at)
-		relay_push_try(m, &m->push_logs);
 }
 
 /* push_metrics: the master knows every worker's counters, so it sends. */
