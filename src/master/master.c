@@ -43,6 +43,8 @@ const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
 
 static void master_on_channel(int fd, short revents, void *arg);
 static int master_on_frame(struct wproc *w, const struct channel_frame *f);
+static void master_on_liveness(void *arg);
+static void master_on_ready_by(void *arg);
 
 static double
 master_worker_uptime(const struct wproc *w, double now)
@@ -103,6 +105,27 @@ master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 	return rc;
 }
 
+/*
+ * Liveness: SIGABRT after worker_timeout of silence, SIGKILL 2 s later (or
+ * at kill_after, when a stop or a broken channel set it).  The timer is
+ * moved to the earlier of the two whenever either changes.
+ */
+static void
+master_arm_liveness(struct wproc *w)
+{
+	double next = w->kill_after, silent;
+
+	if (!w->killed && w->abort_sent == 0) {
+		silent = w->last_seen + w->master->cfg->server.worker_timeout;
+		if (next == 0 || silent < next)
+			next = silent;
+	}
+	if (w->killed || next == 0)
+		evloop_timer_cancel(&w->liveness);
+	else
+		evloop_timer_add(w->master->loop, &w->liveness, next);
+}
+
 /* Ask a worker to stop; the signal is the fallback when the channel fails. */
 static void
 master_stop_worker(struct wproc *w, int fast, double grace, double margin)
@@ -118,6 +141,7 @@ master_stop_worker(struct wproc *w, int fast, double grace, double margin)
 	/* A worker past its own deadline plus a margin is hung: kill it. */
 	if (w->kill_after == 0 || kill_at < w->kill_after)
 		w->kill_after = kill_at;
+	master_arm_liveness(w);
 }
 
 static void
@@ -199,6 +223,11 @@ master_spawn(struct master *m, int slot)
 	w->fd = sv[0];
 	w->started = w->last_seen = clock_mono();
 	w->max_ops = master_recycle_limit(m);
+	evloop_timer_init(&w->liveness, master_on_liveness, w);
+	master_arm_liveness(w);
+	evloop_timer_init(&w->ready_by, master_on_ready_by, w);
+	evloop_timer_add(m->loop, &w->ready_by, w->started +
+	    m->cfg->server.graceful_timeout);
 	if (evloop_add(m->loop, w->fd, POLLIN, master_on_channel, w) == -1) {
 		log_warn("spawn: event loop");
 		close(w->fd);
@@ -271,6 +300,7 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	m->crash_streak++;
 	if (now + delay > m->respawn_after)
 		m->respawn_after = now + delay;
+	evloop_timer_add(m->loop, &m->respawn, m->respawn_after);
 	log_warnx("crash loop: worker %d lived %.2fs (min_uptime %.1fs); "
 	    "respawning in %.1fs", w->slot, uptime, m->cfg->server.min_uptime,
 	    delay);
@@ -316,6 +346,8 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	metrics_add(&m->retired, &w->metrics);
 	master_close_channel(m, w);
 	master_unlink(m, w);
+	evloop_timer_cancel(&w->liveness);
+	evloop_timer_cancel(&w->ready_by);
 	free(w);
 }
 
@@ -441,6 +473,7 @@ master_on_frame(struct wproc *w,
 			log_info("worker %d (pid %ld) ready", w->slot,
 			    (long)w->pid);
 		w->ready = 1;
+		evloop_timer_cancel(&w->ready_by);
 		if (!w->retiring)
 			w->state = WS_READY;
 	} else if (f->type == CH_HEARTBEAT)
@@ -466,6 +499,7 @@ master_channel_broken(struct master *m, struct wproc *w, const char *why)
 	w->state = WS_DRAINING;
 	kill(w->pid, SIGTERM);
 	w->kill_after = clock_mono() + MASTER_KILL_GRACE;
+	master_arm_liveness(w);
 }
 
 static void
@@ -482,6 +516,7 @@ master_on_channel(int fd, short revents, void *arg)
 		rc = channel_recv(fd, m->rxbuf, CHANNEL_MAX_FRAME + 1, &f, &derr);
 		if (rc == CHANNEL_RECV_FRAME) {
 			w->last_seen = clock_mono();
+			master_arm_liveness(w);
 			if (master_on_frame(w, &f) == 0)
 				continue;
 			snprintf(why, sizeof(why), "invalid %s frame",
@@ -504,22 +539,20 @@ master_on_channel(int fd, short revents, void *arg)
 	}
 }
 
-/* Liveness: SIGABRT after worker_timeout of silence, SIGKILL 2 s later. */
+/* The liveness timer (master_arm_liveness): SIGKILL, or SIGABRT first. */
 static void
-master_check_liveness(struct master *m, struct wproc *w, double now)
+master_on_liveness(void *arg)
 {
-	double timeout = m->cfg->server.worker_timeout;
+	struct wproc *w = arg;
+	double timeout = w->master->cfg->server.worker_timeout;
+	double now = clock_mono();
 
-	if (w->killed)
-		return;
 	if (w->kill_after > 0 && now >= w->kill_after) {
 		log_warnx("worker %d (pid %ld) still alive; sending SIGKILL",
 		    w->slot, (long)w->pid);
 		kill(w->pid, SIGKILL);
 		w->killed = 1;
-		return;
-	}
-	if (w->abort_sent == 0 && now - w->last_seen >= timeout) {
+	} else if (w->abort_sent == 0 && now - w->last_seen >= timeout) {
 		log_warnx("worker %d (pid %ld) sent no heartbeat for %.1fs; "
 		    "sending SIGABRT", w->slot, (long)w->pid,
 		    now - w->last_seen);
@@ -528,14 +561,23 @@ master_check_liveness(struct master *m, struct wproc *w, double now)
 		if (w->kill_after == 0 || now + MASTER_KILL_GRACE < w->kill_after)
 			w->kill_after = now + MASTER_KILL_GRACE;
 	}
+	master_arm_liveness(w);
+}
+
+/* Not READY within graceful_timeout: a predecessor need not wait for it. */
+static void
+master_on_ready_by(void *arg)
+{
+	struct wproc *w = arg;
+
+	w->overdue = 1;
 }
 
 /* Retire old workers whose slot has a READY successor, or no capacity. */
 static void
-master_retire_old(struct master *m, double now)
+master_retire_old(struct master *m)
 {
 	struct wproc *w, *owner;
-	double limit = m->cfg->server.graceful_timeout;
 
 	for (w = m->workers; w != NULL; w = w->next) {
 		if (w->retiring)
@@ -551,10 +593,10 @@ master_retire_old(struct master *m, double now)
 			master_retire(m, w, "replaced (it was not ready)");
 		else if (owner != NULL && owner->ready)
 			master_retire(m, w, "replaced by a ready worker");
-		else if (owner != NULL && now - owner->started >= limit) {
+		else if (owner != NULL && owner->overdue) {
 			log_warnx("worker %d (pid %ld) not ready after %.1fs; "
 			    "retiring its predecessor anyway", owner->slot,
-			    (long)owner->pid, now - owner->started);
+			    (long)owner->pid, clock_mono() - owner->started);
 			master_retire(m, w, "replacement timed out");
 		} else if (w->slot > m->target &&
 		    master_count(m, 1) - 1 >= m->target)
@@ -562,18 +604,27 @@ master_retire_old(struct master *m, double now)
 	}
 }
 
+/* Back-off over: the master_maintain() after this pass spawns. */
 static void
-master_spawn_missing(struct master *m, double now)
+master_on_respawn(void *arg)
+{
+	(void)arg;
+}
+
+static void
+master_spawn_missing(struct master *m)
 {
 	int slot;
 
-	if (now < m->respawn_after)
-		return;
+	if (evloop_timer_pending(&m->respawn))
+		return;		/* a crash loop's back-off */
 	for (slot = 1; slot <= m->target; slot++)
 		if (master_slot_owner(m, slot) == NULL &&
 		    master_spawn(m, slot) == -1) {
 			/* fork or memory trouble: try again in a moment */
-			m->respawn_after = now + MASTER_BACKOFF_FIRST;
+			m->respawn_after = clock_mono() + MASTER_BACKOFF_FIRST;
+			evloop_timer_add(m->loop, &m->respawn,
+			    m->respawn_after);
 			return;
 		}
 }
@@ -590,13 +641,13 @@ master_has_old(const struct master *m)
 }
 
 static void
-master_notify_progress(struct master *m, double now)
+master_notify_progress(struct master *m)
 {
 	char state[128];
 
 	if (m->reload_started > 0 && !master_has_old(m)) {
 		log_info("rolling restart to generation %d done in %.2fs",
-		    m->generation, now - m->reload_started);
+		    m->generation, clock_mono() - m->reload_started);
 		m->reload_started = 0;
 	}
 	if (m->systemd_ready || m->reload_started > 0 ||
@@ -609,80 +660,38 @@ master_notify_progress(struct master *m, double now)
 	m->systemd_ready = 1;
 }
 
+/*
+ * After every pass of the loop: make the worker table converge on what is
+ * wanted.  Time plays no part here; timers set what it depends on.
+ */
 static void
 master_maintain(struct master *m)
 {
-	double now = clock_mono();
+	if (m->state == MS_STOPPING)
+		return;
+	master_spawn_missing(m);
+	master_retire_old(m);
+	if (m->pushq != NULL)
+		relay_flush_pushed(m);
+	master_notify_progress(m);
+}
+
+/* Stopping took too long: SIGKILL for every worker still there. */
+static void
+master_on_stop_deadline(void *arg)
+{
+	struct master *m = arg;
 	struct wproc *w;
 
 	for (w = m->workers; w != NULL; w = w->next)
-		master_check_liveness(m, w, now);
-	if (m->state == MS_STOPPING) {
-		if (now >= m->stop_deadline)
-			for (w = m->workers; w != NULL; w = w->next)
-				if (!w->killed) {
-					log_warnx("worker %d (pid %ld) did not "
-					    "stop in time; sending SIGKILL",
-					    w->slot, (long)w->pid);
-					kill(w->pid, SIGKILL);
-					w->killed = 1;
-				}
-		return;
-	}
-	master_spawn_missing(m, now);
-	master_retire_old(m, now);
-	master_db_housekeeping(m, now);
-	if (m->pushq != NULL)
-		relay_flush_pushed(m);
-	master_notify_progress(m, now);
-}
-
-static double
-master_earliest(double a, double b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
-/* The nearest moment master_maintain() has something to do. */
-static int
-master_next_timeout(struct master *m)
-{
-	const struct wproc *w, *owner;
-	double next = 0;
-	int slot;
-
-	for (w = m->workers; w != NULL; w = w->next) {
-		if (w->killed)
-			continue;
-		next = master_earliest(next, w->kill_after);
-		if (w->abort_sent == 0)
-			next = master_earliest(next, w->last_seen +
-			    m->cfg->server.worker_timeout);
-	}
-	if (m->state == MS_STOPPING)
-		next = master_earliest(next, m->stop_deadline);
-	else {
-		next = master_earliest(next, m->next_housekeeping);
-		for (slot = 1; slot <= m->target; slot++) {
-			owner = master_slot_owner(m, slot);
-			if (owner == NULL)
-				next = master_earliest(next, m->respawn_after);
-			else if (!owner->ready && m->reload_started > 0)
-				next = master_earliest(next, owner->started +
-				    m->cfg->server.graceful_timeout);
+		if (!w->killed) {
+			log_warnx("worker %d (pid %ld) did not stop in time; "
+			    "sending SIGKILL", w->slot, (long)w->pid);
+			kill(w->pid, SIGKILL);
+			w->killed = 1;
+			master_arm_liveness(w);
 		}
-	}
-	if (next <= 0)
-		return -1;
-	return clock_ms_until(next);
 }
-
-/* The orchestrator's events, forwarded to workers. */
-
 
 /* Operator actions: signals and control commands end up here. */
 
@@ -701,6 +710,7 @@ master_begin_stop(struct master *m, int fast)
 	notify_send("STOPPING=1");
 	if (m->state != MS_STOPPING || deadline < m->stop_deadline)
 		m->stop_deadline = deadline;
+	evloop_timer_add(m->loop, &m->stop_timer, m->stop_deadline);
 	m->state = MS_STOPPING;
 	m->stop_fast = fast;
 	if (m->events != NULL)
@@ -740,12 +750,14 @@ master_goodbye(struct master *m, const char *reason)
 		w->state = WS_DRAINING;
 		w->kill_after = clock_mono() + grace + MASTER_NOTICE_GRACE +
 		    MASTER_KILL_GRACE;
+		master_arm_liveness(w);
 	}
 	cJSON_Delete(o);
 	if (m->cfg->server.on_goodbye == ON_GOODBYE_EXIT) {
 		m->state = MS_STOPPING;
 		m->stop_deadline = clock_mono() + grace + MASTER_NOTICE_GRACE +
 		    MASTER_KILL_GRACE;
+		evloop_timer_add(m->loop, &m->stop_timer, m->stop_deadline);
 		notify_send("STOPPING=1");
 		if (m->events != NULL)
 			events_stop(m->events);
@@ -809,6 +821,7 @@ int
 master_reload(struct master *m, char *err, size_t errlen)
 {
 	struct egressd_config *cfg;
+	struct wproc *w;
 	char lerr[CONFIG_ERR_MAX];
 
 	if (m->state == MS_STOPPING) {
@@ -844,6 +857,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 	m->systemd_ready = 0;
 	m->crash_streak = 0;
 	m->respawn_after = 0;
+	evloop_timer_cancel(&m->respawn);
+	for (w = m->workers; w != NULL; w = w->next)
+		master_arm_liveness(w);	/* worker_timeout may have changed */
 	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
 	    cfg->server.workers;
 	relay_start_events(m);
@@ -907,8 +923,6 @@ master_on_signal(int fd, short revents, void *arg)
 	}
 }
 
-/* Control commands. */
-
 /* Set-up and the loop. */
 
 static int
@@ -941,6 +955,8 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	}
 	m->sigfd = -1;
 	m->opt = *opt;
+	evloop_timer_init(&m->stop_timer, master_on_stop_deadline, m);
+	evloop_timer_init(&m->respawn, master_on_respawn, m);
 	m->generation = 1;
 	m->started = clock_mono();
 	m->target = opt->workers_override > 0 ? opt->workers_override :
@@ -1000,7 +1016,7 @@ master_run(struct master *m)
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
 			break;
-		if (evloop_run_once(m->loop, master_next_timeout(m)) == -1) {
+		if (evloop_run_once(m->loop, -1) == -1) {
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
@@ -1023,6 +1039,8 @@ master_free(struct master *m)
 		m->workers = w->next;
 		if (w->fd >= 0)
 			close(w->fd);
+		evloop_timer_cancel(&w->liveness);
+		evloop_timer_cancel(&w->ready_by);
 		free(w);
 	}
 	master_ctl_expire(m);	/* answer what still waits */

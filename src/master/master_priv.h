@@ -61,6 +61,9 @@ struct wproc {
 	double abort_sent;	/* SIGABRT for missed heartbeats */
 	double kill_after;	/* SIGKILL when still alive by then */
 	int killed;
+	struct evloop_timer liveness;	/* the next SIGABRT or SIGKILL */
+	struct evloop_timer ready_by;	/* graceful_timeout after its start */
+	int overdue;		/* not READY by then: no reason to wait */
 	unsigned long inflight, done, failed;
 	unsigned long pushed;	/* operations sent since its last heartbeat */
 	unsigned long long rss;
@@ -91,6 +94,7 @@ struct master {
 	enum mstate state;
 	int stop_fast;
 	double stop_deadline;
+	struct evloop_timer stop_timer;	/* SIGKILL for what still runs */
 	int exit_status;
 
 	int target;
@@ -102,6 +106,7 @@ struct master {
 	int crash_streak;
 	double last_crash;
 	double respawn_after;
+	struct evloop_timer respawn;	/* pending: spawns are held back */
 
 	double started;
 	int systemd_ready;	/* READY=1 sent for the current generation */
@@ -117,7 +122,7 @@ struct master {
 	int npushq;
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
-	double next_housekeeping;	/* recovery and retention, master_db.c */
+	struct evloop_timer housekeeping; /* recovery, retention: master_db.c */
 	int reload_wanted;		/* an upgrade asked for a reload */
 	struct metrics retired;		/* last reports of workers reaped */
 	uint64_t reloads;
@@ -161,9 +166,9 @@ void master_ctl_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm);
 
 /* master_db.c */
+/* Also arms the housekeeping timer: recovery and retention while running. */
 int master_db_start(struct master *m, char *err, size_t errlen);
 void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
-void master_db_housekeeping(struct master *m, double now);
 
 #endif
