@@ -402,7 +402,6 @@ worker_tick(struct worker *w)
 {
 	double now = clock_mono();
 
-	runner_tick(w->runner, now);
 	if (w->http != NULL)
 		poller_tick(w->poller, now);
 	if (getppid() != w->master_pid && !w->shutting_down)
@@ -430,7 +429,6 @@ worker_next_timeout(const struct worker *w)
 	if (w->shutting_down)
 		next = worker_earliest(next, w->abandoned ?
 		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
-	next = worker_earliest(next, runner_next_deadline(w->runner));
 	if (w->http != NULL)
 		next = worker_earliest(next, poller_next_deadline(w->poller));
 	return clock_ms_until(next);
