@@ -402,8 +402,6 @@ worker_tick(struct worker *w)
 {
 	double now = clock_mono();
 
-	if (w->http != NULL)
-		poller_tick(w->poller, now);
 	if (getppid() != w->master_pid && !w->shutting_down)
 		worker_shutdown(w, 0, 0, "the master is gone (orphaned)");
 	if (w->shutting_down && worker_drained(w, now)) {
@@ -429,8 +427,6 @@ worker_next_timeout(const struct worker *w)
 	if (w->shutting_down)
 		next = worker_earliest(next, w->abandoned ?
 		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
-	if (w->http != NULL)
-		next = worker_earliest(next, poller_next_deadline(w->poller));
 	return clock_ms_until(next);
 }
 
