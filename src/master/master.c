@@ -38,9 +38,6 @@
 #include "core/version.h"
 #include "worker/worker.h"
 
-const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
-    "ready", "busy", "draining" };
-
 static void master_on_channel(int fd, short revents, void *arg);
 static int master_on_frame(struct wproc *w, const struct channel_frame *f);
 static void master_on_liveness(void *arg);
@@ -68,18 +65,6 @@ master_slot_owner(struct master *m, int slot)
 		if (w->slot == slot && !w->retiring && !master_worker_is_old(m, w))
 			return w;
 	return NULL;
-}
-
-int
-master_count(const struct master *m, int ready_only)
-{
-	const struct wproc *w;
-	int n = 0;
-
-	for (w = m->workers; w != NULL; w = w->next)
-		if (!w->retiring && (!ready_only || w->ready))
-			n++;
-	return n;
 }
 
 /* Count an unplanned end of the worker in slot (shown by health). */
@@ -420,7 +405,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
 	for (i = 0; i < MASTER_NSTATES; i++)
-		if (strcmp(state->valuestring, master_wstate_names[i]) == 0)
+		if (strcmp(state->valuestring, wtable_state_names[i]) == 0)
 			break;
 	if (i == MASTER_NSTATES)
 		return -1;
@@ -599,7 +584,7 @@ master_retire_old(struct master *m)
 			    (long)owner->pid, clock_mono() - owner->started);
 			master_retire(m, w, "replacement timed out");
 		} else if (w->slot > m->target &&
-		    master_count(m, 1) - 1 >= m->target)
+		    wtable_count(m, 1) - 1 >= m->target)
 			master_retire(m, w, "fewer workers wanted");
 	}
 }
@@ -651,7 +636,7 @@ master_notify_progress(struct master *m)
 		m->reload_started = 0;
 	}
 	if (m->systemd_ready || m->reload_started > 0 ||
-	    master_count(m, 1) < m->target)
+	    wtable_count(m, 1) < m->target)
 		return;
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=%d workers ready, "
 	    "generation %d", m->target, m->generation);
@@ -706,7 +691,7 @@ master_begin_stop(struct master *m, int fast)
 	if (m->state == MS_STOPPING && (m->stop_fast || !fast))
 		return;		/* already stopping at least this fast */
 	log_info("stopping (%s): %d workers to go", fast ? "fast" :
-	    "graceful", master_count(m, 0));
+	    "graceful", wtable_count(m, 0));
 	notify_send("STOPPING=1");
 	if (m->state != MS_STOPPING || deadline < m->stop_deadline)
 		m->stop_deadline = deadline;

@@ -18,7 +18,6 @@
 #include "core/clock.h"
 #include "master/control.h"
 #include "core/evloop.h"
-#include "master/events.h"
 #include "master_priv.h"
 #include "core/metrics.h"
 #include "core/procinfo.h"
@@ -43,8 +42,8 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "workers", wtable_count(m, 0));
+	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
 	cJSON_AddNumberToObject(o, "uptime", now - m->started);
 	cJSON_AddStringToObject(o, "config", m->opt.config_path);
 	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
@@ -73,7 +72,7 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	cJSON_AddNumberToObject(o, "pid", w->pid);
 	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
 	cJSON_AddNumberToObject(o, "generation", w->generation);
-	cJSON_AddStringToObject(o, "state", master_wstate_names[w->state]);
+	cJSON_AddStringToObject(o, "state", wtable_state_names[w->state]);
 	cJSON_AddStringToObject(o, "health", master_ctl_worker_health(m, w, now));
 	cJSON_AddBoolToObject(o, "ready", w->ready && !w->retiring);
 	cJSON_AddBoolToObject(o, "retiring", w->retiring);
@@ -200,7 +199,8 @@ master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
 	for (w = m->workers; w != NULL; w = w->next) {
 		if ((entry = master_ctl_entry(health, w->pid)) == NULL)
 			continue;
-		if (master_send(w, CH_STATUS, 0, NULL) == 0)
+		if (w->fd >= 0 && channel_send(w->fd, CH_STATUS, 0, NULL,
+		    0) == 0)
 			d->waiting++;
 		else
 			cJSON_AddNullToObject(entry, "live");
@@ -273,7 +273,7 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
 	list = cJSON_AddArrayToObject(o, "workers");
 	for (w = m->workers; w != NULL; w = w->next)
 		if (only == NULL || w == only)
@@ -333,28 +333,6 @@ master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
 	return master_ctl_ok();
 }
 
-void
-master_ctl_metrics(const struct master *m, struct metrics *total,
-    struct metrics_master *mm)
-{
-	const struct wproc *w;
-	int i;
-
-	memcpy(total, &m->retired, sizeof(*total));
-	memset(mm, 0, sizeof(*mm));
-	for (w = m->workers; w != NULL; w = w->next) {
-		metrics_add(total, &w->metrics);
-		mm->inflight += w->inflight;
-	}
-	for (i = 0; i < MASTER_MAX_WORKERS; i++)
-		mm->worker_restarts += m->restarts[i];
-	mm->stream_reconnects = m->stream_reconnects +
-	    (m->events != NULL ? events_reconnects(m->events) : 0);
-	mm->reloads = m->reloads;
-	mm->workers = (uint64_t)master_count(m, 0);
-	mm->workers_ready = (uint64_t)master_count(m, 1);
-}
-
 static cJSON *
 master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
 {
@@ -364,7 +342,7 @@ master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
 	cJSON *o = NULL;
 
 	if ((total = malloc(sizeof(*total))) != NULL) {
-		master_ctl_metrics(m, total, &mm);
+		wtable_metrics(m, total, &mm);
 		text = metrics_render(total, &mm);
 		free(total);
 	}

@@ -1,10 +1,11 @@
 /*
- * master_priv: what the arbiter's four files share — the worker table and
+ * master_priv: what the arbiter's five files share — the worker table and
  * the master's state.  master.c owns the table and the signals, relay.c the
  * orchestrator's events, their forwarding to workers and the logs and
  * metrics pushes, master_ctl.c the control socket's commands, master_db.c
- * its database housekeeping.  Not a public interface: nothing outside these
- * four files includes it.
+ * its database housekeeping, wtable.c what the others read of the table
+ * (counts, state names, metrics totals).  Not a public interface: nothing
+ * outside these five files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -42,7 +43,6 @@ struct httpc_request;
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
-extern const char *const master_wstate_names[MASTER_NSTATES];
 
 struct wproc {
 	pid_t pid;
@@ -135,7 +135,6 @@ struct pushed_op {
 };
 
 /* master.c */
-int master_count(const struct master *m, int ready_only);
 int master_send(struct wproc *w, uint16_t type, uint16_t flags,
     struct cJSON *payload);
 void master_begin_stop(struct master *m, int fast);
@@ -161,8 +160,12 @@ void master_ctl_status_reply(struct master *m, const struct wproc *w,
     const struct cJSON *o);
 /* Answer the deep requests still waiting for workers (at exit). */
 void master_ctl_expire(struct master *m);
+
+/* wtable.c */
+extern const char *const wtable_state_names[MASTER_NSTATES];
+int wtable_count(const struct master *m, int ready_only);
 /* Operations of every worker, live or reaped, and the master's counters. */
-void master_ctl_metrics(const struct master *m, struct metrics *total,
+void wtable_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm);
 
 /* master_db.c */

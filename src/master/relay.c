@@ -62,7 +62,7 @@ relay_offer_work(struct master *m)
 	want = (int)(m->work_rr++ % (unsigned)n);
 	for (w = m->workers; w != NULL; w = w->next)
 		if (relay_has_room(m, w) && want-- == 0) {
-			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
+			channel_send(w->fd, CH_WORK_AVAILABLE, 0, NULL, 0);
 			return;
 		}
 }
@@ -311,7 +311,7 @@ relay_push_metrics(struct master *m)
 	if (relay_push_busy(&m->push_metrics) ||
 	    (total = malloc(sizeof(*total))) == NULL)
 		return;
-	master_ctl_metrics(m, total, &mm);
+	wtable_metrics(m, total, &mm);
 	for (w = m->workers; w != NULL; w = w->next) {
 		done += (double)w->done;
 		failed += (double)w->failed;
