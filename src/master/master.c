@@ -75,7 +75,7 @@ master_count_restart(struct master *m, int slot)
 		m->restarts[slot - 1]++;
 }
 
-int
+static int
 master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 {
 	char *text = NULL;
@@ -680,7 +680,7 @@ master_on_stop_deadline(void *arg)
 
 /* Operator actions: signals and control commands end up here. */
 
-void
+static void
 master_begin_stop(struct master *m, int fast)
 {
 	struct wproc *w;
@@ -711,7 +711,7 @@ master_begin_stop(struct master *m, int fast)
  * orchestrator with its own instance ID); then fresh workers and a fresh
  * stream, or the master's exit, per server.on_goodbye.
  */
-void
+static void
 master_goodbye(struct master *m, const char *reason)
 {
 	struct wproc *w;
@@ -754,7 +754,7 @@ master_goodbye(struct master *m, const char *reason)
 		events_restart(m->events);
 }
 
-void
+static void
 master_scale(struct master *m, int target, const char *why)
 {
 	if (target < 1)
@@ -802,7 +802,7 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 
-int
+static int
 master_reload(struct master *m, char *err, size_t errlen)
 {
 	struct egressd_config *cfg;
@@ -908,6 +908,69 @@ master_on_signal(int fd, short revents, void *arg)
 	}
 }
 
+static cJSON *
+master_command_ok(void)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddTrueToObject(o, "ok");
+	return o;
+}
+
+static cJSON *
+master_command_scale(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
+	cJSON *o;
+
+	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
+	    n->valueint < 1 || n->valueint > MASTER_MAX_WORKERS) {
+		snprintf(err, errlen, "\"workers\" must be an integer between "
+		    "1 and %d", MASTER_MAX_WORKERS);
+		return NULL;
+	}
+	if (m->state == MS_STOPPING) {
+		snprintf(err, errlen, "stopping; scale ignored");
+		return NULL;
+	}
+	master_scale(m, n->valueint, "scale");
+	o = master_command_ok();
+	cJSON_AddNumberToObject(o, "target", m->target);
+	return o;
+}
+
+static cJSON *
+master_command_stop(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
+
+	if (fast != NULL && !cJSON_IsBool(fast)) {
+		snprintf(err, errlen, "\"fast\" must be true or false");
+		return NULL;
+	}
+	master_begin_stop(m, cJSON_IsTrue(fast));
+	return master_command_ok();
+}
+
+/* Control commands: the arbiter acts on some and hands the rest on. */
+static cJSON *
+master_on_command(const char *cmd, const cJSON *req, void *arg, char *err,
+    size_t errlen)
+{
+	struct master *m = arg;
+
+	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
+		return master_reload(m, err, errlen) == 0 ?
+		    master_command_ok() : NULL;
+	if (strcmp(cmd, CTL_CMD_STOP) == 0)
+		return master_command_stop(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
+		return master_command_scale(m, req, err, errlen);
+	return master_ctl_handle(cmd, req, arg, err, errlen);
+}
+
 /* Set-up and the loop. */
 
 static int
@@ -940,6 +1003,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	}
 	m->sigfd = -1;
 	m->opt = *opt;
+	m->goodbye = master_goodbye;
 	evloop_timer_init(&m->stop_timer, master_on_stop_deadline, m);
 	evloop_timer_init(&m->respawn, master_on_respawn, m);
 	m->generation = 1;
@@ -963,7 +1027,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 		return NULL;
 	}
 	m->ctl = control_open(cfg->server.control_socket, m->loop,
-	    master_ctl_handle, m, err, errlen);
+	    master_on_command, m, err, errlen);
 	if (m->ctl == NULL) {
 		master_free(m);
 		return NULL;

@@ -1,8 +1,10 @@
 /*
- * master_ctl: the control socket's commands, answered from the arbiter's
+ * master_ctl: the control socket's queries, answered from the arbiter's
  * state — status, health (per-worker detail and the healthy / degraded /
- * down verdict egressctl turns into its exit status), reload, stop, scale,
- * metrics (Prometheus text of every worker's operations, reaped ones too).
+ * down verdict egressctl turns into its exit status), metrics (Prometheus
+ * text of every worker's operations, reaped ones too).  The commands that
+ * act (reload, stop, scale) are the arbiter's own: master.c answers them
+ * and hands every other command here.
  * health --deep also asks each worker for its live detail (STATUS frames)
  * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed (a
  * timer per request); the master goes on serving meanwhile.
@@ -298,42 +300,6 @@ master_ctl_ok(void)
 }
 
 static cJSON *
-master_ctl_scale(struct master *m, const cJSON *req, char *err,
-    size_t errlen)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
-	cJSON *o;
-
-	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
-	    n->valueint < 1 || n->valueint > MASTER_MAX_WORKERS) {
-		snprintf(err, errlen, "\"workers\" must be an integer between "
-		    "1 and %d", MASTER_MAX_WORKERS);
-		return NULL;
-	}
-	if (m->state == MS_STOPPING) {
-		snprintf(err, errlen, "stopping; scale ignored");
-		return NULL;
-	}
-	master_scale(m, n->valueint, "scale");
-	o = master_ctl_ok();
-	cJSON_AddNumberToObject(o, "target", m->target);
-	return o;
-}
-
-static cJSON *
-master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
-{
-	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
-
-	if (fast != NULL && !cJSON_IsBool(fast)) {
-		snprintf(err, errlen, "\"fast\" must be true or false");
-		return NULL;
-	}
-	master_begin_stop(m, cJSON_IsTrue(fast));
-	return master_ctl_ok();
-}
-
-static cJSON *
 master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
 {
 	struct metrics_master mm;
@@ -371,12 +337,6 @@ master_ctl_handle(const char *cmd, const cJSON *req, void *arg, char *err,
 	}
 	if (strcmp(cmd, CTL_CMD_HEALTH) == 0)
 		return master_ctl_health(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
-		return master_reload(m, err, errlen) == 0 ? master_ctl_ok() : NULL;
-	if (strcmp(cmd, CTL_CMD_STOP) == 0)
-		return master_ctl_stop(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
-		return master_ctl_scale(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_METRICS) == 0)
 		return master_ctl_metrics_text(m, err, errlen);
 	snprintf(err, errlen, "unknown command \"%.64s\"", cmd);

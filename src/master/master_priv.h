@@ -1,11 +1,14 @@
 /*
  * master_priv: what the arbiter's five files share — the worker table and
- * the master's state.  master.c owns the table and the signals, relay.c the
- * orchestrator's events, their forwarding to workers and the logs and
- * metrics pushes, master_ctl.c the control socket's commands, master_db.c
- * its database housekeeping, wtable.c what the others read of the table
- * (counts, state names, metrics totals).  Not a public interface: nothing
- * outside these five files includes it.
+ * the master's state.  master.c owns the table, the signals and the control
+ * commands that act, relay.c the orchestrator's events, their forwarding to
+ * workers and the logs and metrics pushes, master_ctl.c the control
+ * socket's queries, master_db.c its database housekeeping, wtable.c what
+ * the others read of the table (counts, state names, metrics totals).
+ * Calls go one way: master.c calls the other four; relay.c and master_ctl.c
+ * call wtable.c only (a goodbye reaches the arbiter through the hook
+ * master.c sets, m->goodbye); wtable.c and master_db.c call none of them.
+ * Not a public interface: nothing outside these five files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -116,6 +119,8 @@ struct master {
 	struct httpc *http;	/* NULL without an orchestrator */
 	struct orch orch;
 	struct events *events;
+	/* What a goodbye event makes the arbiter do (master.c, for relay.c). */
+	void (*goodbye)(struct master *m, const char *reason);
 	struct relay_push push_metrics;
 	struct relay_push push_logs;
 	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
@@ -134,14 +139,6 @@ struct pushed_op {
 	struct pushed_op *next;
 };
 
-/* master.c */
-int master_send(struct wproc *w, uint16_t type, uint16_t flags,
-    struct cJSON *payload);
-void master_begin_stop(struct master *m, int fast);
-void master_goodbye(struct master *m, const char *reason);
-void master_scale(struct master *m, int target, const char *why);
-int master_reload(struct master *m, char *err, size_t errlen);
-
 /* relay.c */
 int relay_setup(struct master *m, const struct egressd_config *cfg,
     const struct orch_creds *previous, char *err, size_t errlen);
@@ -153,6 +150,7 @@ void relay_new_instance_id(struct master *m);
 void relay_free(struct master *m);
 
 /* master_ctl.c */
+/* The queries (status, health, metrics); arg is the master. */
 struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
     void *arg, char *err, size_t errlen);
 /* A worker's STATUS_REPLY (o) for the health --deep requests waiting. */

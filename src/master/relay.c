@@ -5,10 +5,11 @@
  * each event into work for the workers: work_available pokes one worker
  * with room (round-robin), a pushed operation goes to the least-loaded
  * ready worker (or waits in a bounded queue until one is ready), goodbye is
- * handed to the arbiter, push_metrics is answered with the workers'
- * aggregated counters and metrics, push_logs with the recent log lines.
- * Both POSTs get 3 tries, 1 s then 2 s apart; while one is under way (or
- * waiting to retry) a new request for it is ignored.
+ * handed to the arbiter (through the hook it set, m->goodbye), push_metrics
+ * is answered with the workers' aggregated counters and metrics, push_logs
+ * with the recent log lines.  Both POSTs get 3 tries, 1 s then 2 s apart (a
+ * timer each); while one is under way (or waiting to retry) a new request
+ * for it is ignored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -410,7 +411,7 @@ relay_on_event(const char *type, const cJSON *o, void *arg)
 	else if (strcmp(type, "work_available") == 0)
 		relay_offer_work(m);
 	else if (strcmp(type, "goodbye") == 0)
-		master_goodbye(m, json_string(o, "reason"));
+		m->goodbye(m, json_string(o, "reason"));
 	else if (strcmp(type, "operation") == 0)
 		relay_forward_operation(m, o);
 	else
