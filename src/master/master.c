@@ -7,7 +7,10 @@
  * missing (unless a crash loop holds spawns back), and retiring workers that
  * are old (a previous generation after HUP, or recycled) only once their
  * slot's replacement is READY.  Signals, frames and control commands only
- * change the wanted state and let the next pass do the work.
+ * change the wanted state and let the next pass do the work.  What depends
+ * on time is a timer of the loop: each worker's liveness (SIGABRT, then
+ * SIGKILL), a successor's readiness timeout, the crash loop's respawn
+ * back-off and the stop deadline.
  */
 #include <errno.h>
 #include <poll.h>
