@@ -7,7 +7,8 @@
  * and cancels it when the work it stands for is over.  The poll timeout is
  * the time to the nearest timer, so an idle process sleeps until the next
  * thing it has to do.  Pending timers are kept in a list sorted by time:
- * a process has a few dozen, and most are added later than the rest.
+ * a process has a few dozen, and an add walks in from the end nearer in
+ * time (as soon as possible lands at the head, long deadlines at the tail).
  */
 #ifndef EGRESSD_EVLOOP_H
 #define EGRESSD_EVLOOP_H

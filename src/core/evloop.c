@@ -174,16 +174,29 @@ evloop_timer_cancel(struct evloop_timer *t)
 void
 evloop_timer_add(struct evloop *loop, struct evloop_timer *t, double when)
 {
-	struct evloop_timer *after;
+	struct evloop_timer *head, *after;
 
 	evloop_timer_cancel(t);
 	t->when = when;
 	t->loop = loop;
 	t->state = EVLOOP_TIMER_WAITING;
-	/* From the end: most timers are set later than those already here. */
-	for (after = loop->timers_tail; after != NULL && after->when >= when;
-	    after = after->prev)
-		;
+	/*
+	 * t goes before the first timer set for its time or later.  Walk from
+	 * the end nearer in time: "as soon as possible" lands at the head at
+	 * once, and long deadlines at the tail.
+	 */
+	head = loop->timers;
+	if (head == NULL || when <= head->when)
+		after = NULL;
+	else if (when - head->when < loop->timers_tail->when - when) {
+		for (after = head; after->next != NULL &&
+		    after->next->when < when; after = after->next)
+			;
+	} else {
+		for (after = loop->timers_tail; after->when >= when;
+		    after = after->prev)
+			;
+	}
 	t->prev = after;
 	t->next = after != NULL ? after->next : loop->timers;
 	if (t->next != NULL)
@@ -238,7 +251,12 @@ evloop_run_timers(struct evloop *loop)
 		loop->timers_tail = NULL;
 	last->next = NULL;
 	while ((t = loop->due) != NULL) {
-		evloop_timer_cancel(t);
+		loop->due = t->next;
+		if (t->next != NULL)
+			t->next->prev = NULL;
+		t->next = NULL;
+		t->loop = NULL;
+		t->state = EVLOOP_TIMER_IDLE;
 		t->cb(t->arg);
 		ran++;
 	}

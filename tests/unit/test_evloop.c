@@ -173,6 +173,75 @@ test_cancel(void **state)
 	evloop_free(loop);
 }
 
+/*
+ * Many timers added in a scrambled order, some moved or cancelled: one
+ * pass runs them by time, the last added first among equal times.
+ */
+#define MANY 64
+
+struct many {
+	struct evloop_timer t;
+	double when;
+	int seq;		/* order of its last add */
+	int *ran, *n;
+};
+
+static void
+many_ran(void *arg)
+{
+	struct many *x = arg;
+
+	x->ran[(*x->n)++] = x->seq;
+}
+
+static void
+test_many_timers_in_order(void **state)
+{
+	struct evloop *loop = evloop_new();
+	struct many xs[MANY];
+	int ran[MANY], n = 0, seq = 0, i, j, live = 0;
+	unsigned rnd = 12345;
+	double base = clock_mono() - 10.0;
+
+	(void)state;
+	for (i = 0; i < MANY; i++) {
+		rnd = rnd * 1103515245u + 12345u;
+		xs[i].when = base + (double)((rnd >> 16) % 16) * 0.25;
+		xs[i].ran = ran;
+		xs[i].n = &n;
+		evloop_timer_init(&xs[i].t, many_ran, &xs[i]);
+		xs[i].seq = seq++;
+		evloop_timer_add(loop, &xs[i].t, xs[i].when);
+	}
+	for (i = 0; i < MANY; i += 5) {		/* moved */
+		xs[i].when = base + (double)(i % 7) * 0.25;
+		xs[i].seq = seq++;
+		evloop_timer_add(loop, &xs[i].t, xs[i].when);
+	}
+	for (i = 3; i < MANY; i += 7)		/* cancelled */
+		evloop_timer_cancel(&xs[i].t);
+	for (i = 0; i < MANY; i++)
+		live += evloop_timer_pending(&xs[i].t);
+	assert_int_equal(evloop_run_once(loop, -1), live);
+	assert_int_equal(n, live);
+	/* Each run is by time, and latest added first at equal times. */
+	for (i = 1; i < n; i++) {
+		const struct many *a = NULL, *b = NULL;
+
+		for (j = 0; j < MANY; j++) {
+			if (xs[j].seq == ran[i - 1])
+				a = &xs[j];
+			if (xs[j].seq == ran[i])
+				b = &xs[j];
+		}
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_true(a->when < b->when ||
+		    (a->when == b->when && a->seq > b->seq));
+	}
+	evloop_free(loop);
+}
+
 /* A callback cancels a timer due in the same pass: it does not run. */
 static void
 cancel_other(void *arg)
@@ -399,6 +468,7 @@ main(void)
 		cmocka_unit_test(test_same_time_last_added_first),
 		cmocka_unit_test(test_readd_moves),
 		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_many_timers_in_order),
 		cmocka_unit_test(test_callback_cancels_due_timer),
 		cmocka_unit_test(test_callback_adds_timers),
 		cmocka_unit_test(test_callback_frees_its_timer),
