@@ -17,6 +17,12 @@ count() {
 		p=$((p + $(grep -c '^fuzz PASS: ' "$log")))
 		f=$((f + $(grep -c '^fuzz FAIL: ' "$log")))
 	fi
+	trs="$dir/tests/check-layers.sh.trs"	# one test: the layering rules
+	if [ -f "$trs" ] && grep -q '^:test-result: PASS' "$trs"; then
+		p=$((p + 1))
+	else
+		f=$((f + 1))
+	fi
 	log="$dir/tests/run-integration.sh.log"
 	if [ -f "$log" ]; then
 		line=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)

@@ -3,10 +3,11 @@
  *
  * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
  * its next timeout falls (CURLMOPT_TIMERFUNCTION); we watch them in the same
- * poll as everything else and report readiness back with
- * curl_multi_socket_action().  A request either buffers its response body
- * (bounded by max_body) or streams it to on_data (the SSE stream); either
- * way on_done runs exactly once, after which the caller frees it.
+ * poll as everything else, keep the timeout as a timer of the loop, and
+ * report readiness and expiry back with curl_multi_socket_action().  A
+ * request either buffers its response body (bounded by max_body) or
+ * streams it to on_data (the SSE stream); either way on_done runs exactly
+ * once, after which the caller frees it.
  */
 #ifndef EGRESSD_HTTPC_H
 #define EGRESSD_HTTPC_H
@@ -68,11 +69,6 @@ int httpc_start(struct httpc *h, struct httpc_request *req);
 
 /* Abort a running transfer without calling on_done; the caller frees req. */
 void httpc_cancel(struct httpc_request *req);
-
-/* Monotonic deadline of libcurl's next timeout, 0 when none. */
-double httpc_next_deadline(const struct httpc *h);
-/* Let libcurl act on an expired timeout; call after every poll. */
-void httpc_run_timers(struct httpc *h);
 
 /* One line of text for a failed transfer: "HTTP 503" or curl's error. */
 const char *httpc_describe(const struct httpc_request *req, char *buf,

@@ -59,17 +59,16 @@ struct control_reply *control_defer(struct control *ctl);
 void control_finish(struct control_reply *r, struct cJSON *reply,
     const char *err);
 
-/* Bind path (replacing a stale socket), listen, and join loop. */
+/*
+ * Bind path (replacing a stale socket), listen, and join loop: its
+ * descriptors, and a timer per peer that drops it once idle for
+ * CTL_IDLE_TIMEOUT.
+ */
 struct control *control_open(const char *path, struct evloop *loop,
     control_handler handler, void *arg, char *err, size_t errlen);
 
 /* Let the socket file belong to the daemon's user after privilege drop. */
 int control_chown(struct control *ctl, unsigned uid, unsigned gid);
-
-/* Earliest idle deadline (monotonic seconds), or 0 when there is none. */
-double control_next_deadline(const struct control *ctl);
-/* Drop peers idle past CTL_IDLE_TIMEOUT. */
-void control_expire(struct control *ctl, double now);
 
 /* Close everything; unlink the socket unless keep_path (forked child). */
 void control_close(struct control *ctl, int unlink_path);

@@ -5,8 +5,9 @@
  * each event's JSON (size, depth, object with a "type" or an operation) and
  * hands the good ones to the master.  Reconnects forever with back-off
  * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
- * for orchestrator.events_timeout.  Bad events are logged and dropped;
- * nothing the stream sends can stop the master.
+ * for orchestrator.events_timeout: both are timers of the loop it is
+ * given.  Bad events are logged and dropped; nothing the stream sends can
+ * stop the master.
  */
 #ifndef EGRESSD_EVENTS_H
 #define EGRESSD_EVENTS_H
@@ -14,6 +15,7 @@
 #include "core/orch.h"
 
 struct cJSON;
+struct evloop;
 struct events;
 
 /* type is "welcome", "heartbeat", "work_available", "goodbye", "operation"
@@ -21,15 +23,13 @@ struct events;
 typedef void (*events_cb)(const char *type, const struct cJSON *event,
     void *arg);
 
-struct events *events_new(struct orch *orch, events_cb cb, void *arg);
+struct events *events_new(struct evloop *loop, struct orch *orch,
+    events_cb cb, void *arg);
 void events_free(struct events *ev);
 
 void events_start(struct events *ev);		/* connect now */
 void events_stop(struct events *ev);		/* disconnect, no retry */
 void events_restart(struct events *ev);		/* disconnect, connect now */
-
-double events_next_deadline(const struct events *ev);	/* 0 = none */
-void events_tick(struct events *ev, double now);
 
 /* Reconnects scheduled so far: the stream failed, ended or went silent. */
 unsigned long events_reconnects(const struct events *ev);

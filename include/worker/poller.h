@@ -13,7 +13,8 @@
  * POSTs the shutdown notice once.  Every operation ID accepted is counted in
  * flight until its result is acknowledged or given up on.  Each operation
  * that runs is counted in its metrics (path, outcome, seconds from accept
- * to result), which the worker reports to the master.
+ * to result), which the worker reports to the master.  Polls, retries,
+ * sweeps and heartbeats are timers of the loop in ctx.
  */
 #ifndef EGRESSD_POLLER_H
 #define EGRESSD_POLLER_H
@@ -69,9 +70,6 @@ int poller_finished(const struct poller *p);
 const char *poller_op_id(const struct cJSON *op);
 int poller_op_stub(const struct cJSON *op);
 const char *poller_op_problem(const struct cJSON *op);
-
-double poller_next_deadline(const struct poller *p);	/* 0 = none */
-void poller_tick(struct poller *p, double now);
 
 long poller_last_status(const struct poller *p);	/* last HTTP status */
 double poller_last_contact(const struct poller *p);	/* wall time, 0 */

@@ -3,9 +3,10 @@
  *
  * For each accepted operation the runner spawns an agent process (image =
  * the operation path, goal = its body, capabilities = the handler's
- * configured grants), starts the handler, enforces the runtime budget, and
- * ends the process — exit with the result, or kill past the budget or at
- * shutdown — writing the result to the outbox in that same transaction.
+ * configured grants), starts the handler, enforces the runtime budget (a
+ * timer of the worker's loop per running operation), and ends the process
+ * — exit with the result, or kill past the budget or at shutdown — writing
+ * the result to the outbox in that same transaction.
  * It is the op_host handlers see: capability checks through the process
  * manager, child processes for batch (fork, wait, merge), reload requests.
  *
@@ -17,6 +18,7 @@
 #ifndef EGRESSD_RUNNER_H
 #define EGRESSD_RUNNER_H
 
+#include "core/evloop.h"
 #include "ops/ops.h"
 #include "procmgr/procmgr.h"
 
@@ -33,6 +35,7 @@ struct runner_op {
 	char *operation_id;		/* roots only */
 	agent_pid pid;			/* 0 = no process (database down) */
 	double deadline;		/* monotonic end of its runtime */
+	struct evloop_timer timer;	/* at deadline, while running */
 	int running;			/* the handler has not finished */
 	int stored;			/* its result is in the outbox */
 	char *result_text;		/* roots: the result as recorded */
@@ -42,7 +45,7 @@ struct runner_op {
 	struct runner_op *parent;
 	op_done_cb child_done;
 	void *child_arg;
-	struct runner_op *prev, *next;	/* running ops, for deadlines */
+	struct runner_op *prev, *next;	/* running, or queued children */
 };
 
 /*
@@ -74,9 +77,6 @@ void runner_fail(struct runner *r, struct runner_op *op,
 int runner_abort(struct runner *r, struct runner_op *op, const char *why);
 /* Forget op (after on_done or abort): frees what the runner holds. */
 void runner_release(struct runner_op *op);
-
-double runner_next_deadline(const struct runner *r);	/* 0 = none */
-void runner_tick(struct runner *r, double now);
 
 /* Error result for a process manager failure. */
 struct cJSON *runner_pm_error(const struct procmgr *pm);

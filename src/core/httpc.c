@@ -12,7 +12,7 @@
 struct httpc {
 	CURLM *multi;
 	struct evloop *loop;
-	double deadline;	/* libcurl's timer; 0 = none */
+	struct evloop_timer timer;	/* libcurl's timeout */
 	struct httpc_request *active;	/* list of running transfers */
 	int acting;		/* inside curl_multi_socket_action() */
 };
@@ -93,14 +93,24 @@ httpc_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp,
 	return 0;
 }
 
+/* libcurl's timeout expired: let it act (a timeout of 0 lands here too). */
+static void
+httpc_on_timer(void *arg)
+{
+	httpc_socket_action(arg, CURL_SOCKET_TIMEOUT, 0);
+}
+
 static int
 httpc_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct httpc *h = userp;
 
 	(void)multi;
-	h->deadline = timeout_ms < 0 ? 0 :
-	    clock_mono() + (double)timeout_ms / 1000.0;
+	if (timeout_ms < 0)
+		evloop_timer_cancel(&h->timer);
+	else
+		evloop_timer_add(h->loop, &h->timer, clock_mono() +
+		    (double)timeout_ms / 1000.0);
 	return 0;
 }
 
@@ -116,6 +126,7 @@ httpc_new(struct evloop *loop)
 		return NULL;
 	}
 	h->loop = loop;
+	evloop_timer_init(&h->timer, httpc_on_timer, h);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, httpc_socket_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, httpc_timer_cb);
@@ -132,6 +143,7 @@ httpc_free(struct httpc *h)
 	while (h->active != NULL)
 		httpc_cancel(h->active);
 	curl_multi_cleanup(h->multi);
+	evloop_timer_cancel(&h->timer);
 	free(h);
 }
 
@@ -318,21 +330,6 @@ httpc_check_done(struct httpc *h)
 		if (req->on_done != NULL)
 			req->on_done(req);
 	}
-}
-
-double
-httpc_next_deadline(const struct httpc *h)
-{
-	return h->deadline;
-}
-
-void
-httpc_run_timers(struct httpc *h)
-{
-	if (h->deadline == 0 || clock_mono() < h->deadline)
-		return;
-	h->deadline = 0;
-	httpc_socket_action(h, CURL_SOCKET_TIMEOUT, 0);
 }
 
 const char *

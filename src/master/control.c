@@ -3,8 +3,9 @@
  *
  * Each peer has an input buffer bounded by CTL_MAX_LINE and an output buffer
  * bounded by CTL_MAX_OUTPUT; a peer that overflows either is told why (when
- * possible) and dropped.  Nothing a peer sends can stop the master: every
- * failure ends at most that one connection.
+ * possible) and dropped, and so is one idle for CTL_IDLE_TIMEOUT (a timer
+ * each, moved by every sign of life).  Nothing a peer sends can stop the
+ * master: every failure ends at most that one connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,7 +40,7 @@ struct control_peer {
 	size_t outcap;
 	int closing;		/* flush out, then drop */
 	struct control_reply *waiting;	/* a deferred reply is due */
-	double last_active;
+	struct evloop_timer idle;	/* dropped when it fires */
 	struct control *ctl;
 	struct control_peer *next;
 };
@@ -60,6 +61,13 @@ struct control {
 };
 
 static void control_peer_io(int fd, short revents, void *arg);
+
+static void
+control_peer_touch(struct control_peer *p)
+{
+	evloop_timer_add(p->ctl->loop, &p->idle, clock_mono() +
+	    CTL_IDLE_TIMEOUT);
+}
 
 static int
 control_addr(const char *path, struct sockaddr_un *sun, char *err,
@@ -171,6 +179,7 @@ control_peer_free(struct control_peer *p)
 		}
 	if (p->waiting != NULL)
 		p->waiting->peer = NULL;
+	evloop_timer_cancel(&p->idle);
 	evloop_remove(ctl->loop, p->fd);
 	close(p->fd);
 	ctl->npeers--;
@@ -397,7 +406,7 @@ control_peer_io(int fd, short revents, void *arg)
 	struct control_peer *p = arg;
 
 	(void)fd;
-	p->last_active = clock_mono();
+	control_peer_touch(p);
 	/* poll reports a hang-up even unasked: a waiting peer may be gone. */
 	if (p->waiting != NULL && (revents & (POLLHUP | POLLERR))) {
 		control_peer_free(p);
@@ -436,7 +445,7 @@ control_finish(struct control_reply *r, cJSON *reply, const char *err)
 		return;
 	}
 	p->waiting = NULL;
-	p->last_active = clock_mono();
+	control_peer_touch(p);
 	if (reply == NULL)
 		rc = control_queue_error(p, err ? err : "no reply");
 	else {
@@ -477,6 +486,12 @@ control_refuse(int fd, const char *msg)
 }
 
 static void
+control_on_idle(void *arg)
+{
+	control_peer_free(arg);
+}
+
+static void
 control_accept_one(struct control *ctl, int fd)
 {
 	struct control_peer *p;
@@ -505,7 +520,8 @@ control_accept_one(struct control *ctl, int fd)
 	}
 	p->fd = fd;
 	p->ctl = ctl;
-	p->last_active = clock_mono();
+	evloop_timer_init(&p->idle, control_on_idle, p);
+	control_peer_touch(p);
 	p->next = ctl->peers;
 	ctl->peers = p;
 	ctl->npeers++;
@@ -533,30 +549,6 @@ control_listener(int fd, short revents, void *arg)
 			return;
 		}
 		control_accept_one(ctl, peer);
-	}
-}
-
-double
-control_next_deadline(const struct control *ctl)
-{
-	const struct control_peer *p;
-	double next = 0;
-
-	for (p = ctl->peers; p != NULL; p = p->next)
-		if (next == 0 || p->last_active + CTL_IDLE_TIMEOUT < next)
-			next = p->last_active + CTL_IDLE_TIMEOUT;
-	return next;
-}
-
-void
-control_expire(struct control *ctl, double now)
-{
-	struct control_peer *p, *next;
-
-	for (p = ctl->peers; p != NULL; p = next) {
-		next = p->next;
-		if (now - p->last_active >= CTL_IDLE_TIMEOUT)
-			control_peer_free(p);
 	}
 }
 

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
+#include "core/evloop.h"
 #include "master/events.h"
 #include "core/jsonutil.h"
 #include "core/log.h"
@@ -16,6 +17,7 @@
 #define EVENTS_JITTER 0.2
 
 struct events {
+	struct evloop *loop;
 	struct orch *orch;
 	events_cb cb;
 	void *arg;
@@ -23,8 +25,9 @@ struct events {
 	struct httpc_request *req;	/* the stream, when connected */
 	int status_checked;
 	int attempt;		/* consecutive failed connections */
-	double reconnect_at;	/* 0 = not scheduled */
-	double watchdog_at;	/* 0 = not armed */
+	struct evloop_timer reconnect;	/* pending: a connection is due */
+	struct evloop_timer watchdog;	/* pending while connected */
+	struct evloop_timer deferred;	/* a stop or restart asked mid-callback */
 	int stopped;
 	int in_callback;	/* inside libcurl's write callback */
 	int restart_pending;	/* restart asked for from a callback */
@@ -46,8 +49,8 @@ events_backoff(int attempt, double jitter01)
 static void
 events_arm_watchdog(struct events *ev)
 {
-	ev->watchdog_at = clock_mono() +
-	    ev->orch->cfg->orchestrator.events_timeout;
+	evloop_timer_add(ev->loop, &ev->watchdog, clock_mono() +
+	    ev->orch->cfg->orchestrator.events_timeout);
 }
 
 const char *
@@ -149,8 +152,8 @@ events_schedule(struct events *ev)
 
 	ev->attempt++;
 	ev->reconnects++;
-	ev->reconnect_at = clock_mono() + delay;
-	ev->watchdog_at = 0;
+	evloop_timer_add(ev->loop, &ev->reconnect, clock_mono() + delay);
+	evloop_timer_cancel(&ev->watchdog);
 	log_info("events: reconnecting in %.1fs", delay);
 }
 
@@ -178,7 +181,7 @@ events_connect(struct events *ev)
 {
 	struct httpc_request *req;
 
-	ev->reconnect_at = 0;
+	evloop_timer_cancel(&ev->reconnect);
 	sse_parser_reset(ev->parser);
 	ev->status_checked = 0;
 	req = orch_prepare(ev->orch, ORCH_STREAM, NULL, NULL);
@@ -197,8 +200,38 @@ events_connect(struct events *ev)
 	events_arm_watchdog(ev);
 }
 
+static void
+events_on_watchdog(void *arg)
+{
+	struct events *ev = arg;
+
+	log_warnx("events: no heartbeat for %.0fs; reconnecting",
+	    ev->orch->cfg->orchestrator.events_timeout);
+	httpc_request_free(ev->req);
+	ev->req = NULL;
+	events_schedule(ev);
+}
+
+static void
+events_on_reconnect(void *arg)
+{
+	events_connect(arg);
+}
+
+/* What was asked for inside libcurl's write callback, now outside it. */
+static void
+events_on_deferred(void *arg)
+{
+	struct events *ev = arg;
+
+	if (ev->restart_pending)
+		events_restart(ev);
+	else if (ev->stopped)
+		events_stop(ev);
+}
+
 struct events *
-events_new(struct orch *orch, events_cb cb, void *arg)
+events_new(struct evloop *loop, struct orch *orch, events_cb cb, void *arg)
 {
 	struct events *ev;
 
@@ -211,10 +244,14 @@ events_new(struct orch *orch, events_cb cb, void *arg)
 		free(ev);
 		return NULL;
 	}
+	ev->loop = loop;
 	ev->orch = orch;
 	ev->cb = cb;
 	ev->arg = arg;
 	ev->stopped = 1;
+	evloop_timer_init(&ev->reconnect, events_on_reconnect, ev);
+	evloop_timer_init(&ev->watchdog, events_on_watchdog, ev);
+	evloop_timer_init(&ev->deferred, events_on_deferred, ev);
 	return ev;
 }
 
@@ -223,12 +260,18 @@ events_stop(struct events *ev)
 {
 	ev->restart_pending = 0;
 	ev->stopped = 1;
-	ev->reconnect_at = 0;
-	ev->watchdog_at = 0;
-	if (ev->req != NULL && !ev->in_callback) {
-		httpc_request_free(ev->req);	/* cancels: no on_done */
-		ev->req = NULL;
+	evloop_timer_cancel(&ev->reconnect);
+	evloop_timer_cancel(&ev->watchdog);
+	evloop_timer_cancel(&ev->deferred);
+	if (ev->req == NULL)
+		return;
+	if (ev->in_callback) {
+		/* The stream's own callback is running: finish right after. */
+		evloop_timer_add(ev->loop, &ev->deferred, 0);
+		return;
 	}
+	httpc_request_free(ev->req);	/* cancels: no on_done */
+	ev->req = NULL;
 }
 
 void
@@ -245,6 +288,7 @@ events_restart(struct events *ev)
 {
 	if (ev->in_callback) {
 		ev->restart_pending = 1;
+		evloop_timer_add(ev->loop, &ev->deferred, 0);
 		return;
 	}
 	events_stop(ev);
@@ -257,6 +301,7 @@ events_free(struct events *ev)
 	if (ev == NULL)
 		return;
 	events_stop(ev);
+	evloop_timer_cancel(&ev->deferred);
 	sse_parser_free(ev->parser);
 	free(ev);
 }
@@ -265,37 +310,4 @@ unsigned long
 events_reconnects(const struct events *ev)
 {
 	return ev->reconnects;
-}
-
-double
-events_next_deadline(const struct events *ev)
-{
-	if (ev->restart_pending || (ev->stopped && ev->req != NULL))
-		return clock_mono();
-	if (ev->stopped)
-		return 0;
-	return ev->req != NULL ? ev->watchdog_at : ev->reconnect_at;
-}
-
-void
-events_tick(struct events *ev, double now)
-{
-	if (ev->restart_pending) {
-		events_restart(ev);
-		return;
-	}
-	if (ev->stopped) {
-		events_stop(ev);	/* finish a stop asked for mid-callback */
-		return;
-	}
-	if (ev->req == NULL && ev->reconnect_at > 0 && now >= ev->reconnect_at)
-		events_connect(ev);
-	else if (ev->req != NULL && ev->watchdog_at > 0 &&
-	    now >= ev->watchdog_at) {
-		log_warnx("events: no heartbeat for %.0fs; reconnecting",
-		    ev->orch->cfg->orchestrator.events_timeout);
-		httpc_request_free(ev->req);
-		ev->req = NULL;
-		events_schedule(ev);
-	}
 }

@@ -7,7 +7,10 @@
  * missing (unless a crash loop holds spawns back), and retiring workers that
  * are old (a previous generation after HUP, or recycled) only once their
  * slot's replacement is READY.  Signals, frames and control commands only
- * change the wanted state and let the next pass do the work.
+ * change the wanted state and let the next pass do the work.  What depends
+ * on time is a timer of the loop: each worker's liveness (SIGABRT, then
+ * SIGKILL), a successor's readiness timeout, the crash loop's respawn
+ * back-off and the stop deadline.
  */
 #include <errno.h>
 #include <poll.h>
@@ -28,7 +31,6 @@
 #include "master/control.h"
 #include "master/events.h"
 #include "core/evloop.h"
-#include "core/httpc.h"
 #include "core/log.h"
 #include "master/master.h"
 #include "master_priv.h"
@@ -39,11 +41,10 @@
 #include "core/version.h"
 #include "worker/worker.h"
 
-const char *const master_wstate_names[MASTER_NSTATES] = { "booting",
-    "ready", "busy", "draining" };
-
 static void master_on_channel(int fd, short revents, void *arg);
 static int master_on_frame(struct wproc *w, const struct channel_frame *f);
+static void master_on_liveness(void *arg);
+static void master_on_ready_by(void *arg);
 
 static double
 master_worker_uptime(const struct wproc *w, double now)
@@ -69,18 +70,6 @@ master_slot_owner(struct master *m, int slot)
 	return NULL;
 }
 
-int
-master_count(const struct master *m, int ready_only)
-{
-	const struct wproc *w;
-	int n = 0;
-
-	for (w = m->workers; w != NULL; w = w->next)
-		if (!w->retiring && (!ready_only || w->ready))
-			n++;
-	return n;
-}
-
 /* Count an unplanned end of the worker in slot (shown by health). */
 static void
 master_count_restart(struct master *m, int slot)
@@ -89,7 +78,7 @@ master_count_restart(struct master *m, int slot)
 		m->restarts[slot - 1]++;
 }
 
-int
+static int
 master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 {
 	char *text = NULL;
@@ -102,6 +91,27 @@ master_send(struct wproc *w, uint16_t type, uint16_t flags, cJSON *payload)
 	rc = channel_send(w->fd, type, flags, text, text ? strlen(text) : 0);
 	cJSON_free(text);
 	return rc;
+}
+
+/*
+ * Liveness: SIGABRT after worker_timeout of silence, SIGKILL 2 s later (or
+ * at kill_after, when a stop or a broken channel set it).  The timer is
+ * moved to the earlier of the two whenever either changes.
+ */
+static void
+master_arm_liveness(struct wproc *w)
+{
+	double next = w->kill_after, silent;
+
+	if (!w->killed && w->abort_sent == 0) {
+		silent = w->last_seen + w->master->cfg->server.worker_timeout;
+		if (next == 0 || silent < next)
+			next = silent;
+	}
+	if (w->killed || next == 0)
+		evloop_timer_cancel(&w->liveness);
+	else
+		evloop_timer_add(w->master->loop, &w->liveness, next);
 }
 
 /* Ask a worker to stop; the signal is the fallback when the channel fails. */
@@ -119,6 +129,7 @@ master_stop_worker(struct wproc *w, int fast, double grace, double margin)
 	/* A worker past its own deadline plus a margin is hung: kill it. */
 	if (w->kill_after == 0 || kill_at < w->kill_after)
 		w->kill_after = kill_at;
+	master_arm_liveness(w);
 }
 
 static void
@@ -200,6 +211,11 @@ master_spawn(struct master *m, int slot)
 	w->fd = sv[0];
 	w->started = w->last_seen = clock_mono();
 	w->max_ops = master_recycle_limit(m);
+	evloop_timer_init(&w->liveness, master_on_liveness, w);
+	master_arm_liveness(w);
+	evloop_timer_init(&w->ready_by, master_on_ready_by, w);
+	evloop_timer_add(m->loop, &w->ready_by, w->started +
+	    m->cfg->server.graceful_timeout);
 	if (evloop_add(m->loop, w->fd, POLLIN, master_on_channel, w) == -1) {
 		log_warn("spawn: event loop");
 		close(w->fd);
@@ -272,6 +288,7 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	m->crash_streak++;
 	if (now + delay > m->respawn_after)
 		m->respawn_after = now + delay;
+	evloop_timer_add(m->loop, &m->respawn, m->respawn_after);
 	log_warnx("crash loop: worker %d lived %.2fs (min_uptime %.1fs); "
 	    "respawning in %.1fs", w->slot, uptime, m->cfg->server.min_uptime,
 	    delay);
@@ -317,6 +334,8 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	metrics_add(&m->retired, &w->metrics);
 	master_close_channel(m, w);
 	master_unlink(m, w);
+	evloop_timer_cancel(&w->liveness);
+	evloop_timer_cancel(&w->ready_by);
 	free(w);
 }
 
@@ -389,7 +408,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
 	for (i = 0; i < MASTER_NSTATES; i++)
-		if (strcmp(state->valuestring, master_wstate_names[i]) == 0)
+		if (strcmp(state->valuestring, wtable_state_names[i]) == 0)
 			break;
 	if (i == MASTER_NSTATES)
 		return -1;
@@ -442,6 +461,7 @@ master_on_frame(struct wproc *w,
 			log_info("worker %d (pid %ld) ready", w->slot,
 			    (long)w->pid);
 		w->ready = 1;
+		evloop_timer_cancel(&w->ready_by);
 		if (!w->retiring)
 			w->state = WS_READY;
 	} else if (f->type == CH_HEARTBEAT)
@@ -467,6 +487,7 @@ master_channel_broken(struct master *m, struct wproc *w, const char *why)
 	w->state = WS_DRAINING;
 	kill(w->pid, SIGTERM);
 	w->kill_after = clock_mono() + MASTER_KILL_GRACE;
+	master_arm_liveness(w);
 }
 
 static void
@@ -483,6 +504,7 @@ master_on_channel(int fd, short revents, void *arg)
 		rc = channel_recv(fd, m->rxbuf, CHANNEL_MAX_FRAME + 1, &f, &derr);
 		if (rc == CHANNEL_RECV_FRAME) {
 			w->last_seen = clock_mono();
+			master_arm_liveness(w);
 			if (master_on_frame(w, &f) == 0)
 				continue;
 			snprintf(why, sizeof(why), "invalid %s frame",
@@ -505,22 +527,20 @@ master_on_channel(int fd, short revents, void *arg)
 	}
 }
 
-/* Liveness: SIGABRT after worker_timeout of silence, SIGKILL 2 s later. */
+/* The liveness timer (master_arm_liveness): SIGKILL, or SIGABRT first. */
 static void
-master_check_liveness(struct master *m, struct wproc *w, double now)
+master_on_liveness(void *arg)
 {
-	double timeout = m->cfg->server.worker_timeout;
+	struct wproc *w = arg;
+	double timeout = w->master->cfg->server.worker_timeout;
+	double now = clock_mono();
 
-	if (w->killed)
-		return;
 	if (w->kill_after > 0 && now >= w->kill_after) {
 		log_warnx("worker %d (pid %ld) still alive; sending SIGKILL",
 		    w->slot, (long)w->pid);
 		kill(w->pid, SIGKILL);
 		w->killed = 1;
-		return;
-	}
-	if (w->abort_sent == 0 && now - w->last_seen >= timeout) {
+	} else if (w->abort_sent == 0 && now - w->last_seen >= timeout) {
 		log_warnx("worker %d (pid %ld) sent no heartbeat for %.1fs; "
 		    "sending SIGABRT", w->slot, (long)w->pid,
 		    now - w->last_seen);
@@ -529,14 +549,23 @@ master_check_liveness(struct master *m, struct wproc *w, double now)
 		if (w->kill_after == 0 || now + MASTER_KILL_GRACE < w->kill_after)
 			w->kill_after = now + MASTER_KILL_GRACE;
 	}
+	master_arm_liveness(w);
+}
+
+/* Not READY within graceful_timeout: a predecessor need not wait for it. */
+static void
+master_on_ready_by(void *arg)
+{
+	struct wproc *w = arg;
+
+	w->overdue = 1;
 }
 
 /* Retire old workers whose slot has a READY successor, or no capacity. */
 static void
-master_retire_old(struct master *m, double now)
+master_retire_old(struct master *m)
 {
 	struct wproc *w, *owner;
-	double limit = m->cfg->server.graceful_timeout;
 
 	for (w = m->workers; w != NULL; w = w->next) {
 		if (w->retiring)
@@ -552,29 +581,38 @@ master_retire_old(struct master *m, double now)
 			master_retire(m, w, "replaced (it was not ready)");
 		else if (owner != NULL && owner->ready)
 			master_retire(m, w, "replaced by a ready worker");
-		else if (owner != NULL && now - owner->started >= limit) {
+		else if (owner != NULL && owner->overdue) {
 			log_warnx("worker %d (pid %ld) not ready after %.1fs; "
 			    "retiring its predecessor anyway", owner->slot,
-			    (long)owner->pid, now - owner->started);
+			    (long)owner->pid, clock_mono() - owner->started);
 			master_retire(m, w, "replacement timed out");
 		} else if (w->slot > m->target &&
-		    master_count(m, 1) - 1 >= m->target)
+		    wtable_count(m, 1) - 1 >= m->target)
 			master_retire(m, w, "fewer workers wanted");
 	}
 }
 
+/* Back-off over: the master_maintain() after this pass spawns. */
 static void
-master_spawn_missing(struct master *m, double now)
+master_on_respawn(void *arg)
+{
+	(void)arg;
+}
+
+static void
+master_spawn_missing(struct master *m)
 {
 	int slot;
 
-	if (now < m->respawn_after)
-		return;
+	if (evloop_timer_pending(&m->respawn))
+		return;		/* a crash loop's back-off */
 	for (slot = 1; slot <= m->target; slot++)
 		if (master_slot_owner(m, slot) == NULL &&
 		    master_spawn(m, slot) == -1) {
 			/* fork or memory trouble: try again in a moment */
-			m->respawn_after = now + MASTER_BACKOFF_FIRST;
+			m->respawn_after = clock_mono() + MASTER_BACKOFF_FIRST;
+			evloop_timer_add(m->loop, &m->respawn,
+			    m->respawn_after);
 			return;
 		}
 }
@@ -591,17 +629,17 @@ master_has_old(const struct master *m)
 }
 
 static void
-master_notify_progress(struct master *m, double now)
+master_notify_progress(struct master *m)
 {
 	char state[128];
 
 	if (m->reload_started > 0 && !master_has_old(m)) {
 		log_info("rolling restart to generation %d done in %.2fs",
-		    m->generation, now - m->reload_started);
+		    m->generation, clock_mono() - m->reload_started);
 		m->reload_started = 0;
 	}
 	if (m->systemd_ready || m->reload_started > 0 ||
-	    master_count(m, 1) < m->target)
+	    wtable_count(m, 1) < m->target)
 		return;
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=%d workers ready, "
 	    "generation %d", m->target, m->generation);
@@ -610,95 +648,42 @@ master_notify_progress(struct master *m, double now)
 	m->systemd_ready = 1;
 }
 
+/*
+ * After every pass of the loop: make the worker table converge on what is
+ * wanted.  Time plays no part here; timers set what it depends on.
+ */
 static void
 master_maintain(struct master *m)
 {
-	double now = clock_mono();
+	if (m->state == MS_STOPPING)
+		return;
+	master_spawn_missing(m);
+	master_retire_old(m);
+	if (m->pushq != NULL)
+		relay_flush_pushed(m);
+	master_notify_progress(m);
+}
+
+/* Stopping took too long: SIGKILL for every worker still there. */
+static void
+master_on_stop_deadline(void *arg)
+{
+	struct master *m = arg;
 	struct wproc *w;
 
 	for (w = m->workers; w != NULL; w = w->next)
-		master_check_liveness(m, w, now);
-	if (m->ctl != NULL)
-		control_expire(m->ctl, now);
-	master_ctl_expire(m, now, 0);
-	if (m->state == MS_STOPPING) {
-		if (now >= m->stop_deadline)
-			for (w = m->workers; w != NULL; w = w->next)
-				if (!w->killed) {
-					log_warnx("worker %d (pid %ld) did not "
-					    "stop in time; sending SIGKILL",
-					    w->slot, (long)w->pid);
-					kill(w->pid, SIGKILL);
-					w->killed = 1;
-				}
-		return;
-	}
-	master_spawn_missing(m, now);
-	master_retire_old(m, now);
-	master_db_housekeeping(m, now);
-	if (m->pushq != NULL)
-		relay_flush_pushed(m);
-	master_notify_progress(m, now);
-}
-
-static double
-master_earliest(double a, double b)
-{
-	if (a <= 0)
-		return b;
-	if (b <= 0)
-		return a;
-	return a < b ? a : b;
-}
-
-/* The nearest moment master_maintain() has something to do. */
-static int
-master_next_timeout(struct master *m)
-{
-	const struct wproc *w, *owner;
-	double next = 0;
-	int slot;
-
-	for (w = m->workers; w != NULL; w = w->next) {
-		if (w->killed)
-			continue;
-		next = master_earliest(next, w->kill_after);
-		if (w->abort_sent == 0)
-			next = master_earliest(next, w->last_seen +
-			    m->cfg->server.worker_timeout);
-	}
-	if (m->state == MS_STOPPING)
-		next = master_earliest(next, m->stop_deadline);
-	else {
-		next = master_earliest(next, m->next_housekeeping);
-		for (slot = 1; slot <= m->target; slot++) {
-			owner = master_slot_owner(m, slot);
-			if (owner == NULL)
-				next = master_earliest(next, m->respawn_after);
-			else if (!owner->ready && m->reload_started > 0)
-				next = master_earliest(next, owner->started +
-				    m->cfg->server.graceful_timeout);
+		if (!w->killed) {
+			log_warnx("worker %d (pid %ld) did not stop in time; "
+			    "sending SIGKILL", w->slot, (long)w->pid);
+			kill(w->pid, SIGKILL);
+			w->killed = 1;
+			master_arm_liveness(w);
 		}
-	}
-	if (m->ctl != NULL)
-		next = master_earliest(next, control_next_deadline(m->ctl));
-	next = master_earliest(next, master_ctl_next_deadline(m));
-	if (m->http != NULL)
-		next = master_earliest(next, httpc_next_deadline(m->http));
-	if (m->events != NULL)
-		next = master_earliest(next, events_next_deadline(m->events));
-	next = master_earliest(next, relay_next_deadline(m));
-	if (next <= 0)
-		return -1;
-	return clock_ms_until(next);
 }
-
-/* The orchestrator's events, forwarded to workers. */
-
 
 /* Operator actions: signals and control commands end up here. */
 
-void
+static void
 master_begin_stop(struct master *m, int fast)
 {
 	struct wproc *w;
@@ -709,10 +694,11 @@ master_begin_stop(struct master *m, int fast)
 	if (m->state == MS_STOPPING && (m->stop_fast || !fast))
 		return;		/* already stopping at least this fast */
 	log_info("stopping (%s): %d workers to go", fast ? "fast" :
-	    "graceful", master_count(m, 0));
+	    "graceful", wtable_count(m, 0));
 	notify_send("STOPPING=1");
 	if (m->state != MS_STOPPING || deadline < m->stop_deadline)
 		m->stop_deadline = deadline;
+	evloop_timer_add(m->loop, &m->stop_timer, m->stop_deadline);
 	m->state = MS_STOPPING;
 	m->stop_fast = fast;
 	if (m->events != NULL)
@@ -728,7 +714,7 @@ master_begin_stop(struct master *m, int fast)
  * orchestrator with its own instance ID); then fresh workers and a fresh
  * stream, or the master's exit, per server.on_goodbye.
  */
-void
+static void
 master_goodbye(struct master *m, const char *reason)
 {
 	struct wproc *w;
@@ -752,12 +738,14 @@ master_goodbye(struct master *m, const char *reason)
 		w->state = WS_DRAINING;
 		w->kill_after = clock_mono() + grace + MASTER_NOTICE_GRACE +
 		    MASTER_KILL_GRACE;
+		master_arm_liveness(w);
 	}
 	cJSON_Delete(o);
 	if (m->cfg->server.on_goodbye == ON_GOODBYE_EXIT) {
 		m->state = MS_STOPPING;
 		m->stop_deadline = clock_mono() + grace + MASTER_NOTICE_GRACE +
 		    MASTER_KILL_GRACE;
+		evloop_timer_add(m->loop, &m->stop_timer, m->stop_deadline);
 		notify_send("STOPPING=1");
 		if (m->events != NULL)
 			events_stop(m->events);
@@ -769,7 +757,7 @@ master_goodbye(struct master *m, const char *reason)
 		events_restart(m->events);
 }
 
-void
+static void
 master_scale(struct master *m, int target, const char *why)
 {
 	if (target < 1)
@@ -817,10 +805,11 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 
-int
+static int
 master_reload(struct master *m, char *err, size_t errlen)
 {
 	struct egressd_config *cfg;
+	struct wproc *w;
 	char lerr[CONFIG_ERR_MAX];
 
 	if (m->state == MS_STOPPING) {
@@ -856,6 +845,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 	m->systemd_ready = 0;
 	m->crash_streak = 0;
 	m->respawn_after = 0;
+	evloop_timer_cancel(&m->respawn);
+	for (w = m->workers; w != NULL; w = w->next)
+		master_arm_liveness(w);	/* worker_timeout may have changed */
 	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
 	    cfg->server.workers;
 	relay_start_events(m);
@@ -919,7 +911,68 @@ master_on_signal(int fd, short revents, void *arg)
 	}
 }
 
-/* Control commands. */
+static cJSON *
+master_command_ok(void)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddTrueToObject(o, "ok");
+	return o;
+}
+
+static cJSON *
+master_command_scale(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
+	cJSON *o;
+
+	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
+	    n->valueint < 1 || n->valueint > CONFIG_WORKERS_MAX) {
+		snprintf(err, errlen, "\"workers\" must be an integer between "
+		    "1 and %d", CONFIG_WORKERS_MAX);
+		return NULL;
+	}
+	if (m->state == MS_STOPPING) {
+		snprintf(err, errlen, "stopping; scale ignored");
+		return NULL;
+	}
+	master_scale(m, n->valueint, "scale");
+	o = master_command_ok();
+	cJSON_AddNumberToObject(o, "target", m->target);
+	return o;
+}
+
+static cJSON *
+master_command_stop(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
+
+	if (fast != NULL && !cJSON_IsBool(fast)) {
+		snprintf(err, errlen, "\"fast\" must be true or false");
+		return NULL;
+	}
+	master_begin_stop(m, cJSON_IsTrue(fast));
+	return master_command_ok();
+}
+
+/* Control commands: the arbiter acts on some and hands the rest on. */
+static cJSON *
+master_on_command(const char *cmd, const cJSON *req, void *arg, char *err,
+    size_t errlen)
+{
+	struct master *m = arg;
+
+	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
+		return master_reload(m, err, errlen) == 0 ?
+		    master_command_ok() : NULL;
+	if (strcmp(cmd, CTL_CMD_STOP) == 0)
+		return master_command_stop(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
+		return master_command_scale(m, req, err, errlen);
+	return master_ctl_handle(cmd, req, arg, err, errlen);
+}
 
 /* Set-up and the loop. */
 
@@ -953,6 +1006,9 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	}
 	m->sigfd = -1;
 	m->opt = *opt;
+	m->goodbye = master_goodbye;
+	evloop_timer_init(&m->stop_timer, master_on_stop_deadline, m);
+	evloop_timer_init(&m->respawn, master_on_respawn, m);
 	m->generation = 1;
 	m->started = clock_mono();
 	m->target = opt->workers_override > 0 ? opt->workers_override :
@@ -974,7 +1030,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 		return NULL;
 	}
 	m->ctl = control_open(cfg->server.control_socket, m->loop,
-	    master_ctl_handle, m, err, errlen);
+	    master_on_command, m, err, errlen);
 	if (m->ctl == NULL) {
 		master_free(m);
 		return NULL;
@@ -1012,15 +1068,10 @@ master_run(struct master *m)
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
 			break;
-		if (evloop_run_once(m->loop, master_next_timeout(m)) == -1) {
+		if (evloop_run_once(m->loop, -1) == -1) {
 			log_warn("poll");
 			sleep(1);	/* never spin on a broken poll */
 		}
-		if (m->http != NULL)
-			httpc_run_timers(m->http);
-		if (m->events != NULL)
-			events_tick(m->events, clock_mono());
-		relay_tick(m, clock_mono());
 	}
 	if (m->npushq > 0)
 		log_errx("%d pushed operations never reached a worker",
@@ -1040,9 +1091,11 @@ master_free(struct master *m)
 		m->workers = w->next;
 		if (w->fd >= 0)
 			close(w->fd);
+		evloop_timer_cancel(&w->liveness);
+		evloop_timer_cancel(&w->ready_by);
 		free(w);
 	}
-	master_ctl_expire(m, 0, 1);	/* answer what still waits */
+	master_ctl_expire(m);	/* answer what still waits */
 	control_close(m->ctl, 1);
 	relay_free(m);
 	store_close(&m->store);

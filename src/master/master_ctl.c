@@ -1,11 +1,13 @@
 /*
- * master_ctl: the control socket's commands, answered from the arbiter's
+ * master_ctl: the control socket's queries, answered from the arbiter's
  * state — status, health (per-worker detail and the healthy / degraded /
- * down verdict egressctl turns into its exit status), reload, stop, scale,
- * metrics (Prometheus text of every worker's operations, reaped ones too).
+ * down verdict egressctl turns into its exit status), metrics (Prometheus
+ * text of every worker's operations, reaped ones too).  The commands that
+ * act (reload, stop, scale) are the arbiter's own: master.c answers them
+ * and hands every other command here.
  * health --deep also asks each worker for its live detail (STATUS frames)
- * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed; the
- * master goes on serving meanwhile.
+ * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed (a
+ * timer per request); the master goes on serving meanwhile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,7 @@
 #include "core/channel.h"
 #include "core/clock.h"
 #include "master/control.h"
-#include "master/events.h"
+#include "core/evloop.h"
 #include "master_priv.h"
 #include "core/metrics.h"
 #include "core/procinfo.h"
@@ -42,8 +44,8 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "workers", master_count(m, 0));
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "workers", wtable_count(m, 0));
+	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
 	cJSON_AddNumberToObject(o, "uptime", now - m->started);
 	cJSON_AddStringToObject(o, "config", m->opt.config_path);
 	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
@@ -72,7 +74,7 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	cJSON_AddNumberToObject(o, "pid", w->pid);
 	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
 	cJSON_AddNumberToObject(o, "generation", w->generation);
-	cJSON_AddStringToObject(o, "state", master_wstate_names[w->state]);
+	cJSON_AddStringToObject(o, "state", wtable_state_names[w->state]);
 	cJSON_AddStringToObject(o, "health", master_ctl_worker_health(m, w, now));
 	cJSON_AddBoolToObject(o, "ready", w->ready && !w->retiring);
 	cJSON_AddBoolToObject(o, "retiring", w->retiring);
@@ -128,7 +130,8 @@ struct deep_health {
 	struct control_reply *reply;
 	cJSON *health;
 	int waiting;
-	double deadline;
+	struct evloop_timer timeout;
+	struct master *m;
 	struct deep_health *next;
 };
 
@@ -142,6 +145,7 @@ master_ctl_deep_done(struct master *m, struct deep_health *d)
 			*pp = d->next;
 			break;
 		}
+	evloop_timer_cancel(&d->timeout);
 	control_finish(d->reply, d->health, NULL);
 	free(d);
 }
@@ -160,6 +164,27 @@ master_ctl_entry(cJSON *health, pid_t pid)
 	return NULL;
 }
 
+/* Answer d now: workers that did not answer in time are marked so. */
+static void
+master_ctl_deep_expire(struct master *m, struct deep_health *d)
+{
+	cJSON *entry;
+
+	cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(d->health,
+	    "workers"))
+		if (!cJSON_HasObjectItem(entry, "live"))
+			cJSON_AddNullToObject(entry, "live");
+	master_ctl_deep_done(m, d);
+}
+
+static void
+master_ctl_on_deep_timeout(void *arg)
+{
+	struct deep_health *d = arg;
+
+	master_ctl_deep_expire(d->m, d);
+}
+
 /* Ask every listed worker; those that cannot be asked get "live": null. */
 static cJSON *
 master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
@@ -176,7 +201,8 @@ master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
 	for (w = m->workers; w != NULL; w = w->next) {
 		if ((entry = master_ctl_entry(health, w->pid)) == NULL)
 			continue;
-		if (master_send(w, CH_STATUS, 0, NULL) == 0)
+		if (w->fd >= 0 && channel_send(w->fd, CH_STATUS, 0, NULL,
+		    0) == 0)
 			d->waiting++;
 		else
 			cJSON_AddNullToObject(entry, "live");
@@ -186,7 +212,10 @@ master_ctl_deep(struct master *m, cJSON *health, char *err, size_t errlen)
 		return health;	/* nothing to wait for: answer now */
 	}
 	d->health = health;
-	d->deadline = clock_mono() + MASTER_DEEP_TIMEOUT;
+	d->m = m;
+	evloop_timer_init(&d->timeout, master_ctl_on_deep_timeout, d);
+	evloop_timer_add(m->loop, &d->timeout, clock_mono() +
+	    MASTER_DEEP_TIMEOUT);
 	d->next = m->deep;
 	m->deep = d;
 	return NULL;
@@ -212,34 +241,10 @@ master_ctl_status_reply(struct master *m, const struct wproc *w,
 }
 
 void
-master_ctl_expire(struct master *m, double now, int force)
+master_ctl_expire(struct master *m)
 {
-	struct deep_health *d, *next;
-	cJSON *entry;
-
-	for (d = m->deep; d != NULL; d = next) {
-		next = d->next;
-		if (!force && now < d->deadline)
-			continue;
-		/* Workers that did not answer in time are marked so. */
-		cJSON_ArrayForEach(entry, cJSON_GetObjectItemCaseSensitive(
-		    d->health, "workers"))
-			if (!cJSON_HasObjectItem(entry, "live"))
-				cJSON_AddNullToObject(entry, "live");
-		master_ctl_deep_done(m, d);
-	}
-}
-
-double
-master_ctl_next_deadline(const struct master *m)
-{
-	const struct deep_health *d;
-	double next = 0;
-
-	for (d = m->deep; d != NULL; d = d->next)
-		if (next == 0 || d->deadline < next)
-			next = d->deadline;
-	return next;
+	while (m->deep != NULL)
+		master_ctl_deep_expire(m, m->deep);
 }
 
 static cJSON *
@@ -270,7 +275,7 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
-	cJSON_AddNumberToObject(o, "ready", master_count(m, 1));
+	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
 	list = cJSON_AddArrayToObject(o, "workers");
 	for (w = m->workers; w != NULL; w = w->next)
 		if (only == NULL || w == only)
@@ -295,64 +300,6 @@ master_ctl_ok(void)
 }
 
 static cJSON *
-master_ctl_scale(struct master *m, const cJSON *req, char *err,
-    size_t errlen)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(req, "workers");
-	cJSON *o;
-
-	if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble ||
-	    n->valueint < 1 || n->valueint > CONFIG_WORKERS_MAX) {
-		snprintf(err, errlen, "\"workers\" must be an integer between "
-		    "1 and %d", CONFIG_WORKERS_MAX);
-		return NULL;
-	}
-	if (m->state == MS_STOPPING) {
-		snprintf(err, errlen, "stopping; scale ignored");
-		return NULL;
-	}
-	master_scale(m, n->valueint, "scale");
-	o = master_ctl_ok();
-	cJSON_AddNumberToObject(o, "target", m->target);
-	return o;
-}
-
-static cJSON *
-master_ctl_stop(struct master *m, const cJSON *req, char *err, size_t errlen)
-{
-	const cJSON *fast = cJSON_GetObjectItemCaseSensitive(req, "fast");
-
-	if (fast != NULL && !cJSON_IsBool(fast)) {
-		snprintf(err, errlen, "\"fast\" must be true or false");
-		return NULL;
-	}
-	master_begin_stop(m, cJSON_IsTrue(fast));
-	return master_ctl_ok();
-}
-
-void
-master_ctl_metrics(const struct master *m, struct metrics *total,
-    struct metrics_master *mm)
-{
-	const struct wproc *w;
-	int i;
-
-	memcpy(total, &m->retired, sizeof(*total));
-	memset(mm, 0, sizeof(*mm));
-	for (w = m->workers; w != NULL; w = w->next) {
-		metrics_add(total, &w->metrics);
-		mm->inflight += w->inflight;
-	}
-	for (i = 0; i < CONFIG_WORKERS_MAX; i++)
-		mm->worker_restarts += m->restarts[i];
-	mm->stream_reconnects = m->stream_reconnects +
-	    (m->events != NULL ? events_reconnects(m->events) : 0);
-	mm->reloads = m->reloads;
-	mm->workers = (uint64_t)master_count(m, 0);
-	mm->workers_ready = (uint64_t)master_count(m, 1);
-}
-
-static cJSON *
 master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
 {
 	struct metrics_master mm;
@@ -361,7 +308,7 @@ master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
 	cJSON *o = NULL;
 
 	if ((total = malloc(sizeof(*total))) != NULL) {
-		master_ctl_metrics(m, total, &mm);
+		wtable_metrics(m, total, &mm);
 		text = metrics_render(total, &mm);
 		free(total);
 	}
@@ -390,12 +337,6 @@ master_ctl_handle(const char *cmd, const cJSON *req, void *arg, char *err,
 	}
 	if (strcmp(cmd, CTL_CMD_HEALTH) == 0)
 		return master_ctl_health(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
-		return master_reload(m, err, errlen) == 0 ? master_ctl_ok() : NULL;
-	if (strcmp(cmd, CTL_CMD_STOP) == 0)
-		return master_ctl_stop(m, req, err, errlen);
-	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
-		return master_ctl_scale(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_METRICS) == 0)
 		return master_ctl_metrics_text(m, err, errlen);
 	snprintf(err, errlen, "unknown command \"%.64s\"", cmd);

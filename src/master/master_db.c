@@ -16,6 +16,7 @@
 
 #include "procmgr/audit.h"
 #include "core/clock.h"
+#include "core/evloop.h"
 #include "core/log.h"
 #include "master_priv.h"
 #include "procmgr/procmgr.h"
@@ -107,14 +108,17 @@ master_db_recover(struct master *m)
 	free(ids);
 }
 
-void
-master_db_housekeeping(struct master *m, double now)
+/* A timer: every MASTER_DB_EVERY, sooner while pruning lags; not stopping. */
+static void
+master_db_housekeeping(void *arg)
 {
+	struct master *m = arg;
+	double now = clock_mono();
 	int64_t pruned;
 
-	if (m->next_housekeeping > now)
-		return;
-	m->next_housekeeping = now + MASTER_DB_EVERY;
+	if (m->state != MS_RUNNING)
+		return;		/* stopping: no more passes */
+	evloop_timer_add(m->loop, &m->housekeeping, now + MASTER_DB_EVERY);
 	if (master_db_open_brief(m) == -1)
 		return;
 	master_db_recover(m);
@@ -125,7 +129,8 @@ master_db_housekeeping(struct master *m, double now)
 	else if (pruned > 0)
 		log_debug("database: pruned %lld old rows", (long long)pruned);
 	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
-		m->next_housekeeping = now + MASTER_DB_AGAIN;
+		evloop_timer_add(m->loop, &m->housekeeping, now +
+		    MASTER_DB_AGAIN);
 	store_close(&m->store);
 }
 
@@ -149,6 +154,8 @@ master_db_start(struct master *m, char *err, size_t errlen)
 	if (n > 0)
 		log_debug("database: pruned %d old worker rows", n);
 	store_close(&m->store);
-	m->next_housekeeping = clock_mono() + MASTER_DB_AGAIN;
+	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);
+	evloop_timer_add(m->loop, &m->housekeeping, clock_mono() +
+	    MASTER_DB_AGAIN);
 	return 0;
 }

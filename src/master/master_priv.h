@@ -1,10 +1,14 @@
 /*
- * master_priv: what the arbiter's four files share — the worker table and
- * the master's state.  master.c owns the table and the signals, relay.c the
- * orchestrator's events, their forwarding to workers and the logs and
- * metrics pushes, master_ctl.c the control socket's commands, master_db.c
- * its database housekeeping.  Not a public interface: nothing outside these
- * four files includes it.
+ * master_priv: what the arbiter's five files share — the worker table and
+ * the master's state.  master.c owns the table, the signals and the control
+ * commands that act, relay.c the orchestrator's events, their forwarding to
+ * workers and the logs and metrics pushes, master_ctl.c the control
+ * socket's queries, master_db.c its database housekeeping, wtable.c what
+ * the others read of the table (counts, state names, metrics totals).
+ * Calls go one way: master.c calls the other four; relay.c and master_ctl.c
+ * call wtable.c only (a goodbye reaches the arbiter through the hook
+ * master.c sets, m->goodbye); wtable.c and master_db.c call none of them.
+ * Not a public interface: nothing outside these five files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -15,6 +19,7 @@
 
 #include "core/orch.h"
 #include "core/config.h"
+#include "core/evloop.h"
 #include "master/master.h"
 #include "core/metrics.h"
 #include "procmgr/store.h"
@@ -40,7 +45,6 @@ struct httpc_request;
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
-extern const char *const master_wstate_names[MASTER_NSTATES];
 
 struct wproc {
 	pid_t pid;
@@ -59,6 +63,9 @@ struct wproc {
 	double abort_sent;	/* SIGABRT for missed heartbeats */
 	double kill_after;	/* SIGKILL when still alive by then */
 	int killed;
+	struct evloop_timer liveness;	/* the next SIGABRT or SIGKILL */
+	struct evloop_timer ready_by;	/* graceful_timeout after its start */
+	int overdue;		/* not READY by then: no reason to wait */
 	unsigned long inflight, done, failed;
 	unsigned long pushed;	/* operations sent since its last heartbeat */
 	unsigned long long rss;
@@ -73,7 +80,7 @@ enum mstate { MS_RUNNING, MS_STOPPING };
 struct relay_push {
 	char *body;		/* kept for the next try */
 	int tries;
-	double retry_at;	/* 0 = no try waiting */
+	struct evloop_timer retry;	/* pending: a try is waiting */
 	struct httpc_request *req;
 };
 
@@ -89,6 +96,7 @@ struct master {
 	enum mstate state;
 	int stop_fast;
 	double stop_deadline;
+	struct evloop_timer stop_timer;	/* SIGKILL for what still runs */
 	int exit_status;
 
 	int target;
@@ -100,6 +108,7 @@ struct master {
 	int crash_streak;
 	double last_crash;
 	double respawn_after;
+	struct evloop_timer respawn;	/* pending: spawns are held back */
 
 	double started;
 	int systemd_ready;	/* READY=1 sent for the current generation */
@@ -109,13 +118,15 @@ struct master {
 	struct httpc *http;	/* NULL without an orchestrator */
 	struct orch orch;
 	struct events *events;
+	/* What a goodbye event makes the arbiter do (master.c, for relay.c). */
+	void (*goodbye)(struct master *m, const char *reason);
 	struct relay_push push_metrics;
 	struct relay_push push_logs;
 	struct pushed_op *pushq;	/* FIFO of operations for no worker yet */
 	int npushq;
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
-	double next_housekeeping;	/* recovery and retention, master_db.c */
+	struct evloop_timer housekeeping; /* recovery, retention: master_db.c */
 	int reload_wanted;		/* an upgrade asked for a reload */
 	struct metrics retired;		/* last reports of workers reaped */
 	uint64_t reloads;
@@ -127,15 +138,6 @@ struct pushed_op {
 	struct pushed_op *next;
 };
 
-/* master.c */
-int master_count(const struct master *m, int ready_only);
-int master_send(struct wproc *w, uint16_t type, uint16_t flags,
-    struct cJSON *payload);
-void master_begin_stop(struct master *m, int fast);
-void master_goodbye(struct master *m, const char *reason);
-void master_scale(struct master *m, int target, const char *why);
-int master_reload(struct master *m, char *err, size_t errlen);
-
 /* relay.c */
 int relay_setup(struct master *m, const struct egressd_config *cfg,
     const struct orch_creds *previous, char *err, size_t errlen);
@@ -145,26 +147,28 @@ void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
 void relay_new_instance_id(struct master *m);
 void relay_free(struct master *m);
-double relay_next_deadline(const struct master *m);	/* 0 = none */
-void relay_tick(struct master *m, double now);	/* push retries */
 
 /* master_ctl.c */
+/* The queries (status, health, metrics); arg is the master. */
 struct cJSON *master_ctl_handle(const char *cmd, const struct cJSON *request,
     void *arg, char *err, size_t errlen);
 /* A worker's STATUS_REPLY (o) for the health --deep requests waiting. */
 void master_ctl_status_reply(struct master *m, const struct wproc *w,
     const struct cJSON *o);
-/* Answer deep requests whose workers were too slow; all of them if force. */
-void master_ctl_expire(struct master *m, double now, int force);
-double master_ctl_next_deadline(const struct master *m);	/* 0 = none */
+/* Answer the deep requests still waiting for workers (at exit). */
+void master_ctl_expire(struct master *m);
+
+/* wtable.c */
+extern const char *const wtable_state_names[MASTER_NSTATES];
+int wtable_count(const struct master *m, int ready_only);
 /* Operations of every worker, live or reaped, and the master's counters. */
-void master_ctl_metrics(const struct master *m, struct metrics *total,
+void wtable_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm);
 
 /* master_db.c */
+/* Also arms the housekeeping timer: recovery and retention while running. */
 int master_db_start(struct master *m, char *err, size_t errlen);
 void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
-void master_db_housekeeping(struct master *m, double now);
 
 #endif

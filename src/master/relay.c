@@ -5,10 +5,11 @@
  * each event into work for the workers: work_available pokes one worker
  * with room (round-robin), a pushed operation goes to the least-loaded
  * ready worker (or waits in a bounded queue until one is ready), goodbye is
- * handed to the arbiter, push_metrics is answered with the workers'
- * aggregated counters and metrics, push_logs with the recent log lines.
- * Both POSTs get 3 tries, 1 s then 2 s apart; while one is under way (or
- * waiting to retry) a new request for it is ignored.
+ * handed to the arbiter (through the hook it set, m->goodbye), push_metrics
+ * is answered with the workers' aggregated counters and metrics, push_logs
+ * with the recent log lines.  Both POSTs get 3 tries, 1 s then 2 s apart (a
+ * timer each); while one is under way (or waiting to retry) a new request
+ * for it is ignored.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "core/orch.h"
 #include "core/channel.h"
 #include "core/clock.h"
+#include "core/evloop.h"
 #include "master/events.h"
 #include "core/httpc.h"
 #include "core/jsonutil.h"
@@ -61,7 +63,7 @@ relay_offer_work(struct master *m)
 	want = (int)(m->work_rr++ % (unsigned)n);
 	for (w = m->workers; w != NULL; w = w->next)
 		if (relay_has_room(m, w) && want-- == 0) {
-			master_send(w, CH_WORK_AVAILABLE, 0, NULL);
+			channel_send(w->fd, CH_WORK_AVAILABLE, 0, NULL, 0);
 			return;
 		}
 }
@@ -180,6 +182,7 @@ static void relay_push_try(struct master *m, struct relay_push *p);
 static void
 relay_push_cancel(struct relay_push *p)
 {
+	evloop_timer_cancel(&p->retry);
 	httpc_request_free(p->req);
 	free(p->body);
 	memset(p, 0, sizeof(*p));
@@ -188,7 +191,7 @@ relay_push_cancel(struct relay_push *p)
 static int
 relay_push_busy(const struct relay_push *p)
 {
-	return p->req != NULL || p->retry_at > 0;
+	return p->req != NULL || evloop_timer_pending(&p->retry);
 }
 
 static enum orch_call
@@ -208,7 +211,8 @@ static void
 relay_push_failed(struct master *m, struct relay_push *p, const char *why)
 {
 	if (p->tries < RELAY_PUSH_TRIES) {
-		p->retry_at = clock_mono() + relay_push_delay[p->tries - 1];
+		evloop_timer_add(m->loop, &p->retry, clock_mono() +
+		    relay_push_delay[p->tries - 1]);
 		log_warnx("%s push failed (%s); retrying in %.0fs",
 		    relay_push_name(m, p), why, relay_push_delay[p->tries - 1]);
 		return;
@@ -255,13 +259,28 @@ relay_push_try(struct master *m, struct relay_push *p)
 {
 	char *copy = strdup(p->body);
 
-	p->retry_at = 0;
 	p->tries++;
 	p->req = copy == NULL ? NULL : orch_call(&m->orch,
 	    relay_push_call(m, p), NULL, copy, p == &m->push_metrics ?
 	    relay_on_metrics_done : relay_on_logs_done, m);
 	if (p->req == NULL)
 		relay_push_failed(m, p, "cannot start the request");
+}
+
+static void
+relay_on_metrics_retry(void *arg)
+{
+	struct master *m = arg;
+
+	relay_push_try(m, &m->push_metrics);
+}
+
+static void
+relay_on_logs_retry(void *arg)
+{
+	struct master *m = arg;
+
+	relay_push_try(m, &m->push_logs);
 }
 
 /* Send body (taken over) as p's POST; NULL body: out of memory. */
@@ -274,26 +293,9 @@ relay_push_start(struct master *m, struct relay_push *p, char *body)
 	}
 	p->body = body;
 	p->tries = 0;
+	evloop_timer_init(&p->retry, p == &m->push_metrics ?
+	    relay_on_metrics_retry : relay_on_logs_retry, m);
 	relay_push_try(m, p);
-}
-
-double
-relay_next_deadline(const struct master *m)
-{
-	double a = m->push_metrics.retry_at, b = m->push_logs.retry_at;
-
-	if (a <= 0)
-		return b;
-	return b > 0 && b < a ? b : a;
-}
-
-void
-relay_tick(struct master *m, double now)
-{
-	if (m->push_metrics.retry_at > 0 && now >= m->push_metrics.retry_at)
-		relay_push_try(m, &m->push_metrics);
-	if (m->push_logs.retry_at > 0 && now >= m->push_logs.retry_at)
-		relay_push_try(m, &m->push_logs);
 }
 
 /* push_metrics: the master knows every worker's counters, so it sends. */
@@ -310,7 +312,7 @@ relay_push_metrics(struct master *m)
 	if (relay_push_busy(&m->push_metrics) ||
 	    (total = malloc(sizeof(*total))) == NULL)
 		return;
-	master_ctl_metrics(m, total, &mm);
+	wtable_metrics(m, total, &mm);
 	for (w = m->workers; w != NULL; w = w->next) {
 		done += (double)w->done;
 		failed += (double)w->failed;
@@ -409,7 +411,7 @@ relay_on_event(const char *type, const cJSON *o, void *arg)
 	else if (strcmp(type, "work_available") == 0)
 		relay_offer_work(m);
 	else if (strcmp(type, "goodbye") == 0)
-		master_goodbye(m, json_string(o, "reason"));
+		m->goodbye(m, json_string(o, "reason"));
 	else if (strcmp(type, "operation") == 0)
 		relay_forward_operation(m, o);
 	else
@@ -422,8 +424,8 @@ relay_start_events(struct master *m)
 {
 	if (m->http == NULL || !m->cfg->orchestrator.events)
 		return;
-	if ((m->events = events_new(&m->orch, relay_on_event, m)) ==
-	    NULL) {
+	if ((m->events = events_new(m->loop, &m->orch, relay_on_event,
+	    m)) == NULL) {
 		log_errx("events: out of memory; running without the stream");
 		return;
 	}

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/clock.h"
+#include "core/evloop.h"
 #include "core/jsonutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -27,7 +28,7 @@ struct poller_op {
 	char *text;			/* result as stored and sent */
 	enum op_stage stage;
 	int tries;
-	double retry_at;		/* waiting to retry; 0 = busy or idle */
+	struct evloop_timer retry;	/* pending: waiting to retry */
 	int stored;			/* its result is in the outbox */
 	double accepted;		/* monotonic, for its duration */
 	struct httpc_request *req;
@@ -46,10 +47,12 @@ struct poller {
 	struct httpc_request *get_req;
 	struct httpc_request *heartbeat_req;
 	struct httpc_request *shutdown_req;
-	double next_poll;		/* 0 = no poll scheduled */
-	double next_sweep;		/* of the outbox, once answered */
-	double backpressure_since;
-	double next_heartbeat;
+	struct evloop *loop;
+	struct evloop_timer poll;	/* pending: a poll is scheduled */
+	struct evloop_timer sweep;	/* of the outbox, once answered */
+	struct evloop_timer heartbeat;	/* the next, under back-pressure */
+	struct evloop_timer settle;	/* the work in flight changed */
+	int backpressure;		/* at max_inflight: heartbeats */
 	int answered;			/* first poll answered */
 	int draining;
 	int shutdown_sent;
@@ -62,6 +65,7 @@ struct poller {
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
 static void poller_deliver(struct poller_op *o);
+static void poller_download(struct poller_op *o);
 static void poller_store(struct poller_op *o);
 static void poller_on_get(struct httpc_request *req);
 
@@ -69,6 +73,53 @@ static int
 poller_has_capacity(const struct poller *p)
 {
 	return p->ctx->inflight < (unsigned long)p->cfg->worker.max_inflight;
+}
+
+/*
+ * Back-pressure and the shutdown notice depend on the work in flight:
+ * looked at once the pass that changed it has run its callbacks.
+ */
+static void
+poller_changed(struct poller *p)
+{
+	if (!evloop_timer_pending(&p->settle))
+		evloop_timer_add(p->loop, &p->settle, 0);
+}
+
+static void
+poller_poll_later(struct poller *p)
+{
+	evloop_timer_add(p->loop, &p->poll, clock_mono() +
+	    p->cfg->orchestrator.poll_interval);
+}
+
+static void
+poller_retry_in(struct poller_op *o, double delay)
+{
+	evloop_timer_add(o->p->loop, &o->retry, clock_mono() + delay);
+}
+
+static void
+poller_on_retry(void *arg)
+{
+	struct poller_op *o = arg;
+
+	if (o->stage == STAGE_DOWNLOAD)
+		poller_download(o);
+	else
+		poller_deliver(o);
+}
+
+/* A new operation in flight, accepted or adopted from the outbox. */
+static void
+poller_track(struct poller *p, struct poller_op *o)
+{
+	o->p = p;
+	evloop_timer_init(&o->retry, poller_on_retry, o);
+	o->next = p->ops;
+	p->ops = o;
+	p->ctx->inflight++;
+	poller_changed(p);
 }
 
 static void
@@ -101,6 +152,7 @@ poller_forget(struct poller *p, struct poller_op *o)
 			*pp = o->next;
 			break;
 		}
+	evloop_timer_cancel(&o->retry);
 	httpc_request_free(o->req);
 	if (o->rop.running && runner_abort(p->runner, &o->rop,
 	    "the worker stopped") && !o->stored)
@@ -112,20 +164,21 @@ poller_forget(struct poller *p, struct poller_op *o)
 	free(o->id);
 	free(o);
 	p->ctx->inflight--;
+	poller_changed(p);
 }
 
 /* GET /api/v1/agent/operation, when allowed. */
 static void
 poller_poll(struct poller *p)
 {
-	p->next_poll = 0;
+	evloop_timer_cancel(&p->poll);
 	if (p->draining || p->get_req != NULL || !poller_has_capacity(p))
 		return;
 	p->get_req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL,
 	    poller_on_get, p);
 	if (p->get_req == NULL) {
 		log_warnx("poller: cannot start a GET operation request");
-		p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+		poller_poll_later(p);
 	}
 }
 
@@ -135,6 +188,7 @@ poller_first_answer(struct poller *p)
 	if (p->answered)
 		return;
 	p->answered = 1;
+	evloop_timer_add(p->loop, &p->sweep, 0);	/* the first at once */
 	if (p->hooks.first_poll != NULL)
 		p->hooks.first_poll(p->hooks.arg);
 }
@@ -147,6 +201,7 @@ poller_on_get(struct httpc_request *req)
 	cJSON *op;
 
 	p->get_req = NULL;
+	poller_changed(p);
 	poller_note_contact(p, req);
 	if (req->result == CURLE_OK && req->status == 200) {
 		poller_first_answer(p);
@@ -160,8 +215,7 @@ poller_on_get(struct httpc_request *req)
 		if (op != NULL && poller_accept(p, op, "poll"))
 			poller_poll(p);	/* more may be waiting */
 		else	/* a 200 without work must not become a GET loop */
-			p->next_poll = clock_mono() +
-			    p->cfg->orchestrator.poll_interval;
+			poller_poll_later(p);
 		return;
 	}
 	if (req->result == CURLE_OK && req->status == 204) {
@@ -173,7 +227,7 @@ poller_on_get(struct httpc_request *req)
 		p->get_failing = 1;
 	}
 	httpc_request_free(req);
-	p->next_poll = clock_mono() + p->cfg->orchestrator.poll_interval;
+	poller_poll_later(p);
 }
 
 /* The agent process ended: its result is in the outbox unless not stored. */
@@ -251,7 +305,7 @@ poller_on_full(struct httpc_request *req)
 	httpc_describe(req, why, sizeof(why));
 	httpc_request_free(req);
 	if (o->tries < POLLER_TRIES) {
-		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		poller_retry_in(o, poller_retry_delay[o->tries - 1]);
 		return;
 	}
 	o->stage = STAGE_RUN;
@@ -264,12 +318,12 @@ static void
 poller_download(struct poller_op *o)
 {
 	o->stage = STAGE_DOWNLOAD;
-	o->retry_at = 0;
+	evloop_timer_cancel(&o->retry);
 	o->tries++;
 	o->req = orch_call(o->p->orch, ORCH_FULL_OPERATION, o->id,
 	    NULL, poller_on_full, o);
 	if (o->req == NULL)
-		o->retry_at = clock_mono() + poller_retry_delay[0];
+		poller_retry_in(o, poller_retry_delay[0]);
 }
 
 const char *
@@ -325,11 +379,8 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 		cJSON_Delete(op);
 		return 0;
 	}
-	o->p = p;
 	o->accepted = clock_mono();
-	o->next = p->ops;
-	p->ops = o;
-	p->ctx->inflight++;
+	poller_track(p, o);
 	log_debug("operation %s accepted (%s)", id, via);
 	o->rop.on_done = poller_on_done;
 	o->rop.arg = o;
@@ -409,7 +460,7 @@ poller_keep(struct poller *p, struct poller_op *o, const char *why)
 	    "and not in the outbox; kept in memory, next try in %.3gs",
 	    o->id, POLLER_TRIES, why, every);
 	o->tries = 0;
-	o->retry_at = clock_mono() + every;
+	poller_retry_in(o, every);
 }
 
 static void
@@ -435,7 +486,7 @@ poller_on_result(struct httpc_request *req)
 	if (o->tries < POLLER_TRIES) {
 		log_warnx("poller: result for %s not delivered (%s); retrying "
 		    "in %.0fs", o->id, why, poller_retry_delay[o->tries - 1]);
-		o->retry_at = clock_mono() + poller_retry_delay[o->tries - 1];
+		poller_retry_in(o, poller_retry_delay[o->tries - 1]);
 		return;
 	}
 	poller_keep(p, o, why);
@@ -503,13 +554,13 @@ poller_deliver(struct poller_op *o)
 		o->tries = 0;
 		poller_store(o);
 	}
-	o->retry_at = 0;
+	evloop_timer_cancel(&o->retry);
 	body = poller_result_body(o);
 	o->tries++;
 	o->req = body ? orch_call(o->p->orch, ORCH_RESULT, o->id,
 	    body, poller_on_result, o) : NULL;
 	if (o->req == NULL)
-		o->retry_at = clock_mono() + poller_retry_delay[0];
+		poller_retry_in(o, poller_retry_delay[0]);
 }
 
 /* Wake-ups from the master. */
@@ -576,28 +627,39 @@ poller_on_heartbeat(struct httpc_request *req)
 		log_warnx("poller: heartbeat failed (%s)",
 		    httpc_describe(req, why, sizeof(why)));
 	httpc_request_free(req);
+	/* The next one fell due while this one ran: send it now. */
+	if (p->backpressure && !evloop_timer_pending(&p->heartbeat))
+		evloop_timer_add(p->loop, &p->heartbeat, 0);
 }
 
 static void
-poller_backpressure(struct poller *p, double now)
+poller_heartbeat_due(void *arg)
 {
-	double every = p->cfg->worker.backpressure_heartbeat;
+	struct poller *p = arg;
 
-	if (poller_has_capacity(p) || p->draining) {
-		p->backpressure_since = 0;
-		return;
-	}
-	if (p->backpressure_since == 0) {
-		p->backpressure_since = now;
-		p->next_heartbeat = now + every;
-		log_debug("poller: at max_inflight (%d); heartbeats instead of "
-		    "polls", p->cfg->worker.max_inflight);
-	}
-	if (now < p->next_heartbeat || p->heartbeat_req != NULL)
-		return;
-	p->next_heartbeat = now + every;
+	if (p->heartbeat_req != NULL)
+		return;		/* poller_on_heartbeat() re-arms */
+	evloop_timer_add(p->loop, &p->heartbeat, clock_mono() +
+	    p->cfg->worker.backpressure_heartbeat);
 	p->heartbeat_req = orch_call(p->orch, ORCH_HEARTBEAT, NULL,
 	    NULL, poller_on_heartbeat, p);
+}
+
+static void
+poller_backpressure(struct poller *p)
+{
+	if (poller_has_capacity(p) || p->draining) {
+		p->backpressure = 0;
+		evloop_timer_cancel(&p->heartbeat);
+		return;
+	}
+	if (p->backpressure)
+		return;
+	p->backpressure = 1;
+	evloop_timer_add(p->loop, &p->heartbeat, clock_mono() +
+	    p->cfg->worker.backpressure_heartbeat);
+	log_debug("poller: at max_inflight (%d); heartbeats instead of polls",
+	    p->cfg->worker.max_inflight);
 }
 
 static void
@@ -634,7 +696,9 @@ poller_drain(struct poller *p, int fast)
 	struct poller_op *o, *next;
 
 	p->draining = 1;
-	p->next_poll = 0;
+	evloop_timer_cancel(&p->poll);
+	evloop_timer_cancel(&p->sweep);
+	poller_changed(p);
 	if (!fast)
 		return;
 	if (p->get_req != NULL) {
@@ -682,23 +746,6 @@ poller_finished(const struct poller *p)
 
 /* Timers. */
 
-double
-poller_next_deadline(const struct poller *p)
-{
-	const struct poller_op *o;
-	double next = p->next_poll;
-
-	for (o = p->ops; o != NULL; o = o->next)
-		if (o->retry_at > 0 && (next == 0 || o->retry_at < next))
-			next = o->retry_at;
-	if (p->answered && !p->draining && (next == 0 || p->next_sweep < next))
-		next = p->next_sweep;
-	if (p->backpressure_since > 0 && p->heartbeat_req == NULL &&
-	    (next == 0 || p->next_heartbeat < next))
-		next = p->next_heartbeat;
-	return next;
-}
-
 /* A claimed outbox row becomes an operation in flight again. */
 static void
 poller_adopt(const char *operation_id, const char *text, void *arg)
@@ -727,25 +774,26 @@ poller_adopt(const char *operation_id, const char *text, void *arg)
 		cJSON_Delete(result);
 		return;
 	}
-	o->p = p;
 	o->result = result;
 	o->text = strdup(text);		/* else printed again when sent */
 	o->stored = 1;
-	o->next = p->ops;
-	p->ops = o;
-	p->ctx->inflight++;
+	poller_track(p, o);
 	log_info("outbox: delivering the result for %s again", operation_id);
 	poller_deliver(o);
 }
 
 /* Undelivered results, this worker's or those of workers gone. */
 static void
-poller_sweep(struct poller *p, double now)
+poller_sweep(void *arg)
 {
+	struct poller *p = arg;
 	long room = (long)p->cfg->worker.max_inflight - (long)p->ctx->inflight;
 	double wall = clock_wall();
 
-	p->next_sweep = now + p->cfg->orchestrator.poll_interval;
+	if (p->draining)
+		return;
+	evloop_timer_add(p->loop, &p->sweep, clock_mono() +
+	    p->cfg->orchestrator.poll_interval);
 	if (p->store == NULL || room <= 0)
 		return;
 	if (store_outbox_claim(p->store, p->orch->instance_id, (int)room,
@@ -754,25 +802,19 @@ poller_sweep(struct poller *p, double now)
 		log_warnx("outbox: %s", store_errmsg(p->store));
 }
 
-void
-poller_tick(struct poller *p, double now)
+static void
+poller_on_poll(void *arg)
 {
-	struct poller_op *o;
+	poller_poll(arg);
+}
 
-	if (p->answered && !p->draining && now >= p->next_sweep)
-		poller_sweep(p, now);
+/* The work in flight changed (poller_changed): what follows from it. */
+static void
+poller_settle(void *arg)
+{
+	struct poller *p = arg;
 
-	if (p->next_poll > 0 && now >= p->next_poll)
-		poller_poll(p);
-	for (o = p->ops; o != NULL; o = o->next) {
-		if (o->retry_at == 0 || now < o->retry_at)
-			continue;
-		if (o->stage == STAGE_DOWNLOAD)
-			poller_download(o);
-		else
-			poller_deliver(o);
-	}
-	poller_backpressure(p, now);
+	poller_backpressure(p);
 	if (p->draining && p->ops == NULL && p->get_req == NULL)
 		poller_notify_shutdown(p);
 }
@@ -793,6 +835,11 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	p->runner = runner;
 	if (hooks != NULL)
 		p->hooks = *hooks;
+	p->loop = ctx->loop;
+	evloop_timer_init(&p->poll, poller_on_poll, p);
+	evloop_timer_init(&p->sweep, poller_sweep, p);
+	evloop_timer_init(&p->heartbeat, poller_heartbeat_due, p);
+	evloop_timer_init(&p->settle, poller_settle, p);
 	return p;
 }
 
@@ -806,6 +853,10 @@ poller_free(struct poller *p)
 	httpc_request_free(p->get_req);
 	httpc_request_free(p->heartbeat_req);
 	httpc_request_free(p->shutdown_req);
+	evloop_timer_cancel(&p->poll);
+	evloop_timer_cancel(&p->sweep);
+	evloop_timer_cancel(&p->heartbeat);
+	evloop_timer_cancel(&p->settle);
 	free(p);
 }
 

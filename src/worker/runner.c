@@ -22,7 +22,9 @@ struct runner_exit {
 	agent_pid pid;
 	char *result;
 	int failed;
-	double next_try, delay;
+	double delay;
+	struct evloop_timer timer;	/* the next try */
+	struct runner *r;
 	struct runner_exit *next;
 };
 
@@ -36,6 +38,7 @@ struct runner {
 	void *reload_arg;
 	struct runner_op *running;	/* handlers not finished */
 	struct runner_op *queued;	/* children not started yet */
+	struct evloop_timer start_queued;	/* as soon as possible */
 	struct runner_exit *exits;	/* to write again */
 };
 
@@ -52,6 +55,10 @@ struct runner_caps {
 	((struct runner_op *)((char *)(r_) - offsetof(struct runner_op, run)))
 
 static void runner_complete(struct runner_op *op, cJSON *result);
+static cJSON *runner_kill(struct runner_op *op, const char *type,
+    const char *why);
+static void runner_on_exit_retry(void *arg);
+static void runner_start_queued(void *arg);
 
 static const char *
 runner_error_type(enum pm_error e)
@@ -234,7 +241,9 @@ runner_retry_exit(struct runner *r, agent_pid pid, const char *text,
 	e->pid = pid;
 	e->failed = failed;
 	e->delay = RUNNER_RETRY_MIN;
-	e->next_try = clock_mono() + e->delay;
+	e->r = r;
+	evloop_timer_init(&e->timer, runner_on_exit_retry, e);
+	evloop_timer_add(r->ctx->loop, &e->timer, clock_mono() + e->delay);
 	e->next = r->exits;
 	r->exits = e;
 }
@@ -334,6 +343,7 @@ runner_complete(struct runner_op *op, cJSON *result)
 
 	if (op->running) {
 		runner_unlink(&r->running, op);
+		evloop_timer_cancel(&op->timer);
 		op->running = 0;
 	}
 	runner_record_end(op, result);
@@ -351,6 +361,28 @@ runner_on_handler_done(struct op_run *run, cJSON *result)
 	runner_complete(RUNNER_OP(run), result);
 }
 
+/* Past its runtime budget: killed, its error result is its end. */
+static void
+runner_on_deadline(void *arg)
+{
+	struct runner_op *op = arg;
+	struct runner *r = op->r;
+	char why[128];
+	cJSON *result;
+
+	snprintf(why, sizeof(why), "runtime budget of %.3g s exceeded",
+	    r->cfg->process.max_runtime_seconds);
+	log_warnx("agent process %lld (%s): %s; killed", (long long)op->pid,
+	    op->run.path, why);
+	result = runner_kill(op, "timeout", why);
+	if (op->parent == NULL)
+		op->on_done(op, result);
+	else {
+		op->child_done(&op->run, result);
+		runner_free_child(op);
+	}
+}
+
 static void
 runner_run_handler(struct runner_op *op, const cJSON *body)
 {
@@ -360,6 +392,8 @@ runner_run_handler(struct runner_op *op, const cJSON *body)
 	op->run.done = runner_on_handler_done;
 	op->running = 1;
 	runner_link(&r->running, op);
+	evloop_timer_init(&op->timer, runner_on_deadline, op);
+	evloop_timer_add(r->ctx->loop, &op->timer, op->deadline);
 	if (dispatch_start(&op->run, op->run.path, body, &result) == OPS_DONE)
 		runner_complete(op, result);
 }
@@ -401,6 +435,7 @@ runner_kill(struct runner_op *op, const char *type, const char *why)
 	op->run.killed = 1;
 	if (op->running) {
 		runner_unlink(&r->running, op);
+		evloop_timer_cancel(&op->timer);
 		op->running = 0;
 	}
 	/* Children the handler's cancel left behind; the lists change. */
@@ -471,8 +506,8 @@ runner_fork_child(struct runner *r, struct runner_op *parent,
 }
 
 /*
- * A child is created now but started from the next tick, so its done
- * callback never runs inside start_child.
+ * A child is created now but started from a timer as soon as possible, so
+ * its done callback never runs inside start_child.
  */
 static struct op_run *
 runner_start_child(struct op_run *prun, const char *mode, const char *path,
@@ -515,6 +550,7 @@ runner_start_child(struct op_run *prun, const char *mode, const char *path,
 	op->child_done = done;
 	op->deadline = parent->deadline;
 	runner_link(&r->queued, op);
+	evloop_timer_add(r->ctx->loop, &r->start_queued, 0);
 	return &op->run;
 }
 
@@ -552,6 +588,7 @@ runner_new(struct op_context *ctx, struct store *st,
 	r->st = st;
 	r->reload = reload;
 	r->reload_arg = arg;
+	evloop_timer_init(&r->start_queued, runner_start_queued, r);
 	procmgr_init(&r->pm, st, ctx->instance_id, ctx->cfg);
 	r->host.check = runner_check;
 	r->host.start_child = runner_start_child;
@@ -639,27 +676,10 @@ runner_release(struct runner_op *op)
 	op->result_text = NULL;
 }
 
-double
-runner_next_deadline(const struct runner *r)
-{
-	const struct runner_op *op;
-	const struct runner_exit *e;
-	double next = 0;
-
-	if (r->queued != NULL)
-		return clock_mono();
-	for (op = r->running; op != NULL; op = op->next)
-		if (next == 0 || op->deadline < next)
-			next = op->deadline;
-	for (e = r->exits; e != NULL; e = e->next)
-		if (next == 0 || e->next_try < next)
-			next = e->next_try;
-	return next;
-}
-
 static void
-runner_start_queued(struct runner *r)
+runner_start_queued(void *arg)
 {
+	struct runner *r = arg;
 	struct runner_op *op;
 	cJSON *body;
 
@@ -672,71 +692,40 @@ runner_start_queued(struct runner *r)
 	}
 }
 
+/* An exit record the database refused; last = one final try at shutdown. */
 static void
-runner_expire(struct runner *r, double now)
+runner_write_exit(struct runner_exit *e, int last)
 {
-	struct runner_op *op;
-	char why[128];
-	cJSON *result;
-
-	for (op = r->running; op != NULL; op = op->next) {
-		if (now < op->deadline)
-			continue;
-		snprintf(why, sizeof(why), "runtime budget of %.3g s "
-		    "exceeded", r->cfg->process.max_runtime_seconds);
-		log_warnx("agent process %lld (%s): %s; killed",
-		    (long long)op->pid, op->run.path, why);
-		result = runner_kill(op, "timeout", why);
-		if (op->parent == NULL)
-			op->on_done(op, result);
-		else {
-			op->child_done(&op->run, result);
-			runner_free_child(op);
-		}
-		return;		/* the list changed: the next tick goes on */
-	}
-}
-
-/* Exit records the database refused; last = one final try at shutdown. */
-static void
-runner_write_exits(struct runner *r, double now, int last)
-{
-	struct runner_exit **ep = &r->exits, *e;
+	struct runner *r = e->r;
+	struct runner_exit **ep;
 	int rc;
 
-	while ((e = *ep) != NULL) {
-		if (!last && now < e->next_try) {
-			ep = &e->next;
-			continue;
-		}
-		rc = procmgr_exit(&r->pm, e->pid, e->result, e->failed, NULL,
-		    NULL);
-		if (rc == -1 && r->pm.errtype == PM_E_DATABASE && !last) {
-			e->delay = e->delay * 2 > RUNNER_RETRY_MAX ?
-			    RUNNER_RETRY_MAX : e->delay * 2;
-			e->next_try = now + e->delay;
-			ep = &e->next;
-			continue;
-		}
-		if (rc == -1)
-			log_warnx("agent process %lld: exit not recorded: %s",
-			    (long long)e->pid, r->pm.err);
-		else
-			log_info("agent process %lld: exit recorded late",
-			    (long long)e->pid);
-		*ep = e->next;
-		free(e->result);
-		free(e);
+	rc = procmgr_exit(&r->pm, e->pid, e->result, e->failed, NULL, NULL);
+	if (rc == -1 && r->pm.errtype == PM_E_DATABASE && !last) {
+		e->delay = e->delay * 2 > RUNNER_RETRY_MAX ? RUNNER_RETRY_MAX :
+		    e->delay * 2;
+		evloop_timer_add(r->ctx->loop, &e->timer, clock_mono() +
+		    e->delay);
+		return;
 	}
+	if (rc == -1)
+		log_warnx("agent process %lld: exit not recorded: %s",
+		    (long long)e->pid, r->pm.err);
+	else
+		log_info("agent process %lld: exit recorded late",
+		    (long long)e->pid);
+	for (ep = &r->exits; *ep != e; ep = &(*ep)->next)
+		;
+	*ep = e->next;
+	evloop_timer_cancel(&e->timer);
+	free(e->result);
+	free(e);
 }
 
-void
-runner_tick(struct runner *r, double now)
+static void
+runner_on_exit_retry(void *arg)
 {
-	runner_start_queued(r);
-	runner_expire(r, now);
-	if (r->exits != NULL)
-		runner_write_exits(r, now, 0);
+	runner_write_exit(arg, 0);
 }
 
 void
@@ -751,8 +740,9 @@ runner_free(struct runner *r)
 		cJSON_Delete(runner_kill(op, "internal", "the worker stopped"));
 		runner_free_child(op);
 	}
-	if (r->exits != NULL)
-		runner_write_exits(r, clock_mono(), 1);
+	while (r->exits != NULL)
+		runner_write_exit(r->exits, 1);
+	evloop_timer_cancel(&r->start_queued);
 	procmgr_close(&r->pm);
 	r->ctx->host = NULL;
 	free(r);

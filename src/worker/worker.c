@@ -63,8 +63,10 @@ struct worker {
 	int fast;
 	double deadline;	/* in-flight work must be over by then */
 	int abandoned;		/* deadline passed: only the notice is left */
+	struct evloop_timer deadline_timer;	/* at deadline, then the notice's */
 	struct op_context ctx;	/* counters live here, handlers read them */
 	double next_heartbeat;
+	struct evloop_timer heartbeat;	/* at next_heartbeat */
 	int finished;
 	uint8_t *rxbuf;
 	const struct orch_creds *creds;
@@ -173,6 +175,7 @@ worker_send_heartbeat(struct worker *w)
 	worker_send_json(w, CH_HEARTBEAT, 0, o);
 	cJSON_Delete(o);
 	w->next_heartbeat = clock_mono() + w->cfg->worker.heartbeat_interval;
+	evloop_timer_add(w->loop, &w->heartbeat, w->next_heartbeat);
 }
 
 static void
@@ -359,6 +362,8 @@ worker_shutdown(struct worker *w, int fast, double grace, const char *why)
 	limit = fast ? WORKER_FAST_GRACE : grace * WORKER_WORK_SHARE;
 	if (!w->shutting_down || now + limit < w->deadline)
 		w->deadline = now + limit;
+	evloop_timer_add(w->loop, &w->deadline_timer, w->abandoned ?
+	    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
 	log_info("shutting down (%s, %s)", fast ? "fast" : "graceful", why);
 	w->shutting_down = 1;
 	w->fast = fast;
@@ -368,18 +373,33 @@ worker_shutdown(struct worker *w, int fast, double grace, const char *why)
 	worker_send_heartbeat(w);
 }
 
+/*
+ * The shutdown deadline: work still in flight is abandoned (results left
+ * in the outbox) and the shutdown notice gets WORKER_NOTICE_GRACE more;
+ * then, or at once without an orchestrator, the worker is done.
+ */
+static void
+worker_on_deadline(void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->poller == NULL || w->abandoned) {
+		w->finished = 1;
+		return;
+	}
+	w->abandoned = 1;
+	poller_abandon(w->poller);
+	evloop_timer_add(w->loop, &w->deadline_timer, w->deadline +
+	    WORKER_NOTICE_GRACE);
+}
+
 /* Without an orchestrator a shutdown is over once nothing is in flight. */
 static int
-worker_drained(struct worker *w, double now)
+worker_drained(struct worker *w)
 {
 	if (w->poller == NULL)
-		return w->ctx.inflight == 0 || now >= w->deadline;
-	if (now >= w->deadline && !w->abandoned) {
-		w->abandoned = 1;
-		poller_abandon(w->poller);
-	}
-	return poller_finished(w->poller) ||
-	    now >= w->deadline + WORKER_NOTICE_GRACE;
+		return w->ctx.inflight == 0;
+	return poller_finished(w->poller);
 }
 
 static void
@@ -396,48 +416,26 @@ worker_update_busy(struct worker *w)
 		worker_set_state(w, WS_READY);
 }
 
-/* Work done between polls: heartbeats, the end of a shutdown. */
+/* After every pass: an orphaned worker leaves; shutdown over; busy state. */
 static void
-worker_tick(struct worker *w)
+worker_maintain(struct worker *w)
 {
-	double now = clock_mono();
-
-	runner_tick(w->runner, now);
-	if (w->http != NULL) {
-		httpc_run_timers(w->http);
-		poller_tick(w->poller, now);
-	}
 	if (getppid() != w->master_pid && !w->shutting_down)
 		worker_shutdown(w, 0, 0, "the master is gone (orphaned)");
-	if (w->shutting_down && worker_drained(w, now)) {
+	if (w->shutting_down && worker_drained(w)) {
 		w->finished = 1;
 		return;
 	}
 	worker_update_busy(w);
-	if (now >= w->next_heartbeat)
-		worker_send_heartbeat(w);
 }
 
-static double
-worker_earliest(double a, double b)
+static void
+worker_on_heartbeat(void *arg)
 {
-	return (b > 0 && b < a) ? b : a;
-}
+	struct worker *w = arg;
 
-static int
-worker_next_timeout(const struct worker *w)
-{
-	double next = w->next_heartbeat;
-
-	if (w->shutting_down)
-		next = worker_earliest(next, w->abandoned ?
-		    w->deadline + WORKER_NOTICE_GRACE : w->deadline);
-	next = worker_earliest(next, runner_next_deadline(w->runner));
-	if (w->http != NULL) {
-		next = worker_earliest(next, httpc_next_deadline(w->http));
-		next = worker_earliest(next, poller_next_deadline(w->poller));
-	}
-	return clock_ms_until(next);
+	worker_update_busy(w);	/* the state it reports is current */
+	worker_send_heartbeat(w);
 }
 
 static void
@@ -511,6 +509,9 @@ worker_boot(struct worker *w)
 		log_errx("out of memory at boot");
 		exit(WORKER_EXIT_BOOT);
 	}
+	evloop_timer_init(&w->deadline_timer, worker_on_deadline, w);
+	evloop_timer_init(&w->heartbeat, worker_on_heartbeat, w);
+	evloop_timer_add(w->loop, &w->heartbeat, 0);	/* the first at once */
 	/* Never reuse the master's handle: a connection must not cross fork. */
 	if (store_open(&w->store, w->cfg->server.state_dir,
 	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
@@ -579,10 +580,10 @@ worker_run(const struct worker_params *params)
 	worker_boot(&w);
 	worker_start_poller(&w);
 	while (!w.finished) {
-		worker_tick(&w);
+		worker_maintain(&w);
 		if (w.finished)
 			break;
-		if (evloop_run_once(w.loop, worker_next_timeout(&w)) == -1) {
+		if (evloop_run_once(w.loop, -1) == -1) {
 			log_warn("poll");
 			break;
 		}
