@@ -422,7 +422,8 @@ relay_on_event(const char *type, const cJSON *o, void *arg)
 void
 relay_start_events(struct master *m)
 {
-	if (m->http == NULL || !m->cfg->orchestrator.events)
+	if (m->http == NULL || !m->cfg->orchestrator.events ||
+	    m->events != NULL)
 		return;
 	if ((m->events = events_new(m->loop, &m->orch, relay_on_event,
 	    m)) == NULL) {
@@ -490,7 +491,36 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	return 0;
 }
 
-/* New credentials and a new stream for a reloaded configuration. */
+static int
+relay_same_text(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * Whether the stream opened under cfg and creds is the one next and its
+ * credentials would open: then a reload keeps it, and nothing the
+ * orchestrator sends meanwhile (a goodbye) falls into a reconnect.
+ */
+static int
+relay_same_stream(const struct egressd_config *cfg,
+    const struct orch_creds *creds, const struct egressd_config *next,
+    const struct orch_creds *next_creds)
+{
+	const typeof(cfg->orchestrator) *a = &cfg->orchestrator,
+	    *b = &next->orchestrator;
+
+	return relay_same_text(a->url, b->url) && a->events == b->events &&
+	    a->events_timeout == b->events_timeout &&
+	    a->connect_timeout == b->connect_timeout &&
+	    a->tls_verify == b->tls_verify &&
+	    relay_same_text(a->ca_file, b->ca_file) &&
+	    a->max_event_bytes == b->max_event_bytes &&
+	    relay_same_text(creds->token_id, next_creds->token_id) &&
+	    relay_same_text(creds->token, next_creds->token);
+}
+
+/* New credentials for a reloaded configuration; a new stream if needed. */
 int
 relay_reconfigure(struct master *m, const struct egressd_config *cfg,
     char *err, size_t errlen)
@@ -501,12 +531,18 @@ relay_reconfigure(struct master *m, const struct egressd_config *cfg,
 	if (relay_setup(m, cfg, &old, err, errlen) == -1) {
 		orch_creds_free(&m->creds);
 		m->creds = old;
+		m->orch.cfg = m->cfg;
 		return -1;
 	}
-	orch_creds_free(&old);
 	relay_push_cancel(&m->push_metrics);
 	relay_push_cancel(&m->push_logs);
-	relay_drop_events(m);
+	if (m->events != NULL &&
+	    relay_same_stream(m->cfg, &old, cfg, &m->creds))
+		log_info("reload: the event stream is kept (same orchestrator "
+		    "settings)");
+	else
+		relay_drop_events(m);
+	orch_creds_free(&old);
 	return 0;
 }
 

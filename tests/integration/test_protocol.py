@@ -200,6 +200,29 @@ def test_operations_flow(orch, agent):
     assert orch.state()["duplicate_results"] == 0
 
 
+def test_reload_keeps_the_stream(orch, agent):
+    """A HUP whose orchestrator settings are unchanged keeps the event
+    stream, so what the orchestrator sends meanwhile (a goodbye, a push)
+    does not fall into a reconnect; changed settings open a new one."""
+    a = agent()
+    h = a.wait_ready(2)
+    gen = h["generation"]
+    assert orch.wait_counts(SHORT, streams=1)
+    connects = orch.state()["stream_connects"]
+    a.signal(signal.SIGHUP)
+    a.wait_ready(2, generation=gen + 1)
+    a.wait_log("the event stream is kept")
+    assert orch.state()["stream_connects"] == connects
+    ids = orch.push([{}])["operation_ids"]
+    wait_results(orch, ids)
+
+    a.write_config({"orchestrator": {"events_timeout": 90.0}})
+    a.signal(signal.SIGHUP)
+    a.wait_ready(2, generation=gen + 2)
+    wait_until(lambda: orch.state()["stream_connects"] > connects,
+               msg="a new stream for new settings")
+
+
 # --------------------------------------------------------------------------
 # 3. goodbye
 
