@@ -666,12 +666,41 @@ poller_on_shutdown(struct httpc_request *req)
 	httpc_request_free(req);
 }
 
+/*
+ * The notice tells the orchestrator it may hand out again what this
+ * instance took and did not report.  With results of it still in the
+ * outbox (not acknowledged by the deadline) that would have them run twice:
+ * the master sends the notice for this instance once a live worker has
+ * delivered them (relay.c).
+ */
+static int
+poller_leaves_results(struct poller *p)
+{
+	int n;
+
+	if (p->store == NULL ||
+	    (n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
+		return 0;
+	if (n == -1) {
+		log_warnx("outbox: %s; the shutdown notice goes now",
+		    store_errmsg(p->store));
+		return 0;
+	}
+	log_warnx("%d results of this worker wait in the outbox; the master "
+	    "sends the shutdown notice once they are delivered", n);
+	return 1;
+}
+
 static void
 poller_notify_shutdown(struct poller *p)
 {
 	if (p->shutdown_sent)
 		return;
 	p->shutdown_sent = 1;
+	if (poller_leaves_results(p)) {
+		p->shutdown_done = 1;
+		return;
+	}
 	p->shutdown_req = orch_call(p->orch, ORCH_SHUTDOWN, NULL, NULL,
 	    poller_on_shutdown, p);
 	if (p->shutdown_req == NULL)
