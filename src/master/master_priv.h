@@ -140,6 +140,7 @@ struct pushed_op {
  */
 struct dead_notice {
 	char instance_id[UUID_TEXT_LEN];
+	int stopped;		/* it stopped (with results left), not died */
 	double since;		/* monotonic: when it was reaped */
 	double check_at;	/* next look at its outbox; 0 once sent */
 	struct httpc_request *req;	/* the POST under way */

@@ -480,6 +480,12 @@ relay_notice_unlink(struct master *m, struct dead_notice *n)
 	free(n);
 }
 
+static const char *
+relay_notice_whose(const struct dead_notice *n)
+{
+	return n->stopped ? "stopped" : "dead";
+}
+
 static void
 relay_on_notice_done(struct httpc_request *req)
 {
@@ -489,11 +495,11 @@ relay_on_notice_done(struct httpc_request *req)
 	n->req = NULL;
 	if (req->result == CURLE_OK && req->status >= 200 &&
 	    req->status <= 299)
-		log_info("orchestrator notified of the shutdown of dead worker "
-		    "instance %s", n->instance_id);
+		log_info("orchestrator notified of the shutdown of %s worker "
+		    "instance %s", relay_notice_whose(n), n->instance_id);
 	else
-		log_warnx("shutdown notice for dead worker instance %s failed "
-		    "(%s); not retried", n->instance_id,
+		log_warnx("shutdown notice for %s worker instance %s failed "
+		    "(%s); not retried", relay_notice_whose(n), n->instance_id,
 		    httpc_describe(req, why, sizeof(why)));
 	httpc_request_free(req);
 	relay_notice_unlink(n->master, n);
@@ -509,8 +515,8 @@ relay_notice_send(struct master *m, struct dead_notice *n)
 	n->req = orch_call(&as, ORCH_SHUTDOWN, NULL, NULL,
 	    relay_on_notice_done, n);
 	if (n->req == NULL) {
-		log_warnx("shutdown notice for dead worker instance %s: cannot "
-		    "start the request", n->instance_id);
+		log_warnx("shutdown notice for %s worker instance %s: cannot "
+		    "start the request", relay_notice_whose(n), n->instance_id);
 		relay_notice_unlink(m, n);
 	}
 }
@@ -537,12 +543,13 @@ relay_worker_died(struct master *m, const char *instance_id, int status)
 	}
 	if (m->nnotices >= MASTER_NOTICES_MAX ||
 	    (n = calloc(1, sizeof(*n))) == NULL) {
-		log_warnx("worker instance %s died: %d shutdown notices are "
+		log_warnx("worker instance %s %s: %d shutdown notices are "
 		    "waiting already; none is sent for it", instance_id,
-		    m->nnotices);
+		    stopped ? "stopped" : "died", m->nnotices);
 		return;
 	}
 	snprintf(n->instance_id, sizeof(n->instance_id), "%s", instance_id);
+	n->stopped = stopped;
 	n->master = m;
 	n->since = n->check_at = clock_mono();
 	n->next = m->notices;
@@ -570,15 +577,16 @@ relay_notices_tick(struct master *m, double now)
 			relay_notice_send(m, n);
 		else if (now - n->since >= patience) {
 			if (left > 0)
-				log_warnx("dead worker instance %s: %d of its "
+				log_warnx("%s worker instance %s: %d of its "
 				    "results still undelivered after %.0fs; "
 				    "its shutdown notice goes anyway",
-				    n->instance_id, left, now - n->since);
-			else
-				log_warnx("dead worker instance %s: its "
-				    "results unknown after %.0fs; its shutdown "
-				    "notice goes anyway", n->instance_id,
+				    relay_notice_whose(n), n->instance_id, left,
 				    now - n->since);
+			else
+				log_warnx("%s worker instance %s: its "
+				    "results unknown after %.0fs; its shutdown "
+				    "notice goes anyway", relay_notice_whose(n),
+				    n->instance_id, now - n->since);
 			relay_notice_send(m, n);
 		} else
 			n->check_at = now + MASTER_NOTICE_CHECK;
@@ -608,7 +616,7 @@ relay_notices_free(struct master *m)
 		relay_notice_unlink(m, m->notices);
 	}
 	if (unsent > 0)
-		log_warnx("%d shutdown notices for dead workers not sent",
+		log_warnx("%d shutdown notices for workers gone not sent",
 		    unsent);
 }
 

@@ -368,7 +368,51 @@ def test_acknowledged_row_of_a_killed_worker_is_sent_again(orch, agent):
 
 
 # --------------------------------------------------------------------------
-# 7. the boot sweep: right after the first successful poll, not a
+# 7. a worker that stops with results in the outbox leaves its notice to
+#    the master
+
+def test_stopping_worker_with_results_left_leaves_its_notice(orch, agent):
+    """A rolling restart retires a worker whose result the orchestrator
+    keeps refusing: its notice would have the orchestrator hand that
+    operation out again while its result waits in the outbox.  So it sends
+    none; the master sends it once the new worker has delivered the
+    result."""
+    a = agent(server={"workers": 1}, orchestrator=ORCH)
+    (old,) = a.worker_ids(a.wait_ready(1))
+    db = db_path(a)
+    set_result_failing(orch, True)
+    (op,) = orch.enqueue({})["operation_ids"]
+    kick(orch)
+    wait_outbox_holds(db, [op])
+    a.signal(signal.SIGHUP)
+    a.wait_log("1 results of this worker wait in the outbox; the master "
+               "sends the shutdown notice once they are delivered",
+               timeout=DEADLINE)
+    a.wait_log(f"worker instance {old} stopped with results in the outbox")
+    (new,) = a.worker_ids(a.wait_ready(1, exclude_ids=[old]))
+    time.sleep(2 * POLL_INTERVAL)
+    assert not requests(orch, endpoint="shutdown", instance_id=old), \
+        "a notice while the result still waits"
+    assert orch.get_requeued() == []
+
+    set_result_failing(orch, False)
+    (rec,) = wait_results(orch, [op], timeout=OUTBOX_DEADLINE)[op]
+    assert rec["instance_id"] == new
+    (notice,) = wait_until(lambda: requests(orch, endpoint="shutdown",
+                                            instance_id=old),
+                           msg="the master's notice for the old worker")
+    assert notice["time"] >= rec["time"]
+    a.wait_log(f"orchestrator notified of the shutdown of stopped worker "
+               f"instance {old}")
+    assert orch.get_requeued() == []
+    wait_outbox_empty(db)
+    time.sleep(2.5 * POLL_INTERVAL)
+    assert_delivered_once(orch, [op])
+    a.check_alive()
+
+
+# --------------------------------------------------------------------------
+# 8. the boot sweep: right after the first successful poll, not a
 #    poll_interval later
 
 def test_boot_sweep_is_prompt(orch, agent):
