@@ -44,6 +44,7 @@ struct metrics {
 	uint64_t other[METRICS_OUTCOMES];	/* by outcome, path "other" */
 	uint64_t bucket[METRICS_BUCKETS];	/* per bucket, not cumulative */
 	double sum;				/* seconds, all operations */
+	uint64_t resent;	/* results sent again, possibly duplicates */
 };
 
 /* What only the master knows, for the exposition and the push body. */
@@ -71,6 +72,12 @@ int metrics_outcome(const struct cJSON *result);
 void metrics_record(struct metrics *m, const char *path,
     const struct cJSON *result, double seconds);
 
+/*
+ * Count one result sent again that the orchestrator may already have (a
+ * worker died before deleting its outbox row, or a try's answer was lost).
+ */
+void metrics_count_resend(struct metrics *m);
+
 /* dst += src (paths beyond dst's table count as "other"). */
 void metrics_add(struct metrics *dst, const struct metrics *src);
 
@@ -79,9 +86,10 @@ uint64_t metrics_total(const struct metrics *m);
 
 /*
  * JSON: {"operations": [{"path": P, "outcomes": {"ok": N, ...}}, ...],
- * "duration_seconds": {"buckets": [N x METRICS_BUCKETS], "sum": S}};
- * buckets follow metrics_bucket_bounds, not cumulative.  metrics_json_add
- * adds the two members to obj (-1 when out of memory).
+ * "duration_seconds": {"buckets": [N x METRICS_BUCKETS], "sum": S},
+ * "results_resent": N}; buckets follow metrics_bucket_bounds, not
+ * cumulative.  metrics_json_add adds the three members to obj (-1 when
+ * out of memory).
  */
 struct cJSON *metrics_to_json(const struct metrics *m);
 int metrics_json_add(struct cJSON *obj, const struct metrics *m);
@@ -91,7 +99,8 @@ int metrics_json_add(struct cJSON *obj, const struct metrics *m);
  * that could not have been named, a path listed twice, more entries than a
  * set holds, counts that are not integers in [0, METRICS_COUNT_MAX], a sum
  * that is negative or not finite: -1 with err set, *out untouched.
- * Unknown members are ignored.  0 on success.
+ * Unknown members are ignored; a missing "results_resent" is 0.  0 on
+ * success.
  */
 int metrics_from_json(const struct cJSON *json, struct metrics *out,
     char *err, size_t errlen);
@@ -99,9 +108,10 @@ int metrics_from_json(const struct cJSON *json, struct metrics *out,
 /*
  * The Prometheus text exposition format (version 0.0.4) of m and mm:
  * egressd_operations_total{path,outcome}, egressd_operation_duration_seconds
- * (histogram), egressd_worker_restarts_total, egressd_stream_reconnects_total,
- * egressd_reloads_total, egressd_workers, egressd_workers_ready,
- * egressd_inflight.  Returns malloc'd text, NULL when out of memory.
+ * (histogram), egressd_results_resent_total, egressd_worker_restarts_total,
+ * egressd_stream_reconnects_total, egressd_reloads_total, egressd_workers,
+ * egressd_workers_ready, egressd_inflight.  Returns malloc'd text, NULL when
+ * out of memory.
  */
 char *metrics_render(const struct metrics *m, const struct metrics_master *mm);
 

@@ -45,9 +45,13 @@ struct store {
 	void *waiting_arg;
 };
 
-/* A claimed outbox row; the strings live only during the call. */
+/*
+ * A claimed outbox row; the strings live only during the call.  resend:
+ * the row was taken from another worker that may already have delivered
+ * it (see store_outbox_claim).
+ */
 typedef void (*store_outbox_cb)(const char *operation_id, const char *result,
-    void *arg);
+    int resend, void *arg);
 
 /* Open (creating if needed) state_dir/egressd.db and set its pragmas. */
 int store_open(struct store *st, const char *state_dir,
@@ -77,12 +81,20 @@ int store_outbox_delete(struct store *st, const char *operation_id);
 /*
  * Claim up to limit rows for instance_id — its own that are due, any of
  * a stopped or exited worker, any with next_attempt before stale_before —
- * moving their next_attempt on and counting the claim in "attempts"; cb
- * sees each.  Returns the count or -1.
+ * moving their next_attempt on, counting the claim in "attempts" and
+ * noting in "taken_from" the worker a row was taken from; cb sees each.
+ * Returns the count or -1.
  */
 int store_outbox_claim(struct store *st, const char *instance_id, int limit,
     double now, double next_attempt, double stale_before,
     store_outbox_cb cb, void *arg);
+
+/*
+ * Results of instance_id still in the outbox: rows it wrote or claimed, and
+ * rows holding the results of its agent processes whoever claimed them
+ * since.  Returns the count or -1.
+ */
+int store_outbox_pending(struct store *st, const char *instance_id);
 
 /*
  * At the master's start no worker of it runs yet: rows still marked live

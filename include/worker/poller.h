@@ -10,7 +10,9 @@
  * again what this worker, or a worker now gone, left behind.  At max_inflight
  * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
  * seconds instead.  Draining stops fetching, lets accepted work finish, then
- * POSTs the shutdown notice once.  Every operation ID accepted is counted in
+ * POSTs the shutdown notice once.  A result sent again that the
+ * orchestrator may already have (see poller_count_resend) is counted and
+ * logged.  Every operation ID accepted is counted in
  * flight until its result is acknowledged or given up on.  Each operation
  * that runs is counted in its metrics (path, outcome, seconds from accept
  * to result), which the worker reports to the master.  Polls, retries,
@@ -29,6 +31,11 @@ struct poller;
 struct poller_hooks {
 	void (*first_poll)(void *arg);	/* the orchestrator answered once */
 	void *arg;
+	/*
+	 * A result is about to be sent again (counted in the metrics): the
+	 * count must reach the master before the re-send can.
+	 */
+	void (*resent)(void *arg);
 };
 
 struct store;

@@ -138,6 +138,12 @@ metrics_record(struct metrics *m, const char *path, const cJSON *result,
 	m->sum = metrics_sum_add(m->sum, seconds);
 }
 
+void
+metrics_count_resend(struct metrics *m)
+{
+	m->resent = metrics_sat_add(m->resent, 1);
+}
+
 static int
 metrics_any(const uint64_t *count)
 {
@@ -173,6 +179,7 @@ metrics_add(struct metrics *dst, const struct metrics *src)
 		dst->bucket[b] = metrics_sat_add(dst->bucket[b],
 		    src->bucket[b]);
 	dst->sum = metrics_sum_add(dst->sum, src->sum);
+	dst->resent = metrics_sat_add(dst->resent, src->resent);
 }
 
 uint64_t
@@ -230,7 +237,10 @@ metrics_json_add(cJSON *obj, const struct metrics *m)
 		if (!cJSON_AddItemToArray(b,
 		    cJSON_CreateNumber((double)m->bucket[k])))
 			return -1;
-	return cJSON_AddNumberToObject(d, "sum", m->sum) == NULL ? -1 : 0;
+	if (cJSON_AddNumberToObject(d, "sum", m->sum) == NULL)
+		return -1;
+	return cJSON_AddNumberToObject(obj, "results_resent",
+	    (double)m->resent) == NULL ? -1 : 0;
 }
 
 cJSON *
@@ -364,6 +374,19 @@ metrics_decode_duration(const cJSON *d, struct metrics *m, char *err,
 	return 0;
 }
 
+/* Absent (a sender that does not count re-sends): 0. */
+static int
+metrics_decode_resent(const cJSON *v, struct metrics *m, char *err,
+    size_t errlen)
+{
+	if (v == NULL)
+		return 0;
+	if (metrics_count_value(v, &m->resent) == -1)
+		return metrics_fail(err, errlen, "\"results_resent\" is not an "
+		    "integer in [0, 10^15)");
+	return 0;
+}
+
 int
 metrics_from_json(const cJSON *json, struct metrics *out, char *err,
     size_t errlen)
@@ -392,6 +415,9 @@ metrics_from_json(const cJSON *json, struct metrics *out, char *err,
 	if (rc == 0)
 		rc = metrics_decode_duration(cJSON_GetObjectItemCaseSensitive(
 		    json, "duration_seconds"), m, err, errlen);
+	if (rc == 0)
+		rc = metrics_decode_resent(cJSON_GetObjectItemCaseSensitive(
+		    json, "results_resent"), m, err, errlen);
 	if (rc == 0)
 		memcpy(out, m, sizeof(*m));
 	free(m);
@@ -543,6 +569,10 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 	b.text[0] = '\0';
 	metrics_render_operations(&b, m);
 	metrics_render_duration(&b, m);
+	metrics_one(&b, "egressd_results_resent_total", "counter",
+	    "Results sent again that the orchestrator may already have "
+	    "(a worker died before deleting the outbox row, or an answer "
+	    "was lost).", m->resent);
 	metrics_one(&b, "egressd_worker_restarts_total", "counter",
 	    "Workers that ended unplanned and were replaced.",
 	    mm->worker_restarts);

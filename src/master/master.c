@@ -311,6 +311,23 @@ master_last_frames(struct master *m, struct wproc *w)
 			(void)master_on_frame(w, &f);
 }
 
+/*
+ * A worker reaped before its HELLO was read: the frame may still wait on
+ * its channel (it comes first), and without it the worker's instance ID,
+ * its agent processes and its results are unknown.
+ */
+static void
+master_read_hello(struct master *m, struct wproc *w)
+{
+	struct channel_frame f;
+	int derr;
+
+	if (w->instance_id[0] == '\0' && w->fd >= 0 &&
+	    channel_recv(w->fd, m->rxbuf, CHANNEL_MAX_FRAME + 1, &f,
+	    &derr) == CHANNEL_RECV_FRAME && f.type == CH_HELLO)
+		(void)master_on_frame(w, &f);
+}
+
 static void
 master_reaped(struct master *m, struct wproc *w, int status)
 {
@@ -318,6 +335,7 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	char how[128];
 	int expected = w->retiring || m->state == MS_STOPPING;
 
+	master_read_hello(m, w);
 	master_describe_exit(status, how, sizeof(how));
 	if (expected && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		log_info("worker %d (pid %ld) %s after %.1fs", w->slot,
@@ -329,6 +347,8 @@ master_reaped(struct master *m, struct wproc *w, int status)
 		master_note_crash(m, w, now);
 	if (w->instance_id[0] != '\0')
 		master_db_worker_exited(m, w->instance_id, how, status);
+	if (w->instance_id[0] != '\0')
+		relay_worker_died(m, w->instance_id, status);
 	master_last_frames(m, w);
 	/* Its operations stay counted: totals never go backwards. */
 	metrics_add(&m->retired, &w->metrics);

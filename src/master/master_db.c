@@ -93,6 +93,25 @@ master_db_worker_exited(struct master *m, const char *instance_id,
 	store_close(&m->store);
 }
 
+/*
+ * The results a dead worker leaves (its own rows, and the error results
+ * queued for its unfinished processes) wait in the outbox until a live
+ * worker delivers them.  Rows follow their process's worker even when
+ * another worker claimed them.
+ */
+int
+master_db_results_left(struct master *m, const char *instance_id)
+{
+	int n;
+
+	if (master_db_open_brief(m) == -1)
+		return -1;
+	if ((n = store_outbox_pending(&m->store, instance_id)) == -1)
+		log_warnx("database: %s", store_errmsg(&m->store));
+	store_close(&m->store);
+	return n;
+}
+
 /* Live processes of workers recorded as gone (an exit we could not note). */
 static void
 master_db_recover(struct master *m)

@@ -41,6 +41,9 @@ struct httpc_request;
 #define MASTER_NOTICE_GRACE 16.0	/* a worker's shutdown POST (15 s) */
 #define MASTER_DB_BUSY_TIMEOUT 0.25	/* seconds the loop may wait on SQLite */
 #define MASTER_DEEP_TIMEOUT 1.0		/* health --deep waits this for workers */
+#define MASTER_NOTICES_MAX 64		/* dead workers' notices waiting */
+#define MASTER_NOTICE_CHECK 0.5		/* how often their outbox is looked at */
+#define MASTER_NOTICE_PATIENCE 60.0	/* at least this long, or 5 sweeps */
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
@@ -131,11 +134,29 @@ struct master {
 	struct metrics retired;		/* last reports of workers reaped */
 	uint64_t reloads;
 	uint64_t stream_reconnects;	/* of event streams since replaced */
+	struct dead_notice *notices;	/* owed for workers that died */
+	int nnotices;
 };
 
 struct pushed_op {
 	char *text;
 	struct pushed_op *next;
+};
+
+/*
+ * The shutdown notice the master owes a worker that died or left results
+ * in the outbox (relay.c): sent with that worker's instance ID once its
+ * results are delivered.
+ */
+struct dead_notice {
+	char instance_id[UUID_TEXT_LEN];
+	int stopped;		/* it stopped (with results left), not died */
+	double since;		/* monotonic: when it was reaped */
+	int sent;		/* its POST started */
+	struct evloop_timer timer;	/* the next look at its outbox */
+	struct httpc_request *req;	/* the POST under way */
+	struct master *master;
+	struct dead_notice *next;
 };
 
 /* relay.c */
@@ -147,6 +168,13 @@ void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
 void relay_new_instance_id(struct master *m);
 void relay_free(struct master *m);
+/*
+ * A worker ended (wait status): when it died, or stopped with results
+ * still in the outbox, the shutdown notice it did not send is sent for it
+ * once those results are delivered.
+ */
+void relay_worker_died(struct master *m, const char *instance_id,
+    int status);
 
 /* master_ctl.c */
 /* The queries (status, health, metrics); arg is the master. */
@@ -170,5 +198,7 @@ void wtable_metrics(const struct master *m, struct metrics *total,
 int master_db_start(struct master *m, char *err, size_t errlen);
 void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
+/* Outbox rows still holding results of instance_id's processes, or -1. */
+int master_db_results_left(struct master *m, const char *instance_id);
 
 #endif

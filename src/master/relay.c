@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cjson/cJSON.h>
 #include <uuid/uuid.h>
@@ -444,10 +445,175 @@ relay_drop_events(struct master *m)
 	m->events = NULL;
 }
 
+/*
+ * Shutdown notices for workers that died (DESIGN section 4).  A worker
+ * that stops tells the orchestrator itself, after its last result; one
+ * that dies cannot, and the operations it had taken but not yet made agent
+ * processes (a GET answer that died with it) are then lost unless the
+ * orchestrator hands them out again.  The master tells it on the dead
+ * worker's behalf, with that worker's instance ID, so it may.  It does
+ * the same for a worker that stopped with results still in the outbox
+ * (that worker leaves its notice to the master, poller.c).
+ *
+ * Not at once: the orchestrator hands out again what that instance took
+ * and did not report, and the operations the worker did start are still
+ * unreported then, their results (or the error results the master queued
+ * for them) waiting in the outbox for a live worker's next sweep.  Sent
+ * first, the notice would have them run a second time.  So the master
+ * looks at the outbox every MASTER_NOTICE_CHECK seconds and sends the
+ * notice once none of that worker's results is left, or after 5 sweeps
+ * (at least MASTER_NOTICE_PATIENCE seconds) whatever is left, saying so.
+ * One POST, no retries (as for a worker's own notice), never waited for.
+ */
+static void
+relay_notice_unlink(struct master *m, struct dead_notice *n)
+{
+	struct dead_notice **pp;
+
+	for (pp = &m->notices; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == n) {
+			*pp = n->next;
+			m->nnotices--;
+			break;
+		}
+	evloop_timer_cancel(&n->timer);
+	httpc_request_free(n->req);
+	free(n);
+}
+
+static const char *
+relay_notice_whose(const struct dead_notice *n)
+{
+	return n->stopped ? "stopped" : "dead";
+}
+
+static void
+relay_on_notice_done(struct httpc_request *req)
+{
+	struct dead_notice *n = req->arg;
+	char why[CURL_ERROR_SIZE + 64];
+
+	n->req = NULL;
+	if (req->result == CURLE_OK && req->status >= 200 &&
+	    req->status <= 299)
+		log_info("orchestrator notified of the shutdown of %s worker "
+		    "instance %s", relay_notice_whose(n), n->instance_id);
+	else
+		log_warnx("shutdown notice for %s worker instance %s failed "
+		    "(%s); not retried", relay_notice_whose(n), n->instance_id,
+		    httpc_describe(req, why, sizeof(why)));
+	httpc_request_free(req);
+	relay_notice_unlink(n->master, n);
+}
+
+static void
+relay_notice_send(struct master *m, struct dead_notice *n)
+{
+	struct orch as = m->orch;
+
+	as.instance_id = n->instance_id;
+	n->sent = 1;
+	n->req = orch_call(&as, ORCH_SHUTDOWN, NULL, NULL,
+	    relay_on_notice_done, n);
+	if (n->req == NULL) {
+		log_warnx("shutdown notice for %s worker instance %s: cannot "
+		    "start the request", relay_notice_whose(n), n->instance_id);
+		relay_notice_unlink(m, n);
+	}
+}
+
+static void relay_on_notice_check(void *arg);
+
+void
+relay_worker_died(struct master *m, const char *instance_id, int status)
+{
+	struct dead_notice *n;
+	int stopped = WIFEXITED(status) && WEXITSTATUS(status) == 0, left;
+
+	if (m->http == NULL)
+		return;
+	/*
+	 * A worker that stopped told the orchestrator itself, unless results
+	 * of it were still in the outbox (poller.c): then that is ours too.
+	 */
+	if (stopped && (left = master_db_results_left(m, instance_id)) <= 0)
+		return;
+	if (m->state == MS_STOPPING) {
+		log_warnx("worker instance %s %s while the agent stops: no "
+		    "shutdown notice is sent for it", instance_id, stopped ?
+		    "left results in the outbox" : "died");
+		return;
+	}
+	if (m->nnotices >= MASTER_NOTICES_MAX ||
+	    (n = calloc(1, sizeof(*n))) == NULL) {
+		log_warnx("worker instance %s %s: %d shutdown notices are "
+		    "waiting already; none is sent for it", instance_id,
+		    stopped ? "stopped" : "died", m->nnotices);
+		return;
+	}
+	snprintf(n->instance_id, sizeof(n->instance_id), "%s", instance_id);
+	n->stopped = stopped;
+	n->master = m;
+	n->since = clock_mono();
+	evloop_timer_init(&n->timer, relay_on_notice_check, n);
+	evloop_timer_add(m->loop, &n->timer, n->since);
+	n->next = m->notices;
+	m->notices = n;
+	m->nnotices++;
+	log_info("worker instance %s %s: the orchestrator is told once its "
+	    "results are delivered", instance_id, stopped ?
+	    "stopped with results in the outbox" : "died");
+}
+
+/* A look at a notice's outbox rows: send it, or look again later. */
+static void
+relay_on_notice_check(void *arg)
+{
+	struct dead_notice *n = arg;
+	struct master *m = n->master;
+	double now = clock_mono(), waited = now - n->since;
+	double patience = 5.0 * m->cfg->orchestrator.poll_interval;
+	int left;
+
+	if (patience < MASTER_NOTICE_PATIENCE)
+		patience = MASTER_NOTICE_PATIENCE;
+	if ((left = master_db_results_left(m, n->instance_id)) == 0)
+		relay_notice_send(m, n);
+	else if (waited >= patience) {
+		if (left > 0)
+			log_warnx("%s worker instance %s: %d of its results "
+			    "still undelivered after %.0fs; its shutdown "
+			    "notice goes anyway", relay_notice_whose(n),
+			    n->instance_id, left, waited);
+		else
+			log_warnx("%s worker instance %s: its results unknown "
+			    "after %.0fs; its shutdown notice goes anyway",
+			    relay_notice_whose(n), n->instance_id, waited);
+		relay_notice_send(m, n);
+	} else
+		evloop_timer_add(m->loop, &n->timer, now + MASTER_NOTICE_CHECK);
+}
+
+/* Notices not sent yet are dropped, and said to be. */
+static void
+relay_notices_free(struct master *m)
+{
+	int unsent = 0;
+
+	while (m->notices != NULL) {
+		unsent += !m->notices->sent;
+		relay_notice_unlink(m, m->notices);
+	}
+	if (unsent > 0)
+		log_warnx("%d shutdown notices for workers gone not sent",
+		    unsent);
+}
+
 /* Drop the stream, any logs or metrics push and the HTTP client. */
 static void
 relay_disconnect(struct master *m)
 {
+	relay_notices_free(m);
 	relay_drop_events(m);
 	relay_push_cancel(&m->push_metrics);
 	relay_push_cancel(&m->push_logs);

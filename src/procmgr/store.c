@@ -136,6 +136,12 @@ static const char *const store_migrations[] = {
 	" WHERE parent_pid IS NULL AND ended_at IS NOT NULL;"
 	"DROP INDEX events_pid;"
 	"DROP INDEX audit_pid;",
+	/*
+	 * 5: the worker a claim took an outbox row from (NULL when the row
+	 * was the claimer's own), so a re-send that may repeat a delivery is
+	 * known as one.
+	 */
+	"ALTER TABLE outbox ADD COLUMN taken_from TEXT;",
 };
 
 /* Waits for a lock: 50 us doubling to 1.6 ms, then at most 1.6 ms. */
@@ -461,6 +467,16 @@ store_outbox_delete(struct store *st, const char *operation_id)
  * One statement claims the rows, so two workers sweeping at once never
  * take the same one: this worker's rows that are due, a gone worker's at
  * once, and any so overdue that their owner is presumed stuck.
+ *
+ * A row taken from another worker may already have reached the
+ * orchestrator (a "possible duplicate") when that worker had tried to
+ * send it: it had claimed the row before (a claimer sends at once:
+ * attempts > 1 after this claim), or it wrote the row itself, before it
+ * stopped (a worker sends its results right after storing them).  Rows
+ * the master queued for a worker that died (the error results of its
+ * unfinished processes) are written after that worker's stopped_at and
+ * were never sent.  An owner that is stuck, or whose record is gone, may
+ * have sent anything.
  */
 int
 store_outbox_claim(struct store *st, const char *instance_id, int limit,
@@ -471,13 +487,17 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	int n = 0, rc;
 
 	s = store_prepare(st, &st->outbox_claim, "UPDATE outbox SET "
+	    "taken_from = nullif(instance_id, ?1), "
 	    "instance_id = ?1, attempts = attempts + 1, next_attempt = ?2 "
 	    "WHERE operation_id IN (SELECT operation_id FROM outbox "
 	    "WHERE (instance_id = ?1 AND next_attempt <= ?3) "
 	    "OR next_attempt < ?4 OR instance_id NOT IN "
 	    "(SELECT instance_id FROM workers WHERE state NOT IN "
 	    "('stopped', 'exited')) ORDER BY next_attempt LIMIT ?5) "
-	    "RETURNING operation_id, result");
+	    "RETURNING operation_id, result, taken_from IS NOT NULL AND "
+	    "coalesce((SELECT attempts > 1 OR w.stopped_at IS NULL OR "
+	    "created_at < w.stopped_at FROM workers w "
+	    "WHERE w.instance_id = taken_from), 1)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
@@ -487,7 +507,8 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	sqlite3_bind_int(s, 5, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		cb((const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1), arg);
+		    (const char *)sqlite3_column_text(s, 1),
+		    sqlite3_column_int(s, 2), arg);
 		n++;
 	}
 	sqlite3_reset(s);
@@ -495,12 +516,35 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 }
 
 int
+store_outbox_pending(struct store *st, const char *instance_id)
+{
+	sqlite3_stmt *s;
+	int n = -1;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM outbox o "
+	    "LEFT JOIN processes p ON p.pid = o.pid "
+	    "WHERE o.instance_id = ?1 OR p.instance_id = ?1", -1, &s,
+	    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
 store_workers_orphaned(struct store *st)
 {
 	char *msg = NULL;
 
+	/*
+	 * stopped_at is now, when the master found them gone: the results
+	 * they stored came before it, the ones recovery queues after it
+	 * (store_outbox_claim tells the two apart by it).
+	 */
 	if (sqlite3_exec(st->db, "UPDATE workers SET state = 'exited', "
-	    "stopped_at = updated_at, "
+	    "stopped_at = (julianday('now') - 2440587.5) * 86400.0, "
 	    "exit_reason = 'gone when the master started' "
 	    "WHERE stopped_at IS NULL AND state NOT IN ('stopped', 'exited')",
 	    NULL, NULL, &msg) != SQLITE_OK) {

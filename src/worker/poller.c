@@ -463,6 +463,53 @@ poller_keep(struct poller *p, struct poller_op *o, const char *why)
 	poller_retry_in(o, every);
 }
 
+/*
+ * Delivery is at least once.  A result goes to the orchestrator a second
+ * time only when this agent cannot know that the first try arrived: the
+ * worker that sent it died before it deleted the outbox row (between the
+ * orchestrator's 2xx and the delete, or before the 2xx reached it), or the
+ * answer to a try was lost.  Each such re-send is counted in
+ * egressd_results_resent_total and logged with the operation ID, before it
+ * goes out; the count is an upper bound of the duplicates the orchestrator
+ * sees (a try that never arrived is counted all the same).
+ */
+static void
+poller_count_resend(struct poller *p, const char *operation_id,
+    const char *why)
+{
+	metrics_count_resend(&p->metrics);
+	log_warnx("outbox: result for %s is sent again, possibly a "
+	    "duplicate (%s)", operation_id, why);
+	if (p->hooks.resent != NULL)
+		p->hooks.resent(p->hooks.arg);
+}
+
+/*
+ * Whether a failed try may have reached the orchestrator all the same: a
+ * 2xx whose body was cut off, or a connection that broke or timed out
+ * after it was made.  An HTTP error status is an answer (not accepted),
+ * and a connection never made carried nothing.
+ */
+static int
+poller_answer_lost(const struct httpc_request *req)
+{
+	if (req->status >= 200 && req->status < 300)
+		return 1;
+	if (req->status != 0)
+		return 0;
+	switch (req->result) {
+	case CURLE_OK:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static void
 poller_on_result(struct httpc_request *req)
 {
@@ -482,6 +529,9 @@ poller_on_result(struct httpc_request *req)
 		return;
 	}
 	httpc_describe(req, why, sizeof(why));
+	if (poller_answer_lost(req))
+		poller_count_resend(p, o->id, "the answer to its last try was "
+		    "lost");
 	httpc_request_free(req);
 	if (o->tries < POLLER_TRIES) {
 		log_warnx("poller: result for %s not delivered (%s); retrying "
@@ -678,12 +728,41 @@ poller_on_shutdown(struct httpc_request *req)
 	httpc_request_free(req);
 }
 
+/*
+ * The notice tells the orchestrator it may hand out again what this
+ * instance took and did not report.  With results of it still in the
+ * outbox (not acknowledged by the deadline) that would have them run twice:
+ * the master sends the notice for this instance once a live worker has
+ * delivered them (relay.c).
+ */
+static int
+poller_leaves_results(struct poller *p)
+{
+	int n;
+
+	if (p->store == NULL ||
+	    (n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
+		return 0;
+	if (n == -1) {
+		log_warnx("outbox: %s; the shutdown notice goes now",
+		    store_errmsg(p->store));
+		return 0;
+	}
+	log_warnx("%d results of this worker wait in the outbox; the master "
+	    "sends the shutdown notice once they are delivered", n);
+	return 1;
+}
+
 static void
 poller_notify_shutdown(struct poller *p)
 {
 	if (p->shutdown_sent)
 		return;
 	p->shutdown_sent = 1;
+	if (poller_leaves_results(p)) {
+		p->shutdown_done = 1;
+		return;
+	}
 	p->shutdown_req = orch_call(p->orch, ORCH_SHUTDOWN, NULL, NULL,
 	    poller_on_shutdown, p);
 	if (p->shutdown_req == NULL)
@@ -748,7 +827,8 @@ poller_finished(const struct poller *p)
 
 /* A claimed outbox row becomes an operation in flight again. */
 static void
-poller_adopt(const char *operation_id, const char *text, void *arg)
+poller_adopt(const char *operation_id, const char *text, int resend,
+    void *arg)
 {
 	struct poller *p = arg;
 	struct poller_op *o;
@@ -778,7 +858,12 @@ poller_adopt(const char *operation_id, const char *text, void *arg)
 	o->text = strdup(text);		/* else printed again when sent */
 	o->stored = 1;
 	poller_track(p, o);
-	log_info("outbox: delivering the result for %s again", operation_id);
+	if (resend)
+		poller_count_resend(p, operation_id, "its row was taken from a "
+		    "worker that had tried to send it");
+	else
+		log_info("outbox: delivering the result for %s again",
+		    operation_id);
 	poller_deliver(o);
 }
 

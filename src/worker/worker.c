@@ -447,11 +447,19 @@ worker_on_first_poll(void *arg)
 	worker_become_ready(w);
 }
 
+/* A re-send was counted: the master hears of it before it goes out. */
+static void
+worker_on_resent(void *arg)
+{
+	worker_send_heartbeat(arg);
+}
+
 /* The orchestrator client: only when orchestrator.url is set. */
 static void
 worker_start_poller(struct worker *w)
 {
-	struct poller_hooks hooks = { worker_on_first_poll, w };
+	struct poller_hooks hooks = { worker_on_first_poll, w,
+	    worker_on_resent };
 
 	if (w->cfg->orchestrator.url[0] == '\0') {
 		/* Without an orchestrator there is no first poll to wait for. */

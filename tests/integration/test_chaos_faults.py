@@ -36,7 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Control, binary, cpu_seconds, render_config  # noqa: E402
 from proto_helpers import (  # noqa: E402
     EP_OPERATION, EP_RESULT, EP_STREAM, SCALE, SHORT, kick,
-    pid_alive, requests, results_by_id, wait_results, wait_until)
+    pid_alive, requests, wait_results, wait_until)
+from delivery import assert_delivered  # noqa: E402
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 CHAOS = float(os.environ.get("EGRESSD_CHAOS_SCALE", "1") or "1")
@@ -99,16 +100,15 @@ def wait_outbox_empty(path, timeout=OUTBOX_DEADLINE):
 
 
 def assert_delivered_once(orch, op_ids):
-    """Exactly one recorded result per operation, exactly one acknowledged
-    result PUT, and none after it."""
-    by_id = results_by_id(orch)
+    """The delivery rule with no re-send allowed (no worker dies here and
+    every injected failure is an answer), so exactly one recorded result per
+    operation; and exactly one acknowledged result PUT, and none after it."""
+    assert_delivered(orch, op_ids, allowed_dups=0, timeout=0)
     puts = {}
     for r in requests(orch, endpoint=EP_RESULT):
         op_id = r["path"].split("/")[-2]
         puts.setdefault(op_id, []).append(r)
     for op_id in op_ids:
-        recs = by_id.get(op_id, [])
-        assert len(recs) == 1, f"{op_id}: {len(recs)} results: {recs}"
         mine = puts.get(op_id, [])
         ok = [p for p in mine if p["status"] and 200 <= p["status"] < 300]
         assert len(ok) == 1, \

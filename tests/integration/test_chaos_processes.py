@@ -12,18 +12,14 @@ ones mixed in), and the test does something rude to the processes:
   - says goodbye in the middle of a rolling restart
     (test_goodbye_during_rolling_restart).
 
-Afterwards every operation must be reported exactly once (DESIGN section 4,
-README "recovery").  Two windows are documented and are the only ones
-accepted:
-  - an operation whose GET answer died with a SIGKILLed worker before the
-    worker made it an agent process is the orchestrator's to hand out again
-    (the fake does not): it has no result and no process, and it was taken
-    by a worker this test killed;
-  - a result acknowledged by the orchestrator whose outbox row was not yet
-    deleted when its worker was killed is sent again: the duplicate is the
-    same result, and the first delivery came from a killed worker.
-The database (read with sqlite3) is the other witness: every operation that
-became an agent process is reported, with that process's pid.
+Afterwards the delivery rule holds (DESIGN section 4, docs/OPERATIONS.md
+"Delivery", checked by delivery.assert_delivered): every operation is
+reported; one whose GET answer died with a SIGKILLed worker before the worker
+made it an agent process is handed out again by the fake orchestrator after
+the shutdown notice the master sends for that worker; a second report is the
+same result, and a re-send the agent counted and logged.  The database (read
+with sqlite3) is the other witness: every operation reported became an agent
+process, and the result names that process's pid.
 
 The long tests are named test_long_* (select them with -k long).  Their
 durations scale with EGRESSD_CHAOS_SCALE (float, default 1.0; CI runs the
@@ -42,6 +38,7 @@ import pytest
 from proto_helpers import orch, agent, kick, results_by_id  # noqa: F401
 from common import (DEADLINE, SCALE, SHORT, children_of, pid_alive,
                     sigkill, wait_until)
+from delivery import assert_delivered, counted, wait_reported
 from test_agent_processes import COMMAND, SLEEP_COMMANDS, db_rows
 from test_reload import _HoldWriteLock
 
@@ -116,9 +113,11 @@ def queue_length(orch):
         return len(orch.queue)
 
 
-def wait_settled(a, orch, timeout=SETTLE):
-    """Wait until the queue is empty, no agent process is live and the
-    outbox is empty."""
+def wait_settled(a, orch, ids, timeout=SETTLE):
+    """Wait until every operation in ids is reported, the queue is empty,
+    no agent process is live and the outbox is empty."""
+    wait_reported(orch, ids, timeout)
+
     def settled():
         live = db_rows(a, "SELECT count(*) FROM processes WHERE "
                        "ended_at IS NULL")[0][0]
@@ -142,14 +141,17 @@ def killed_instances(a, killed_pids):
     return {iid for iid, pid in rows if pid in killed_pids}
 
 
-def check_exactly_once(a, orch, ids, killed_pids=(), killed_iids=()):
-    """After the work settled: every operation in ids reported exactly
-    once, but for the documented windows (module docstring); the killed
-    workers are named by pid (looked up in the workers table: one killed
-    before the master heard its HELLO) and by instance ID.  Return
-    (lost_in_transit, duplicates) counts."""
-    wait_settled(a, orch)
+def check_delivered(a, orch, ids, killed_pids=(), killed_iids=()):
+    """After the work settled: the delivery rule for every operation in ids
+    (delivery.assert_delivered, against the re-sends the agent counted);
+    an operation handed out more than once was handed out again after the
+    shutdown notice of a worker the test killed (named by pid, looked up
+    in the workers table: one killed before the master heard its HELLO,
+    and by instance ID); and the database agrees.  Return (handed out
+    again, reported twice) counts."""
+    wait_settled(a, orch, ids)
     time.sleep(1.5)     # a second delivery would come with the next sweep
+    extra = assert_delivered(orch, ids, allowed_dups=counted(a))
     killed = killed_instances(a, set(killed_pids)) | set(killed_iids)
     res = results_by_id(orch)
     spawned = dict(db_rows(a, "SELECT operation_id, pid FROM processes "
@@ -158,48 +160,34 @@ def check_exactly_once(a, orch, ids, killed_pids=(), killed_iids=()):
     taken = {}
     for t in orch.get_taken():
         taken.setdefault(t["operation_id"], []).append(t["instance_id"])
+    requeued = {}
+    for r in orch.get_requeued():
+        requeued.setdefault(r["operation_id"], []).append(r["instance_id"])
     problems = []
-    lost = dups = 0
     for op in ids:
-        recs = res.get(op, [])
         takers = taken.get(op, [])
-        if len(takers) != 1:
-            problems.append(f"{op}: taken {len(takers)} times: {takers}")
-            continue
-        if not recs:
-            if op in spawned:
-                problems.append(f"{op}: agent process {spawned[op]} but "
-                                f"no result")
-            elif takers[0] not in killed:
-                problems.append(f"{op}: no result, taken by {takers[0]} "
-                                f"which the test did not kill")
-            else:
-                lost += 1
-            continue
+        if not takers:
+            problems.append(f"{op}: reported but never handed out")
+        elif takers[:-1] != requeued.get(op, [])[:len(takers) - 1] or \
+                not set(takers[:-1]) <= killed:
+            problems.append(f"{op}: handed to {takers}, re-queued by the "
+                            f"notices of {requeued.get(op, [])}, of which "
+                            f"the test killed "
+                            f"{sorted(set(takers[:-1]) & killed)}")
         if op not in spawned:
             problems.append(f"{op}: reported but no agent process: "
-                            f"{recs[0]['result']}")
+                            f"{res[op][0]['result']}")
             continue
-        first = recs[0]["result"]
+        first = res[op][0]["result"]
         if result_pid(first) is not None and result_pid(first) != \
                 spawned[op]:
             problems.append(f"{op}: result names pid {result_pid(first)}, "
                             f"the database {spawned[op]}")
-        if len(recs) > 1:
-            dups += len(recs) - 1
-            if any(r["result"] != first for r in recs[1:]):
-                problems.append(f"{op}: different results: "
-                                f"{[r['result'] for r in recs]}")
-            elif recs[0]["instance_id"] not in killed:
-                problems.append(f"{op}: reported {len(recs)} times, first "
-                                f"by {recs[0]['instance_id']} which the "
-                                f"test did not kill")
     assert not problems, f"{len(problems)} of {len(ids)} operations: " \
         + "; ".join(problems[:20])
-    assert orch.state()["duplicate_results"] == dups
     unknown = set(res) - set(ids)
     assert not unknown, f"results for operations never queued: {unknown}"
-    return lost, dups
+    return sum(len(v) for v in requeued.values()), sum(extra.values())
 
 
 def cmdline(pid):
@@ -256,7 +244,7 @@ def rss_kib(pid):
 
 def test_long_kill9_workers_under_load(orch, agent):
     """LONG: 60 s (scaled) of SIGKILLs to random workers while the queue
-    is kept full; every operation reported exactly once."""
+    is kept full; every operation reported, by the delivery rule."""
     a = agent(server={"workers": 3, "min_uptime": 0.1},
               orchestrator={"poll_interval": 0.3},
               operations={"command": SLEEP_COMMANDS})
@@ -283,11 +271,11 @@ def test_long_kill9_workers_under_load(orch, agent):
         h = a.wait_ready(3, timeout=DEADLINE * 2)
         return h if not a.worker_ids(h) & killed_iids else None
     wait_until(replaced, DEADLINE * 2, msg="3 workers none of them killed")
-    lost, dups = check_exactly_once(a, orch, ids, killed, killed_iids)
+    again, dups = check_delivered(a, orch, ids, killed, killed_iids)
     assert len(killed) >= 4 and len(ids) >= 100, (len(killed), len(ids))
     assert not a.worker_ids() & killed_iids
     print(f"{len(ids)} operations, {len(killed)} workers killed, "
-          f"{lost} lost in transit, {dups} acknowledged twice")
+          f"{again} handed out again, {dups} reported twice")
 
 
 # --------------------------------------------------------------------------
@@ -350,10 +338,10 @@ def test_master_sigstop_under_load(orch, agent):
         assert a.worker_pids(h) - set(before), h
     finally:
         ids = feeder.stop()
-    lost, dups = check_exactly_once(a, orch, ids, killed,
-                                    {before[p] for p in killed})
+    again, dups = check_delivered(a, orch, ids, killed,
+                                  {before[p] for p in killed})
     print(f"stopped {stopped_for:.1f}s, {len(during)} results meanwhile; "
-          f"{len(ids)} operations, {lost} lost in transit, {dups} twice")
+          f"{len(ids)} operations, {again} handed out again, {dups} twice")
 
 
 # --------------------------------------------------------------------------
@@ -398,7 +386,7 @@ def master_fds_rss(a):
 def test_long_hup_storm_under_load(orch, agent):
     """LONG: 100 HUPs in a row under load: N workers of the newest
     generation, no fd or memory growth in the master, no stray process,
-    every operation reported exactly once."""
+    every operation reported, by the delivery rule."""
     n = 3
     a = agent(server={"workers": n, "graceful_timeout": 5.0},
               orchestrator={"poll_interval": 0.3},
@@ -436,7 +424,7 @@ def test_long_hup_storm_under_load(orch, agent):
         assert {w["generation"] for w in h["workers"]} == {gen_after}
     finally:
         ids = feeder.stop()
-    check_exactly_once(a, orch, ids)
+    check_delivered(a, orch, ids)
 
     h = settled_master(a, n, gen_after)
     assert_no_strays(a, a.worker_pids(h))
@@ -505,14 +493,13 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
         assert not strays, f"workers outlived the master: {strays}"
         assert "exiting once the workers are gone" in a.log()[mark:]
         assert not os.path.exists(a.pidfile), "pidfile left behind"
-        # What was taken was reported once; what was not stays queued.
+        # What was taken was reported, once (no worker died: nothing is
+        # re-sent); what was not stays queued.
         taken = {t["operation_id"] for t in orch.get_taken()}
+        assert_delivered(orch, [op for op in ids if op in taken],
+                         allowed_dups=0, timeout=0)
         res = results_by_id(orch)
-        for op in ids:
-            if op in taken:
-                assert len(res.get(op, [])) == 1, (op, res.get(op))
-            else:
-                assert op not in res
+        assert not [op for op in ids if op not in taken and op in res]
         assert set(slow) <= taken
         assert not db_rows(a, "SELECT count(*) FROM outbox")[0][0]
         assert not db_rows(a, "SELECT count(*) FROM processes WHERE "
@@ -522,7 +509,7 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
         h = a.wait_ready(n, generation=3, exclude_ids=old_iids,
                          timeout=DEADLINE * 2)
         assert a.status()["generation"] == 3
-        check_exactly_once(a, orch, ids)
+        check_delivered(a, orch, ids)
         h = settled_master(a, n, 3)
         assert_no_strays(a, a.worker_pids(h))
         assert not a.worker_ids(h) & old_iids

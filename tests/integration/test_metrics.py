@@ -102,6 +102,7 @@ def test_egressctl_metrics_counts_operations(orch, agent):
     assert s[("egressd_workers", ())] == 2
     assert s[("egressd_workers_ready", ())] == 2
     assert s[("egressd_worker_restarts_total", ())] == 0
+    assert s[("egressd_results_resent_total", ())] == 0
     assert s[("egressd_reloads_total", ())] == 0
     assert ("egressd_stream_reconnects_total", ()) in s
     assert ("egressd_inflight", ()) in s
@@ -109,6 +110,7 @@ def test_egressctl_metrics_counts_operations(orch, agent):
     text = egressctl(a, "metrics")
     for family, kind in (("egressd_operations_total", "counter"),
                          ("egressd_operation_duration_seconds", "histogram"),
+                         ("egressd_results_resent_total", "counter"),
                          ("egressd_worker_restarts_total", "counter"),
                          ("egressd_stream_reconnects_total", "counter"),
                          ("egressd_reloads_total", "counter"),
@@ -182,7 +184,8 @@ def test_push_metrics_carries_counters(orch, agent):
     d = body["duration_seconds"]
     assert len(d["buckets"]) == BUCKETS and sum(d["buckets"]) == 4
     assert d["sum"] >= 0
-    for key in ("worker_restarts", "stream_reconnects", "reloads"):
+    for key in ("worker_restarts", "stream_reconnects", "reloads",
+                "results_resent"):
         assert body[key] == 0, key
     assert body["workers"] == 2
     assert body["done"] == 3 and body["failed"] == 1

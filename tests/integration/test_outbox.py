@@ -6,7 +6,10 @@ deleted once the orchestrator acknowledges it (2xx).  A worker tries a result
 and is retried at every sweep (each orchestrator.poll_interval, and right
 after the first successful poll at boot), up to 3 tries per sweep.  Rows of a
 worker that is gone are taken over by a live worker at its next sweep; rows of
-a live worker are not stolen.  A result acknowledged once is never sent again.
+a live worker are not stolen.  A result acknowledged once is never sent again,
+but for the one window of the delivery rule (delivery.py): a worker killed
+between the orchestrator's 2xx and the row's delete leaves the row, and the
+worker that takes it over sends the same result again, counted and logged.
 
 The fake orchestrator answers a "fail" fault with the injected status without
 processing the request: such a PUT is in get_requests() (status 500) but not in
@@ -25,9 +28,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from proto_helpers import (  # noqa: E402
-    DEADLINE, EP_RESULT, SCALE, SHORT, kick, requests, results_by_id, wait_results,
+    DEADLINE, EP_RESULT, SCALE, SHORT, kick, requests, wait_results,
     wait_until)
 from proto_helpers import agent, orch, pid_alive, workdir  # noqa: E402,F401
+from delivery import assert_delivered, counted, counted_resends  # noqa: E402
 
 POLL_INTERVAL = 1.0
 OUTBOX_DEADLINE = 60.0 * SCALE          # long enough for several sweeps
@@ -86,13 +90,12 @@ def result_puts(orch, op_id):
 
 
 def assert_delivered_once(orch, op_ids):
-    """Exactly one recorded result per operation, exactly one 2xx PUT, and no
-    result PUT for it after the acknowledged one."""
-    by_id = results_by_id(orch)
+    """The delivery rule with no re-send allowed (every failure injected
+    here is an answer: nothing the orchestrator took is sent again), so
+    exactly one recorded result per operation; and exactly one 2xx PUT, and
+    no result PUT for it after the acknowledged one."""
+    assert_delivered(orch, op_ids, allowed_dups=0, timeout=0)
     for op_id in op_ids:
-        recs = by_id.get(op_id, [])
-        assert len(recs) == 1, \
-            f"{op_id}: {len(recs)} recorded results: {recs}"
         puts = result_puts(orch, op_id)
         assert all(p["status"] is not None for p in puts), \
             f"{op_id}: a result PUT still unanswered: {puts}"
@@ -317,7 +320,99 @@ def test_outbox_survives_crash(orch, agent):
 
 
 # --------------------------------------------------------------------------
-# 6. the boot sweep: right after the first successful poll, not a
+# 6. acknowledged, then killed before the delete: sent again, counted
+
+def test_acknowledged_row_of_a_killed_worker_is_sent_again(orch, agent):
+    """The window of the delivery rule: the fake takes the result and
+    answers 200 while the worker is stopped; the worker is killed before
+    it could delete its row.  The other worker takes the row over and sends
+    the same result again, counting and logging the re-send; the master's
+    shutdown notice for the dead worker comes after that, and re-queues
+    nothing (the operation is reported)."""
+    a = agent(server={"workers": 2}, orchestrator=ORCH)
+    a.wait_ready(2)
+    db = db_path(a)
+    orch.set_faults(delay={"result": 1.0})
+    (op,) = orch.enqueue({})["operation_ids"]
+    kick(orch)
+    (put,) = wait_until(lambda: result_puts(orch, op),
+                        msg="the result PUT held by the fake")
+    owner = put["instance_id"]
+    pid = pid_of(a, owner)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: result_puts(orch, op)[0]["status"] == 200,
+                   msg="the PUT answered 200")
+        assert op in outbox_ids(db), "the row went before the 2xx was read"
+        orch.set_faults(delay={"result": 0})
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pid), msg=f"worker {pid} to die")
+    wait_until(lambda: len(orch.get_results(operation_id=op)) == 2,
+               OUTBOX_DEADLINE, msg="the result sent again")
+    wait_outbox_empty(db)
+    time.sleep(2.5 * POLL_INTERVAL)
+    assert assert_delivered(orch, [op], allowed_dups=counted(a)) == {op: 1}
+    first, again = orch.get_results(operation_id=op)
+    assert first["instance_id"] == owner and again["instance_id"] != owner
+    assert counted_resends(a).total == 1
+    assert f"outbox: result for {op} is sent again, possibly a duplicate " \
+        "(its row was taken from a worker that had tried to send it)" \
+        in a.log()
+    (notice,) = wait_until(lambda: requests(orch, endpoint="shutdown",
+                                            instance_id=owner),
+                           msg="the notice for the dead worker")
+    assert notice["time"] >= again["time"]
+    assert orch.get_requeued() == []
+    a.check_alive()
+
+
+# --------------------------------------------------------------------------
+# 7. a worker that stops with results in the outbox leaves its notice to
+#    the master
+
+def test_stopping_worker_with_results_left_leaves_its_notice(orch, agent):
+    """A rolling restart retires a worker whose result the orchestrator
+    keeps refusing: its notice would have the orchestrator hand that
+    operation out again while its result waits in the outbox.  So it sends
+    none; the master sends it once the new worker has delivered the
+    result."""
+    a = agent(server={"workers": 1}, orchestrator=ORCH)
+    (old,) = a.worker_ids(a.wait_ready(1))
+    db = db_path(a)
+    set_result_failing(orch, True)
+    (op,) = orch.enqueue({})["operation_ids"]
+    kick(orch)
+    wait_outbox_holds(db, [op])
+    a.signal(signal.SIGHUP)
+    a.wait_log("1 results of this worker wait in the outbox; the master "
+               "sends the shutdown notice once they are delivered",
+               timeout=DEADLINE)
+    a.wait_log(f"worker instance {old} stopped with results in the outbox")
+    (new,) = a.worker_ids(a.wait_ready(1, exclude_ids=[old]))
+    time.sleep(2 * POLL_INTERVAL)
+    assert not requests(orch, endpoint="shutdown", instance_id=old), \
+        "a notice while the result still waits"
+    assert orch.get_requeued() == []
+
+    set_result_failing(orch, False)
+    (rec,) = wait_results(orch, [op], timeout=OUTBOX_DEADLINE)[op]
+    assert rec["instance_id"] == new
+    (notice,) = wait_until(lambda: requests(orch, endpoint="shutdown",
+                                            instance_id=old),
+                           msg="the master's notice for the old worker")
+    assert notice["time"] >= rec["time"]
+    a.wait_log(f"orchestrator notified of the shutdown of stopped worker "
+               f"instance {old}")
+    assert orch.get_requeued() == []
+    wait_outbox_empty(db)
+    time.sleep(2.5 * POLL_INTERVAL)
+    assert_delivered_once(orch, [op])
+    a.check_alive()
+
+
+# --------------------------------------------------------------------------
+# 8. the boot sweep: right after the first successful poll, not a
 #    poll_interval later
 
 def test_boot_sweep_is_prompt(orch, agent):

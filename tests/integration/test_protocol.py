@@ -17,6 +17,7 @@ from proto_helpers import (  # noqa: E402
     queue_raw, requests, results_by_id, serve_raw_operations, wait_results,
     wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
+from delivery import assert_delivered  # noqa: E402
 
 UUID4_RE = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -142,11 +143,10 @@ def test_operations_flow(orch, agent):
     kick(orch)
     res = wait_results(orch, ids)
     time.sleep(0.3)
+    assert_delivered(orch, ids)     # nobody died: nothing is sent twice
     res = results_by_id(orch)
     for op_id in ids:
-        rs = res[op_id]
-        assert len(rs) == 1, f"{op_id}: {len(rs)} results"
-        r = rs[0]
+        r = res[op_id][0]
         assert r["instance_id"] in workers
         assert r["result"].get("status") == "ok", r
         assert r["result"].get("instance_id") == r["instance_id"]
@@ -197,7 +197,7 @@ def test_operations_flow(orch, agent):
     ids_seen = {r["operation_id"] for r in orch.get_results()}
     assert ids_seen == set(ids) | {bad, "nopath-1", "nopath-2"} | set(ids3), \
         f"unexpected results: {ids_seen - set(ids) - set(ids3)}"
-    assert orch.state()["duplicate_results"] == 0
+    assert_delivered(orch, sorted(ids_seen), timeout=0)
 
 
 def test_reload_keeps_the_stream(orch, agent):
@@ -318,11 +318,9 @@ def test_sigterm_delivers_inflight_results(orch, agent):
     elapsed = time.monotonic() - t0
     assert rc == 0, f"master exit status {rc}"
     assert _all_gone(pids)
-    res = results_by_id(orch)
-    assert set(res) == set(ids), f"missing: {set(ids) - set(res)}"
-    for op_id in ids:
-        assert len(res[op_id]) == 1, f"{op_id}: {len(res[op_id])} results"
-    assert orch.state()["duplicate_results"] == 0
+    # delivered before the exit, each once: a graceful stop re-sends nothing
+    assert_delivered(orch, ids, timeout=0)
+    assert set(results_by_id(orch)) == set(ids)
     shut = requests(orch, endpoint=EP_SHUTDOWN)
     assert sorted(r["instance_id"] for r in shut) == sorted(ids_w), \
         f"shutdown notices from {[r['instance_id'] for r in shut]}"
@@ -364,8 +362,7 @@ def test_backpressure_heartbeats_instead_of_polls(orch, agent):
         f"(backpressure_heartbeat 0.3)"
     assert all(b["method"] == "POST" and b["auth_ok"] for b in beats)
     # the second operation is fetched once there is room again
-    res = wait_results(orch, ids)
-    assert all(len(res[i]) == 1 for i in ids)
+    assert_delivered(orch, ids)
     # no longer under backpressure: heartbeats stop
     time.sleep(0.5)
     n = len(requests(orch, endpoint=EP_HEARTBEAT))
@@ -385,7 +382,8 @@ def test_result_put_retried_until_delivered(orch, agent):
     kick(orch)
     res = wait_results(orch, [op_id])
     time.sleep(0.5)
-    assert len(orch.get_results(operation_id=op_id)) == 1
+    # a 500 is an answer: the orchestrator did not take the result
+    assert_delivered(orch, [op_id])
     puts = requests(orch, endpoint=EP_RESULT)
     assert len(puts) == 3, f"{len(puts)} PUTs (expected 3)"
     assert [p["status"] for p in puts] == [500, 500, 200]
@@ -394,7 +392,6 @@ def test_result_put_retried_until_delivered(orch, agent):
     gap2 = puts[2]["time"] - puts[1]["time"]
     assert 0.8 <= gap1 < 1.0 + 2.0 * SCALE, f"first retry after {gap1:.2f}s"
     assert 1.6 <= gap2 < 2.0 + 2.0 * SCALE, f"second retry after {gap2:.2f}s"
-    assert orch.state()["duplicate_results"] == 0
 
 
 def test_result_put_gives_up_after_three_tries(orch, agent):
@@ -451,11 +448,9 @@ def test_piggyback_next_operation(orch, agent):
     mark = _seq(orch)
     ids = orch.enqueue([{} for _ in range(6)])["operation_ids"]
     kick(orch)
-    res = wait_results(orch, ids)
+    wait_results(orch, ids)
     time.sleep(0.3)
-    for op_id in ids:
-        assert len(res[op_id]) == 1
-    assert orch.state()["duplicate_results"] == 0
+    assert_delivered(orch, ids)
     taken = orch.get_taken()
     via = {t["operation_id"]: t["via"] for t in taken}
     assert set(via) == set(ids)
@@ -472,10 +467,9 @@ def test_piggyback_with_spare_capacity(orch, agent):
     orch.set_faults(piggyback=True, delay={"operation": 0.3})
     ids = orch.enqueue([{} for _ in range(12)])["operation_ids"]
     kick(orch)
-    res = wait_results(orch, ids)
+    wait_results(orch, ids)
     time.sleep(0.5)
-    assert all(len(res[i]) == 1 for i in ids)
-    assert orch.state()["duplicate_results"] == 0
+    assert_delivered(orch, ids)
     via = [t["via"] for t in orch.get_taken()]
     assert "piggyback" in via, via
 
@@ -539,7 +533,7 @@ def test_pushed_operation(orch, agent):
     res = wait_results(orch, rep["operation_ids"])
     senders = {res[i][0]["instance_id"] for i in rep["operation_ids"]}
     assert senders == workers, f"pushed burst served by {senders} only"
-    assert orch.state()["duplicate_results"] == 0
+    assert_delivered(orch, [r["operation_id"] for r in orch.get_results()])
 
 
 def test_pushed_operation_waits_for_a_ready_worker(orch, agent):
@@ -557,8 +551,7 @@ def test_pushed_operation_waits_for_a_ready_worker(orch, agent):
     time.sleep(0.5)
     assert orch.get_results() == []
     orch.set_faults(fail={"operation": 0})
-    res = wait_results(orch, [op_id])
-    assert len(res[op_id]) == 1
+    assert_delivered(orch, [op_id])
     a.wait_ready(2)
 
 
@@ -592,14 +585,12 @@ def test_hup_under_load_loses_nothing(orch, agent):
     assert not t.is_alive() and not errors, errors
     assert len(ids) == 100
     a.wait_ready(2, generation=gen + 2)
-    res = wait_results(orch, ids, timeout=DEADLINE)
+    wait_results(orch, ids, timeout=DEADLINE)
     time.sleep(0.5)
-    res = results_by_id(orch)
-    dup = {i: len(res[i]) for i in ids if len(res[i]) != 1}
-    assert not dup, f"operations with more than one result: {dup}"
-    assert set(res) == set(ids)
+    # a rolling restart stops the old workers gracefully: nothing twice
+    assert_delivered(orch, ids)
+    assert set(results_by_id(orch)) == set(ids)
     assert orch.state()["queue_length"] == 0
-    assert orch.state()["duplicate_results"] == 0
     assert all(r["result"].get("status") == "ok" for r in orch.get_results())
 
 

@@ -26,6 +26,17 @@ Agent endpoints (need ``x-mcd-id`` and ``x-mcd-token``, else 401)
     GET  /api/v1/agent/operations/{id}/request    200 full size-exceeded op, else 404
     POST /api/v1/agent/{heartbeat,shutdown,logs,metrics}   200 {}
 
+Like a real orchestrator, the fake remembers which instance each operation was
+handed to (by GET, piggyback or an SSE push, to the stream's instance) until a
+result for it arrives.  A shutdown notice from an instance puts the operations
+it holds back at the head of the queue, in their order, to be handed out again
+("re-queued"); a gracefully stopping agent sends its notice after its last
+result, so it holds none by then.  An instance that sent its notice is gone:
+it is handed nothing more (a GET it sent earlier but that is answered later
+gets 204, a result PUT no piggybacked operation).  A result that arrives for a
+re-queued operation still waiting in the queue takes it out of the queue: it
+is reported once, and not run again.
+
 SSE events are ``data: <json>\\n\\n`` (``id:``/``event:`` lines when enabled), sent
 with chunked transfer encoding unless ``sse_chunked`` is false.
 
@@ -49,7 +60,11 @@ Admin API (no auth, JSON bodies and replies)
     GET  /admin/requests  ?path=&method=&endpoint=&instance_id=&since=SEQ
                           -> {"count", "requests": [...]}
     GET  /admin/taken     -> {"count", "taken": [{operation_id, instance_id, via}]}
-    GET  /admin/state     queue length, counts per endpoint, streams, and per
+    GET  /admin/requeued  -> {"count", "requeued": [{operation_id, instance_id,
+                          time, reported}]}  operations a shutdown notice
+                          re-queued (reported: its result came while it was
+                          still queued, so it left the queue)
+    GET  /admin/state     queue length, counts per endpoint, streams, requeued, and per
                           instance ID: requests, heartbeats, shutdowns, results,
                           operations, empty_polls, full_requests, logs, metrics,
                           stream_connects, streams_open
@@ -94,10 +109,10 @@ Python API
     orch.wait_for(lambda: len(orch.results) >= 3, timeout=5)  # -> bool
     orch.wait_counts(5, results=3, streams=1); orch.state(); orch.stop()
     orch.get_results(), get_requests(path=, method=, endpoint=, instance_id=),
-    get_taken(), get_faults()   (deep copies, taken under the lock)
+    get_taken(), get_requeued(), get_faults()   (deep copies, taken under the lock)
 Every admin endpoint maps to a method returning the same JSON-able dict. The state
-lives in attributes (queue, results, requests, taken, instances, counts,
-full_operations, streams, faults) guarded by ``orch.lock``; ``orch.cond`` is
+lives in attributes (queue, results, requests, taken, held, requeued, instances,
+counts, full_operations, streams, faults) guarded by ``orch.lock``; ``orch.cond`` is
 notified on every change. stop() then start() rebinds the same port, keeping state.
 """
 
@@ -130,7 +145,7 @@ INSTANCE_COUNTERS = ("requests", "heartbeats", "shutdowns", "results", "operatio
                      "stream_connects")
 BOOL_SETTINGS = ("heartbeats", "push_metrics", "piggyback", "auth_fail", "refuse_all",
                  "sse_event_field", "sse_id_field", "sse_chunked")
-COUNTED = {"heartbeat": "heartbeats", "shutdown": "shutdowns",    # endpoint ->
+COUNTED = {"heartbeat": "heartbeats",                            # endpoint ->
            "logs": "logs", "metrics": "metrics"}                  # its counter
 ACTIONS = ("close_streams", "garbage_sse", "oversized_sse")
 GARBAGE = {
@@ -283,6 +298,9 @@ class FakeOrchestrator:
         self.requests = collections.deque(maxlen=self.max_requests)
         self.request_seq = 0
         self.taken = []
+        self.held = {}              # operation ID -> (instance ID, operation)
+        self.requeued = []
+        self.gone = set()           # instance IDs that sent a shutdown notice
         self.instances = {}
         self.counts = dict.fromkeys(ENDPOINTS + ("unknown",), 0)
         self.stream_connects = 0
@@ -425,6 +443,9 @@ class FakeOrchestrator:
             delivered = 0
             for op in prepared:
                 delivered = self._broadcast(self._sse(op), instance_id)
+                for stream in self.streams:
+                    if instance_id in (None, stream.instance_id):
+                        self._hold(op, stream.instance_id)
             return {"operation_ids": [op["operation_id"] for op in prepared],
                     "delivered": delivered}
 
@@ -596,6 +617,41 @@ class FakeOrchestrator:
                            "via": via, "time": time.time()})
         self._instance(instance_id)["operations"] += 1
 
+    def _hold(self, op, instance_id):
+        """op is handed to instance_id until its result comes (lock held)."""
+        if isinstance(op, dict) and isinstance(op.get("operation_id"), str):
+            self.held[op["operation_id"]] = (instance_id, op)
+
+    def _requeue(self, instance_id):
+        """A shutdown notice: what instance_id holds goes back to the head of
+        the queue, in the order it was handed out (lock held); -> count."""
+        mine = [op_id for op_id, (iid, _) in self.held.items()
+                if iid == instance_id and op_id not in self.result_ids]
+        now = time.time()
+        for op_id in reversed(mine):
+            self.queue.appendleft(self.held.pop(op_id)[1])
+        for op_id in mine:
+            self.requeued.append({"operation_id": op_id,
+                                  "instance_id": instance_id, "time": now,
+                                  "reported": False})
+        return len(mine)
+
+    def _reported(self, op_id):
+        """A result for op_id arrived (lock held): nobody holds it any more,
+        and a re-queued copy still waiting is not handed out again."""
+        self.held.pop(op_id, None)
+        pending = [r for r in self.requeued
+                   if r["operation_id"] == op_id and not r["reported"]]
+        if not pending:
+            return
+        before = len(self.queue)
+        self.queue = collections.deque(
+            op for op in self.queue
+            if not (isinstance(op, dict) and op.get("operation_id") == op_id))
+        if len(self.queue) < before:
+            for r in pending:
+                r["reported"] = True
+
     def get_results(self, operation_id=None, instance_id=None):
         with self.lock:
             return [copy.deepcopy(r) for r in self.results
@@ -615,6 +671,10 @@ class FakeOrchestrator:
         with self.lock:
             return copy.deepcopy(self.taken)
 
+    def get_requeued(self):
+        with self.lock:
+            return copy.deepcopy(self.requeued)
+
     def state(self):
         """A JSON-able snapshot of counters, streams and faults."""
         with self.lock:
@@ -628,7 +688,8 @@ class FakeOrchestrator:
             return {"url": self.url, "queue_length": totals["queue"],
                     "results": totals["results"],
                     "duplicate_results": sum(r["duplicate"] for r in self.results),
-                    "taken": totals["taken"], "requests": totals["requests"],
+                    "taken": totals["taken"], "requeued": len(self.requeued),
+                    "requests": totals["requests"],
                     "counts": dict(self.counts), "streams_open": totals["streams"],
                     "stream_connects": self.stream_connects,
                     "sse_heartbeats": self.sse_heartbeats,
@@ -654,11 +715,12 @@ class FakeOrchestrator:
                 op_id = f"op-{next(self._op_ids)}"
                 self._taken(op_id, instance_id, "oversized")
                 return 200, _oversized_operation(op_id, oversized["bytes"])
-            if not self.queue:
+            if not self.queue or instance_id in self.gone:
                 self._instance(instance_id)["empty_polls"] += 1
                 return 204, None
             op = self.queue.popleft()
             self._taken(op["operation_id"], instance_id, "get")
+            self._hold(op, instance_id)
             return 200, op
 
     def _ep_result(self, instance_id, op_id, raw):
@@ -674,11 +736,22 @@ class FakeOrchestrator:
                                  "time": time.time(),
                                  "duplicate": op_id in self.result_ids})
             self.result_ids.add(op_id)
+            self._reported(op_id)
             self._instance(instance_id)["results"] += 1
-            if self.faults["piggyback"] and self.queue:
+            if (self.faults["piggyback"] and self.queue
+                    and instance_id not in self.gone):
                 op = self.queue.popleft()
                 self._taken(op["operation_id"], instance_id, "piggyback")
+                self._hold(op, instance_id)
                 return 200, {"next_operation": op}
+            return 200, {}
+
+    def _ep_shutdown(self, instance_id, _op_id, _raw):
+        with self.lock:
+            self._instance(instance_id)["shutdowns"] += 1
+            self.gone.add(instance_id)
+            if self._requeue(instance_id):
+                self.cond.notify_all()
             return 200, {}
 
     def _ep_request(self, instance_id, op_id, _raw):
@@ -751,6 +824,8 @@ ADMIN_ROUTES = {
         "requests", o.get_requests(q.get("path"), q.get("method"), q.get("endpoint"),
                                    q.get("instance_id"), int(q.get("since", 0)))),
     ("GET", "/admin/taken"): lambda o, q, b: _admin_listing("taken", o.get_taken()),
+    ("GET", "/admin/requeued"): lambda o, q, b: _admin_listing(
+        "requeued", o.get_requeued()),
     ("GET", "/admin/faults"): lambda o, q, b: o.get_faults(),
     ("POST", "/admin/faults"): lambda o, q, b: o.set_faults(b),
     ("POST", "/admin/enqueue"): lambda o, q, b: o.enqueue(*_ops_and_flag(b)),

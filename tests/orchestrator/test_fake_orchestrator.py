@@ -249,6 +249,115 @@ def test_simple_endpoints_counted_per_instance(orch):
     assert agent(orch, "GET", "/api/v1/agent/nothing")[0] == 404
 
 
+# ----- shutdown notices: what an instance took and did not report is re-queued --
+
+def get_op(orch, instance):
+    status, op, _ = agent(orch, "GET", "/api/v1/agent/operation", instance=instance)
+    assert status == 200, status
+    return op["operation_id"]
+
+
+def put_result(orch, op_id, result, instance):
+    status, _, _ = agent(orch, "PUT", f"/api/v1/agent/operations/{op_id}/result",
+                         {"result": result}, instance=instance)
+    assert status == 200
+
+
+def queued_ids(orch):
+    with orch.lock:
+        return [op["operation_id"] for op in orch.queue]
+
+
+def test_shutdown_requeues_what_the_instance_holds(orch):
+    orch.enqueue([{"operation_id": i} for i in ("a", "b", "c", "d", "e")])
+    assert [get_op(orch, "w1") for _ in range(3)] == ["a", "b", "c"]
+    assert get_op(orch, "w2") == "d"
+    put_result(orch, "b", {"ok": 1}, "w1")
+    assert agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")[:2] == (200, {})
+    # a and c come back first, in their order; b was reported, d is w2's
+    assert queued_ids(orch) == ["a", "c", "e"]
+    got = admin(orch, "GET", "/admin/requeued")
+    assert got["count"] == 2
+    assert [(r["operation_id"], r["instance_id"], r["reported"])
+            for r in got["requeued"]] == [("a", "w1", False), ("c", "w1", False)]
+    assert orch.state()["requeued"] == 2
+    assert orch.state()["instances"]["w1"]["shutdowns"] == 1
+    # handed out again, to whoever asks next; a second notice finds nothing
+    assert get_op(orch, "w3") == "a"
+    assert agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")[0] == 200
+    assert queued_ids(orch) == ["c", "e"]
+    assert [t["instance_id"] for t in orch.get_taken()
+            if t["operation_id"] == "a"] == ["w1", "w3"]
+
+
+def test_graceful_shutdown_requeues_nothing(orch):
+    """An agent that stops gracefully reports everything, then notifies."""
+    orch.set_faults(piggyback=True)
+    orch.enqueue([{"operation_id": i} for i in ("a", "b", "c")])
+    assert get_op(orch, "w1") == "a"
+    put_result(orch, "a", {"ok": 1}, "w1")          # piggybacks b
+    put_result(orch, "b", {"ok": 2}, "w1")          # piggybacks c
+    put_result(orch, "c", {"ok": 3}, "w1")
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")
+    assert queued_ids(orch) == [] and orch.get_requeued() == []
+    assert orch.state()["duplicate_results"] == 0
+
+
+def test_late_result_of_a_requeued_operation(orch):
+    """The result of a re-queued operation arrives anyway (sent by another
+    worker from the outbox): while the operation still waits in the queue
+    it leaves the queue and is reported once; once handed out again, the
+    second report is recorded as a duplicate."""
+    orch.enqueue([{"operation_id": i} for i in ("a", "b")])
+    assert get_op(orch, "dead") == "a" and get_op(orch, "dead") == "b"
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="dead")
+    assert queued_ids(orch) == ["a", "b"]
+    put_result(orch, "a", {"late": True}, "w2")
+    assert queued_ids(orch) == ["b"]
+    assert get_op(orch, "w2") == "b"
+    assert agent(orch, "GET", "/api/v1/agent/operation", instance="w2")[0] == 204
+    put_result(orch, "b", {"run": 2}, "w2")
+    put_result(orch, "b", {"late": True}, "w3")
+    assert [(r["operation_id"], r["reported"]) for r in orch.get_requeued()] == [
+        ("a", True), ("b", False)]
+    assert [r["duplicate"] for r in orch.get_results(operation_id="a")] == [False]
+    assert [r["duplicate"] for r in orch.get_results(operation_id="b")] == [False, True]
+
+
+def test_pushed_operations_are_held_by_the_stream_instance(orch, sse):
+    reader = sse("m1")
+    assert reader.event()["type"] == "welcome"
+    assert orch.wait_counts(TIMEOUT, streams=1)
+    orch.push([{"operation_id": "p1"}, {"operation_id": "p2"}])
+    put_result(orch, "p2", {"ok": 1}, "w1")     # a worker behind m1 reports
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")
+    assert queued_ids(orch) == []               # w1 was handed nothing
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="m1")
+    assert queued_ids(orch) == ["p1"]
+
+
+def test_a_gone_instance_is_handed_nothing(orch):
+    """A GET that was sent before the notice but is answered after it gets
+    nothing: the operation stays queued for a live instance."""
+    orch.set_faults(piggyback=True)
+    orch.enqueue([{"operation_id": i} for i in ("a", "b")])
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")
+    assert agent(orch, "GET", "/api/v1/agent/operation", instance="w1")[0] == 204
+    status, reply, _ = agent(orch, "PUT", "/api/v1/agent/operations/x/result",
+                             {"result": 1}, instance="w1")
+    assert (status, reply) == (200, {})
+    assert queued_ids(orch) == ["a", "b"]
+    assert get_op(orch, "w2") == "a"
+
+
+def test_reset_forgets_what_is_held(orch):
+    orch.enqueue([{"operation_id": "a"}])
+    get_op(orch, "w1")
+    orch.reset()
+    agent(orch, "POST", "/api/v1/agent/shutdown", instance="w1")
+    assert queued_ids(orch) == [] and orch.get_requeued() == []
+
+
 def test_keep_alive_and_content_length(orch):
     conn = http.client.HTTPConnection("127.0.0.1", orch.port, timeout=TIMEOUT)
     try:

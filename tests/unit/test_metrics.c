@@ -174,7 +174,11 @@ test_aggregate(void **state)
 	metrics_record(b, HEALTH, bad, 0.02);
 	metrics_record(b, "/y", ok, 100);
 	metrics_record(b, "nope", ok, 0);
+	metrics_count_resend(a);
+	metrics_count_resend(b);
+	metrics_count_resend(b);
 	metrics_add(a, b);
+	assert_true(a->resent == 3);
 	assert_int_equal(count_of(a, HEALTH, "ok"), 2);
 	assert_int_equal(count_of(a, HEALTH, "internal"), 1);
 	assert_int_equal(count_of(a, "/x", "internal"), 1);
@@ -203,7 +207,11 @@ test_aggregate(void **state)
 	/* counts saturate instead of wrapping round */
 	a->other[0] = METRICS_COUNT_MAX - 1;
 	a->bucket[0] = METRICS_COUNT_MAX;
+	a->resent = METRICS_COUNT_MAX;
+	metrics_count_resend(a);
+	assert_true(a->resent == METRICS_COUNT_MAX);
 	metrics_add(a, b);
+	assert_true(a->resent == METRICS_COUNT_MAX);
 	assert_true(a->other[0] == METRICS_COUNT_MAX);
 	assert_true(a->bucket[0] == METRICS_COUNT_MAX);
 	assert_true(metrics_total(a) == METRICS_COUNT_MAX);
@@ -230,6 +238,7 @@ assert_same(const struct metrics *a, const struct metrics *b)
 	}
 	assert_memory_equal(a->other, b->other, sizeof(a->other));
 	assert_memory_equal(a->bucket, b->bucket, sizeof(a->bucket));
+	assert_true(a->resent == b->resent);
 	/* cJSON prints 15 significant digits */
 	assert_true(fabs(a->sum - b->sum) <= 1e-14 * a->sum);
 }
@@ -273,6 +282,8 @@ test_json_round_trip(void **state)
 	metrics_record(m, "/api/v1/agent/execute/storage/read", bad, 30);
 	metrics_record(m, "/a\"quote\\back", ok, 1e-7);
 	metrics_record(m, "unnamed", bad, 99);
+	metrics_count_resend(m);
+	metrics_count_resend(m);
 	assert_int_equal(round_trip(m, out, NULL), 0);
 	assert_same(m, out);
 
@@ -285,6 +296,8 @@ test_json_round_trip(void **state)
 	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(
 	    cJSON_GetArrayItem(cJSON_GetObjectItem(j, "operations"), 0),
 	    "outcomes"), "ok")->valueint, 2);
+	assert_int_equal(cJSON_GetObjectItem(j, "results_resent")->valueint,
+	    2);
 	cJSON_Delete(j);
 	cJSON_Delete(ok);
 	cJSON_Delete(bad);
@@ -317,6 +330,7 @@ test_json_worst_case_size(void **state)
 	for (k = 0; k < METRICS_BUCKETS; k++)
 		m->bucket[k] = METRICS_COUNT_MAX;
 	m->sum = 1.2345678901234567e300;
+	m->resent = METRICS_COUNT_MAX;
 	assert_int_equal(round_trip(m, out, &len), 0);
 	assert_same(m, out);
 	print_message("worst-case metrics JSON: %zu bytes\n", len);
@@ -373,6 +387,16 @@ static const char *const garbage[] = {
 	    "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], \"sum\": 1e999}}",
 	"{\"operations\": [], \"duration_seconds\": {\"buckets\": "
 	    "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}}",
+	/* a good set, then a bad re-send count */
+	"{\"operations\": [], \"duration_seconds\": {\"buckets\": "
+	    "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], \"sum\": 0}, "
+	    "\"results_resent\": -1}",
+	"{\"operations\": [], \"duration_seconds\": {\"buckets\": "
+	    "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], \"sum\": 0}, "
+	    "\"results_resent\": \"2\"}",
+	"{\"operations\": [], \"duration_seconds\": {\"buckets\": "
+	    "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0], \"sum\": 0}, "
+	    "\"results_resent\": 0.5}",
 };
 
 #define GOOD_DURATION "\"duration_seconds\": {\"buckets\": " \
@@ -478,6 +502,12 @@ test_json_good_minimal(void **state)
 	assert_int_equal(out->npaths, 1);
 	assert_int_equal(count_of(out, "/a", "ok"), 2);
 	assert_true(out->sum == 0.5);
+	assert_true(out->resent == 0);	/* absent: none counted */
+	cJSON_Delete(j);
+	j = cJSON_Parse("{\"operations\": [], " GOOD_DURATION ", "
+	    "\"results_resent\": 4}");
+	assert_int_equal(metrics_from_json(j, out, err, sizeof(err)), 0);
+	assert_true(out->resent == 4);
 	cJSON_Delete(j);
 	free(out);
 }
@@ -508,6 +538,7 @@ test_render(void **state)
 	metrics_record(m, "/nope", bad, 0.5);
 	metrics_record(m, "/q\"uo\\te", ok, 100);
 	metrics_record(m, NULL, bad, 0);
+	metrics_count_resend(m);
 	/* a name no recording makes, to see newlines escaped */
 	snprintf(m->path[m->npaths].name, METRICS_PATH_MAX, "/new\nline");
 	m->path[m->npaths++].count[0] = 1;
@@ -544,6 +575,8 @@ test_render(void **state)
 	assert_has_line(text, "egressd_operation_duration_seconds_sum "
 	    "100.702");
 	assert_has_line(text, "egressd_operation_duration_seconds_count 5");
+	assert_has_line(text, "# TYPE egressd_results_resent_total counter");
+	assert_has_line(text, "egressd_results_resent_total 1");
 	assert_has_line(text, "# TYPE egressd_worker_restarts_total counter");
 	assert_has_line(text, "egressd_worker_restarts_total 3");
 	assert_has_line(text, "egressd_stream_reconnects_total 4");
@@ -565,6 +598,7 @@ test_render(void **state)
 	assert_non_null(text);
 	assert_null(strstr(text, "egressd_operations_total{"));
 	assert_has_line(text, "egressd_operation_duration_seconds_count 0");
+	assert_has_line(text, "egressd_results_resent_total 0");
 	free(text);
 	cJSON_Delete(ok);
 	cJSON_Delete(bad);

@@ -1,0 +1,260 @@
+/*
+ * Unit tests for the outbox (store.c) against a real database in a
+ * temporary directory: which rows a sweep takes, and which of them it
+ * reports as possible duplicates — a row taken from a worker that had
+ * tried to send it (it stored or claimed it before it ended, or it is
+ * stuck or unknown), not a row the master queued for a dead worker, nor
+ * the claimer's own; and the count of an instance's results still there.
+ */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/clock.h"
+#include "procmgr/store.h"
+
+#define ME "worker-me"
+#define NOW 1000.0		/* wall seconds the rows are dated by */
+
+struct fx {
+	char dir[64];
+	struct store st;
+	char seen[16][64];	/* "operation_id resend", as the claim saw */
+	int nseen;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[512];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL || store_open(&f->st, f->dir,
+	    SYNC_NORMAL, 5.0, err, sizeof(err)) == -1 ||
+	    store_migrate(&f->st, err, sizeof(err)) == -1) {
+		fprintf(stderr, "fixture: %s\n", err);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	static const char *const files[] = { "egressd.db", "egressd.db-wal",
+	    "egressd.db-shm" };
+	struct fx *f = *state;
+	char path[128];
+	size_t i;
+
+	store_close(&f->st);
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", f->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+exec_ok(struct fx *f, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(f->st.db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+}
+
+/* A worker row: state, and stopped_at (0 = none). */
+static void
+worker(struct fx *f, const char *id, const char *state, double stopped)
+{
+	char sql[256];
+
+	assert_int_equal(store_worker_register(&f->st, id, 1, 1, 1), 0);
+	if (stopped > 0)
+		snprintf(sql, sizeof(sql), "UPDATE workers SET state = '%s', "
+		    "stopped_at = %.3f WHERE instance_id = '%s'", state,
+		    stopped, id);
+	else
+		snprintf(sql, sizeof(sql), "UPDATE workers SET state = '%s' "
+		    "WHERE instance_id = '%s'", state, id);
+	exec_ok(f, sql);
+}
+
+/* An outbox row of owner, created at created, claimed attempts times. */
+static void
+row(struct fx *f, const char *op, const char *owner, double created,
+    int attempts)
+{
+	char sql[256];
+
+	assert_int_equal(store_outbox_put(&f->st, op, "{\"ok\":1}", owner,
+	    0), 0);
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET created_at = %.3f, "
+	    "attempts = %d WHERE operation_id = '%s'", created, attempts, op);
+	exec_ok(f, sql);
+}
+
+static void
+seen_cb(const char *operation_id, const char *result, int resend, void *arg)
+{
+	struct fx *f = arg;
+
+	assert_string_equal(result, "{\"ok\":1}");
+	assert_true(f->nseen < 16);
+	snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s %d",
+	    operation_id, resend);
+}
+
+static int
+claim(struct fx *f)
+{
+	return store_outbox_claim(&f->st, ME, 16, NOW + 10, NOW + 70, 0,
+	    seen_cb, f);
+}
+
+static int
+saw(struct fx *f, const char *what)
+{
+	int i;
+
+	for (i = 0; i < f->nseen; i++)
+		if (strcmp(f->seen[i], what) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+test_resend_flag(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *s;
+
+	worker(f, ME, "ready", 0);
+	worker(f, "dead", "exited", NOW);
+	worker(f, "clean", "exited", NOW);
+	worker(f, "gone-too", "exited", NOW);
+	row(f, "stored-by-dead", "dead", NOW - 5, 0);
+	row(f, "queued-by-master", "dead", NOW + 1, 0);
+	row(f, "claimed-by-dead", "gone-too", NOW + 1, 1);
+	row(f, "left-cleanly", "clean", NOW - 5, 2);
+	row(f, "unknown-owner", "pruned", NOW - 5, 0);
+	row(f, "mine", ME, NOW - 5, 0);
+	assert_int_equal(claim(f), 6);
+	assert_true(saw(f, "stored-by-dead 1"));
+	assert_true(saw(f, "queued-by-master 0"));
+	assert_true(saw(f, "claimed-by-dead 1"));
+	assert_true(saw(f, "left-cleanly 1"));
+	assert_true(saw(f, "unknown-owner 1"));
+	assert_true(saw(f, "mine 0"));
+	/* Every row is the claimer's now, and says whose it was. */
+	assert_int_equal(sqlite3_prepare_v2(f->st.db, "SELECT "
+	    "group_concat(operation_id || '<' || coalesce(taken_from, '-'), "
+	    "' ') FROM (SELECT * FROM outbox WHERE instance_id = '" ME "' "
+	    "ORDER BY operation_id)", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0),
+	    "claimed-by-dead<gone-too left-cleanly<clean mine<- "
+	    "queued-by-master<dead stored-by-dead<dead unknown-owner<pruned");
+	sqlite3_finalize(s);
+
+	/* Claimed again by the same worker: its own rows now, no resend. */
+	f->nseen = 0;
+	exec_ok(f, "UPDATE outbox SET next_attempt = 0");
+	assert_int_equal(claim(f), 6);
+	assert_true(saw(f, "stored-by-dead 0"));
+	assert_true(saw(f, "claimed-by-dead 0"));
+}
+
+static void
+test_pending(void **state)
+{
+	struct fx *f = *state;
+
+	worker(f, ME, "ready", 0);
+	row(f, "a", ME, NOW, 0);
+	row(f, "b", "other", NOW, 0);
+	row(f, "c", "other", NOW, 0);
+	/* c holds the result of a process of ME's, claimed by another */
+	exec_ok(f, "INSERT INTO processes (pid, root_pid, instance_id, "
+	    "operation_id, image, status, max_tool_calls, "
+	    "max_child_processes, max_runtime, created_at, updated_at) "
+	    "VALUES (7, 7, '" ME "', 'c', '/x', 'FAILED', 1, 1, 1, 0, 0)");
+	exec_ok(f, "UPDATE outbox SET pid = 7 WHERE operation_id = 'c'");
+	assert_int_equal(store_outbox_pending(&f->st, ME), 2);
+	assert_int_equal(store_outbox_pending(&f->st, "other"), 2);
+	assert_int_equal(store_outbox_pending(&f->st, "nobody"), 0);
+	assert_int_equal(store_outbox_delete(&f->st, "a"), 0);
+	assert_int_equal(store_outbox_pending(&f->st, ME), 1);
+}
+
+static void
+test_stuck_owner(void **state)
+{
+	struct fx *f = *state;
+
+	/* A live owner's row long overdue: it may have sent it. */
+	worker(f, ME, "ready", 0);
+	worker(f, "stuck", "busy", 0);
+	row(f, "overdue", "stuck", NOW - 5, 0);
+	exec_ok(f, "UPDATE outbox SET next_attempt = 1");
+	assert_int_equal(store_outbox_claim(&f->st, ME, 16, NOW, NOW + 60,
+	    2, seen_cb, f), 1);
+	assert_true(saw(f, "overdue 1"));
+}
+
+static void
+test_orphaned_workers_stop_now(void **state)
+{
+	struct fx *f = *state;
+	double before = clock_wall();
+	sqlite3_stmt *s;
+
+	/* A run that died whole: its live rows are gone as of now, so the
+	 * results its workers stored are older than their stopped_at. */
+	worker(f, "old", "ready", 0);
+	exec_ok(f, "UPDATE workers SET updated_at = 5");
+	assert_int_equal(store_workers_orphaned(&f->st), 1);
+	assert_int_equal(sqlite3_prepare_v2(f->st.db, "SELECT stopped_at, "
+	    "state FROM workers WHERE instance_id = 'old'", -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_true(sqlite3_column_double(s, 0) >= before - 0.01);
+	assert_true(sqlite3_column_double(s, 0) <= clock_wall() + 0.01);
+	assert_string_equal((const char *)sqlite3_column_text(s, 1),
+	    "exited");
+	sqlite3_finalize(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_resend_flag, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_owner, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pending, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_orphaned_workers_stop_now,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
