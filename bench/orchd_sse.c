@@ -78,6 +78,14 @@ sse_open(struct orchd *o, struct conn *c, struct inst *in, const char *iid)
 	http_chunk(c, o->scratch.data, o->scratch.len);
 }
 
+/* Whether c is a stream, of instance iid when iid is set. */
+static int
+sse_targets(const struct conn *c, const char *iid)
+{
+	return c->stream && (iid == NULL || (c->stream_iid != NULL &&
+	    strcmp(c->stream_iid, iid) == 0));
+}
+
 int
 sse_broadcast(struct orchd *o, const char *raw, size_t len, const char *iid)
 {
@@ -86,8 +94,7 @@ sse_broadcast(struct orchd *o, const char *raw, size_t len, const char *iid)
 
 	for (c = o->http.conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->stream || (iid != NULL && (c->stream_iid == NULL ||
-		    strcmp(c->stream_iid, iid) != 0)))
+		if (!sse_targets(c, iid))
 			continue;
 		http_chunk(c, raw, len);
 		n++;
@@ -103,8 +110,7 @@ sse_close_streams(struct orchd *o, int abort, const char *iid)
 
 	for (c = o->http.conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->stream || (iid != NULL && (c->stream_iid == NULL ||
-		    strcmp(c->stream_iid, iid) != 0)))
+		if (!sse_targets(c, iid))
 			continue;
 		n++;
 		if (abort)
