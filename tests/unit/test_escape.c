@@ -1,14 +1,9 @@
 /* Unit tests for core/escape.c: what text from outside looks like when
  * printed. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "testutil.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
-#include <cjson/cJSON.h>
 
 #include "core/escape.h"
 
