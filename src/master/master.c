@@ -391,7 +391,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 {
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
-	double inflight, done, failed, rss;
+	double inflight, done, failed, rss, queued = 0, pushes = 0;
 	char err[128];
 	size_t i;
 
@@ -407,6 +407,11 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "failed", &failed) == -1 ||
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
+	if ((cJSON_HasObjectItem(o, "queued") &&
+	    master_json_int(o, "queued", &queued) == -1) ||
+	    (cJSON_HasObjectItem(o, "pushes") &&
+	    master_json_int(o, "pushes", &pushes) == -1))
+		return -1;
 	for (i = 0; i < MASTER_NSTATES; i++)
 		if (strcmp(state->valuestring, wtable_state_names[i]) == 0)
 			break;
@@ -415,7 +420,10 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	if (!w->retiring)
 		w->state = (enum wstate)i;
 	w->inflight = (unsigned long)inflight;
-	w->pushed = 0;
+	w->queued = (unsigned long)queued;
+	/* Pushes it has not seen yet: sent after it wrote this heartbeat. */
+	w->pushed = (unsigned long)pushes <= w->pushes_sent ?
+	    w->pushes_sent - (unsigned long)pushes : 0;
 	w->done = (unsigned long)done;
 	w->failed = (unsigned long)failed;
 	w->rss = (unsigned long long)rss;

@@ -67,7 +67,9 @@ struct wproc {
 	struct evloop_timer ready_by;	/* graceful_timeout after its start */
 	int overdue;		/* not READY by then: no reason to wait */
 	unsigned long inflight, done, failed;
-	unsigned long pushed;	/* operations sent since its last heartbeat */
+	unsigned long queued;	/* waiting in the worker for a free slot */
+	unsigned long pushed;	/* operations sent it has not yet reported */
+	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	unsigned long long rss;
 	struct metrics metrics;	/* its last report: cumulative */
 	struct master *master;	/* for the channel callback */

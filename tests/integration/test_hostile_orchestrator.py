@@ -8,9 +8,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary, run_tool  # noqa: E402
+from common import binary, render_config, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    kick, wait_results, wait_until)
+    DEADLINE, SHORT, kick, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 FORGED = "2026-01-01T00:00:00.000Z egressd[1] info master: forged"
@@ -133,3 +133,62 @@ def test_core_dumps_allowed_by_config(orch, agent):
     h = a.wait_ready(2)
     for pid in [a.proc.pid] + sorted(a.worker_pids(h)):
         assert os.stat(f"/proc/{pid}/environ").st_uid == os.getuid(), pid
+
+
+# --------------------------------------------------------------------------
+# Pushed operations obey worker.max_inflight.
+
+COMMAND_PATH = "/api/v1/agent/execute/command"
+
+
+def _one_at_a_time_agent(agent, workdir_path, workers=1):
+    """egressd with max_inflight 1 and a command that reports how many of
+    its kind run at its start (a marker file each in a directory)."""
+    marks = os.path.join(workdir_path, "running")
+    os.mkdir(marks)
+    script = (f"d={marks}; touch $d/$$; ls $d | wc -l; sleep 0.2; "
+              "rm -f $d/$$")
+    a = agent(start=False, server={"workers": workers},
+              worker={"max_inflight": 1})
+    with open(a.config, "w") as f:
+        f.write(render_config(a.cfg, f"""operations: {{
+  command: {{
+    enabled = true;
+    commands = (
+      {{ name = "mark"; argv = [ "/bin/sh", "-c", "{script}" ];
+        timeout = 30.0; }}
+    );
+  }};
+}};
+"""))
+    a.start()
+    return a
+
+
+def test_pushes_obey_max_inflight(orch, agent, workdir):
+    """30 slow commands pushed over SSE at once, max_inflight 1, one
+    worker: the worker never runs more than one (its reported in-flight,
+    and the commands themselves, see at most one), the rest wait (in the
+    master's push queue or the worker's), and all 30 are reported."""
+    a = _one_at_a_time_agent(agent, workdir)
+    a.wait_ready(1)
+    assert orch.wait_counts(SHORT, streams=1)
+    rep = orch.push([{"path": COMMAND_PATH, "operation": {"name": "mark"}}
+                     for _ in range(30)])
+    assert rep["delivered"] == 1
+    ids = rep["operation_ids"]
+    seen = []
+
+    def sample():
+        h = a.health()
+        seen.extend(w["inflight"] for w in h["workers"])
+        with orch.lock:
+            have = {r["operation_id"] for r in orch.results}
+        return set(ids) <= have
+    wait_until(sample, timeout=4 * DEADLINE, msg="all 30 results")
+    res = wait_results(orch, ids)
+    assert seen and max(seen) <= 1, f"in-flight samples up to {max(seen)}"
+    counts = [res[i][0]["result"].get("stdout") for i in ids]
+    assert counts == ["1\n"] * 30, counts
+    assert orch.state()["duplicate_results"] == 0
+    assert "dropped" not in a.log()
