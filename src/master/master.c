@@ -266,18 +266,17 @@ master_describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
-/* A worker died on its own: count it and hold respawns back in a loop. */
-static void
-master_note_crash(struct master *m, struct wproc *w, double now)
+/*
+ * A restart came too soon after the last (a crash loop, or a goodbye
+ * loop): hold spawns back, 0.5 s doubling to 30 s, forgotten after a
+ * quiet MASTER_CRASH_MEMORY.  Returns the delay from now.
+ */
+static double
+master_backoff(struct master *m, double now)
 {
-	double uptime = master_worker_uptime(w, now), delay;
+	double delay;
 	int shift;
 
-	master_count_restart(m, w->slot);
-	if (uptime >= m->cfg->server.min_uptime) {
-		m->crash_streak = 0;
-		return;
-	}
 	if (now - m->last_crash > MASTER_CRASH_MEMORY)
 		m->crash_streak = 0;
 	m->last_crash = now;
@@ -289,6 +288,21 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	if (now + delay > m->respawn_after)
 		m->respawn_after = now + delay;
 	evloop_timer_add(m->loop, &m->respawn, m->respawn_after);
+	return m->respawn_after - now;
+}
+
+/* A worker died on its own: count it and hold respawns back in a loop. */
+static void
+master_note_crash(struct master *m, struct wproc *w, double now)
+{
+	double uptime = master_worker_uptime(w, now), delay;
+
+	master_count_restart(m, w->slot);
+	if (uptime >= m->cfg->server.min_uptime) {
+		m->crash_streak = 0;
+		return;
+	}
+	delay = master_backoff(m, now);
 	log_warnx("crash loop: worker %d lived %.2fs (min_uptime %.1fs); "
 	    "respawning in %.1fs", w->slot, uptime, m->cfg->server.min_uptime,
 	    delay);
@@ -718,6 +732,34 @@ master_begin_stop(struct master *m, int fast)
 }
 
 /*
+ * The restart after a goodbye: fresh workers and a fresh stream.  A goodbye
+ * within server.min_uptime of the previous restart counts like a crash (an
+ * orchestrator that says goodbye on every new stream must not make a spawn
+ * storm): the new workers and the new stream wait out the crash-loop
+ * back-off, and the next goodbye is measured from when they start.
+ */
+static void
+master_goodbye_restart(struct master *m)
+{
+	double now = clock_mono(), delay = 0;
+
+	if (m->goodbye_restart > 0 &&
+	    now - m->goodbye_restart < m->cfg->server.min_uptime) {
+		delay = master_backoff(m, now);
+		log_warnx("goodbye loop: the last restart was %.2fs ago "
+		    "(min_uptime %.1fs); workers and stream restart in %.1fs",
+		    now - m->goodbye_restart, m->cfg->server.min_uptime,
+		    delay);
+	} else if (evloop_timer_pending(&m->respawn))
+		delay = m->respawn_after - now;	/* a crash loop's back-off */
+	if (delay < 0)
+		delay = 0;
+	m->goodbye_restart = now + delay;
+	if (m->events != NULL)
+		events_restart_after(m->events, delay);
+}
+
+/*
  * goodbye: every worker leaves gracefully on its own (each notifies the
  * orchestrator with its own instance ID); then fresh workers and a fresh
  * stream, or the master's exit, per server.on_goodbye.
@@ -761,8 +803,7 @@ master_goodbye(struct master *m, const char *reason)
 	}
 	m->generation++;
 	relay_new_instance_id(m);
-	if (m->events != NULL)
-		events_restart(m->events);
+	master_goodbye_restart(m);
 }
 
 static void

@@ -108,6 +108,7 @@ struct master {
 	unsigned restarts[CONFIG_WORKERS_MAX];	/* per slot, index slot - 1 */
 
 	int crash_streak;
+	double goodbye_restart;	/* when the last goodbye's restart began */
 	double last_crash;
 	double respawn_after;
 	struct evloop_timer respawn;	/* pending: spawns are held back */

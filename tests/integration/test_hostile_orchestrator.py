@@ -3,6 +3,7 @@ sends, it cannot forge a log line, drive the operator's terminal through
 egressctl, or steer a result to another endpoint."""
 
 import json
+import time
 import os
 import sys
 
@@ -192,3 +193,35 @@ def test_pushes_obey_max_inflight(orch, agent, workdir):
     assert counts == ["1\n"] * 30, counts
     assert orch.state()["duplicate_results"] == 0
     assert "dropped" not in a.log()
+
+
+# --------------------------------------------------------------------------
+# goodbye on every new stream: no restart storm.
+
+def test_goodbye_on_every_stream_backs_off(orch, agent):
+    """An orchestrator that says goodbye on every new stream: goodbye
+    restarts go through the crash-loop back-off (0.5 s doubling), so two
+    restarts are at least 0.5 s apart (min_uptime is 1 s here) and the
+    spawns over a window stay within workers * (2 + 2 * seconds); the
+    daemon keeps running and answers."""
+    workers = 2
+    a = agent(server={"workers": workers})
+    a.wait_ready(workers)
+    orch.set_faults(goodbye_on_connect=True)
+    orch.close_streams()
+    a.wait_log("orchestrator said goodbye")
+    t0 = time.monotonic()
+    start = a.log().count("spawned worker")
+    time.sleep(5)
+    spawns = a.log().count("spawned worker") - start
+    elapsed = time.monotonic() - t0
+    bound = workers * (2 + 2 * elapsed)
+    assert spawns <= bound, f"{spawns} spawns in {elapsed:.1f}s"
+    a.check_alive()
+    assert a.health()["state"] == "running"
+    # once the orchestrator stops, the agent serves again
+    orch.set_faults(goodbye_on_connect=False)
+    a.wait_ready(workers, timeout=4 * DEADLINE)
+    ids = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    wait_results(orch, ids)
