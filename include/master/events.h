@@ -30,6 +30,8 @@ void events_free(struct events *ev);
 void events_start(struct events *ev);		/* connect now */
 void events_stop(struct events *ev);		/* disconnect, no retry */
 void events_restart(struct events *ev);		/* disconnect, connect now */
+/* Disconnect now, connect after delay seconds (0: now). */
+void events_restart_after(struct events *ev, double delay);
 
 /* Reconnects scheduled so far: the stream failed, ended or went silent. */
 unsigned long events_reconnects(const struct events *ev);

@@ -111,8 +111,12 @@ int store_workers_orphaned(struct store *st);
  */
 int store_orphaned_instances(struct store *st, char ***ids);
 
-/* Delete stopped workers' rows older than days; returns rows removed or -1. */
-int store_prune_workers(struct store *st, double days);
+/*
+ * Delete stopped workers' rows older than days, and all but the keep most
+ * recently stopped; live workers' rows stay.  Returns rows removed or -1.
+ */
+#define STORE_WORKERS_KEEP 1000	/* stopped workers' rows kept at most */
+int store_prune_workers(struct store *st, double days, int keep);
 
 /*
  * Write transactions: BEGIN IMMEDIATE takes the write lock at once (waiting

@@ -9,10 +9,14 @@
  * one still undelivered waits there, and every poll_interval a sweep sends
  * again what this worker, or a worker now gone, left behind.  At max_inflight
  * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
- * seconds instead.  Draining stops fetching, lets accepted work finish, then
- * POSTs the shutdown notice once.  A result sent again that the
- * orchestrator may already have (see poller_count_resend) is counted and
- * logged.  Every operation ID accepted is counted in
+ * seconds instead.  No more than max_inflight operations ever run: one
+ * that arrives (pushed, piggybacked, or a GET's answer racing a push) while
+ * all slots are taken waits in a FIFO of at most max_inflight and starts
+ * when a slot frees; past that bound it is refused with an error line.
+ * Draining stops fetching, lets accepted work finish, then POSTs the
+ * shutdown notice once.  A result sent again that the orchestrator may
+ * already have (see poller_count_resend) is counted and logged.  Every
+ * operation ID accepted is counted in
  * flight until its result is acknowledged or given up on.  Each operation
  * that runs is counted in its metrics (path, outcome, seconds from accept
  * to result), which the worker reports to the master.  Polls, retries,
@@ -55,6 +59,10 @@ void poller_wake(struct poller *p);		/* WORK_AVAILABLE */
 /* An operation pushed by the master (JSON text of one operation). */
 void poller_push(struct poller *p, const char *text, size_t len);
 void poller_cancel(struct poller *p, const char *operation_id);
+/* Operations waiting for a free slot (not counted in ctx->inflight). */
+int poller_queued(const struct poller *p);
+/* OPERATION frames received so far (the master counts those it sent). */
+unsigned long poller_pushes(const struct poller *p);
 
 /* Stop fetching; fast also abandons downloads and the running GET. */
 void poller_drain(struct poller *p, int fast);

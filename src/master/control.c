@@ -6,6 +6,12 @@
  * possible) and dropped, and so is one idle for CTL_IDLE_TIMEOUT (a timer
  * each, moved by every sign of life).  Nothing a peer sends can stop the
  * master: every failure ends at most that one connection.
+ *
+ * A peer that half-closes after its requests (socat, nc -N: write, then
+ * shutdown(SHUT_WR)) is still answered: EOF only means no more requests.
+ * The lines already received (and a last one without its newline) are
+ * answered in order, deferred replies included, and the connection closes
+ * once the replies are sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +45,7 @@ struct control_peer {
 	size_t outlen;
 	size_t outcap;
 	int closing;		/* flush out, then drop */
+	int eof;		/* the peer sends no more; answer, then close */
 	struct control_reply *waiting;	/* a deferred reply is due */
 	struct evloop_timer idle;	/* dropped when it fires */
 	struct control *ctl;
@@ -334,6 +341,17 @@ control_parse_input(struct control_peer *p)
 		p->closing = 1;
 		p->inlen = 0;
 	}
+	if (!p->eof || p->waiting != NULL)
+		return;
+	/* At EOF a last line may lack its newline: it is still a request. */
+	if (!p->closing && p->inlen > 0) {
+		used = p->inlen;
+		p->inlen = 0;
+		control_handle_line(p, p->in, used);
+		if (p->waiting != NULL)
+			return;
+	}
+	p->closing = 1;		/* answered everything: send, then close */
 }
 
 static int
@@ -343,8 +361,11 @@ control_read(struct control_peer *p)
 
 	for (;;) {
 		n = read(p->fd, p->in + p->inlen, CTL_MAX_LINE - p->inlen);
-		if (n == 0)
-			return -1;
+		if (n == 0) {
+			p->eof = 1;
+			control_parse_input(p);
+			return 0;
+		}
 		if (n == -1)
 			return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
 		p->inlen += (size_t)n;

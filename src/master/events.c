@@ -31,6 +31,7 @@ struct events {
 	int stopped;
 	int in_callback;	/* inside libcurl's write callback */
 	int restart_pending;	/* restart asked for from a callback */
+	double restart_delay;	/* and after how long */
 	unsigned long reconnects;	/* for the metrics */
 };
 
@@ -225,7 +226,7 @@ events_on_deferred(void *arg)
 	struct events *ev = arg;
 
 	if (ev->restart_pending)
-		events_restart(ev);
+		events_restart_after(ev, ev->restart_delay);
 	else if (ev->stopped)
 		events_stop(ev);
 }
@@ -284,15 +285,29 @@ events_start(struct events *ev)
 }
 
 void
-events_restart(struct events *ev)
+events_restart_after(struct events *ev, double delay)
 {
 	if (ev->in_callback) {
 		ev->restart_pending = 1;
+		ev->restart_delay = delay;
 		evloop_timer_add(ev->loop, &ev->deferred, 0);
 		return;
 	}
 	events_stop(ev);
-	events_start(ev);
+	if (delay <= 0) {
+		events_start(ev);
+		return;
+	}
+	ev->stopped = 0;
+	ev->attempt = 0;
+	evloop_timer_add(ev->loop, &ev->reconnect, clock_mono() + delay);
+	log_info("events: reconnecting in %.1fs", delay);
+}
+
+void
+events_restart(struct events *ev)
+{
+	events_restart_after(ev, 0);
 }
 
 void

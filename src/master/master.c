@@ -266,18 +266,17 @@ master_describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
-/* A worker died on its own: count it and hold respawns back in a loop. */
-static void
-master_note_crash(struct master *m, struct wproc *w, double now)
+/*
+ * A restart came too soon after the last (a crash loop, or a goodbye
+ * loop): hold spawns back, 0.5 s doubling to 30 s, forgotten after a
+ * quiet MASTER_CRASH_MEMORY.  Returns the delay from now.
+ */
+static double
+master_backoff(struct master *m, double now)
 {
-	double uptime = master_worker_uptime(w, now), delay;
+	double delay;
 	int shift;
 
-	master_count_restart(m, w->slot);
-	if (uptime >= m->cfg->server.min_uptime) {
-		m->crash_streak = 0;
-		return;
-	}
 	if (now - m->last_crash > MASTER_CRASH_MEMORY)
 		m->crash_streak = 0;
 	m->last_crash = now;
@@ -289,6 +288,21 @@ master_note_crash(struct master *m, struct wproc *w, double now)
 	if (now + delay > m->respawn_after)
 		m->respawn_after = now + delay;
 	evloop_timer_add(m->loop, &m->respawn, m->respawn_after);
+	return m->respawn_after - now;
+}
+
+/* A worker died on its own: count it and hold respawns back in a loop. */
+static void
+master_note_crash(struct master *m, struct wproc *w, double now)
+{
+	double uptime = master_worker_uptime(w, now), delay;
+
+	master_count_restart(m, w->slot);
+	if (uptime >= m->cfg->server.min_uptime) {
+		m->crash_streak = 0;
+		return;
+	}
+	delay = master_backoff(m, now);
 	log_warnx("crash loop: worker %d lived %.2fs (min_uptime %.1fs); "
 	    "respawning in %.1fs", w->slot, uptime, m->cfg->server.min_uptime,
 	    delay);
@@ -411,7 +425,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 {
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
-	double inflight, done, failed, rss;
+	double inflight, done, failed, rss, queued = 0, pushes = 0;
 	char err[128];
 	size_t i;
 
@@ -427,6 +441,11 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "failed", &failed) == -1 ||
 	    master_json_int(o, "rss", &rss) == -1)
 		return -1;
+	if ((cJSON_HasObjectItem(o, "queued") &&
+	    master_json_int(o, "queued", &queued) == -1) ||
+	    (cJSON_HasObjectItem(o, "pushes") &&
+	    master_json_int(o, "pushes", &pushes) == -1))
+		return -1;
 	for (i = 0; i < MASTER_NSTATES; i++)
 		if (strcmp(state->valuestring, wtable_state_names[i]) == 0)
 			break;
@@ -435,7 +454,10 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	if (!w->retiring)
 		w->state = (enum wstate)i;
 	w->inflight = (unsigned long)inflight;
-	w->pushed = 0;
+	w->queued = (unsigned long)queued;
+	/* Pushes it has not seen yet: sent after it wrote this heartbeat. */
+	w->pushed = (unsigned long)pushes <= w->pushes_sent ?
+	    w->pushes_sent - (unsigned long)pushes : 0;
 	w->done = (unsigned long)done;
 	w->failed = (unsigned long)failed;
 	w->rss = (unsigned long long)rss;
@@ -730,6 +752,34 @@ master_begin_stop(struct master *m, int fast)
 }
 
 /*
+ * The restart after a goodbye: fresh workers and a fresh stream.  A goodbye
+ * within server.min_uptime of the previous restart counts like a crash (an
+ * orchestrator that says goodbye on every new stream must not make a spawn
+ * storm): the new workers and the new stream wait out the crash-loop
+ * back-off, and the next goodbye is measured from when they start.
+ */
+static void
+master_goodbye_restart(struct master *m)
+{
+	double now = clock_mono(), delay = 0;
+
+	if (m->goodbye_restart > 0 &&
+	    now - m->goodbye_restart < m->cfg->server.min_uptime) {
+		delay = master_backoff(m, now);
+		log_warnx("goodbye loop: the last restart was %.2fs ago "
+		    "(min_uptime %.1fs); workers and stream restart in %.1fs",
+		    now - m->goodbye_restart, m->cfg->server.min_uptime,
+		    delay);
+	} else if (evloop_timer_pending(&m->respawn))
+		delay = m->respawn_after - now;	/* a crash loop's back-off */
+	if (delay < 0)
+		delay = 0;
+	m->goodbye_restart = now + delay;
+	if (m->events != NULL)
+		events_restart_after(m->events, delay);
+}
+
+/*
  * goodbye: every worker leaves gracefully on its own (each notifies the
  * orchestrator with its own instance ID); then fresh workers and a fresh
  * stream, or the master's exit, per server.on_goodbye.
@@ -773,8 +823,7 @@ master_goodbye(struct master *m, const char *reason)
 	}
 	m->generation++;
 	relay_new_instance_id(m);
-	if (m->events != NULL)
-		events_restart(m->events);
+	master_goodbye_restart(m);
 }
 
 static void

@@ -127,6 +127,23 @@ master_db_recover(struct master *m)
 	free(ids);
 }
 
+/*
+ * Stopped workers' rows: those of the last store.retention_days, and at
+ * most STORE_WORKERS_KEEP of them (a restart loop must not grow the table).
+ */
+static void
+master_db_prune_workers(struct master *m)
+{
+	int n = store_prune_workers(&m->store, m->cfg->store.retention_days,
+	    STORE_WORKERS_KEEP);
+
+	if (n == -1)
+		log_warnx("database: pruning workers: %s",
+		    store_errmsg(&m->store));
+	else if (n > 0)
+		log_debug("database: pruned %d old worker rows", n);
+}
+
 /* A timer: every MASTER_DB_EVERY, sooner while pruning lags; not stopping. */
 static void
 master_db_housekeeping(void *arg)
@@ -141,6 +158,7 @@ master_db_housekeeping(void *arg)
 	if (master_db_open_brief(m) == -1)
 		return;
 	master_db_recover(m);
+	master_db_prune_workers(m);
 	pruned = audit_prune(&m->store, m->cfg->store.retention_days,
 	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES);
 	if (pruned == -1)
@@ -169,9 +187,7 @@ master_db_start(struct master *m, char *err, size_t errlen)
 		    "recorded as stopped; their undelivered results will be "
 		    "sent", n);
 	master_db_recover(m);
-	n = store_prune_workers(&m->store, m->cfg->store.retention_days);
-	if (n > 0)
-		log_debug("database: pruned %d old worker rows", n);
+	master_db_prune_workers(m);
 	store_close(&m->store);
 	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);
 	evloop_timer_add(m->loop, &m->housekeeping, clock_mono() +

@@ -70,7 +70,9 @@ struct wproc {
 	struct evloop_timer ready_by;	/* graceful_timeout after its start */
 	int overdue;		/* not READY by then: no reason to wait */
 	unsigned long inflight, done, failed;
-	unsigned long pushed;	/* operations sent since its last heartbeat */
+	unsigned long queued;	/* waiting in the worker for a free slot */
+	unsigned long pushed;	/* operations sent it has not yet reported */
+	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	unsigned long long rss;
 	struct metrics metrics;	/* its last report: cumulative */
 	struct master *master;	/* for the channel callback */
@@ -109,6 +111,7 @@ struct master {
 	unsigned restarts[CONFIG_WORKERS_MAX];	/* per slot, index slot - 1 */
 
 	int crash_streak;
+	double goodbye_restart;	/* when the last goodbye's restart began */
 	double last_crash;
 	double respawn_after;
 	struct evloop_timer respawn;	/* pending: spawns are held back */

@@ -4,7 +4,8 @@
  * Owns the master's credentials, HTTP client and SSE connection, and turns
  * each event into work for the workers: work_available pokes one worker
  * with room (round-robin), a pushed operation goes to the least-loaded
- * ready worker (or waits in a bounded queue until one is ready), goodbye is
+ * ready worker with a free slot (or waits in a bounded queue until one has
+ * one, refused with an error line when the queue is full), goodbye is
  * handed to the arbiter (through the hook it set, m->goodbye), push_metrics
  * is answered with the workers' aggregated counters and metrics, push_logs
  * with the recent log lines.  Both POSTs get 3 tries, 1 s then 2 s apart (a
@@ -40,10 +41,17 @@ relay_takes_work(const struct master *m, const struct wproc *w)
 	    m->state == MS_RUNNING;
 }
 
+/* What a worker holds as far as the master knows: running, waiting, sent. */
+static unsigned long
+relay_load(const struct wproc *w)
+{
+	return w->inflight + w->queued + w->pushed;
+}
+
 static int
 relay_has_room(const struct master *m, const struct wproc *w)
 {
-	return relay_takes_work(m, w) && w->inflight + w->pushed <
+	return relay_takes_work(m, w) && relay_load(w) <
 	    (unsigned long)m->cfg->worker.max_inflight;
 }
 
@@ -69,14 +77,15 @@ relay_offer_work(struct master *m)
 		}
 }
 
+/* The least-loaded worker with a free slot, or NULL when none has one. */
 static struct wproc *
 relay_least_loaded(struct master *m)
 {
 	struct wproc *w, *best = NULL;
 
 	for (w = m->workers; w != NULL; w = w->next)
-		if (relay_takes_work(m, w) && (best == NULL ||
-		    w->inflight + w->pushed < best->inflight + best->pushed))
+		if (relay_has_room(m, w) && (best == NULL ||
+		    relay_load(w) < relay_load(best)))
 			best = w;
 	return best;
 }
@@ -95,6 +104,7 @@ relay_hand_over(struct master *m, const char *text)
 		return (errno == EMSGSIZE || errno == EINVAL) ?
 		    RELAY_UNSENDABLE : RELAY_RETRY_LATER;
 	w->pushed++;
+	w->pushes_sent++;
 	return 0;
 }
 
@@ -117,14 +127,16 @@ relay_flush_pushed(struct master *m)
 }
 
 static void
-relay_queue_pushed(struct master *m, char *text)
+relay_queue_pushed(struct master *m, char *text, const char *id)
 {
 	struct pushed_op *q, **tail;
 
 	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
 	    (q = calloc(1, sizeof(*q))) == NULL) {
-		log_errx("events: no worker ready and %d pushed operations "
-		    "waiting; one dropped", m->npushq);
+		log_errx("events: pushed operation %s refused: no worker has a "
+		    "free slot and %d pushed operations already wait (the "
+		    "limit is %d); no result is sent for it", id ? id : "?", m->npushq,
+		    MASTER_PUSH_QUEUE_MAX);
 		free(text);
 		return;
 	}
@@ -170,7 +182,7 @@ relay_forward_operation(struct master *m, const cJSON *op)
 		free(text);
 		return;
 	}
-	relay_queue_pushed(m, text);
+	relay_queue_pushed(m, text, json_string(op, "operation_id"));
 }
 
 #define RELAY_PUSH_TRIES 3

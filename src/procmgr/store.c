@@ -582,16 +582,19 @@ store_orphaned_instances(struct store *st, char ***ids)
 }
 
 int
-store_prune_workers(struct store *st, double days)
+store_prune_workers(struct store *st, double days, int keep)
 {
 	sqlite3_stmt *s;
 	int rc;
 
 	if (sqlite3_prepare_v2(st->db, "DELETE FROM workers WHERE "
-	    "stopped_at IS NOT NULL AND stopped_at < ?", -1, &s,
+	    "stopped_at IS NOT NULL AND (stopped_at < ?1 OR instance_id IN "
+	    "(SELECT instance_id FROM workers WHERE stopped_at IS NOT NULL "
+	    "ORDER BY stopped_at DESC LIMIT -1 OFFSET ?2))", -1, &s,
 	    NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_double(s, 1, clock_wall() - days * 86400.0);
+	sqlite3_bind_int(s, 2, keep);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;

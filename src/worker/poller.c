@@ -36,6 +36,13 @@ struct poller_op {
 	struct poller_op *next;
 };
 
+/* An operation that arrived while max_inflight were running. */
+struct poller_wait {
+	cJSON *op;
+	const char *via;		/* a string constant */
+	struct poller_wait *next;
+};
+
 struct poller {
 	struct orch *orch;
 	const struct egressd_config *cfg;
@@ -44,6 +51,10 @@ struct poller {
 	struct runner *runner;
 	struct poller_hooks hooks;
 	struct poller_op *ops;
+	struct poller_wait *waitq;	/* FIFO, started as slots free */
+	struct poller_wait **waitq_tail;
+	int nwait;			/* at most max_inflight */
+	unsigned long pushes;		/* OPERATION frames received */
 	struct httpc_request *get_req;
 	struct httpc_request *heartbeat_req;
 	struct httpc_request *shutdown_req;
@@ -69,10 +80,12 @@ static void poller_download(struct poller_op *o);
 static void poller_store(struct poller_op *o);
 static void poller_on_get(struct httpc_request *req);
 
+/* Room to fetch more: nothing waits, and a slot is free. */
 static int
 poller_has_capacity(const struct poller *p)
 {
-	return p->ctx->inflight < (unsigned long)p->cfg->worker.max_inflight;
+	return p->ctx->inflight + (unsigned long)p->nwait <
+	    (unsigned long)p->cfg->worker.max_inflight;
 }
 
 /*
@@ -353,31 +366,30 @@ poller_image(const cJSON *op)
 	return path != NULL ? path : "(no path)";
 }
 
-/* Take ownership of one operation from any source; 1 when accepted. */
 static int
-poller_accept(struct poller *p, cJSON *op, const char *via)
+poller_waiting(const struct poller *p, const char *id)
+{
+	const struct poller_wait *q;
+
+	for (q = p->waitq; q != NULL; q = q->next)
+		if (strcmp(poller_op_id(q->op), id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Start one operation now, whatever the count in flight. */
+static void
+poller_admit(struct poller *p, cJSON *op, const char *via)
 {
 	const char *id = poller_op_id(op);
 	struct poller_op *o;
 
-	if (id == NULL) {
-		log_warnx("poller: operation from %s without a usable "
-		    "\"operation_id\"; dropped", via);
-		cJSON_Delete(op);
-		return 0;
-	}
-	if (poller_find(p, id) != NULL) {
-		log_warnx("poller: operation %s is already in flight; the copy "
-		    "from %s is dropped", id, via);
-		cJSON_Delete(op);
-		return 0;
-	}
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
 	    (o->id = strdup(id)) == NULL) {
 		log_warnx("poller: out of memory; operation %s dropped", id);
 		free(o);
 		cJSON_Delete(op);
-		return 0;
+		return;
 	}
 	o->accepted = clock_mono();
 	poller_track(p, o);
@@ -392,7 +404,89 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 	else
 		poller_run(o, op);
 	cJSON_Delete(op);
+}
+
+/*
+ * Take ownership of one operation from any source (GET, push, piggyback);
+ * 1 when accepted.  It starts at once when fewer than max_inflight run and
+ * nothing waits before it; otherwise it waits in a FIFO of at most
+ * max_inflight, started as slots free.  Beyond that it is refused with an
+ * error line: the master never sends a worker more than it has room for,
+ * so only a GET or piggyback racing a push lands here, and never that far.
+ */
+static int
+poller_accept(struct poller *p, cJSON *op, const char *via)
+{
+	const char *id = poller_op_id(op);
+	struct poller_wait *q;
+
+	if (id == NULL) {
+		log_warnx("poller: operation from %s without a usable "
+		    "\"operation_id\"; dropped", via);
+		cJSON_Delete(op);
+		return 0;
+	}
+	if (poller_find(p, id) != NULL || poller_waiting(p, id)) {
+		log_warnx("poller: operation %s is already in flight; the copy "
+		    "from %s is dropped", id, via);
+		cJSON_Delete(op);
+		return 0;
+	}
+	if (p->nwait == 0 && p->ctx->inflight <
+	    (unsigned long)p->cfg->worker.max_inflight) {
+		poller_admit(p, op, via);
+		return 1;
+	}
+	if (p->nwait >= p->cfg->worker.max_inflight ||
+	    (q = calloc(1, sizeof(*q))) == NULL) {
+		log_errx("poller: operation %s (from %s) refused: %lu running "
+		    "and %d waiting, the limit of worker.max_inflight (%d); "
+		    "no result is sent for it", id, via, p->ctx->inflight,
+		    p->nwait, p->cfg->worker.max_inflight);
+		cJSON_Delete(op);
+		return 0;
+	}
+	q->op = op;
+	q->via = via;
+	*p->waitq_tail = q;
+	p->waitq_tail = &q->next;
+	p->nwait++;
+	log_debug("operation %s (%s) waits for a free slot (%d waiting)", id,
+	    via, p->nwait);
 	return 1;
+}
+
+/* Slots freed: start what waits, oldest first. */
+static void
+poller_start_waiting(struct poller *p)
+{
+	struct poller_wait *q;
+
+	while ((q = p->waitq) != NULL && p->ctx->inflight <
+	    (unsigned long)p->cfg->worker.max_inflight) {
+		if ((p->waitq = q->next) == NULL)
+			p->waitq_tail = &p->waitq;
+		p->nwait--;
+		poller_admit(p, q->op, q->via);
+		free(q);
+	}
+}
+
+/* Drop what waits (no agent process exists for it yet): log each one. */
+static void
+poller_drop_waiting(struct poller *p, const char *why)
+{
+	struct poller_wait *q;
+
+	while ((q = p->waitq) != NULL) {
+		p->waitq = q->next;
+		log_errx("operation %s never started (%s); no result is sent "
+		    "for it", poller_op_id(q->op), why);
+		cJSON_Delete(q->op);
+		free(q);
+	}
+	p->waitq_tail = &p->waitq;
+	p->nwait = 0;
 }
 
 static void
@@ -635,11 +729,24 @@ poller_push(struct poller *p, const char *text, size_t len)
 
 	op = json_parse_limited(text, len,
 	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
+	p->pushes++;
 	if (op == NULL) {
 		log_warnx("poller: pushed operation %s; dropped", err);
 		return;
 	}
 	poller_accept(p, op, "push");
+}
+
+int
+poller_queued(const struct poller *p)
+{
+	return p->nwait;
+}
+
+unsigned long
+poller_pushes(const struct poller *p)
+{
+	return p->pushes;
 }
 
 /* Stop a download and report the operation as cancelled. */
@@ -780,6 +887,7 @@ poller_drain(struct poller *p, int fast)
 	poller_changed(p);
 	if (!fast)
 		return;
+	poller_drop_waiting(p, "a fast stop");
 	if (p->get_req != NULL) {
 		httpc_request_free(p->get_req);
 		p->get_req = NULL;
@@ -797,6 +905,7 @@ void
 poller_abandon(struct poller *p)
 {
 	p->draining = 1;
+	poller_drop_waiting(p, "the shutdown deadline");
 	if (p->get_req != NULL) {
 		httpc_request_free(p->get_req);
 		p->get_req = NULL;
@@ -872,7 +981,8 @@ static void
 poller_sweep(void *arg)
 {
 	struct poller *p = arg;
-	long room = (long)p->cfg->worker.max_inflight - (long)p->ctx->inflight;
+	long room = (long)p->cfg->worker.max_inflight -
+	    (long)p->ctx->inflight - (long)p->nwait;
 	double wall = clock_wall();
 
 	if (p->draining)
@@ -899,8 +1009,10 @@ poller_settle(void *arg)
 {
 	struct poller *p = arg;
 
+	poller_start_waiting(p);
 	poller_backpressure(p);
-	if (p->draining && p->ops == NULL && p->get_req == NULL)
+	if (p->draining && p->ops == NULL && p->waitq == NULL &&
+	    p->get_req == NULL)
 		poller_notify_shutdown(p);
 }
 
@@ -921,6 +1033,7 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	if (hooks != NULL)
 		p->hooks = *hooks;
 	p->loop = ctx->loop;
+	p->waitq_tail = &p->waitq;
 	evloop_timer_init(&p->poll, poller_on_poll, p);
 	evloop_timer_init(&p->sweep, poller_sweep, p);
 	evloop_timer_init(&p->heartbeat, poller_heartbeat_due, p);
@@ -935,6 +1048,7 @@ poller_free(struct poller *p)
 		return;
 	while (p->ops != NULL)
 		poller_forget(p, p->ops);
+	poller_drop_waiting(p, "the worker stopped");
 	httpc_request_free(p->get_req);
 	httpc_request_free(p->heartbeat_req);
 	httpc_request_free(p->shutdown_req);

@@ -73,6 +73,7 @@ struct worker {
 	struct httpc *http;	/* NULL without an orchestrator */
 	struct orch orch;
 	struct poller *poller;
+	unsigned long pushes;	/* OPERATION frames, without a poller */
 	struct runner *runner;		/* operations as agent processes */
 };
 
@@ -153,6 +154,10 @@ worker_counters(struct worker *w)
 
 	cJSON_AddStringToObject(o, "state", worker_state_names[w->state]);
 	cJSON_AddNumberToObject(o, "inflight", (double)w->ctx.inflight);
+	cJSON_AddNumberToObject(o, "queued", w->poller ?
+	    (double)poller_queued(w->poller) : 0);
+	cJSON_AddNumberToObject(o, "pushes", w->poller ?
+	    (double)poller_pushes(w->poller) : (double)w->pushes);
 	cJSON_AddNumberToObject(o, "done", (double)w->ctx.done);
 	cJSON_AddNumberToObject(o, "failed", (double)w->ctx.failed);
 	cJSON_AddNumberToObject(o, "rss", (double)procinfo_rss(0));
@@ -248,8 +253,17 @@ worker_on_work(struct worker *w, const struct channel_frame *f)
 		return;
 	}
 	if (f->type == CH_OPERATION) {
-		/* Pushed work is taken even while draining: it was handed out. */
-		poller_push(w->poller, f->payload, f->length);
+		/*
+		 * Pushed work is taken even while draining: it was handed out.
+		 * The poller starts it, or keeps it until a slot frees.
+		 */
+		if (w->poller != NULL)
+			poller_push(w->poller, f->payload, f->length);
+		else {
+			w->pushes++;
+			log_warnx("an operation pushed without an orchestrator; "
+			    "dropped");
+		}
 		return;
 	}
 	o = cJSON_ParseWithLength(f->payload, f->length);
@@ -402,18 +416,25 @@ worker_drained(struct worker *w)
 	return poller_finished(w->poller);
 }
 
+/*
+ * Busy while every slot is taken.  Leaving busy is told to the master at
+ * once: it hands pushed operations only to a worker it knows has room.
+ */
 static void
 worker_update_busy(struct worker *w)
 {
-	int full = w->ctx.inflight >=
-	    (unsigned long)w->cfg->worker.max_inflight;
+	unsigned long held = w->ctx.inflight + (w->poller ?
+	    (unsigned long)poller_queued(w->poller) : 0);
+	int full = held >= (unsigned long)w->cfg->worker.max_inflight;
 
 	if (w->shutting_down || w->state == WS_BOOTING)
 		return;
 	if (full && w->state == WS_READY)
 		worker_set_state(w, WS_BUSY);
-	else if (!full && w->state == WS_BUSY)
+	else if (!full && w->state == WS_BUSY) {
 		worker_set_state(w, WS_READY);
+		worker_send_heartbeat(w);
+	}
 }
 
 /* After every pass: an orphaned worker leaves; shutdown over; busy state. */

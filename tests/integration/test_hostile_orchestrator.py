@@ -3,14 +3,15 @@ sends, it cannot forge a log line, drive the operator's terminal through
 egressctl, or steer a result to another endpoint."""
 
 import json
+import time
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary, run_tool  # noqa: E402
+from common import binary, render_config, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    kick, wait_results, wait_until)
+    DEADLINE, SHORT, kick, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 FORGED = "2026-01-01T00:00:00.000Z egressd[1] info master: forged"
@@ -133,3 +134,94 @@ def test_core_dumps_allowed_by_config(orch, agent):
     h = a.wait_ready(2)
     for pid in [a.proc.pid] + sorted(a.worker_pids(h)):
         assert os.stat(f"/proc/{pid}/environ").st_uid == os.getuid(), pid
+
+
+# --------------------------------------------------------------------------
+# Pushed operations obey worker.max_inflight.
+
+COMMAND_PATH = "/api/v1/agent/execute/command"
+
+
+def _one_at_a_time_agent(agent, workdir_path, workers=1):
+    """egressd with max_inflight 1 and a command that reports how many of
+    its kind run at its start (a marker file each in a directory)."""
+    marks = os.path.join(workdir_path, "running")
+    os.mkdir(marks)
+    script = (f"d={marks}; touch $d/$$; ls $d | wc -l; sleep 0.2; "
+              "rm -f $d/$$")
+    a = agent(start=False, server={"workers": workers},
+              worker={"max_inflight": 1})
+    with open(a.config, "w") as f:
+        f.write(render_config(a.cfg, f"""operations: {{
+  command: {{
+    enabled = true;
+    commands = (
+      {{ name = "mark"; argv = [ "/bin/sh", "-c", "{script}" ];
+        timeout = 30.0; }}
+    );
+  }};
+}};
+"""))
+    a.start()
+    return a
+
+
+def test_pushes_obey_max_inflight(orch, agent, workdir):
+    """30 slow commands pushed over SSE at once, max_inflight 1, one
+    worker: the worker never runs more than one (its reported in-flight,
+    and the commands themselves, see at most one), the rest wait (in the
+    master's push queue or the worker's), and all 30 are reported."""
+    a = _one_at_a_time_agent(agent, workdir)
+    a.wait_ready(1)
+    assert orch.wait_counts(SHORT, streams=1)
+    rep = orch.push([{"path": COMMAND_PATH, "operation": {"name": "mark"}}
+                     for _ in range(30)])
+    assert rep["delivered"] == 1
+    ids = rep["operation_ids"]
+    seen = []
+
+    def sample():
+        h = a.health()
+        seen.extend(w["inflight"] for w in h["workers"])
+        with orch.lock:
+            have = {r["operation_id"] for r in orch.results}
+        return set(ids) <= have
+    wait_until(sample, timeout=4 * DEADLINE, msg="all 30 results")
+    res = wait_results(orch, ids)
+    assert seen and max(seen) <= 1, f"in-flight samples up to {max(seen)}"
+    counts = [res[i][0]["result"].get("stdout") for i in ids]
+    assert counts == ["1\n"] * 30, counts
+    assert orch.state()["duplicate_results"] == 0
+    assert "dropped" not in a.log()
+
+
+# --------------------------------------------------------------------------
+# goodbye on every new stream: no restart storm.
+
+def test_goodbye_on_every_stream_backs_off(orch, agent):
+    """An orchestrator that says goodbye on every new stream: goodbye
+    restarts go through the crash-loop back-off (0.5 s doubling), so two
+    restarts are at least 0.5 s apart (min_uptime is 1 s here) and the
+    spawns over a window stay within workers * (2 + 2 * seconds); the
+    daemon keeps running and answers."""
+    workers = 2
+    a = agent(server={"workers": workers})
+    a.wait_ready(workers)
+    orch.set_faults(goodbye_on_connect=True)
+    orch.close_streams()
+    a.wait_log("orchestrator said goodbye")
+    t0 = time.monotonic()
+    start = a.log().count("spawned worker")
+    time.sleep(5)
+    spawns = a.log().count("spawned worker") - start
+    elapsed = time.monotonic() - t0
+    bound = workers * (2 + 2 * elapsed)
+    assert spawns <= bound, f"{spawns} spawns in {elapsed:.1f}s"
+    a.check_alive()
+    assert a.health()["state"] == "running"
+    # once the orchestrator stops, the agent serves again
+    orch.set_faults(goodbye_on_connect=False)
+    a.wait_ready(workers, timeout=4 * DEADLINE)
+    ids = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    wait_results(orch, ids)

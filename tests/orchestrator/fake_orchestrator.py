@@ -95,6 +95,10 @@ metrics, or "*" for all of them.
     "oversized_operation": N | {"bytes": N, "count": K}
                                        next K GET operation replies are N bytes
     "sse_event_field", "sse_id_field", "sse_chunked": bool    SSE framing
+    "goodbye_on_connect": bool         every new stream gets a goodbye event
+                                       (reason "goodbye_on_connect") right after
+                                       its welcome: an orchestrator that sends
+                                       the agent away each time it connects
 One-shot actions (not stored): "close_streams": true | "abort",
 "garbage_sse": KIND | [KIND...] | {"kind": KIND, "bytes": N} with KIND one of
 bytes, no_colon, bad_json, not_object, unknown_type, all;
@@ -144,7 +148,8 @@ INSTANCE_COUNTERS = ("requests", "heartbeats", "shutdowns", "results", "operatio
                      "empty_polls", "full_requests", "logs", "metrics",
                      "stream_connects")
 BOOL_SETTINGS = ("heartbeats", "push_metrics", "piggyback", "auth_fail", "refuse_all",
-                 "sse_event_field", "sse_id_field", "sse_chunked")
+                 "sse_event_field", "sse_id_field", "sse_chunked",
+                 "goodbye_on_connect")
 COUNTED = {"heartbeat": "heartbeats",                            # endpoint ->
            "logs": "logs", "metrics": "metrics"}                  # its counter
 ACTIONS = ("close_streams", "garbage_sse", "oversized_sse")
@@ -191,7 +196,8 @@ def _default_faults(heartbeat_interval):
             "heartbeats": True, "heartbeat_interval": heartbeat_interval,
             "push_metrics": False, "piggyback": False, "auth_fail": False,
             "refuse_all": False, "oversized_operation": {"bytes": 0, "count": 0},
-            "sse_event_field": False, "sse_id_field": False, "sse_chunked": True}
+            "sse_event_field": False, "sse_id_field": False, "sse_chunked": True,
+            "goodbye_on_connect": False}
 
 
 def _number(value, what, minimum=0.0):
@@ -1021,6 +1027,9 @@ class _Handler(BaseHTTPRequestHandler):
             rec["status"], rec["dropped"] = 200, drop
             chunked = orch.faults["sse_chunked"]
             welcome = orch._sse({"type": "welcome", "agent_id": orch.agent_id})
+            if orch.faults["goodbye_on_connect"]:
+                welcome += orch._sse({"type": "goodbye",
+                                      "reason": "goodbye_on_connect"})
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")

@@ -393,6 +393,26 @@ def test_stream_welcome_heartbeat_push_goodbye(orch, sse):
     assert orch.state()["instances"]["m1"]["stream_connects"] == 1
 
 
+def test_goodbye_on_connect(orch, sse):
+    """The goodbye_on_connect fault: every new stream gets a goodbye right
+    after its welcome; streams opened before it was set, and after it is
+    cleared, do not."""
+    before = sse("m0")
+    assert before.event()["type"] == "welcome"
+    orch.set_faults(goodbye_on_connect=True)
+    assert orch.get_faults()["goodbye_on_connect"] is True
+    for name in ("m1", "m2"):
+        reader = sse(name)
+        assert reader.event()["type"] == "welcome"
+        assert reader.event() == {"type": "goodbye",
+                                  "reason": "goodbye_on_connect"}
+    assert before.next_of("heartbeat")["type"] == "heartbeat"
+    orch.set_faults(goodbye_on_connect=False)
+    after = sse("m3")
+    assert after.event()["type"] == "welcome"
+    assert after.event()["type"] == "heartbeat"
+
+
 def test_multiple_streams_and_targeting(orch, sse):
     one, two = sse("m1"), sse("m2")
     assert one.event()["type"] == two.event()["type"] == "welcome"

@@ -23,6 +23,7 @@ struct fx {
 	struct evloop *loop;
 	struct control *ctl;
 	int calls;		/* handler calls */
+	struct control_reply *later;	/* a deferred reply, for "later" */
 };
 
 static cJSON *
@@ -37,6 +38,11 @@ echo_handler(const char *cmd, const cJSON *request, void *arg, char *err,
 	(void)errlen;
 	f->calls++;
 	cJSON_AddStringToObject(reply, "cmd", cmd);
+	if (strcmp(cmd, "later") == 0 && f->later == NULL &&
+	    (f->later = control_defer(f->ctl)) != NULL) {
+		cJSON_Delete(reply);
+		return NULL;
+	}
 	return reply;
 }
 
@@ -97,27 +103,49 @@ come_and_go(struct fx *f, int n)
 		close(connect_to(f));
 }
 
+/*
+ * Read from fd while turning the loop, until a line has come (or, with
+ * to_eof, until the server has closed); bounded by TURNS.  Returns how many
+ * bytes arrived in buf (NUL-terminated); *eof says whether the server closed.
+ */
+static size_t
+collect(struct fx *f, int fd, char *buf, size_t cap, int to_eof, int *eof)
+{
+	struct pollfd pfd;
+	size_t got = 0;
+	ssize_t n;
+	int i;
+
+	*eof = 0;
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (i = 0; i < TURNS && !*eof &&
+	    (to_eof || memchr(buf, '\n', got) == NULL); i++) {
+		evloop_run_once(f->loop, TURN_MS);
+		while (!*eof && poll(&pfd, 1, 0) == 1) {
+			n = read(fd, buf + got, cap - 1 - got);
+			if (n <= 0)
+				*eof = 1;
+			else
+				got += (size_t)n;
+		}
+	}
+	buf[got] = '\0';
+	return got;
+}
+
 /* Send raw bytes on a fresh connection; return the first reply line. */
 static char *
 exchange(struct fx *f, const char *data, size_t len)
 {
-	struct pollfd pfd;
 	char *buf = calloc(1, 4096);
-	size_t got = 0;
-	ssize_t n;
-	int fd, i;
+	size_t got;
+	int fd, eof;
 
 	assert_non_null(buf);
 	fd = connect_to(f);
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	pfd.fd = fd;
-	pfd.events = POLLIN;
-	for (i = 0; i < TURNS && memchr(buf, '\n', got) == NULL; i++) {
-		evloop_run_once(f->loop, TURN_MS);
-		if (poll(&pfd, 1, 0) == 1 &&
-		    (n = read(fd, buf + got, 4095 - got)) > 0)
-			got += (size_t)n;
-	}
+	got = collect(f, fd, buf, 4096, 0, &eof);
 	close(fd);
 	assert_non_null(memchr(buf, '\n', got));
 	*strchr(buf, '\n') = '\0';
@@ -204,6 +232,78 @@ test_gone_peers_free_their_slots(void **state)
 	free(line);
 }
 
+/*
+ * A client that half-closes after its request (socat, nc -N: write the
+ * line, shutdown(SHUT_WR)) gets its reply, then the server closes.
+ */
+static void
+test_half_close_gets_reply(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	char buf[4096];
+	int fd, eof;
+
+	fd = connect_to(f);
+	assert_int_equal(write(fd, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	collect(f, fd, buf, sizeof(buf), 1, &eof);
+	close(fd);
+	assert_int_equal(f->calls, 1);
+	assert_string_equal(buf, "{\"cmd\":\"status\",\"ok\":true}\n");
+	assert_true(eof);
+}
+
+/* Two lines then EOF: both answered, in order; then the server closes. */
+static void
+test_half_close_two_requests(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "{\"cmd\":\"a\"}\n{\"cmd\":\"b\"}\n";
+	char buf[4096];
+	int fd, eof;
+
+	fd = connect_to(f);
+	assert_int_equal(write(fd, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	collect(f, fd, buf, sizeof(buf), 1, &eof);
+	close(fd);
+	assert_string_equal(buf, "{\"cmd\":\"a\",\"ok\":true}\n"
+	    "{\"cmd\":\"b\",\"ok\":true}\n");
+	assert_true(eof);
+}
+
+/* The half-close arrives while a deferred reply is pending. */
+static void
+test_half_close_deferred_reply(void **state)
+{
+	struct fx *f = *state;
+	static const char req[] = "{\"cmd\":\"later\"}\n";
+	char buf[4096];
+	cJSON *reply;
+	int fd, eof, i;
+
+	fd = connect_to(f);
+	assert_int_equal(write(fd, req, sizeof(req) - 1),
+	    (ssize_t)sizeof(req) - 1);
+	for (i = 0; i < TURNS && f->later == NULL; i++)
+		evloop_run_once(f->loop, TURN_MS);
+	assert_non_null(f->later);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	for (i = 0; i < 3; i++)
+		evloop_run_once(f->loop, TURN_MS);
+	reply = cJSON_CreateObject();
+	cJSON_AddStringToObject(reply, "cmd", "later");
+	control_finish(f->later, reply, NULL);
+	f->later = NULL;
+	collect(f, fd, buf, sizeof(buf), 1, &eof);
+	close(fd);
+	assert_string_equal(buf, "{\"cmd\":\"later\",\"ok\":true}\n");
+	assert_true(eof);
+}
+
 int
 main(void)
 {
@@ -215,6 +315,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cmd_not_a_name, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_gone_peers_free_their_slots,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_gets_reply,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_two_requests,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_half_close_deferred_reply,
 		    setup, teardown),
 	};
 
