@@ -64,7 +64,11 @@ void runner_free(struct runner *r);
  */
 int runner_spawn(struct runner *r, struct runner_op *op,
     const char *operation_id, const char *path, const struct cJSON *goal);
-/* Run the handler; op->on_done follows, possibly before this returns. */
+/*
+ * Run the handler; op->on_done follows, possibly before this returns.  path
+ * must be the one spawned with (the image and capabilities are its):
+ * another is refused with an invalid_request error result.
+ */
 void runner_start(struct runner *r, struct runner_op *op, const char *path,
     const struct cJSON *body);
 /* End an operation that never ran (bad body, failed download). */

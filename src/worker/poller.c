@@ -287,6 +287,19 @@ poller_run(struct poller_op *o, const cJSON *op)
 		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 }
 
+/*
+ * A full download is the operation its stub announced: the same ID (its
+ * path is checked by runner_start against the one the process was spawned
+ * with, which chose its capabilities).
+ */
+static int
+poller_same_op(const struct poller_op *o, const cJSON *op)
+{
+	const char *id = json_string(op, "operation_id");
+
+	return id != NULL && strcmp(id, o->id) == 0;
+}
+
 static void
 poller_on_full(struct httpc_request *req)
 {
@@ -311,7 +324,14 @@ poller_on_full(struct httpc_request *req)
 			return;
 		}
 		httpc_request_free(req);
-		poller_run(o, op);
+		if (!poller_same_op(o, op)) {
+			o->stage = STAGE_RUN;
+			runner_fail(o->p->runner, &o->rop, ops_error(
+			    "invalid_request", "full operation %s: its "
+			    "\"operation_id\" is not its stub's; not run",
+			    o->id));
+		} else
+			poller_run(o, op);
 		cJSON_Delete(op);
 		return;
 	}

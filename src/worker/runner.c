@@ -632,13 +632,16 @@ void
 runner_start(struct runner *r, struct runner_op *op, const char *path,
     const cJSON *body)
 {
+	/*
+	 * The process's image and capabilities were chosen at the spawn by
+	 * its path: a body for another path (a full download that differs
+	 * from its stub) would run under grants that are not its own.
+	 */
 	if (strcmp(op->run.path, path) != 0) {
-		free((char *)op->run.path);
-		if ((op->run.path = strdup(path)) == NULL) {
-			runner_fail(r, op, ops_error("internal",
-			    "out of memory"));
-			return;
-		}
+		runner_fail(r, op, ops_error("invalid_request", "operation %s: "
+		    "its full body names path \"%.200s\", its stub \"%.200s\"; "
+		    "not run", op->operation_id, path, op->run.path));
+		return;
 	}
 	if (op->pid == 0) {
 		runner_complete(op, ops_error("internal", "operation %s not "

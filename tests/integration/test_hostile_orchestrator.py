@@ -5,13 +5,14 @@ egressctl, or steer a result to another endpoint."""
 import json
 import time
 import os
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import binary, render_config, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    DEADLINE, SHORT, kick, wait_results, wait_until)
+    DEADLINE, SHORT, kick, results_by_id, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 FORGED = "2026-01-01T00:00:00.000Z egressd[1] info master: forged"
@@ -225,3 +226,78 @@ def test_goodbye_on_every_stream_backs_off(orch, agent):
     ids = orch.enqueue([{}])["operation_ids"]
     kick(orch)
     wait_results(orch, ids)
+
+
+BATCH = "/api/v1/agent/execute/batch"
+STORAGE_READ = "/api/v1/agent/execute/storage/read"
+
+
+def _storage_agent(agent, workdir):
+    root = os.path.join(workdir, "objects")
+    os.makedirs(root)
+    with open(os.path.join(root, "k"), "w") as f:
+        f.write("stored")
+    a = agent(operations={"storage": {"enabled": True, "root": root}})
+    a.wait_ready(2)
+    return a
+
+
+def _pid_of(a, op_id):
+    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}?mode=ro",
+                          uri=True, timeout=5)
+    try:
+        (pid,) = con.execute("SELECT pid FROM processes WHERE operation_id = ?",
+                             (op_id,)).fetchone()
+    finally:
+        con.close()
+    return pid
+
+
+def _audit_images(a, pid):
+    rows = json.loads(egressctl(a, "audit", "--pid", str(pid), "--json"))
+    return json.loads(egressctl(a, "inspect", "--json", str(pid)))["image"], rows
+
+
+def test_full_download_cannot_change_the_stub_path(orch, agent, workdir):
+    """A stub whose path is batch, downloaded in full with a storage read:
+    refused (invalid_request); storage never runs under batch's grants."""
+    a = _storage_agent(agent, workdir)
+    (op,) = orch.enqueue({"path": BATCH, "size_exceeded": True,
+                          "full": {"path": STORAGE_READ,
+                                   "operation": {"key": "k"}}})["operation_ids"]
+    kick(orch)
+    (r,) = wait_results(orch, [op])[op]
+    res = r["result"]
+    assert res.get("error_type") == "invalid_request", res
+    assert "path" in res["error"] and "stored" not in json.dumps(res), res
+    image, audit = _audit_images(a, res["pid"])
+    assert image == BATCH
+    # Nothing ran: no capability was checked, no handler acted.
+    assert [x["action"] for x in audit] == ["process.spawn", "process.exit"], \
+        audit
+
+
+def test_full_download_cannot_change_the_operation_id(orch, agent, workdir):
+    _storage_agent(agent, workdir)
+    (op,) = orch.enqueue({"path": STORAGE_READ, "size_exceeded": True,
+                          "operation": {"key": "k"},
+                          "full": {"operation_id": "someone-else"}})[
+                              "operation_ids"]
+    kick(orch)
+    (r,) = wait_results(orch, [op])[op]
+    res = r["result"]
+    assert res.get("error_type") == "invalid_request", res
+    assert "operation_id" in res["error"] and "stored" not in json.dumps(res)
+    assert "someone-else" not in results_by_id(orch)
+
+
+def test_full_download_with_its_stub_path_runs(orch, agent, workdir):
+    a = _storage_agent(agent, workdir)
+    (op,) = orch.enqueue({"path": STORAGE_READ, "size_exceeded": True,
+                          "operation": {"key": "k"}})["operation_ids"]
+    kick(orch)
+    (r,) = wait_results(orch, [op])[op]
+    res = r["result"]
+    assert "error" not in res and "stored" in json.dumps(res), res
+    image, _ = _audit_images(a, _pid_of(a, op))
+    assert image == STORAGE_READ

@@ -47,7 +47,9 @@ Admin API (no auth, JSON bodies and replies)
           OP is {"operation_id"?, "path"?, "operation"?, "size_exceeded"?}; a missing
           id is generated, path defaults to /api/v1/test/health. size_exceeded keeps
           the full op for .../request and queues a stub whose body is
-          {"__mcd_size_exceeded__": true}.
+          {"__mcd_size_exceeded__": true}. With size_exceeded, "full"?: {...}
+          overrides fields of the full op only (what .../request answers differs
+          from its stub: a hostile orchestrator), e.g. {"path": P2}.
     POST /admin/push      same body as enqueue; sent over open SSE streams
                           -> {"operation_ids": [...], "delivered": n_streams}
     POST /admin/event     {"type": "work_available", ...}   the event as data
@@ -399,11 +401,14 @@ class FakeOrchestrator:
         for op in ops:
             op = dict(op)
             stub = bool(op.pop("size_exceeded", size_exceeded))
+            override = op.pop("full", None)
+            if override is not None and not isinstance(override, dict):
+                raise ValueError('"full" must be an object')
             op_id = str(op.pop("operation_id", None) or f"op-{next(self._op_ids)}")
             full = {"operation_id": op_id, "path": op.pop("path", DEFAULT_PATH),
                     "operation": op.pop("operation", {}), **op}
             if stub:
-                self.full_operations[op_id] = full
+                self.full_operations[op_id] = {**full, **(override or {})}
                 body = {SIZE_EXCEEDED_KEY: True}
                 inner = full["operation"]
                 if isinstance(inner, dict) and "trace_id" in inner:

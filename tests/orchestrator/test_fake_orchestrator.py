@@ -236,6 +236,22 @@ def test_size_exceeded_stub_and_full_request(orch):
     assert orch.state()["instances"]["inst-1"]["full_requests"] == 1
 
 
+def test_size_exceeded_full_may_differ_from_its_stub(orch):
+    op = {"operation_id": "two", "path": "/p/stub", "size_exceeded": True,
+          "full": {"path": "/p/full", "operation_id": "other",
+                   "operation": {"k": 1}}}
+    admin(orch, "POST", "/admin/enqueue", op)
+    status, stub, _ = agent(orch, "GET", "/api/v1/agent/operation")
+    assert stub == {"operation_id": "two", "path": "/p/stub",
+                    "operation": {SIZE_EXCEEDED_KEY: True}}
+    status, got, _ = agent(orch, "GET", "/api/v1/agent/operations/two/request")
+    assert (status, got) == (200, {"operation_id": "other", "path": "/p/full",
+                                   "operation": {"k": 1}})
+    status, reply, _ = call(orch, "POST", "/admin/enqueue",
+                            {"path": "/p", "size_exceeded": True, "full": 3})
+    assert status == 400 and "full" in reply["error"]
+
+
 def test_simple_endpoints_counted_per_instance(orch):
     for path in ("heartbeat", "heartbeat", "shutdown", "logs", "metrics"):
         assert agent(orch, "POST", f"/api/v1/agent/{path}", instance="w7")[0] == 200
