@@ -45,6 +45,7 @@ struct metrics {
 	uint64_t bucket[METRICS_BUCKETS];	/* per bucket, not cumulative */
 	double sum;				/* seconds, all operations */
 	uint64_t resent;	/* results sent again, possibly duplicates */
+	uint64_t dead;		/* results kept as dead letters */
 };
 
 /* What only the master knows, for the exposition and the push body. */
@@ -78,6 +79,9 @@ void metrics_record(struct metrics *m, const char *path,
  */
 void metrics_count_resend(struct metrics *m);
 
+/* Count one result the orchestrator refused for good (a dead letter). */
+void metrics_count_dead_letter(struct metrics *m);
+
 /* dst += src (paths beyond dst's table count as "other"). */
 void metrics_add(struct metrics *dst, const struct metrics *src);
 
@@ -87,9 +91,9 @@ uint64_t metrics_total(const struct metrics *m);
 /*
  * JSON: {"operations": [{"path": P, "outcomes": {"ok": N, ...}}, ...],
  * "duration_seconds": {"buckets": [N x METRICS_BUCKETS], "sum": S},
- * "results_resent": N}; buckets follow metrics_bucket_bounds, not
- * cumulative.  metrics_json_add adds the three members to obj (-1 when
- * out of memory).
+ * "results_resent": N, "results_dead_lettered": N}; buckets follow
+ * metrics_bucket_bounds, not cumulative.  metrics_json_add adds the four
+ * members to obj (-1 when out of memory).
  */
 struct cJSON *metrics_to_json(const struct metrics *m);
 int metrics_json_add(struct cJSON *obj, const struct metrics *m);
@@ -99,8 +103,8 @@ int metrics_json_add(struct cJSON *obj, const struct metrics *m);
  * that could not have been named, a path listed twice, more entries than a
  * set holds, counts that are not integers in [0, METRICS_COUNT_MAX], a sum
  * that is negative or not finite: -1 with err set, *out untouched.
- * Unknown members are ignored; a missing "results_resent" is 0.  0 on
- * success.
+ * Unknown members are ignored; a missing "results_resent" or
+ * "results_dead_lettered" is 0.  0 on success.
  */
 int metrics_from_json(const struct cJSON *json, struct metrics *out,
     char *err, size_t errlen);
@@ -108,7 +112,8 @@ int metrics_from_json(const struct cJSON *json, struct metrics *out,
 /*
  * The Prometheus text exposition format (version 0.0.4) of m and mm:
  * egressd_operations_total{path,outcome}, egressd_operation_duration_seconds
- * (histogram), egressd_results_resent_total, egressd_worker_restarts_total,
+ * (histogram), egressd_results_resent_total,
+ * egressd_results_dead_lettered_total, egressd_worker_restarts_total,
  * egressd_stream_reconnects_total, egressd_reloads_total, egressd_workers,
  * egressd_workers_ready, egressd_inflight.  Returns malloc'd text, NULL when
  * out of memory.

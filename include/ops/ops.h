@@ -117,6 +117,15 @@ int ops_write_all(int fd, const void *data, size_t len);
 /* True when result is an error result. */
 int ops_is_error(const struct cJSON *result);
 
+/*
+ * Whether a result printed in text_len bytes fits a result body of at most
+ * max_body bytes ({"result":TEXT}, orchestrator.max_body_bytes).  One that
+ * does not is never sent: ops_result_too_large is the limit_exceeded error
+ * result that takes its place (NULL only when out of memory).
+ */
+int ops_result_fits(size_t text_len, long long max_body);
+struct cJSON *ops_result_too_large(size_t text_len, long long max_body);
+
 /* Handlers (src/ops/NAME.c). */
 enum ops_status op_health(struct op_run *run, const struct cJSON *body,
     struct cJSON **result);

@@ -29,6 +29,8 @@ struct store {
 	struct sqlite3_stmt *outbox_put;
 	struct sqlite3_stmt *outbox_defer;
 	struct sqlite3_stmt *outbox_delete;
+	struct sqlite3_stmt *outbox_replace;
+	struct sqlite3_stmt *outbox_bury;
 	struct sqlite3_stmt *outbox_claim;
 	struct sqlite3_stmt *txn_begin;
 	struct sqlite3_stmt *txn_commit;
@@ -48,10 +50,17 @@ struct store {
 /*
  * A claimed outbox row; the strings live only during the call.  resend:
  * the row was taken from another worker that may already have delivered
- * it (see store_outbox_claim).
+ * it (see store_outbox_claim); replaced: the result is the error result
+ * that took the place of one the orchestrator refused.
  */
-typedef void (*store_outbox_cb)(const char *operation_id, const char *result,
-    int resend, void *arg);
+struct store_outbox_row {
+	const char *operation_id;
+	const char *result;
+	int resend;
+	int replaced;
+};
+typedef void (*store_outbox_cb)(const struct store_outbox_row *row,
+    void *arg);
 
 /* Open (creating if needed) state_dir/egressd.db and set its pragmas. */
 int store_open(struct store *st, const char *state_dir,
@@ -78,8 +87,17 @@ int store_outbox_put(struct store *st, const char *operation_id,
 int store_outbox_defer(struct store *st, const char *operation_id,
     double next_attempt);
 int store_outbox_delete(struct store *st, const char *operation_id);
+/* The refused result's text gives way to result; the row is "replaced". */
+int store_outbox_replace(struct store *st, const char *operation_id,
+    const char *result);
 /*
- * Claim up to limit rows for instance_id — its own that are due, any of
+ * A dead letter: kept, never claimed or counted as pending again, with the
+ * time and the reason; only an operator removes it.
+ */
+int store_outbox_bury(struct store *st, const char *operation_id,
+    const char *reason);
+/*
+ * Claim up to limit live (not dead) rows for instance_id — its own that are due, any of
  * a stopped or exited worker, any with next_attempt before stale_before —
  * moving their next_attempt on, counting the claim in "attempts" and
  * noting in "taken_from" the worker a row was taken from; cb sees each.
@@ -90,9 +108,9 @@ int store_outbox_claim(struct store *st, const char *instance_id, int limit,
     store_outbox_cb cb, void *arg);
 
 /*
- * Results of instance_id still in the outbox: rows it wrote or claimed, and
- * rows holding the results of its agent processes whoever claimed them
- * since.  Returns the count or -1.
+ * Results of instance_id still to deliver (dead letters are not): rows it
+ * wrote or claimed, and rows holding the results of its agent processes
+ * whoever claimed them since.  Returns the count or -1.
  */
 int store_outbox_pending(struct store *st, const char *instance_id);
 

@@ -36,10 +36,11 @@ struct poller_hooks {
 	void (*first_poll)(void *arg);	/* the orchestrator answered once */
 	void *arg;
 	/*
-	 * A result is about to be sent again (counted in the metrics): the
-	 * count must reach the master before the re-send can.
+	 * A delivery counter changed: a result is about to be sent again
+	 * (the count must reach the master before the re-send can), or one
+	 * became a dead letter.
 	 */
-	void (*resent)(void *arg);
+	void (*counted)(void *arg);
 };
 
 struct store;

@@ -144,6 +144,12 @@ metrics_count_resend(struct metrics *m)
 	m->resent = metrics_sat_add(m->resent, 1);
 }
 
+void
+metrics_count_dead_letter(struct metrics *m)
+{
+	m->dead = metrics_sat_add(m->dead, 1);
+}
+
 static int
 metrics_any(const uint64_t *count)
 {
@@ -180,6 +186,7 @@ metrics_add(struct metrics *dst, const struct metrics *src)
 		    src->bucket[b]);
 	dst->sum = metrics_sum_add(dst->sum, src->sum);
 	dst->resent = metrics_sat_add(dst->resent, src->resent);
+	dst->dead = metrics_sat_add(dst->dead, src->dead);
 }
 
 uint64_t
@@ -239,8 +246,11 @@ metrics_json_add(cJSON *obj, const struct metrics *m)
 			return -1;
 	if (cJSON_AddNumberToObject(d, "sum", m->sum) == NULL)
 		return -1;
-	return cJSON_AddNumberToObject(obj, "results_resent",
-	    (double)m->resent) == NULL ? -1 : 0;
+	if (cJSON_AddNumberToObject(obj, "results_resent",
+	    (double)m->resent) == NULL)
+		return -1;
+	return cJSON_AddNumberToObject(obj, "results_dead_lettered",
+	    (double)m->dead) == NULL ? -1 : 0;
 }
 
 cJSON *
@@ -374,16 +384,18 @@ metrics_decode_duration(const cJSON *d, struct metrics *m, char *err,
 	return 0;
 }
 
-/* Absent (a sender that does not count re-sends): 0. */
+/* A delivery counter; absent (a sender that does not count it): 0. */
 static int
-metrics_decode_resent(const cJSON *v, struct metrics *m, char *err,
-    size_t errlen)
+metrics_decode_counter(const cJSON *json, const char *name, uint64_t *out,
+    char *err, size_t errlen)
 {
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, name);
+
 	if (v == NULL)
 		return 0;
-	if (metrics_count_value(v, &m->resent) == -1)
-		return metrics_fail(err, errlen, "\"results_resent\" is not an "
-		    "integer in [0, 10^15)");
+	if (metrics_count_value(v, out) == -1)
+		return metrics_fail(err, errlen, "\"%s\" is not an integer in "
+		    "[0, 10^15)", name);
 	return 0;
 }
 
@@ -416,8 +428,11 @@ metrics_from_json(const cJSON *json, struct metrics *out, char *err,
 		rc = metrics_decode_duration(cJSON_GetObjectItemCaseSensitive(
 		    json, "duration_seconds"), m, err, errlen);
 	if (rc == 0)
-		rc = metrics_decode_resent(cJSON_GetObjectItemCaseSensitive(
-		    json, "results_resent"), m, err, errlen);
+		rc = metrics_decode_counter(json, "results_resent", &m->resent,
+		    err, errlen);
+	if (rc == 0)
+		rc = metrics_decode_counter(json, "results_dead_lettered",
+		    &m->dead, err, errlen);
 	if (rc == 0)
 		memcpy(out, m, sizeof(*m));
 	free(m);
@@ -573,6 +588,9 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 	    "Results sent again that the orchestrator may already have "
 	    "(a worker died before deleting the outbox row, or an answer "
 	    "was lost).", m->resent);
+	metrics_one(&b, "egressd_results_dead_lettered_total", "counter",
+	    "Results the orchestrator refused for good, even as an error "
+	    "result, kept in the outbox as dead letters.", m->dead);
 	metrics_one(&b, "egressd_worker_restarts_total", "counter",
 	    "Workers that ended unplanned and were replaced.",
 	    mm->worker_restarts);

@@ -117,6 +117,24 @@ ops_is_error(const cJSON *result)
 	    cJSON_HasObjectItem(result, "error");
 }
 
+/* What wraps a result on its way out: {"result":TEXT}. */
+#define OPS_RESULT_WRAP (sizeof("{\"result\":}") - 1)
+
+int
+ops_result_fits(size_t text_len, long long max_body)
+{
+	return max_body > 0 && text_len <= (unsigned long long)max_body &&
+	    (unsigned long long)max_body - text_len >= OPS_RESULT_WRAP;
+}
+
+cJSON *
+ops_result_too_large(size_t text_len, long long max_body)
+{
+	return ops_error("limit_exceeded", "the result (%zu bytes) is larger "
+	    "than orchestrator.max_body_bytes (%lld bytes) allows; it is not "
+	    "sent", text_len, max_body);
+}
+
 void
 ops_finish(struct op_run *run, cJSON *result)
 {

@@ -142,6 +142,15 @@ static const char *const store_migrations[] = {
 	 * known as one.
 	 */
 	"ALTER TABLE outbox ADD COLUMN taken_from TEXT;",
+	/*
+	 * 6: a result the orchestrator refuses for good is replaced once by
+	 * an error result (replaced = 1); refused again, the row is kept as a
+	 * dead letter (dead_at, dead_reason) that no sweep sends again and
+	 * nothing deletes: the operator decides (docs/OPERATIONS.md).
+	 */
+	"ALTER TABLE outbox ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE outbox ADD COLUMN dead_at REAL;"
+	"ALTER TABLE outbox ADD COLUMN dead_reason TEXT;",
 };
 
 /* Waits for a lock: 50 us doubling to 1.6 ms, then at most 1.6 ms. */
@@ -451,6 +460,37 @@ store_outbox_defer(struct store *st, const char *operation_id,
 }
 
 int
+store_outbox_replace(struct store *st, const char *operation_id,
+    const char *result)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->outbox_replace, "UPDATE outbox SET "
+	    "result = ?, replaced = 1 WHERE operation_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, operation_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+int
+store_outbox_bury(struct store *st, const char *operation_id,
+    const char *reason)
+{
+	sqlite3_stmt *s;
+
+	s = store_prepare(st, &st->outbox_bury, "UPDATE outbox SET "
+	    "dead_at = ?, dead_reason = ? WHERE operation_id = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_double(s, 1, clock_wall());
+	sqlite3_bind_text(s, 2, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, operation_id, -1, SQLITE_STATIC);
+	return store_step_done(s);
+}
+
+int
 store_outbox_delete(struct store *st, const char *operation_id)
 {
 	sqlite3_stmt *s;
@@ -483,6 +523,7 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
     double now, double next_attempt, double stale_before,
     store_outbox_cb cb, void *arg)
 {
+	struct store_outbox_row row;
 	sqlite3_stmt *s;
 	int n = 0, rc;
 
@@ -490,14 +531,14 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	    "taken_from = nullif(instance_id, ?1), "
 	    "instance_id = ?1, attempts = attempts + 1, next_attempt = ?2 "
 	    "WHERE operation_id IN (SELECT operation_id FROM outbox "
-	    "WHERE (instance_id = ?1 AND next_attempt <= ?3) "
-	    "OR next_attempt < ?4 OR instance_id NOT IN "
+	    "WHERE dead_at IS NULL AND ((instance_id = ?1 AND "
+	    "next_attempt <= ?3) OR next_attempt < ?4 OR instance_id NOT IN "
 	    "(SELECT instance_id FROM workers WHERE state NOT IN "
-	    "('stopped', 'exited')) ORDER BY next_attempt LIMIT ?5) "
+	    "('stopped', 'exited'))) ORDER BY next_attempt LIMIT ?5) "
 	    "RETURNING operation_id, result, taken_from IS NOT NULL AND "
 	    "coalesce((SELECT attempts > 1 OR w.stopped_at IS NULL OR "
 	    "created_at < w.stopped_at FROM workers w "
-	    "WHERE w.instance_id = taken_from), 1)");
+	    "WHERE w.instance_id = taken_from), 1), replaced");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
@@ -506,9 +547,11 @@ store_outbox_claim(struct store *st, const char *instance_id, int limit,
 	sqlite3_bind_double(s, 4, stale_before);
 	sqlite3_bind_int(s, 5, limit);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		cb((const char *)sqlite3_column_text(s, 0),
-		    (const char *)sqlite3_column_text(s, 1),
-		    sqlite3_column_int(s, 2), arg);
+		row.operation_id = (const char *)sqlite3_column_text(s, 0);
+		row.result = (const char *)sqlite3_column_text(s, 1);
+		row.resend = sqlite3_column_int(s, 2);
+		row.replaced = sqlite3_column_int(s, 3);
+		cb(&row, arg);
 		n++;
 	}
 	sqlite3_reset(s);
@@ -522,8 +565,8 @@ store_outbox_pending(struct store *st, const char *instance_id)
 	int n = -1;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM outbox o "
-	    "LEFT JOIN processes p ON p.pid = o.pid "
-	    "WHERE o.instance_id = ?1 OR p.instance_id = ?1", -1, &s,
+	    "LEFT JOIN processes p ON p.pid = o.pid WHERE o.dead_at IS NULL "
+	    "AND (o.instance_id = ?1 OR p.instance_id = ?1)", -1, &s,
 	    NULL) != SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
@@ -644,6 +687,8 @@ store_close(struct store *st)
 	sqlite3_finalize(st->outbox_put);
 	sqlite3_finalize(st->outbox_defer);
 	sqlite3_finalize(st->outbox_delete);
+	sqlite3_finalize(st->outbox_replace);
+	sqlite3_finalize(st->outbox_bury);
 	sqlite3_finalize(st->outbox_claim);
 	sqlite3_finalize(st->txn_begin);
 	sqlite3_finalize(st->txn_commit);

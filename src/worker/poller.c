@@ -30,6 +30,8 @@ struct poller_op {
 	int tries;
 	struct evloop_timer retry;	/* pending: waiting to retry */
 	int stored;			/* its result is in the outbox */
+	int replaced;			/* result: the error that took the */
+					/*   place of a refused one */
 	double accepted;		/* monotonic, for its duration */
 	struct httpc_request *req;
 	struct poller *p;
@@ -594,8 +596,8 @@ poller_count_resend(struct poller *p, const char *operation_id,
 	metrics_count_resend(&p->metrics);
 	log_warnx("outbox: result for %s is sent again, possibly a "
 	    "duplicate (%s)", operation_id, why);
-	if (p->hooks.resent != NULL)
-		p->hooks.resent(p->hooks.arg);
+	if (p->hooks.counted != NULL)
+		p->hooks.counted(p->hooks.arg);
 }
 
 /*
@@ -624,6 +626,101 @@ poller_answer_lost(const struct httpc_request *req)
 	}
 }
 
+/*
+ * Statuses that say this result will never be taken, however often it is
+ * sent: the request is malformed (400, 422), too large (413), or about an
+ * operation the orchestrator does not have (404, 410) or will not take a
+ * result for (409).  Anything else (401/403 during a token rotation, 408,
+ * 429, 5xx, no answer) may pass later and is retried.
+ */
+static int
+poller_refused_for_good(long status)
+{
+	switch (status) {
+	case 400: case 404: case 409: case 410: case 413: case 422:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The result gives way to an error result (keeping the agent process's
+ * pid), in memory and in the outbox row, which is marked replaced.  -1
+ * when out of memory: the old result stays.
+ */
+static int
+poller_replace(struct poller_op *o, cJSON *error)
+{
+	struct poller *p = o->p;
+	const cJSON *pid = cJSON_GetObjectItemCaseSensitive(o->result, "pid");
+	char *text;
+
+	if (error != NULL && cJSON_IsNumber(pid))
+		cJSON_AddNumberToObject(error, "pid", pid->valuedouble);
+	if (error == NULL || (text = cJSON_PrintUnformatted(error)) == NULL) {
+		cJSON_Delete(error);
+		return -1;
+	}
+	cJSON_Delete(o->result);
+	cJSON_free(o->text);
+	o->result = error;
+	o->text = text;
+	o->replaced = 1;
+	if (o->stored && store_outbox_replace(p->store, o->id, text) == -1)
+		log_warnx("outbox: %s: %s", o->id, store_errmsg(p->store));
+	return 0;
+}
+
+/*
+ * No result is ever dropped: one that can never be sent stays in the
+ * outbox as a dead letter (the operator decides, docs/OPERATIONS.md),
+ * counted in egressd_results_dead_lettered_total and logged.
+ */
+static void
+poller_bury(struct poller *p, struct poller_op *o, const char *why)
+{
+	metrics_count_dead_letter(&p->metrics);
+	if (p->hooks.counted != NULL)
+		p->hooks.counted(p->hooks.arg);
+	poller_store(o);
+	if (!o->stored)
+		log_errx("outbox: result for %s can never be sent (%s) and the "
+		    "outbox cannot keep it: it is lost", o->id, why);
+	else if (store_outbox_bury(p->store, o->id, why) == -1)
+		log_errx("outbox: result for %s can never be sent (%s); not "
+		    "marked dead (%s): the next sweep tries it again", o->id,
+		    why, store_errmsg(p->store));
+	else
+		log_errx("outbox: result for %s can never be sent (%s); kept "
+		    "in the outbox as a dead letter", o->id, why);
+	poller_finish_op(p, o);
+}
+
+/*
+ * A permanent refusal: the same bytes can never pass.  The result is
+ * replaced once by an error result saying why, which the orchestrator can
+ * take even when it refused the original's size or form; refused again,
+ * it becomes a dead letter.
+ */
+static void
+poller_refused(struct poller *p, struct poller_op *o, long status,
+    const char *why)
+{
+	if (!o->replaced && poller_replace(o, ops_error(status == 413 ?
+	    "limit_exceeded" : "internal", "the orchestrator refused this "
+	    "operation's result (%s); this error was sent in its place",
+	    why)) == 0) {
+		log_warnx("poller: result for %s refused (%s); an error result "
+		    "is sent in its place", o->id, why);
+		o->tries = 0;
+		poller_deliver(o);
+		return;
+	}
+	poller_bury(p, o, why);
+	poller_poll(p);
+}
+
 static void
 poller_on_result(struct httpc_request *req)
 {
@@ -643,6 +740,13 @@ poller_on_result(struct httpc_request *req)
 		return;
 	}
 	httpc_describe(req, why, sizeof(why));
+	if (req->result == CURLE_OK && poller_refused_for_good(req->status)) {
+		long status = req->status;
+
+		httpc_request_free(req);
+		poller_refused(p, o, status, why);
+		return;
+	}
 	if (poller_answer_lost(req))
 		poller_count_resend(p, o->id, "the answer to its last try was "
 		    "lost");
@@ -688,6 +792,27 @@ poller_store(struct poller_op *o)
 		o->stored = 1;
 }
 
+/*
+ * A result too large to send is replaced by a limit_exceeded error before
+ * a try can fail on it (the runner does so at the exit; this catches rows
+ * stored with a larger orchestrator.max_body_bytes, or by an older
+ * version).
+ */
+static void
+poller_bound(struct poller_op *o)
+{
+	long long max = (long long)o->p->cfg->orchestrator.max_body_bytes;
+	const char *text = poller_result_text(o);
+	size_t len;
+
+	if (text == NULL || ops_result_fits((len = strlen(text)), max))
+		return;
+	if (poller_replace(o, ops_result_too_large(len, max)) == 0)
+		log_warnx("poller: result for %s is %zu bytes, more than "
+		    "orchestrator.max_body_bytes (%lld); a limit_exceeded error "
+		    "is sent in its place", o->id, len, max);
+}
+
 /* {"result": RESULT} around the text already printed. */
 static char *
 poller_result_body(struct poller_op *o)
@@ -719,6 +844,7 @@ poller_deliver(struct poller_op *o)
 		poller_store(o);
 	}
 	evloop_timer_cancel(&o->retry);
+	poller_bound(o);
 	body = poller_result_body(o);
 	o->tries++;
 	o->req = body ? orch_call(o->p->orch, ORCH_RESULT, o->id,
@@ -954,45 +1080,48 @@ poller_finished(const struct poller *p)
 
 /* Timers. */
 
-/* A claimed outbox row becomes an operation in flight again. */
+/*
+ * A claimed outbox row becomes an operation in flight again.  Its text was
+ * printed by egressd, so only its size is not trusted (poller_bound); a
+ * row that does not parse (damaged on disk) becomes a dead letter.
+ */
 static void
-poller_adopt(const char *operation_id, const char *text, int resend,
-    void *arg)
+poller_adopt(const struct store_outbox_row *row, void *arg)
 {
 	struct poller *p = arg;
 	struct poller_op *o;
-	char err[128];
+	size_t len = strlen(row->result);
+	char err[128], why[160];
 	cJSON *result;
 
-	if (poller_find(p, operation_id) != NULL)
+	if (poller_find(p, row->operation_id) != NULL)
 		return;		/* being delivered already */
-	result = json_parse_limited(text, strlen(text),
-	    (size_t)p->cfg->orchestrator.max_body_bytes, err, sizeof(err));
-	if (result == NULL) {
-		/* It can never be sent: keeping it would only repeat this. */
-		log_errx("outbox: result for %s is %s; deleted", operation_id,
-		    err);
-		store_outbox_delete(p->store, operation_id);
-		return;
-	}
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
-	    (o->id = strdup(operation_id)) == NULL) {
+	    (o->id = strdup(row->operation_id)) == NULL ||
+	    (o->text = strdup(row->result)) == NULL) {
 		log_warnx("outbox: out of memory; %s stays for the next sweep",
-		    operation_id);
+		    row->operation_id);
+		if (o != NULL)
+			free(o->id);
 		free(o);
-		cJSON_Delete(result);
 		return;
 	}
+	result = json_parse_limited(row->result, len, len + 1, err,
+	    sizeof(err));
 	o->result = result;
-	o->text = strdup(text);		/* else printed again when sent */
 	o->stored = 1;
+	o->replaced = row->replaced;
 	poller_track(p, o);
-	if (resend)
-		poller_count_resend(p, operation_id, "its row was taken from a "
+	if (result == NULL) {
+		snprintf(why, sizeof(why), "the stored result is %s", err);
+		poller_bury(p, o, why);
+		return;
+	}
+	if (row->resend)
+		poller_count_resend(p, o->id, "its row was taken from a "
 		    "worker that had tried to send it");
 	else
-		log_info("outbox: delivering the result for %s again",
-		    operation_id);
+		log_info("outbox: delivering the result for %s again", o->id);
 	poller_deliver(o);
 }
 

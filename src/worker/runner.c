@@ -301,32 +301,62 @@ runner_exit_child(struct runner_op *op, const char *text, int failed,
 		    r->pm.err);
 }
 
-static void
+/*
+ * A root's result larger than a result body may be is never sent: the
+ * limit_exceeded error that replaces it is what its exit records and the
+ * outbox keeps, before the first try, so no try can fail on its size.
+ */
+static char *
+runner_bound_result(struct runner_op *op, cJSON **result, char *text)
+{
+	long long max = (long long)op->r->cfg->orchestrator.max_body_bytes;
+	size_t len = strlen(text);
+	cJSON *small;
+
+	if (op->parent != NULL || ops_result_fits(len, max))
+		return text;
+	if ((small = ops_result_too_large(len, max)) == NULL)
+		return text;	/* out of memory: the poller bounds it */
+	log_warnx("agent process %lld (%s): result of %zu bytes is larger "
+	    "than orchestrator.max_body_bytes (%lld); a limit_exceeded error "
+	    "is sent instead", (long long)op->pid, op->run.path, len, max);
+	runner_add_pid(op, small);
+	cJSON_Delete(*result);
+	*result = small;
+	cJSON_free(text);
+	return cJSON_PrintUnformatted(small);
+}
+
+/* Record the end; returns the result to report (see runner_bound_result). */
+static cJSON *
 runner_record_end(struct runner_op *op, cJSON *result)
 {
 	const char *msg = NULL;
 	char *text;
-	int failed = ops_is_error(result);
+	int failed;
 
 	runner_add_pid(op, result);
-	if (failed)
-		msg = cJSON_GetStringValue(cJSON_GetObjectItem(result,
-		    "error"));
-	if ((text = cJSON_PrintUnformatted(result)) == NULL) {
+	if ((text = cJSON_PrintUnformatted(result)) != NULL)
+		text = runner_bound_result(op, &result, text);
+	if (text == NULL) {
 		log_warnx("agent process %lld: out of memory recording its "
 		    "end", (long long)op->pid);
-		return;
+		return result;
 	}
+	if ((failed = ops_is_error(result)))
+		msg = cJSON_GetStringValue(cJSON_GetObjectItem(result,
+		    "error"));
 	if (op->parent == NULL) {
 		runner_exit_root(op, text, failed, msg);
 		/* The poller sends these very bytes: printed once. */
 		cJSON_free(op->result_text);
 		op->result_text = text;
-		return;
+		return result;
 	}
 	if (op->pid != 0)
 		runner_exit_child(op, text, failed, msg);
 	cJSON_free(text);
+	return result;
 }
 
 static void
@@ -346,7 +376,7 @@ runner_complete(struct runner_op *op, cJSON *result)
 		evloop_timer_cancel(&op->timer);
 		op->running = 0;
 	}
-	runner_record_end(op, result);
+	result = runner_record_end(op, result);
 	if (op->parent == NULL) {
 		op->on_done(op, result);
 		return;

@@ -468,9 +468,9 @@ worker_on_first_poll(void *arg)
 	worker_become_ready(w);
 }
 
-/* A re-send was counted: the master hears of it before it goes out. */
+/* A re-send or dead letter was counted: the master hears of it first. */
 static void
-worker_on_resent(void *arg)
+worker_on_counted(void *arg)
 {
 	worker_send_heartbeat(arg);
 }
@@ -480,7 +480,7 @@ static void
 worker_start_poller(struct worker *w)
 {
 	struct poller_hooks hooks = { worker_on_first_poll, w,
-	    worker_on_resent };
+	    worker_on_counted };
 
 	if (w->cfg->orchestrator.url[0] == '\0') {
 		/* Without an orchestrator there is no first poll to wait for. */

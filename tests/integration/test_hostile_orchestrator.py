@@ -301,3 +301,117 @@ def test_full_download_with_its_stub_path_runs(orch, agent, workdir):
     assert "error" not in res and "stored" in json.dumps(res), res
     image, _ = _audit_images(a, _pid_of(a, op))
     assert image == STORAGE_READ
+
+
+# --------------------------------------------------------------------------
+# No result is ever dropped: an oversized one is replaced before its first
+# try, a permanent refusal replaces it once, then it is a dead letter.
+
+def _outbox_rows(a):
+    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}?mode=ro",
+                          uri=True, timeout=5)
+    try:
+        return con.execute("SELECT operation_id, replaced, dead_at, "
+                           "dead_reason FROM outbox").fetchall()
+    finally:
+        con.close()
+
+
+def _result_puts(orch, op):
+    return [r for r in orch.get_requests(endpoint="result")
+            if op in r["path"]]
+
+
+def test_oversized_result_is_replaced_before_its_first_try(orch, agent,
+                                                           workdir):
+    """An 8000-byte file read with max_body_bytes 4096: the result (over
+    10 KiB once base64'd) is never sent; a limit_exceeded error takes its
+    place from the first try on, and survives three failed tries and the
+    outbox sweep that used to delete it."""
+    root = os.path.join(workdir, "objects")
+    os.makedirs(root)
+    with open(os.path.join(root, "big"), "wb") as f:
+        f.write(os.urandom(8000))
+    a = agent(orchestrator={"max_body_bytes": 4096},
+              operations={"storage": {"enabled": True, "root": root}})
+    a.wait_ready(2)
+    orch.set_faults(fail={"result": {"count": 3, "status": 503}})
+    (op,) = orch.enqueue({"path": STORAGE_READ,
+                          "operation": {"key": "big"}})["operation_ids"]
+    kick(orch)
+    (r,) = wait_results(orch, [op], timeout=4 * DEADLINE)[op]
+    res = r["result"]
+    assert res.get("error_type") == "limit_exceeded", res
+    assert "max_body_bytes" in res["error"] and isinstance(res["pid"], int)
+    puts = _result_puts(orch, op)
+    assert len(puts) == 4, [p["status"] for p in puts]
+    assert all(p["body_size"] <= 4096 for p in puts)
+    assert all(p["body"]["result"]["error_type"] == "limit_exceeded"
+               for p in puts)
+    assert "deleted" not in a.log()
+    wait_until(lambda: _outbox_rows(a) == [], msg="outbox row gone on 2xx")
+    # The exit record tells the same story as the result sent.
+    info = json.loads(egressctl(a, "inspect", "--json", str(res["pid"])))
+    assert info["status"] == "FAILED", info
+
+
+def test_refused_result_is_replaced_once(orch, agent):
+    """400 for a result: it is not retried as is; one error result saying
+    why goes in its place and is taken."""
+    a = agent()
+    a.wait_ready(2)
+    orch.set_faults(fail={"result": {"count": 1, "status": 400}})
+    (op,) = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    (r,) = wait_results(orch, [op])[op]
+    res = r["result"]
+    assert res.get("error_type") == "internal", res
+    assert "HTTP 400" in res["error"], res
+    assert [p["status"] for p in _result_puts(orch, op)] == [400, 200]
+    a.wait_log(f"result for {op} refused")
+
+
+def test_result_refused_twice_is_a_kept_dead_letter(orch, agent):
+    """422 for the result and for the error sent in its place: the row
+    stays in the outbox as a dead letter (logged, counted), no sweep sends
+    it again, and it does not hold up the shutdown notice."""
+    a = agent()
+    a.wait_ready(2)
+    orch.set_faults(fail={"result": {"count": 2, "status": 422}})
+    (op,) = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    a.wait_log(f"result for {op} can never be sent", timeout=DEADLINE)
+    rows = _outbox_rows(a)
+    assert len(rows) == 1 and rows[0][0] == op and rows[0][1] == 1, rows
+    assert rows[0][2] is not None and "HTTP 422" in rows[0][3], rows
+    wait_until(lambda: "egressd_results_dead_lettered_total 1" in
+               egressctl(a, "metrics"), msg="dead letter counted")
+    # Three more polls: a sweep ran at least once; nothing was sent again.
+    polls = len(orch.get_requests(endpoint="operation"))
+    wait_until(lambda: len(orch.get_requests(endpoint="operation")) >=
+               polls + 3, timeout=4 * DEADLINE, msg="three more polls")
+    assert len(_result_puts(orch, op)) == 2
+    assert orch.get_results() == []
+    a.stop()
+    assert "wait in the outbox" not in a.log()
+    assert len(_outbox_rows(a)) == 1
+
+
+def test_damaged_outbox_row_is_kept_not_deleted(orch, agent):
+    """A row whose text does not parse (damaged on disk) becomes a dead
+    letter; it used to be deleted."""
+    a = agent()
+    a.wait_ready(2)
+    a.stop()
+    con = sqlite3.connect(os.path.join(a.dir, "egressd.db"), timeout=5)
+    with con:
+        con.execute("INSERT INTO outbox (operation_id, result, instance_id, "
+                    "created_at, next_attempt) VALUES ('op-damaged', "
+                    "'{\"result\": tru', 'gone', 0, 0)")
+    con.close()
+    a.start()
+    a.wait_log("result for op-damaged can never be sent", timeout=DEADLINE)
+    (row,) = _outbox_rows(a)
+    assert row[0] == "op-damaged" and row[2] is not None, row
+    assert "deleted" not in a.log()
+    assert _result_puts(orch, "op-damaged") == []

@@ -177,8 +177,10 @@ test_aggregate(void **state)
 	metrics_count_resend(a);
 	metrics_count_resend(b);
 	metrics_count_resend(b);
+	metrics_count_dead_letter(b);
 	metrics_add(a, b);
 	assert_true(a->resent == 3);
+	assert_true(a->dead == 1);
 	assert_int_equal(count_of(a, HEALTH, "ok"), 2);
 	assert_int_equal(count_of(a, HEALTH, "internal"), 1);
 	assert_int_equal(count_of(a, "/x", "internal"), 1);
@@ -239,6 +241,7 @@ assert_same(const struct metrics *a, const struct metrics *b)
 	assert_memory_equal(a->other, b->other, sizeof(a->other));
 	assert_memory_equal(a->bucket, b->bucket, sizeof(a->bucket));
 	assert_true(a->resent == b->resent);
+	assert_true(a->dead == b->dead);
 	/* cJSON prints 15 significant digits */
 	assert_true(fabs(a->sum - b->sum) <= 1e-14 * a->sum);
 }
@@ -284,6 +287,7 @@ test_json_round_trip(void **state)
 	metrics_record(m, "unnamed", bad, 99);
 	metrics_count_resend(m);
 	metrics_count_resend(m);
+	metrics_count_dead_letter(m);
 	assert_int_equal(round_trip(m, out, NULL), 0);
 	assert_same(m, out);
 
@@ -298,6 +302,8 @@ test_json_round_trip(void **state)
 	    "outcomes"), "ok")->valueint, 2);
 	assert_int_equal(cJSON_GetObjectItem(j, "results_resent")->valueint,
 	    2);
+	assert_int_equal(cJSON_GetObjectItem(j,
+	    "results_dead_lettered")->valueint, 1);
 	cJSON_Delete(j);
 	cJSON_Delete(ok);
 	cJSON_Delete(bad);

@@ -112,14 +112,15 @@ row(struct fx *f, const char *op, const char *owner, double created,
 }
 
 static void
-seen_cb(const char *operation_id, const char *result, int resend, void *arg)
+seen_cb(const struct store_outbox_row *r, void *arg)
 {
 	struct fx *f = arg;
 
-	assert_string_equal(result, "{\"ok\":1}");
+	assert_string_equal(r->result, r->replaced ? "{\"error\":\"x\"}" :
+	    "{\"ok\":1}");
 	assert_true(f->nseen < 16);
-	snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s %d",
-	    operation_id, resend);
+	snprintf(f->seen[f->nseen++], sizeof(f->seen[0]), "%s %d%s",
+	    r->operation_id, r->resend, r->replaced ? " replaced" : "");
 }
 
 static int
@@ -204,6 +205,37 @@ test_pending(void **state)
 	assert_int_equal(store_outbox_pending(&f->st, ME), 1);
 }
 
+/* A replaced row says so; a dead letter is kept but never claimed again. */
+static void
+test_dead_letters(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *s;
+
+	worker(f, ME, "ready", 0);
+	row(f, "a", ME, NOW, 0);
+	row(f, "b", "gone", NOW, 0);	/* no such worker: anyone's */
+	assert_int_equal(store_outbox_replace(&f->st, "a",
+	    "{\"error\":\"x\"}"), 0);
+	assert_int_equal(claim(f), 2);
+	assert_true(saw(f, "a 0 replaced"));
+	assert_int_equal(store_outbox_bury(&f->st, "a", "HTTP 422"), 0);
+	assert_int_equal(store_outbox_bury(&f->st, "b", "HTTP 400"), 0);
+	assert_int_equal(store_outbox_pending(&f->st, ME), 0);
+	exec_ok(f, "UPDATE outbox SET next_attempt = 0");
+	f->nseen = 0;
+	assert_int_equal(claim(f), 0);
+	assert_int_equal(sqlite3_prepare_v2(f->st.db, "SELECT count(*), "
+	    "min(dead_at) > 0, group_concat(dead_reason) FROM outbox", -1, &s,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 2);
+	assert_int_equal(sqlite3_column_int(s, 1), 1);
+	assert_non_null(strstr((const char *)sqlite3_column_text(s, 2),
+	    "HTTP 422"));
+	sqlite3_finalize(s);
+}
+
 static void
 test_stuck_owner(void **state)
 {
@@ -251,6 +283,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stuck_owner, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_pending, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letters, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_orphaned_workers_stop_now,
 		    setup, teardown),
