@@ -31,7 +31,8 @@ enum channel_type {
 	CH_STATUS,		/* m->w (no payload) */
 	CH_STATUS_REPLY,	/* w->m live detail */
 	CH_RELOAD,		/* w->m (no payload): an upgrade wants one */
-	CH_TYPE_MAX = CH_RELOAD
+	CH_UNREACHABLE,		/* w->m {"kind","error"}: first exchange failed */
+	CH_TYPE_MAX = CH_UNREACHABLE
 };
 
 #define CH_FLAG_FAST 0x0001	/* STOP: cancel in-flight work */

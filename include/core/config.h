@@ -75,6 +75,8 @@ struct egressd_config {
 		double connect_timeout;
 		bool tls_verify;
 		char *ca_file;
+		char *proxy;		/* "" = libcurl's environment */
+		char *no_proxy;		/* "" = libcurl's environment */
 		int64_t max_event_bytes;
 		int64_t max_body_bytes;
 	} orchestrator;
@@ -117,6 +119,8 @@ struct egressd_config {
 			struct config_strlist capabilities;
 			bool forward_auth;	/* Authorization, Cookie */
 			int max_redirects;	/* 0 = return the 3xx */
+			char *proxy;		/* "" = the environment's */
+			char *no_proxy;		/* "" = the environment's */
 		} http;
 		struct {
 			bool enabled;

@@ -16,6 +16,8 @@
 
 #include <curl/curl.h>
 
+#define HTTPC_PROXY_TEXT_MAX 512	/* a proxy's URL as logged */
+
 struct evloop;
 struct httpc;
 struct httpc_request;
@@ -37,6 +39,8 @@ struct httpc_request {
 	size_t max_body;		/* larger responses fail as too_big */
 	int tls_verify;
 	const char *ca_file;		/* "" or NULL = system store */
+	const char *proxy;		/* "" or NULL = libcurl's environment */
+	const char *no_proxy;		/* "" or NULL = libcurl's environment */
 	httpc_data_cb on_data;		/* NULL = buffer the body */
 	httpc_data_cb on_header;		/* each header line; NULL = none */
 	httpc_done_cb on_done;
@@ -44,6 +48,7 @@ struct httpc_request {
 
 	/* Filled when the transfer ends. */
 	long status;			/* HTTP status, 0 if none */
+	long connect_code;		/* a proxy's answer to CONNECT, or 0 */
 	CURLcode result;
 	int too_big;
 	char *resp;			/* NUL-terminated body (buffered mode) */
@@ -70,8 +75,46 @@ int httpc_start(struct httpc *h, struct httpc_request *req);
 /* Abort a running transfer without calling on_done; the caller frees req. */
 void httpc_cancel(struct httpc_request *req);
 
-/* One line of text for a failed transfer: "HTTP 503" or curl's error. */
+/*
+ * One line of text for a failed transfer: "HTTP 503" or curl's error; when
+ * a proxy took part it says whether the proxy or the target failed, and
+ * names the proxy (without credentials).
+ */
 const char *httpc_describe(const struct httpc_request *req, char *buf,
     size_t len);
+
+/* What went wrong with a transfer, by the step that failed. */
+enum httpc_failure {
+	HTTPC_OK,		/* a 2xx answer */
+	HTTPC_FAIL_DNS,		/* the target's name did not resolve */
+	HTTPC_FAIL_PROXY,	/* the proxy: name, connection, CONNECT, 407 */
+	HTTPC_FAIL_CONNECT,	/* no TCP connection to the target */
+	HTTPC_FAIL_TLS,		/* handshake or certificate */
+	HTTPC_FAIL_TIMEOUT,
+	HTTPC_FAIL_AUTH,	/* 401 or 403: the credentials were refused */
+	HTTPC_FAIL_HTTP,	/* another status that is not 2xx */
+	HTTPC_FAIL_OTHER
+};
+
+/*
+ * Pure: the failed step, from libcurl's result, the HTTP status, a
+ * proxy's CONNECT answer and whether a proxy was in use.
+ */
+enum httpc_failure httpc_classify(CURLcode result, long status,
+    long connect_code, int via_proxy);
+enum httpc_failure httpc_failure_of(const struct httpc_request *req);
+const char *httpc_failure_name(enum httpc_failure f);	/* "dns", "tls" */
+
+/*
+ * The proxy libcurl uses for url, as text without credentials, in buf; ""
+ * when none.  proxy and no_proxy are the configured ones ("" or NULL: the
+ * environment's, read as libcurl reads it: http_proxy only in lower case,
+ * https_proxy, all_proxy and no_proxy in either case).  *source is set to
+ * what named it ("orchestrator.proxy" style callers pass their own key as
+ * configured_name; otherwise the variable's name).
+ */
+const char *httpc_proxy_for(const char *url, const char *proxy,
+    const char *no_proxy, const char *configured_name, char *buf,
+    size_t len, const char **source);
 
 #endif

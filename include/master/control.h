@@ -18,6 +18,9 @@
 #define CTL_MAX_CLIENTS 64
 #define CTL_IDLE_TIMEOUT 60.0		/* seconds before an idle peer is dropped */
 #define CTL_CLIENT_TIMEOUT 10.0		/* egressctl's wait for a reply */
+/* reload --wait: the master answers within server.graceful_timeout (at
+ * most an hour) of the new workers' start. */
+#define CTL_RELOAD_TIMEOUT (3600.0 + 60.0)
 
 /* Command names: the protocol's vocabulary, shared with egressctl. */
 #define CTL_CMD_STATUS "status"
@@ -76,5 +79,8 @@ void control_close(struct control *ctl, int unlink_path);
 /* Client: send one request line, wait for one reply line (malloc'ed). */
 int control_request(const char *path, const char *request, char **reply,
     char *err, size_t errlen);
+/* The same, waiting up to timeout seconds for the reply. */
+int control_request_wait(const char *path, const char *request,
+    double timeout, char **reply, char *err, size_t errlen);
 
 #endif

@@ -36,6 +36,11 @@ struct poller_hooks {
 	void (*first_poll)(void *arg);	/* the orchestrator answered once */
 	void *arg;
 	/*
+	 * The first GET failed before any answer (kind: httpc_failure_name,
+	 * error: httpc_describe); called once.
+	 */
+	void (*first_failure)(void *arg, const char *kind, const char *error);
+	/*
 	 * A delivery counter changed: a result is about to be sent again
 	 * (the count must reach the master before the re-send can), or one
 	 * became a dead letter.

@@ -55,6 +55,7 @@ static const struct channel_type_info channel_types[CH_TYPE_MAX + 1] = {
 	[CH_STATUS] =		{ "STATUS",		CHANNEL_DIR_MASTER },
 	[CH_STATUS_REPLY] =	{ "STATUS_REPLY",	CHANNEL_DIR_WORKER },
 	[CH_RELOAD] =		{ "RELOAD",		CHANNEL_DIR_WORKER },
+	[CH_UNREACHABLE] =	{ "UNREACHABLE",	CHANNEL_DIR_WORKER },
 };
 
 static int

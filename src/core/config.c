@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -70,6 +71,8 @@ enum config_kind {
 	CK_PATH,		/* char *, relative to the config directory */
 	CK_LOGFILE,		/* CK_PATH, except "stderr" and "syslog" */
 	CK_URL,			/* char *, "" or an http(s) base URL */
+	CK_PROXY,		/* char *, "" or a proxy URL (scheme://host) */
+	CK_HOSTS,		/* char *, "" or a no-proxy host list */
 	CK_ENUM,		/* an enum, index into names */
 	CK_URLLIST,		/* struct config_strlist of http(s) URLs */
 	CK_KEYLIST,		/* struct config_strlist of config keys */
@@ -181,6 +184,8 @@ static const struct config_key config_orchestrator_keys[] = {
 	    .min = 0.1, .max = CONFIG_CONNECT_MAX, .def = 10 },
 	{ KEY("tls_verify", CK_BOOL, CFG(orchestrator.tls_verify)), .def = 1 },
 	{ KEY("ca_file", CK_PATH, CFG(orchestrator.ca_file)) },
+	{ KEY("proxy", CK_PROXY, CFG(orchestrator.proxy)) },
+	{ KEY("no_proxy", CK_HOSTS, CFG(orchestrator.no_proxy)) },
 	{ KEY("max_event_bytes", CK_INT64,
 	    CFG(orchestrator.max_event_bytes)),
 	    .min = KIB, .max = CONFIG_EVENT_MAX, .def = MIB },
@@ -256,6 +261,8 @@ static const struct config_key config_http_keys[] = {
 	    .def = 0 },
 	{ KEY("max_redirects", CK_INT, CFG(operations.http.max_redirects)),
 	    .min = 0, .max = CONFIG_REDIRECTS_MAX, .def = 5 },
+	{ KEY("proxy", CK_PROXY, CFG(operations.http.proxy)) },
+	{ KEY("no_proxy", CK_HOSTS, CFG(operations.http.no_proxy)) },
 };
 
 /*
@@ -581,6 +588,8 @@ config_free_key(const struct config_key *k, void *base)
 	case CK_PATH:
 	case CK_LOGFILE:
 	case CK_URL:
+	case CK_PROXY:
+	case CK_HOSTS:
 		str = config_field(base, k->offset);
 		free(*str);
 		*str = NULL;
@@ -671,6 +680,8 @@ config_default_key(const struct config_key *k, void *base)
 	case CK_PATH:
 	case CK_LOGFILE:
 	case CK_URL:
+	case CK_PROXY:
+	case CK_HOSTS:
 		*(char **)p = strdup(k->defstr != NULL ? k->defstr : "");
 		if (*(char **)p == NULL)
 			return -1;
@@ -847,6 +858,53 @@ config_url_problem(const char *url)
 	return NULL;
 }
 
+/*
+ * Why proxy is not a proxy URL libcurl takes (scheme, optional user:pass@,
+ * host, optional port), or NULL.  The scheme is required: without one
+ * libcurl guesses http, which hides a typo such as "htp://".
+ */
+static const char *
+config_proxy_problem(const char *proxy)
+{
+	static const char *const schemes[] = { "http://", "https://",
+	    "socks4://", "socks4a://", "socks5://", "socks5h://", NULL };
+	const char	*host = NULL, *p;
+	size_t		 i;
+
+	for (i = 0; schemes[i] != NULL && host == NULL; i++)
+		if (strncmp(proxy, schemes[i], strlen(schemes[i])) == 0)
+			host = proxy + strlen(schemes[i]);
+	if (host == NULL)
+		return "must start with http://, https://, socks4://, "
+		    "socks4a://, socks5:// or socks5h://";
+	for (p = proxy; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "must not contain whitespace or control "
+			    "characters";
+	if ((p = strrchr(host, '@')) != NULL)
+		host = p + 1;
+	if (*host == '\0' || *host == '/' || *host == ':')
+		return "must name a host";
+	return NULL;
+}
+
+/*
+ * Why hosts is not a no-proxy list as libcurl reads it: "*", or names,
+ * domains and addresses (with an optional /prefix) separated by commas.
+ */
+static const char *
+config_hosts_problem(const char *hosts)
+{
+	const char	*p;
+
+	for (p = hosts; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr(".-_:,*/[] ", *p) ==
+		    NULL)
+			return "must be \"*\" or host names, domains and "
+			    "addresses separated by commas";
+	return NULL;
+}
+
 static int
 config_store_string(struct config_ctx *ctx, void *base,
     const struct config_key *k, char *value)
@@ -884,6 +942,14 @@ config_parse_string(struct config_ctx *ctx, const config_setting_t *s,
 			return config_store_string(ctx, base, k, strdup(v));
 		return config_store_string(ctx, base, k,
 		    config_resolve(ctx, v));
+	case CK_PROXY:
+	case CK_HOSTS:
+		why = k->kind == CK_PROXY ? config_proxy_problem(v) :
+		    config_hosts_problem(v);
+		if (v[0] != '\0' && why != NULL)
+			return config_fail(ctx, s, "%s: %s (got %s)", path,
+			    why, config_quote(q, sizeof(q), v));
+		return config_store_string(ctx, base, k, strdup(v));
 	case CK_URL:
 		if (v[0] != '\0' && (why = config_url_problem(v)) != NULL)
 			return config_fail(ctx, s, "%s: %s (got %s)", path,

@@ -1,5 +1,6 @@
 /* httpc: libcurl multi on top of evloop (see include/core/httpc.h). */
 #include <poll.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,11 @@ httpc_easy_for(struct httpc_request *req)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, req->tls_verify ? 2L : 0L);
 	if (req->ca_file != NULL && req->ca_file[0] != '\0')
 		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+	/* Set, they override libcurl's reading of the environment. */
+	if (req->proxy != NULL && req->proxy[0] != '\0')
+		curl_easy_setopt(e, CURLOPT_PROXY, req->proxy);
+	if (req->no_proxy != NULL && req->no_proxy[0] != '\0')
+		curl_easy_setopt(e, CURLOPT_NOPROXY, req->no_proxy);
 	if (req->on_header != NULL) {
 		curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_header_cb);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
@@ -267,6 +273,7 @@ httpc_start(struct httpc *h, struct httpc_request *req)
 		return -1;
 	req->http = h;
 	req->status = 0;
+	req->connect_code = 0;
 	req->result = CURLE_OK;
 	req->too_big = 0;
 	req->error[0] = '\0';
@@ -326,22 +333,221 @@ httpc_check_done(struct httpc *h)
 		req->result = msg->data.result;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE,
 		    &req->status);
+		if (req->result != CURLE_OK)
+			curl_easy_getinfo(msg->easy_handle,
+			    CURLINFO_HTTP_CONNECTCODE, &req->connect_code);
 		httpc_detach(req);
 		if (req->on_done != NULL)
 			req->on_done(req);
 	}
 }
 
+/* The proxy of req, without credentials, or "" (see httpc_proxy_for). */
+static const char *
+httpc_req_proxy(const struct httpc_request *req, char *buf, size_t len)
+{
+	const char *source;
+
+	return httpc_proxy_for(req->url, req->proxy, req->no_proxy, "proxy",
+	    buf, len, &source);
+}
+
 const char *
 httpc_describe(const struct httpc_request *req, char *buf, size_t len)
 {
+	char proxy[HTTPC_PROXY_TEXT_MAX];
+	const char *curl_text = req->error[0] ? req->error :
+	    curl_easy_strerror(req->result);
+
 	if (req->too_big)
 		snprintf(buf, len, "response larger than %zu bytes",
 		    req->max_body);
-	else if (req->result != CURLE_OK)
-		snprintf(buf, len, "%s", req->error[0] ? req->error :
-		    curl_easy_strerror(req->result));
-	else
+	else if (req->result == CURLE_OK)
 		snprintf(buf, len, "HTTP %ld", req->status);
+	else if (httpc_req_proxy(req, proxy, sizeof(proxy))[0] == '\0')
+		snprintf(buf, len, "%s", curl_text);
+	else if (httpc_failure_of(req) == HTTPC_FAIL_PROXY)
+		snprintf(buf, len, "proxy %s failed: %s%s", proxy, curl_text,
+		    req->connect_code >= 300 ? " (its answer to CONNECT)" : "");
+	else
+		snprintf(buf, len, "target failed (through proxy %s): %s",
+		    proxy, curl_text);
+	return buf;
+}
+
+enum httpc_failure
+httpc_classify(CURLcode result, long status, long connect_code,
+    int via_proxy)
+{
+	if (connect_code >= 300 || (via_proxy && status == 407))
+		return HTTPC_FAIL_PROXY;
+	switch (result) {
+	case CURLE_OK:
+		break;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_PROXY:
+		return HTTPC_FAIL_PROXY;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return HTTPC_FAIL_DNS;
+	case CURLE_COULDNT_CONNECT:
+		/* Through a proxy, the only connection made is to it. */
+		return via_proxy ? HTTPC_FAIL_PROXY : HTTPC_FAIL_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return HTTPC_FAIL_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_USE_SSL_FAILED:
+		return HTTPC_FAIL_TLS;
+	default:
+		return HTTPC_FAIL_OTHER;
+	}
+	if (status == 401 || status == 403)
+		return HTTPC_FAIL_AUTH;
+	return status >= 200 && status <= 299 ? HTTPC_OK : HTTPC_FAIL_HTTP;
+}
+
+enum httpc_failure
+httpc_failure_of(const struct httpc_request *req)
+{
+	char proxy[HTTPC_PROXY_TEXT_MAX];
+	int via = 0;
+
+	if (req->result != CURLE_OK || req->status == 407)
+		via = httpc_req_proxy(req, proxy, sizeof(proxy))[0] != '\0';
+	if (req->too_big)
+		return HTTPC_FAIL_OTHER;
+	return httpc_classify(req->result, req->status, req->connect_code,
+	    via);
+}
+
+const char *
+httpc_failure_name(enum httpc_failure f)
+{
+	static const char *const names[] = { "ok", "dns", "proxy", "connect",
+	    "tls", "timeout", "auth", "http", "other" };
+
+	return (size_t)f < sizeof(names) / sizeof(names[0]) ? names[f] : "?";
+}
+
+/* The host of url ("https://user@host:443/x" -> "host"), in buf. */
+static const char *
+httpc_url_host(const char *url, char *buf, size_t len)
+{
+	const char *p = strstr(url, "://"), *end, *at;
+	size_t n;
+
+	p = p != NULL ? p + 3 : url;
+	end = p + strcspn(p, "/?#");
+	if ((at = memchr(p, '@', (size_t)(end - p))) != NULL)
+		p = at + 1;
+	if (*p == '[') {	/* an IPv6 literal */
+		p++;
+		n = strcspn(p, "]");
+	} else
+		n = strcspn(p, ":/?#");
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Whether no_proxy (libcurl's syntax: "*", or a comma list) spares host. */
+static int
+httpc_no_proxy_matches(const char *no_proxy, const char *host)
+{
+	const char *p = no_proxy, *e;
+	size_t hlen = strlen(host), n;
+
+	while (*p != '\0') {
+		p += strspn(p, ", ");
+		e = p + strcspn(p, ",");
+		n = (size_t)(e - p);
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n > 0 && *p == '.') {
+			p++;
+			n--;
+		}
+		if ((n == 1 && *p == '*') || (n > 0 && (hlen == n ||
+		    (hlen > n && host[hlen - n - 1] == '.')) &&
+		    strncasecmp(host + hlen - n, p, n) == 0))
+			return 1;
+		p = e;
+	}
+	return 0;
+}
+
+/* The first of two environment variables that is set and not empty. */
+static const char *
+httpc_env(const char *lower, const char *upper, const char **name)
+{
+	const char *v;
+
+	if ((v = getenv(lower)) != NULL && v[0] != '\0') {
+		*name = lower;
+		return v;
+	}
+	if (upper != NULL && (v = getenv(upper)) != NULL && v[0] != '\0') {
+		*name = upper;
+		return v;
+	}
+	return NULL;
+}
+
+/* proxy without "user:password@", in buf. */
+static void
+httpc_strip_credentials(const char *proxy, char *buf, size_t len)
+{
+	const char *scheme = strstr(proxy, "://"), *host, *at;
+	size_t pre;
+
+	host = scheme != NULL ? scheme + 3 : proxy;
+	at = strchr(host, '@');
+	if (at == NULL || at > host + strcspn(host, "/")) {
+		snprintf(buf, len, "%s", proxy);
+		return;
+	}
+	pre = (size_t)(host - proxy);
+	snprintf(buf, len, "%.*s%s", (int)pre, proxy, at + 1);
+}
+
+const char *
+httpc_proxy_for(const char *url, const char *proxy, const char *no_proxy,
+    const char *configured_name, char *buf, size_t len, const char **source)
+{
+	const char *chosen = NULL, *np, *np_name;
+	char host[256];
+
+	buf[0] = '\0';
+	*source = "";
+	if (proxy != NULL && proxy[0] != '\0') {
+		chosen = proxy;
+		*source = configured_name;
+	} else if (strncasecmp(url, "https://", 8) == 0)
+		chosen = httpc_env("https_proxy", "HTTPS_PROXY", source);
+	else	/* libcurl ignores HTTP_PROXY: a CGI's request header */
+		chosen = httpc_env("http_proxy", NULL, source);
+	if (chosen == NULL)
+		chosen = httpc_env("all_proxy", "ALL_PROXY", source);
+	if (chosen == NULL) {
+		*source = "";
+		return buf;
+	}
+	np = no_proxy != NULL && no_proxy[0] != '\0' ? no_proxy :
+	    httpc_env("no_proxy", "NO_PROXY", &np_name);
+	if (np != NULL && httpc_no_proxy_matches(np,
+	    httpc_url_host(url, host, sizeof(host)))) {
+		*source = "";
+		return buf;
+	}
+	httpc_strip_credentials(chosen, buf, len);
 	return buf;
 }

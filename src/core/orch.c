@@ -255,6 +255,8 @@ orch_prepare(struct orch *b, enum orch_call call,
 	req->max_body = (size_t)b->cfg->orchestrator.max_body_bytes;
 	req->tls_verify = b->cfg->orchestrator.tls_verify;
 	req->ca_file = b->cfg->orchestrator.ca_file;
+	req->proxy = b->cfg->orchestrator.proxy;
+	req->no_proxy = b->cfg->orchestrator.no_proxy;
 	if (orch_headers(b, req, orch_calls[call].accept,
 	    body != NULL) == -1) {
 		httpc_request_free(req);

@@ -63,8 +63,14 @@ usage(FILE *out)
 	    "pid);\n"
 	    "                              --deep asks each worker for live "
 	    "detail\n"
-	    "  reload                      re-read the configuration, rolling "
-	    "restart\n"
+	    "  reload [--no-wait]          re-read the configuration, rolling "
+	    "restart;\n"
+	    "                              waits for the new workers' first "
+	    "answer from\n"
+	    "                              the orchestrator; exit 1 with the "
+	    "reason when\n"
+	    "                              the reload was refused or rolled "
+	    "back\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
 	    "  scale N                     run N workers\n"
 	    "  metrics [--json]            counters in the Prometheus text "
@@ -237,7 +243,9 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc;
 	cJSON *reply;
 
-	rc = control_request(sockpath, line, &text, err, sizeof(err));
+	rc = control_request_wait(sockpath, line, cJSON_IsTrue(
+	    cJSON_GetObjectItemCaseSensitive(req, "wait")) ?
+	    CTL_RELOAD_TIMEOUT : CTL_CLIENT_TIMEOUT, &text, err, sizeof(err));
 	cJSON_free(line);
 	if (rc == -1) {
 		fprintf(stderr, "egressctl: %s\n", err);
@@ -278,6 +286,11 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		print_status(reply);
 	else if (!json && strcmp(cmd, CTL_CMD_METRICS) == 0)
 		fputs(str(reply, "text"), stdout);
+	else if (!json && strcmp(cmd, CTL_CMD_RELOAD) == 0 &&
+	    cJSON_HasObjectItem(reply, "ready"))
+		printf("egressd: reload: ok, generation %.0f, %.0f/%.0f "
+		    "workers ready\n", num(reply, "generation"),
+		    num(reply, "ready"), num(reply, "target"));
 	else if (!json)
 		printf("egressd: %s: ok\n", cmd);
 	cJSON_Delete(reply);
@@ -302,7 +315,13 @@ build_request(int argc, char **argv, struct ctl_options *o)
 	int i, n;
 
 	cJSON_AddStringToObject(req, "cmd", cmd);
+	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
+		cJSON_AddBoolToObject(req, "wait", argc < 2 ||
+		    strcmp(argv[1], "--no-wait") != 0);
 	for (i = 1; i < argc; i++) {
+		if (strcmp(cmd, CTL_CMD_RELOAD) == 0 && i == 1 &&
+		    strcmp(argv[i], "--no-wait") == 0)
+			continue;
 		if (strcmp(cmd, CTL_CMD_HEALTH) == 0 &&
 		    strcmp(argv[i], "--json") == 0)
 			o->json = 1;

@@ -506,10 +506,17 @@ control_refuse(int fd, const char *msg)
 	close(fd);
 }
 
+/* A peer awaiting a deferred reply is not idle: its command bounds it. */
 static void
 control_on_idle(void *arg)
 {
-	control_peer_free(arg);
+	struct control_peer *p = arg;
+
+	if (p->waiting != NULL) {
+		control_peer_touch(p);
+		return;
+	}
+	control_peer_free(p);
 }
 
 static void
@@ -636,9 +643,10 @@ control_client_send(int fd, const char *request, char *err, size_t errlen)
 
 /* Read until a newline, with an overall deadline. */
 static int
-control_client_recv(int fd, char **reply, char *err, size_t errlen)
+control_client_recv(int fd, double timeout, char **reply, char *err,
+    size_t errlen)
 {
-	double deadline = clock_mono() + CTL_CLIENT_TIMEOUT;
+	double deadline = clock_mono() + timeout;
 	struct pollfd pfd = { fd, POLLIN, 0 };
 	size_t len = 0, cap = 4096;
 	char *buf, *grown;
@@ -651,7 +659,7 @@ control_client_recv(int fd, char **reply, char *err, size_t errlen)
 	for (;;) {
 		if (poll(&pfd, 1, clock_ms_until(deadline)) <= 0) {
 			snprintf(err, errlen, "no reply within %.0f s",
-			    CTL_CLIENT_TIMEOUT);
+			    timeout);
 			break;
 		}
 		if (len + 1 == cap) {
@@ -687,6 +695,14 @@ int
 control_request(const char *path, const char *request, char **reply,
     char *err, size_t errlen)
 {
+	return control_request_wait(path, request, CTL_CLIENT_TIMEOUT, reply,
+	    err, errlen);
+}
+
+int
+control_request_wait(const char *path, const char *request, double timeout,
+    char **reply, char *err, size_t errlen)
+{
 	int fd, rc;
 
 	*reply = NULL;
@@ -694,7 +710,7 @@ control_request(const char *path, const char *request, char **reply,
 		return -1;
 	rc = control_client_send(fd, request, err, errlen);
 	if (rc == 0)
-		rc = control_client_recv(fd, reply, err, errlen);
+		rc = control_client_recv(fd, timeout, reply, err, errlen);
 	close(fd);
 	return rc;
 }

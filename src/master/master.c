@@ -13,6 +13,8 @@
  * back-off and the stop deadline.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,10 +54,18 @@ master_worker_uptime(const struct wproc *w, double now)
 	return now - w->started;
 }
 
+/* Old: any other generation (a rolled-back reload's is above current). */
 static int
 master_worker_is_old(const struct master *m, const struct wproc *w)
 {
-	return w->generation < m->generation || w->recycle;
+	return w->generation != m->generation || w->recycle;
+}
+
+/* A generation number never used before, even after a rollback. */
+static int
+master_next_generation(struct master *m)
+{
+	return ++m->last_generation;
 }
 
 /* The worker that serves slot now: current, not retiring, not old. */
@@ -426,6 +436,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
 	double inflight, done, failed, rss, queued = 0, pushes = 0;
+	double orch_status = 0, orch_time = 0;
 	char err[128];
 	size_t i;
 
@@ -444,7 +455,11 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	if ((cJSON_HasObjectItem(o, "queued") &&
 	    master_json_int(o, "queued", &queued) == -1) ||
 	    (cJSON_HasObjectItem(o, "pushes") &&
-	    master_json_int(o, "pushes", &pushes) == -1))
+	    master_json_int(o, "pushes", &pushes) == -1) ||
+	    (cJSON_HasObjectItem(o, "orch_status") &&
+	    master_json_int(o, "orch_status", &orch_status) == -1) ||
+	    (cJSON_HasObjectItem(o, "orch_time") &&
+	    master_json_int(o, "orch_time", &orch_time) == -1))
 		return -1;
 	for (i = 0; i < MASTER_NSTATES; i++)
 		if (strcmp(state->valuestring, wtable_state_names[i]) == 0)
@@ -461,6 +476,8 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	w->done = (unsigned long)done;
 	w->failed = (unsigned long)failed;
 	w->rss = (unsigned long long)rss;
+	w->orch_status = (long)orch_status;
+	w->orch_time = orch_time;
 	if (w->max_ops > 0 && (long)(w->done + w->failed) >= w->max_ops &&
 	    !w->recycle && !w->retiring) {
 		log_info("worker %d (pid %ld) ran %lu operations; recycling it",
@@ -477,6 +494,41 @@ master_reload_requested(struct wproc *w)
 	log_info("worker %d (pid %ld) asks for a reload (upgrade)", w->slot,
 	    (long)w->pid);
 	w->master->reload_wanted = 1;
+}
+
+/*
+ * A worker's first exchange with the orchestrator failed.  When it belongs
+ * to a reload's new generation, the workers of the generation before are
+ * asked to poll now: whether they still get through decides between a
+ * rollback and carrying on (master_check_rollback).
+ */
+static int
+master_on_unreachable(struct wproc *w, const cJSON *o)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(o, "error");
+	struct master *m = w->master;
+	struct wproc *old;
+
+	if (!cJSON_IsString(kind) || !cJSON_IsString(error))
+		return -1;
+	if (w->ready || w->unreachable)
+		return 0;
+	w->unreachable = 1;
+	w->unreachable_at = clock_wall();
+	snprintf(w->fail_kind, sizeof(w->fail_kind), "%s", kind->valuestring);
+	snprintf(w->fail_error, sizeof(w->fail_error), "%s",
+	    error->valuestring);
+	log_warnx("worker %d (pid %ld, generation %d) cannot reach the "
+	    "orchestrator (%s): %s", w->slot, (long)w->pid, w->generation,
+	    w->fail_kind, w->fail_error);
+	if (m->prev_cfg == NULL || w->generation != m->generation)
+		return 0;
+	for (old = m->workers; old != NULL; old = old->next)
+		if (old->generation == m->stable_generation && old->ready &&
+		    !old->retiring)
+			(void)master_send(old, CH_WORK_AVAILABLE, 0, NULL);
+	return 0;
 }
 
 /* Validate and apply one frame; -1 means the worker broke the protocol. */
@@ -503,6 +555,7 @@ master_on_frame(struct wproc *w,
 			log_info("worker %d (pid %ld) ready", w->slot,
 			    (long)w->pid);
 		w->ready = 1;
+		w->unreachable = 0;
 		evloop_timer_cancel(&w->ready_by);
 		if (!w->retiring)
 			w->state = WS_READY;
@@ -512,6 +565,8 @@ master_on_frame(struct wproc *w,
 		master_ctl_status_reply(w->master, w, o);
 	else if (f->type == CH_RELOAD)
 		master_reload_requested(w);
+	else if (f->type == CH_UNREACHABLE)
+		rc = master_on_unreachable(w, o);
 	cJSON_Delete(o);
 	return rc;
 }
@@ -665,9 +720,64 @@ master_has_old(const struct master *m)
 	const struct wproc *w;
 
 	for (w = m->workers; w != NULL; w = w->next)
-		if (w->generation < m->generation)
+		if (w->generation != m->generation)
 			return 1;
 	return 0;
+}
+
+/* Answer every egressctl reload waiting: ok (reply), or the error. */
+static void
+master_answer_reload(struct master *m, const char *error)
+{
+	struct reload_waiter *r;
+	cJSON *o;
+	int ready = wtable_count(m, 1);
+
+	while ((r = m->reload_waiters) != NULL) {
+		m->reload_waiters = r->next;
+		o = NULL;
+		if (error == NULL && (o = cJSON_CreateObject()) != NULL) {
+			cJSON_AddTrueToObject(o, "ok");
+			cJSON_AddNumberToObject(o, "generation", m->generation);
+			cJSON_AddNumberToObject(o, "ready", ready);
+			cJSON_AddNumberToObject(o, "target", m->target);
+		}
+		control_finish(r->reply, o, error != NULL ? error :
+		    "out of memory");
+		free(r);
+	}
+}
+
+/*
+ * The outcome of a rolling restart is known once every slot's new worker
+ * is READY or overdue: no rollback can follow (master_check_rollback
+ * needs a new generation with no READY worker).
+ */
+static int
+master_reload_settled(struct master *m)
+{
+	struct wproc *owner;
+	int slot;
+
+	for (slot = 1; slot <= m->target; slot++)
+		if ((owner = master_slot_owner(m, slot)) == NULL ||
+		    (!owner->ready && !owner->overdue))
+			return 0;
+	return 1;
+}
+
+/* The rolling restart is over: nothing left to roll back to. */
+static void
+master_forget_previous(struct master *m)
+{
+	if (m->prev_cfg != NULL) {
+		config_free(m->prev_cfg);
+		free(m->prev_cfg);
+		m->prev_cfg = NULL;
+	}
+	orch_creds_free(&m->prev_creds);
+	m->reload_upgrade = 0;
+	m->stable_generation = m->generation;
 }
 
 static void
@@ -675,11 +785,16 @@ master_notify_progress(struct master *m)
 {
 	char state[128];
 
+	if (m->reload_waiters != NULL && (m->reload_started == 0 ||
+	    master_reload_settled(m)))
+		master_answer_reload(m, NULL);
 	if (m->reload_started > 0 && !master_has_old(m)) {
 		log_info("rolling restart to generation %d done in %.2fs",
 		    m->generation, clock_mono() - m->reload_started);
 		m->reload_started = 0;
 	}
+	if (m->reload_started == 0 && m->prev_cfg != NULL)
+		master_forget_previous(m);
 	if (m->systemd_ready || m->reload_started > 0 ||
 	    wtable_count(m, 1) < m->target)
 		return;
@@ -691,6 +806,139 @@ master_notify_progress(struct master *m)
 }
 
 /*
+ * An upgrade's change was rejected with its generation: its file goes back
+ * to what FILE.bak holds (the text before the change), written beside it
+ * and renamed over it, so that the next HUP does not bring it back.
+ */
+static void
+master_restore_backup(struct master *m)
+{
+	const char *path = m->opt.config_path;
+	char bak[PATH_MAX], tmp[PATH_MAX], *buf;
+	ssize_t n = -1;
+	int fd, ok = 0;
+
+	if ((size_t)snprintf(bak, sizeof(bak), "%s.bak", path) >= sizeof(bak) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.rollback", path) >=
+	    sizeof(tmp) || (buf = malloc(MASTER_BACKUP_MAX)) == NULL) {
+		log_warnx("reload rollback: cannot restore %s", path);
+		return;
+	}
+	if ((fd = open(bak, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		n = read(fd, buf, MASTER_BACKUP_MAX);
+		close(fd);
+	}
+	if (n >= 0 && n < MASTER_BACKUP_MAX && (fd = open(tmp, O_WRONLY |
+	    O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) != -1) {
+		ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+		ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
+	}
+	free(buf);
+	if (!ok) {
+		log_warn("reload rollback: cannot restore %s from %s", path,
+		    bak);
+		unlink(tmp);
+		return;
+	}
+	log_warnx("reload rollback: %s restored from %s (the upgrade's "
+	    "change is undone)", path, bak);
+}
+
+/*
+ * The rule of a reload: never retire a worker in contact with the
+ * orchestrator in favour of one that cannot reach it.  failed (the new
+ * generation) could not, old (the generation before) could since: the new
+ * workers stop, the previous configuration is back in force, the old
+ * workers go on serving.
+ */
+static void
+master_rollback(struct master *m, const struct wproc *failed,
+    const struct wproc *old)
+{
+	char why[sizeof(m->reload_failure)], lerr[CONFIG_ERR_MAX];
+	char state[sizeof(why) + 64];
+	int rejected = m->generation;
+	struct wproc *w;
+
+	snprintf(why, sizeof(why), "reload to generation %d rolled back: "
+	    "worker %d could not reach the orchestrator (%s: %s) while "
+	    "generation %d could; the previous configuration stays in force",
+	    rejected, failed->slot, failed->fail_kind, failed->fail_error,
+	    old->generation);
+	log_errx("%s", why);
+	snprintf(m->reload_failure, sizeof(m->reload_failure), "%s", why);
+	m->generation = m->stable_generation;
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->generation == rejected)
+			master_retire(m, w, "its reload was rolled back");
+	relay_restore(m, m->prev_cfg, &m->prev_creds);
+	config_free(m->cfg);
+	free(m->cfg);
+	m->cfg = m->prev_cfg;
+	m->prev_cfg = NULL;
+	m->target = m->prev_target;
+	if (log_open(m->cfg->log.file, m->cfg->log.level, m->cfg->log.format,
+	    lerr, sizeof(lerr)) == -1)
+		log_warnx("reload rollback: %s", lerr);
+	for (w = m->workers; w != NULL; w = w->next)
+		master_arm_liveness(w);	/* the previous worker_timeout */
+	if (m->reload_upgrade)
+		master_restore_backup(m);
+	m->reload_upgrade = 0;
+	m->reload_started = 0;
+	relay_start_events(m);
+	master_answer_reload(m, why);
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=%s", why);
+	if (notify_send(state) == -1)
+		log_warn("systemd notify");
+	m->systemd_ready = 1;
+}
+
+/* A new worker that failed its first exchange while none of its own is READY. */
+static struct wproc *
+master_new_failing(struct master *m)
+{
+	struct wproc *w, *failing = NULL;
+
+	for (w = m->workers; w != NULL; w = w->next) {
+		if (w->generation != m->generation || w->retiring)
+			continue;
+		if (w->ready)
+			return NULL;	/* the new configuration gets through */
+		if (w->unreachable && failing == NULL)
+			failing = w;
+	}
+	return failing;
+}
+
+/* A serving worker of the previous generation answered after since. */
+static struct wproc *
+master_old_in_contact(struct master *m, double since)
+{
+	struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->generation == m->stable_generation && !w->retiring &&
+		    w->orch_status >= 200 && w->orch_status <= 299 &&
+		    w->orch_time >= since)
+			return w;
+	return NULL;
+}
+
+/* Both generations failing is an orchestrator that is down: carry on. */
+static void
+master_check_rollback(struct master *m)
+{
+	struct wproc *failed, *old;
+
+	if (m->prev_cfg == NULL || m->reload_started == 0 ||
+	    (failed = master_new_failing(m)) == NULL ||
+	    (old = master_old_in_contact(m, failed->unreachable_at)) == NULL)
+		return;
+	master_rollback(m, failed, old);
+}
+
+/*
  * After every pass of the loop: make the worker table converge on what is
  * wanted.  Time plays no part here; timers set what it depends on.
  */
@@ -699,6 +947,7 @@ master_maintain(struct master *m)
 {
 	if (m->state == MS_STOPPING)
 		return;
+	master_check_rollback(m);
 	master_spawn_missing(m);
 	master_retire_old(m);
 	if (m->pushq != NULL)
@@ -737,6 +986,7 @@ master_begin_stop(struct master *m, int fast)
 		return;		/* already stopping at least this fast */
 	log_info("stopping (%s): %d workers to go", fast ? "fast" :
 	    "graceful", wtable_count(m, 0));
+	master_answer_reload(m, "egressd is stopping");
 	notify_send("STOPPING=1");
 	if (m->state != MS_STOPPING || deadline < m->stop_deadline)
 		m->stop_deadline = deadline;
@@ -821,7 +1071,7 @@ master_goodbye(struct master *m, const char *reason)
 			events_stop(m->events);
 		return;
 	}
-	m->generation++;
+	m->generation = master_next_generation(m);
 	relay_new_instance_id(m);
 	master_goodbye_restart(m);
 }
@@ -867,17 +1117,59 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 			continue;
 		log_warnx("reload: %s changed; it takes effect only after a "
 		    "restart", keys[i].name);
-		tmp = *now;
-		*now = *then;
-		*then = tmp;
+		/* A copy: the running configuration may be restored. */
+		if ((tmp = strdup(*then)) == NULL) {
+			log_warnx("reload: out of memory keeping %s",
+			    keys[i].name);
+			continue;
+		}
+		free(*now);
+		*now = tmp;
 	}
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 
+/* A copy of the credentials in force, for a rollback; -1 without memory. */
 static int
-master_reload(struct master *m, char *err, size_t errlen)
+master_creds_copy(const struct orch_creds *from, struct orch_creds *to)
+{
+	memset(to, 0, sizeof(*to));
+	if ((from->token_id != NULL &&
+	    (to->token_id = strdup(from->token_id)) == NULL) ||
+	    (from->token != NULL && (to->token = strdup(from->token)) == NULL)) {
+		orch_creds_free(to);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * What is in force before a rolling restart stays until the restart is
+ * over (master_forget_previous), so that master_rollback can return to
+ * it; a reload during a restart keeps the one from before both.
+ */
+static void
+master_keep_previous(struct master *m, struct orch_creds *creds, int upgrade)
+{
+	if (upgrade)
+		m->reload_upgrade = 1;
+	if (m->prev_cfg != NULL) {
+		orch_creds_free(creds);
+		config_free(m->cfg);
+		free(m->cfg);
+		return;
+	}
+	m->prev_cfg = m->cfg;
+	m->prev_creds = *creds;
+	m->prev_target = m->target;
+	m->stable_generation = m->generation;
+}
+
+static int
+master_reload(struct master *m, int upgrade, char *err, size_t errlen)
 {
 	struct egressd_config *cfg;
+	struct orch_creds creds;
 	struct wproc *w;
 	char lerr[CONFIG_ERR_MAX];
 
@@ -895,8 +1187,15 @@ master_reload(struct master *m, char *err, size_t errlen)
 		return -1;
 	}
 	master_keep_restart_only_keys(m, cfg);
+	if (master_creds_copy(&m->creds, &creds) == -1) {
+		snprintf(err, errlen, "out of memory");
+		config_free(cfg);
+		free(cfg);
+		return -1;
+	}
 	if (relay_reconfigure(m, cfg, err, errlen) == -1) {
 		log_errx("reload: %s; keeping the running configuration", err);
+		orch_creds_free(&creds);
 		config_free(cfg);
 		free(cfg);
 		return -1;
@@ -905,10 +1204,9 @@ master_reload(struct master *m, char *err, size_t errlen)
 	    sizeof(lerr)) == -1)
 		log_warnx("reload: %s; logging stays as it was", lerr);
 	notify_send("RELOADING=1");
-	config_free(m->cfg);
-	free(m->cfg);
+	master_keep_previous(m, &creds, upgrade);
 	m->cfg = cfg;
-	m->generation++;
+	m->generation = master_next_generation(m);
 	m->reloads++;
 	m->reload_started = clock_mono();
 	m->systemd_ready = 0;
@@ -963,7 +1261,7 @@ master_on_signal(int fd, short revents, void *arg)
 			break;
 		case SIGHUP:
 			log_info("SIGHUP: reloading %s", m->opt.config_path);
-			master_reload(m, err, sizeof(err));
+			master_reload(m, 0, err, sizeof(err));
 			break;
 		case SIGTTIN:
 			master_scale(m, m->target + 1, "SIGTTIN");
@@ -1026,6 +1324,39 @@ master_command_stop(struct master *m, const cJSON *req, char *err,
 	return master_command_ok();
 }
 
+/*
+ * reload; with "wait": true the reply comes once the outcome is known:
+ * every new worker READY (or past graceful_timeout), or the rollback's
+ * reason as the error.
+ */
+static cJSON *
+master_command_reload(struct master *m, const cJSON *req, char *err,
+    size_t errlen)
+{
+	const cJSON *wait = cJSON_GetObjectItemCaseSensitive(req, "wait");
+	struct reload_waiter *r;
+	cJSON *o;
+
+	if (wait != NULL && !cJSON_IsBool(wait)) {
+		snprintf(err, errlen, "\"wait\" must be true or false");
+		return NULL;
+	}
+	if (master_reload(m, 0, err, errlen) == -1)
+		return NULL;
+	if (cJSON_IsTrue(wait) && (r = calloc(1, sizeof(*r))) != NULL) {
+		if ((r->reply = control_defer(m->ctl)) != NULL) {
+			r->next = m->reload_waiters;
+			m->reload_waiters = r;
+			err[0] = '\0';
+			return NULL;
+		}
+		free(r);
+	}
+	o = master_command_ok();
+	cJSON_AddNumberToObject(o, "generation", m->generation);
+	return o;
+}
+
 /* Control commands: the arbiter acts on some and hands the rest on. */
 static cJSON *
 master_on_command(const char *cmd, const cJSON *req, void *arg, char *err,
@@ -1034,8 +1365,7 @@ master_on_command(const char *cmd, const cJSON *req, void *arg, char *err,
 	struct master *m = arg;
 
 	if (strcmp(cmd, CTL_CMD_RELOAD) == 0)
-		return master_reload(m, err, errlen) == 0 ?
-		    master_command_ok() : NULL;
+		return master_command_reload(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_STOP) == 0)
 		return master_command_stop(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
@@ -1078,7 +1408,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 	m->goodbye = master_goodbye;
 	evloop_timer_init(&m->stop_timer, master_on_stop_deadline, m);
 	evloop_timer_init(&m->respawn, master_on_respawn, m);
-	m->generation = 1;
+	m->generation = m->last_generation = m->stable_generation = 1;
 	m->started = clock_mono();
 	m->target = opt->workers_override > 0 ? opt->workers_override :
 	    cfg->server.workers;
@@ -1132,7 +1462,7 @@ master_run(struct master *m)
 			char err[CONFIG_ERR_MAX];
 
 			m->reload_wanted = 0;
-			master_reload(m, err, sizeof(err));
+			master_reload(m, 1, err, sizeof(err));
 		}
 		master_maintain(m);
 		if (m->state == MS_STOPPING && m->workers == NULL)
@@ -1165,6 +1495,12 @@ master_free(struct master *m)
 		free(w);
 	}
 	master_ctl_expire(m);	/* answer what still waits */
+	master_answer_reload(m, "egressd is stopping");
+	if (m->prev_cfg != NULL) {
+		config_free(m->prev_cfg);
+		free(m->prev_cfg);
+	}
+	orch_creds_free(&m->prev_creds);
 	control_close(m->ctl, 1);
 	relay_free(m);
 	store_close(&m->store);

@@ -26,6 +26,7 @@
 
 struct cJSON;
 struct control;
+struct control_reply;
 struct events;
 struct evloop;
 struct httpc;
@@ -44,6 +45,7 @@ struct httpc_request;
 #define MASTER_NOTICES_MAX 64		/* dead workers' notices waiting */
 #define MASTER_NOTICE_CHECK 0.5		/* how often their outbox is looked at */
 #define MASTER_NOTICE_PATIENCE 60.0	/* at least this long, or 5 sweeps */
+#define MASTER_BACKUP_MAX (1024 * 1024 + 1)	/* FILE.bak a rollback restores */
 #define UUID_TEXT_LEN 37
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
@@ -69,6 +71,12 @@ struct wproc {
 	struct evloop_timer liveness;	/* the next SIGABRT or SIGKILL */
 	struct evloop_timer ready_by;	/* graceful_timeout after its start */
 	int overdue;		/* not READY by then: no reason to wait */
+	int unreachable;	/* its first exchange failed (UNREACHABLE) */
+	double unreachable_at;	/* wall time the master heard of it */
+	char fail_kind[16];	/* httpc_failure_name: "tls", "auth"... */
+	char fail_error[256];
+	long orch_status;	/* its last orchestrator answer, reported */
+	double orch_time;	/*   in heartbeats, and when (wall time) */
 	unsigned long inflight, done, failed;
 	unsigned long queued;	/* waiting in the worker for a free slot */
 	unsigned long pushed;	/* operations sent it has not yet reported */
@@ -105,8 +113,21 @@ struct master {
 	int exit_status;
 
 	int target;
-	int generation;
+	int generation;		/* the current one, whose slots are filled */
+	int last_generation;	/* the highest started: the next is above */
 	double reload_started;	/* 0 when no rolling restart is under way */
+	/*
+	 * While a rolling restart is under way, what was in force before it
+	 * (master_reload): the configuration, credentials, worker count and
+	 * generation a rollback goes back to; prev_cfg is NULL otherwise.
+	 */
+	struct egressd_config *prev_cfg;
+	struct orch_creds prev_creds;
+	int prev_target;
+	int stable_generation;
+	int reload_upgrade;	/* an upgrade asked: FILE.bak is the previous */
+	struct reload_waiter *reload_waiters;	/* reload --wait replies */
+	char reload_failure[512];	/* the last rolled-back reload */
 	struct wproc *workers;
 	unsigned restarts[CONFIG_WORKERS_MAX];	/* per slot, index slot - 1 */
 
@@ -141,6 +162,12 @@ struct master {
 	int nnotices;
 };
 
+/* An "egressctl reload" waiting for its rolling restart's outcome. */
+struct reload_waiter {
+	struct control_reply *reply;
+	struct reload_waiter *next;
+};
+
 struct pushed_op {
 	char *text;
 	struct pushed_op *next;
@@ -170,6 +197,12 @@ int relay_reconfigure(struct master *m, const struct egressd_config *cfg,
 void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
 void relay_new_instance_id(struct master *m);
+/*
+ * Back to cfg and creds (taken over), the configuration before a reload
+ * that was rolled back; relay_start_events() then reopens the stream.
+ */
+void relay_restore(struct master *m, const struct egressd_config *cfg,
+    struct orch_creds *creds);
 void relay_free(struct master *m);
 /*
  * A worker ended (wait status): when it died, or stopped with results

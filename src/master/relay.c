@@ -638,16 +638,29 @@ relay_disconnect(struct master *m)
  * Credentials and the HTTP client for cfg; the secret then leaves the
  * environment, so nothing the daemon runs later inherits it.
  */
-int
-relay_setup(struct master *m, const struct egressd_config *cfg,
-    const struct orch_creds *previous, char *err, size_t errlen)
+/* Names the proxy the orchestrator is reached through (no credentials). */
+static void
+relay_log_proxy(const struct egressd_config *cfg)
 {
-	struct orch_creds creds;
+	char proxy[HTTPC_PROXY_TEXT_MAX];
+	const char *source;
 
-	if (orch_load_credentials(cfg, previous, &creds, err, errlen) == -1)
-		return -1;
-	orch_creds_free(&m->creds);
-	m->creds = creds;
+	httpc_proxy_for(cfg->orchestrator.url, cfg->orchestrator.proxy,
+	    cfg->orchestrator.no_proxy, "orchestrator.proxy", proxy,
+	    sizeof(proxy), &source);
+	if (proxy[0] != '\0')
+		log_info("orchestrator %s through proxy %s (from %s)",
+		    cfg->orchestrator.url, proxy, source);
+	else
+		log_info("orchestrator %s: direct connection, no proxy",
+		    cfg->orchestrator.url);
+}
+
+/* Point the orchestrator client at cfg; creds are already m->creds. */
+static int
+relay_attach(struct master *m, const struct egressd_config *cfg, char *err,
+    size_t errlen)
+{
 	m->orch.cfg = cfg;
 	if (cfg->orchestrator.url[0] == '\0') {
 		/* No orchestrator any more (a reload): nothing may outlive cfg. */
@@ -657,6 +670,7 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	if (!cfg->orchestrator.tls_verify)
 		log_warnx("orchestrator.tls_verify is false: the orchestrator's "
 		    "certificate is NOT checked");
+	relay_log_proxy(cfg);
 	if (m->http == NULL && (m->http = httpc_new(m->loop)) == NULL) {
 		snprintf(err, errlen, "out of memory for the HTTP client");
 		return -1;
@@ -667,6 +681,19 @@ relay_setup(struct master *m, const struct egressd_config *cfg,
 	m->orch.creds = &m->creds;
 	m->orch.instance_id = m->instance_id;
 	return 0;
+}
+
+int
+relay_setup(struct master *m, const struct egressd_config *cfg,
+    const struct orch_creds *previous, char *err, size_t errlen)
+{
+	struct orch_creds creds;
+
+	if (orch_load_credentials(cfg, previous, &creds, err, errlen) == -1)
+		return -1;
+	orch_creds_free(&m->creds);
+	m->creds = creds;
+	return relay_attach(m, cfg, err, errlen);
 }
 
 static int
@@ -693,6 +720,8 @@ relay_same_stream(const struct egressd_config *cfg,
 	    a->connect_timeout == b->connect_timeout &&
 	    a->tls_verify == b->tls_verify &&
 	    relay_same_text(a->ca_file, b->ca_file) &&
+	    relay_same_text(a->proxy, b->proxy) &&
+	    relay_same_text(a->no_proxy, b->no_proxy) &&
 	    a->max_event_bytes == b->max_event_bytes &&
 	    relay_same_text(creds->token_id, next_creds->token_id) &&
 	    relay_same_text(creds->token, next_creds->token);
@@ -724,6 +753,30 @@ relay_reconfigure(struct master *m, const struct egressd_config *cfg,
 	return 0;
 }
 
+/*
+ * A rolled-back reload: cfg and creds (taken over) are the ones in force
+ * before it, m->cfg still the rejected one.  The stream is kept when it
+ * was opened the same way, else dropped for relay_start_events to reopen.
+ */
+void
+relay_restore(struct master *m, const struct egressd_config *cfg,
+    struct orch_creds *creds)
+{
+	struct orch_creds rejected = m->creds;
+	char err[128];
+	int same = m->events != NULL &&
+	    relay_same_stream(m->cfg, &rejected, cfg, creds);
+
+	m->creds = *creds;
+	memset(creds, 0, sizeof(*creds));
+	relay_push_cancel(&m->push_metrics);
+	relay_push_cancel(&m->push_logs);
+	if (!same)
+		relay_drop_events(m);
+	if (relay_attach(m, cfg, err, sizeof(err)) == -1)
+		log_warnx("reload rollback: %s", err);
+	orch_creds_free(&rejected);
+}
 
 void
 relay_free(struct master *m)

@@ -1002,6 +1002,8 @@ ophttp_start_hop(struct ophttp *s)
 	}
 	req->timeout_ms = (long)(left * 1000) + 1;
 	req->connect_timeout_ms = req->timeout_ms;
+	req->proxy = s->cfg->operations.http.proxy;
+	req->no_proxy = s->cfg->operations.http.no_proxy;
 	req->on_header = ophttp_on_header;
 	req->on_data = ophttp_on_data;
 	req->on_done = ophttp_on_done;

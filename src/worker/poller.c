@@ -72,6 +72,7 @@ struct poller {
 	int shutdown_done;
 	long last_status;
 	double last_contact;
+	int reported_failure;	/* hooks.first_failure was called */
 	int get_failing;		/* log a failing GET once, not per poll */
 	struct metrics metrics;		/* operations run, for the master */
 };
@@ -208,6 +209,19 @@ poller_first_answer(struct poller *p)
 		p->hooks.first_poll(p->hooks.arg);
 }
 
+/* The master compares a new generation's first failure with the old's. */
+static void
+poller_first_failure(struct poller *p, const struct httpc_request *req,
+    const char *why)
+{
+	if (p->answered || p->reported_failure)
+		return;
+	p->reported_failure = 1;
+	if (p->hooks.first_failure != NULL)
+		p->hooks.first_failure(p->hooks.arg,
+		    httpc_failure_name(httpc_failure_of(req)), why);
+}
+
 static void
 poller_on_get(struct httpc_request *req)
 {
@@ -240,6 +254,7 @@ poller_on_get(struct httpc_request *req)
 		log_warnx("poller: GET operation failed (%s)",
 		    httpc_describe(req, why, sizeof(why)));
 		p->get_failing = 1;
+		poller_first_failure(p, req, why);
 	}
 	httpc_request_free(req);
 	poller_poll_later(p);

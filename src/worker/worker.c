@@ -468,6 +468,19 @@ worker_on_first_poll(void *arg)
 	worker_become_ready(w);
 }
 
+/* No answer yet, and the first GET failed: the master decides on reloads. */
+static void
+worker_on_first_failure(void *arg, const char *kind, const char *error)
+{
+	struct worker *w = arg;
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "kind", kind);
+	cJSON_AddStringToObject(o, "error", error);
+	worker_send_json(w, CH_UNREACHABLE, 0, o);
+	cJSON_Delete(o);
+}
+
 /* A re-send or dead letter was counted: the master hears of it first. */
 static void
 worker_on_counted(void *arg)
@@ -480,7 +493,7 @@ static void
 worker_start_poller(struct worker *w)
 {
 	struct poller_hooks hooks = { worker_on_first_poll, w,
-	    worker_on_counted };
+	    worker_on_first_failure, worker_on_counted };
 
 	if (w->cfg->orchestrator.url[0] == '\0') {
 		/* Without an orchestrator there is no first poll to wait for. */

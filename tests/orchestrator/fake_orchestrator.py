@@ -277,8 +277,11 @@ class FakeOrchestrator:
 
     def __init__(self, host="127.0.0.1", port=0, token_id="test-id",
                  token="test-token", heartbeat_interval=1.0, agent_id=None,
-                 quiet=True, max_requests=DEFAULT_MAX_REQUESTS):
+                 quiet=True, max_requests=DEFAULT_MAX_REQUESTS,
+                 tls_context=None):
         self.host = host
+        # an ssl.SSLContext (server side): serve HTTPS instead of HTTP
+        self.tls_context = tls_context
         self.token_id = token_id
         self.token = token
         self.agent_id = agent_id or token_id
@@ -323,12 +326,18 @@ class FakeOrchestrator:
 
     @property
     def url(self):
-        return f"http://{self.host}:{self._port}"
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://{self.host}:{self._port}"
 
     def start(self):
         """Bind and serve in a daemon thread; returns self."""
         server = _Server((self.host, self._port), _Handler)
         server.orch = self
+        if self.tls_context is not None:
+            # the handshake happens in the handler's thread, on first read
+            server.socket = self.tls_context.wrap_socket(
+                server.socket, server_side=True,
+                do_handshake_on_connect=False)
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever,
