@@ -45,10 +45,14 @@ struct httpc_request {
 	httpc_data_cb on_header;		/* each header line; NULL = none */
 	httpc_done_cb on_done;
 	void *arg;
+	int want_timings;		/* fill the step times below */
 
 	/* Filled when the transfer ends. */
 	long status;			/* HTTP status, 0 if none */
 	long connect_code;		/* a proxy's answer to CONNECT, or 0 */
+	double t_dns, t_connect, t_tls;	/* seconds from the start (timings) */
+	char peer[64];			/* the address connected to (timings) */
+	long peer_port;
 	CURLcode result;
 	int too_big;
 	char *resp;			/* NUL-terminated body (buffered mode) */

@@ -318,6 +318,21 @@ httpc_cancel(struct httpc_request *req)
 		httpc_detach(req);
 }
 
+/* Where the time went, step by step (egressd -T). */
+static void
+httpc_timings(CURL *e, struct httpc_request *req)
+{
+	char *ip = NULL;
+
+	curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME, &req->t_dns);
+	curl_easy_getinfo(e, CURLINFO_CONNECT_TIME, &req->t_connect);
+	curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME, &req->t_tls);
+	curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &req->peer_port);
+	if (curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
+	    ip != NULL)
+		snprintf(req->peer, sizeof(req->peer), "%s", ip);
+}
+
 static void
 httpc_check_done(struct httpc *h)
 {
@@ -336,6 +351,8 @@ httpc_check_done(struct httpc *h)
 		if (req->result != CURLE_OK)
 			curl_easy_getinfo(msg->easy_handle,
 			    CURLINFO_HTTP_CONNECTCODE, &req->connect_code);
+		if (req->want_timings)
+			httpc_timings(msg->easy_handle, req);
 		httpc_detach(req);
 		if (req->on_done != NULL)
 			req->on_done(req);

@@ -14,9 +14,11 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "core/config.h"
 #include "core/escape.h"
+#include "core/preflight.h"
 #include "master/control.h"
 #include "ctl/ctldb.h"
 #include "procmgr/store.h"
@@ -72,6 +74,14 @@ usage(FILE *out)
 	    "                              the reload was refused or rolled "
 	    "back\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
+	    "  verify                      egressd -T: check the configuration "
+	    "file (-c)\n"
+	    "                              and make one authenticated request "
+	    "to the\n"
+	    "                              orchestrator, one line per step; "
+	    "exit 0 ok,\n"
+	    "                              1 refused or unreachable, 2 "
+	    "configuration\n"
 	    "  scale N                     run N workers\n"
 	    "  metrics [--json]            counters in the Prometheus text "
 	    "format:\n"
@@ -306,6 +316,44 @@ usage_error(const char *msg, const char *arg)
 	exit(EXIT_USAGE);
 }
 
+/*
+ * verify: egressd -T without the daemon: the configuration file, what
+ * start-up needs, and one authenticated request to the orchestrator.
+ * Exit 0 verified, 1 the orchestrator refused or was not reached, 2 the
+ * configuration is wrong.
+ */
+static int
+verify(const struct ctl_options *o)
+{
+	const char *path = o->config ? o->config : CONFIG_DEFAULT_PATH;
+	struct egressd_config cfg;
+	char err[CONFIG_ERR_MAX];
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (config_load_file(&cfg, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "egressctl: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (preflight_check(&cfg, stderr) > 0) {
+		fprintf(stderr, "egressctl: configuration %s is not ready to "
+		    "start\n", path);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+		fprintf(stderr, "egressctl: libcurl initialisation failed\n");
+		config_free(&cfg);
+		return EXIT_FAILED;
+	}
+	rc = preflight_verify(&cfg, stdout) == 0 ? 0 : EXIT_FAILED;
+	printf("egressd: orchestrator %s\n", rc == 0 ? "verified" :
+	    "NOT verified");
+	curl_global_cleanup();
+	config_free(&cfg);
+	return rc;
+}
+
 /* Build the request for argv (the command and its arguments). */
 static cJSON *
 build_request(int argc, char **argv, struct ctl_options *o)
@@ -388,6 +436,11 @@ main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		usage_error("no command given", NULL);
+	if (strcmp(argv[optind], "verify") == 0) {
+		if (optind + 1 != argc)
+			usage_error("unexpected argument", argv[optind + 1]);
+		return verify(&o);
+	}
 	if (ctldb_handles(argv[optind])) {
 		if ((sockpath = resolve_db(&o)) == NULL)
 			return EXIT_USAGE;

@@ -23,31 +23,40 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/preflight.h"
 #include "master/master.h"
 #include "master/pidfile.h"
 #include "core/version.h"
 
 #define EXIT_CONFIG 2		/* like nginx -t: the configuration is bad */
+#define EXIT_VERIFY 1		/* -T: the orchestrator refused or was not reached */
 
 struct options {
 	const char *config_path;
 	int workers;
 	int daemonize;
 	int test_only;
+	int verify;		/* -T: -t and one request to the orchestrator */
 };
 
 static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: egressd [-c FILE] [-w N] [-D] [-t] [-V] [-h]\n"
+	    "usage: egressd [-c FILE] [-w N] [-D] [-t | -T] [-V] [-h]\n"
 	    "\n"
 	    "  -c FILE  configuration file (default %s)\n"
 	    "  -w N     number of workers, overriding server.workers (1-%d)\n"
 	    "  -D       daemonize (detach from the terminal), like "
 	    "server.daemonize\n"
-	    "  -t       check the configuration file and exit (0 = OK, 2 = "
-	    "error)\n"
+	    "  -t       check the configuration file and what start-up needs "
+	    "(state_dir,\n"
+	    "           pidfile directory, token file, ca_file) and exit (0 = "
+	    "OK, 2 = error)\n"
+	    "  -T       -t, then one authenticated request to the orchestrator "
+	    "through the\n"
+	    "           configured proxy and TLS settings, one line per step "
+	    "(1 = it failed)\n"
 	    "  -V       print the version and exit\n"
 	    "  -h       print this help and exit\n"
 	    "\n"
@@ -76,7 +85,7 @@ parse_flags(int argc, char **argv, struct options *opt)
 
 	memset(opt, 0, sizeof(*opt));
 	opt->config_path = CONFIG_DEFAULT_PATH;
-	while ((ch = getopt(argc, argv, "c:w:DtVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:w:DtTVh")) != -1) {
 		switch (ch) {
 		case 'c':
 			opt->config_path = optarg;
@@ -94,6 +103,9 @@ parse_flags(int argc, char **argv, struct options *opt)
 			break;
 		case 't':
 			opt->test_only = 1;
+			break;
+		case 'T':
+			opt->test_only = opt->verify = 1;
 			break;
 		case 'V':
 			printf("egressd %s\n", EGRESSD_VERSION);
@@ -290,6 +302,39 @@ tell_parent_started(int fd)
 	redirect_stdio();
 }
 
+/*
+ * -t and -T: the file loaded; now what start-up needs (one line per
+ * failure, each naming its key), then for -T the orchestrator itself.
+ */
+static int
+test_config(const struct options *opt, struct egressd_config *cfg)
+{
+	int failures, rc = 0;
+
+	if ((failures = preflight_check(cfg, stderr)) > 0) {
+		fprintf(stderr, "egressd: configuration %s: %d problem%s\n",
+		    opt->config_path, failures, failures == 1 ? "" : "s");
+		rc = EXIT_CONFIG;
+	} else
+		printf("egressd: configuration %s is OK\n", opt->config_path);
+	if (rc == 0 && opt->verify) {
+		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+			fprintf(stderr, "egressd: libcurl initialisation "
+			    "failed\n");
+			rc = EXIT_VERIFY;
+		} else {
+			if (preflight_verify(cfg, stdout) == -1)
+				rc = EXIT_VERIFY;
+			curl_global_cleanup();
+		}
+		printf("egressd: orchestrator %s\n", rc == 0 ? "verified" :
+		    "NOT verified");
+	}
+	config_free(cfg);
+	free(cfg);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -303,12 +348,8 @@ main(int argc, char **argv)
 
 	parse_flags(argc, argv, &opt);
 	cfg = load_config(&opt);
-	if (opt.test_only) {
-		printf("egressd: configuration %s is OK\n", opt.config_path);
-		config_free(cfg);
-		free(cfg);
-		return 0;
-	}
+	if (opt.test_only)
+		return test_config(&opt, cfg);
 	if (log_open(cfg->log.file, cfg->log.level, cfg->log.format, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
