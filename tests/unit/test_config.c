@@ -745,6 +745,36 @@ test_log_level_name(void **state)
 	    "unknown");
 }
 
+static void
+test_proxy_keys(void **state)
+{
+	struct egressd_config	cfg;
+
+	(void)state;
+	tu_config(&cfg, "orchestrator: { proxy = \"http://u:p@proxy:3128\"; "
+	    "no_proxy = \"localhost, .internal,10.0.0.0/8\"; };\n"
+	    "operations: { http: { proxy = \"socks5h://s:1080\"; }; };");
+	assert_string_equal(cfg.orchestrator.proxy, "http://u:p@proxy:3128");
+	assert_string_equal(cfg.orchestrator.no_proxy,
+	    "localhost, .internal,10.0.0.0/8");
+	assert_string_equal(cfg.operations.http.proxy, "socks5h://s:1080");
+	assert_string_equal(cfg.operations.http.no_proxy, "");
+	config_free(&cfg);
+	expect_error("orchestrator: {\n proxy = \"proxy:3128\"; };\n",
+	    "t.conf:2: orchestrator.proxy: must start with http://, https://, "
+	    "socks4://, socks4a://, socks5:// or socks5h:// "
+	    "(got \"proxy:3128\")");
+	expect_error("orchestrator: { proxy = \"http://u:p@\"; };\n",
+	    "t.conf:1: orchestrator.proxy: must name a host "
+	    "(got \"http://u:p@\")");
+	expect_error("operations: { http: { proxy = \"http://a b\"; }; };\n",
+	    "t.conf:1: operations.http.proxy: must not contain whitespace or "
+	    "control characters (got \"http://a b\")");
+	expect_error("orchestrator: { no_proxy = \"a;b\"; };\n",
+	    "t.conf:1: orchestrator.no_proxy: must be \"*\" or host names, "
+	    "domains and addresses separated by commas (got \"a;b\")");
+}
+
 int
 main(void)
 {
@@ -769,6 +799,7 @@ main(void)
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_capabilities),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_proxy_keys),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_load_file_relative),
 		cmocka_unit_test(test_free_is_idempotent),
