@@ -294,3 +294,26 @@ def test_allow_list_sees_normalised_urls(orch, agent, static_site):
     assert ok["body"] == "/public/y~"
     assert ok["url"] == base + "/public/y~"
     assert site.paths() == ["/public/y~"]
+
+
+def test_through_the_configured_proxy(orch, agent, sites):
+    from forward_proxy import ForwardProxy
+    from proto_helpers import free_closed_port
+    allowed, other = sites
+    with ForwardProxy() as p:
+        a = agent(operations={"http": {
+            "enabled": True, "allow": [f"http://127.0.0.1:{allowed.port}"],
+            "proxy": p.url}})
+        a.wait_ready(2)
+        (ok,) = run_ops(orch, [{"method": "GET", "url": allowed.url("/ok")}])
+        assert ok.get("status") == 200, ok
+        assert f"127.0.0.1:{allowed.port}" in p.seen(), p.seen()
+        a.stop()
+    # a dead proxy is reported as the proxy's failure, not the site's
+    dead = f"http://127.0.0.1:{free_closed_port()}"
+    b = agent(sub="dead", operations={"http": {
+        "enabled": True, "allow": [f"http://127.0.0.1:{allowed.port}"],
+        "proxy": dead}})
+    b.wait_ready(2)
+    (err,) = run_ops(orch, [{"method": "GET", "url": allowed.url("/ok")}])
+    assert f"proxy {dead} failed" in err.get("error", ""), err
