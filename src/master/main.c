@@ -1,8 +1,8 @@
 /*
  * egressd: the egress agent daemon.  main() is the start-up story:
- * flags -> configuration (-t stops here) -> log -> pidfile -> signals and
- * control socket -> privilege drop -> database -> daemonize -> the master's
- * loop -> clean exit.
+ * flags -> configuration (-t stops here) -> log -> pidfile -> the state
+ * directory's lock -> signals and control socket -> privilege drop ->
+ * database -> daemonize -> the master's loop -> clean exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "master/master.h"
 #include "master/pidfile.h"
+#include "master/statelock.h"
 #include "core/version.h"
 
 #define EXIT_CONFIG 2		/* like nginx -t: the configuration is bad */
@@ -163,6 +164,24 @@ acquire_pidfile(struct pidfile *pf, const char *path)
 	}
 }
 
+/*
+ * One daemon per state directory, whatever became of the pidfile (its
+ * runtime directory may have been removed under a running daemon).
+ */
+static void
+acquire_statelock(struct statelock *sl, struct pidfile *pf,
+    const char *state_dir)
+{
+	char err[PATH_MAX + 256];
+	pid_t holder;
+
+	if (statelock_acquire(sl, state_dir, getpid(), &holder, err,
+	    sizeof(err)) == STATELOCK_ACQUIRED)
+		return;
+	pidfile_release(pf);
+	fatalx("%s", err);
+}
+
 /* Look up server.user/group; returns 0 when there is nothing to drop. */
 static int
 lookup_user(const struct egressd_config *cfg, uid_t *uid, gid_t *gid)
@@ -297,6 +316,7 @@ main(int argc, char **argv)
 	struct egressd_config *cfg;
 	struct options opt;
 	struct pidfile pf;
+	struct statelock sl;
 	struct master *m;
 	char err[CONFIG_ERR_MAX];
 	int status, ready_fd = -1;
@@ -316,8 +336,10 @@ main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
 	acquire_pidfile(&pf, cfg->server.pidfile);
+	acquire_statelock(&sl, &pf, cfg->server.state_dir);
 	mopt.config_path = opt.config_path;
 	mopt.workers_override = opt.workers;
+	mopt.pidfile = &pf;
 	if ((m = master_new(cfg, &mopt, err, sizeof(err))) == NULL) {
 		pidfile_release(&pf);
 		fatalx("%s", err);
@@ -332,10 +354,13 @@ main(int argc, char **argv)
 		ready_fd = daemonize();
 	if (pidfile_write(&pf, getpid()) == -1)
 		fatal("pidfile %s: write", pf.path);
+	if (statelock_write(&sl, getpid()) == -1)
+		fatal("%s: write", sl.path);
 	tell_parent_started(ready_fd);
 	status = master_run(m);
 	master_free(m);
 	pidfile_release(&pf);
+	statelock_release(&sl);
 	curl_global_cleanup();
 	log_info("terminated");
 	log_close();
