@@ -38,6 +38,10 @@ enum statelock_result {
 int statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
     pid_t *holder, char *err, size_t errlen);
 
+/* Give the file to the daemon's user (privilege drop): a later start
+ * as that user opens it again. */
+int statelock_chown(struct statelock *sl, unsigned uid, unsigned gid);
+
 /* Replace the pid in the file (after daemonize); 0 or -1 with errno. */
 int statelock_write(struct statelock *sl, pid_t pid);
 

@@ -208,7 +208,8 @@ lookup_user(const struct egressd_config *cfg, uid_t *uid, gid_t *gid)
 }
 
 static void
-drop_privileges(struct master *m, const struct egressd_config *cfg)
+drop_privileges(struct master *m, struct statelock *sl,
+    const struct egressd_config *cfg)
 {
 	uid_t uid;
 	gid_t gid;
@@ -224,6 +225,8 @@ drop_privileges(struct master *m, const struct egressd_config *cfg)
 		fatal("chown %s", cfg->server.control_socket);
 	if (log_chown(uid, gid) == -1)
 		fatal("chown %s", cfg->log.file);
+	if (statelock_chown(sl, uid, gid) == -1)
+		fatal("chown %s", sl->path);
 	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(uid, uid, uid) == -1)
 		fatal("dropping privileges to %s", cfg->server.user);
@@ -344,7 +347,7 @@ main(int argc, char **argv)
 		pidfile_release(&pf);
 		fatalx("%s", err);
 	}
-	drop_privileges(m, cfg);
+	drop_privileges(m, &sl, cfg);
 	if (master_open_store(m, err, sizeof(err)) == -1) {
 		master_free(m);
 		pidfile_release(&pf);

@@ -181,6 +181,7 @@ master_db_start(struct master *m, char *err, size_t errlen)
 {
 	int n;
 
+	stateguard_set_aside(m->cfg->server.state_dir);
 	if (store_open(&m->store, m->cfg->server.state_dir,
 	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
 	    errlen) == -1)

@@ -99,6 +99,7 @@ struct stateguard {
 	ino_t db_ino;
 	int db_known;		/* the identity above was recorded */
 	int db_lost;		/* removed or replaced: no new work */
+	int wal_lost;		/* its WAL was, while workers hold it */
 	struct evloop_timer timer;	/* every STATEGUARD_EVERY */
 };
 
@@ -230,6 +231,8 @@ int stateguard_start(struct master *m, char *err, size_t errlen);
  * noted as a degraded reason and holds new work back (m->guard.db_lost).
  */
 int stateguard_db_ok(struct master *m);
+/* Before the first open: move a gone database's WAL and -shm aside. */
+void stateguard_set_aside(const char *state_dir);
 void stateguard_free(struct master *m);
 
 /* master_db.c */

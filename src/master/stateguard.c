@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,9 @@
 #define SHM_MXFRAME 16		/* u32, native order */
 #define SHM_SALT 32		/* the WAL header's salts, as its bytes */
 
-enum stateguard_wal { WAL_OK, WAL_UNKNOWN, WAL_GONE };
+#define STATEGUARD_WAL_TRIES 4	/* looks while commits move the index */
+
+enum stateguard_wal { WAL_OK, WAL_UNKNOWN, WAL_UNSTABLE, WAL_GONE };
 
 static char *
 stateguard_path(const char *dir, const char *name)
@@ -109,10 +112,10 @@ stateguard_read_shm(const char *path, uint8_t hdr[SHM_HDR_SIZE],
  * Does the WAL at the path hold the frames the wal-index says it has?
  * Only a stable answer counts: the index is read before and after the
  * WAL, and any change between (a commit, a restart of the log, the last
- * connection closing and removing both files) makes it WAL_UNKNOWN.
+ * connection closing and removing both files) makes it WAL_UNSTABLE.
  */
 static enum stateguard_wal
-stateguard_check_wal(const struct stateguard *g)
+stateguard_look_wal(const struct stateguard *g)
 {
 	uint8_t before[SHM_HDR_SIZE], after[SHM_HDR_SIZE], wal[WAL_HDR_SIZE];
 	struct stat sa, sb, ws;
@@ -135,12 +138,23 @@ stateguard_check_wal(const struct stateguard *g)
 	if (stateguard_read_shm(g->shm_path, after, &sb) == -1 ||
 	    sa.st_ino != sb.st_ino || sa.st_dev != sb.st_dev ||
 	    memcmp(before, after, SHM_HDR_SIZE) != 0)
-		return WAL_UNKNOWN;
+		return WAL_UNSTABLE;
 	if (!have || memcmp(wal + WAL_SALT_OFFSET, before + SHM_SALT, 8) != 0 ||
 	    (uint64_t)ws.st_size < WAL_HDR_SIZE + (uint64_t)mxframe *
 	    (WAL_FRAME_HDR + pgsz))
 		return WAL_GONE;
 	return WAL_OK;
+}
+
+static enum stateguard_wal
+stateguard_check_wal(const struct stateguard *g)
+{
+	enum stateguard_wal rc = WAL_UNSTABLE;
+	int i;
+
+	for (i = 0; i < STATEGUARD_WAL_TRIES && rc == WAL_UNSTABLE; i++)
+		rc = stateguard_look_wal(g);
+	return rc;
 }
 
 /* Why the database file is not the one opened at start, or NULL. */
@@ -188,8 +202,16 @@ stateguard_db_ok(struct master *m)
 	char buf[DEGRADED_TEXT_MAX];
 	const char *why = stateguard_check_db(g, buf, sizeof(buf));
 
-	if (why == NULL && stateguard_connected(m) &&
-	    stateguard_check_wal(g) == WAL_GONE) {
+	/*
+	 * A WAL once found gone stays so while a worker may still hold the
+	 * old one: a look that cannot tell (the index busy) proves nothing.
+	 */
+	if (!stateguard_connected(m))
+		g->wal_lost = 0;
+	else if (why == NULL && !g->wal_lost &&
+	    stateguard_check_wal(g) == WAL_GONE)
+		g->wal_lost = 1;
+	if (why == NULL && g->wal_lost) {
 		snprintf(buf, sizeof(buf), "database %s: its WAL %s was "
 		    "removed or replaced while running; the workers finish "
 		    "what they hold, and work resumes once the last of them "
@@ -283,6 +305,36 @@ stateguard_on_timer(void *arg)
 	stateguard_check_socket(m);
 	if (stateguard_db_ok(m))
 		stateguard_check_access(m);
+}
+
+/*
+ * At start, before the database is opened: a WAL or wal-index left beside
+ * a database that is gone belongs to that database.  SQLite would replay
+ * its frames into a new empty file; they are moved aside instead.
+ */
+void
+stateguard_set_aside(const char *state_dir)
+{
+	static const char *const names[] = { STORE_FILE_NAME "-wal",
+	    STORE_FILE_NAME "-shm" };
+	char *db, from[PATH_MAX], to[PATH_MAX];
+	struct stat sb;
+	size_t i;
+
+	if ((db = stateguard_path(state_dir, STORE_FILE_NAME)) == NULL)
+		return;
+	for (i = 0; lstat(db, &sb) == -1 && errno == ENOENT &&
+	    i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(from, sizeof(from), "%s/%s", state_dir, names[i]);
+		snprintf(to, sizeof(to), "%s.orphan", from);
+		if (rename(from, to) == 0)
+			log_warnx("database %s is missing: %s moved to %s", db,
+			    from, to);
+		else if (errno != ENOENT)
+			log_warn("database %s is missing: moving %s aside", db,
+			    from);
+	}
+	free(db);
 }
 
 int

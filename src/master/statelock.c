@@ -71,6 +71,12 @@ statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
 }
 
 int
+statelock_chown(struct statelock *sl, unsigned uid, unsigned gid)
+{
+	return fchown(sl->fd, (uid_t)uid, (gid_t)gid);
+}
+
+int
 statelock_write(struct statelock *sl, pid_t pid)
 {
 	char buf[STATELOCK_TEXT_MAX];
