@@ -317,7 +317,7 @@ stateguard_set_aside(const char *state_dir)
 {
 	static const char *const names[] = { STORE_FILE_NAME "-wal",
 	    STORE_FILE_NAME "-shm" };
-	char *db, from[PATH_MAX], to[PATH_MAX];
+	char *db, from[PATH_MAX], to[PATH_MAX + 8];
 	struct stat sb;
 	size_t i;
 
@@ -325,8 +325,11 @@ stateguard_set_aside(const char *state_dir)
 		return;
 	for (i = 0; lstat(db, &sb) == -1 && errno == ENOENT &&
 	    i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(from, sizeof(from), "%s/%s", state_dir, names[i]);
-		snprintf(to, sizeof(to), "%s.orphan", from);
+		if ((size_t)snprintf(from, sizeof(from), "%s/%s", state_dir,
+		    names[i]) >= sizeof(from) || (size_t)snprintf(to,
+		    sizeof(to), "%s/%s.orphan", state_dir, names[i]) >=
+		    sizeof(to))
+			break;
 		if (rename(from, to) == 0)
 			log_warnx("database %s is missing: %s moved to %s", db,
 			    from, to);
