@@ -1414,6 +1414,29 @@ test_prune_age(void **state)
 	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100, NULL, 0), 0);
 }
 
+/*
+ * A failed batch is rolled back, and the rollback's success must not
+ * replace SQLite's word on the failure ("pruning: not an error").
+ */
+static void
+test_prune_error_named(void **state)
+{
+	struct fx *f = *state;
+	double now = clock_wall();
+	char err[256] = "";
+
+	insert_rows(f, "events", 10, now - 3 * 86400.0);
+	assert_int_equal(sqlite3_exec(f->st.db, "PRAGMA query_only=1", NULL,
+	    NULL, NULL), SQLITE_OK);
+	assert_int_equal(audit_prune(&f->st, 1, 0, now, 100, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, f->st.path));
+	assert_null(strstr(err, "not an error"));
+	assert_non_null(strstr(err, "readonly"));
+	assert_int_equal(sqlite3_exec(f->st.db, "PRAGMA query_only=0", NULL,
+	    NULL, NULL), SQLITE_OK);
+}
+
 static void
 test_prune_max_rows(void **state)
 {
@@ -1537,6 +1560,7 @@ main(void)
 		DB_TEST(test_lock_wait_calls_hook),
 		DB_TEST(test_database_full),
 		DB_TEST(test_prune_age),
+		DB_TEST(test_prune_error_named),
 		DB_TEST(test_prune_max_rows),
 		DB_TEST(test_prune_processes),
 #undef DB_TEST
