@@ -31,9 +31,10 @@ enum statelock_result {
 };
 
 /*
- * Take state_dir's lock and write pid into it.  On STATELOCK_HELD *holder
- * is the pid the file names (0 when unknown); on either failure err holds
- * one line naming the directory.
+ * Take state_dir's lock and write pid into it (best effort: a full file
+ * system still gets the lock).  On STATELOCK_HELD *holder is the pid the
+ * file names (0 when unknown); on either failure err holds one line naming
+ * the directory.
  */
 int statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
     pid_t *holder, char *err, size_t errlen);

@@ -358,7 +358,7 @@ main(int argc, char **argv)
 	if (pidfile_write(&pf, getpid()) == -1)
 		fatal("pidfile %s: write", pf.path);
 	if (statelock_write(&sl, getpid()) == -1)
-		fatal("%s: write", sl.path);
+		log_warn("%s: write", sl.path);	/* held all the same */
 	tell_parent_started(ready_fd);
 	status = master_run(m);
 	master_free(m);

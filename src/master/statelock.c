@@ -50,10 +50,14 @@ statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
 		saved = errno;
 		*holder = statelock_read_pid(fd);
 		close(fd);
-		if (saved == EWOULDBLOCK)
+		if (saved == EWOULDBLOCK && *holder > 0)
 			snprintf(err, errlen, "state_dir %s is in use by a "
 			    "running egressd (pid %ld, lock %s); refusing to "
 			    "start", state_dir, (long)*holder, sl->path);
+		else if (saved == EWOULDBLOCK)
+			snprintf(err, errlen, "state_dir %s is in use by a "
+			    "running egressd (pid unknown, lock %s); refusing "
+			    "to start", state_dir, sl->path);
 		else
 			snprintf(err, errlen, "state_dir %s: lock %s: %s",
 			    state_dir, sl->path, strerror(saved));
@@ -61,12 +65,11 @@ statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
 		return saved == EWOULDBLOCK ? STATELOCK_HELD : STATELOCK_ERROR;
 	}
 	sl->fd = fd;
-	if (statelock_write(sl, pid) == -1) {
-		snprintf(err, errlen, "state_dir %s: lock %s: write: %s",
-		    state_dir, sl->path, strerror(errno));
-		statelock_release(sl);
-		return STATELOCK_ERROR;
-	}
+	/*
+	 * The lock is what counts; the pid only names the holder.  A full
+	 * state_dir is refused, with its own message, by the database.
+	 */
+	(void)statelock_write(sl, pid);
 	return STATELOCK_ACQUIRED;
 }
 
