@@ -225,7 +225,7 @@ bench_size(const struct egressd_config *cfg, long n)
 				r = audit_prune(&b.st,
 				    cfg->store.retention_days,
 				    cfg->store.max_rows, clock_wall(),
-				    BENCH_PRUNE_BATCHES);
+				    BENCH_PRUNE_BATCHES, NULL, 0);
 				if (r == -1)
 					rc = -1;
 				else

@@ -70,6 +70,14 @@ void control_finish(struct control_reply *r, struct cJSON *reply,
 struct control *control_open(const char *path, struct evloop *loop,
     control_handler handler, void *arg, char *err, size_t errlen);
 
+/*
+ * Is the socket file at the path still the one bound?  0 when it is; when
+ * it was removed or replaced, a new listening socket is bound there (a
+ * file that is not a socket, or one another process answers on, is left
+ * alone: -1 with err) and 1 is returned.  Connected peers stay.
+ */
+int control_check(struct control *ctl, char *err, size_t errlen);
+
 /* Let the socket file belong to the daemon's user after privilege drop. */
 int control_chown(struct control *ctl, unsigned uid, unsigned gid);
 

@@ -15,9 +15,12 @@
 
 struct master;
 
+struct pidfile;
+
 struct master_options {
 	const char *config_path;
 	int workers_override;	/* -w N; 0 = server.workers */
+	struct pidfile *pidfile;	/* held by main; recreated if removed */
 };
 
 /*

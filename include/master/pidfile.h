@@ -38,6 +38,20 @@ int pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 /* Replace the file's content with pid; 0 or -1 with errno. */
 int pidfile_write(struct pidfile *pf, pid_t pid);
 
+/*
+ * The running owner's look at its pidfile: PIDFILE_ACQUIRED when path
+ * still names the locked file; when it was removed or replaced, a fresh
+ * one is made (its directory too, one level, when that went) holding pid:
+ * PIDFILE_STALE.  PIDFILE_HELD when another process holds the file now at
+ * path (*other its pid), PIDFILE_ERROR with err.  The old descriptor is
+ * closed only once the new one is held.
+ */
+int pidfile_check(struct pidfile *pf, pid_t pid, pid_t *other, char *err,
+    size_t errlen);
+
+/* Make path's directory when it is missing (one level, mode 0755). */
+int pidfile_make_dir(const char *path);
+
 /* Unlink and close: the owner's exit. */
 void pidfile_release(struct pidfile *pf);
 

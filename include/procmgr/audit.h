@@ -28,10 +28,13 @@ int audit_record(struct procmgr *pm, const char *actor, const char *action,
 
 /*
  * One pruning step on st (its own transactions, at most max_batches
- * batches of AUDIT_BATCH rows); returns the rows removed, or -1.  Call it
- * again while it returns max_batches * AUDIT_BATCH or more.
+ * batches of AUDIT_BATCH rows); returns the rows removed, or -1 with err
+ * (when errlen > 0) saying why: taken before the rollback, whose success
+ * would leave SQLite saying "not an error".  Call it again while it
+ * returns max_batches * AUDIT_BATCH or more.
  */
 int64_t audit_prune(struct store *st, double retention_days,
-    int64_t max_rows, double now, int max_batches);
+    int64_t max_rows, double now, int max_batches, char *err,
+    size_t errlen);
 
 #endif

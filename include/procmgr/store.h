@@ -62,8 +62,18 @@ struct store_outbox_row {
 typedef void (*store_outbox_cb)(const struct store_outbox_row *row,
     void *arg);
 
-/* Open (creating if needed) state_dir/egressd.db and set its pragmas. */
+/*
+ * Open (creating if needed) state_dir/egressd.db and set its pragmas.  A
+ * file this process may not write is refused, never opened read-only.
+ */
 int store_open(struct store *st, const char *state_dir,
+    enum config_synchronous sync, double busy_timeout, char *err,
+    size_t errlen);
+/*
+ * The same for a database that must already exist (once the master has
+ * created it): a missing file is an error, never a new empty one.
+ */
+int store_open_existing(struct store *st, const char *state_dir,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen);
 

@@ -200,6 +200,16 @@ print_live(const cJSON *live)
 	printf("\n");
 }
 
+/* What the master says is wrong, one line each. */
+static void
+print_reasons(const cJSON *r)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "reasons"))
+		printf("  degraded: %s\n", str(e, "reason"));
+}
+
 static void
 print_health(const cJSON *r)
 {
@@ -208,6 +218,7 @@ print_health(const cJSON *r)
 	printf("egressd (pid %.0f): %s, %.0f/%.0f workers ready, generation "
 	    "%.0f, %s\n", num(r, "pid"), str(r, "status"), num(r, "ready"),
 	    num(r, "target"), num(r, "generation"), str(r, "state"));
+	print_reasons(r);
 	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
 	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
 	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");
@@ -231,6 +242,7 @@ print_status(const cJSON *r)
 	    num(r, "pid"), str(r, "state"), num(r, "generation"),
 	    num(r, "ready"), num(r, "target"), num(r, "workers"),
 	    num(r, "uptime"), str(r, "config"));
+	print_reasons(r);
 }
 
 static int

@@ -65,6 +65,8 @@ struct control {
 	void *arg;
 	struct control_peer *peers;
 	int npeers;
+	dev_t dev;		/* the socket file bound at path */
+	ino_t ino;
 };
 
 static void control_peer_io(int fd, short revents, void *arg);
@@ -121,22 +123,21 @@ control_clear_stale(const char *path, const struct sockaddr_un *sun,
 static void
 control_listener(int fd, short revents, void *arg);
 
-struct control *
-control_open(const char *path, struct evloop *loop, control_handler handler,
-    void *arg, char *err, size_t errlen)
+/* A listening socket bound at path (a stale one replaced), or -1. */
+static int
+control_bind(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
-	struct control *ctl;
 	mode_t old;
 	int fd;
 
 	if (control_addr(path, &sun, err, errlen) == -1 ||
 	    control_clear_stale(path, &sun, err, errlen) == -1)
-		return NULL;
+		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd == -1) {
 		snprintf(err, errlen, "control socket: %s", strerror(errno));
-		return NULL;
+		return -1;
 	}
 	/* The umask makes the file 0600 from birth: no window for others. */
 	old = umask(0177);
@@ -146,9 +147,33 @@ control_open(const char *path, struct evloop *loop, control_handler handler,
 		    strerror(errno));
 		umask(old);
 		close(fd);
-		return NULL;
+		return -1;
 	}
 	umask(old);
+	return fd;
+}
+
+/* The socket file's identity, to notice it removed or replaced later. */
+static void
+control_note_file(struct control *ctl)
+{
+	struct stat sb;
+
+	if (lstat(ctl->path, &sb) == 0) {
+		ctl->dev = sb.st_dev;
+		ctl->ino = sb.st_ino;
+	}
+}
+
+struct control *
+control_open(const char *path, struct evloop *loop, control_handler handler,
+    void *arg, char *err, size_t errlen)
+{
+	struct control *ctl;
+	int fd;
+
+	if ((fd = control_bind(path, err, errlen)) == -1)
+		return NULL;
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
 	    (ctl->path = strdup(path)) == NULL ||
 	    evloop_add(loop, fd, POLLIN, control_listener, ctl) == -1) {
@@ -164,7 +189,34 @@ control_open(const char *path, struct evloop *loop, control_handler handler,
 	ctl->loop = loop;
 	ctl->handler = handler;
 	ctl->arg = arg;
+	control_note_file(ctl);
 	return ctl;
+}
+
+int
+control_check(struct control *ctl, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd;
+
+	if (lstat(ctl->path, &sb) == 0 && S_ISSOCK(sb.st_mode) &&
+	    sb.st_dev == ctl->dev && sb.st_ino == ctl->ino)
+		return 0;
+	if ((fd = control_bind(ctl->path, err, errlen)) == -1)
+		return -1;
+	if (evloop_add(ctl->loop, fd, POLLIN, control_listener, ctl) == -1) {
+		snprintf(err, errlen, "control socket %s: out of memory",
+		    ctl->path);
+		unlink(ctl->path);
+		close(fd);
+		return -1;
+	}
+	/* Connected peers keep their connections; only the listener moves. */
+	evloop_remove(ctl->loop, ctl->fd);
+	close(ctl->fd);
+	ctl->fd = fd;
+	control_note_file(ctl);
+	return 1;
 }
 
 int

@@ -1,8 +1,8 @@
 /*
  * egressd: the egress agent daemon.  main() is the start-up story:
- * flags -> configuration (-t stops here) -> log -> pidfile -> signals and
- * control socket -> privilege drop -> database -> daemonize -> the master's
- * loop -> clean exit.
+ * flags -> configuration (-t stops here) -> log -> pidfile -> the state
+ * directory's lock -> signals and control socket -> privilege drop ->
+ * database -> daemonize -> the master's loop -> clean exit.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include "core/preflight.h"
 #include "master/master.h"
 #include "master/pidfile.h"
+#include "master/statelock.h"
 #include "core/version.h"
 
 #define EXIT_CONFIG 2		/* like nginx -t: the configuration is bad */
@@ -175,6 +176,24 @@ acquire_pidfile(struct pidfile *pf, const char *path)
 	}
 }
 
+/*
+ * One daemon per state directory, whatever became of the pidfile (its
+ * runtime directory may have been removed under a running daemon).
+ */
+static void
+acquire_statelock(struct statelock *sl, struct pidfile *pf,
+    const char *state_dir)
+{
+	char err[PATH_MAX + 256];
+	pid_t holder;
+
+	if (statelock_acquire(sl, state_dir, getpid(), &holder, err,
+	    sizeof(err)) == STATELOCK_ACQUIRED)
+		return;
+	pidfile_release(pf);
+	fatalx("%s", err);
+}
+
 /* Look up server.user/group; returns 0 when there is nothing to drop. */
 static int
 lookup_user(const struct egressd_config *cfg, uid_t *uid, gid_t *gid)
@@ -201,7 +220,8 @@ lookup_user(const struct egressd_config *cfg, uid_t *uid, gid_t *gid)
 }
 
 static void
-drop_privileges(struct master *m, const struct egressd_config *cfg)
+drop_privileges(struct master *m, struct statelock *sl,
+    const struct egressd_config *cfg)
 {
 	uid_t uid;
 	gid_t gid;
@@ -217,6 +237,8 @@ drop_privileges(struct master *m, const struct egressd_config *cfg)
 		fatal("chown %s", cfg->server.control_socket);
 	if (log_chown(uid, gid) == -1)
 		fatal("chown %s", cfg->log.file);
+	if (statelock_chown(sl, uid, gid) == -1)
+		fatal("chown %s", sl->path);
 	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
 	    setresuid(uid, uid, uid) == -1)
 		fatal("dropping privileges to %s", cfg->server.user);
@@ -342,6 +364,7 @@ main(int argc, char **argv)
 	struct egressd_config *cfg;
 	struct options opt;
 	struct pidfile pf;
+	struct statelock sl;
 	struct master *m;
 	char err[CONFIG_ERR_MAX];
 	int status, ready_fd = -1;
@@ -357,13 +380,15 @@ main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
 	acquire_pidfile(&pf, cfg->server.pidfile);
+	acquire_statelock(&sl, &pf, cfg->server.state_dir);
 	mopt.config_path = opt.config_path;
 	mopt.workers_override = opt.workers;
+	mopt.pidfile = &pf;
 	if ((m = master_new(cfg, &mopt, err, sizeof(err))) == NULL) {
 		pidfile_release(&pf);
 		fatalx("%s", err);
 	}
-	drop_privileges(m, cfg);
+	drop_privileges(m, &sl, cfg);
 	if (master_open_store(m, err, sizeof(err)) == -1) {
 		master_free(m);
 		pidfile_release(&pf);
@@ -373,10 +398,13 @@ main(int argc, char **argv)
 		ready_fd = daemonize();
 	if (pidfile_write(&pf, getpid()) == -1)
 		fatal("pidfile %s: write", pf.path);
+	if (statelock_write(&sl, getpid()) == -1)
+		log_warn("%s: write", sl.path);	/* held all the same */
 	tell_parent_started(ready_fd);
 	status = master_run(m);
 	master_free(m);
 	pidfile_release(&pf);
+	statelock_release(&sl);
 	curl_global_cleanup();
 	log_info("terminated");
 	log_close();

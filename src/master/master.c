@@ -939,6 +939,31 @@ master_check_rollback(struct master *m)
 }
 
 /*
+ * The database is not the file opened at start (stateguard.c): no worker
+ * may take work or start.  Those running finish and deliver what they
+ * hold, and the stream stops, so the orchestrator hands nothing more
+ * here; both come back once the database does.
+ */
+static int
+master_hold_work(struct master *m)
+{
+	struct wproc *w;
+
+	if (!m->guard.db_lost) {
+		if (m->work_held && m->events != NULL)
+			events_start(m->events);
+		m->work_held = 0;
+		return 0;
+	}
+	if (!m->work_held && m->events != NULL)
+		events_stop(m->events);
+	m->work_held = 1;
+	for (w = m->workers; w != NULL; w = w->next)
+		master_retire(m, w, "the database is gone");
+	return 1;
+}
+
+/*
  * After every pass of the loop: make the worker table converge on what is
  * wanted.  Time plays no part here; timers set what it depends on.
  */
@@ -946,6 +971,8 @@ static void
 master_maintain(struct master *m)
 {
 	if (m->state == MS_STOPPING)
+		return;
+	if (master_hold_work(m))
 		return;
 	master_check_rollback(m);
 	master_spawn_missing(m);
@@ -1447,7 +1474,9 @@ master_chown_control(struct master *m, unsigned uid, unsigned gid)
 int
 master_open_store(struct master *m, char *err, size_t errlen)
 {
-	return master_db_start(m, err, errlen);
+	if (master_db_start(m, err, errlen) == -1)
+		return -1;
+	return stateguard_start(m, err, errlen);
 }
 
 int
@@ -1503,6 +1532,7 @@ master_free(struct master *m)
 	orch_creds_free(&m->prev_creds);
 	control_close(m->ctl, 1);
 	relay_free(m);
+	stateguard_free(m);
 	store_close(&m->store);
 	if (m->cfg != NULL) {
 		config_free(m->cfg);

@@ -1,7 +1,8 @@
 /*
  * master_ctl: the control socket's queries, answered from the arbiter's
- * state — status, health (per-worker detail and the healthy / degraded /
- * down verdict egressctl turns into its exit status), metrics (Prometheus
+ * state — status, health (per-worker detail, the reasons the master is
+ * degraded (degraded.c) and the healthy / degraded / down verdict egressctl
+ * turns into its exit status), metrics (Prometheus
  * text of every worker's operations, reaped ones too).  The commands that
  * act (reload, stop, scale) are the arbiter's own: master.c answers them
  * and hands every other command here.
@@ -33,6 +34,16 @@ master_ctl_state_name(const struct master *m)
 	return m->reload_started > 0 ? "reloading" : "running";
 }
 
+/* "reasons": why health is degraded, [] when nothing is wrong. */
+static void
+master_ctl_add_reasons(const struct master *m, cJSON *o)
+{
+	cJSON *list = degraded_json(&m->degraded);
+
+	if (list != NULL)
+		cJSON_AddItemToObject(o, "reasons", list);
+}
+
 static cJSON *
 master_ctl_status(struct master *m)
 {
@@ -52,6 +63,7 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
 	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
 	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
+	master_ctl_add_reasons(m, o);
 	return o;
 }
 
@@ -89,7 +101,10 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	return o;
 }
 
-/* healthy: target workers ready and none stale; down: none ready. */
+/*
+ * healthy: target workers ready, none stale and no degraded reason; down:
+ * none ready.
+ */
 static const char *
 master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
 {
@@ -106,7 +121,8 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
 	}
 	if (m->state == MS_STOPPING || ok == 0)
 		return CTL_DOWN;
-	if (stale == 0 && ok >= (only != NULL ? 1 : m->target))
+	if (stale == 0 && ok >= (only != NULL ? 1 : m->target) &&
+	    degraded_count(&m->degraded) == 0)
 		return CTL_HEALTHY;
 	return CTL_DEGRADED;
 }
@@ -276,6 +292,7 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
 	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
+	master_ctl_add_reasons(m, o);
 	list = cJSON_AddArrayToObject(o, "workers");
 	for (w = m->workers; w != NULL; w = w->next)
 		if (only == NULL || w == only)

@@ -2,6 +2,8 @@
  * master_db: the master's uses of the database — recording how a worker
  * ended, failing the agent processes of a worker that died (their error
  * results go to the outbox, for a live worker to deliver), and retention.
+ * Only the start creates the file; later opens ask stateguard.c first
+ * whether the path still names it.
  *
  * The master holds no connection between calls: SQLite's per-file lock
  * state in this address space would otherwise be inherited by every forked
@@ -25,13 +27,11 @@
 #define MASTER_DB_AGAIN 1.0		/* sooner while pruning lags */
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
 
-static int
-master_db_open(struct master *m, double busy, char *err, size_t errlen)
-{
-	return store_open(&m->store, m->cfg->server.state_dir,
-	    m->cfg->store.synchronous, busy, err, errlen);
-}
-
+/*
+ * While running, the database must be the file opened at start: one
+ * removed or replaced is not opened (stateguard.c says why), and a missing
+ * one is never created anew.
+ */
 static int
 master_db_open_brief(struct master *m)
 {
@@ -40,7 +40,10 @@ master_db_open_brief(struct master *m)
 
 	if (busy > MASTER_DB_BUSY_TIMEOUT)
 		busy = MASTER_DB_BUSY_TIMEOUT;
-	if (master_db_open(m, busy, err, sizeof(err)) == -1) {
+	if (!stateguard_db_ok(m))
+		return -1;
+	if (store_open_existing(&m->store, m->cfg->server.state_dir,
+	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return -1;
 	}
@@ -151,6 +154,7 @@ master_db_housekeeping(void *arg)
 	struct master *m = arg;
 	double now = clock_mono();
 	int64_t pruned;
+	char err[CONFIG_ERR_MAX];
 
 	if (m->state != MS_RUNNING)
 		return;		/* stopping: no more passes */
@@ -160,9 +164,10 @@ master_db_housekeeping(void *arg)
 	master_db_recover(m);
 	master_db_prune_workers(m);
 	pruned = audit_prune(&m->store, m->cfg->store.retention_days,
-	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES);
+	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES, err,
+	    sizeof(err));
 	if (pruned == -1)
-		log_warnx("database: pruning: %s", store_errmsg(&m->store));
+		log_warnx("pruning: %s", err);
 	else if (pruned > 0)
 		log_debug("database: pruned %lld old rows", (long long)pruned);
 	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
@@ -176,7 +181,10 @@ master_db_start(struct master *m, char *err, size_t errlen)
 {
 	int n;
 
-	if (master_db_open(m, m->cfg->store.busy_timeout, err, errlen) == -1)
+	stateguard_set_aside(m->cfg->server.state_dir);
+	if (store_open(&m->store, m->cfg->server.state_dir,
+	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
+	    errlen) == -1)
 		return -1;
 	if (store_migrate(&m->store, err, errlen) == -1) {
 		store_close(&m->store);

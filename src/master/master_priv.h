@@ -1,14 +1,19 @@
 /*
- * master_priv: what the arbiter's five files share — the worker table and
+ * master_priv: what the arbiter's six files share — the worker table and
  * the master's state.  master.c owns the table, the signals and the control
  * commands that act, relay.c the orchestrator's events, their forwarding to
  * workers and the logs and metrics pushes, master_ctl.c the control
- * socket's queries, master_db.c its database housekeeping, wtable.c what
- * the others read of the table (counts, state names, metrics totals).
- * Calls go one way: master.c calls the other four; relay.c and master_ctl.c
- * call wtable.c only (a goodbye reaches the arbiter through the hook
- * master.c sets, m->goodbye); wtable.c and master_db.c call none of them.
- * Not a public interface: nothing outside these five files includes it.
+ * socket's queries, master_db.c its database housekeeping, stateguard.c
+ * the watch over the state files (pidfile, control socket, the database's
+ * identity), wtable.c what the others read of the table (counts, state
+ * names, metrics totals).  Calls go one way: master.c calls the other
+ * five; relay.c and master_ctl.c call wtable.c only (a goodbye reaches the
+ * arbiter through the hook master.c sets, m->goodbye); master_db.c calls
+ * stateguard.c before it opens the database; wtable.c and stateguard.c
+ * call none of them (stateguard.c only sets m->guard.db_lost, on which
+ * master.c acts).  The reasons health is degraded (m->degraded) are
+ * degraded.c's, below them all.
+ * Not a public interface: nothing outside these six files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -22,6 +27,7 @@
 #include "core/evloop.h"
 #include "master/master.h"
 #include "core/metrics.h"
+#include "master/degraded.h"
 #include "procmgr/store.h"
 
 struct cJSON;
@@ -88,6 +94,22 @@ struct wproc {
 };
 
 enum mstate { MS_RUNNING, MS_STOPPING };
+
+/*
+ * What stateguard.c knows of the state files: the database's identity
+ * (device and inode of the file the master created or opened at start).
+ */
+struct stateguard {
+	char *db_path;		/* state_dir/egressd.db */
+	char *wal_path;		/* ...-wal */
+	char *shm_path;		/* ...-shm */
+	dev_t db_dev;
+	ino_t db_ino;
+	int db_known;		/* the identity above was recorded */
+	int db_lost;		/* removed or replaced: no new work */
+	int wal_lost;		/* its WAL was, while workers hold it */
+	struct evloop_timer timer;	/* every STATEGUARD_EVERY */
+};
 
 /* A logs or metrics POST: 3 tries, 1 s then 2 s apart (relay.c). */
 struct relay_push {
@@ -160,6 +182,9 @@ struct master {
 	uint64_t stream_reconnects;	/* of event streams since replaced */
 	struct dead_notice *notices;	/* owed for workers that died */
 	int nnotices;
+	struct degraded degraded;	/* why health is degraded */
+	int work_held;		/* the database is gone: no work (master.c) */
+	struct stateguard guard;	/* the state files: stateguard.c */
 };
 
 /* An "egressctl reload" waiting for its rolling restart's outcome. */
@@ -228,6 +253,20 @@ int wtable_count(const struct master *m, int ready_only);
 /* Operations of every worker, live or reaped, and the master's counters. */
 void wtable_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm);
+
+/* stateguard.c */
+#define STATEGUARD_EVERY 2.0	/* seconds between looks at the state files */
+/* Note the database's identity (after master_db_start) and arm the timer. */
+int stateguard_start(struct master *m, char *err, size_t errlen);
+/*
+ * Before the master opens the database: does its path still name the file
+ * opened at start (and its WAL the one the workers write)?  A "no" is
+ * noted as a degraded reason and holds new work back (m->guard.db_lost).
+ */
+int stateguard_db_ok(struct master *m);
+/* Before the first open: move a gone database's WAL and -shm aside. */
+void stateguard_set_aside(const char *state_dir);
+void stateguard_free(struct master *m);
 
 /* master_db.c */
 /* Also arms the housekeeping timer: recovery and retention while running. */

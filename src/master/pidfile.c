@@ -160,3 +160,52 @@ pidfile_forget(struct pidfile *pf)
 	free(pf->path);
 	pf->path = NULL;
 }
+
+int
+pidfile_make_dir(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat sb;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+		return 0;	/* the current directory, or "/" */
+	*slash = '\0';
+	if (stat(dir, &sb) == 0)
+		return 0;
+	if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+pidfile_check(struct pidfile *pf, pid_t pid, pid_t *other, char *err,
+    size_t errlen)
+{
+	struct pidfile fresh;
+	int rc;
+
+	*other = 0;
+	if (pidfile_same_file(pf->fd, pf->path))
+		return PIDFILE_ACQUIRED;
+	if (pidfile_make_dir(pf->path) == -1) {
+		snprintf(err, errlen, "pidfile %s: its directory: %s",
+		    pf->path, strerror(errno));
+		return PIDFILE_ERROR;
+	}
+	rc = pidfile_acquire(&fresh, pf->path, other, err, errlen);
+	if (rc == PIDFILE_HELD || rc == PIDFILE_ERROR)
+		return rc;
+	if (pidfile_write(&fresh, pid) == -1) {
+		snprintf(err, errlen, "pidfile %s: write: %s", fresh.path,
+		    strerror(errno));
+		pidfile_release(&fresh);
+		return PIDFILE_ERROR;
+	}
+	pidfile_forget(pf);
+	*pf = fresh;
+	return PIDFILE_STALE;
+}

@@ -74,6 +74,8 @@ struct audit_pruner {
 	int64_t max_rows;		/* <= 0: no limit */
 	double cursor_ended;		/* last root looked at */
 	int64_t cursor_pid;
+	char *err;			/* why it failed, when errlen > 0 */
+	size_t errlen;
 };
 
 /*
@@ -150,6 +152,15 @@ audit_prune_trees(struct audit_pruner *ap, int *seen)
 	return removed;
 }
 
+/* Keep SQLite's word on the failure before anything else replaces it. */
+static void
+audit_failed(struct audit_pruner *ap)
+{
+	if (ap->errlen > 0)
+		snprintf(ap->err, ap->errlen, "database %s: %s", ap->st->path,
+		    sqlite3_errmsg(ap->st->db));
+}
+
 /* One batch of phase in its own transaction; *full when more may remain. */
 static int64_t
 audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full)
@@ -158,8 +169,10 @@ audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full)
 	int64_t n;
 	int seen = 0, rc;
 
-	if (store_begin(ap->st) == -1)
+	if (store_begin(ap->st) == -1) {
+		audit_failed(ap);
 		return -1;
+	}
 	if (phase == AP_PROCESSES)
 		n = audit_prune_trees(ap, &seen);
 	else {
@@ -174,6 +187,7 @@ audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full)
 		seen = (int)n;
 	}
 	if (n == -1 || store_commit(ap->st) == -1) {
+		audit_failed(ap);
 		store_rollback(ap->st);
 		return -1;
 	}
@@ -195,20 +209,24 @@ audit_phase_wanted(const struct audit_pruner *ap, enum audit_phase phase)
  */
 int64_t
 audit_prune(struct store *st, double retention_days, int64_t max_rows,
-    double now, int max_batches)
+    double now, int max_batches, char *err, size_t errlen)
 {
 	struct audit_pruner ap = { .st = st, .max_rows = max_rows,
-	    .cutoff = now - retention_days * SECS_PER_DAY };
+	    .cutoff = now - retention_days * SECS_PER_DAY, .err = err,
+	    .errlen = errlen };
 	int64_t removed = 0, n = 0;
 	int phase, full, batches = 0;
 
-	if (audit_prepare(&ap, &ap.tree, audit_tree_sql) == -1)
+	if (audit_prepare(&ap, &ap.tree, audit_tree_sql) == -1) {
+		audit_failed(&ap);
 		return -1;
+	}
 	for (phase = 0; phase < AP_COUNT && n != -1; phase++) {
 		if (!audit_phase_wanted(&ap, phase))
 			continue;
 		if (audit_prepare(&ap, &ap.stmt[phase],
 		    audit_phase_sql[phase]) == -1) {
+			audit_failed(&ap);
 			n = -1;
 			break;
 		}

@@ -261,8 +261,31 @@ store_pragmas(struct store *st, enum config_synchronous sync,
 	return store_exec(st, sql, err, errlen);
 }
 
-int
-store_open(struct store *st, const char *state_dir,
+/*
+ * SQLite opens a file it may not write read-only, silently, and every
+ * write then fails: refuse it here, naming the file and its mode.
+ */
+static int
+store_check_writable(struct store *st, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (sqlite3_db_readonly(st->db, "main") != 1)
+		return 0;
+	if (stat(st->path, &sb) == 0)
+		snprintf(err, errlen, "database %s is read-only for uid %ld "
+		    "(mode %04o, owner uid %ld): egressd must be able to write "
+		    "it", st->path, (long)geteuid(),
+		    (unsigned)(sb.st_mode & 07777), (long)sb.st_uid);
+	else
+		snprintf(err, errlen, "database %s is read-only for uid %ld: "
+		    "egressd must be able to write it", st->path,
+		    (long)geteuid());
+	return -1;
+}
+
+static int
+store_open_flags(struct store *st, const char *state_dir, int flags,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen)
 {
@@ -279,7 +302,7 @@ store_open(struct store *st, const char *state_dir,
 	}
 	snprintf(st->path, len, "%s/%s", state_dir, STORE_FILE_NAME);
 	rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	    SQLITE_OPEN_NOMUTEX | flags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "database %s: %s", st->path,
 		    st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
@@ -287,11 +310,30 @@ store_open(struct store *st, const char *state_dir,
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	if (store_pragmas(st, sync, busy_timeout, err, errlen) == -1) {
+	if (store_check_writable(st, err, errlen) == -1 ||
+	    store_pragmas(st, sync, busy_timeout, err, errlen) == -1) {
 		store_close(st);
 		return -1;
 	}
 	return 0;
+}
+
+int
+store_open(struct store *st, const char *state_dir,
+    enum config_synchronous sync, double busy_timeout, char *err,
+    size_t errlen)
+{
+	return store_open_flags(st, state_dir, SQLITE_OPEN_CREATE, sync,
+	    busy_timeout, err, errlen);
+}
+
+int
+store_open_existing(struct store *st, const char *state_dir,
+    enum config_synchronous sync, double busy_timeout, char *err,
+    size_t errlen)
+{
+	return store_open_flags(st, state_dir, 0, sync, busy_timeout, err,
+	    errlen);
 }
 
 static int

@@ -555,12 +555,16 @@ worker_boot(struct worker *w)
 	evloop_timer_init(&w->heartbeat, worker_on_heartbeat, w);
 	evloop_timer_add(w->loop, &w->heartbeat, 0);	/* the first at once */
 	/* Never reuse the master's handle: a connection must not cross fork. */
-	if (store_open(&w->store, w->cfg->server.state_dir,
+	/* The master created the file: a missing one is not made anew. */
+	if (store_open_existing(&w->store, w->cfg->server.state_dir,
 	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
-	    sizeof(err)) == -1 ||
-	    store_worker_register(&w->store, w->instance_id, getpid(), w->slot,
+	    sizeof(err)) == -1) {
+		log_errx("cannot boot: %s", err);
+		exit(WORKER_EXIT_BOOT);
+	}
+	if (store_worker_register(&w->store, w->instance_id, getpid(), w->slot,
 	    w->generation) == -1) {
-		log_errx("cannot boot: %s", err[0] ? err :
+		log_errx("cannot boot: database %s: %s", w->store.path,
 		    store_errmsg(&w->store));
 		exit(WORKER_EXIT_BOOT);
 	}

@@ -48,11 +48,12 @@ def test_crash_loop_backoff(egressd, egressctl_bin):
     d = egressd(wait=2, server={"workers": 2, "min_uptime": 5.0})
     pids = [w["pid"] for w in d.workers()]
 
-    # Make the database unusable for new workers.
-    tmp = d.db + ".garbage"
-    with open(tmp, "wb") as f:
+    # Make the database unusable for new workers: garbage in the same file
+    # (a file put in its place is another fault, which the master answers
+    # by holding work back: test_state_guard.py).
+    with open(d.db, "r+b") as f:
         f.write(b"\x00garbage, not an SQLite database\xff" * 512)
-    os.replace(tmp, d.db)
+        f.truncate()
     for suffix in ("-wal", "-shm"):
         try:
             os.unlink(d.db + suffix)

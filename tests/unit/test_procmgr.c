@@ -1403,15 +1403,38 @@ test_prune_age(void **state)
 	insert_rows(f, "audit", 700, old);
 	insert_rows(f, "events", 30, now);
 	insert_rows(f, "audit", 20, now);
-	n = audit_prune(&f->st, 1, 0, now, 100);
+	n = audit_prune(&f->st, 1, 0, now, 100, NULL, 0);
 	assert_int_equal(n, 1900);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM events"), 30);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM audit"), 20);
 	assert_int_equal(q_int(f, "SELECT min(created_at) > %.3f FROM events",
 	    old), 1);
 	/* Nothing more to do. */
-	assert_int_equal(audit_prune(&f->st, 1, 0, now, 100), 0);
-	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100), 0);
+	assert_int_equal(audit_prune(&f->st, 1, 0, now, 100, NULL, 0), 0);
+	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100, NULL, 0), 0);
+}
+
+/*
+ * A failed batch is rolled back, and the rollback's success must not
+ * replace SQLite's word on the failure ("pruning: not an error").
+ */
+static void
+test_prune_error_named(void **state)
+{
+	struct fx *f = *state;
+	double now = clock_wall();
+	char err[256] = "";
+
+	insert_rows(f, "events", 10, now - 3 * 86400.0);
+	assert_int_equal(sqlite3_exec(f->st.db, "PRAGMA query_only=1", NULL,
+	    NULL, NULL), SQLITE_OK);
+	assert_int_equal(audit_prune(&f->st, 1, 0, now, 100, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, f->st.path));
+	assert_null(strstr(err, "not an error"));
+	assert_non_null(strstr(err, "readonly"));
+	assert_int_equal(sqlite3_exec(f->st.db, "PRAGMA query_only=0", NULL,
+	    NULL, NULL), SQLITE_OK);
 }
 
 static void
@@ -1426,7 +1449,7 @@ test_prune_max_rows(void **state)
 	max_id = q_int(f, "SELECT max(id) FROM events");
 	/* Two full batches per call: call again while it says so. */
 	do {
-		n = audit_prune(&f->st, 7, 1000, now, 2);
+		n = audit_prune(&f->st, 7, 1000, now, 2, NULL, 0);
 		assert_true(n >= 0);
 		total += n;
 	} while (n >= 2 * AUDIT_BATCH);
@@ -1465,7 +1488,7 @@ test_prune_processes(void **state)
 	/* All but the recent one ended long ago. */
 	exec_sql(f, "UPDATE processes SET ended_at = ended_at - 864000");
 	ok(f, procmgr_exit(&f->pm, recent, "{}", 0, NULL, NULL));
-	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100), 3);
+	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100, NULL, 0), 3);
 	/* The old tree went whole, with its objects, views and handles. */
 	assert_int_equal(q_int(f, "SELECT count(*) FROM processes WHERE pid IN "
 	    "(%lld, %lld, %lld)", (long long)old_tree, (long long)child,
@@ -1483,11 +1506,11 @@ test_prune_processes(void **state)
 	/* Delivered, it goes; a tree goes once all of it ended long ago. */
 	ok(f, store_outbox_delete(&f->st, "op-kept"));
 	ok(f, procmgr_exit(&f->pm, live_child, NULL, 0, NULL, NULL));
-	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100), 1);
+	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100, NULL, 0), 1);
 	assert_int_equal(status_of(f, live_child_root), PS_EXITED);
 	exec_sql(f, "UPDATE processes SET ended_at = ended_at - 864000 "
 	    "WHERE pid = 6");
-	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100), 2);
+	assert_int_equal(audit_prune(&f->st, 7, 0, now, 100, NULL, 0), 2);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM processes"), 2);
 	/* Pids are never reused. */
 	assert_true(spawn(f, NULL, 0) > running);
@@ -1537,6 +1560,7 @@ main(void)
 		DB_TEST(test_lock_wait_calls_hook),
 		DB_TEST(test_database_full),
 		DB_TEST(test_prune_age),
+		DB_TEST(test_prune_error_named),
 		DB_TEST(test_prune_max_rows),
 		DB_TEST(test_prune_processes),
 #undef DB_TEST

@@ -1,0 +1,381 @@
+/*
+ * stateguard: the master's watch over its state files while it runs.
+ *
+ * Every STATEGUARD_EVERY seconds (a timer of the loop), and before the
+ * master opens the database, it looks at:
+ *
+ * - the pidfile and the control socket: removed or replaced (tmpfiles
+ *   cleanup, an operator's rm), they are made again, so init scripts and
+ *   egressctl keep finding the master;
+ * - the database: its path must still name the file opened at start
+ *   (device and inode), and its WAL must be the one the workers write:
+ *   the shared wal-index (-shm) names the WAL's salts and length, and a
+ *   WAL at the path with other salts, or shorter, or none at all, is not
+ *   the one the index describes.  A database removed or replaced, or a WAL
+ *   removed, is a degraded reason and holds new work back (master.c
+ *   retires the workers, who finish and deliver what they hold, and
+ *   spawns no others; nothing opens the path meanwhile, so nothing writes
+ *   into an empty new file).  The WAL's case ends by itself: the last
+ *   worker to close checkpoints the WAL it still holds into the database,
+ *   which then is whole again, and work resumes.  A database file removed
+ *   or replaced stays a fault until its file is back or the daemon is
+ *   restarted (docs/OPERATIONS.md);
+ * - whether the database may still be written (a chmod while running):
+ *   new workers could not start.
+ *
+ * The master holds no SQLite connection here: the files are read with
+ * plain descriptors, opened and closed while no connection of this process
+ * is open (closing a descriptor drops this process's POSIX locks on the
+ * file, which SQLite would otherwise hold).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "core/clock.h"
+#include "core/evloop.h"
+#include "core/log.h"
+#include "master/control.h"
+#include "master/degraded.h"
+#include "master/pidfile.h"
+#include "master_priv.h"
+
+#define STATEGUARD_KEY_DB "database"
+#define STATEGUARD_KEY_ACCESS "database_access"
+#define STATEGUARD_KEY_PIDFILE "pidfile"
+#define STATEGUARD_KEY_SOCKET "control_socket"
+
+/* SQLite's WAL and wal-index layouts (sqlite.org/walformat.html). */
+#define WAL_HDR_SIZE 32
+#define WAL_FRAME_HDR 24
+#define WAL_SALT_OFFSET 16	/* in the WAL header, big-endian bytes */
+#define SHM_HDR_SIZE 48		/* one copy; two copies lead the -shm */
+#define SHM_ISINIT 12
+#define SHM_PGSZ 14		/* u16, native order; 1 means 65536 */
+#define SHM_MXFRAME 16		/* u32, native order */
+#define SHM_SALT 32		/* the WAL header's salts, as its bytes */
+
+#define STATEGUARD_WAL_TRIES 4	/* looks while commits move the index */
+
+enum stateguard_wal { WAL_OK, WAL_UNKNOWN, WAL_UNSTABLE, WAL_GONE };
+
+static char *
+stateguard_path(const char *dir, const char *name)
+{
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(len);
+
+	if (p != NULL)
+		snprintf(p, len, "%s/%s", dir, name);
+	return p;
+}
+
+/* A live worker holds its connection from before HELLO to its exit. */
+static int
+stateguard_connected(const struct master *m)
+{
+	const struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->instance_id[0] != '\0')
+			return 1;
+	return 0;
+}
+
+/* The -shm's leading header, when both copies agree; 0, or -1. */
+static int
+stateguard_read_shm(const char *path, uint8_t hdr[SHM_HDR_SIZE],
+    struct stat *sb)
+{
+	uint8_t buf[2 * SHM_HDR_SIZE];
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	if (fstat(fd, sb) == 0 && pread(fd, buf, sizeof(buf), 0) ==
+	    (ssize_t)sizeof(buf) && memcmp(buf, buf + SHM_HDR_SIZE,
+	    SHM_HDR_SIZE) == 0 && buf[SHM_ISINIT] != 0) {
+		memcpy(hdr, buf, SHM_HDR_SIZE);
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * Does the WAL at the path hold the frames the wal-index says it has?
+ * Only a stable answer counts: the index is read before and after the
+ * WAL, and any change between (a commit, a restart of the log, the last
+ * connection closing and removing both files) makes it WAL_UNSTABLE.
+ */
+static enum stateguard_wal
+stateguard_look_wal(const struct stateguard *g)
+{
+	uint8_t before[SHM_HDR_SIZE], after[SHM_HDR_SIZE], wal[WAL_HDR_SIZE];
+	struct stat sa, sb, ws;
+	uint32_t mxframe, pgsz;
+	uint16_t sz16;
+	int fd, have = 0;
+
+	if (stateguard_read_shm(g->shm_path, before, &sa) == -1)
+		return WAL_UNKNOWN;
+	memcpy(&mxframe, before + SHM_MXFRAME, sizeof(mxframe));
+	memcpy(&sz16, before + SHM_PGSZ, sizeof(sz16));
+	pgsz = sz16 == 1 ? 65536u : sz16;
+	if (mxframe == 0 || pgsz < 512)
+		return WAL_UNKNOWN;	/* an empty log: no frame to lose */
+	if ((fd = open(g->wal_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		have = fstat(fd, &ws) == 0 && pread(fd, wal, sizeof(wal), 0) ==
+		    (ssize_t)sizeof(wal);
+		close(fd);
+	}
+	if (stateguard_read_shm(g->shm_path, after, &sb) == -1 ||
+	    sa.st_ino != sb.st_ino || sa.st_dev != sb.st_dev ||
+	    memcmp(before, after, SHM_HDR_SIZE) != 0)
+		return WAL_UNSTABLE;
+	if (!have || memcmp(wal + WAL_SALT_OFFSET, before + SHM_SALT, 8) != 0 ||
+	    (uint64_t)ws.st_size < WAL_HDR_SIZE + (uint64_t)mxframe *
+	    (WAL_FRAME_HDR + pgsz))
+		return WAL_GONE;
+	return WAL_OK;
+}
+
+static enum stateguard_wal
+stateguard_check_wal(const struct stateguard *g)
+{
+	enum stateguard_wal rc = WAL_UNSTABLE;
+	int i;
+
+	for (i = 0; i < STATEGUARD_WAL_TRIES && rc == WAL_UNSTABLE; i++)
+		rc = stateguard_look_wal(g);
+	return rc;
+}
+
+/* Why the database file is not the one opened at start, or NULL. */
+static const char *
+stateguard_check_db(const struct stateguard *g, char *buf, size_t len)
+{
+	struct stat sb;
+
+	if (!g->db_known)
+		return NULL;
+	if (stat(g->db_path, &sb) == -1) {
+		snprintf(buf, len, "database %s was removed while running "
+		    "(%s)", g->db_path, strerror(errno));
+		return buf;
+	}
+	if (sb.st_dev != g->db_dev || sb.st_ino != g->db_ino) {
+		snprintf(buf, len, "database %s was replaced while running "
+		    "(inode %lu, opened as %lu)", g->db_path,
+		    (unsigned long)sb.st_ino, (unsigned long)g->db_ino);
+		return buf;
+	}
+	return NULL;
+}
+
+static void
+stateguard_check_access(struct master *m)
+{
+	struct stat sb;
+
+	if (access(m->guard.db_path, R_OK | W_OK) == 0 ||
+	    stat(m->guard.db_path, &sb) == -1) {
+		degraded_clear(&m->degraded, STATEGUARD_KEY_ACCESS);
+		return;
+	}
+	degraded_set(&m->degraded, STATEGUARD_KEY_ACCESS, "database %s is not "
+	    "writable by uid %ld (mode %04o, owner uid %ld): new workers "
+	    "cannot start", m->guard.db_path, (long)geteuid(),
+	    (unsigned)(sb.st_mode & 07777), (long)sb.st_uid);
+}
+
+int
+stateguard_db_ok(struct master *m)
+{
+	struct stateguard *g = &m->guard;
+	char buf[DEGRADED_TEXT_MAX];
+	const char *why = stateguard_check_db(g, buf, sizeof(buf));
+
+	/*
+	 * A WAL once found gone stays so while a worker may still hold the
+	 * old one: a look that cannot tell (the index busy) proves nothing.
+	 */
+	if (!stateguard_connected(m))
+		g->wal_lost = 0;
+	else if (why == NULL && !g->wal_lost &&
+	    stateguard_check_wal(g) == WAL_GONE)
+		g->wal_lost = 1;
+	if (why == NULL && g->wal_lost) {
+		snprintf(buf, sizeof(buf), "database %s: its WAL %s was "
+		    "removed or replaced while running; the workers finish "
+		    "what they hold, and work resumes once the last of them "
+		    "has written the WAL it holds back", g->db_path,
+		    g->wal_path);
+		why = buf;
+	}
+	if (why == NULL) {
+		if (g->db_lost)
+			log_info("database %s is itself again; taking work",
+			    g->db_path);
+		g->db_lost = 0;
+		degraded_clear(&m->degraded, STATEGUARD_KEY_DB);
+		return 1;
+	}
+	if (degraded_set(&m->degraded, STATEGUARD_KEY_DB, "%s; no new work "
+	    "is taken", why) && !g->db_lost)
+		log_errx("%s: the workers finish and deliver what they hold; "
+		    "none is started and nothing opens the path until it "
+		    "names that file again (or egressd restarts)", why);
+	g->db_lost = 1;
+	return 0;
+}
+
+static void
+stateguard_check_pidfile(struct master *m)
+{
+	char err[512];
+	pid_t other;
+
+	if (m->opt.pidfile == NULL)
+		return;
+	switch (pidfile_check(m->opt.pidfile, getpid(), &other, err,
+	    sizeof(err))) {
+	case PIDFILE_ACQUIRED:
+		degraded_clear(&m->degraded, STATEGUARD_KEY_PIDFILE);
+		return;
+	case PIDFILE_STALE:
+		log_warnx("pidfile %s was removed or replaced; written again",
+		    m->opt.pidfile->path);
+		degraded_clear(&m->degraded, STATEGUARD_KEY_PIDFILE);
+		return;
+	case PIDFILE_HELD:
+		/* A starter that is about to be refused lets go of it soon. */
+		degraded_set(&m->degraded, STATEGUARD_KEY_PIDFILE, "pidfile %s "
+		    "was replaced by one pid %ld holds", m->opt.pidfile->path,
+		    (long)other);
+		return;
+	default:
+		degraded_set(&m->degraded, STATEGUARD_KEY_PIDFILE, "%s "
+		    "(removed while running; cannot write it again)", err);
+	}
+}
+
+static void
+stateguard_check_socket(struct master *m)
+{
+	const char *path = m->cfg->server.control_socket;
+	char err[512];
+
+	if (pidfile_make_dir(path) == -1) {
+		degraded_set(&m->degraded, STATEGUARD_KEY_SOCKET, "control "
+		    "socket %s: its directory: %s", path, strerror(errno));
+		return;
+	}
+	switch (control_check(m->ctl, err, sizeof(err))) {
+	case 0:
+		degraded_clear(&m->degraded, STATEGUARD_KEY_SOCKET);
+		return;
+	case 1:
+		log_warnx("control socket %s was removed or replaced; bound "
+		    "again", path);
+		degraded_clear(&m->degraded, STATEGUARD_KEY_SOCKET);
+		return;
+	default:
+		degraded_set(&m->degraded, STATEGUARD_KEY_SOCKET, "%s "
+		    "(the socket was removed while running)", err);
+	}
+}
+
+static void
+stateguard_on_timer(void *arg)
+{
+	struct master *m = arg;
+
+	if (m->state != MS_RUNNING)
+		return;		/* stopping: the files go with the master */
+	evloop_timer_add(m->loop, &m->guard.timer, clock_mono() +
+	    STATEGUARD_EVERY);
+	stateguard_check_pidfile(m);
+	stateguard_check_socket(m);
+	if (stateguard_db_ok(m))
+		stateguard_check_access(m);
+}
+
+/*
+ * At start, before the database is opened: a WAL or wal-index left beside
+ * a database that is gone belongs to that database.  SQLite would replay
+ * its frames into a new empty file; they are moved aside instead.
+ */
+void
+stateguard_set_aside(const char *state_dir)
+{
+	static const char *const names[] = { STORE_FILE_NAME "-wal",
+	    STORE_FILE_NAME "-shm" };
+	char *db, from[PATH_MAX], to[PATH_MAX + 8];
+	struct stat sb;
+	size_t i;
+
+	if ((db = stateguard_path(state_dir, STORE_FILE_NAME)) == NULL)
+		return;
+	for (i = 0; lstat(db, &sb) == -1 && errno == ENOENT &&
+	    i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((size_t)snprintf(from, sizeof(from), "%s/%s", state_dir,
+		    names[i]) >= sizeof(from) || (size_t)snprintf(to,
+		    sizeof(to), "%s/%s.orphan", state_dir, names[i]) >=
+		    sizeof(to))
+			break;
+		if (rename(from, to) == 0)
+			log_warnx("database %s is missing: %s moved to %s", db,
+			    from, to);
+		else if (errno != ENOENT)
+			log_warn("database %s is missing: moving %s aside", db,
+			    from);
+	}
+	free(db);
+}
+
+int
+stateguard_start(struct master *m, char *err, size_t errlen)
+{
+	struct stateguard *g = &m->guard;
+	const char *dir = m->cfg->server.state_dir;
+	struct stat sb;
+
+	if ((g->db_path = stateguard_path(dir, STORE_FILE_NAME)) == NULL ||
+	    (g->wal_path = stateguard_path(dir, STORE_FILE_NAME "-wal")) ==
+	    NULL || (g->shm_path = stateguard_path(dir, STORE_FILE_NAME
+	    "-shm")) == NULL) {
+		snprintf(err, errlen, "database: out of memory");
+		return -1;
+	}
+	if (stat(g->db_path, &sb) == -1) {
+		snprintf(err, errlen, "database %s: %s", g->db_path,
+		    strerror(errno));
+		return -1;
+	}
+	g->db_dev = sb.st_dev;
+	g->db_ino = sb.st_ino;
+	g->db_known = 1;
+	evloop_timer_init(&g->timer, stateguard_on_timer, m);
+	evloop_timer_add(m->loop, &g->timer, clock_mono() + STATEGUARD_EVERY);
+	return 0;
+}
+
+void
+stateguard_free(struct master *m)
+{
+	struct stateguard *g = &m->guard;
+
+	if (g->db_known)
+		evloop_timer_cancel(&g->timer);
+	free(g->db_path);
+	free(g->wal_path);
+	free(g->shm_path);
+	memset(g, 0, sizeof(*g));
+}
