@@ -25,4 +25,10 @@ enum ops_status dispatch_start(struct op_run *run, const char *path,
 const struct config_strlist *dispatch_capabilities(
     const struct egressd_config *cfg, const char *path);
 
+/*
+ * 1 when path's handler runs children (batch): its process is granted
+ * the authority to fork (docs/PROCESSES.md), apart from its capabilities.
+ */
+int dispatch_forks(const char *path);
+
 #endif

@@ -11,8 +11,13 @@
  *
  * The policy of a (subject, resource, right): ALWAYS_ALLOW when a live
  * (unrevoked, unexpired) delegable capability grants it, ALLOW when only a
- * non-delegable one does, DENY otherwise.  Inherit passes on only what is
- * ALWAYS_ALLOW for the parent.
+ * non-delegable one does, DENY otherwise.  A capability passed to a child
+ * is a delegation: its row names the parent capability (parent_cap) and
+ * counts only while every capability up its chain is live, so revoking or
+ * the expiry of a parent's capability withdraws it from the whole subtree.
+ * A delegation may only attenuate one live delegable capability of the
+ * parent: the same or a narrower resource, a subset of its rights, its
+ * constraints kept (none given) or tightened, an expiry no later than it.
  *
  * The database calls run inside the caller's transaction (procmgr owns
  * transactions) and return 0 or -1 with err set; audit records are the
@@ -34,6 +39,15 @@ int cap_resource_matches(const char *pattern, const char *resource);
 int cap_rights_include(const char *rights, const char *right);
 /* 0 when every name in rights is known; -1 naming the bad one in err. */
 int cap_rights_valid(const char *rights, char *err, size_t errlen);
+/* 1 when every right of the comma list rights is in the list of. */
+int cap_rights_subset(const char *rights, const char *of);
+/*
+ * 1 when spec may be delegated from a capability (pattern, rights,
+ * constraints): see above.  0 with the reason in err otherwise.
+ */
+int cap_attenuates(const char *pattern, const char *rights,
+    const char *constraints, const struct cap_spec *spec, char *err,
+    size_t errlen);
 /* Live at now: not revoked and expires_at 0 or later than now. */
 int cap_live(double expires_at, double revoked_at, double now);
 const char *cap_policy_name(enum cap_policy p);
@@ -41,7 +55,7 @@ const char *cap_policy_name(enum cap_policy p);
 /* Database calls (in the caller's transaction). */
 int cap_grant(struct procmgr *pm, agent_pid subject,
     const struct cap_spec *spec, const char *issued_by, int64_t *cap_id);
-/* Grant spec to child, refused (PM_E_DENIED) unless ALWAYS_ALLOW for parent. */
+/* Delegate spec to child, refused (PM_E_DENIED) unless it attenuates. */
 int cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
     const struct cap_spec *spec, const char *issued_by);
 /* cap_inherit's check alone: 0 when parent may pass spec on. */

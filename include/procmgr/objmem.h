@@ -6,7 +6,8 @@
  * a mode (MUTABLE, COPY_ON_WRITE, EPHEMERAL, READ_ONLY) and a list of root
  * object IDs.  A fork derives the child's view from the parent's with the
  * fork mode's view mode; merge copies a terminated child's view roots into
- * the parent's, skipping what the parent already sees; exit releases the
+ * the parent's, skipping what the parent already sees and objects that no
+ * longer exist; exit (and a kill) releases the
  * process's volatile objects except its result.  Every call runs inside the
  * caller's transaction and returns 0 or -1 with pm->err set.
  */
@@ -43,6 +44,10 @@ int objmem_view_mode(struct procmgr *pm, int64_t view_id,
     enum view_mode *out);
 /* Delete owner's volatile objects except keep (0 = none). */
 int objmem_release_owned(struct procmgr *pm, agent_pid owner, int64_t keep);
+/* 1 when oid is a root of view_id and still exists, 0 when not, -1. */
+int objmem_view_has(struct procmgr *pm, int64_t view_id, int64_t oid);
+/* The process that owns oid; PM_E_NOT_FOUND when it does not exist. */
+int objmem_owner(struct procmgr *pm, int64_t oid, agent_pid *owner);
 /* The payload of oid (malloc'd JSON text; free it). */
 int objmem_read(struct procmgr *pm, int64_t oid, char **payload);
 

@@ -43,7 +43,7 @@ enum pm_error {
 
 #define PM_CWD_MAX 1024
 #define PM_ERR_MAX 512
-#define PM_STMT_MAX 48		/* statements cached per connection */
+#define PM_STMT_MAX 64		/* statements cached per connection */
 
 /* One capability to grant or inherit (capability.h has the full rules). */
 struct cap_spec {
@@ -82,7 +82,8 @@ struct proc_info {
 	enum proc_status status;
 	int64_t goal_oid, result_oid, view_id;	/* 0 = none */
 	struct proc_budget budget;
-	int tool_calls, child_processes;	/* used */
+	int tool_calls, child_processes;	/* used, with descendants' */
+	double runtime_used;			/* seconds, likewise */
 	double created_at, updated_at, ended_at;	/* ended 0 = live */
 };
 
@@ -114,20 +115,46 @@ int procmgr_add_hook(struct procmgr *pm, procmgr_hook fn, void *arg);
 int procmgr_spawn(struct procmgr *pm, const char *image, const char *goal,
     const struct cap_spec *caps, size_t ncaps, const char *operation_id,
     const char *cwd, agent_pid *out);
+/* The resources the process manager itself checks (docs/PROCESSES.md). */
+#define PM_RES_SPAWN "process:spawn"	/* right write: fork, spawn_child */
+#define PM_RES_IMAGE "image:"		/* + image, right read: another image */
+#define PM_RES_WORKSPACE "filesystem:workspace:"	/* + DIR, a star: read */
+
+/* What fork and spawn_child take besides their arguments; NULL: defaults. */
+struct proc_child_opts {
+	const char *cwd;	/* NULL: the parent's; else the parent reads it */
+	int select_roots;	/* fork: pass only roots[], not every root */
+	const int64_t *roots;	/* each a root of the parent's view */
+	size_t nroots;
+};
+
 /*
  * A child whose view derives from the parent's by mode; inherit lists the
- * capabilities to pass on (only rights the parent holds with policy
- * ALWAYS_ALLOW; otherwise PM_E_DENIED and nothing is created).  image NULL
- * keeps the parent's.  The parent at its child budget gets PM_E_LIMIT.
+ * capabilities to delegate (each must attenuate one live delegable
+ * capability of the parent; otherwise PM_E_DENIED and nothing is created).
+ * The parent needs write on process:spawn, and read on image:IMAGE when
+ * image names another image than its own (NULL keeps the parent's).  The
+ * parent at its child budget gets PM_E_LIMIT.
  */
 int procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
     enum fork_mode mode, const char *image, const struct cap_spec *inherit,
     size_t ninherit, agent_pid *out);
+/* fork with options: the child's cwd, the roots its view starts from. */
+int procmgr_fork_opts(struct procmgr *pm, agent_pid parent, const char *goal,
+    enum fork_mode mode, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, const struct proc_child_opts *opts, agent_pid *out);
 /* Like fork, with a fresh MUTABLE view rooted at the child's goal. */
 int procmgr_spawn_child(struct procmgr *pm, agent_pid parent,
     const char *goal, const char *image, const struct cap_spec *inherit,
     size_t ninherit, agent_pid *out);
-/* Replace the image; without preserve_caps the exec shrink applies. */
+/* spawn_child with options (cwd only: a fresh view takes no roots). */
+int procmgr_spawn_child_opts(struct procmgr *pm, agent_pid parent,
+    const char *goal, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, const struct proc_child_opts *opts, agent_pid *out);
+/*
+ * Replace the image; without preserve_caps the exec shrink applies.
+ * Another image needs read on image:IMAGE, checked before anything moves.
+ */
 int procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
     int preserve_memory, int preserve_caps);
 /*
@@ -137,6 +164,12 @@ int procmgr_exec(struct procmgr *pm, agent_pid pid, const char *image,
  */
 int procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
     double timeout, struct proc_wait *out);
+/*
+ * The non-suspending wait: 1 when the child has ended (out filled as by
+ * wait), 0 when it still runs; the parent's status never changes.
+ */
+int procmgr_poll_child(struct procmgr *pm, agent_pid parent, agent_pid child,
+    struct proc_wait *out);
 /* Children of pid in creation order; cb may not call procmgr. */
 int procmgr_list_children(struct procmgr *pm, agent_pid pid,
     int include_terminal, void (*cb)(const struct proc_info *, void *),
@@ -153,15 +186,38 @@ int procmgr_signal_child(struct procmgr *pm, agent_pid parent,
  */
 int procmgr_exit(struct procmgr *pm, agent_pid pid, const char *result,
     int failed, const char *message, const struct outbox_entry *ob);
-/* Like signal TERMINATE, but also queues ob (runtime budget, shutdown). */
+/*
+ * exit naming an existing object as the result: pid must own it or hold
+ * read on object:OID (PM_E_DENIED otherwise, and pid keeps running).  The
+ * object is kept when pid's volatile objects are released.
+ */
+int procmgr_exit_object(struct procmgr *pm, agent_pid pid, int64_t result_oid,
+    int failed, const char *message, const struct outbox_entry *ob);
+/*
+ * Like signal TERMINATE, but also queues ob (runtime budget, shutdown).
+ * A kill, by any signal, releases the volatile objects as exit does.
+ */
 int procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
+    const struct outbox_entry *ob);
+/* Kill pid's live descendants (deepest first), then pid with ob. */
+int procmgr_kill_tree(struct procmgr *pm, agent_pid pid, const char *reason,
     const struct outbox_entry *ob);
 /* Merge a terminated child's view into the parent's; *merged = objects. */
 int procmgr_merge_child_memory(struct procmgr *pm, agent_pid parent,
     agent_pid child, int *merged);
+/* Needs read on "filesystem:workspace:DIR/" and a star (for ".", no DIR/). */
 int procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path);
-/* Count one tool call against the budget; PM_E_LIMIT when used up. */
+/*
+ * Count one tool call against the budget of pid and of every ancestor:
+ * PM_E_LIMIT, nothing counted, when any of them has used its own up.
+ */
 int procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid);
+/*
+ * Add seconds of runtime to pid and every ancestor.  The time was spent,
+ * so it is recorded; PM_E_LIMIT then names the first of them now past its
+ * max_runtime (the caller kills that one's subtree).
+ */
+int procmgr_charge_runtime(struct procmgr *pm, agent_pid pid, double seconds);
 /*
  * Check a right through capability.c and charge a tool call, in one
  * transaction with its audit record; PM_E_DENIED or PM_E_LIMIT on refusal.

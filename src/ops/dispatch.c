@@ -38,21 +38,22 @@ static const struct {
 	size_t enabled;		/* offset of its enabled flag, or -1 */
 	const char *group;	/* for the "disabled" message */
 	size_t caps;		/* offset of its capabilities, or -1 */
+	int forks;		/* its process forks children */
 } dispatch_table[] = {
 	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL,
-	    (size_t)-1 },
+	    (size_t)-1, 0 },
 	{ DISPATCH_STORAGE_PREFIX, 1, op_storage, DISPATCH_FLAG(storage), "storage",
-	    DISPATCH_CAPS(storage) },
+	    DISPATCH_CAPS(storage), 0 },
 	{ "/api/v1/agent/execute/http", 0, op_http, DISPATCH_FLAG(http), "http",
-	    DISPATCH_CAPS(http) },
+	    DISPATCH_CAPS(http), 0 },
 	{ "/api/v1/agent/execute/command", 0, op_command, DISPATCH_FLAG(command),
-	    "command", DISPATCH_CAPS(command) },
+	    "command", DISPATCH_CAPS(command), 0 },
 	{ "/api/v1/agent/execute/sqlite", 0, op_sqlite, DISPATCH_FLAG(sqlite),
-	    "sqlite", DISPATCH_CAPS(sqlite) },
+	    "sqlite", DISPATCH_CAPS(sqlite), 0 },
 	{ "/api/v1/agent/execute/batch", 0, op_batch, DISPATCH_FLAG(batch),
-	    "batch", DISPATCH_CAPS(batch) },
+	    "batch", DISPATCH_CAPS(batch), 1 },
 	{ "/api/v1/upgrade", 0, op_upgrade, DISPATCH_FLAG(upgrade), "upgrade",
-	    DISPATCH_CAPS(upgrade) },
+	    DISPATCH_CAPS(upgrade), 0 },
 };
 #define DISPATCH_COUNT (sizeof(dispatch_table) / sizeof(dispatch_table[0]))
 
@@ -77,6 +78,17 @@ dispatch_capabilities(const struct egressd_config *cfg, const char *path)
 			    (const struct config_strlist *)
 			    ((const char *)cfg + dispatch_table[i].caps);
 	return NULL;
+}
+
+int
+dispatch_forks(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < DISPATCH_COUNT; i++)
+		if (dispatch_path_matches(i, path))
+			return dispatch_table[i].forks;
+	return 0;
 }
 
 enum ops_status

@@ -1,8 +1,10 @@
 /* capability: grants, inheritance, revocation, policy (see capability.h). */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "procmgr/capability.h"
@@ -12,6 +14,7 @@
 
 #define CAP_RESOURCE_MAX 512	/* "object:OID", "object_namespace:PID" */
 #define CAP_RIGHT_MAX 16	/* longest right name and its NUL */
+#define CAP_CHAIN_MAX 64	/* links walked before a chain is refused */
 
 static const char *const cap_right_names[] = {
 	"read", "write", "delete", "execute", "request", "materialize", "link",
@@ -129,17 +132,17 @@ cap_check_spec(struct procmgr *pm, const struct cap_spec *spec)
 	return 0;
 }
 
-int
-cap_grant(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
-    const char *issued_by, int64_t *cap_id)
+/* The row of spec for subject, delegated from parent_cap (0: granted). */
+static int
+cap_insert(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
+    const char *issued_by, int64_t parent_cap, int64_t *cap_id)
 {
 	sqlite3_stmt *s;
 
-	if (cap_check_spec(pm, spec) == -1)
-		return -1;
 	s = pmdb_stmt(pm, PMDB_CAP_INSERT, "INSERT INTO capabilities (subject, "
 	    "resource, rights, constraints, expires_at, delegable, revocable, "
-	    "issued_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	    "issued_by, created_at, parent_cap) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, subject);
@@ -151,10 +154,80 @@ cap_grant(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
 	sqlite3_bind_int(s, 7, spec->revocable != 0);
 	sqlite3_bind_text(s, 8, issued_by, -1, SQLITE_STATIC);
 	sqlite3_bind_double(s, 9, clock_wall());
+	pmdb_bind_id(s, 10, parent_cap);
 	if (pmdb_step_done(pm, s) == -1)
 		return -1;
 	if (cap_id != NULL)
 		*cap_id = sqlite3_last_insert_rowid(pm->st->db);
+	return 0;
+}
+
+int
+cap_grant(struct procmgr *pm, agent_pid subject, const struct cap_spec *spec,
+    const char *issued_by, int64_t *cap_id)
+{
+	if (cap_check_spec(pm, spec) == -1)
+		return -1;
+	return cap_insert(pm, subject, spec, issued_by, 0, cap_id);
+}
+
+/*
+ * 1 when every capability cap_id was delegated through is live at now,
+ * 0 when one was revoked, has expired or no longer exists, -1.  A granted
+ * capability (no parent) costs nothing: the walk starts at its parent.
+ */
+static int
+cap_chain_live(struct procmgr *pm, int64_t cap_id, double now)
+{
+	sqlite3_stmt *s;
+	int rc, depth;
+
+	for (depth = 0; cap_id != 0; depth++) {
+		/* Delegation only goes down a finite process tree. */
+		if (depth == CAP_CHAIN_MAX)
+			return 0;
+		s = pmdb_stmt(pm, PMDB_CAP_CHAIN, "SELECT coalesce(parent_cap, "
+		    "0), revoked_at IS NULL AND (expires_at IS NULL OR "
+		    "expires_at > ?2) FROM capabilities WHERE cap_id = ?1");
+		if (s == NULL)
+			return -1;
+		sqlite3_bind_int64(s, 1, cap_id);
+		sqlite3_bind_double(s, 2, now);
+		if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			if (rc != SQLITE_DONE)
+				return pmdb_sqlite_error(pm);
+			return 0;
+		}
+		cap_id = sqlite3_column_int64(s, 0);
+		rc = sqlite3_column_int(s, 1);
+		sqlite3_reset(s);
+		if (!rc)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * The matching row at s counts only when its delegation chain is live;
+ * *out rises to what it grants.  The walk uses another statement, so s
+ * stays on its row.
+ */
+static int
+cap_policy_chain(struct procmgr *pm, sqlite3_stmt *s, double now,
+    enum cap_policy *out)
+{
+	int live = 1;
+
+	if (sqlite3_column_int64(s, 3) != 0 &&
+	    (live = cap_chain_live(pm, sqlite3_column_int64(s, 3), now)) == -1) {
+		sqlite3_reset(s);
+		return -1;
+	}
+	if (live && sqlite3_column_int(s, 2))
+		*out = CAP_ALWAYS_ALLOW;
+	else if (live)
+		*out = CAP_ALLOW;
 	return 0;
 }
 
@@ -167,9 +240,9 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 	int rc;
 
 	*out = CAP_DENY;
-	s = pmdb_stmt(pm, PMDB_CAP_LIVE, "SELECT resource, rights, delegable "
-	    "FROM capabilities WHERE subject = ?1 AND revoked_at IS NULL "
-	    "AND (expires_at IS NULL OR expires_at > ?2)");
+	s = pmdb_stmt(pm, PMDB_CAP_LIVE, "SELECT resource, rights, delegable, "
+	    "coalesce(parent_cap, 0) FROM capabilities WHERE subject = ?1 "
+	    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, subject);
@@ -181,7 +254,8 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 		    !cap_resource_matches(pattern, resource) ||
 		    !cap_rights_include(rights, right))
 			continue;
-		*out = sqlite3_column_int(s, 2) ? CAP_ALWAYS_ALLOW : CAP_ALLOW;
+		if (cap_policy_chain(pm, s, now, out) == -1)
+			return -1;
 		if (*out == CAP_ALWAYS_ALLOW)
 			break;
 	}
@@ -195,39 +269,186 @@ cap_policy(struct procmgr *pm, agent_pid subject, const char *resource,
 }
 
 int
-cap_check_inherit(struct procmgr *pm, agent_pid parent,
-    const struct cap_spec *spec)
+cap_rights_subset(const char *rights, const char *of)
 {
 	char right[CAP_RIGHT_MAX];
-	const char *p, *name;
-	enum cap_policy pol;
-	double now = clock_wall();
+	const char *p = rights, *name;
 	int n;
 
-	if (cap_check_spec(pm, spec) == -1)
-		return -1;
-	for (p = spec->rights; (n = cap_next_right(&p, &name)) != -1;) {
-		/* Valid rights are known names, all shorter than right. */
+	while ((n = cap_next_right(&p, &name)) != -1) {
+		if (n <= 0 || n >= (int)sizeof(right))
+			return 0;
 		snprintf(right, sizeof(right), "%.*s", n, name);
-		if (cap_policy(pm, parent, spec->resource, right, now,
-		    &pol) == -1)
-			return -1;
-		if (pol != CAP_ALWAYS_ALLOW)
-			return pmdb_error(pm, PM_E_DENIED, "%" PRId64 " cannot "
-			    "inherit %s on %.200s; parent policy is %s",
-			    parent, right, spec->resource,
-			    cap_policy_name(pol));
+		if (!cap_rights_include(of, right))
+			return 0;
 	}
+	return 1;
+}
+
+/*
+ * Constraints kept or tightened: none on the parent allows any; the same
+ * JSON value; or, when the parent's is an object, an object that keeps
+ * every key of it with an equal value and may add more.  Anything else,
+ * including text that is not JSON, is refused.
+ */
+static int
+cap_constraints_tighten(const char *parent, const char *child)
+{
+	cJSON *p, *c, *item;
+	int ok;
+
+	if (parent == NULL)
+		return 1;
+	if (child == NULL)
+		return 0;
+	p = cJSON_Parse(parent);
+	c = cJSON_Parse(child);
+	ok = p != NULL && c != NULL && cJSON_Compare(p, c, 1);
+	if (!ok && cJSON_IsObject(p) && cJSON_IsObject(c)) {
+		ok = 1;
+		cJSON_ArrayForEach(item, p)
+			if (!cJSON_Compare(item, cJSON_GetObjectItemCaseSensitive(
+			    c, item->string), 1))
+				ok = 0;
+	}
+	cJSON_Delete(p);
+	cJSON_Delete(c);
+	return ok;
+}
+
+int
+cap_attenuates(const char *pattern, const char *rights,
+    const char *constraints, const struct cap_spec *spec, char *err,
+    size_t errlen)
+{
+	/* A pattern covers a narrower one as it covers a resource. */
+	if (!cap_resource_matches(pattern, spec->resource)) {
+		snprintf(err, errlen, "%.200s is not within %.200s",
+		    spec->resource, pattern);
+		return 0;
+	}
+	if (!cap_rights_subset(spec->rights, rights)) {
+		snprintf(err, errlen, "rights %.100s are not a subset of %.100s",
+		    spec->rights, rights);
+		return 0;
+	}
+	/* No constraints asked: the parent's are kept (cap_inherit). */
+	if (spec->constraints != NULL &&
+	    !cap_constraints_tighten(constraints, spec->constraints)) {
+		snprintf(err, errlen, "constraints %.120s would loosen %.120s",
+		    spec->constraints, constraints);
+		return 0;
+	}
+	return 1;
+}
+
+/* The parent capability a delegation of spec derives from. */
+struct cap_link {
+	int64_t cap_id;
+	double expires_at;	/* 0 = never */
+	char *constraints;	/* owned; NULL = none */
+};
+
+/* Is the row at s (see cap_find_link) one spec may derive from? */
+static int
+cap_link_row(struct procmgr *pm, sqlite3_stmt *s, const struct cap_spec *spec,
+    double now, char *why, size_t whylen, struct cap_link *out)
+{
+	const char *pattern = (const char *)sqlite3_column_text(s, 1);
+	const char *rights = (const char *)sqlite3_column_text(s, 2);
+	const char *cons = (const char *)sqlite3_column_text(s, 3);
+	int live;
+
+	if (pattern == NULL || rights == NULL ||
+	    !cap_attenuates(pattern, rights, cons, spec, why, whylen))
+		return 0;
+	if ((live = cap_chain_live(pm, sqlite3_column_int64(s, 5), now)) != 1)
+		return live;
+	out->cap_id = sqlite3_column_int64(s, 0);
+	out->expires_at = sqlite3_column_double(s, 4);
+	if (cons != NULL && (out->constraints = strdup(cons)) == NULL)
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
+	return 1;
+}
+
+/*
+ * The parent's live, delegable capability spec attenuates (first in
+ * grant order), or PM_E_DENIED naming what the closest one lacks.
+ */
+static int
+cap_find_link(struct procmgr *pm, agent_pid parent,
+    const struct cap_spec *spec, struct cap_link *out)
+{
+	char why[PM_ERR_MAX / 2] = "the parent holds no live delegable "
+	    "capability on it";
+	double now = clock_wall();
+	sqlite3_stmt *s;
+	int rc, found = 0;
+
+	memset(out, 0, sizeof(*out));
+	s = pmdb_stmt(pm, PMDB_CAP_DELEGABLE, "SELECT cap_id, resource, rights, "
+	    "constraints, coalesce(expires_at, 0), coalesce(parent_cap, 0) "
+	    "FROM capabilities WHERE subject = ?1 AND delegable = 1 "
+	    "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2) "
+	    "ORDER BY cap_id");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, parent);
+	sqlite3_bind_double(s, 2, now);
+	while (!found && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((found = cap_link_row(pm, s, spec, now, why, sizeof(why),
+		    out)) == -1) {
+			sqlite3_reset(s);
+			return -1;
+		}
+	if (!found && rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return pmdb_sqlite_error(pm);
+	}
+	sqlite3_reset(s);
+	if (!found)
+		return pmdb_error(pm, PM_E_DENIED, "%" PRId64 " cannot delegate "
+		    "%.100s on %.200s: %s", parent, spec->rights,
+		    spec->resource, why);
 	return 0;
 }
 
 int
+cap_check_inherit(struct procmgr *pm, agent_pid parent,
+    const struct cap_spec *spec)
+{
+	struct cap_link link;
+
+	if (cap_check_spec(pm, spec) == -1 ||
+	    cap_find_link(pm, parent, spec, &link) == -1)
+		return -1;
+	free(link.constraints);
+	return 0;
+}
+
+/*
+ * A delegation: the child's row names its parent capability, keeps its
+ * constraints unless tightened, and never outlives it.
+ */
+int
 cap_inherit(struct procmgr *pm, agent_pid parent, agent_pid child,
     const struct cap_spec *spec, const char *issued_by)
 {
-	if (cap_check_inherit(pm, parent, spec) == -1)
+	struct cap_spec d = *spec;
+	struct cap_link link;
+	int rc;
+
+	if (cap_check_spec(pm, spec) == -1 ||
+	    cap_find_link(pm, parent, spec, &link) == -1)
 		return -1;
-	return cap_grant(pm, child, spec, issued_by, NULL);
+	if (d.constraints == NULL)
+		d.constraints = link.constraints;
+	if (link.expires_at != 0 &&
+	    (d.expires_at == 0 || d.expires_at > link.expires_at))
+		d.expires_at = link.expires_at;
+	rc = cap_insert(pm, child, &d, issued_by, link.cap_id, NULL);
+	free(link.constraints);
+	return rc;
 }
 
 int

@@ -162,7 +162,11 @@ objmem_view_add(struct procmgr *pm, int64_t view_id, int64_t oid)
 	return 0;
 }
 
-/* The roots of child_view that parent_view lacks, in the child's order. */
+/*
+ * The roots of child_view that parent_view lacks, in the child's order.
+ * A root whose object no longer exists (released at its owner's exit) is
+ * skipped: nothing to see, count or hand out.
+ */
 static int
 objmem_missing_roots(struct procmgr *pm, int64_t parent_view,
     int64_t child_view, int64_t **oids, size_t *n)
@@ -177,7 +181,9 @@ objmem_missing_roots(struct procmgr *pm, int64_t parent_view,
 	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_ROOTS, "SELECT c.value FROM json_each("
 	    "(SELECT roots FROM views WHERE view_id = ?2)) c "
 	    "WHERE c.value NOT IN (SELECT p.value FROM json_each("
-	    "(SELECT roots FROM views WHERE view_id = ?1)) p) ORDER BY c.key");
+	    "(SELECT roots FROM views WHERE view_id = ?1)) p) "
+	    "AND EXISTS (SELECT 1 FROM objects o WHERE o.oid = c.value) "
+	    "ORDER BY c.key");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_int64(s, 1, parent_view);
@@ -310,4 +316,46 @@ objmem_read(struct procmgr *pm, int64_t oid, char **payload)
 		rc = pmdb_sqlite_error(pm);
 	sqlite3_reset(s);
 	return rc;
+}
+
+int
+objmem_view_has(struct procmgr *pm, int64_t view_id, int64_t oid)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = pmdb_stmt(pm, PMDB_OBJ_VIEW_HAS, "SELECT 1 FROM views v, "
+	    "json_each(v.roots) r WHERE v.view_id = ?1 AND r.value = ?2 "
+	    "AND EXISTS (SELECT 1 FROM objects o WHERE o.oid = ?2)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, view_id);
+	sqlite3_bind_int64(s, 2, oid);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return pmdb_sqlite_error(pm);
+	return rc == SQLITE_ROW;
+}
+
+int
+objmem_owner(struct procmgr *pm, int64_t oid, agent_pid *owner)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = pmdb_stmt(pm, PMDB_OBJ_OWNER, "SELECT owner_pid FROM objects "
+	    "WHERE oid = ?");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, oid);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		*owner = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return pmdb_error(pm, PM_E_NOT_FOUND, "object %" PRId64
+		    " not found", oid);
+	return pmdb_sqlite_error(pm);
 }

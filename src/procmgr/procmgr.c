@@ -29,6 +29,7 @@ struct procmgr_proc {
 	int64_t goal, result, view;
 	struct proc_budget budget;
 	int tool_calls, children;
+	double runtime_used;
 };
 
 /*
@@ -104,7 +105,7 @@ procmgr_finish(struct procmgr *pm, int rc)
 	"result_oid, view_id, max_tool_calls, max_child_processes, " \
 	"max_runtime, tool_calls, child_processes, instance_id, " \
 	"operation_id, image, status_message, cwd, created_at, updated_at, " \
-	"ended_at"
+	"ended_at, runtime_used"
 
 static void
 procmgr_proc_row(sqlite3_stmt *s, struct procmgr_proc *p)
@@ -124,6 +125,7 @@ procmgr_proc_row(sqlite3_stmt *s, struct procmgr_proc *p)
 	p->budget.max_runtime_seconds = sqlite3_column_double(s, 9);
 	p->tool_calls = sqlite3_column_int(s, 10);
 	p->children = sqlite3_column_int(s, 11);
+	p->runtime_used = sqlite3_column_double(s, 20);
 }
 
 /* Step the cached select of pid: 1 with the row, 0 when none, -1. */
@@ -234,6 +236,70 @@ procmgr_run_hooks(struct procmgr *pm, agent_pid pid, const char *image)
 
 	for (i = 0; i < pm->nhooks; i++)
 		pm->hooks[i].fn(pid, image, pm->hooks[i].arg);
+}
+
+/*
+ * The process manager's own checks: pid needs right on resource (any
+ * live capability, delegable or not), else PM_E_DENIED naming both.
+ */
+static int
+procmgr_authorise(struct procmgr *pm, agent_pid pid, const char *resource,
+    const char *right, const char *what)
+{
+	enum cap_policy pol;
+
+	if (cap_policy(pm, pid, resource, right, clock_wall(), &pol) == -1)
+		return -1;
+	if (pol == CAP_DENY)
+		return pmdb_error(pm, PM_E_DENIED, "process %" PRId64 " lacks "
+		    "%s on %.300s to %s", pid, right, resource, what);
+	return 0;
+}
+
+/* Read authority on image when it is not pid's own. */
+static int
+procmgr_authorise_image(struct procmgr *pm, agent_pid pid, const char *image,
+    const char *what)
+{
+	char resource[PM_JSON_SMALL + sizeof(PM_RES_IMAGE)];
+	sqlite3_stmt *s;
+	int rc, same;
+
+	if (image == NULL)
+		return 0;
+	s = pmdb_stmt(pm, PMDB_PROC_SAME_IMAGE, "SELECT image = ?2 "
+	    "FROM processes WHERE pid = ?1");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, pid);
+	sqlite3_bind_text(s, 2, image, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	same = rc == SQLITE_ROW && sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return pmdb_sqlite_error(pm);
+	if (same)
+		return 0;
+	if (strlen(image) >= PM_JSON_SMALL)
+		return pmdb_error(pm, PM_E_INVALID, "%s: image name longer "
+		    "than %d bytes", what, PM_JSON_SMALL - 1);
+	snprintf(resource, sizeof(resource), PM_RES_IMAGE "%s", image);
+	return procmgr_authorise(pm, pid, resource, "read", what);
+}
+
+/* Read authority on the normalised directory cwd. */
+static int
+procmgr_authorise_cwd(struct procmgr *pm, agent_pid pid, const char *cwd,
+    const char *what)
+{
+	char resource[PM_CWD_MAX + sizeof(PM_RES_WORKSPACE) + 2];
+
+	if (strcmp(cwd, ".") == 0)
+		snprintf(resource, sizeof(resource), PM_RES_WORKSPACE "*");
+	else
+		snprintf(resource, sizeof(resource), PM_RES_WORKSPACE "%s/*",
+		    cwd);
+	return procmgr_authorise(pm, pid, resource, "read", what);
 }
 
 /* Setup. */
@@ -377,6 +443,8 @@ struct procmgr_child_req {
 	enum fork_mode mode;
 	int fresh;		/* spawn_child: a MUTABLE view of the goal */
 	const char *action;	/* "fork", "spawn_child" */
+	const char *cwd;	/* normalised, or NULL: the parent's */
+	const struct proc_child_opts *opts;	/* NULL: defaults */
 };
 
 /* Refused before anything is created unless the parent may delegate. */
@@ -403,8 +471,8 @@ procmgr_insert_child(struct procmgr *pm, const struct procmgr_child_req *rq,
 	s = pmdb_stmt(pm, PMDB_PROC_CHILD, "INSERT INTO processes (parent_pid, "
 	    "root_pid, instance_id, image, status, cwd, max_tool_calls, "
 	    "max_child_processes, max_runtime, created_at, updated_at) "
-	    "SELECT pid, root_pid, ?2, coalesce(?3, image), 'CREATED', cwd, "
-	    "?4, ?5, ?6, ?7, ?7 FROM processes WHERE pid = ?1 "
+	    "SELECT pid, root_pid, ?2, coalesce(?3, image), 'CREATED', "
+	    "coalesce(?8, cwd), ?4, ?5, ?6, ?7, ?7 FROM processes WHERE pid = ?1 "
 	    "RETURNING pid, image");
 	if (s == NULL)
 		return -1;
@@ -415,6 +483,7 @@ procmgr_insert_child(struct procmgr *pm, const struct procmgr_child_req *rq,
 	sqlite3_bind_int(s, 5, b->max_child_processes);
 	sqlite3_bind_double(s, 6, b->max_runtime_seconds);
 	sqlite3_bind_double(s, 7, clock_wall());
+	sqlite3_bind_text(s, 8, rq->cwd, -1, SQLITE_STATIC);
 	*pid = 0;
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*pid = sqlite3_column_int64(s, 0);
@@ -449,18 +518,77 @@ procmgr_count_child(struct procmgr *pm, agent_pid parent)
 	return pmdb_step_done(pm, s);
 }
 
+/* Each chosen root must be one the parent sees, and still exist. */
+static int
+procmgr_check_roots(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *parent)
+{
+	const struct proc_child_opts *o = rq->opts;
+	size_t i;
+	int has;
+
+	if (o == NULL || !o->select_roots)
+		return 0;
+	if (rq->fresh && o->nroots > 0)
+		return pmdb_error(pm, PM_E_INVALID, "spawn_child takes no "
+		    "roots: its view is fresh");
+	for (i = 0; i < o->nroots; i++) {
+		has = parent->view == 0 ? 0 :
+		    objmem_view_has(pm, parent->view, o->roots[i]);
+		if (has == -1)
+			return -1;
+		if (!has)
+			return pmdb_error(pm, PM_E_INVALID, "object %" PRId64
+			    " is not in the view of process %" PRId64,
+			    o->roots[i], rq->parent);
+	}
+	return 0;
+}
+
 static int
 procmgr_child_view(struct procmgr *pm, const struct procmgr_child_req *rq,
     const struct procmgr_proc *parent, agent_pid child, int64_t goal,
     int64_t *view)
 {
+	const struct proc_child_opts *o = rq->opts;
+
 	if (rq->fresh)
 		return objmem_create_view(pm, child, VIEW_MUTABLE, &goal, 1,
 		    view);
-	if (objmem_fork_view(pm, parent->view, child,
+	if (o != NULL && o->select_roots) {
+		if (objmem_create_view(pm, child,
+		    procrule_fork_view_mode(rq->mode), o->roots, o->nroots,
+		    view) == -1)
+			return -1;
+	} else if (objmem_fork_view(pm, parent->view, child,
 	    procrule_fork_view_mode(rq->mode), view) == -1)
 		return -1;
 	return objmem_view_add(pm, *view, goal);
+}
+
+/*
+ * Authority first, in upstream's order (process:spawn, the image, the
+ * directory), then the budget and the delegations: a refusal writes
+ * nothing and says what was missing.
+ */
+static int
+procmgr_child_allowed(struct procmgr *pm, const struct procmgr_child_req *rq,
+    const struct procmgr_proc *p)
+{
+	if (procmgr_authorise(pm, rq->parent, PM_RES_SPAWN, "write",
+	    rq->action) == -1 ||
+	    procmgr_authorise_image(pm, rq->parent, rq->image,
+	    rq->action) == -1 ||
+	    (rq->cwd != NULL && procmgr_authorise_cwd(pm, rq->parent, rq->cwd,
+	    rq->action) == -1))
+		return -1;
+	if (p->children >= p->budget.max_child_processes)
+		return pmdb_error(pm, PM_E_LIMIT, "process %" PRId64
+		    " exhausted its child process budget: %d/%d", rq->parent,
+		    p->children, p->budget.max_child_processes);
+	if (procmgr_check_roots(pm, rq, p) == -1)
+		return -1;
+	return procmgr_check_inherit(pm, rq);
 }
 
 static int
@@ -498,13 +626,8 @@ procmgr_child_txn(struct procmgr *pm, const struct procmgr_child_req *rq,
 	agent_pid child = 0;
 	size_t i;
 
-	if (procmgr_load_live(pm, rq->parent, &p, rq->action) == -1)
-		return -1;
-	if (p.children >= p.budget.max_child_processes)
-		return pmdb_error(pm, PM_E_LIMIT, "process %" PRId64
-		    " exhausted its child process budget: %d/%d", rq->parent,
-		    p.children, p.budget.max_child_processes);
-	if (procmgr_check_inherit(pm, rq) == -1)
+	if (procmgr_load_live(pm, rq->parent, &p, rq->action) == -1 ||
+	    procmgr_child_allowed(pm, rq, &p) == -1)
 		return -1;
 	b = procrule_child_budget(&p.budget, pm->fork_divisor,
 	    pm->fork_min_tool_calls, pm->fork_min_child_processes);
@@ -531,6 +654,8 @@ static int
 procmgr_child(struct procmgr *pm, const struct procmgr_child_req *rq,
     agent_pid *out)
 {
+	struct procmgr_child_req r = *rq;
+	char cwd[PM_CWD_MAX], why[PM_ERR_MAX];
 	char *image = NULL;
 	agent_pid child = 0;
 	int rc;
@@ -538,9 +663,19 @@ procmgr_child(struct procmgr *pm, const struct procmgr_child_req *rq,
 	if (rq->image != NULL && *rq->image == '\0')
 		return pmdb_error(pm, PM_E_INVALID, "%s: empty image",
 		    rq->action);
+	if (rq->opts != NULL && rq->opts->cwd != NULL) {
+		if (procrule_normalize_cwd(rq->opts->cwd, cwd, sizeof(cwd), why,
+		    sizeof(why)) == -1)
+			return pmdb_error(pm, PM_E_INVALID, "%s: %s",
+			    rq->action, why);
+		r.cwd = cwd;
+	}
+	if (rq->opts != NULL && rq->opts->nroots > 0 && rq->opts->roots == NULL)
+		return pmdb_error(pm, PM_E_INVALID, "%s: roots missing",
+		    rq->action);
 	if (procmgr_begin(pm) == -1)
 		return -1;
-	rc = procmgr_finish(pm, procmgr_child_txn(pm, rq, &child, &image));
+	rc = procmgr_finish(pm, procmgr_child_txn(pm, &r, &child, &image));
 	if (rc == 0) {
 		*out = child;
 		procmgr_run_hooks(pm, child, image);
@@ -554,9 +689,18 @@ procmgr_fork(struct procmgr *pm, agent_pid parent, const char *goal,
     enum fork_mode mode, const char *image, const struct cap_spec *inherit,
     size_t ninherit, agent_pid *out)
 {
+	return procmgr_fork_opts(pm, parent, goal, mode, image, inherit,
+	    ninherit, NULL, out);
+}
+
+int
+procmgr_fork_opts(struct procmgr *pm, agent_pid parent, const char *goal,
+    enum fork_mode mode, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, const struct proc_child_opts *opts, agent_pid *out)
+{
 	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
-	    .mode = mode, .action = "fork" };
+	    .mode = mode, .action = "fork", .opts = opts };
 
 	if ((unsigned)mode >= PROCRULE_NFORK_MODES)
 		return pmdb_error(pm, PM_E_INVALID, "fork: unknown mode %d",
@@ -569,9 +713,18 @@ procmgr_spawn_child(struct procmgr *pm, agent_pid parent, const char *goal,
     const char *image, const struct cap_spec *inherit, size_t ninherit,
     agent_pid *out)
 {
+	return procmgr_spawn_child_opts(pm, parent, goal, image, inherit,
+	    ninherit, NULL, out);
+}
+
+int
+procmgr_spawn_child_opts(struct procmgr *pm, agent_pid parent,
+    const char *goal, const char *image, const struct cap_spec *inherit,
+    size_t ninherit, const struct proc_child_opts *opts, agent_pid *out)
+{
 	struct procmgr_child_req rq = { .parent = parent, .goal = goal,
 	    .image = image, .inherit = inherit, .ninherit = ninherit,
-	    .fresh = 1, .action = "spawn_child" };
+	    .fresh = 1, .action = "spawn_child", .opts = opts };
 
 	return procmgr_child(pm, &rq, out);
 }
@@ -586,7 +739,8 @@ procmgr_exec_txn(struct procmgr *pm, agent_pid pid, const char *image,
 	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (procmgr_load_live(pm, pid, &p, "exec") == -1)
+	if (procmgr_load_live(pm, pid, &p, "exec") == -1 ||
+	    procmgr_authorise_image(pm, pid, image, "exec") == -1)
 		return -1;
 	if (!preserve_caps && cap_shrink_for_exec(pm, pid) == -1)
 		return -1;
@@ -721,7 +875,7 @@ procmgr_ensure_view(struct procmgr *pm, struct procmgr_proc *p)
 /* The child has ended: a read handle on its result, in parent's view. */
 static int
 procmgr_collect(struct procmgr *pm, struct procmgr_proc *p,
-    const struct procmgr_proc *c, struct proc_wait *out)
+    const struct procmgr_proc *c, int block, struct proc_wait *out)
 {
 	char issued[64];
 
@@ -737,12 +891,15 @@ procmgr_collect(struct procmgr *pm, struct procmgr_proc *p,
 		    objmem_view_add(pm, p->view, c->result) == -1)
 			return -1;
 	}
+	/* A poll leaves the parent as it is. */
+	if (!block)
+		return 1;
 	return procmgr_wake(pm, p->pid, 0) == -1 ? -1 : 1;
 }
 
 static int
 procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
-    struct proc_wait *out)
+    int block, struct proc_wait *out)
 {
 	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX], refs[PM_REFS_MAX];
 	struct procmgr_proc p, c;
@@ -753,7 +910,9 @@ procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 		return -1;
 	out->status = c.status;
 	if (procrule_status_terminal(c.status))
-		rc = procmgr_collect(pm, &p, &c, out);
+		rc = procmgr_collect(pm, &p, &c, block, out);
+	else if (!block)
+		rc = 0;
 	else if (p.status == PS_PAUSED)
 		return pmdb_error(pm, PM_E_INVALID, "cannot wait in process %"
 		    PRId64 ": it is PAUSED", parent);
@@ -763,7 +922,8 @@ procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 		return -1;
 	procmgr_actor(actor, sizeof(actor), parent);
 	snprintf(json, sizeof(json), "{\"child\":%" PRId64 ",\"child_status\":"
-	    "\"%s\"}", child, procrule_status_name(c.status));
+	    "\"%s\",\"block\":%s}", child, procrule_status_name(c.status),
+	    block ? "true" : "false");
 	if (procmgr_trail(pm, "process.wait", actor, "process.wait", child,
 	    NULL, procmgr_refs(refs, sizeof(refs), rc ? c.result : 0),
 	    json) == -1)
@@ -780,7 +940,7 @@ procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
 
 	if (procmgr_begin(pm) == -1)
 		return -1;
-	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child,
+	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child, 1,
 	    &w))) == -1)
 		return -1;
 	if (out != NULL)
@@ -788,6 +948,23 @@ procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
 	if (rc == 0 && timeout == 0)
 		return pmdb_error(pm, PM_E_TIMEOUT, "child still running: %"
 		    PRId64, child);
+	return rc;
+}
+
+int
+procmgr_poll_child(struct procmgr *pm, agent_pid parent, agent_pid child,
+    struct proc_wait *out)
+{
+	struct proc_wait w = { .status = PS_RUNNABLE };
+	int rc;
+
+	if (procmgr_begin(pm) == -1)
+		return -1;
+	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child, 0,
+	    &w))) == -1)
+		return -1;
+	if (out != NULL)
+		*out = w;
 	return rc;
 }
 
@@ -824,6 +1001,7 @@ procmgr_list_children(struct procmgr *pm, agent_pid pid,
 		pi.budget = p.budget;
 		pi.tool_calls = p.tool_calls;
 		pi.child_processes = p.children;
+		pi.runtime_used = p.runtime_used;
 		pi.instance_id = (char *)sqlite3_column_text(s, 12);
 		pi.operation_id = (char *)sqlite3_column_text(s, 13);
 		pi.image = (char *)sqlite3_column_text(s, 14);
@@ -866,19 +1044,36 @@ procmgr_outbox(struct procmgr *pm, agent_pid pid, const struct outbox_entry *ob)
 	return pmdb_step_done(pm, s);
 }
 
+/* An existing object pid may name as its result: its own, or readable. */
+static int
+procmgr_result_object(struct procmgr *pm, agent_pid pid, int64_t oid)
+{
+	char resource[PM_REFS_MAX];
+	agent_pid owner;
+
+	if (objmem_owner(pm, oid, &owner) == -1)
+		return -1;
+	if (owner == pid)
+		return 0;
+	snprintf(resource, sizeof(resource), "object:%" PRId64, oid);
+	return procmgr_authorise(pm, pid, resource, "read", "exit with it");
+}
+
 static int
 procmgr_exit_txn(struct procmgr *pm, agent_pid pid, const char *result,
-    int failed, const char *message, const struct outbox_entry *ob)
+    int64_t roid, int failed, const char *message,
+    const struct outbox_entry *ob)
 {
 	char actor[PM_ACTOR_MAX], jmsg[PM_JSON_SMALL], json[PM_JSON_MAX];
 	char refs[PM_REFS_MAX];
 	enum proc_status to = failed ? PS_FAILED : PS_EXITED;
 	double now = clock_wall();
-	int64_t roid = 0;
 	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
 	if (procmgr_load_live(pm, pid, &p, "exit") == -1)
+		return -1;
+	if (roid != 0 && procmgr_result_object(pm, pid, roid) == -1)
 		return -1;
 	if (result != NULL && objmem_create(pm, pid, OBJ_RESULT, result, 1, 0,
 	    &roid) == -1)
@@ -916,8 +1111,21 @@ procmgr_exit(struct procmgr *pm, agent_pid pid, const char *result,
 {
 	if (procmgr_begin(pm) == -1)
 		return -1;
-	return procmgr_finish(pm, procmgr_exit_txn(pm, pid, result, failed,
+	return procmgr_finish(pm, procmgr_exit_txn(pm, pid, result, 0, failed,
 	    message, ob));
+}
+
+int
+procmgr_exit_object(struct procmgr *pm, agent_pid pid, int64_t result_oid,
+    int failed, const char *message, const struct outbox_entry *ob)
+{
+	if (result_oid <= 0)
+		return pmdb_error(pm, PM_E_INVALID, "exit: result object "
+		    "missing");
+	if (procmgr_begin(pm) == -1)
+		return -1;
+	return procmgr_finish(pm, procmgr_exit_txn(pm, pid, NULL, result_oid,
+	    failed, message, ob));
 }
 
 /* A signal from actor (a pid, or "runtime") as action. */
@@ -928,6 +1136,20 @@ struct procmgr_signal_req {
 	const char *actor, *action;
 	const struct outbox_entry *ob;
 };
+
+/* The terminal cleanup of a kill, as at exit: memory, event, parent. */
+static int
+procmgr_killed(struct procmgr *pm, const struct procmgr_proc *p)
+{
+	char actor[PM_ACTOR_MAX];
+
+	procmgr_actor(actor, sizeof(actor), p->pid);
+	if (objmem_release_owned(pm, p->pid, p->result) == -1 ||
+	    audit_event(pm, "process.exited", actor, p->pid,
+	    "{\"status\":\"KILLED\"}") == -1)
+		return -1;
+	return procmgr_wake_parent(pm, p, PS_KILLED);
+}
 
 static int
 procmgr_signal_txn(struct procmgr *pm, const struct procmgr_signal_req *rq,
@@ -959,7 +1181,7 @@ procmgr_signal_txn(struct procmgr *pm, const struct procmgr_signal_req *rq,
 	pmdb_bind_time(s, 5, to == PS_KILLED ? now : 0);
 	if (pmdb_step_done(pm, s) == -1)
 		return -1;
-	if (to == PS_KILLED && procmgr_wake_parent(pm, p, PS_KILLED) == -1)
+	if (to == PS_KILLED && procmgr_killed(pm, p) == -1)
 		return -1;
 	if (procmgr_outbox(pm, p->pid, rq->ob) == -1)
 		return -1;
@@ -1024,6 +1246,87 @@ procmgr_kill(struct procmgr *pm, agent_pid pid, const char *reason,
 	    .ob = ob };
 
 	return procmgr_send_signal(pm, &rq, 0);
+}
+
+/*
+ * pid's live descendants, deepest first, in *out (the caller frees it).
+ */
+static int
+procmgr_subtree(struct procmgr *pm, agent_pid pid, agent_pid **out, size_t *n)
+{
+	sqlite3_stmt *s;
+	agent_pid *grown;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	s = pmdb_stmt(pm, PMDB_PROC_SUBTREE, "WITH RECURSIVE sub(pid, depth) "
+	    "AS (SELECT pid, 1 FROM processes WHERE parent_pid = ?1 UNION ALL "
+	    "SELECT p.pid, sub.depth + 1 FROM processes p JOIN sub "
+	    "ON p.parent_pid = sub.pid) SELECT sub.pid FROM sub JOIN processes "
+	    "p ON p.pid = sub.pid WHERE p.ended_at IS NULL "
+	    "ORDER BY sub.depth DESC, sub.pid");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, pid);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((grown = reallocarray(*out, cap,
+			    sizeof(**out))) == NULL) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			*out = grown;
+		}
+		(*out)[(*n)++] = sqlite3_column_int64(s, 0);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	free(*out);
+	*out = NULL;
+	if (rc == SQLITE_NOMEM)
+		return pmdb_error(pm, PM_E_INTERNAL, "out of memory");
+	return pmdb_sqlite_error(pm);
+}
+
+static int
+procmgr_kill_tree_txn(struct procmgr *pm, struct procmgr_signal_req *rq)
+{
+	struct procmgr_signal_req sub = *rq;
+	struct procmgr_proc p;
+	agent_pid *pids, top = rq->pid;
+	size_t n, i;
+	int rc = 0;
+
+	if (procmgr_load(pm, top, &p) == -1 ||
+	    procmgr_subtree(pm, top, &pids, &n) == -1)
+		return -1;
+	sub.ob = NULL;
+	for (i = 0; i < n && rc == 0; i++) {
+		sub.pid = pids[i];
+		rc = procmgr_load(pm, pids[i], &p) == -1 ? -1 :
+		    procmgr_signal_txn(pm, &sub, &p);
+	}
+	free(pids);
+	if (rc == -1 || procmgr_load(pm, top, &p) == -1)
+		return -1;
+	return procmgr_signal_txn(pm, rq, &p);
+}
+
+int
+procmgr_kill_tree(struct procmgr *pm, agent_pid pid, const char *reason,
+    const struct outbox_entry *ob)
+{
+	struct procmgr_signal_req rq = { .pid = pid, .sig = PSIG_TERMINATE,
+	    .reason = reason, .actor = "runtime", .action = "process.kill",
+	    .ob = ob };
+
+	if (procmgr_begin(pm) == -1)
+		return -1;
+	return procmgr_finish(pm, procmgr_kill_tree_txn(pm, &rq));
 }
 
 /* Memory, working directory, budgets. */
@@ -1126,7 +1429,8 @@ procmgr_chdir_txn(struct procmgr *pm, agent_pid pid, const char *cwd)
 	struct procmgr_proc p;
 	sqlite3_stmt *s;
 
-	if (procmgr_load_live(pm, pid, &p, "chdir") == -1)
+	if (procmgr_load_live(pm, pid, &p, "chdir") == -1 ||
+	    procmgr_authorise_cwd(pm, pid, cwd, "chdir") == -1)
 		return -1;
 	s = pmdb_stmt(pm, PMDB_PROC_CHDIR, "UPDATE processes SET cwd = ?2, "
 	    "updated_at = ?3 WHERE pid = ?1");
@@ -1157,7 +1461,50 @@ procmgr_chdir(struct procmgr *pm, agent_pid pid, const char *path)
 	return procmgr_finish(pm, procmgr_chdir_txn(pm, pid, cwd));
 }
 
-/* One more tool call for p, refused when the budget is used up. */
+/* The ancestors of ?1, for the statements that charge them. */
+#define PM_ANCESTORS "WITH RECURSIVE anc(pid) AS (SELECT parent_pid " \
+	"FROM processes WHERE pid = ?1 AND parent_pid IS NOT NULL " \
+	"UNION ALL SELECT p.parent_pid FROM processes p JOIN anc " \
+	"ON p.pid = anc.pid WHERE p.parent_pid IS NOT NULL) "
+
+/*
+ * A child's tool call is its ancestors' too: refused while any of them
+ * has used its budget up, else counted in each.
+ */
+static int
+procmgr_charge_ancestors(struct procmgr *pm, const struct procmgr_proc *p)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = pmdb_stmt(pm, PMDB_PROC_ANC_FULL, PM_ANCESTORS "SELECT p.pid, "
+	    "p.tool_calls, p.max_tool_calls FROM processes p JOIN anc "
+	    "ON p.pid = anc.pid WHERE p.tool_calls >= p.max_tool_calls "
+	    "LIMIT 1");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, p->pid);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		pmdb_error(pm, PM_E_LIMIT, "tool call budget of ancestor %"
+		    PRId64 " exhausted: %d/%d", (int64_t)sqlite3_column_int64(s, 0),
+		    sqlite3_column_int(s, 1), sqlite3_column_int(s, 2));
+		sqlite3_reset(s);
+		return -1;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return pmdb_sqlite_error(pm);
+	s = pmdb_stmt(pm, PMDB_PROC_ANC_CHARGE, PM_ANCESTORS "UPDATE processes "
+	    "SET tool_calls = tool_calls + 1, updated_at = ?2 "
+	    "WHERE pid IN (SELECT pid FROM anc)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, p->pid);
+	sqlite3_bind_double(s, 2, clock_wall());
+	return pmdb_step_done(pm, s);
+}
+
+/* One more tool call for p, refused when a budget is used up. */
 static int
 procmgr_charge(struct procmgr *pm, struct procmgr_proc *p)
 {
@@ -1166,6 +1513,9 @@ procmgr_charge(struct procmgr *pm, struct procmgr_proc *p)
 	if (p->tool_calls >= p->budget.max_tool_calls)
 		return pmdb_error(pm, PM_E_LIMIT, "tool call budget exhausted: "
 		    "%d/%d", p->tool_calls, p->budget.max_tool_calls);
+	/* A root has no ancestors: no walk. */
+	if (p->parent != 0 && procmgr_charge_ancestors(pm, p) == -1)
+		return -1;
 	s = pmdb_stmt(pm, PMDB_PROC_CHARGE, "UPDATE processes SET "
 	    "tool_calls = tool_calls + 1, updated_at = ?2 WHERE pid = ?1");
 	if (s == NULL)
@@ -1200,6 +1550,82 @@ procmgr_charge_tool_call(struct procmgr *pm, agent_pid pid)
 	if (procmgr_begin(pm) == -1)
 		return -1;
 	return procmgr_finish(pm, procmgr_charge_txn(pm, pid));
+}
+
+/* The first of pid and its ancestors past max_runtime, into *over. */
+static int
+procmgr_runtime_over(struct procmgr *pm, agent_pid pid, agent_pid *over,
+    double *used, double *max)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*over = 0;
+	s = pmdb_stmt(pm, PMDB_PROC_ANC_OVER, PM_ANCESTORS ", self(pid) AS "
+	    "(SELECT ?1 UNION ALL SELECT pid FROM anc) SELECT p.pid, "
+	    "p.runtime_used, p.max_runtime FROM processes p JOIN self "
+	    "ON p.pid = self.pid WHERE p.runtime_used > p.max_runtime "
+	    "ORDER BY p.pid LIMIT 1");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, pid);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*over = sqlite3_column_int64(s, 0);
+		*used = sqlite3_column_double(s, 1);
+		*max = sqlite3_column_double(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return pmdb_sqlite_error(pm);
+	return 0;
+}
+
+static int
+procmgr_runtime_txn(struct procmgr *pm, agent_pid pid, double seconds,
+    agent_pid *over, double *used, double *max)
+{
+	char actor[PM_ACTOR_MAX], json[PM_JSON_MAX];
+	struct procmgr_proc p;
+	sqlite3_stmt *s;
+
+	if (procmgr_load_live(pm, pid, &p, "charge runtime to") == -1)
+		return -1;
+	s = pmdb_stmt(pm, PMDB_PROC_RUNTIME, PM_ANCESTORS "UPDATE processes "
+	    "SET runtime_used = runtime_used + ?2, updated_at = ?3 "
+	    "WHERE pid = ?1 OR pid IN (SELECT pid FROM anc)");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, pid);
+	sqlite3_bind_double(s, 2, seconds);
+	sqlite3_bind_double(s, 3, clock_wall());
+	if (pmdb_step_done(pm, s) == -1 ||
+	    procmgr_runtime_over(pm, pid, over, used, max) == -1)
+		return -1;
+	procmgr_actor(actor, sizeof(actor), pid);
+	snprintf(json, sizeof(json), "{\"seconds\":%.3f,\"over\":%" PRId64
+	    "}", seconds, *over);
+	return procmgr_trail(pm, "process.runtime", actor, "process.runtime",
+	    pid, NULL, NULL, json);
+}
+
+int
+procmgr_charge_runtime(struct procmgr *pm, agent_pid pid, double seconds)
+{
+	double used = 0, max = 0;
+	agent_pid over = 0;
+
+	if (!(seconds >= 0))
+		return pmdb_error(pm, PM_E_INVALID, "charge_runtime: %g "
+		    "seconds", seconds);
+	if (procmgr_begin(pm) == -1)
+		return -1;
+	if (procmgr_finish(pm, procmgr_runtime_txn(pm, pid, seconds, &over,
+	    &used, &max)) == -1)
+		return -1;
+	if (over != 0)
+		return pmdb_error(pm, PM_E_LIMIT, "runtime budget of process %"
+		    PRId64 " exceeded: %.3f/%.3f s", over, used, max);
+	return 0;
 }
 
 /*
@@ -1302,6 +1728,7 @@ procmgr_get(struct procmgr *pm, agent_pid pid, struct proc_info *out)
 	out->budget = p.budget;
 	out->tool_calls = p.tool_calls;
 	out->child_processes = p.children;
+	out->runtime_used = p.runtime_used;
 	out->instance_id = procmgr_column_dup(s, 12, &nomem);
 	out->operation_id = procmgr_column_dup(s, 13, &nomem);
 	out->image = procmgr_column_dup(s, 14, &nomem);

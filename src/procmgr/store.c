@@ -151,6 +151,16 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE outbox ADD COLUMN replaced INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE outbox ADD COLUMN dead_at REAL;"
 	"ALTER TABLE outbox ADD COLUMN dead_reason TEXT;",
+	/*
+	 * 7: delegation and hierarchical usage (docs/PROCESSES.md).  An
+	 * inherited capability names the parent capability it was delegated
+	 * from (NULL: granted, not delegated), so a check walks the chain;
+	 * runtime_used is the runtime charged to a process by itself and
+	 * its descendants.  Existing rows keep their meaning: NULL and 0.
+	 */
+	"ALTER TABLE capabilities ADD COLUMN parent_cap INTEGER;"
+	"ALTER TABLE processes ADD COLUMN runtime_used REAL NOT NULL"
+	" DEFAULT 0;",
 };
 
 /* Waits for a lock: 50 us doubling to 1.6 ms, then at most 1.6 ms. */

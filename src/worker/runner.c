@@ -16,6 +16,7 @@
 
 #define RUNNER_RETRY_MIN 1.0	/* an exit that could not be written */
 #define RUNNER_RETRY_MAX 30.0
+#define RUNNER_OP_PATHS "/api/v1/*"	/* the images children may have */
 
 /* An exit record the database refused; the result itself went on. */
 struct runner_exit {
@@ -132,6 +133,31 @@ runner_caps_parse(const struct config_strlist *l, struct runner_caps *c)
 		c->spec[i].delegable = 1;
 		c->spec[i].revocable = 1;
 	}
+	return 0;
+}
+
+/*
+ * A handler that runs children gets the authority to: write on
+ * process:spawn and read on the images of operation paths.  Neither is
+ * delegable, so its children cannot fork in turn.
+ */
+static int
+runner_caps_forking(struct runner_caps *c)
+{
+	static const struct cap_spec forking[] = {
+		{ .resource = PM_RES_SPAWN, .rights = "write", .revocable = 1 },
+		{ .resource = PM_RES_IMAGE RUNNER_OP_PATHS, .rights = "read",
+		    .revocable = 1 },
+	};
+	size_t n = sizeof(forking) / sizeof(forking[0]);
+	struct cap_spec *grown;
+
+	if ((grown = reallocarray(c->spec, c->nspec + n,
+	    sizeof(*grown))) == NULL)
+		return -1;
+	memcpy(grown + c->nspec, forking, sizeof(forking));
+	c->spec = grown;
+	c->nspec += n;
 	return 0;
 }
 
@@ -518,6 +544,8 @@ runner_fork_child(struct runner *r, struct runner_op *parent,
     enum fork_mode mode, const char *path, const cJSON *body,
     agent_pid *pid)
 {
+	/* A sub-operation sees its own goal, none of the batch's memory. */
+	const struct proc_child_opts opts = { .select_roots = 1 };
 	struct runner_caps caps;
 	char *goal = body ? cJSON_PrintUnformatted(body) : NULL;
 	int rc = -1;
@@ -528,8 +556,8 @@ runner_fork_child(struct runner *r, struct runner_op *parent,
 		    "database error filtering capabilities");
 		r->pm.errtype = PM_E_INTERNAL;
 	} else
-		rc = procmgr_fork(&r->pm, parent->pid, goal ? goal : "{}",
-		    mode, path, caps.spec, caps.nspec, pid);
+		rc = procmgr_fork_opts(&r->pm, parent->pid, goal ? goal : "{}",
+		    mode, path, caps.spec, caps.nspec, &opts, pid);
 	runner_caps_free(&caps);
 	cJSON_free(goal);
 	return rc;
@@ -644,7 +672,8 @@ runner_spawn(struct runner *r, struct runner_op *op,
 	    (op->run.path = strdup(path)) == NULL)
 		return -1;
 	text = goal ? cJSON_PrintUnformatted(goal) : NULL;
-	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == 0)
+	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == 0 &&
+	    (!dispatch_forks(path) || runner_caps_forking(&caps) == 0))
 		rc = procmgr_spawn(&r->pm, path, text ? text : "{}", caps.spec,
 		    caps.nspec, operation_id, NULL, &op->pid);
 	runner_caps_free(&caps);

@@ -298,6 +298,32 @@ refused(struct fx *f, int rc, enum pm_error type, const char *msg)
 		fail_msg("error \"%s\" lacks \"%s\"", f->pm.err, msg);
 }
 
+/*
+ * The process manager's own authority (process:spawn, images, the
+ * workspace), granted apart from a test's capabilities so that counts of
+ * those stay the test's own.
+ */
+#define AUTHORITY "test.authority"
+
+static void
+authorise(struct fx *f, agent_pid pid)
+{
+	static const struct cap_spec auth[] = {
+		{ .resource = PM_RES_SPAWN, .rights = "write",
+		    .revocable = 1 },
+		{ .resource = PM_RES_IMAGE "*", .rights = "read",
+		    .revocable = 1 },
+		{ .resource = PM_RES_WORKSPACE "*", .rights = "read",
+		    .revocable = 1 },
+	};
+	size_t i;
+
+	ok(f, store_begin(&f->st));
+	for (i = 0; i < sizeof(auth) / sizeof(auth[0]); i++)
+		ok(f, cap_grant(&f->pm, pid, &auth[i], AUTHORITY, NULL));
+	ok(f, store_commit(&f->st));
+}
+
 static agent_pid
 spawn(struct fx *f, const struct cap_spec *caps, size_t ncaps)
 {
@@ -306,6 +332,7 @@ spawn(struct fx *f, const struct cap_spec *caps, size_t ncaps)
 	ok(f, procmgr_spawn(&f->pm, IMAGE, "{\"key\":\"a\"}", caps, ncaps,
 	    "op-1", "work/./dir/", &pid));
 	assert_true(pid > 0);
+	authorise(f, pid);
 	return pid;
 }
 
@@ -316,6 +343,7 @@ fork_child(struct fx *f, agent_pid parent, enum fork_mode mode)
 
 	ok(f, procmgr_fork(&f->pm, parent, "{\"sub\":1}", mode, NULL, NULL,
 	    0, &child));
+	authorise(f, child);
 	return child;
 }
 
@@ -335,7 +363,8 @@ static int64_t
 live_caps(struct fx *f, agent_pid pid)
 {
 	return q_int(f, "SELECT count(*) FROM capabilities WHERE subject = "
-	    "%lld AND revoked_at IS NULL", (long long)pid);
+	    "%lld AND revoked_at IS NULL AND issued_by != '" AUTHORITY "'",
+	    (long long)pid);
 }
 
 /* Lifecycle. */
@@ -505,6 +534,7 @@ test_spawn_child(void **state)
 	    "DESC"), "process.spawn_child");
 	assert_int_equal(f->hooks, 2);
 	/* Grandchildren halve again and keep the root. */
+	authorise(f, child);
 	ok(f, procmgr_spawn_child(&f->pm, child, NULL, NULL, NULL, 0,
 	    &grandchild));
 	ok(f, procmgr_get(&f->pm, grandchild, &g));
@@ -537,6 +567,7 @@ test_child_budget_exhausted(void **state)
 	    &child), PM_E_LIMIT, "2/2");
 	assert_int_equal(q_int(f, "SELECT count(*) FROM processes"), before);
 	/* A child's budget is 2 / 2 = 1 here. */
+	authorise(f, child);
 	ok(f, procmgr_fork(&f->pm, child, NULL, FORK_COPY, NULL, NULL, 0,
 	    &parent));
 	refused(f, procmgr_fork(&f->pm, child, NULL, FORK_COPY, NULL, NULL, 0,
@@ -602,15 +633,16 @@ test_inherit(void **state)
 	ok(f, store_commit(&f->st));
 	procs = q_int(f, "SELECT count(*) FROM processes");
 	refused(f, procmgr_fork(&f->pm, parent, NULL, FORK_WORKER, NULL,
-	    &nondelegable, 1, &child), PM_E_DENIED, "1 cannot inherit "
-	    "request on http:example.com; parent policy is ALLOW");
+	    &nondelegable, 1, &child), PM_E_DENIED, "1 cannot delegate "
+	    "request on http:example.com");
 	refused(f, procmgr_fork(&f->pm, parent, NULL, FORK_WORKER, NULL,
-	    &expired, 1, &child), PM_E_DENIED, "parent policy is DENY");
+	    &expired, 1, &child), PM_E_DENIED, "cannot delegate read on "
+	    "storage:old/a");
 	refused(f, procmgr_spawn_child(&f->pm, parent, NULL, NULL, &revoked,
-	    1, &child), PM_E_DENIED, "execute on command:ls; parent policy "
-	    "is DENY");
+	    1, &child), PM_E_DENIED, "cannot delegate execute on command:ls");
 	refused(f, procmgr_fork(&f->pm, parent, NULL, FORK_WORKER, NULL,
-	    &missing, 1, &child), PM_E_DENIED, "cannot inherit delete");
+	    &missing, 1, &child), PM_E_DENIED, "rights read,delete are not "
+	    "a subset of read,write");
 	/* Nothing of the refused children was created or counted. */
 	assert_int_equal(q_int(f, "SELECT count(*) FROM processes"), procs);
 	assert_int_equal(q_int(f, "SELECT child_processes FROM processes "
@@ -739,7 +771,8 @@ test_wait_and_wake(void **state)
 	    " WHERE view_id = 1 AND value = %lld", (long long)roid), 1);
 	/* Waiting again gives the same handle, not a second one. */
 	assert_int_equal(procmgr_wait(&f->pm, parent, child, 0, &w), 1);
-	assert_int_equal(q_int(f, "SELECT count(*) FROM capabilities"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM capabilities WHERE "
+	    "issued_by != '" AUTHORITY "'"), 1);
 	assert_int_equal(q_int(f, "SELECT json_array_length(roots) FROM views "
 	    "WHERE view_id = 1"), 2);
 	refused(f, procmgr_wait(&f->pm, child, parent, -1, &w), PM_E_INVALID,
@@ -1089,6 +1122,7 @@ test_fail_worker(void **state)
 
 	ok(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, "op-a", NULL,
 	    &root_op));
+	authorise(f, root_op);
 	ok(f, procmgr_spawn(&f->pm, IMAGE, NULL, NULL, 0, NULL, NULL,
 	    &root_none));
 	child = fork_child(f, root_op, FORK_COPY);
