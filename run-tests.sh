@@ -1,8 +1,8 @@
 #!/bin/sh
 # One command from a fresh Debian machine to every test: install the
 # dependencies, build twice (plain, then with ASan+UBSan), run the unit and
-# integration suites on both builds, replay the fuzz inputs, and print the
-# totals as one line.
+# integration suites on both builds, replay the fuzz inputs, run `make
+# distcheck`, and print the totals as one line.
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top" || exit 1
 sh scripts/install-deps.sh || exit 1
@@ -43,5 +43,16 @@ for t in $(sed -n 's/^FUZZ_TARGETS = //p' fuzz/fuzz.mk); do
 	fi
 done
 grep '^fuzz ' "$log"
+# The release tarball builds, passes `make check`, installs and uninstalls
+# cleanly out of its own tree: one test.
+echo "== distcheck"
+log=build-test-plain/distcheck.log
+if make -C build-test-plain distcheck >"$log" 2>&1; then
+	echo "distcheck PASS" >>"$log"
+else
+	echo "distcheck FAIL (build-test-plain/distcheck.log)" >>"$log"
+	status=1
+fi
+tail -n 1 "$log"
 sh tests/summary.sh --total build-test-plain build-test-sanitize
 exit $status

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Count passed and failed tests from `make check` logs (cmocka and pytest)
-# and from run-tests.sh's fuzz replay (fuzz-regress.log).
+# Count passed and failed tests from `make check` logs (cmocka, pytest, the
+# layering and man page checks) and from run-tests.sh's fuzz replay
+# (fuzz-regress.log) and distcheck (distcheck.log).
 #   tests/summary.sh BUILDDIR LABEL     per build, with failing test names
 #   tests/summary.sh --total DIR...     one line: "N passed, N failed"
 count() {
@@ -17,12 +18,20 @@ count() {
 		p=$((p + $(grep -c '^fuzz PASS: ' "$log")))
 		f=$((f + $(grep -c '^fuzz FAIL: ' "$log")))
 	fi
-	trs="$dir/tests/check-layers.sh.trs"	# one test: the layering rules
-	if [ -f "$trs" ] && grep -q '^:test-result: PASS' "$trs"; then
-		p=$((p + 1))
-	else
-		f=$((f + 1))
+	log="$dir/distcheck.log"	# run-tests.sh: one test, make distcheck
+	if [ -f "$log" ]; then
+		p=$((p + $(grep -c '^distcheck PASS' "$log")))
+		f=$((f + $(grep -c '^distcheck FAIL' "$log")))
 	fi
+	# One test each: the layering rules, the man pages' lint.
+	for t in check-layers check-man; do
+		trs="$dir/tests/$t.sh.trs"
+		if [ -f "$trs" ] && grep -q '^:test-result: PASS' "$trs"; then
+			p=$((p + 1))
+		else
+			f=$((f + 1))
+		fi
+	done
 	log="$dir/tests/run-integration.sh.log"
 	if [ -f "$log" ]; then
 		line=$(grep -E '[0-9]+ (passed|failed|error)' "$log" | tail -n 1)
@@ -56,4 +65,9 @@ set -- $(count "$dir") "$2"
 echo "$3: $1 passed, $2 failed"
 grep -h '^\[  FAILED  \] ' "$dir"/tests/unit/*.log 2>/dev/null | grep -v 'test(s)'
 grep -hE '^(FAILED|ERROR) ' "$dir/tests/run-integration.sh.log" 2>/dev/null
+for t in check-layers check-man; do
+	grep -q '^:test-result: PASS' "$dir/tests/$t.sh.trs" 2>/dev/null ||
+	    echo "FAILED $t (tests/$t.sh.log)"
+done
+grep -h '^distcheck FAIL' "$dir/distcheck.log" 2>/dev/null
 exit 0

@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "core/escape.h"
 #include "core/preflight.h"
+#include "core/promtext.h"
 #include "master/control.h"
 #include "ctl/ctldb.h"
 #include "procmgr/store.h"
@@ -56,7 +57,7 @@ usage(FILE *out)
 	    "  -h         print this help and exit\n"
 	    "\n"
 	    "commands:\n"
-	    "  status                      master pid, state, generation, "
+	    "  status [--json]             master pid, state, generation, "
 	    "workers\n"
 	    "  health [--json] [--deep] [WORKER]\n"
 	    "                              per-worker health; exit 0 healthy, "
@@ -84,7 +85,8 @@ usage(FILE *out)
 	    "configuration\n"
 	    "  scale N                     run N workers\n"
 	    "  metrics [--json]            counters in the Prometheus text "
-	    "format:\n"
+	    "format (as\n"
+	    "                              JSON: families of samples):\n"
 	    "                              operations by path and outcome, "
 	    "durations,\n"
 	    "                              restarts, reconnects, reloads, "
@@ -257,12 +259,35 @@ health_exit(const cJSON *r)
 	return CTL_EXIT_DOWN;
 }
 
+/*
+ * metrics --json: the master's Prometheus text as JSON, one entry per
+ * family with its samples (core/promtext.h).
+ */
+static int
+print_metrics_json(const cJSON *reply)
+{
+	char err[256], *line;
+	cJSON *o;
+
+	if ((o = promtext_to_json(str(reply, "text"), err, sizeof(err))) ==
+	    NULL || (line = cJSON_PrintUnformatted(o)) == NULL) {
+		fprintf(stderr, "egressctl: metrics: %s\n",
+		    o == NULL ? err : "out of memory");
+		cJSON_Delete(o);
+		return EXIT_FAILED;
+	}
+	printf("%s\n", line);
+	cJSON_free(line);
+	cJSON_Delete(o);
+	return 0;
+}
+
 /* Send the request and report; returns the exit status. */
 static int
 run(const char *sockpath, cJSON *req, const char *cmd, int json)
 {
 	char err[512], *line = cJSON_PrintUnformatted(req), *text = NULL;
-	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc;
+	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc, json_rc = 0;
 	cJSON *reply;
 
 	rc = control_request_wait(sockpath, line, cJSON_IsTrue(
@@ -283,9 +308,16 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		free(text);
 		return EXIT_FAILED;
 	}
-	if (json)
+	if (json && strcmp(cmd, CTL_CMD_METRICS) == 0 &&
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
+		json_rc = print_metrics_json(reply);
+	else if (json)
 		printf("%s\n", text);	/* JSON escapes control characters */
 	free(text);
+	if (json_rc != 0) {
+		cJSON_Delete(reply);
+		return json_rc;
+	}
 	/* What the text forms print cannot drive the terminal (metrics keep
 	 * their lines). */
 	if (!json && escape_json_strings(reply, strcmp(cmd, CTL_CMD_METRICS) ==

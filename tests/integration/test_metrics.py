@@ -118,9 +118,24 @@ def test_egressctl_metrics_counts_operations(orch, agent):
                          ("egressd_inflight", "gauge")):
         assert f"# TYPE {family} {kind}\n" in text, family
         assert f"# HELP {family} " in text, family
-    # --json: the control reply itself
+    # --json: the same figures as JSON, one entry per family (not the
+    # text wrapped in the control reply)
     rep = json.loads(egressctl(a, "metrics", "--json"))
-    assert rep["ok"] is True and "egressd_operations_total{" in rep["text"]
+    assert "text" not in rep
+    fams = {f["name"]: f for f in rep["metrics"]}
+    assert {x["name"] for f in fams.values() for x in f["samples"]} == {
+        name for name, _ in s}
+    ops = fams["egressd_operations_total"]
+    assert ops["type"] == "counter" and ops["help"]
+    assert {(x["labels"]["path"], x["labels"]["outcome"], x["value"])
+            for x in ops["samples"]} >= {(HEALTH, "ok", 5),
+                                         (NOPE, "unsupported", 1)}
+    hist = fams["egressd_operation_duration_seconds"]
+    assert hist["type"] == "histogram"
+    assert len(hist["samples"]) == BUCKETS + 2
+    assert hist["samples"][-1]["name"].endswith("_count")
+    assert hist["samples"][-1]["value"] == count
+    assert fams["egressd_workers"]["samples"][0]["value"] == 2
 
     # a reload is counted
     a.ctl({"cmd": "reload"})

@@ -45,6 +45,27 @@ def test_token_file_private_is_accepted(orch, agent):
     assert all(r["auth_ok"] for r in reqs)
 
 
+def test_token_file_through_secret_volume_symlinks(orch, agent, workdir):
+    """A Kubernetes Secret volume: token -> ..data/token, ..data -> a
+    timestamped directory holding the private file.  The symlinks are
+    followed and the mode check applies to the file they lead to
+    (contrib/kubernetes.yaml relies on it)."""
+    vol = os.path.join(workdir, "secret")
+    stamp = os.path.join(vol, "..2026_01_01_00_00_00.000000000")
+    os.makedirs(stamp)
+    with open(os.path.join(stamp, "token"), "w") as f:
+        f.write(orch.token + "\n")
+    os.chmod(os.path.join(stamp, "token"), 0o400)
+    os.symlink(os.path.basename(stamp), os.path.join(vol, "..data"))
+    os.symlink("..data/token", os.path.join(vol, "token"))
+    link = os.path.join(vol, "token")
+    assert os.path.islink(link)
+    a = agent(use_token_file=False, orchestrator={"token_file": link})
+    a.wait_ready(2)
+    reqs = orch.get_requests()
+    assert reqs and all(r["auth_ok"] for r in reqs)
+
+
 def test_token_from_environment(orch, agent):
     a = agent(use_token_file=False, env={"EGRESSD_TOKEN": orch.token})
     a.wait_ready(2)
