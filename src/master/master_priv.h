@@ -1,14 +1,16 @@
 /*
- * master_priv: what the arbiter's five files share — the worker table and
+ * master_priv: what the arbiter's six files share — the worker table and
  * the master's state.  master.c owns the table, the signals and the control
  * commands that act, relay.c the orchestrator's events, their forwarding to
  * workers and the logs and metrics pushes, master_ctl.c the control
  * socket's queries, master_db.c its database housekeeping, wtable.c what
  * the others read of the table (counts, state names, metrics totals).
- * Calls go one way: master.c calls the other four; relay.c and master_ctl.c
- * call wtable.c only (a goodbye reaches the arbiter through the hook
- * master.c sets, m->goodbye); wtable.c and master_db.c call none of them.
- * Not a public interface: nothing outside these five files includes it.
+ * textfile.c writes metrics.textfile.
+ * Calls go one way: master.c calls the others; textfile.c calls
+ * master_ctl.c; relay.c and master_ctl.c call wtable.c, master_ctl.c also
+ * master_db.c (a goodbye reaches the arbiter through the hook master.c
+ * sets, m->goodbye); wtable.c and master_db.c call none of them.
+ * Not a public interface: nothing outside these six files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -45,6 +47,8 @@ struct httpc_request;
 #define MASTER_NOTICE_CHECK 0.5		/* how often their outbox is looked at */
 #define MASTER_NOTICE_PATIENCE 60.0	/* at least this long, or 5 sweeps */
 #define UUID_TEXT_LEN 37
+#define MASTER_ERROR_MAX 160		/* bytes of a link's last failure */
+#define MASTER_OUTBOX_FRESH 1.0		/* outbox figures reused this long */
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
@@ -74,6 +78,17 @@ struct wproc {
 	unsigned long pushed;	/* operations sent it has not yet reported */
 	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	unsigned long long rss;
+	struct wlink {		/* its link to the orchestrator, as reported */
+		int known;	/* a heartbeat has described it */
+		int up;		/* its last exchange succeeded */
+		double since;	/* wall time up last changed */
+		double ok_at;	/* wall time of its last success; 0 never */
+		unsigned long failures;	/* in a row */
+		char error[MASTER_ERROR_MAX];
+	} link;
+	double cpu_seconds;	/* process_* metrics, as reported */
+	unsigned long fds;
+	double start_time;
 	struct metrics metrics;	/* its last report: cumulative */
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
@@ -139,6 +154,12 @@ struct master {
 	uint64_t stream_reconnects;	/* of event streams since replaced */
 	struct dead_notice *notices;	/* owed for workers that died */
 	int nnotices;
+	double contact_ok_at;	/* last success of workers reaped (wall) */
+	struct store_outbox_stats outbox;	/* as last read (master_db.c) */
+	double outbox_read;	/* monotonic; 0 never */
+	char systemd_status[256];	/* the STATUS= last sent while waiting */
+	struct evloop_timer textfile;	/* the next metrics.textfile write */
+	int textfile_failing;	/* log a failing write once */
 };
 
 struct pushed_op {
@@ -188,6 +209,12 @@ void master_ctl_status_reply(struct master *m, const struct wproc *w,
     const struct cJSON *o);
 /* Answer the deep requests still waiting for workers (at exit). */
 void master_ctl_expire(struct master *m);
+/* The Prometheus text of everything (malloc'd), NULL when out of memory. */
+char *master_ctl_render_metrics(struct master *m);
+
+/* textfile.c: metrics.textfile, written every textfile_interval. */
+void textfile_start(struct master *m);
+void textfile_stop(struct master *m);
 
 /* wtable.c */
 extern const char *const wtable_state_names[MASTER_NSTATES];
@@ -203,5 +230,7 @@ void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
 /* Outbox rows still holding results of instance_id's processes, or -1. */
 int master_db_results_left(struct master *m, const char *instance_id);
+/* Refresh m->outbox unless read in the last MASTER_OUTBOX_FRESH s. */
+void master_db_outbox(struct master *m);
 
 #endif
