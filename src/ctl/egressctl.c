@@ -184,14 +184,48 @@ print_live(const cJSON *live)
 	printf("\n");
 }
 
+/* The orchestrator as the workers and the stream see it, and the outbox. */
+static void
+print_links(const cJSON *r)
+{
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(r, "contact");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "stream");
+	const cJSON *ob = cJSON_GetObjectItemCaseSensitive(r, "outbox");
+	const cJSON *age = cJSON_GetObjectItemCaseSensitive(c, "contact_age");
+
+	if (cJSON_IsObject(c)) {
+		printf("orchestrator: %s, ", cJSON_IsTrue(
+		    cJSON_GetObjectItemCaseSensitive(c, "up")) ? "up" : "down");
+		if (cJSON_IsNumber(age))
+			printf("last success %.1fs ago", age->valuedouble);
+		else
+			printf("no success yet");
+		printf(" (stale after %.15gs)\n", num(c, "stale_after"));
+	}
+	if (cJSON_IsObject(st))
+		printf("stream: %s, %.0f failures in a row%s%s\n",
+		    str(st, "state"), num(st, "failures"),
+		    str(st, "last_error")[0] ? ", last error: " : "",
+		    str(st, "last_error"));
+	if (cJSON_IsObject(ob))
+		printf("outbox: %.0f waiting (oldest %.0fs), %.0f dead "
+		    "letters\n", num(ob, "rows"), num(ob, "oldest_age"),
+		    num(ob, "dead"));
+}
+
 static void
 print_health(const cJSON *r)
 {
 	const cJSON *w, *list = cJSON_GetObjectItemCaseSensitive(r, "workers");
+	const cJSON *why;
 
 	printf("egressd (pid %.0f): %s, %.0f/%.0f workers ready, generation "
 	    "%.0f, %s\n", num(r, "pid"), str(r, "status"), num(r, "ready"),
 	    num(r, "target"), num(r, "generation"), str(r, "state"));
+	cJSON_ArrayForEach(why, cJSON_GetObjectItemCaseSensitive(r, "reasons"))
+		if (cJSON_IsString(why))
+			printf("reason: %s\n", why->valuestring);
+	print_links(r);
 	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
 	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
 	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");
