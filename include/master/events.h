@@ -7,7 +7,10 @@
  * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
  * for orchestrator.events_timeout: both are timers of the loop it is
  * given.  Bad events are logged and dropped; nothing the stream sends can
- * stop the master.
+ * stop the master.  A stream that answers 200 and then no heartbeat
+ * within events_timeout is logged with a hint at response buffering (a
+ * proxy holding the body back).  Its state (events_link) is for health
+ * and metrics.
  */
 #ifndef EGRESSD_EVENTS_H
 #define EGRESSD_EVENTS_H
@@ -54,10 +57,6 @@ struct events_link {
 };
 void events_link(const struct events *ev, struct events_link *out);
 
-/*
- * A stream that answers 200 and then no heartbeat within events_timeout
- * is logged with a hint at response buffering (a proxy holding the body).
- */
 
 /* Reconnects scheduled so far: the stream failed, ended or went silent. */
 unsigned long events_reconnects(const struct events *ev);
