@@ -86,15 +86,16 @@ procinfo_parse_stat(const char *stat, double btime, long ticks,
 	return 0;
 }
 
+/* The boot time does not change: read once per process (and its forks). */
 static double
 procinfo_btime(void)
 {
+	static double btime;
 	char line[256];
-	double btime = 0;
 	FILE *fp;
 
-	if ((fp = fopen("/proc/stat", "re")) == NULL)
-		return 0;
+	if (btime > 0 || (fp = fopen("/proc/stat", "re")) == NULL)
+		return btime;
 	while (fgets(line, sizeof(line), fp) != NULL)
 		if (sscanf(line, "btime %lf", &btime) == 1)
 			break;
