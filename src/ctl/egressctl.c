@@ -208,11 +208,14 @@ print_links(const cJSON *r)
 			printf("no success yet");
 		printf(" (stale after %.15gs)\n", num(c, "stale_after"));
 	}
-	if (cJSON_IsObject(st))
-		printf("stream: %s, %.0f failures in a row%s%s\n",
+	/* A connected stream's last error is history: not shown. */
+	if (cJSON_IsObject(st) && strcmp(str(st, "state"), "connected") != 0 &&
+	    str(st, "last_error")[0] != '\0')
+		printf("stream: %s, %.0f failures in a row, last error: %s\n",
 		    str(st, "state"), num(st, "failures"),
-		    str(st, "last_error")[0] ? ", last error: " : "",
 		    str(st, "last_error"));
+	else if (cJSON_IsObject(st))
+		printf("stream: %s\n", str(st, "state"));
 	if (cJSON_IsObject(ob))
 		printf("outbox: %.0f waiting (oldest %.0fs), %.0f dead "
 		    "letters\n", num(ob, "rows"), num(ob, "oldest_age"),
