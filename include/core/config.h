@@ -16,6 +16,9 @@
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/egressd/egressd.conf"
 #define CONFIG_ERR_MAX 512
 #define CONFIG_WORKERS_MAX 256	/* server.workers, -w, scale and TTIN */
+/* health.stale_after = 0: this many poll intervals, and at least ... */
+#define CONFIG_STALE_POLLS 3.0
+#define CONFIG_STALE_MIN 30.0	/* ... seconds */
 
 enum config_on_goodbye { ON_GOODBYE_RESTART, ON_GOODBYE_EXIT };
 enum config_log_level { LOGL_DEBUG, LOGL_INFO, LOGL_WARNING, LOGL_ERROR };
@@ -93,6 +96,16 @@ struct egressd_config {
 		double retention_days;
 		int64_t max_rows;
 	} store;
+
+	struct {
+		double stale_after;	/* resolved: never 0 after loading */
+		double outbox_max_age;	/* 0 = the outbox is not judged */
+	} health;
+
+	struct {
+		char *textfile;		/* "" = no textfile */
+		double textfile_interval;
+	} metrics;
 
 	struct {
 		int max_tool_calls;

@@ -46,6 +46,18 @@ struct metrics {
 	double sum;				/* seconds, all operations */
 	uint64_t resent;	/* results sent again, possibly duplicates */
 	uint64_t dead;		/* results kept as dead letters */
+	uint64_t undelivered;	/* result PUTs that failed (each try) */
+};
+
+/* One process of the daemon, for the process_* metrics. */
+struct metrics_process {
+	const char *role;	/* "master" or "worker" */
+	long pid;
+	int slot;		/* workers: 1..N; the master: 0 */
+	uint64_t rss;		/* bytes */
+	double cpu_seconds;
+	unsigned long fds;
+	double start_time;	/* seconds since the epoch; 0 unknown */
 };
 
 /* What only the master knows, for the exposition and the push body. */
@@ -56,6 +68,14 @@ struct metrics_master {
 	uint64_t workers;		/* running, not retiring */
 	uint64_t workers_ready;
 	uint64_t inflight;		/* operations in flight, all workers */
+	int orchestrator_up;		/* a worker's last exchange succeeded */
+	double last_contact;		/* wall time of the last success, 0 */
+	int stream_connected;		/* the event stream is delivering */
+	uint64_t outbox_rows;		/* results waiting for delivery */
+	uint64_t outbox_dead;		/* dead letters kept */
+	double outbox_oldest_age;	/* seconds; 0 when empty */
+	const struct metrics_process *procs;	/* master first */
+	size_t nprocs;
 };
 
 /* Outcome names by index: "ok", "invalid_request", ..., "error". */
@@ -82,6 +102,9 @@ void metrics_count_resend(struct metrics *m);
 /* Count one result the orchestrator refused for good (a dead letter). */
 void metrics_count_dead_letter(struct metrics *m);
 
+/* Count one result PUT that failed (no answer, or not a 2xx). */
+void metrics_count_undelivered(struct metrics *m);
+
 /* dst += src (paths beyond dst's table count as "other"). */
 void metrics_add(struct metrics *dst, const struct metrics *src);
 
@@ -91,9 +114,10 @@ uint64_t metrics_total(const struct metrics *m);
 /*
  * JSON: {"operations": [{"path": P, "outcomes": {"ok": N, ...}}, ...],
  * "duration_seconds": {"buckets": [N x METRICS_BUCKETS], "sum": S},
- * "results_resent": N, "results_dead_lettered": N}; buckets follow
- * metrics_bucket_bounds, not cumulative.  metrics_json_add adds the four
- * members to obj (-1 when out of memory).
+ * "results_resent": N, "results_dead_lettered": N,
+ * "result_deliveries_failed": N}; buckets follow metrics_bucket_bounds, not
+ * cumulative.  metrics_json_add adds the five members to obj (-1 when out
+ * of memory).
  */
 struct cJSON *metrics_to_json(const struct metrics *m);
 int metrics_json_add(struct cJSON *obj, const struct metrics *m);
@@ -103,8 +127,9 @@ int metrics_json_add(struct cJSON *obj, const struct metrics *m);
  * that could not have been named, a path listed twice, more entries than a
  * set holds, counts that are not integers in [0, METRICS_COUNT_MAX], a sum
  * that is negative or not finite: -1 with err set, *out untouched.
- * Unknown members are ignored; a missing "results_resent" or
- * "results_dead_lettered" is 0.  0 on success.
+ * Unknown members are ignored; a missing "results_resent",
+ * "results_dead_lettered" or "result_deliveries_failed" is 0.  0 on
+ * success.
  */
 int metrics_from_json(const struct cJSON *json, struct metrics *out,
     char *err, size_t errlen);
@@ -113,10 +138,16 @@ int metrics_from_json(const struct cJSON *json, struct metrics *out,
  * The Prometheus text exposition format (version 0.0.4) of m and mm:
  * egressd_operations_total{path,outcome}, egressd_operation_duration_seconds
  * (histogram), egressd_results_resent_total,
- * egressd_results_dead_lettered_total, egressd_worker_restarts_total,
- * egressd_stream_reconnects_total, egressd_reloads_total, egressd_workers,
- * egressd_workers_ready, egressd_inflight.  Returns malloc'd text, NULL when
- * out of memory.
+ * egressd_results_dead_lettered_total, egressd_result_deliveries_failed_total,
+ * egressd_worker_restarts_total, egressd_stream_reconnects_total,
+ * egressd_reloads_total, egressd_workers, egressd_workers_ready,
+ * egressd_inflight, egressd_orchestrator_up,
+ * egressd_orchestrator_last_contact_timestamp_seconds,
+ * egressd_stream_connected, egressd_outbox_rows, egressd_outbox_dead_rows,
+ * egressd_outbox_oldest_age_seconds, egressd_build_info{version}, and per
+ * process ({role, slot, pid}) process_resident_memory_bytes,
+ * process_open_fds, process_cpu_seconds_total, process_start_time_seconds.
+ * Returns malloc'd text, NULL when out of memory.
  */
 char *metrics_render(const struct metrics *m, const struct metrics_master *mm);
 

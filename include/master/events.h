@@ -7,7 +7,10 @@
  * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
  * for orchestrator.events_timeout: both are timers of the loop it is
  * given.  Bad events are logged and dropped; nothing the stream sends can
- * stop the master.
+ * stop the master.  A stream that answers 200 and then no heartbeat
+ * within events_timeout is logged with a hint at response buffering (a
+ * proxy holding the body back).  Its state (events_link) is for health
+ * and metrics.
  */
 #ifndef EGRESSD_EVENTS_H
 #define EGRESSD_EVENTS_H
@@ -32,6 +35,28 @@ void events_stop(struct events *ev);		/* disconnect, no retry */
 void events_restart(struct events *ev);		/* disconnect, connect now */
 /* Disconnect now, connect after delay seconds (0: now). */
 void events_restart_after(struct events *ev, double delay);
+
+#define EVENTS_ERROR_MAX 160	/* bytes of the last failure kept */
+
+/*
+ * The stream's state: off (no stream wanted), connecting (asked, no
+ * welcome or heartbeat yet), connected (one arrived on this connection),
+ * backing_off (waiting to reconnect).
+ */
+enum events_state { EVENTS_OFF, EVENTS_CONNECTING, EVENTS_CONNECTED,
+    EVENTS_BACKING_OFF };
+#define EVENTS_NSTATES 4
+extern const char *const events_state_names[EVENTS_NSTATES];
+
+struct events_link {
+	enum events_state state;
+	double since;		/* wall time the state began */
+	double last_event;	/* wall time of the last event; 0 none */
+	unsigned long failures;	/* connections failed in a row */
+	const char *error;	/* the last failure; "" none; owned by ev */
+};
+void events_link(const struct events *ev, struct events_link *out);
+
 
 /* Reconnects scheduled so far: the stream failed, ended or went silent. */
 unsigned long events_reconnects(const struct events *ev);

@@ -124,6 +124,14 @@ int store_outbox_claim(struct store *st, const char *instance_id, int limit,
  */
 int store_outbox_pending(struct store *st, const char *instance_id);
 
+/* The outbox at a glance, for health and metrics. */
+struct store_outbox_stats {
+	int64_t rows;		/* live: waiting for delivery */
+	int64_t dead;		/* dead letters */
+	double oldest;		/* created_at of the oldest live row; 0 none */
+};
+int store_outbox_stats(struct store *st, struct store_outbox_stats *out);
+
 /*
  * At the master's start no worker of it runs yet: rows still marked live
  * are from a run that died whole, and their outbox rows are up for grabs.

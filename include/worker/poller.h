@@ -46,6 +46,22 @@ struct poller_hooks {
 	 * became a dead letter.
 	 */
 	void (*counted)(void *arg);
+	/* The link changed: it went up or down, or a first failure. */
+	void (*link_changed)(void *arg);
+};
+
+#define POLLER_ERROR_MAX 160	/* bytes of the last failure kept */
+
+/*
+ * The worker's link to the orchestrator, from every exchange (poll,
+ * download, result, heartbeat): up while the last one succeeded.
+ */
+struct poller_link {
+	int up;
+	double since;		/* wall time up last changed (or the start) */
+	double ok_at;		/* wall time of the last success; 0 never */
+	unsigned long failures;	/* in a row */
+	char error[POLLER_ERROR_MAX];	/* the last failure; "" none yet */
 };
 
 struct store;
@@ -91,6 +107,15 @@ int poller_finished(const struct poller *p);
 const char *poller_op_id(const struct cJSON *op);
 int poller_op_stub(const struct cJSON *op);
 const char *poller_op_problem(const struct cJSON *op);
+
+/*
+ * Whether an exchange succeeded: an answer (curl_ok) that is a 2xx, or a
+ * 4xx the orchestrator gives one request (404, 409, ...) — it is there and
+ * judging; not a 3xx, a 5xx, nor 401, 403, 407, 408, 429 (credentials,
+ * a proxy, overload: nothing gets through).
+ */
+int poller_exchange_ok(int curl_ok, long status);
+const struct poller_link *poller_link(const struct poller *p);
 
 long poller_last_status(const struct poller *p);	/* last HTTP status */
 double poller_last_contact(const struct poller *p);	/* wall time, 0 */

@@ -216,6 +216,20 @@ static const struct config_key config_store_keys[] = {
 	    .def = 1000000 },
 };
 
+/* health.stale_after: 0 = CONFIG_STALE_POLLS x poll_interval (see below). */
+static const struct config_key config_health_keys[] = {
+	{ KEY("stale_after", CK_DOUBLE, CFG(health.stale_after)),
+	    .min = 0, .max = SECS_DAY, .def = 0 },
+	{ KEY("outbox_max_age", CK_DOUBLE, CFG(health.outbox_max_age)),
+	    .min = 0, .max = 30 * SECS_DAY, .def = SECS_HOUR },
+};
+
+static const struct config_key config_metrics_keys[] = {
+	{ KEY("textfile", CK_PATH, CFG(metrics.textfile)) },
+	{ KEY("textfile_interval", CK_DOUBLE, CFG(metrics.textfile_interval)),
+	    .min = 1, .max = SECS_HOUR, .def = 15 },
+};
+
 static const struct config_key config_process_keys[] = {
 	{ KEY("max_tool_calls", CK_INT, CFG(process.max_tool_calls)),
 	    .min = 0, .max = INT_MAX, .def = 100 },
@@ -357,6 +371,10 @@ static const struct config_table config_worker_table =
     TABLE(config_worker_keys);
 static const struct config_table config_store_table =
     TABLE(config_store_keys);
+static const struct config_table config_health_table =
+    TABLE(config_health_keys);
+static const struct config_table config_metrics_table =
+    TABLE(config_metrics_keys);
 static const struct config_table config_process_table =
     TABLE(config_process_keys);
 static const struct config_table config_storage_table =
@@ -390,6 +408,8 @@ static const struct config_key config_root_keys[] = {
 	    .group = &config_orchestrator_table },
 	{ KEY("worker", CK_GROUP, 0), .group = &config_worker_table },
 	{ KEY("store", CK_GROUP, 0), .group = &config_store_table },
+	{ KEY("health", CK_GROUP, 0), .group = &config_health_table },
+	{ KEY("metrics", CK_GROUP, 0), .group = &config_metrics_table },
 	{ KEY("process", CK_GROUP, 0), .group = &config_process_table },
 	{ KEY("operations", CK_GROUP, 0),
 	    .group = &config_operations_table },
@@ -1325,9 +1345,35 @@ config_check_blocking(struct config_ctx *ctx, const config_t *lc,
 	    cfg->worker.heartbeat_interval);
 }
 
+/*
+ * health.stale_after: a verdict on contact needs at least one poll in the
+ * window, or an idle agent that is fine would flap to degraded.  Unset (0)
+ * it becomes CONFIG_STALE_POLLS polls, and at least CONFIG_STALE_MIN s.
+ */
+static int
+config_resolve_stale(struct config_ctx *ctx, const config_t *lc,
+    struct egressd_config *cfg)
+{
+	double poll = cfg->orchestrator.poll_interval;
+
+	if (cfg->health.stale_after == 0) {
+		cfg->health.stale_after = CONFIG_STALE_POLLS * poll;
+		if (cfg->health.stale_after < CONFIG_STALE_MIN)
+			cfg->health.stale_after = CONFIG_STALE_MIN;
+		return 0;
+	}
+	if (cfg->health.stale_after > poll)
+		return 0;
+	return config_fail(ctx, config_later(lc, "health.stale_after",
+	    "orchestrator.poll_interval"), "health.stale_after: must be "
+	    "greater than orchestrator.poll_interval (%.15g <= %.15g), or 0 "
+	    "for %.15g polls (at least %.15gs)", cfg->health.stale_after, poll,
+	    CONFIG_STALE_POLLS, CONFIG_STALE_MIN);
+}
+
 static int
 config_check_cross(struct config_ctx *ctx, const config_t *lc,
-    const struct egressd_config *cfg)
+    struct egressd_config *cfg)
 {
 	size_t	len;
 
@@ -1339,6 +1385,8 @@ config_check_cross(struct config_ctx *ctx, const config_t *lc,
 		    cfg->server.worker_timeout, cfg->worker.heartbeat_interval);
 	if (config_check_blocking(ctx, lc, cfg, "store.busy_timeout",
 	    cfg->store.busy_timeout) == -1)
+		return -1;
+	if (config_resolve_stale(ctx, lc, cfg) == -1)
 		return -1;
 	if (cfg->operations.sqlite.enabled && config_check_blocking(ctx, lc,
 	    cfg, "operations.sqlite.timeout",

@@ -11,6 +11,7 @@
 
 #include "core/jsonutil.h"
 #include "core/metrics.h"
+#include "core/version.h"
 
 #define METRICS_OUTCOME_ERROR (METRICS_OUTCOMES - 1)	/* type unknown */
 
@@ -150,6 +151,12 @@ metrics_count_dead_letter(struct metrics *m)
 	m->dead = metrics_sat_add(m->dead, 1);
 }
 
+void
+metrics_count_undelivered(struct metrics *m)
+{
+	m->undelivered = metrics_sat_add(m->undelivered, 1);
+}
+
 static int
 metrics_any(const uint64_t *count)
 {
@@ -187,6 +194,7 @@ metrics_add(struct metrics *dst, const struct metrics *src)
 	dst->sum = metrics_sum_add(dst->sum, src->sum);
 	dst->resent = metrics_sat_add(dst->resent, src->resent);
 	dst->dead = metrics_sat_add(dst->dead, src->dead);
+	dst->undelivered = metrics_sat_add(dst->undelivered, src->undelivered);
 }
 
 uint64_t
@@ -249,8 +257,11 @@ metrics_json_add(cJSON *obj, const struct metrics *m)
 	if (cJSON_AddNumberToObject(obj, "results_resent",
 	    (double)m->resent) == NULL)
 		return -1;
-	return cJSON_AddNumberToObject(obj, "results_dead_lettered",
-	    (double)m->dead) == NULL ? -1 : 0;
+	if (cJSON_AddNumberToObject(obj, "results_dead_lettered",
+	    (double)m->dead) == NULL)
+		return -1;
+	return cJSON_AddNumberToObject(obj, "result_deliveries_failed",
+	    (double)m->undelivered) == NULL ? -1 : 0;
 }
 
 cJSON *
@@ -434,6 +445,9 @@ metrics_from_json(const cJSON *json, struct metrics *out, char *err,
 		rc = metrics_decode_counter(json, "results_dead_lettered",
 		    &m->dead, err, errlen);
 	if (rc == 0)
+		rc = metrics_decode_counter(json, "result_deliveries_failed",
+		    &m->undelivered, err, errlen);
+	if (rc == 0)
 		memcpy(out, m, sizeof(*m));
 	free(m);
 	return rc;
@@ -574,6 +588,79 @@ metrics_one(struct metrics_buf *b, const char *name, const char *type,
 	metrics_printf(b, "%s %" PRIu64 "\n", name, v);
 }
 
+static void
+metrics_gauge(struct metrics_buf *b, const char *name, const char *help,
+    double v)
+{
+	metrics_head(b, name, "gauge", help);
+	metrics_printf(b, "%s %.15g\n", name, v);
+}
+
+/* What the workers and the stream say of the orchestrator and the outbox. */
+static void
+metrics_render_orchestrator(struct metrics_buf *b,
+    const struct metrics_master *mm)
+{
+	metrics_gauge(b, "egressd_orchestrator_up", "1 when a worker's last "
+	    "exchange with the orchestrator succeeded.", mm->orchestrator_up);
+	metrics_gauge(b, "egressd_orchestrator_last_contact_timestamp_seconds",
+	    "When a worker last exchanged with the orchestrator successfully "
+	    "(0: never).", mm->last_contact);
+	metrics_gauge(b, "egressd_stream_connected", "1 while the event "
+	    "stream is connected and has delivered a heartbeat.",
+	    mm->stream_connected);
+	metrics_gauge(b, "egressd_outbox_rows", "Results in the outbox "
+	    "waiting for delivery (dead letters not counted).",
+	    (double)mm->outbox_rows);
+	metrics_gauge(b, "egressd_outbox_dead_rows", "Results kept in the "
+	    "outbox as dead letters.", (double)mm->outbox_dead);
+	metrics_gauge(b, "egressd_outbox_oldest_age_seconds", "Age of the "
+	    "oldest result waiting for delivery (0: none).",
+	    mm->outbox_oldest_age);
+	metrics_head(b, "egressd_build_info", "gauge", "The version running, "
+	    "as a label; always 1.");
+	metrics_printf(b, "egressd_build_info{version=\"");
+	metrics_label(b, EGRESSD_VERSION);
+	metrics_printf(b, "\"} 1\n");
+}
+
+static void
+metrics_proc_series(struct metrics_buf *b, const char *name,
+    const struct metrics_process *p, double v)
+{
+	metrics_printf(b, "%s{role=\"%s\",slot=\"%d\",pid=\"%ld\"} %.15g\n",
+	    name, p->role, p->slot, p->pid, v);
+}
+
+/* The standard process_* metrics, one series per process of the daemon. */
+static void
+metrics_render_processes(struct metrics_buf *b,
+    const struct metrics_master *mm)
+{
+	size_t i;
+
+	metrics_head(b, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.");
+	for (i = 0; i < mm->nprocs; i++)
+		metrics_proc_series(b, "process_resident_memory_bytes",
+		    &mm->procs[i], (double)mm->procs[i].rss);
+	metrics_head(b, "process_open_fds", "gauge",
+	    "Number of open file descriptors.");
+	for (i = 0; i < mm->nprocs; i++)
+		metrics_proc_series(b, "process_open_fds", &mm->procs[i],
+		    (double)mm->procs[i].fds);
+	metrics_head(b, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.");
+	for (i = 0; i < mm->nprocs; i++)
+		metrics_proc_series(b, "process_cpu_seconds_total",
+		    &mm->procs[i], mm->procs[i].cpu_seconds);
+	metrics_head(b, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.");
+	for (i = 0; i < mm->nprocs; i++)
+		metrics_proc_series(b, "process_start_time_seconds",
+		    &mm->procs[i], mm->procs[i].start_time);
+}
+
 char *
 metrics_render(const struct metrics *m, const struct metrics_master *mm)
 {
@@ -588,6 +675,9 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 	    "Results sent again that the orchestrator may already have "
 	    "(a worker died before deleting the outbox row, or an answer "
 	    "was lost).", m->resent);
+	metrics_one(&b, "egressd_result_deliveries_failed_total", "counter",
+	    "Result deliveries (PUT tries) that got no answer or no 2xx.",
+	    m->undelivered);
 	metrics_one(&b, "egressd_results_dead_lettered_total", "counter",
 	    "Results the orchestrator refused for good, even as an error "
 	    "result, kept in the outbox as dead letters.", m->dead);
@@ -605,6 +695,8 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 	    "Workers ready for work.", mm->workers_ready);
 	metrics_one(&b, "egressd_inflight", "gauge",
 	    "Operations in flight, all workers.", mm->inflight);
+	metrics_render_orchestrator(&b, mm);
+	metrics_render_processes(&b, mm);
 	if (b.failed) {
 		free(b.text);
 		return NULL;

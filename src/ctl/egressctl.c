@@ -60,7 +60,11 @@ usage(FILE *out)
 	    "  status [--json]             master pid, state, generation, "
 	    "workers\n"
 	    "  health [--json] [--deep] [WORKER]\n"
-	    "                              per-worker health; exit 0 healthy, "
+	    "                              per-worker health, the orchestrator "
+	    "link,\n"
+	    "                              stream and outbox, and the reasons "
+	    "of the\n"
+	    "                              verdict; exit 0 healthy, "
 	    "1 degraded,\n"
 	    "                              2 down or unreachable (WORKER: id or "
 	    "pid);\n"
@@ -90,7 +94,9 @@ usage(FILE *out)
 	    "                              operations by path and outcome, "
 	    "durations,\n"
 	    "                              restarts, reconnects, reloads, "
-	    "workers\n"
+	    "workers,\n"
+	    "                              orchestrator and stream up, outbox, "
+	    "process_*\n"
 	    "  ps [--all] [--worker N] [--limit N]\n"
 	    "                              agent processes as a tree: pid, "
 	    "status, age,\n"
@@ -209,7 +215,39 @@ print_reasons(const cJSON *r)
 	const cJSON *e;
 
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "reasons"))
-		printf("  degraded: %s\n", str(e, "reason"));
+		printf("reason: %s\n", str(e, "reason"));
+}
+
+/* The orchestrator as the workers and the stream see it, and the outbox. */
+static void
+print_links(const cJSON *r)
+{
+	const cJSON *c = cJSON_GetObjectItemCaseSensitive(r, "contact");
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "stream");
+	const cJSON *ob = cJSON_GetObjectItemCaseSensitive(r, "outbox");
+	const cJSON *age = cJSON_GetObjectItemCaseSensitive(c, "contact_age");
+
+	if (cJSON_IsObject(c)) {
+		printf("orchestrator: %s, ", cJSON_IsTrue(
+		    cJSON_GetObjectItemCaseSensitive(c, "up")) ? "up" : "down");
+		if (cJSON_IsNumber(age))
+			printf("last success %.1fs ago", age->valuedouble);
+		else
+			printf("no success yet");
+		printf(" (stale after %.15gs)\n", num(c, "stale_after"));
+	}
+	/* A connected stream's last error is history: not shown. */
+	if (cJSON_IsObject(st) && strcmp(str(st, "state"), "connected") != 0 &&
+	    str(st, "last_error")[0] != '\0')
+		printf("stream: %s, %.0f failures in a row, last error: %s\n",
+		    str(st, "state"), num(st, "failures"),
+		    str(st, "last_error"));
+	else if (cJSON_IsObject(st))
+		printf("stream: %s\n", str(st, "state"));
+	if (cJSON_IsObject(ob))
+		printf("outbox: %.0f waiting (oldest %.0fs), %.0f dead "
+		    "letters\n", num(ob, "rows"), num(ob, "oldest_age"),
+		    num(ob, "dead"));
 }
 
 static void
@@ -221,6 +259,7 @@ print_health(const cJSON *r)
 	    "%.0f, %s\n", num(r, "pid"), str(r, "status"), num(r, "ready"),
 	    num(r, "target"), num(r, "generation"), str(r, "state"));
 	print_reasons(r);
+	print_links(r);
 	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
 	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
 	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");

@@ -33,7 +33,32 @@ struct events {
 	int restart_pending;	/* restart asked for from a callback */
 	double restart_delay;	/* and after how long */
 	unsigned long reconnects;	/* for the metrics */
+	enum events_state state;	/* for health and metrics */
+	double since;		/* wall time state last changed */
+	double last_event;	/* wall time of the last event; 0 none */
+	int heartbeat_seen;	/* on the current connection */
+	char error[EVENTS_ERROR_MAX];	/* why the last connection failed */
 };
+
+static void
+events_set_state(struct events *ev, enum events_state state)
+{
+	if (ev->state != state)
+		ev->since = clock_wall();
+	ev->state = state;
+}
+
+/* Why the stream failed, for health; a secret never appears in it. */
+static void
+events_set_error(struct events *ev, const char *why)
+{
+	size_t n = strlen(why);
+
+	if (n >= sizeof(ev->error))
+		n = sizeof(ev->error) - 1;	/* a curl message, cut */
+	memcpy(ev->error, why, n);
+	ev->error[n] = '\0';
+}
 
 double
 events_backoff(int attempt, double jitter01)
@@ -86,10 +111,14 @@ events_dispatch(struct events *ev, const cJSON *o)
 		log_warnx("events: %s; dropped", why);
 		return;
 	}
+	ev->last_event = clock_wall();
 	if (strcmp(type, "heartbeat") == 0 || strcmp(type, "welcome") == 0) {
 		ev->attempt = 0;	/* the connection works */
+		events_set_state(ev, EVENTS_CONNECTED);
 		events_arm_watchdog(ev);
 	}
+	if (strcmp(type, "heartbeat") == 0)
+		ev->heartbeat_seen = 1;
 	ev->cb(type, o, ev->arg);
 }
 
@@ -129,6 +158,8 @@ events_on_data(struct httpc_request *req, const char *data, size_t len)
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
 		if (status != 200) {
 			log_warnx("events: stream answered HTTP %ld", status);
+			snprintf(ev->error, sizeof(ev->error), "HTTP %ld",
+			    status);
 			return -1;
 		}
 		ev->status_checked = 1;
@@ -153,6 +184,7 @@ events_schedule(struct events *ev)
 
 	ev->attempt++;
 	ev->reconnects++;
+	events_set_state(ev, EVENTS_BACKING_OFF);
 	evloop_timer_add(ev->loop, &ev->reconnect, clock_mono() + delay);
 	evloop_timer_cancel(&ev->watchdog);
 	log_info("events: reconnecting in %.1fs", delay);
@@ -171,6 +203,8 @@ events_on_done(struct httpc_request *req)
 	else
 		httpc_describe(req, why, sizeof(why));
 	log_warnx("events: stream ended (%s)", why);
+	if (req->result != CURLE_WRITE_ERROR)	/* else events_on_data said */
+		events_set_error(ev, why);
 	httpc_request_free(req);
 	ev->req = NULL;
 	if (!ev->stopped)
@@ -185,6 +219,7 @@ events_connect(struct events *ev)
 	evloop_timer_cancel(&ev->reconnect);
 	sse_parser_reset(ev->parser);
 	ev->status_checked = 0;
+	ev->heartbeat_seen = 0;
 	req = orch_prepare(ev->orch, ORCH_STREAM, NULL, NULL);
 	if (req != NULL) {
 		req->on_data = events_on_data;
@@ -193,11 +228,13 @@ events_connect(struct events *ev)
 	}
 	if (req == NULL || httpc_start(ev->orch->http, req) == -1) {
 		log_warnx("events: cannot start the stream request");
+		events_set_error(ev, "cannot start the stream request");
 		httpc_request_free(req);
 		events_schedule(ev);
 		return;
 	}
 	ev->req = req;
+	events_set_state(ev, EVENTS_CONNECTING);
 	events_arm_watchdog(ev);
 }
 
@@ -206,8 +243,20 @@ events_on_watchdog(void *arg)
 {
 	struct events *ev = arg;
 
-	log_warnx("events: no heartbeat for %.0fs; reconnecting",
-	    ev->orch->cfg->orchestrator.events_timeout);
+	double timeout = ev->orch->cfg->orchestrator.events_timeout;
+
+	/* Answered and then silent: the classic buffering proxy. */
+	if (ev->status_checked && !ev->heartbeat_seen)
+		log_warnx("events: the stream connected (HTTP 200) but "
+		    "delivered no heartbeat in %.0fs; a proxy or load balancer "
+		    "in front of the orchestrator may be buffering the "
+		    "response (nginx: proxy_buffering off, or the response "
+		    "header X-Accel-Buffering: no; see OPERATIONS.md)",
+		    timeout);
+	log_warnx("events: no heartbeat for %.0fs; reconnecting", timeout);
+	events_set_error(ev, ev->status_checked && !ev->heartbeat_seen ?
+	    "connected, but no heartbeat arrived (response buffering?)" :
+	    "no heartbeat in events_timeout");
 	httpc_request_free(ev->req);
 	ev->req = NULL;
 	events_schedule(ev);
@@ -250,6 +299,8 @@ events_new(struct evloop *loop, struct orch *orch, events_cb cb, void *arg)
 	ev->cb = cb;
 	ev->arg = arg;
 	ev->stopped = 1;
+	ev->state = EVENTS_OFF;
+	ev->since = clock_wall();
 	evloop_timer_init(&ev->reconnect, events_on_reconnect, ev);
 	evloop_timer_init(&ev->watchdog, events_on_watchdog, ev);
 	evloop_timer_init(&ev->deferred, events_on_deferred, ev);
@@ -261,6 +312,7 @@ events_stop(struct events *ev)
 {
 	ev->restart_pending = 0;
 	ev->stopped = 1;
+	events_set_state(ev, EVENTS_OFF);
 	evloop_timer_cancel(&ev->reconnect);
 	evloop_timer_cancel(&ev->watchdog);
 	evloop_timer_cancel(&ev->deferred);
@@ -300,6 +352,7 @@ events_restart_after(struct events *ev, double delay)
 	}
 	ev->stopped = 0;
 	ev->attempt = 0;
+	events_set_state(ev, EVENTS_BACKING_OFF);
 	evloop_timer_add(ev->loop, &ev->reconnect, clock_mono() + delay);
 	log_info("events: reconnecting in %.1fs", delay);
 }
@@ -325,4 +378,17 @@ unsigned long
 events_reconnects(const struct events *ev)
 {
 	return ev->reconnects;
+}
+
+const char *const events_state_names[EVENTS_NSTATES] = { "off",
+    "connecting", "connected", "backing_off" };
+
+void
+events_link(const struct events *ev, struct events_link *out)
+{
+	out->state = ev->state;
+	out->since = ev->since;
+	out->last_event = ev->last_event;
+	out->failures = (unsigned long)ev->attempt;
+	out->error = ev->error;
 }

@@ -376,6 +376,8 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	master_last_frames(m, w);
 	/* Its operations stay counted: totals never go backwards. */
 	metrics_add(&m->retired, &w->metrics);
+	if (w->link.ok_at > m->contact_ok_at)
+		m->contact_ok_at = w->link.ok_at;
 	master_close_channel(m, w);
 	master_unlink(m, w);
 	evloop_timer_cancel(&w->liveness);
@@ -430,6 +432,71 @@ master_on_hello(struct wproc *w, const cJSON *o)
 	return 0;
 }
 
+/* The worker's link to the orchestrator, when it describes one. */
+static int
+master_on_link(struct wproc *w, const cJSON *o)
+{
+	const cJSON *up = cJSON_GetObjectItemCaseSensitive(o, "up");
+	const cJSON *error = cJSON_GetObjectItemCaseSensitive(o, "error");
+	double since, ok_at, failures;
+
+	if (o == NULL)
+		return 0;
+	if (!cJSON_IsObject(o) || !cJSON_IsBool(up) || !cJSON_IsString(error) ||
+	    master_json_int(o, "since", &since) == -1 ||
+	    master_json_int(o, "ok_at", &ok_at) == -1 ||
+	    master_json_int(o, "failures", &failures) == -1)
+		return -1;
+	w->link.known = 1;
+	w->link.up = cJSON_IsTrue(up);
+	w->link.since = since;
+	w->link.ok_at = ok_at;
+	w->link.failures = (unsigned long)failures;
+	snprintf(w->link.error, sizeof(w->link.error), "%s",
+	    error->valuestring);
+	return 0;
+}
+
+/* Its process_* figures, when it sends them. */
+static int
+master_on_process(struct wproc *w, const cJSON *o)
+{
+	double fds;
+
+	if (o == NULL)
+		return 0;
+	if (!cJSON_IsObject(o) ||
+	    master_json_int(o, "cpu_seconds", &w->cpu_seconds) == -1 ||
+	    master_json_int(o, "fds", &fds) == -1 ||
+	    master_json_int(o, "start_time", &w->start_time) == -1)
+		return -1;
+	w->fds = (unsigned long)fds;
+	return 0;
+}
+
+/*
+ * Waiting at start (or for a reload's workers): systemctl status says
+ * for what, with the last error a worker met.  A new line only for a new
+ * story (the error, or the workers ready), not for every failed poll.
+ */
+static void
+master_notify_waiting(struct master *m, const struct wproc *w)
+{
+	char story[sizeof(m->systemd_status)], state[sizeof(story) + 64];
+
+	if (m->systemd_ready || w->link.up || w->link.error[0] == '\0')
+		return;
+	snprintf(story, sizeof(story), "waiting for the orchestrator "
+	    "(%d/%d workers ready): %s", wtable_count(m, 1), m->target,
+	    w->link.error);
+	if (strcmp(story, m->systemd_status) == 0)
+		return;
+	memcpy(m->systemd_status, story, sizeof(story));
+	snprintf(state, sizeof(state), "STATUS=%s", story);
+	if (notify_send(state) == -1)
+		log_warn("systemd notify");
+}
+
 static int
 master_on_heartbeat(struct wproc *w, const cJSON *o)
 {
@@ -446,6 +513,11 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 		    w->slot, (long)w->pid, err);
 		return -1;
 	}
+	if (master_on_link(w, cJSON_GetObjectItemCaseSensitive(o,
+	    "orchestrator")) == -1 || master_on_process(w,
+	    cJSON_GetObjectItemCaseSensitive(o, "process")) == -1)
+		return -1;
+	master_notify_waiting(w->master, w);
 	if (!cJSON_IsString(state) ||
 	    master_json_int(o, "inflight", &inflight) == -1 ||
 	    master_json_int(o, "done", &done) == -1 ||
@@ -800,6 +872,7 @@ master_notify_progress(struct master *m)
 		return;
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=%d workers ready, "
 	    "generation %d", m->target, m->generation);
+	m->systemd_status[0] = '\0';
 	if (notify_send(state) == -1)
 		log_warn("systemd notify");
 	m->systemd_ready = 1;
@@ -1245,6 +1318,7 @@ master_reload(struct master *m, int upgrade, char *err, size_t errlen)
 	m->target = m->opt.workers_override > 0 ? m->opt.workers_override :
 	    cfg->server.workers;
 	relay_start_events(m);
+	textfile_start(m);	/* its path or interval may have changed */
 	log_info("reload: configuration %s loaded; rolling restart to "
 	    "generation %d with %d workers", m->opt.config_path,
 	    m->generation, m->target);
@@ -1486,6 +1560,7 @@ master_run(struct master *m)
 	    m->target, m->opt.config_path);
 	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
 	relay_start_events(m);
+	textfile_start(m);
 	while (m->state == MS_RUNNING || m->workers != NULL) {
 		if (m->reload_wanted) {
 			char err[CONFIG_ERR_MAX];
@@ -1530,6 +1605,7 @@ master_free(struct master *m)
 		free(m->prev_cfg);
 	}
 	orch_creds_free(&m->prev_creds);
+	textfile_stop(m);
 	control_close(m->ctl, 1);
 	relay_free(m);
 	stateguard_free(m);

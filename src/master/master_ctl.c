@@ -1,15 +1,20 @@
 /*
  * master_ctl: the control socket's queries, answered from the arbiter's
- * state — status, health (per-worker detail, the reasons the master is
- * degraded (degraded.c) and the healthy / degraded / down verdict egressctl
- * turns into its exit status), metrics (Prometheus
- * text of every worker's operations, reaped ones too).  The commands that
+ * state — status, health (per-worker detail and the healthy / degraded /
+ * down verdict egressctl turns into its exit status, with its reasons:
+ * those found here and those other checks set in degraded.c), metrics
+ * (Prometheus text of every worker's operations, reaped ones too, the
+ * orchestrator link, the outbox and the process_* figures; also what
+ * textfile.c writes).  The link to the orchestrator is what the workers
+ * report of their exchanges and the stream of its events; the outbox is
+ * read from the database (master_db.c).  The commands that
  * act (reload, stop, scale) are the arbiter's own: master.c answers them
  * and hands every other command here.
  * health --deep also asks each worker for its live detail (STATUS frames)
  * and answers once all have replied or MASTER_DEEP_TIMEOUT has passed (a
  * timer per request); the master goes on serving meanwhile.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,7 @@
 #include "core/clock.h"
 #include "master/control.h"
 #include "core/evloop.h"
+#include "master/events.h"
 #include "master_priv.h"
 #include "core/metrics.h"
 #include "core/procinfo.h"
@@ -34,20 +40,124 @@ master_ctl_state_name(const struct master *m)
 	return m->reload_started > 0 ? "reloading" : "running";
 }
 
-/* "reasons": why health is degraded, [] when nothing is wrong. */
+/* The reasons other checks set (degraded.c), appended to reasons. */
 static void
-master_ctl_add_reasons(const struct master *m, cJSON *o)
+master_ctl_add_degraded(const struct master *m, cJSON *reasons)
 {
-	cJSON *list = degraded_json(&m->degraded);
+	cJSON *list = degraded_json(&m->degraded), *e;
 
-	if (list != NULL)
-		cJSON_AddItemToObject(o, "reasons", list);
+	if (list == NULL)
+		return;
+	while ((e = cJSON_DetachItemFromArray(list, 0)) != NULL)
+		cJSON_AddItemToArray(reasons, e);
+	cJSON_Delete(list);
+}
+
+/* health.stale_after as loaded; a defaults-only config has it unset. */
+static double
+master_ctl_stale_after(const struct master *m)
+{
+	double stale = m->cfg->health.stale_after;
+
+	if (stale > 0)
+		return stale;
+	stale = CONFIG_STALE_POLLS * m->cfg->orchestrator.poll_interval;
+	return stale > CONFIG_STALE_MIN ? stale : CONFIG_STALE_MIN;
+}
+
+/* Wall time of the last successful exchange (only, or any worker); 0. */
+static double
+master_ctl_last_ok(const struct master *m, const struct wproc *only)
+{
+	const struct wproc *w;
+	double t = only == NULL ? m->contact_ok_at : 0;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if ((only == NULL || w == only) && w->link.ok_at > t)
+			t = w->link.ok_at;
+	return t;
+}
+
+/* Whether a live worker's last exchange succeeded. */
+static int
+master_ctl_up(const struct master *m)
+{
+	const struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (!w->retiring && w->link.up)
+			return 1;
+	return 0;
+}
+
+static cJSON *
+master_ctl_time(double wall)
+{
+	return wall > 0 ? cJSON_CreateNumber(wall) : cJSON_CreateNull();
+}
+
+static cJSON *
+master_ctl_stream_json(const struct master *m)
+{
+	struct events_link l;
+	cJSON *o;
+
+	if (m->events == NULL)
+		return cJSON_CreateNull();
+	events_link(m->events, &l);
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "state", events_state_names[l.state]);
+	cJSON_AddNumberToObject(o, "since", l.since);
+	cJSON_AddItemToObject(o, "last_event", master_ctl_time(l.last_event));
+	cJSON_AddNumberToObject(o, "failures", (double)l.failures);
+	cJSON_AddStringToObject(o, "last_error", l.error);
+	return o;
+}
+
+static cJSON *
+master_ctl_outbox_json(const struct master *m, double now)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddNumberToObject(o, "rows", (double)m->outbox.rows);
+	cJSON_AddNumberToObject(o, "dead", (double)m->outbox.dead);
+	cJSON_AddNumberToObject(o, "oldest_age", m->outbox.rows > 0 &&
+	    m->outbox.oldest > 0 ? now - m->outbox.oldest : 0);
+	cJSON_AddNumberToObject(o, "max_age", m->cfg->health.outbox_max_age);
+	return o;
+}
+
+/* What the workers say of the orchestrator, all of them together. */
+static cJSON *
+master_ctl_orch_json(const struct master *m, double now)
+{
+	double last = master_ctl_last_ok(m, NULL);
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(o, "up", master_ctl_up(m));
+	cJSON_AddItemToObject(o, "last_contact", master_ctl_time(last));
+	cJSON_AddItemToObject(o, "contact_age", last > 0 ?
+	    cJSON_CreateNumber(now - last) : cJSON_CreateNull());
+	cJSON_AddNumberToObject(o, "stale_after", master_ctl_stale_after(m));
+	return o;
+}
+
+/* The link sections of status and health: contact, stream, outbox. */
+static void
+master_ctl_add_links(struct master *m, cJSON *o)
+{
+	double now = clock_wall();
+
+	master_db_outbox(m);
+	cJSON_AddItemToObject(o, "contact", master_ctl_orch_json(m, now));
+	cJSON_AddItemToObject(o, "stream", master_ctl_stream_json(m));
+	cJSON_AddItemToObject(o, "outbox", master_ctl_outbox_json(m, now));
 }
 
 static cJSON *
 master_ctl_status(struct master *m)
 {
-	cJSON *o = cJSON_CreateObject();
+	cJSON *o = cJSON_CreateObject(), *reasons;
 	double now = clock_mono();
 
 	cJSON_AddNumberToObject(o, "pid", getpid());
@@ -63,7 +173,9 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
 	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
 	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
-	master_ctl_add_reasons(m, o);
+	if ((reasons = cJSON_AddArrayToObject(o, "reasons")) != NULL)
+		master_ctl_add_degraded(m, reasons);
+	master_ctl_add_links(m, o);
 	return o;
 }
 
@@ -74,6 +186,23 @@ master_ctl_worker_health(const struct master *m, const struct wproc *w,
 	if (now - w->last_seen > 2 * m->cfg->worker.heartbeat_interval)
 		return "stale";
 	return w->ready ? "ok" : "not_ready";
+}
+
+static cJSON *
+master_ctl_link_json(const struct wproc *w)
+{
+	cJSON *o;
+
+	if (!w->link.known)
+		return cJSON_CreateNull();	/* no orchestrator, or no word */
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "state", w->link.up ? "connected" :
+	    w->link.failures > 0 ? "backing_off" : "connecting");
+	cJSON_AddNumberToObject(o, "since", w->link.since);
+	cJSON_AddItemToObject(o, "last_ok", master_ctl_time(w->link.ok_at));
+	cJSON_AddNumberToObject(o, "failures", (double)w->link.failures);
+	cJSON_AddStringToObject(o, "last_error", w->link.error);
+	return o;
 }
 
 static cJSON *
@@ -98,18 +227,80 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	cJSON_AddNumberToObject(o, "rss", (double)w->rss);
 	cJSON_AddNumberToObject(o, "restarts", w->slot >= 1 &&
 	    w->slot <= CONFIG_WORKERS_MAX ? m->restarts[w->slot - 1] : 0);
+	cJSON_AddItemToObject(o, "orchestrator", master_ctl_link_json(w));
 	return o;
 }
 
+static void
+master_ctl_reason(cJSON *reasons, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One reason, in the shape degraded_json gives: {"key", "reason"}. */
+static void
+master_ctl_reason(cJSON *reasons, const char *key, const char *fmt, ...)
+{
+	char text[256];
+	va_list ap;
+	cJSON *o;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if ((o = cJSON_CreateObject()) == NULL)
+		return;
+	cJSON_AddStringToObject(o, "key", key);
+	cJSON_AddStringToObject(o, "reason", text);
+	cJSON_AddItemToArray(reasons, o);
+}
+
 /*
- * healthy: target workers ready, none stale and no degraded reason; down:
- * none ready.
+ * The orchestrator's side of the verdict: no successful exchange for
+ * health.stale_after (counted from the start before the first one), or
+ * a result waiting longer than health.outbox_max_age.  Each adds a reason.
+ */
+static void
+master_ctl_link_reasons(const struct master *m, const struct wproc *only,
+    cJSON *reasons)
+{
+	double now = clock_wall(), stale = master_ctl_stale_after(m);
+	double last = master_ctl_last_ok(m, only), from = last;
+	double max_age = m->cfg->health.outbox_max_age;
+	const struct wproc *w;
+	const char *error = "";
+
+	if (m->cfg->orchestrator.url[0] == '\0')
+		return;		/* nothing to be in contact with */
+	if (from == 0)
+		from = now - (clock_mono() - m->started);
+	for (w = m->workers; w != NULL; w = w->next)
+		if ((only == NULL || w == only) && !w->link.up &&
+		    w->link.error[0] != '\0')
+			error = w->link.error;
+	if (now - from > stale)
+		master_ctl_reason(reasons, "orchestrator", "no successful "
+		    "exchange with the "
+		    "orchestrator for %.0fs (health.stale_after %.15gs)%s%s",
+		    now - from, stale, error[0] ? "; last error: " : "", error);
+	if (only == NULL && max_age > 0 && m->outbox.rows > 0 &&
+	    m->outbox.oldest > 0 && now - m->outbox.oldest > max_age)
+		master_ctl_reason(reasons, "outbox", "%lld results wait in "
+		    "the outbox, "
+		    "the oldest for %.0fs (health.outbox_max_age %.15gs)",
+		    (long long)m->outbox.rows, now - m->outbox.oldest,
+		    max_age);
+}
+
+/*
+ * healthy: target workers ready, none stale, the orchestrator in reach
+ * and the outbox moving, no reason set in degraded.c; down: none ready;
+ * degraded otherwise, with the reasons listed.
  */
 static const char *
-master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
+master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
+    cJSON *reasons)
 {
 	const struct wproc *w;
-	int ok = 0, stale = 0;
+	int ok = 0, stale = 0, want = only != NULL ? 1 : m->target;
 
 	for (w = m->workers; w != NULL; w = w->next) {
 		if (w->retiring || (only != NULL && w != only))
@@ -119,12 +310,22 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
 		else if (w->ready)
 			ok++;
 	}
+	if (m->state == MS_STOPPING)
+		master_ctl_reason(reasons, "state", "stopping");
+	else if (ok == 0)
+		master_ctl_reason(reasons, "workers", "no worker is ready");
 	if (m->state == MS_STOPPING || ok == 0)
 		return CTL_DOWN;
-	if (stale == 0 && ok >= (only != NULL ? 1 : m->target) &&
-	    degraded_count(&m->degraded) == 0)
-		return CTL_HEALTHY;
-	return CTL_DEGRADED;
+	if (ok < want)
+		master_ctl_reason(reasons, "workers", "%d of %d workers ready",
+		    ok, want);
+	if (stale > 0)
+		master_ctl_reason(reasons, "heartbeat", "%d workers sent no "
+		    "heartbeat for %.15gs", stale,
+		    2 * m->cfg->worker.heartbeat_interval);
+	master_ctl_link_reasons(m, only, reasons);
+	master_ctl_add_degraded(m, reasons);
+	return cJSON_GetArraySize(reasons) == 0 ? CTL_HEALTHY : CTL_DEGRADED;
 }
 
 static struct wproc *
@@ -270,7 +471,7 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	const cJSON *deep = cJSON_GetObjectItemCaseSensitive(req, "deep");
 	struct wproc *w, *only = NULL;
 	double now = clock_mono();
-	cJSON *o, *list;
+	cJSON *o, *list, *reasons;
 
 	if (which != NULL && !cJSON_IsNull(which)) {
 		if (!cJSON_IsNumber(which) || which->valuedouble < 1 ||
@@ -284,19 +485,23 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 			return NULL;
 		}
 	}
+	master_db_outbox(m);
 	o = cJSON_CreateObject();
+	reasons = cJSON_CreateArray();
 	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "status", master_ctl_verdict(m, only, now));
+	cJSON_AddStringToObject(o, "status", master_ctl_verdict(m, only, now,
+	    reasons));
+	cJSON_AddItemToObject(o, "reasons", reasons);
 	cJSON_AddNumberToObject(o, "pid", getpid());
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);
 	cJSON_AddNumberToObject(o, "target", m->target);
 	cJSON_AddNumberToObject(o, "ready", wtable_count(m, 1));
-	master_ctl_add_reasons(m, o);
 	list = cJSON_AddArrayToObject(o, "workers");
 	for (w = m->workers; w != NULL; w = w->next)
 		if (only == NULL || w == only)
 			cJSON_AddItemToArray(list, master_ctl_worker_json(m, w, now));
+	master_ctl_add_links(m, o);
 	if (deep != NULL && !cJSON_IsBool(deep)) {
 		snprintf(err, errlen, "\"deep\" must be true or false");
 		cJSON_Delete(o);
@@ -316,19 +521,79 @@ master_ctl_ok(void)
 	return o;
 }
 
-static cJSON *
-master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
+/* The master first, then every live worker: the process_* series. */
+static struct metrics_process *
+master_ctl_processes(const struct master *m, size_t *n)
 {
+	struct metrics_process *p;
+	struct procinfo_self self;
+	const struct wproc *w;
+	size_t i = 0;
+
+	if ((p = calloc((size_t)wtable_count(m, 0) + 1, sizeof(*p))) == NULL)
+		return NULL;
+	procinfo_self(&self);
+	p[i++] = (struct metrics_process){ "master", (long)getpid(), 0,
+	    self.rss, self.cpu_seconds, self.fds, self.start_time };
+	for (w = m->workers; w != NULL; w = w->next)
+		if (!w->retiring)
+			p[i++] = (struct metrics_process){ "worker",
+			    (long)w->pid, w->slot, w->rss, w->cpu_seconds,
+			    w->fds, w->start_time };
+	*n = i;
+	return p;
+}
+
+/* The link, the stream and the outbox, beside wtable's totals. */
+static void
+master_ctl_metrics_links(struct master *m, struct metrics_master *mm)
+{
+	struct events_link l;
+	double now = clock_wall();
+
+	master_db_outbox(m);
+	mm->orchestrator_up = master_ctl_up(m);
+	mm->last_contact = master_ctl_last_ok(m, NULL);
+	if (m->events != NULL) {
+		events_link(m->events, &l);
+		mm->stream_connected = l.state == EVENTS_CONNECTED;
+	}
+	mm->outbox_rows = (uint64_t)m->outbox.rows;
+	mm->outbox_dead = (uint64_t)m->outbox.dead;
+	if (m->outbox.rows > 0 && m->outbox.oldest > 0 &&
+	    now > m->outbox.oldest)
+		mm->outbox_oldest_age = now - m->outbox.oldest;
+}
+
+char *
+master_ctl_render_metrics(struct master *m)
+{
+	struct metrics_process *procs;
 	struct metrics_master mm;
 	struct metrics *total;
 	char *text = NULL;
+	size_t n = 0;
+
+	if ((total = malloc(sizeof(*total))) == NULL)
+		return NULL;
+	if ((procs = master_ctl_processes(m, &n)) != NULL) {
+		wtable_metrics(m, total, &mm);
+		master_ctl_metrics_links(m, &mm);
+		mm.procs = procs;
+		mm.nprocs = n;
+		text = metrics_render(total, &mm);
+	}
+	free(procs);
+	free(total);
+	return text;
+}
+
+static cJSON *
+master_ctl_metrics_text(struct master *m, char *err, size_t errlen)
+{
+	char *text = master_ctl_render_metrics(m);
 	cJSON *o = NULL;
 
-	if ((total = malloc(sizeof(*total))) != NULL) {
-		wtable_metrics(m, total, &mm);
-		text = metrics_render(total, &mm);
-		free(total);
-	}
 	if (text != NULL && (o = master_ctl_ok()) != NULL &&
 	    cJSON_AddStringToObject(o, "text", text) == NULL) {
 		cJSON_Delete(o);

@@ -1,9 +1,11 @@
 /*
  * master_db: the master's uses of the database — recording how a worker
  * ended, failing the agent processes of a worker that died (their error
- * results go to the outbox, for a live worker to deliver), and retention.
- * Only the start creates the file; later opens ask stateguard.c first
- * whether the path still names it.
+ * results go to the outbox, for a live worker to deliver), retention, and
+ * the outbox's backlog for health and metrics (read on demand, at most
+ * once per MASTER_OUTBOX_FRESH, and on every housekeeping pass).  Only the
+ * start creates the file; later opens ask stateguard.c first whether the
+ * path still names it.
  *
  * The master holds no connection between calls: SQLite's per-file lock
  * state in this address space would otherwise be inherited by every forked
@@ -115,6 +117,29 @@ master_db_results_left(struct master *m, const char *instance_id)
 	return n;
 }
 
+/* The backlog health and metrics judge; a busy database keeps the last. */
+static void
+master_db_read_outbox(struct master *m)
+{
+	if (store_outbox_stats(&m->store, &m->outbox) == -1)
+		log_warnx("database: outbox figures: %s",
+		    store_errmsg(&m->store));
+	else
+		m->outbox_read = clock_mono();
+}
+
+void
+master_db_outbox(struct master *m)
+{
+	if (m->outbox_read > 0 &&
+	    clock_mono() - m->outbox_read < MASTER_OUTBOX_FRESH)
+		return;
+	if (master_db_open_brief(m) == -1)
+		return;
+	master_db_read_outbox(m);
+	store_close(&m->store);
+}
+
 /* Live processes of workers recorded as gone (an exit we could not note). */
 static void
 master_db_recover(struct master *m)
@@ -163,6 +188,7 @@ master_db_housekeeping(void *arg)
 		return;
 	master_db_recover(m);
 	master_db_prune_workers(m);
+	master_db_read_outbox(m);
 	pruned = audit_prune(&m->store, m->cfg->store.retention_days,
 	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES, err,
 	    sizeof(err));

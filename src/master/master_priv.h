@@ -5,14 +5,15 @@
  * workers and the logs and metrics pushes, master_ctl.c the control
  * socket's queries, master_db.c its database housekeeping, stateguard.c
  * the watch over the state files (pidfile, control socket, the database's
- * identity), wtable.c what the others read of the table (counts, state
- * names, metrics totals).  Calls go one way: master.c calls the other
- * five; relay.c and master_ctl.c call wtable.c only (a goodbye reaches the
- * arbiter through the hook master.c sets, m->goodbye); master_db.c calls
- * stateguard.c before it opens the database; wtable.c and stateguard.c
- * call none of them (stateguard.c only sets m->guard.db_lost, on which
- * master.c acts).  The reasons health is degraded (m->degraded) are
- * degraded.c's, below them all.
+ * identity), textfile.c writes metrics.textfile, wtable.c what the others
+ * read of the table (counts, state names, metrics totals).  Calls go one
+ * way: master.c calls the others; textfile.c calls master_ctl.c; relay.c
+ * and master_ctl.c call wtable.c, master_ctl.c also master_db.c (a goodbye
+ * reaches the arbiter through the hook master.c sets, m->goodbye);
+ * master_db.c calls stateguard.c before it opens the database; wtable.c
+ * and stateguard.c call none of them (stateguard.c only sets
+ * m->guard.db_lost, on which master.c acts).  The reasons health is
+ * degraded (m->degraded) are degraded.c's, below them all.
  * Not a public interface: nothing outside these six files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
@@ -53,6 +54,8 @@ struct httpc_request;
 #define MASTER_NOTICE_PATIENCE 60.0	/* at least this long, or 5 sweeps */
 #define MASTER_BACKUP_MAX (1024 * 1024 + 1)	/* FILE.bak a rollback restores */
 #define UUID_TEXT_LEN 37
+#define MASTER_ERROR_MAX 160		/* bytes of a link's last failure */
+#define MASTER_OUTBOX_FRESH 1.0		/* outbox figures reused this long */
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
@@ -88,6 +91,17 @@ struct wproc {
 	unsigned long pushed;	/* operations sent it has not yet reported */
 	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	unsigned long long rss;
+	struct wlink {		/* its link to the orchestrator, as reported */
+		int known;	/* a heartbeat has described it */
+		int up;		/* its last exchange succeeded */
+		double since;	/* wall time up last changed */
+		double ok_at;	/* wall time of its last success; 0 never */
+		unsigned long failures;	/* in a row */
+		char error[MASTER_ERROR_MAX];
+	} link;
+	double cpu_seconds;	/* process_* metrics, as reported */
+	unsigned long fds;
+	double start_time;
 	struct metrics metrics;	/* its last report: cumulative */
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
@@ -182,6 +196,12 @@ struct master {
 	uint64_t stream_reconnects;	/* of event streams since replaced */
 	struct dead_notice *notices;	/* owed for workers that died */
 	int nnotices;
+	double contact_ok_at;	/* last success of workers reaped (wall) */
+	struct store_outbox_stats outbox;	/* as last read (master_db.c) */
+	double outbox_read;	/* monotonic; 0 never */
+	char systemd_status[256];	/* the STATUS= last sent while waiting */
+	struct evloop_timer textfile;	/* the next metrics.textfile write */
+	int textfile_failing;	/* log a failing write once */
 	struct degraded degraded;	/* why health is degraded */
 	int work_held;		/* the database is gone: no work (master.c) */
 	struct stateguard guard;	/* the state files: stateguard.c */
@@ -246,6 +266,12 @@ void master_ctl_status_reply(struct master *m, const struct wproc *w,
     const struct cJSON *o);
 /* Answer the deep requests still waiting for workers (at exit). */
 void master_ctl_expire(struct master *m);
+/* The Prometheus text of everything (malloc'd), NULL when out of memory. */
+char *master_ctl_render_metrics(struct master *m);
+
+/* textfile.c: metrics.textfile, written every textfile_interval. */
+void textfile_start(struct master *m);
+void textfile_stop(struct master *m);
 
 /* wtable.c */
 extern const char *const wtable_state_names[MASTER_NSTATES];
@@ -275,5 +301,7 @@ void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
 /* Outbox rows still holding results of instance_id's processes, or -1. */
 int master_db_results_left(struct master *m, const char *instance_id);
+/* Refresh m->outbox unless read in the last MASTER_OUTBOX_FRESH s. */
+void master_db_outbox(struct master *m);
 
 #endif

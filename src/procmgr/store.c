@@ -628,6 +628,29 @@ store_outbox_pending(struct store *st, const char *instance_id)
 	return n;
 }
 
+/* One pass over the table: it is small (acknowledged rows are deleted). */
+int
+store_outbox_stats(struct store *st, struct store_outbox_stats *out)
+{
+	sqlite3_stmt *s;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT "
+	    "count(*) FILTER (WHERE dead_at IS NULL), "
+	    "count(*) FILTER (WHERE dead_at IS NOT NULL), "
+	    "min(created_at) FILTER (WHERE dead_at IS NULL) FROM outbox", -1,
+	    &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		out->rows = sqlite3_column_int64(s, 0);
+		out->dead = sqlite3_column_int64(s, 1);
+		out->oldest = sqlite3_column_double(s, 2);	/* NULL: 0 */
+		rc = 0;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int
 store_workers_orphaned(struct store *st)
 {

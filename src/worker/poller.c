@@ -73,6 +73,7 @@ struct poller {
 	long last_status;
 	double last_contact;
 	int reported_failure;	/* hooks.first_failure was called */
+	struct poller_link link;
 	int get_failing;		/* log a failing GET once, not per poll */
 	struct metrics metrics;		/* operations run, for the master */
 };
@@ -138,13 +139,42 @@ poller_track(struct poller *p, struct poller_op *o)
 	poller_changed(p);
 }
 
+int
+poller_exchange_ok(int curl_ok, long status)
+{
+	if (!curl_ok || status < 200 || status >= 500 ||
+	    (status >= 300 && status < 400))
+		return 0;
+	return status != 401 && status != 403 && status != 407 &&
+	    status != 408 && status != 429;
+}
+
+/* Every answer, or its absence, moves the link (health and metrics). */
 static void
 poller_note_contact(struct poller *p, const struct httpc_request *req)
 {
-	if (req->status == 0)
-		return;
-	p->last_status = req->status;
-	p->last_contact = clock_wall();
+	struct poller_link *l = &p->link;
+	int ok = poller_exchange_ok(req->result == CURLE_OK, req->status);
+	double now = clock_wall();
+	int changed = ok != l->up;
+
+	if (req->status != 0) {
+		p->last_status = req->status;
+		p->last_contact = now;
+	}
+	if (changed)
+		l->since = now;
+	l->up = ok;
+	if (ok) {
+		l->ok_at = now;
+		l->failures = 0;
+	} else {
+		l->failures++;
+		httpc_describe(req, l->error, sizeof(l->error));
+		changed |= l->failures == 1;
+	}
+	if (changed && p->hooks.link_changed != NULL)
+		p->hooks.link_changed(p->hooks.arg);
 }
 
 static struct poller_op *
@@ -755,6 +785,7 @@ poller_on_result(struct httpc_request *req)
 		return;
 	}
 	httpc_describe(req, why, sizeof(why));
+	metrics_count_undelivered(&p->metrics);
 	if (req->result == CURLE_OK && poller_refused_for_good(req->status)) {
 		long status = req->status;
 
@@ -1196,6 +1227,7 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	p->runner = runner;
 	if (hooks != NULL)
 		p->hooks = *hooks;
+	p->link.since = clock_wall();	/* not yet in contact */
 	p->loop = ctx->loop;
 	p->waitq_tail = &p->waitq;
 	evloop_timer_init(&p->poll, poller_on_poll, p);
@@ -1233,6 +1265,12 @@ double
 poller_last_contact(const struct poller *p)
 {
 	return p->last_contact;
+}
+
+const struct poller_link *
+poller_link(const struct poller *p)
+{
+	return &p->link;
 }
 
 const struct metrics *

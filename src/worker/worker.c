@@ -168,11 +168,47 @@ worker_counters(struct worker *w)
 	return o;
 }
 
+/* The link to the orchestrator: the master judges health by it. */
+static void
+worker_add_link(struct worker *w, cJSON *o)
+{
+	const struct poller_link *l;
+	cJSON *j;
+
+	if (w->poller == NULL ||
+	    (j = cJSON_AddObjectToObject(o, "orchestrator")) == NULL)
+		return;
+	l = poller_link(w->poller);
+	cJSON_AddBoolToObject(j, "up", l->up);
+	cJSON_AddNumberToObject(j, "since", l->since);
+	cJSON_AddNumberToObject(j, "ok_at", l->ok_at);
+	cJSON_AddNumberToObject(j, "failures", (double)l->failures);
+	cJSON_AddStringToObject(j, "error", l->error);
+}
+
+/* The process_* metrics of this worker. */
+static void
+worker_add_process(cJSON *o)
+{
+	struct procinfo_self self;
+	cJSON *j;
+
+	if ((j = cJSON_AddObjectToObject(o, "process")) == NULL)
+		return;
+	procinfo_self(&self);
+	cJSON_AddNumberToObject(j, "cpu_seconds", self.cpu_seconds);
+	cJSON_AddNumberToObject(j, "fds", (double)self.fds);
+	cJSON_AddNumberToObject(j, "start_time", self.start_time);
+}
+
 /* Metrics are cumulative and bounded (METRICS_JSON_MAX fits a frame). */
 static void
 worker_send_heartbeat(struct worker *w)
 {
 	cJSON *o = worker_counters(w), *m;
+
+	worker_add_link(w, o);
+	worker_add_process(o);
 
 	if (w->poller != NULL && (m = metrics_to_json(poller_metrics(
 	    w->poller))) != NULL)
@@ -488,12 +524,20 @@ worker_on_counted(void *arg)
 	worker_send_heartbeat(arg);
 }
 
+/* Up, down, or a first failure: the master hears of it now. */
+static void
+worker_on_link_changed(void *arg)
+{
+	worker_send_heartbeat(arg);
+}
+
 /* The orchestrator client: only when orchestrator.url is set. */
 static void
 worker_start_poller(struct worker *w)
 {
 	struct poller_hooks hooks = { worker_on_first_poll, w,
-	    worker_on_first_failure, worker_on_counted };
+	    worker_on_first_failure, worker_on_counted,
+	    worker_on_link_changed };
 
 	if (w->cfg->orchestrator.url[0] == '\0') {
 		/* Without an orchestrator there is no first poll to wait for. */

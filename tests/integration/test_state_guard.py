@@ -228,7 +228,7 @@ def test_database_deleted_while_running(orch, agent):
     assert reason(h, "no new work is taken"), h
     assert not os.path.exists(db_file(a)), "an empty database was created"
     st = egressctl(a.config, "status")
-    assert st.returncode == 0 and "degraded: database" in st.stdout, st
+    assert st.returncode == 0 and "reason: database" in st.stdout, st
     hc = egressctl(a.config, "health")
     assert hc.returncode in (1, 2) and "was removed" in hc.stdout, hc
     log = a.log()[at:]

@@ -295,6 +295,44 @@ test_example_file(void **state)
 	config_free(&cfg);
 }
 
+/* health.stale_after: derived from poll_interval unless set; then above it. */
+static void
+test_health_and_metrics(void **state)
+{
+	struct egressd_config	cfg;
+	char			err[CONFIG_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(config_load_string(&cfg, "", "t.conf", "/etc/egressd",
+	    err, sizeof(err)), 0);
+	assert_true(cfg.health.stale_after == 180.0);	/* 3 x 60 */
+	assert_true(cfg.health.outbox_max_age == 3600.0);
+	assert_string_equal(cfg.metrics.textfile, "");
+	assert_true(cfg.metrics.textfile_interval == 15.0);
+	config_free(&cfg);
+	assert_int_equal(config_load_string(&cfg, "orchestrator: { "
+	    "poll_interval = 2.0; };\nmetrics: { textfile = \"m.prom\"; };\n",
+	    "t.conf", "/etc/egressd", err, sizeof(err)), 0);
+	assert_true(cfg.health.stale_after == 30.0);	/* at least 30 */
+	assert_string_equal(cfg.metrics.textfile, "/etc/egressd/m.prom");
+	config_free(&cfg);
+	assert_int_equal(config_load_string(&cfg, "orchestrator: { "
+	    "poll_interval = 0.5; };\nhealth: { stale_after = 2; };\n",
+	    "t.conf", "/etc/egressd", err, sizeof(err)), 0);
+	assert_true(cfg.health.stale_after == 2.0);
+	config_free(&cfg);
+	expect_error("orchestrator: { poll_interval = 5.0; };\n"
+	    "health: { stale_after = 5; };\n", "t.conf:2: health.stale_after: "
+	    "must be greater than orchestrator.poll_interval (5 <= 5), or 0 "
+	    "for 3 polls (at least 30s)");
+	expect_error("health: {\n outbox_max_age = -1; };\n",
+	    "t.conf:2: health.outbox_max_age: must be between 0 and 2592000 "
+	    "(got -1)");
+	expect_error("metrics: { textfile_interval = 0.5; };\n",
+	    "t.conf:1: metrics.textfile_interval: must be between 1 and 3600 "
+	    "(got 0.5)");
+}
+
 static void
 test_unknown_group(void **state)
 {
@@ -804,6 +842,7 @@ main(void)
 		cmocka_unit_test(test_load_file_relative),
 		cmocka_unit_test(test_free_is_idempotent),
 		cmocka_unit_test(test_log_level_name),
+		cmocka_unit_test(test_health_and_metrics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 
 #include "core/channel.h"
 #include "core/metrics.h"
+#include "core/procinfo.h"
 #include "testutil.h"
 
 #define HEALTH "/api/v1/test/health"
@@ -242,6 +243,7 @@ assert_same(const struct metrics *a, const struct metrics *b)
 	assert_memory_equal(a->bucket, b->bucket, sizeof(a->bucket));
 	assert_true(a->resent == b->resent);
 	assert_true(a->dead == b->dead);
+	assert_true(a->undelivered == b->undelivered);
 	/* cJSON prints 15 significant digits */
 	assert_true(fabs(a->sum - b->sum) <= 1e-14 * a->sum);
 }
@@ -288,8 +290,10 @@ test_json_round_trip(void **state)
 	metrics_count_resend(m);
 	metrics_count_resend(m);
 	metrics_count_dead_letter(m);
+	metrics_count_undelivered(m);
 	assert_int_equal(round_trip(m, out, NULL), 0);
 	assert_same(m, out);
+	assert_true(out->undelivered == 1);
 
 	/* the shape the orchestrator sees */
 	j = metrics_to_json(m);
@@ -533,7 +537,8 @@ assert_has_line(const char *text, const char *line)
 static void
 test_render(void **state)
 {
-	struct metrics_master mm = { 3, 4, 5, 2, 1, 7 };
+	struct metrics_master mm = { .worker_restarts = 3, .stream_reconnects = 4,
+	    .reloads = 5, .workers = 2, .workers_ready = 1, .inflight = 7 };
 	struct metrics *m = new_metrics();
 	cJSON *ok = cJSON_CreateObject(), *bad = error_result("unsupported");
 	char *text;
@@ -611,6 +616,76 @@ test_render(void **state)
 	free(m);
 }
 
+/* The orchestrator, outbox, build and process families. */
+static void
+test_render_links(void **state)
+{
+	struct metrics_process procs[2] = {
+		{ "master", 100, 0, 4096, 1.5, 12, 1700000000.25 },
+		{ "worker", 101, 1, 8192, 0.25, 9, 1700000001 },
+	};
+	struct metrics_master mm;
+	struct metrics *m = new_metrics();
+	char *text;
+
+	(void)state;
+	memset(&mm, 0, sizeof(mm));
+	metrics_count_undelivered(m);
+	metrics_count_undelivered(m);
+	mm.orchestrator_up = 1;
+	mm.last_contact = 1700000100.5;
+	mm.stream_connected = 1;
+	mm.outbox_rows = 3;
+	mm.outbox_dead = 2;
+	mm.outbox_oldest_age = 42.5;
+	mm.procs = procs;
+	mm.nprocs = 2;
+	text = metrics_render(m, &mm);
+	assert_non_null(text);
+	assert_has_line(text, "egressd_result_deliveries_failed_total 2");
+	assert_has_line(text, "# TYPE egressd_orchestrator_up gauge");
+	assert_has_line(text, "egressd_orchestrator_up 1");
+	assert_has_line(text, "egressd_orchestrator_last_contact_timestamp_"
+	    "seconds 1700000100.5");
+	assert_has_line(text, "egressd_stream_connected 1");
+	assert_has_line(text, "egressd_outbox_rows 3");
+	assert_has_line(text, "egressd_outbox_dead_rows 2");
+	assert_has_line(text, "egressd_outbox_oldest_age_seconds 42.5");
+	assert_non_null(strstr(text, "\negressd_build_info{version=\""));
+	assert_has_line(text, "# TYPE process_cpu_seconds_total counter");
+	assert_has_line(text, "process_resident_memory_bytes{role=\"master\","
+	    "slot=\"0\",pid=\"100\"} 4096");
+	assert_has_line(text, "process_open_fds{role=\"worker\",slot=\"1\","
+	    "pid=\"101\"} 9");
+	assert_has_line(text, "process_cpu_seconds_total{role=\"master\","
+	    "slot=\"0\",pid=\"100\"} 1.5");
+	assert_has_line(text, "process_start_time_seconds{role=\"master\","
+	    "slot=\"0\",pid=\"100\"} 1700000000.25");
+	free(text);
+	free(m);
+}
+
+/* The CPU seconds and start time of a /proc/PID/stat line. */
+static void
+test_procinfo_stat(void **state)
+{
+	/* the command name may hold ") " and spaces: the last ')' ends it */
+	const char *stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 "
+	    "0 0 250 150 0 0 20 0 1 0 5000 1000000 200 18446744073709551615";
+	double cpu = 0, start = 0;
+
+	(void)state;
+	assert_int_equal(procinfo_parse_stat(stat, 1700000000, 100, &cpu,
+	    &start), 0);
+	assert_true(cpu == 4.0);		/* (250 + 150) / 100 */
+	assert_true(start == 1700000050.0);	/* btime + 5000 / 100 */
+	assert_int_equal(procinfo_parse_stat("4242 no parens", 0, 100, &cpu,
+	    &start), -1);
+	assert_int_equal(procinfo_parse_stat("1 (x) S 1 2", 0, 100, &cpu,
+	    &start), -1);
+	assert_int_equal(procinfo_parse_stat(stat, 0, 0, &cpu, &start), -1);
+}
+
 static void
 test_log_lines(void **state)
 {
@@ -653,6 +728,8 @@ main(void)
 		cmocka_unit_test(test_json_huge_arrays),
 		cmocka_unit_test(test_json_good_minimal),
 		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_render_links),
+		cmocka_unit_test(test_procinfo_stat),
 		cmocka_unit_test(test_log_lines),
 	};
 

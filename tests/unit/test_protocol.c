@@ -294,6 +294,28 @@ test_event_types(void **state)
 	    sizeof(why)), "");
 }
 
+/* Which answers count as being in contact with the orchestrator. */
+static void
+test_exchange_ok(void **state)
+{
+	(void)state;
+	assert_true(poller_exchange_ok(1, 200));
+	assert_true(poller_exchange_ok(1, 204));
+	assert_true(poller_exchange_ok(1, 404));	/* it judged a request */
+	assert_true(poller_exchange_ok(1, 409));
+	assert_false(poller_exchange_ok(0, 0));		/* no answer */
+	assert_false(poller_exchange_ok(0, 200));	/* cut mid-body */
+	assert_false(poller_exchange_ok(1, 0));
+	assert_false(poller_exchange_ok(1, 302));	/* a login page */
+	assert_false(poller_exchange_ok(1, 401));
+	assert_false(poller_exchange_ok(1, 403));
+	assert_false(poller_exchange_ok(1, 407));	/* the proxy's */
+	assert_false(poller_exchange_ok(1, 408));
+	assert_false(poller_exchange_ok(1, 429));
+	assert_false(poller_exchange_ok(1, 500));
+	assert_false(poller_exchange_ok(1, 503));
+}
+
 static void
 test_operation_objects(void **state)
 {
@@ -348,6 +370,7 @@ main(void)
 		cmocka_unit_test(test_json_nul_strings),
 		cmocka_unit_test(test_event_types),
 		cmocka_unit_test(test_operation_objects),
+		cmocka_unit_test(test_exchange_ok),
 		cmocka_unit_test(test_token_file_must_be_private),
 		cmocka_unit_test(test_token_from_environment_and_previous),
 	};
