@@ -3,8 +3,9 @@
  *
  * The first bytes of the input pick the size limit and a chunk size; the
  * rest is the stream.  It is parsed twice, whole and in chunks, and both
- * runs must give the same events and drop counts.  Every event is checked
- * against the limit, and the parser's buffers must stay bounded.
+ * runs must give the same events, drop counts and last event ID.  Every
+ * event is checked against the limit and must be valid UTF-8, and the
+ * parser's buffers must stay bounded.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,32 @@ fuzz_hash(uint64_t *h, const void *p, size_t n)
 	}
 }
 
+/* Well-formed UTF-8 as the Encoding standard's decoder produces it. */
+static int
+fuzz_utf8(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] < 0xC2 || s[i] > 0xF4)
+			return 0;
+		k = s[i] >= 0xF0 ? 3 : s[i] >= 0xE0 ? 2 : 1;
+		if (n - i - 1 < k || (s[i] == 0xE0 && s[i + 1] < 0xA0) ||
+		    (s[i] == 0xED && s[i + 1] > 0x9F) ||
+		    (s[i] == 0xF0 && s[i + 1] < 0x90) ||
+		    (s[i] == 0xF4 && s[i + 1] > 0x8F))
+			return 0;
+		for (i++; k > 0; k--, i++)
+			if ((s[i] & 0xC0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
 static void
 fuzz_event(const struct sse_event *e, void *arg)
 {
@@ -58,6 +85,9 @@ fuzz_event(const struct sse_event *e, void *arg)
 	    strcmp(e->type, "message") == 0));
 	fuzz_check(ilen <= run->limit);
 	fuzz_check(e->retry_ms >= -1);
+	fuzz_check(fuzz_utf8((const unsigned char *)e->data, e->data_len));
+	fuzz_check(fuzz_utf8((const unsigned char *)e->type, tlen));
+	fuzz_check(fuzz_utf8((const unsigned char *)e->id, ilen));
 
 	/* Lengths go in too, so field boundaries cannot blur. */
 	fuzz_hash(&run->hash, &tlen, sizeof(tlen));
@@ -87,8 +117,11 @@ fuzz_parse(struct fuzz_run *run, const char *s, size_t n, size_t step)
 		rc = sse_parser_feed(p, s + off, len);
 		fuzz_check(rc >= 0);
 		run->drops += rc;
-		fuzz_check(sse_parser_buffered(p) <= 4 * (run->limit + 1));
+		fuzz_check(sse_parser_buffered(p) <= 5 * (run->limit + 1));
 	}
+	/* What a reconnect would send. */
+	fuzz_hash(&run->hash, sse_parser_last_id(p),
+	    strlen(sse_parser_last_id(p)));
 	sse_parser_free(p);
 }
 

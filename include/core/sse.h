@@ -3,12 +3,14 @@
  * wire format), with no I/O.
  *
  * Feed it bytes as they arrive in chunks of any size; it calls back once per
- * complete event.  Handles "event", "data", "id" and "retry" fields,
- * multi-line data (joined with '\n'), comment lines (':'), LF, CRLF and CR
- * line endings (a CRLF split across two chunks included), a UTF-8 BOM at the
- * start of the stream, and a size limit: an event (or a line) larger than
- * max_event_bytes is dropped whole, reported once, and the parser resumes at
- * the next event boundary without growing its buffers.
+ * complete event.  It follows WHATWG HTML "Interpreting an event stream":
+ * UTF-8 decoding with U+FFFD for invalid bytes, "event", "data", "id" and
+ * "retry" fields, multi-line data (joined with '\n'), comment lines (':'),
+ * LF, CRLF and CR line endings (a CRLF split across two chunks included), a
+ * BOM at the start of the stream, and the last event ID committed when its
+ * event is dispatched.  Beyond the format, a size limit: an event (or a
+ * line) larger than max_event_bytes is dropped whole, reported once, and the
+ * parser resumes at the next event boundary without growing its buffers.
  */
 #ifndef EGRESSD_SSE_H
 #define EGRESSD_SSE_H
@@ -16,10 +18,13 @@
 #include <stddef.h>
 
 struct sse_event {
-	const char *type;	/* "event" field, "message" when absent */
-	const char *data;	/* NUL-terminated, lines joined by '\n' */
+	const char *type;	/* "event" field, "message" when absent; valid
+				 * UTF-8 without NUL */
+	const char *data;	/* NUL-terminated, lines joined by '\n'; valid
+				 * UTF-8 (U+0000 may occur: use data_len) */
 	size_t data_len;
-	const char *id;		/* last event ID seen on the stream, "" if none */
+	const char *id;		/* last event ID, this event's included; "" if
+				 * none */
 	long retry_ms;		/* last valid "retry" field, -1 if none */
 };
 
@@ -41,11 +46,25 @@ struct sse_parser *sse_parser_new(size_t max_event_bytes, sse_event_cb cb,
  */
 int sse_parser_feed(struct sse_parser *p, const char *buf, size_t len);
 
-/* Forget any partial event and the BOM state (a new connection). */
+/*
+ * A new connection: forget any partial event, an "id" it carried included
+ * (the ID is rolled back to the last one committed), and the BOM state.
+ * The last event ID and the retry value are kept.
+ */
 void sse_parser_reset(struct sse_parser *p);
 
 /*
- * Bytes the parser holds in its buffers: at most about four times
+ * The last event ID: the value of the last "id" field (without NUL) of an
+ * event that ended with its blank line, "" when none did or it was empty.
+ * What a reconnect sends as Last-Event-ID.  Valid until the next feed.
+ */
+const char *sse_parser_last_id(const struct sse_parser *p);
+
+/* The last valid "retry" field in milliseconds, -1 if none came. */
+long sse_parser_retry(const struct sse_parser *p);
+
+/*
+ * Bytes the parser holds in its buffers: at most about five times
  * max_event_bytes, whatever it is fed.  For diagnostics and tests.
  */
 size_t sse_parser_buffered(const struct sse_parser *p);

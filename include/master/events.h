@@ -4,13 +4,16 @@
  * Connects to GET {url}/stream, parses events with the sse module, checks
  * each event's JSON (size, depth, object with a "type" or an operation) and
  * hands the good ones to the master.  Reconnects forever with back-off
- * (2 s doubling to 240 s, +-20% jitter), and when no heartbeat event came
- * for orchestrator.events_timeout: both are timers of the loop it is
- * given.  Bad events are logged and dropped; nothing the stream sends can
- * stop the master.  A stream that answers 200 and then no heartbeat
- * within events_timeout is logged with a hint at response buffering (a
- * proxy holding the body back).  Its state (events_link) is for health
- * and metrics.
+ * (2 s doubling to 240 s, +-20% jitter; a "retry:" field replaces the 2 s,
+ * kept within 1 s and 240 s), and when no heartbeat event came for
+ * orchestrator.events_timeout: both are timers of the loop it is given.
+ * Every reconnect sends Last-Event-ID once an event with an ID was
+ * dispatched, so the orchestrator may replay what the agent missed.  Bad
+ * events are logged and dropped; nothing the stream sends can stop the
+ * master.  A stream that answers 200 and then no heartbeat within
+ * events_timeout is logged with a hint at response buffering (a proxy
+ * holding the body back).  Its state (events_link) is for health and
+ * metrics.
  */
 #ifndef EGRESSD_EVENTS_H
 #define EGRESSD_EVENTS_H
@@ -69,7 +72,18 @@ unsigned long events_reconnects(const struct events *ev);
  */
 const char *events_type(const struct cJSON *o, const char **why);
 
-/* The back-off delay before attempt n (0-based), jitter included. */
-double events_backoff(int attempt, double jitter01);
+/*
+ * The back-off delay before attempt n (0-based), jitter included: from the
+ * stream's last "retry:" (retry_ms, -1 for none) or 2 s, doubling to 240 s,
+ * never under 1 s.
+ */
+double events_backoff(long retry_ms, int attempt, double jitter01);
+
+/*
+ * The Last-Event-ID header line for the last event ID id into buf: 1 when
+ * written, 0 when there is no ID to send, -1 when it cannot be sent (over
+ * 1024 bytes, or a control character other than tab).
+ */
+int events_resume_header(const char *id, char *buf, size_t len);
 
 #endif

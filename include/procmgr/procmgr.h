@@ -237,4 +237,12 @@ void procmgr_info_free(struct proc_info *pi);
 int procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
     const char *reason, double next_attempt);
 
+/*
+ * Whether instance_id spawned a root process for operation_id at `since`
+ * (wall clock) or later: 1 or 0, -1 on a database error.  Reads the newest
+ * processes first and stops at `since`, so it costs what was created since.
+ */
+int procmgr_took_operation(struct procmgr *pm, const char *instance_id,
+    const char *operation_id, double since);
+
 #endif

@@ -15,6 +15,9 @@
 #define EVENTS_BACKOFF_FIRST 2.0
 #define EVENTS_BACKOFF_MAX 240.0
 #define EVENTS_JITTER 0.2
+#define EVENTS_RETRY_MIN 1.0	/* the floor of a "retry:" the stream sets */
+#define EVENTS_LAST_ID_MAX 1024	/* longest Last-Event-ID sent back */
+#define EVENTS_LAST_ID_HEADER "Last-Event-ID: "
 
 struct events {
 	struct evloop *loop;
@@ -38,6 +41,7 @@ struct events {
 	double last_event;	/* wall time of the last event; 0 none */
 	int heartbeat_seen;	/* on the current connection */
 	char error[EVENTS_ERROR_MAX];	/* why the last connection failed */
+	int id_refused;		/* the last event ID was logged as unsendable */
 };
 
 static void
@@ -60,16 +64,46 @@ events_set_error(struct events *ev, const char *why)
 	ev->error[n] = '\0';
 }
 
+/*
+ * The stream's "retry:" replaces the first delay, kept between 1 s (a
+ * stream cannot make the agent hammer the orchestrator) and the cap (nor
+ * silence it for longer than the back-off would).
+ */
 double
-events_backoff(int attempt, double jitter01)
+events_backoff(long retry_ms, int attempt, double jitter01)
 {
 	double d = EVENTS_BACKOFF_FIRST;
 
+	if (retry_ms >= 0) {
+		d = (double)retry_ms / 1000.0;
+		if (d < EVENTS_RETRY_MIN)
+			d = EVENTS_RETRY_MIN;
+	}
 	while (attempt-- > 0 && d < EVENTS_BACKOFF_MAX)
 		d *= 2;
 	if (d > EVENTS_BACKOFF_MAX)
 		d = EVENTS_BACKOFF_MAX;
-	return d * (1.0 - EVENTS_JITTER + 2 * EVENTS_JITTER * jitter01);
+	d *= 1.0 - EVENTS_JITTER + 2 * EVENTS_JITTER * jitter01;
+	return d < EVENTS_RETRY_MIN ? EVENTS_RETRY_MIN : d;
+}
+
+int
+events_resume_header(const char *id, char *buf, size_t len)
+{
+	const unsigned char *c;
+	size_t n = strlen(id);
+
+	if (n == 0)
+		return 0;
+	if (n > EVENTS_LAST_ID_MAX)
+		return -1;
+	/* Field-value bytes only: no control characters but tab. */
+	for (c = (const unsigned char *)id; *c != '\0'; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return -1;
+	if ((size_t)snprintf(buf, len, EVENTS_LAST_ID_HEADER "%s", id) >= len)
+		return -1;
+	return 1;
 }
 
 static void
@@ -179,8 +213,8 @@ events_on_data(struct httpc_request *req, const char *data, size_t len)
 static void
 events_schedule(struct events *ev)
 {
-	double delay = events_backoff(ev->attempt,
-	    (double)random() / (double)RAND_MAX);
+	double delay = events_backoff(sse_parser_retry(ev->parser),
+	    ev->attempt, (double)random() / (double)RAND_MAX);
 
 	ev->attempt++;
 	ev->reconnects++;
@@ -211,6 +245,35 @@ events_on_done(struct httpc_request *req)
 		events_schedule(ev);
 }
 
+/*
+ * Resume where the stream broke off: the last event ID it committed goes
+ * back as Last-Event-ID, so the orchestrator may replay what followed.
+ * One it cannot carry (too long, control characters) is left out, once
+ * logged: the agent works without replay, as DESIGN section 2 wants.
+ */
+static int
+events_add_resume(struct events *ev, struct httpc_request *req)
+{
+	char line[sizeof(EVENTS_LAST_ID_HEADER) + EVENTS_LAST_ID_MAX];
+	const char *id = sse_parser_last_id(ev->parser);
+	int rc = events_resume_header(id, line, sizeof(line));
+
+	if (rc == -1) {
+		if (!ev->id_refused)
+			log_warnx("events: the last event ID (%zu bytes) is too "
+			    "long or holds control characters; reconnecting "
+			    "without Last-Event-ID", strlen(id));
+		ev->id_refused = 1;
+		return 0;
+	}
+	ev->id_refused = 0;
+	if (rc == 1) {
+		log_debug("events: resuming after event ID %.64s", id);
+		return httpc_request_header(req, line);
+	}
+	return 0;
+}
+
 static void
 events_connect(struct events *ev)
 {
@@ -225,6 +288,10 @@ events_connect(struct events *ev)
 		req->on_data = events_on_data;
 		req->on_done = events_on_done;
 		req->arg = ev;
+	}
+	if (req != NULL && events_add_resume(ev, req) == -1) {
+		httpc_request_free(req);
+		req = NULL;
 	}
 	if (req == NULL || httpc_start(ev->orch->http, req) == -1) {
 		log_warnx("events: cannot start the stream request");

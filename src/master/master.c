@@ -374,6 +374,7 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	if (w->instance_id[0] != '\0')
 		relay_worker_died(m, w->instance_id, status);
 	master_last_frames(m, w);
+	relay_pushes_orphaned(m, w);	/* after its last heartbeats */
 	/* Its operations stay counted: totals never go backwards. */
 	metrics_add(&m->retired, &w->metrics);
 	if (w->link.ok_at > m->contact_ok_at)
@@ -545,6 +546,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	/* Pushes it has not seen yet: sent after it wrote this heartbeat. */
 	w->pushed = (unsigned long)pushes <= w->pushes_sent ?
 	    w->pushes_sent - (unsigned long)pushes : 0;
+	relay_pushes_seen(w, (unsigned long)pushes, (unsigned long)queued);
 	w->done = (unsigned long)done;
 	w->failed = (unsigned long)failed;
 	w->rss = (unsigned long long)rss;
@@ -1596,6 +1598,7 @@ master_free(struct master *m)
 			close(w->fd);
 		evloop_timer_cancel(&w->liveness);
 		evloop_timer_cancel(&w->ready_by);
+		relay_sent_free(w);
 		free(w);
 	}
 	master_ctl_expire(m);	/* answer what still waits */

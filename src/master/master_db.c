@@ -140,6 +140,25 @@ master_db_outbox(struct master *m)
 	store_close(&m->store);
 }
 
+int
+master_db_took_operation(struct master *m, const char *instance_id,
+    const char *operation_id, double since)
+{
+	struct procmgr pm;
+	int rc;
+
+	if (master_db_open_brief(m) == -1)
+		return -1;
+	procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
+	if ((rc = procmgr_took_operation(&pm, instance_id, operation_id,
+	    since)) == -1)
+		log_warnx("database: operation %s of worker %s: %s",
+		    operation_id, instance_id, pm.err);
+	procmgr_close(&pm);
+	store_close(&m->store);
+	return rc;
+}
+
 /* Live processes of workers recorded as gone (an exit we could not note). */
 static void
 master_db_recover(struct master *m)

@@ -90,6 +90,7 @@ struct wproc {
 	unsigned long queued;	/* waiting in the worker for a free slot */
 	unsigned long pushed;	/* operations sent it has not yet reported */
 	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
+	struct pushed_op *sent;	/* sent, not yet known to be taken (relay.c) */
 	unsigned long long rss;
 	struct wlink {		/* its link to the orchestrator, as reported */
 		int known;	/* a heartbeat has described it */
@@ -213,8 +214,15 @@ struct reload_waiter {
 	struct reload_waiter *next;
 };
 
+/*
+ * A pushed operation: waiting for a worker (m->pushq), or sent to one and
+ * kept until that worker is known to have taken it (w->sent, relay.c).
+ */
 struct pushed_op {
 	char *text;
+	char *id;		/* its operation_id */
+	unsigned long seq;	/* its OPERATION frame's number (pushes_sent) */
+	double sent_at;		/* wall clock, when sent */
 	struct pushed_op *next;
 };
 
@@ -241,6 +249,21 @@ int relay_reconfigure(struct master *m, const struct egressd_config *cfg,
     char *err, size_t errlen);
 void relay_start_events(struct master *m);
 void relay_flush_pushed(struct master *m);
+/*
+ * A worker's heartbeat: it has received `received` OPERATION frames and
+ * holds `waiting` operations it has not started; the pushes it has surely
+ * taken (made agent processes) are forgotten.
+ */
+void relay_pushes_seen(struct wproc *w, unsigned long received,
+    unsigned long waiting);
+/*
+ * A worker was reaped (its last heartbeats read): each push it may not
+ * have taken is looked up in the database, and one without an agent
+ * process of that worker is handed to another worker.
+ */
+void relay_pushes_orphaned(struct master *m, struct wproc *w);
+/* Forget what was sent to w (the master exits). */
+void relay_sent_free(struct wproc *w);
 void relay_new_instance_id(struct master *m);
 /*
  * Back to cfg and creds (taken over), the configuration before a reload
@@ -303,5 +326,11 @@ void master_db_worker_exited(struct master *m, const char *instance_id,
 int master_db_results_left(struct master *m, const char *instance_id);
 /* Refresh m->outbox unless read in the last MASTER_OUTBOX_FRESH s. */
 void master_db_outbox(struct master *m);
+/*
+ * Whether instance_id made operation_id an agent process created at
+ * `since` (wall clock) or later: 1, 0, or -1 when the database cannot say.
+ */
+int master_db_took_operation(struct master *m, const char *instance_id,
+    const char *operation_id, double since);
 
 #endif

@@ -11,6 +11,12 @@
  * with the recent log lines.  Both POSTs get 3 tries, 1 s then 2 s apart (a
  * timer each); while one is under way (or waiting to retry) a new request
  * for it is ignored.
+ *
+ * A pushed operation is kept after it is sent, until the worker is known
+ * to have taken it (an agent process exists): a worker that dies before
+ * that would otherwise take it along, and the orchestrator, which handed
+ * it to the stream and not to that worker, would never hear of it.  Those
+ * a dead worker had not taken go to another worker (relay_pushes_orphaned).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -92,19 +98,39 @@ relay_least_loaded(struct master *m)
 
 #define RELAY_RETRY_LATER (-1)	/* no worker can take it now */
 #define RELAY_UNSENDABLE (-2)	/* no worker will ever take it */
+#define RELAY_CLOCK_SLACK 5.0	/* seconds a process may predate its push
+				 * by the wall clock (a clock step) */
 
+static void
+relay_pushed_free(struct pushed_op *q)
+{
+	free(q->text);
+	free(q->id);
+	free(q);
+}
+
+/* Send q to the least-loaded worker, which then keeps it in w->sent. */
 static int
-relay_hand_over(struct master *m, const char *text)
+relay_hand_over(struct master *m, struct pushed_op *q)
 {
 	struct wproc *w = relay_least_loaded(m);
+	struct pushed_op **tail;
 
 	if (w == NULL)
 		return RELAY_RETRY_LATER;
-	if (channel_send(w->fd, CH_OPERATION, 0, text, strlen(text)) == -1)
+	if (channel_send(w->fd, CH_OPERATION, 0, q->text,
+	    strlen(q->text)) == -1)
 		return (errno == EMSGSIZE || errno == EINVAL) ?
 		    RELAY_UNSENDABLE : RELAY_RETRY_LATER;
 	w->pushed++;
-	w->pushes_sent++;
+	q->seq = ++w->pushes_sent;
+	q->sent_at = clock_wall();
+	q->next = NULL;
+	for (tail = &w->sent; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = q;
+	log_debug("events: pushed operation %s handed to worker %d (pid %ld)",
+	    q->id, w->slot, (long)w->pid);
 	return 0;
 }
 
@@ -114,37 +140,119 @@ relay_flush_pushed(struct master *m)
 	struct pushed_op *q;
 	int rc = 0;
 
-	while ((q = m->pushq) != NULL &&
-	    (rc = relay_hand_over(m, q->text)) != RELAY_RETRY_LATER) {
-		if (rc == RELAY_UNSENDABLE)
-			log_errx("events: a pushed operation cannot be framed "
-			    "for a worker; dropped");
+	while ((q = m->pushq) != NULL) {
 		m->pushq = q->next;
+		if ((rc = relay_hand_over(m, q)) == RELAY_RETRY_LATER) {
+			m->pushq = q;
+			break;
+		}
 		m->npushq--;
-		free(q->text);
-		free(q);
+		if (rc == RELAY_UNSENDABLE) {
+			log_errx("events: pushed operation %s cannot be framed "
+			    "for a worker; dropped", q->id);
+			relay_pushed_free(q);
+		}
 	}
 }
 
 static void
-relay_queue_pushed(struct master *m, char *text, const char *id)
+relay_queue_pushed(struct master *m, struct pushed_op *q)
 {
-	struct pushed_op *q, **tail;
+	struct pushed_op **tail;
 
-	if (m->npushq >= MASTER_PUSH_QUEUE_MAX ||
-	    (q = calloc(1, sizeof(*q))) == NULL) {
+	if (m->npushq >= MASTER_PUSH_QUEUE_MAX) {
 		log_errx("events: pushed operation %s refused: no worker has a "
 		    "free slot and %d pushed operations already wait (the "
-		    "limit is %d); no result is sent for it", id ? id : "?", m->npushq,
+		    "limit is %d); no result is sent for it", q->id, m->npushq,
 		    MASTER_PUSH_QUEUE_MAX);
-		free(text);
+		relay_pushed_free(q);
 		return;
 	}
-	q->text = text;
 	for (tail = &m->pushq; *tail != NULL; tail = &(*tail)->next)
 		;
+	q->next = NULL;
 	*tail = q;
 	m->npushq++;
+}
+
+void
+relay_pushes_seen(struct wproc *w, unsigned long received,
+    unsigned long waiting)
+{
+	/*
+	 * A worker starts what it receives at once, unless something already
+	 * waits for a slot: then it queues behind, first in first out.  So
+	 * the operations waiting are the last ones it received, and every
+	 * push before those was started (an agent process) or refused with
+	 * an error line of its own.
+	 */
+	unsigned long taken = received > waiting ? received - waiting : 0;
+	struct pushed_op *q;
+
+	while ((q = w->sent) != NULL && q->seq <= taken) {
+		w->sent = q->next;
+		relay_pushed_free(q);
+	}
+}
+
+/* Whether the dead worker w took q: 1, 0, or -1 when nobody can say. */
+static int
+relay_taken_by(struct master *m, const struct wproc *w,
+    const struct pushed_op *q)
+{
+	if (w->instance_id[0] == '\0')
+		return 0;	/* no HELLO: it never had an agent process */
+	return master_db_took_operation(m, w->instance_id, q->id,
+	    q->sent_at - RELAY_CLOCK_SLACK);
+}
+
+void
+relay_pushes_orphaned(struct master *m, struct wproc *w)
+{
+	struct pushed_op *q, *again = NULL, **tail = &again;
+	int n = 0, taken;
+
+	while ((q = w->sent) != NULL) {
+		w->sent = q->next;
+		if ((taken = relay_taken_by(m, w, q)) == 1) {
+			/* Its process was failed and its result queued. */
+			relay_pushed_free(q);
+			continue;
+		}
+		if (m->state == MS_STOPPING) {
+			log_errx("events: pushed operation %s was lost with "
+			    "worker %d (pid %ld) while the agent stops; the "
+			    "orchestrator must hand it out again", q->id,
+			    w->slot, (long)w->pid);
+			relay_pushed_free(q);
+			continue;
+		}
+		log_warnx("events: pushed operation %s %s worker %d (pid %ld) "
+		    "before it ended; handed to another worker", q->id,
+		    taken == 0 ? "was not taken by" : "(unknown to the "
+		    "database) may not have been taken by", w->slot,
+		    (long)w->pid);
+		*tail = q;
+		tail = &q->next;
+		n++;
+	}
+	if (again == NULL)
+		return;
+	/* First in line: they were sent before anything still waiting. */
+	*tail = m->pushq;
+	m->pushq = again;
+	m->npushq += n;
+}
+
+void
+relay_sent_free(struct wproc *w)
+{
+	struct pushed_op *q;
+
+	while ((q = w->sent) != NULL) {
+		w->sent = q->next;
+		relay_pushed_free(q);
+	}
 }
 
 /*
@@ -155,6 +263,8 @@ static void
 relay_forward_operation(struct master *m, const cJSON *op)
 {
 	char *text = cJSON_PrintUnformatted(op);
+	const char *id = json_string(op, "operation_id");
+	struct pushed_op *q = NULL;
 	cJSON *stub, *body;
 	int rc;
 
@@ -170,19 +280,24 @@ relay_forward_operation(struct master *m, const cJSON *op)
 		text = cJSON_PrintUnformatted(stub);
 		cJSON_Delete(stub);
 	}
-	if (text == NULL) {
-		log_errx("events: out of memory forwarding an operation");
-		return;
-	}
-	rc = m->pushq == NULL ? relay_hand_over(m, text) : RELAY_RETRY_LATER;
-	if (rc == RELAY_UNSENDABLE)
-		log_errx("events: a pushed operation cannot be framed for a "
-		    "worker; dropped");
-	if (rc != RELAY_RETRY_LATER) {
+	/* events.c lets only operations with a usable ID through. */
+	if (text != NULL && (q = calloc(1, sizeof(*q))) != NULL)
+		q->id = strdup(id != NULL ? id : "?");
+	if (q == NULL || q->id == NULL) {
+		log_errx("events: out of memory forwarding operation %s; "
+		    "dropped", id != NULL ? id : "?");
 		free(text);
+		free(q);
 		return;
 	}
-	relay_queue_pushed(m, text, json_string(op, "operation_id"));
+	q->text = text;
+	rc = m->pushq == NULL ? relay_hand_over(m, q) : RELAY_RETRY_LATER;
+	if (rc == RELAY_UNSENDABLE) {
+		log_errx("events: pushed operation %s cannot be framed for a "
+		    "worker; dropped", q->id);
+		relay_pushed_free(q);
+	} else if (rc == RELAY_RETRY_LATER)
+		relay_queue_pushed(m, q);
 }
 
 #define RELAY_PUSH_TRIES 3
@@ -787,8 +902,7 @@ relay_free(struct master *m)
 	orch_creds_free(&m->creds);
 	while ((q = m->pushq) != NULL) {
 		m->pushq = q->next;
-		free(q->text);
-		free(q);
+		relay_pushed_free(q);
 	}
 	m->npushq = 0;
 }

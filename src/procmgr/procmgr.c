@@ -1879,3 +1879,35 @@ procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
 	return procmgr_finish(pm, procmgr_fail_txn(pm, instance_id, reason,
 	    next_attempt));
 }
+
+/* Newest first: the scan stops at the first row older than `since`. */
+static const char procmgr_took_sql[] =
+	"SELECT created_at, instance_id = ?1 AND operation_id = ?2 "
+	"FROM processes WHERE parent_pid IS NULL ORDER BY pid DESC";
+
+int
+procmgr_took_operation(struct procmgr *pm, const char *instance_id,
+    const char *operation_id, double since)
+{
+	sqlite3_stmt *s;
+	int rc, found = 0;
+
+	if (instance_id == NULL || operation_id == NULL)
+		return pmdb_error(pm, PM_E_INVALID, "took_operation: "
+		    "instance_id and operation_id are needed");
+	if (sqlite3_prepare_v2(pm->st->db, procmgr_took_sql, -1, &s,
+	    NULL) != SQLITE_OK)
+		return pmdb_sqlite_error(pm);
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, operation_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    sqlite3_column_double(s, 0) >= since)
+		if (sqlite3_column_int(s, 1)) {
+			found = 1;
+			break;
+		}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		found = pmdb_sqlite_error(pm);
+	sqlite3_finalize(s);
+	return found;
+}

@@ -37,8 +37,19 @@ gets 204, a result PUT no piggybacked operation).  A result that arrives for a
 re-queued operation still waiting in the queue takes it out of the queue: it
 is reported once, and not run again.
 
-SSE events are ``data: <json>\\n\\n`` (``id:``/``event:`` lines when enabled), sent
-with chunked transfer encoding unless ``sse_chunked`` is false.
+SSE events are ``id: N\\ndata: <json>\\n\\n`` (an ``event:`` line when enabled), sent
+with chunked transfer encoding unless ``sse_chunked`` is false.  Every event the
+fake makes gets the next number as its ID (unless ``sse_id_field`` is false), the
+stream's welcome and heartbeats included.  The events that matter to the agent
+(pushed operations and the events sent with ``send_event``/``goodbye``, not the
+welcome, heartbeats, raw bytes or events with an explicit ID) are also kept in a
+replay buffer of the last ``replay_max`` (256).  A stream that connects with
+``Last-Event-ID: N`` gets, after its welcome, every kept event with an ID above N
+that was sent to all streams or to its instance, in order; a pushed operation
+replayed is held for the new stream's instance.  An N older than the buffer
+reaches back is a gap (counted; what is kept is replayed); an N that is not a
+number replays nothing.  DESIGN section 2: the orchestrator may replay, the agent
+must not depend on it (``replay``: false turns it off).
 
 Admin API (no auth, JSON bodies and replies)
 --------------------------------------------
@@ -57,7 +68,10 @@ Admin API (no auth, JSON bodies and replies)
                           {"raw": "text"}   written verbatim (garbage tests)
                           -> {"delivered": n_streams}
     POST /admin/goodbye   {"reason"?: str, "close"?: bool} -> {"delivered": n}
-          push, event and goodbye accept ?instance_id=ID to target one stream.
+          push, event and goodbye accept ?instance_id=ID to target one stream,
+          and ?cut=1: the (last) event is kept for replay, but the streams get
+          only its first half and are then closed abruptly (a stream that
+          breaks in the middle of an event).
     GET  /admin/results   ?operation_id=&instance_id=  -> {"count", "results": [...]}
     GET  /admin/requests  ?path=&method=&endpoint=&instance_id=&since=SEQ
                           -> {"count", "requests": [...]}
@@ -66,7 +80,9 @@ Admin API (no auth, JSON bodies and replies)
                           time, reported}]}  operations a shutdown notice
                           re-queued (reported: its result came while it was
                           still queued, so it left the queue)
-    GET  /admin/state     queue length, counts per endpoint, streams, requeued, and per
+    GET  /admin/state     queue length, counts per endpoint, streams, requeued,
+                          replay {buffered, replays, replayed_events, gaps,
+                          last_event_id}, and per
                           instance ID: requests, heartbeats, shutdowns, results,
                           operations, empty_polls, full_requests, logs, metrics,
                           stream_connects, streams_open
@@ -101,6 +117,8 @@ metrics, or "*" for all of them.
                                        (reason "goodbye_on_connect") right after
                                        its welcome: an orchestrator that sends
                                        the agent away each time it connects
+    "replay": bool                     replay after Last-Event-ID (default true)
+    "sse_retry_ms": N | null           a "retry: N" line in every welcome
 One-shot actions (not stored): "close_streams": true | "abort",
 "garbage_sse": KIND | [KIND...] | {"kind": KIND, "bytes": N} with KIND one of
 bytes, no_colon, bad_json, not_object, unknown_type, all;
@@ -110,7 +128,7 @@ Python API
 ----------
     orch = FakeOrchestrator("127.0.0.1", 0, "tid", "secret", 0.2).start()
     orch.url, orch.port; orch.enqueue(op); orch.push(op); orch.send_event(ev)
-    orch.goodbye("reason"); orch.set_faults(fail={"result": [2, 500]})
+    orch.goodbye("reason"); orch.push(op, cut=True); orch.set_faults(fail=...)
     orch.fail_next("result", 2, 500); orch.close_streams(); orch.reset()
     orch.wait_for(lambda: len(orch.results) >= 3, timeout=5)  # -> bool
     orch.wait_counts(5, results=3, streams=1); orch.state(); orch.stop()
@@ -152,7 +170,7 @@ INSTANCE_COUNTERS = ("requests", "heartbeats", "shutdowns", "results", "operatio
                      "stream_connects")
 BOOL_SETTINGS = ("heartbeats", "push_metrics", "piggyback", "auth_fail", "refuse_all",
                  "sse_event_field", "sse_id_field", "sse_chunked",
-                 "goodbye_on_connect")
+                 "goodbye_on_connect", "replay")
 COUNTED = {"heartbeat": "heartbeats",                            # endpoint ->
            "logs": "logs", "metrics": "metrics"}                  # its counter
 ACTIONS = ("close_streams", "garbage_sse", "oversized_sse")
@@ -169,6 +187,7 @@ MAX_REQUEST_BODY = 64 * 1024 * 1024
 RECORD_BODY_LIMIT = 1024 * 1024         # larger bodies are recorded as a note
 PEER_CHECK_INTERVAL = 0.5               # how often an idle SSE stream looks for EOF
 MAX_ADMIN_WAIT = 120.0
+DEFAULT_REPLAY_MAX = 256                # events kept for Last-Event-ID replay
 WAIT_KEYS = ("results", "streams", "stream_connects", "requests", "heartbeats",
              "shutdowns", "taken", "queue")
 
@@ -199,8 +218,8 @@ def _default_faults(heartbeat_interval):
             "heartbeats": True, "heartbeat_interval": heartbeat_interval,
             "push_metrics": False, "piggyback": False, "auth_fail": False,
             "refuse_all": False, "oversized_operation": {"bytes": 0, "count": 0},
-            "sse_event_field": False, "sse_id_field": False, "sse_chunked": True,
-            "goodbye_on_connect": False}
+            "sse_event_field": False, "sse_id_field": True, "sse_chunked": True,
+            "goodbye_on_connect": False, "replay": True, "sse_retry_ms": None}
 
 
 def _number(value, what, minimum=0.0):
@@ -285,7 +304,7 @@ class FakeOrchestrator:
     def __init__(self, host="127.0.0.1", port=0, token_id="test-id",
                  token="test-token", heartbeat_interval=1.0, agent_id=None,
                  quiet=True, max_requests=DEFAULT_MAX_REQUESTS,
-                 tls_context=None):
+                 tls_context=None, replay_max=DEFAULT_REPLAY_MAX):
         self.host = host
         # an ssl.SSLContext (server side): serve HTTPS instead of HTTP
         self.tls_context = tls_context
@@ -296,6 +315,7 @@ class FakeOrchestrator:
         self.default_heartbeat_interval = _number(heartbeat_interval,
                                                   "heartbeat_interval", 0.001)
         self.max_requests = max_requests
+        self.replay_max = replay_max
         self.lock = threading.RLock()    # re-entrant: predicates may call getters
         self.cond = threading.Condition(self.lock)
         self.streams = []           # open _Stream objects (kept across reset)
@@ -324,6 +344,13 @@ class FakeOrchestrator:
         self.stream_connects = 0
         self.sse_heartbeats = 0
         self.faults = _default_faults(self.default_heartbeat_interval)
+        # Replay: (event ID, bytes, target instance or None, operation or None)
+        self.replay = collections.deque()
+        self.replay_evicted = 0     # highest ID that left the buffer
+        self.replays = 0            # streams that got a replay
+        self.replayed_events = 0
+        self.replay_gaps = 0        # Last-Event-ID older than the buffer
+        self.last_event_id = 0      # the last ID given to an event
 
     # ----- lifecycle ---------------------------------------------------------
 
@@ -442,10 +469,12 @@ class FakeOrchestrator:
             return {"operation_ids": [op["operation_id"] for op in prepared],
                     "queue_length": len(self.queue)}
 
-    def _sse(self, data, event=None, event_id=None):
-        """Format one SSE event (lock held)."""
+    def _sse(self, data, event=None, event_id=None, keep=False, target=None):
+        """Format one SSE event (lock held); keep: also into the replay buffer
+        (for target, None = every stream)."""
+        explicit = event_id is not None
         if event_id is None and self.faults["sse_id_field"]:
-            event_id = next(self._event_ids)
+            event_id = self.last_event_id = next(self._event_ids)
         if event is None and self.faults["sse_event_field"] and isinstance(data, dict):
             event = data.get("type") or ("operation" if "operation_id" in data else None)
         lines = [f"id: {event_id}"] if event_id is not None else []
@@ -453,31 +482,65 @@ class FakeOrchestrator:
             lines.append(f"event: {event}")
         text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
         lines.extend("data: " + line for line in text.split("\n"))
-        return ("\n".join(lines) + "\n\n").encode()
+        raw = ("\n".join(lines) + "\n\n").encode()
+        if keep and not explicit and event_id is not None:
+            op = data if isinstance(data, dict) and "operation_id" in data else None
+            self.replay.append((event_id, raw, target, op))
+            while len(self.replay) > self.replay_max:
+                self.replay_evicted = self.replay.popleft()[0]
+        return raw
 
-    def _broadcast(self, raw, instance_id=None):
-        """Queue raw bytes on the matching open streams (lock held); -> count."""
+    def _broadcast(self, raw, instance_id=None, cut=False):
+        """Queue raw bytes on the matching open streams (lock held); -> count.
+        cut: only the first half, then an abrupt close."""
         targets = [s for s in self.streams
                    if instance_id is None or s.instance_id == instance_id]
         for stream in targets:
-            stream.send(raw)
+            stream.send(raw[:len(raw) // 2] if cut else raw)
+            if cut:
+                stream.close(clean=False)
         return len(targets)
 
-    def push(self, ops, size_exceeded=False, instance_id=None):
-        """Send operations as SSE events on the open stream(s)."""
+    def _replay_for(self, instance_id, last_event_id):
+        """The kept events after last_event_id for a new stream (lock held)."""
+        if last_event_id is None or not self.faults["replay"]:
+            return []
+        try:
+            after = int(last_event_id)
+        except ValueError:
+            return []
+        if after < self.replay_evicted:
+            self.replay_gaps += 1
+        out = []
+        for event_id, raw, target, op in self.replay:
+            if event_id > after and target in (None, instance_id):
+                out.append(raw)
+                if op is not None and op["operation_id"] not in self.result_ids:
+                    self._hold(op, instance_id)
+        if out:
+            self.replays += 1
+            self.replayed_events += len(out)
+        return out
+
+    def push(self, ops, size_exceeded=False, instance_id=None, cut=False):
+        """Send operations as SSE events on the open stream(s); cut: the
+        last one breaks the streams off in its middle."""
         with self.lock:
             prepared = self._prepare(ops, size_exceeded)
             delivered = 0
-            for op in prepared:
-                delivered = self._broadcast(self._sse(op), instance_id)
+            for n, op in enumerate(prepared, 1):
+                raw = self._sse(op, keep=True, target=instance_id)
+                delivered = self._broadcast(raw, instance_id,
+                                            cut and n == len(prepared))
                 for stream in self.streams:
                     if instance_id in (None, stream.instance_id):
                         self._hold(op, stream.instance_id)
             return {"operation_ids": [op["operation_id"] for op in prepared],
                     "delivered": delivered}
 
-    def send_event(self, event, instance_id=None):
-        """Send an event: an object, {"data", "event"?, "id"?} or {"raw": text}."""
+    def send_event(self, event, instance_id=None, cut=False):
+        """Send an event: an object, {"data", "event"?, "id"?} or {"raw": text};
+        cut: break the streams off in its middle."""
         if not isinstance(event, dict):
             raise ValueError("an event must be a JSON object")
         with self.lock:
@@ -488,15 +551,15 @@ class FakeOrchestrator:
             elif "data" in event and "type" not in event:
                 raw = self._sse(event["data"], event.get("event"), event.get("id"))
             else:
-                raw = self._sse(event)
-            return {"delivered": self._broadcast(raw, instance_id)}
+                raw = self._sse(event, keep=True, target=instance_id)
+            return {"delivered": self._broadcast(raw, instance_id, cut)}
 
-    def goodbye(self, reason=None, close=False, instance_id=None):
+    def goodbye(self, reason=None, close=False, instance_id=None, cut=False):
         """Send a goodbye event; close=True then ends the stream(s)."""
         event = {"type": "goodbye"}
         if reason is not None:
             event["reason"] = reason
-        reply = self.send_event(event, instance_id)
+        reply = self.send_event(event, instance_id, cut)
         if close:
             self.close_streams(instance_id=instance_id)
         return reply
@@ -564,6 +627,8 @@ class FakeOrchestrator:
             faults[key] = value
         elif key == "heartbeat_interval":
             faults[key] = _number(value, key, 0.001)
+        elif key == "sse_retry_ms":
+            faults[key] = None if value is None else int(_number(value, key))
         elif key == "oversized_operation":
             if not isinstance(value, dict):
                 value = {"bytes": value, "count": 1 if value else 0}
@@ -629,6 +694,7 @@ class FakeOrchestrator:
                    "method": handler.command, "path": path, "query": query,
                    "endpoint": endpoint, "instance_id": instance_id,
                    "user_agent": ua, "auth_ok": authed, "body": _decode_body(raw),
+                   "last_event_id": handler.headers.get("Last-Event-ID"),
                    "body_size": len(raw), "status": None, "dropped": False}
             self.requests.append(rec)
             self.counts[endpoint] += 1
@@ -713,6 +779,10 @@ class FakeOrchestrator:
                 inst["streams_open"] += 1
             totals = self._totals()
             return {"url": self.url, "queue_length": totals["queue"],
+                    "replay": {"buffered": len(self.replay), "replays": self.replays,
+                               "replayed_events": self.replayed_events,
+                               "gaps": self.replay_gaps,
+                               "last_event_id": self.last_event_id},
                     "results": totals["results"],
                     "duplicate_results": sum(r["duplicate"] for r in self.results),
                     "taken": totals["taken"], "requeued": len(self.requeued),
@@ -797,14 +867,17 @@ class FakeOrchestrator:
             return 200, {}
         return getattr(self, "_ep_" + endpoint)(instance_id, op_id, raw)
 
-    def _open_stream(self, instance_id):
+    def _open_stream(self, instance_id, last_event_id=None):
+        """Register a stream -> (stream, replayed bytes).  One lock for both:
+        an event is either replayed or queued on the stream, never both."""
         with self.lock:
+            replay = self._replay_for(instance_id, last_event_id)
             stream = _Stream(instance_id)
             self.streams.append(stream)
             self.stream_connects += 1
             self._instance(instance_id)["stream_connects"] += 1
             self.cond.notify_all()
-            return stream
+            return stream, replay
 
     def _close_stream(self, stream):
         with self.lock:
@@ -835,6 +908,10 @@ def _admin_wait(orch, query, _body):
     return (200 if ok else 408), {"ok": ok, "state": orch.state()}
 
 
+def _cut(query):
+    return query.get("cut", "0") not in ("0", "", "false")
+
+
 def _ops_and_flag(body):
     """An enqueue/push body -> (ops, size_exceeded)."""
     if isinstance(body, dict) and "operations" in body:
@@ -857,10 +934,12 @@ ADMIN_ROUTES = {
     ("POST", "/admin/faults"): lambda o, q, b: o.set_faults(b),
     ("POST", "/admin/enqueue"): lambda o, q, b: o.enqueue(*_ops_and_flag(b)),
     ("POST", "/admin/push"): lambda o, q, b: o.push(
-        *_ops_and_flag(b), instance_id=q.get("instance_id")),
-    ("POST", "/admin/event"): lambda o, q, b: o.send_event(b, q.get("instance_id")),
+        *_ops_and_flag(b), instance_id=q.get("instance_id"), cut=_cut(q)),
+    ("POST", "/admin/event"): lambda o, q, b: o.send_event(
+        b, q.get("instance_id"), _cut(q)),
     ("POST", "/admin/goodbye"): lambda o, q, b: o.goodbye(
-        b.get("reason"), bool(b.get("close", False)), q.get("instance_id")),
+        b.get("reason"), bool(b.get("close", False)), q.get("instance_id"),
+        _cut(q)),
     ("POST", "/admin/reset"): lambda o, q, b: o.reset(bool(b.get("close_streams"))),
     ("GET", "/admin/wait"): _admin_wait,
 }
@@ -1053,6 +1132,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec["status"], rec["dropped"] = 200, drop
             chunked = orch.faults["sse_chunked"]
             welcome = orch._sse({"type": "welcome", "agent_id": orch.agent_id})
+            if orch.faults["sse_retry_ms"] is not None:
+                welcome = b"retry: %d\n" % orch.faults["sse_retry_ms"] + welcome
             if orch.faults["goodbye_on_connect"]:
                 welcome += orch._sse({"type": "goodbye",
                                       "reason": "goodbye_on_connect"})
@@ -1067,10 +1148,10 @@ class _Handler(BaseHTTPRequestHandler):
             half = welcome[:len(welcome) // 2]
             self.wfile.write((b"%x\r\n" % len(welcome)) + half if chunked else half)
             return self._abort()
-        stream = orch._open_stream(iid)
+        stream, replay = orch._open_stream(iid, self.headers.get("Last-Event-ID"))
         clean = True
         try:
-            self._sse_write(welcome, chunked)
+            self._sse_write(welcome + b"".join(replay), chunked)
             with orch.lock:
                 next_beat = time.monotonic() + orch.faults["heartbeat_interval"]
             while True:

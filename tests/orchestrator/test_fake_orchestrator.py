@@ -78,6 +78,7 @@ class SSEReader:
                              "Accept": "text/event-stream"})
         self.conn.request("GET", "/stream", headers=dict(hdrs, **(headers or {})))
         self.resp = self.conn.getresponse()
+        self.last_id = None     # the ID of the last event read
 
     def event(self):
         """The next event's data, parsed; None at end of stream."""
@@ -88,6 +89,8 @@ class SSEReader:
                 return None
             line = line.rstrip(b"\r\n")
             if not line:
+                if "id" in fields:
+                    self.last_id = fields["id"]
                 if "data" in fields:
                     return json.loads(fields["data"])
                 continue
@@ -576,7 +579,7 @@ def test_command_line_listening_and_sigterm(tmp_path):
         conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=TIMEOUT)
         conn.request("GET", "/stream", headers=AUTH)
         resp = conn.getresponse()
-        assert resp.status == 200 and resp.readline().startswith(b"data: ")
+        assert resp.status == 200 and resp.readline().startswith(b"id: 1")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         conn.close()
@@ -587,3 +590,74 @@ def test_command_line_listening_and_sigterm(tmp_path):
             proc.wait(timeout=10)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_every_event_has_an_id_and_a_reconnect_gets_a_replay(orch, sse):
+    first = sse()
+    assert first.event()["type"] == "welcome" and first.last_id is not None
+    orch.push({"operation_id": "a"})
+    assert first.next_of("operation")["operation_id"] == "a"
+    resume = first.last_id
+    first.close()
+    assert orch.wait_for(lambda: not orch.streams, TIMEOUT)
+    # While no stream is open: kept, delivered to nobody yet.
+    assert orch.push({"operation_id": "b"})["delivered"] == 0
+    orch.goodbye("draining")
+    orch.send_event({"type": "work_available"}, instance_id="someone-else")
+    again = sse(headers={"Last-Event-ID": resume})
+    assert again.event()["type"] == "welcome"
+    assert again.event()["operation_id"] == "b"
+    assert again.event() == {"type": "goodbye", "reason": "draining"}
+    state = orch.state()["replay"]
+    assert state["replays"] == 1 and state["replayed_events"] == 2, state
+    assert [r["last_event_id"] for r in orch.get_requests(endpoint="stream")] \
+        == [None, resume]
+    # The replayed operation is held by the stream that got it.
+    assert orch.held["b"][0] == "master-1"
+
+
+def test_no_replay_without_a_usable_last_event_id(orch, sse):
+    orch.push({"operation_id": "a"})
+    for headers in ({}, {"Last-Event-ID": "not-a-number"}):
+        reader = sse(headers=headers)
+        assert reader.event()["type"] == "welcome"
+        orch.send_event({"type": "work_available"})
+        assert reader.next_of("work_available") == {"type": "work_available"}
+        reader.close()
+    assert orch.state()["replay"]["replays"] == 0
+
+
+def test_replay_buffer_is_bounded_and_gaps_are_counted():
+    with FakeOrchestrator("127.0.0.1", 0, TOKEN_ID, TOKEN, 60,
+                          replay_max=3) as orch:
+        for i in range(5):
+            orch.push({"operation_id": f"op-{i}"})
+        assert orch.state()["replay"]["buffered"] == 3
+        reader = SSEReader(orch, headers={"Last-Event-ID": "0"})
+        try:
+            assert reader.event()["type"] == "welcome"
+            got = [reader.event()["operation_id"] for _ in range(3)]
+            assert got == ["op-2", "op-3", "op-4"]
+            assert orch.state()["replay"]["gaps"] == 1
+        finally:
+            reader.close()
+
+
+def test_cut_breaks_the_stream_in_the_middle_of_an_event(orch, sse):
+    orch.set_faults(sse_retry_ms=1500)
+    reader = sse()
+    assert reader.line_starting(b"retry:") == b"retry: 1500\n"
+    assert reader.event()["type"] == "welcome"
+    resume = reader.last_id
+    assert orch.wait_counts(TIMEOUT, streams=1)
+    assert orch.push({"operation_id": "cut-op"}, cut=True)["delivered"] == 1
+    got = b""
+    try:
+        while data := reader.resp.read1(65536):
+            got += data
+    except (http.client.IncompleteRead, OSError):
+        pass                    # the final chunk never comes
+    assert got and not got.endswith(b"\n\n"), got   # half an event, then EOF
+    again = sse(headers={"Last-Event-ID": resume})
+    assert again.event()["type"] == "welcome"
+    assert again.event()["operation_id"] == "cut-op"

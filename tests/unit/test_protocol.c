@@ -4,6 +4,7 @@
  * operation objects are read, and the credential rules (token file
  * permissions, environment fallbacks).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,22 +25,63 @@ test_backoff_doubles_to_the_cap(void **state)
 {
 	(void)state;
 	/* jitter01 = 0.5 is the midpoint: no jitter. */
-	assert_float_equal(events_backoff(0, 0.5), 2.0, 1e-9);
-	assert_float_equal(events_backoff(1, 0.5), 4.0, 1e-9);
-	assert_float_equal(events_backoff(2, 0.5), 8.0, 1e-9);
-	assert_float_equal(events_backoff(6, 0.5), 128.0, 1e-9);
-	assert_float_equal(events_backoff(7, 0.5), 240.0, 1e-9);
-	assert_float_equal(events_backoff(1000, 0.5), 240.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 0, 0.5), 2.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 1, 0.5), 4.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 2, 0.5), 8.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 6, 0.5), 128.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 7, 0.5), 240.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 1000, 0.5), 240.0, 1e-9);
 }
 
 static void
 test_backoff_jitter_is_twenty_percent(void **state)
 {
 	(void)state;
-	assert_float_equal(events_backoff(0, 0.0), 1.6, 1e-9);
-	assert_float_equal(events_backoff(0, 1.0), 2.4, 1e-9);
-	assert_float_equal(events_backoff(1000, 0.0), 192.0, 1e-9);
-	assert_float_equal(events_backoff(1000, 1.0), 288.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 0, 0.0), 1.6, 1e-9);
+	assert_float_equal(events_backoff(-1, 0, 1.0), 2.4, 1e-9);
+	assert_float_equal(events_backoff(-1, 1000, 0.0), 192.0, 1e-9);
+	assert_float_equal(events_backoff(-1, 1000, 1.0), 288.0, 1e-9);
+}
+
+static void
+test_backoff_follows_retry_within_bounds(void **state)
+{
+	(void)state;
+	/* "retry: 5000" replaces the first 2 s, and doubles the same way. */
+	assert_float_equal(events_backoff(5000, 0, 0.5), 5.0, 1e-9);
+	assert_float_equal(events_backoff(5000, 1, 0.5), 10.0, 1e-9);
+	/* Never under 1 s, whatever the stream asks or the jitter gives. */
+	assert_float_equal(events_backoff(0, 0, 0.5), 1.0, 1e-9);
+	assert_float_equal(events_backoff(10, 0, 0.0), 1.0, 1e-9);
+	assert_float_equal(events_backoff(1000, 0, 0.0), 1.0, 1e-9);
+	/* Never over the cap before jitter, however large. */
+	assert_float_equal(events_backoff(LONG_MAX, 0, 0.5), 240.0, 1e-9);
+	assert_float_equal(events_backoff(3600000, 3, 0.5), 240.0, 1e-9);
+}
+
+static void
+test_resume_header(void **state)
+{
+	char buf[2048], id[1100];
+
+	(void)state;
+	assert_int_equal(events_resume_header("", buf, sizeof(buf)), 0);
+	assert_int_equal(events_resume_header("42", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "Last-Event-ID: 42");
+	assert_int_equal(events_resume_header("a\tb \xE2\x80\xA6", buf,
+	    sizeof(buf)), 1);
+	assert_string_equal(buf, "Last-Event-ID: a\tb \xE2\x80\xA6");
+	assert_int_equal(events_resume_header("a\x01" "b", buf, sizeof(buf)),
+	    -1);
+	assert_int_equal(events_resume_header("a\x7f", buf, sizeof(buf)), -1);
+	memset(id, 'x', 1024);
+	id[1024] = '\0';
+	assert_int_equal(events_resume_header(id, buf, sizeof(buf)), 1);
+	id[1024] = 'x';
+	id[1025] = '\0';
+	assert_int_equal(events_resume_header(id, buf, sizeof(buf)), -1);
+	/* A buffer too small is a refusal, never a cut header. */
+	assert_int_equal(events_resume_header("42", buf, 10), -1);
 }
 
 static void
@@ -363,6 +405,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_backoff_doubles_to_the_cap),
 		cmocka_unit_test(test_backoff_jitter_is_twenty_percent),
+		cmocka_unit_test(test_backoff_follows_retry_within_bounds),
+		cmocka_unit_test(test_resume_header),
 		cmocka_unit_test(test_valid_ids),
 		cmocka_unit_test(test_json_depth_limit),
 		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
