@@ -4,7 +4,7 @@ set -e
 PKGS="build-essential autoconf automake pkg-config \
 libcurl4-openssl-dev libcjson-dev libsqlite3-dev uuid-dev libconfig-dev \
 libcmocka-dev python3 python3-pytest python3-pytest-xdist procps \
-clang libclang-rt-dev valgrind gnuplot-nox python3-requests mandoc"
+clang libclang-rt-dev valgrind gnuplot-nox python3-requests mandoc prometheus"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 if [ "${EGRESSD_SKIP_APT:-0}" != 1 ]; then

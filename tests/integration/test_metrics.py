@@ -294,3 +294,29 @@ def test_push_retried_then_given_up(orch, agent):
     wait_until(lambda: orch.get_requests(endpoint=EP_LOGS,
                                          since=mark)[0]["status"] == 200,
                SHORT, msg="logs accepted")
+
+
+def test_exposition_passes_promtool(orch, agent):
+    """Prometheus's own linter finds nothing in `egressctl metrics`, with
+    every family present (operations run, one error outcome, the link,
+    outbox and process_* series).  promtool comes with Debian's prometheus
+    package, which scripts/install-deps.sh installs."""
+    import shutil
+    import subprocess
+    import pytest
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian package prometheus) is not installed")
+    a = agent()
+    a.wait_ready(2)
+    run_ops(orch, [{}, {"path": NOPE}])
+    wait_counts(a, {(HEALTH, "ok"): 1, (NOPE, "unsupported"): 1})
+    text = egressctl(a, "metrics")
+    for family in ("egressd_orchestrator_up", "egressd_outbox_rows",
+                   "egressd_results_dead_lettered_total",
+                   "process_resident_memory_bytes", "egressd_build_info"):
+        assert f"# TYPE {family} " in text, family
+    p = subprocess.run([promtool, "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.strip() == "" and \
+        p.stderr.strip() == "", (p.stdout, p.stderr)
