@@ -310,6 +310,7 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
 		else if (w->ready)
 			ok++;
 	}
+	master_ctl_add_degraded(m, reasons);	/* listed when down, too */
 	if (m->state == MS_STOPPING)
 		master_ctl_reason(reasons, "state", "stopping");
 	else if (ok == 0)
@@ -324,7 +325,6 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
 		    "heartbeat for %.15gs", stale,
 		    2 * m->cfg->worker.heartbeat_interval);
 	master_ctl_link_reasons(m, only, reasons);
-	master_ctl_add_degraded(m, reasons);
 	return cJSON_GetArraySize(reasons) == 0 ? CTL_HEALTHY : CTL_DEGRADED;
 }
 

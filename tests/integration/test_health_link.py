@@ -145,8 +145,9 @@ def test_orchestrator_loss_degrades_then_recovers(orch, agent):
     print(f"orchestrator loss to degraded: {took:.2f}s "
           f"(stale_after {STALE}s, poll_interval 0.5s)")
     assert rep["status"] == "degraded", rep
-    assert any("no successful exchange with the orchestrator" in r and
-               "health.stale_after 2s" in r["reason"] for r in rep["reasons"]), rep
+    assert any("no successful exchange with the orchestrator" in r["reason"]
+               and "health.stale_after 2s" in r["reason"]
+               for r in rep["reasons"]), rep
     assert rep["contact"]["up"] is False, rep
     assert rep["contact"]["contact_age"] > STALE, rep
     p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, "health"])
