@@ -21,7 +21,9 @@
  * every page in one), so a watchdog thread also interrupts the connection
  * (sqlite3_interrupt, which may be called from another thread) from the
  * deadline on, until the query returns; it is joined before the
- * connection closes, so no thread outlives the call.
+ * connection closes, so no thread outlives the call.  A query that
+ * completes after its deadline anyway (its last step outran the watchdog)
+ * is answered with the same timeout: the limit bounds what is answered.
  *
  * The database is opened for each call and closed before returning: a
  * query is rare next to its cost, and a fresh connection carries no state
@@ -575,6 +577,15 @@ sql_rows(struct sql_query *q, int64_t cap, cJSON *out)
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sql_error(q, rc);
+	/*
+	 * The limit bounds what is answered: a last step that outran the
+	 * watchdog (its thread not scheduled in time on a busy machine)
+	 * still ends in the timeout it would have had.
+	 */
+	if (clock_mono() >= q->deadline) {
+		q->timed_out = true;
+		return sql_error(q, SQLITE_INTERRUPT);
+	}
 	if (cJSON_AddBoolToObject(out, "truncated", truncated) == NULL)
 		return ops_error("internal", "out of memory");
 	return NULL;
