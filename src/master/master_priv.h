@@ -28,6 +28,7 @@
 #include "master/master.h"
 #include "core/metrics.h"
 #include "master/degraded.h"
+#include "master/reexec.h"
 #include "procmgr/store.h"
 
 struct cJSON;
@@ -89,6 +90,7 @@ struct wproc {
 	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	unsigned long long rss;
 	struct metrics metrics;	/* its last report: cumulative */
+	char version[REEXEC_VERSION_MAX];	/* of the image that forked it */
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
 };
@@ -185,6 +187,14 @@ struct master {
 	struct degraded degraded;	/* why health is degraded */
 	int work_held;		/* the database is gone: no work (master.c) */
 	struct stateguard guard;	/* the state files: stateguard.c */
+	/* Binary upgrades (master.c, upgrade.c, handover.c). */
+	struct reexec reexec;		/* the binary's path, the probe */
+	int upgrading;			/* the probe runs: exec when it passes */
+	struct control_reply *upgrade_waiter;	/* egressctl upgrade */
+	char upgrade_from[REEXEC_VERSION_MAX];	/* replaced; "" for none */
+	char upgrade_failure[REEXEC_REASON_MAX];	/* the last one's */
+	double upgrade_started;	/* wall time of the USR2 (crosses exec) */
+	uint64_t upgrades;		/* done, in this daemon's life */
 };
 
 /* An "egressctl reload" waiting for its rolling restart's outcome. */
@@ -267,6 +277,27 @@ int stateguard_db_ok(struct master *m);
 /* Before the first open: move a gone database's WAL and -shm aside. */
 void stateguard_set_aside(const char *state_dir);
 void stateguard_free(struct master *m);
+
+/* handover.c: what crosses a binary upgrade's exec (the state blob). */
+#define HANDOVER_FDS_MAX (CONFIG_WORKERS_MAX * 2 + 8)
+/*
+ * The blob: counters, generations, queued pushes, the worker table and
+ * the descriptors (which also go into fds[], *nfds of them, for the exec
+ * to keep open).  waiter_fd is egressctl upgrade's connection, or -1.
+ */
+struct cJSON *handover_encode(struct master *m, int waiter_fd, int *fds,
+    int *nfds);
+/* The restart-only keys (paths, user) keep the running image's values. */
+int handover_keep_paths(struct egressd_config *cfg, const struct cJSON *state,
+    char *err, size_t errlen);
+/* Counters, generations, instance ID, pushes; not the workers. */
+int handover_restore(struct master *m, const struct cJSON *state, char *err,
+    size_t errlen);
+/* One entry of state's "workers" into w (bookkeeping only); -1 if bad. */
+int handover_worker(const struct cJSON *item, struct wproc *w, double now);
+/* A descriptor the blob names (key), or -1. */
+int handover_fd(const struct cJSON *state, const char *key);
+const char *handover_string(const struct cJSON *state, const char *key);
 
 /* master_db.c */
 /* Also arms the housekeeping timer: recovery and retention while running. */
