@@ -58,7 +58,14 @@ struct reexec {
 };
 
 /*
- * Resolve the binary's path (exe, or /proc/self/exe when NULL) and open
+ * Note the binary's path first thing in main(): the sooner, the less
+ * likely a package manager replaced the file already.  -1 with errno.
+ */
+int reexec_note_exe(void);
+
+/*
+ * Resolve the binary's path (exe, or the one noted, or /proc/self/exe
+ * when NULL; " (deleted)" is not part of it) and open
  * the running image.  -1 with err when neither can be had: upgrades are
  * then refused, the daemon runs all the same.
  */

@@ -421,6 +421,8 @@ main(int argc, char **argv)
 	int status, ready_fd = -1, adopting;
 
 	adopting = take_upgrade(&in, argv);
+	if (!adopting)
+		(void)reexec_note_exe();	/* before the file can change */
 	parse_flags(argc, argv, &opt);
 	cfg = load_config(&opt);
 	if (opt.test_only)

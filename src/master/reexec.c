@@ -50,15 +50,41 @@ static struct {
 	size_t crash_digits;	/* offset of the signal number's two digits */
 } reexec_back = { 0, -1, -1, NULL, NULL, NULL, 0 };
 
+#define REEXEC_DELETED " (deleted)"
+
+/* The path /proc/self/exe names, without the mark of a replaced file. */
+static int
+reexec_read_self(char *buf, size_t len)
+{
+	size_t n, dl = strlen(REEXEC_DELETED);
+	ssize_t r;
+
+	if ((r = readlink("/proc/self/exe", buf, len - 1)) == -1)
+		return -1;
+	buf[r] = '\0';
+	n = (size_t)r;
+	if (n > dl && strcmp(buf + n - dl, REEXEC_DELETED) == 0)
+		buf[n - dl] = '\0';
+	return 0;
+}
+
+static char reexec_self_path[PATH_MAX];
+
+int
+reexec_note_exe(void)
+{
+	return reexec_read_self(reexec_self_path, sizeof(reexec_self_path));
+}
+
 int
 reexec_init(struct reexec *u, struct evloop *loop, const char *exe,
     char *err, size_t errlen)
 {
-	ssize_t n;
-
 	memset(u, 0, sizeof(*u));
 	u->loop = loop;
 	u->self_fd = u->probe_fd = -1;
+	if (exe == NULL && reexec_self_path[0] != '\0')
+		exe = reexec_self_path;
 	if (exe != NULL) {
 		if (snprintf(u->exe, sizeof(u->exe), "%s", exe) >=
 		    (int)sizeof(u->exe)) {
@@ -66,13 +92,11 @@ reexec_init(struct reexec *u, struct evloop *loop, const char *exe,
 			u->exe[0] = '\0';
 			return -1;
 		}
-	} else if ((n = readlink("/proc/self/exe", u->exe,
-	    sizeof(u->exe) - 1)) == -1) {
+	} else if (reexec_read_self(u->exe, sizeof(u->exe)) == -1) {
 		snprintf(err, errlen, "upgrade: /proc/self/exe: %s",
 		    strerror(errno));
 		return -1;
-	} else
-		u->exe[n] = '\0';
+	}
 	/* The running image itself, whatever becomes of the file. */
 	if ((u->self_fd = open("/proc/self/exe", O_PATH | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "upgrade: opening the running image "
