@@ -1,5 +1,5 @@
 /*
- * master_priv: what the arbiter's six files share — the worker table and
+ * master_priv: what the arbiter's files share — the worker table and
  * the master's state.  master.c owns the table, the signals and the control
  * commands that act, relay.c the orchestrator's events, their forwarding to
  * workers and the logs and metrics pushes, master_ctl.c the control
@@ -12,8 +12,11 @@
  * stateguard.c before it opens the database; wtable.c and stateguard.c
  * call none of them (stateguard.c only sets m->guard.db_lost, on which
  * master.c acts).  The reasons health is degraded (m->degraded) are
- * degraded.c's, below them all.
- * Not a public interface: nothing outside these six files includes it.
+ * degraded.c's, below them all.  handover.c turns the table into a binary
+ * upgrade's state blob and back (master.c calls it; it calls none of
+ * them); the mechanics of the upgrade are reexec.c's (include/master/
+ * reexec.h), which knows nothing of the table.
+ * Not a public interface: nothing outside these files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
