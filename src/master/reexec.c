@@ -173,12 +173,16 @@ reexec_on_probe_timeout(void *arg)
 	}
 }
 
+/*
+ * The child: argv and env were built before fork (a thread of libcurl's
+ * may have held the allocator's lock at that moment).
+ */
 static void __attribute__((noreturn))
-reexec_probe_child(const struct reexec *u, int out, const char *config)
+reexec_probe_child(int out, char *const argv[], char *const env[])
 {
-	char msg[PATH_MAX + 128];
+	static const char msg[] = "exec of the new binary failed: ";
+	const char *why;
 	int keep[1] = { out }, null;
-	int n;
 
 	sigpipe_reset_all();
 	sigpipe_unblock_all();
@@ -187,20 +191,41 @@ reexec_probe_child(const struct reexec *u, int out, const char *config)
 	dup2(out, STDOUT_FILENO);
 	dup2(out, STDERR_FILENO);
 	procinfo_close_fds_except(keep, 0);
-	setenv(REEXEC_ENV_PROBE, "1", 1);
-	unsetenv(REEXEC_ENV_STATE);
-	execl(u->exe, u->exe, "-t", "-c", config, (char *)NULL);
-	n = snprintf(msg, sizeof(msg), "exec %s: %s\n", u->exe,
-	    strerror(errno));
-	if (n > 0 && write(STDOUT_FILENO, msg, (size_t)n) < 0)
+	execve(argv[0], argv, env);
+	why = errno == ENOENT ? "no such file\n" : errno == EACCES ?
+	    "permission denied\n" : errno == ENOEXEC ? "not an executable\n" :
+	    "error\n";
+	if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0 ||
+	    write(STDOUT_FILENO, why, strlen(why)) < 0)
 		_exit(REEXEC_EXIT_EXEC);
 	_exit(REEXEC_EXIT_EXEC);
+}
+
+/* environ without the state's variable, plus the probe's. */
+static char **
+reexec_probe_env(void)
+{
+	size_t n = 0, i, o = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((env = calloc(n + 2, sizeof(*env))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], REEXEC_ENV_STATE "=",
+		    sizeof(REEXEC_ENV_STATE)) != 0)
+			env[o++] = environ[i];
+	env[o] = REEXEC_ENV_PROBE "=1";
+	return env;
 }
 
 int
 reexec_probe_start(struct reexec *u, const char *config_path, char *err,
     size_t errlen)
 {
+	char *argv[] = { u->exe, "-t", "-c", (char *)config_path, NULL };
+	char **env;
 	sigset_t all, old;
 	int pv[2];
 	pid_t pid;
@@ -215,8 +240,13 @@ reexec_probe_start(struct reexec *u, const char *config_path, char *err,
 		    errno == ENOENT ? "no such file" : strerror(errno));
 		return -1;
 	}
+	if ((env = reexec_probe_env()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (pipe2(pv, O_CLOEXEC | O_NONBLOCK) == -1) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		free(env);
 		return -1;
 	}
 	sigfillset(&all);
@@ -226,14 +256,16 @@ reexec_probe_start(struct reexec *u, const char *config_path, char *err,
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(pv[0]);
 		close(pv[1]);
+		free(env);
 		return -1;
 	}
 	if (pid == 0) {
 		close(pv[0]);
 		fcntl(pv[1], F_SETFL, 0);	/* blocking in the child */
-		reexec_probe_child(u, pv[1], config_path);
+		reexec_probe_child(pv[1], argv, env);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	free(env);
 	close(pv[1]);
 	u->probe_pid = pid;
 	u->probe_fd = pv[0];
@@ -719,6 +751,16 @@ reexec_disarm(struct reexec_inherit *in)
 		log_on_fatal(NULL);
 		for (i = 0; i < REEXEC_NCRASH; i++)
 			signal(reexec_crash_signals[i], SIG_DFL);
+	}
+	if (reexec_back.crash_env != NULL) {
+		/* The last two entries are ours: the blob's and the reason. */
+		for (i = 0; reexec_back.crash_env[i + 1] != NULL; i++)
+			;
+		free(reexec_back.crash_env[i - 1]);
+		free(reexec_back.crash_env[i]);
+		free(reexec_back.crash_env);
+		reexec_back.crash_env = NULL;
+		reexec_back.crash_reason = NULL;
 	}
 	if (in->fallback_fd >= 0)
 		close(in->fallback_fd);

@@ -283,6 +283,15 @@ def test_upgrade_to_a_missing_binary_is_refused(orch, daemon, bindir):
     refused(a, orch, "no such file")
 
 
+def test_upgrade_to_a_file_that_is_not_executable_is_refused(orch, daemon,
+                                                              bindir):
+    exe = os.path.join(bindir, "egressd")
+    a = daemon(exe)
+    a.wait_ready(WORKERS)
+    os.chmod(exe, 0o644)
+    refused(a, orch, "Permission denied")
+
+
 def test_upgrade_to_a_binary_whose_check_fails_is_refused(orch, daemon,
                                                           bindir):
     exe = os.path.join(bindir, "egressd")
