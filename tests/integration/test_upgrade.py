@@ -14,6 +14,7 @@ failure is reported.
 import os
 import shutil
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -258,6 +259,34 @@ def test_egressctl_upgrade_waits_and_reports_the_new_version(
     assert rc == 0, (out, err)
     old = version_of(exe)
     wait_until(lambda: all_on(a, exe, old), SHORT, msg=f"back on {old}")
+
+
+def test_systemd_hears_reloading_then_ready_naming_the_new_version(
+        orch, daemon, bindir, workdir):
+    exe = os.path.join(bindir, "egressd")
+    new = version_of(binary("EGRESSD_NEXT_BIN"))
+    path = os.path.join(workdir, "notify")
+    sd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sd.bind(path)
+        sd.settimeout(SHORT)
+        a = daemon(exe, env={"NOTIFY_SOCKET": path})
+        a.wait_ready(WORKERS)
+        msgs = []
+        while not any(m.startswith("READY=1") for m in msgs):
+            msgs.append(sd.recv(4096).decode())
+        install(binary("EGRESSD_NEXT_BIN"), exe)
+        a.note_children()
+        a.signal(signal.SIGUSR2)
+        after = []
+        while not any(m.startswith("READY=1") for m in after):
+            after.append(sd.recv(4096).decode())
+    finally:
+        sd.close()
+    assert after[0].startswith("RELOADING=1") and new in after[0], after
+    assert f"STATUS=egressd {new}: {WORKERS} workers ready" in after[-1], \
+        after
+    wait_until(lambda: all_on(a, exe, new), SHORT, msg="old workers gone")
 
 
 def refused(a, orch, expect):
