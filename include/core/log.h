@@ -49,6 +49,12 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Called with the message by fatal()/fatalx() before they exit (NULL: no
+ * hook).  An image started by a binary upgrade uses it to go back to the
+ * previous one instead of leaving the workers without a master.
+ */
+void log_on_fatal(void (*hook)(const char *msg));
 void fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...)

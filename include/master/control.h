@@ -29,6 +29,7 @@
 #define CTL_CMD_STOP "stop"
 #define CTL_CMD_SCALE "scale"
 #define CTL_CMD_METRICS "metrics"	/* reply {"ok", "text": Prometheus} */
+#define CTL_CMD_UPGRADE "upgrade"	/* re-execute the binary in place */
 
 /* Health verdicts and the exit codes egressctl maps them to. */
 #define CTL_HEALTHY "healthy"
@@ -77,6 +78,20 @@ struct control *control_open(const char *path, struct evloop *loop,
  * alone: -1 with err) and 1 is returned.  Connected peers stay.
  */
 int control_check(struct control *ctl, char *err, size_t errlen);
+
+/*
+ * A binary upgrade hands the listening socket (bound at path) to the new
+ * image, which serves it from there without binding again; a connection
+ * waiting for a deferred reply crosses with it.
+ */
+struct control *control_adopt(int fd, const char *path, struct evloop *loop,
+    control_handler handler, void *arg, char *err, size_t errlen);
+/* The listening socket's descriptor. */
+int control_fd(const struct control *ctl);
+/* The connection a deferred reply goes to, or -1 once the peer left. */
+int control_reply_fd(const struct control_reply *r);
+/* Take a connection over (its request already read) as a deferred reply. */
+struct control_reply *control_adopt_reply(struct control *ctl, int fd);
 
 /* Let the socket file belong to the daemon's user after privilege drop. */
 int control_chown(struct control *ctl, unsigned uid, unsigned gid);

@@ -2,7 +2,7 @@
  * master: the arbiter.
  *
  * Owns the worker table, the signal interface of DESIGN section 1 (TERM,
- * INT/QUIT, HUP, TTIN/TTOU, USR1, CHLD), spawning, reaping and respawning
+ * INT/QUIT, HUP, TTIN/TTOU, USR1, USR2, CHLD), spawning, reaping and respawning
  * with crash-loop back-off, liveness from HEARTBEAT frames, rolling restarts
  * and the control socket's commands.  The master never blocks on a worker.
  */
@@ -16,11 +16,19 @@
 struct master;
 
 struct pidfile;
+struct statelock;
+struct reexec_inherit;
 
 struct master_options {
 	const char *config_path;
 	int workers_override;	/* -w N; 0 = server.workers */
 	struct pidfile *pidfile;	/* held by main; recreated if removed */
+	struct statelock *statelock;	/* held by main; crosses an upgrade */
+	/*
+	 * Started by a binary upgrade: what the previous image handed over
+	 * (the control socket, the workers), or NULL for an ordinary start.
+	 */
+	struct reexec_inherit *inherit;
 };
 
 /*

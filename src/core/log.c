@@ -403,6 +403,14 @@ LOG_FN(log_warn, LOGL_WARNING, 1)
 LOG_FN(log_warnx, LOGL_WARNING, 0)
 LOG_FN(log_errx, LOGL_ERROR, 0)
 
+static void (*log_fatal_hook)(const char *msg);
+
+void
+log_on_fatal(void (*hook)(const char *msg))
+{
+	log_fatal_hook = hook;
+}
+
 /*
  * Start-up failures go to the log and to stderr: whoever started egressd
  * must see why it did not start, wherever log.file points.
@@ -426,6 +434,8 @@ log_fatal(int with_errno, const char *fmt, va_list ap)
 		fprintf(stderr, "egressd: %s\n", escape_text(esc, sizeof(esc),
 		    msg, 0));
 	}
+	if (log_fatal_hook != NULL)
+		log_fatal_hook(msg);
 	exit(1);
 }
 

@@ -78,6 +78,16 @@ usage(FILE *out)
 	    "reason when\n"
 	    "                              the reload was refused or rolled "
 	    "back\n"
+	    "  upgrade                     re-execute the egressd binary in "
+	    "place (same\n"
+	    "                              pid; its -t runs first) and replace "
+	    "the\n"
+	    "                              workers; waits for every worker on "
+	    "the new\n"
+	    "                              binary; exit 1 with the reason when "
+	    "it was\n"
+	    "                              refused or went back to the old "
+	    "binary\n"
 	    "  stop [--fast]               graceful (or fast) stop\n"
 	    "  verify                      egressd -T: check the configuration "
 	    "file (-c)\n"
@@ -278,12 +288,27 @@ print_health(const cJSON *r)
 static void
 print_status(const cJSON *r)
 {
+	const cJSON *w, *up = cJSON_GetObjectItemCaseSensitive(r, "upgrade");
+
 	printf("egressd %s (pid %.0f): %s, generation %.0f, %.0f/%.0f workers "
 	    "ready (%.0f running), up %.0fs, config %s\n", str(r, "version"),
 	    num(r, "pid"), str(r, "state"), num(r, "generation"),
 	    num(r, "ready"), num(r, "target"), num(r, "workers"),
 	    num(r, "uptime"), str(r, "config"));
 	print_reasons(r);
+	if (cJSON_IsObject(up) && str(up, "from")[0] != '\0')
+		printf("upgraded from egressd %s\n", str(up, "from"));
+	if (cJSON_IsObject(up) && str(up, "failure")[0] != '\0')
+		printf("last upgrade failed: %s\n", str(up, "failure"));
+	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(r,
+	    "worker_table"))
+		printf("  worker %.0f: pid %.0f, generation %.0f, egressd %s%s\n",
+		    num(w, "id"), num(w, "pid"), num(w, "generation"),
+		    str(w, "version"), cJSON_IsTrue(
+		    cJSON_GetObjectItemCaseSensitive(w, "retiring")) ?
+		    ", retiring" : cJSON_IsTrue(
+		    cJSON_GetObjectItemCaseSensitive(w, "ready")) ? ", ready" :
+		    ", not ready");
 }
 
 static int
@@ -330,7 +355,8 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 	cJSON *reply;
 
 	rc = control_request_wait(sockpath, line, cJSON_IsTrue(
-	    cJSON_GetObjectItemCaseSensitive(req, "wait")) ?
+	    cJSON_GetObjectItemCaseSensitive(req, "wait")) ||
+	    strcmp(cmd, CTL_CMD_UPGRADE) == 0 ?
 	    CTL_RELOAD_TIMEOUT : CTL_CLIENT_TIMEOUT, &text, err, sizeof(err));
 	cJSON_free(line);
 	if (rc == -1) {
@@ -384,6 +410,12 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		printf("egressd: reload: ok, generation %.0f, %.0f/%.0f "
 		    "workers ready\n", num(reply, "generation"),
 		    num(reply, "ready"), num(reply, "target"));
+	else if (!json && strcmp(cmd, CTL_CMD_UPGRADE) == 0 &&
+	    cJSON_HasObjectItem(reply, "ready"))
+		printf("egressd: upgrade: ok, egressd %s, generation %.0f, "
+		    "%.0f/%.0f workers ready\n", str(reply, "version"),
+		    num(reply, "generation"), num(reply, "ready"),
+		    num(reply, "target"));
 	else if (!json)
 		printf("egressd: %s: ok\n", cmd);
 	cJSON_Delete(reply);
@@ -487,7 +519,8 @@ int
 main(int argc, char **argv)
 {
 	static const char *const known[] = { CTL_CMD_STATUS, CTL_CMD_HEALTH,
-	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE, CTL_CMD_METRICS };
+	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE, CTL_CMD_METRICS,
+	    CTL_CMD_UPGRADE };
 	struct ctl_options o;
 	char *sockpath;
 	cJSON *req;

@@ -193,6 +193,42 @@ control_open(const char *path, struct evloop *loop, control_handler handler,
 	return ctl;
 }
 
+struct control *
+control_adopt(int fd, const char *path, struct evloop *loop,
+    control_handler handler, void *arg, char *err, size_t errlen)
+{
+	struct control *ctl;
+	int flags;
+
+	if ((flags = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == -1) {
+		snprintf(err, errlen, "control socket %s: inherited descriptor "
+		    "%d: %s", path, fd, strerror(errno));
+		return NULL;
+	}
+	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
+	    (ctl->path = strdup(path)) == NULL ||
+	    evloop_add(loop, fd, POLLIN, control_listener, ctl) == -1) {
+		snprintf(err, errlen, "control socket %s: out of memory", path);
+		if (ctl)
+			free(ctl->path);
+		free(ctl);
+		return NULL;
+	}
+	ctl->fd = fd;
+	ctl->loop = loop;
+	ctl->handler = handler;
+	ctl->arg = arg;
+	control_note_file(ctl);
+	return ctl;
+}
+
+int
+control_fd(const struct control *ctl)
+{
+	return ctl->fd;
+}
+
 int
 control_check(struct control *ctl, char *err, size_t errlen)
 {
@@ -611,6 +647,31 @@ control_accept_one(struct control *ctl, int fd)
 	 * holding a slot that a live client in the same backlog needs.
 	 */
 	control_peer_io(fd, POLLIN, p);
+}
+
+int
+control_reply_fd(const struct control_reply *r)
+{
+	return r->peer != NULL ? r->peer->fd : -1;
+}
+
+struct control_reply *
+control_adopt_reply(struct control *ctl, int fd)
+{
+	struct control_reply *r;
+	int flags;
+
+	if ((flags = fcntl(fd, F_GETFD)) != -1)
+		fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	control_accept_one(ctl, fd);
+	if (ctl->peers == NULL || ctl->peers->fd != fd)
+		return NULL;	/* refused, or gone at once */
+	ctl->current = ctl->peers;
+	r = control_defer(ctl);
+	ctl->current = NULL;
+	if (r != NULL)
+		control_peer_update(r->peer);	/* stop reading it */
+	return r;
 }
 
 static void

@@ -2,7 +2,10 @@
  * egressd: the egress agent daemon.  main() is the start-up story:
  * flags -> configuration (-t stops here) -> log -> pidfile -> the state
  * directory's lock -> signals and control socket -> privilege drop ->
- * database -> daemonize -> the master's loop -> clean exit.
+ * database -> daemonize -> the master's loop -> clean exit.  An image
+ * started by a binary upgrade (EGRESSD_UPGRADE_STATE) takes the pidfile,
+ * the lock and the control socket as handed over, and goes back to the
+ * previous image if it fails before it adopted the workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #include "master/master.h"
 #include "master/pidfile.h"
 #include "master/statelock.h"
+#include "master/reexec.h"
 #include "core/version.h"
 
 #define EXIT_CONFIG 2		/* like nginx -t: the configuration is bad */
@@ -63,7 +67,9 @@ usage(FILE *out)
 	    "\n"
 	    "Signals to the master: TERM graceful stop, INT/QUIT fast stop, "
 	    "HUP reload\nand rolling restart, TTIN/TTOU one worker more/fewer, "
-	    "USR1 reopen logs.\n", CONFIG_DEFAULT_PATH, CONFIG_WORKERS_MAX);
+	    "USR1 reopen logs,\nUSR2 upgrade: re-execute the binary in place "
+	    "(same PID) and replace the workers.\n", CONFIG_DEFAULT_PATH,
+	    CONFIG_WORKERS_MAX);
 }
 
 static int
@@ -339,6 +345,10 @@ test_config(const struct options *opt, struct egressd_config *cfg)
 		rc = EXIT_CONFIG;
 	} else
 		printf("egressd: configuration %s is OK\n", opt->config_path);
+	/* Asked by a running egressd about to upgrade to this binary. */
+	if (rc == 0 && getenv(REEXEC_ENV_PROBE) != NULL)
+		printf("%s %d %d %s\n", REEXEC_PROBE_TAG, REEXEC_STATE_MIN,
+		    REEXEC_STATE_VERSION, EGRESSD_VERSION);
 	if (rc == 0 && opt->verify) {
 		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
 			fprintf(stderr, "egressd: libcurl initialisation "
@@ -357,6 +367,46 @@ test_config(const struct options *opt, struct egressd_config *cfg)
 	return rc;
 }
 
+/*
+ * Started by an upgrade: read what crossed exec, and from here until the
+ * workers are adopted, any failure goes back to the previous image.
+ */
+static int
+take_upgrade(struct reexec_inherit *in, char **argv)
+{
+	char err[REEXEC_REASON_MAX];
+	int rc;
+
+	if ((rc = reexec_take(in, err, sizeof(err))) == 0)
+		return 0;
+	if (rc == -1) {
+		reexec_arm_fallback(in, argv);
+		reexec_fallback(err);
+		fatalx("upgrade: %s", err);
+	}
+	reexec_arm_fallback(in, argv);
+#ifdef EGRESSD_TEST_HOOKS
+	/* Only test builds: an image that dies before it adopts anything. */
+	if (in->failed[0] == '\0' &&
+	    getenv("EGRESSD_TEST_UPGRADE_CRASH") != NULL)
+		abort();
+#endif
+	return 1;
+}
+
+/* The pidfile and the lock as the previous image held them. */
+static void
+take_handed_over(const struct reexec_inherit *in, struct pidfile *pf,
+    struct statelock *sl)
+{
+	const struct cJSON *st = in->state;
+
+	if (reexec_inherited_lock(st, "pidfile", &pf->fd, &pf->path) == -1 ||
+	    reexec_inherited_lock(st, "statelock", &sl->fd, &sl->path) == -1)
+		fatalx("upgrade: the pidfile or the state lock was not handed "
+		    "over");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -365,10 +415,14 @@ main(int argc, char **argv)
 	struct options opt;
 	struct pidfile pf;
 	struct statelock sl;
+	struct reexec_inherit in;
 	struct master *m;
 	char err[CONFIG_ERR_MAX];
-	int status, ready_fd = -1;
+	int status, ready_fd = -1, adopting;
 
+	adopting = take_upgrade(&in, argv);
+	if (!adopting)
+		(void)reexec_note_exe();	/* before the file can change */
 	parse_flags(argc, argv, &opt);
 	cfg = load_config(&opt);
 	if (opt.test_only)
@@ -379,22 +433,32 @@ main(int argc, char **argv)
 	restrict_core_dumps(cfg);
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		fatalx("libcurl initialisation failed");
-	acquire_pidfile(&pf, cfg->server.pidfile);
-	acquire_statelock(&sl, &pf, cfg->server.state_dir);
+	if (adopting)
+		take_handed_over(&in, &pf, &sl);
+	else {
+		acquire_pidfile(&pf, cfg->server.pidfile);
+		acquire_statelock(&sl, &pf, cfg->server.state_dir);
+	}
 	mopt.config_path = opt.config_path;
 	mopt.workers_override = opt.workers;
 	mopt.pidfile = &pf;
+	mopt.statelock = &sl;
+	mopt.inherit = adopting ? &in : NULL;
 	if ((m = master_new(cfg, &mopt, err, sizeof(err))) == NULL) {
-		pidfile_release(&pf);
+		if (!adopting)
+			pidfile_release(&pf);
 		fatalx("%s", err);
 	}
-	drop_privileges(m, &sl, cfg);
+	if (!adopting)
+		drop_privileges(m, &sl, cfg);
 	if (master_open_store(m, err, sizeof(err)) == -1) {
+		if (adopting)
+			fatalx("%s", err);	/* back to the previous image */
 		master_free(m);
 		pidfile_release(&pf);
 		fatalx("%s", err);
 	}
-	if (opt.daemonize || cfg->server.daemonize)
+	if (!adopting && (opt.daemonize || cfg->server.daemonize))
 		ready_fd = daemonize();
 	if (pidfile_write(&pf, getpid()) == -1)
 		fatal("pidfile %s: write", pf.path);

@@ -47,6 +47,8 @@ static void master_on_channel(int fd, short revents, void *arg);
 static int master_on_frame(struct wproc *w, const struct channel_frame *f);
 static void master_on_liveness(void *arg);
 static void master_on_ready_by(void *arg);
+static void master_upgrade_reaped(struct master *m, pid_t pid, int status);
+static cJSON *master_command_ok(void);
 
 static double
 master_worker_uptime(const struct wproc *w, double now)
@@ -221,6 +223,7 @@ master_spawn(struct master *m, int slot)
 	w->fd = sv[0];
 	w->started = w->last_seen = clock_mono();
 	w->max_ops = master_recycle_limit(m);
+	snprintf(w->version, sizeof(w->version), "%s", EGRESSD_VERSION);
 	evloop_timer_init(&w->liveness, master_on_liveness, w);
 	master_arm_liveness(w);
 	evloop_timer_init(&w->ready_by, master_on_ready_by, w);
@@ -399,6 +402,8 @@ master_reap(struct master *m)
 				break;
 		if (w != NULL)
 			master_reaped(m, w, status);
+		else
+			master_upgrade_reaped(m, pid, status);
 	}
 }
 
@@ -813,6 +818,7 @@ master_answer_reload(struct master *m, const char *error)
 		if (error == NULL && (o = cJSON_CreateObject()) != NULL) {
 			cJSON_AddTrueToObject(o, "ok");
 			cJSON_AddNumberToObject(o, "generation", m->generation);
+			cJSON_AddStringToObject(o, "version", EGRESSD_VERSION);
 			cJSON_AddNumberToObject(o, "ready", ready);
 			cJSON_AddNumberToObject(o, "target", m->target);
 		}
@@ -866,14 +872,20 @@ master_notify_progress(struct master *m)
 		log_info("rolling restart to generation %d done in %.2fs",
 		    m->generation, clock_mono() - m->reload_started);
 		m->reload_started = 0;
+		if (m->upgrade_started > 0)
+			log_info("upgrade from egressd %s to %s done in %.2fs: "
+			    "every worker runs the new binary", m->upgrade_from,
+			    EGRESSD_VERSION, clock_wall() - m->upgrade_started);
+		m->upgrade_started = 0;
 	}
 	if (m->reload_started == 0 && m->prev_cfg != NULL)
 		master_forget_previous(m);
 	if (m->systemd_ready || m->reload_started > 0 ||
 	    wtable_count(m, 1) < m->target)
 		return;
-	snprintf(state, sizeof(state), "READY=1\nSTATUS=%d workers ready, "
-	    "generation %d", m->target, m->generation);
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=egressd %s: %d "
+	    "workers ready, generation %d", EGRESSD_VERSION, m->target,
+	    m->generation);
 	m->systemd_status[0] = '\0';
 	if (notify_send(state) == -1)
 		log_warn("systemd notify");
@@ -1341,6 +1353,164 @@ master_reopen_logs(struct master *m)
 			kill(w->pid, SIGUSR1);
 }
 
+/*
+ * Binary upgrade (USR2, egressctl upgrade).  The new binary first runs
+ * `-t` with the configuration in force (reexec.c, a child reaped like
+ * the workers); only when it passes, and says it reads the state this
+ * image writes, is the master re-executed in place: same PID, the
+ * descriptors and the state blob (handover.c) crossing exec.  The new
+ * image adopts the workers (master_adopt) and replaces them by a rolling
+ * restart; one that cannot start goes back to this image.
+ */
+
+/* The upgrade did not happen: say why, and who waits hears it. */
+static void
+master_upgrade_fail(struct master *m, const char *why)
+{
+	char state[REEXEC_REASON_MAX + 64];
+
+	log_errx("upgrade refused: %s; egressd %s keeps running", why,
+	    EGRESSD_VERSION);
+	snprintf(m->upgrade_failure, sizeof(m->upgrade_failure), "%s", why);
+	m->upgrading = 0;
+	m->upgrade_started = 0;
+	if (m->upgrade_waiter != NULL) {
+		control_finish(m->upgrade_waiter, NULL, why);
+		m->upgrade_waiter = NULL;
+	}
+	if (m->systemd_ready) {
+		snprintf(state, sizeof(state), "READY=1\nSTATUS=egressd %s: "
+		    "upgrade refused: %s", EGRESSD_VERSION, why);
+		if (notify_send(state) == -1)
+			log_warn("systemd notify");
+	}
+}
+
+/* A reason to refuse an upgrade now, or NULL. */
+static const char *
+master_upgrade_refusal(const struct master *m)
+{
+	if (m->state == MS_STOPPING)
+		return "egressd is stopping";
+	if (m->upgrading)
+		return "an upgrade is already under way";
+	if (m->reload_started > 0)
+		return "a rolling restart is under way; try again once it is "
+		    "done";
+	if (m->work_held)
+		return "work is held back (the database is gone)";
+	return NULL;
+}
+
+/* Start the probe; -1 with err (logged) when the upgrade cannot begin. */
+static int
+master_upgrade_begin(struct master *m, const char *who, char *err,
+    size_t errlen)
+{
+	const char *why = master_upgrade_refusal(m);
+
+	log_info("upgrade requested (%s): checking %s -t -c %s", who,
+	    m->reexec.exe, m->opt.config_path);
+	if (why != NULL) {
+		snprintf(err, errlen, "%s", why);
+		log_errx("upgrade refused: %s", why);
+		return -1;
+	}
+	m->upgrade_started = clock_wall();
+	if (reexec_probe_start(&m->reexec, m->opt.config_path, err,
+	    errlen) == -1) {
+		master_upgrade_fail(m, err);
+		return -1;
+	}
+	m->upgrading = 1;
+	return 0;
+}
+
+/* The probe passed: hand everything over and exec; returns on failure. */
+static void
+master_upgrade_exec(struct master *m)
+{
+	int fds[HANDOVER_FDS_MAX], nfds = 0, blob = -1, argc = 0;
+	char err[REEXEC_REASON_MAX], workers[16], note[128];
+	char *argv[8], *text = NULL;
+	cJSON *state;
+
+	master_ctl_expire(m);	/* health --deep answers do not cross */
+	state = handover_encode(m, m->upgrade_waiter != NULL ?
+	    control_reply_fd(m->upgrade_waiter) : -1, fds, &nfds);
+	if (state == NULL || (text = cJSON_PrintUnformatted(state)) == NULL) {
+		cJSON_Delete(state);
+		master_upgrade_fail(m, "out of memory for the upgrade state");
+		return;
+	}
+	cJSON_Delete(state);
+	blob = reexec_blob_create(text, err, sizeof(err));
+	cJSON_free(text);
+	if (blob == -1) {
+		master_upgrade_fail(m, err);
+		return;
+	}
+	argv[argc++] = m->reexec.exe;
+	argv[argc++] = "-c";
+	argv[argc++] = (char *)m->opt.config_path;
+	if (m->opt.workers_override > 0) {
+		snprintf(workers, sizeof(workers), "%d",
+		    m->opt.workers_override);
+		argv[argc++] = "-w";
+		argv[argc++] = workers;
+	}
+	argv[argc] = NULL;
+	snprintf(note, sizeof(note), "RELOADING=1\nSTATUS=upgrading to "
+	    "egressd %s", m->reexec.new_version);
+	notify_send(note);
+	log_info("upgrade: executing %s (egressd %s -> %s) with %d workers "
+	    "to adopt", m->reexec.exe, EGRESSD_VERSION,
+	    m->reexec.new_version, wtable_count(m, 0));
+	reexec_exec(&m->reexec, argv, blob, fds, nfds, err, sizeof(err));
+	close(blob);
+	m->systemd_ready = 1;	/* READY=1 again with the refusal */
+	master_upgrade_fail(m, err);
+}
+
+/* A child that is not a worker ended: the probe, or nobody we know. */
+static void
+master_upgrade_reaped(struct master *m, pid_t pid, int status)
+{
+	char err[REEXEC_REASON_MAX];
+
+	switch (reexec_probe_reaped(&m->reexec, pid, status, err,
+	    sizeof(err))) {
+	case REEXEC_PROBE_OK:
+		log_info("upgrade: %s -t passed (egressd %s)", m->reexec.exe,
+		    m->reexec.new_version);
+		if (m->state != MS_RUNNING || m->reload_started > 0)
+			master_upgrade_fail(m, "egressd began to stop or "
+			    "reload while the new binary was checked");
+		else
+			master_upgrade_exec(m);
+		break;
+	case REEXEC_PROBE_FAILED:
+		master_upgrade_fail(m, err);
+		break;
+	default:
+		break;
+	}
+}
+
+/* upgrade: the reply comes with the outcome (control_defer). */
+static cJSON *
+master_command_upgrade(struct master *m, char *err, size_t errlen)
+{
+	if (master_upgrade_begin(m, "egressctl upgrade", err, errlen) == -1)
+		return NULL;
+	/* Without memory for the deferral the upgrade goes on unwatched. */
+	m->upgrade_waiter = control_defer(m->ctl);
+	err[0] = '\0';
+	if (m->upgrade_waiter == NULL)
+		return master_command_ok();
+	return NULL;
+}
+
 static void
 master_on_signal(int fd, short revents, void *arg)
 {
@@ -1376,6 +1546,10 @@ master_on_signal(int fd, short revents, void *arg)
 			break;
 		case SIGUSR1:
 			master_reopen_logs(m);
+			break;
+		case SIGUSR2:
+			(void)master_upgrade_begin(m, "SIGUSR2", err,
+			    sizeof(err));
 			break;
 		}
 	}
@@ -1473,6 +1647,8 @@ master_on_command(const char *cmd, const cJSON *req, void *arg, char *err,
 		return master_command_stop(m, req, err, errlen);
 	if (strcmp(cmd, CTL_CMD_SCALE) == 0)
 		return master_command_scale(m, req, err, errlen);
+	if (strcmp(cmd, CTL_CMD_UPGRADE) == 0)
+		return master_command_upgrade(m, err, errlen);
 	return master_ctl_handle(cmd, req, arg, err, errlen);
 }
 
@@ -1482,7 +1658,7 @@ static int
 master_catch_signals(struct master *m)
 {
 	static const int signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT,
-	    SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1 };
+	    SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2 };
 	size_t i;
 
 	if ((m->sigfd = sigpipe_open()) == -1)
@@ -1491,9 +1667,41 @@ master_catch_signals(struct master *m)
 		if (sigpipe_catch(signals[i]) == -1)
 			return -1;
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGUSR2, SIG_IGN);	/* reserved for binary upgrade */
 	sigpipe_unblock_all();	/* whatever mask our parent left us */
 	return evloop_add(m->loop, m->sigfd, POLLIN, master_on_signal, m);
+}
+
+/*
+ * The control socket: bound, or the one an upgrade handed over (whose
+ * paths the file cannot change).  The binary's path and the running image
+ * are noted here too: an upgrade without them is refused, not the start.
+ */
+static int
+master_open_control(struct master *m, struct egressd_config *cfg, char *err,
+    size_t errlen)
+{
+	const struct cJSON *state = m->opt.inherit != NULL ?
+	    m->opt.inherit->state : NULL;
+	char uerr[PATH_MAX + 128];
+	int fd;
+
+	if (reexec_init(&m->reexec, m->loop, state != NULL ?
+	    handover_string(state, "exe") : NULL, uerr, sizeof(uerr)) == -1)
+		log_warnx("%s; upgrades are refused", uerr);
+	if (state == NULL) {
+		m->ctl = control_open(cfg->server.control_socket, m->loop,
+		    master_on_command, m, err, errlen);
+		return m->ctl != NULL ? 0 : -1;
+	}
+	if (handover_keep_paths(cfg, state, err, errlen) == -1)
+		return -1;
+	if ((fd = handover_fd(state, "control_fd")) < 0) {
+		snprintf(err, errlen, "upgrade: no control socket handed over");
+		return -1;
+	}
+	m->ctl = control_adopt(fd, cfg->server.control_socket, m->loop,
+	    master_on_command, m, err, errlen);
+	return m->ctl != NULL ? 0 : -1;
 }
 
 struct master *
@@ -1507,6 +1715,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 		return NULL;
 	}
 	m->sigfd = -1;
+	m->reexec.self_fd = m->reexec.probe_fd = -1;
 	m->opt = *opt;
 	m->goodbye = master_goodbye;
 	evloop_timer_init(&m->stop_timer, master_on_stop_deadline, m);
@@ -1531,9 +1740,7 @@ master_new(struct egressd_config *cfg, const struct master_options *opt,
 		master_free(m);
 		return NULL;
 	}
-	m->ctl = control_open(cfg->server.control_socket, m->loop,
-	    master_on_command, m, err, errlen);
-	if (m->ctl == NULL) {
+	if (master_open_control(m, cfg, err, errlen) == -1) {
 		master_free(m);
 		return NULL;
 	}
@@ -1555,11 +1762,130 @@ master_open_store(struct master *m, char *err, size_t errlen)
 	return stateguard_start(m, err, errlen);
 }
 
+/*
+ * The image an upgrade started (or went back to): the workers of the
+ * previous image join the table as they were, their channels as they
+ * were; what they sent meanwhile waits on the channels.
+ */
+static void
+master_adopt_worker(struct master *m, const cJSON *item, double now)
+{
+	struct wproc *w;
+	int flags;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		log_warnx("upgrade: out of memory adopting a worker");
+		return;
+	}
+	if (handover_worker(item, w, now) == -1) {
+		log_warnx("upgrade: a worker entry without pid or slot; "
+		    "skipped");
+		free(w);
+		return;
+	}
+	w->master = m;
+	if (w->retiring) {
+		w->retire_reason = "retired before the upgrade";
+		w->kill_after = now + m->cfg->server.graceful_timeout +
+		    MASTER_NOTICE_GRACE + MASTER_KILL_GRACE;
+	}
+	evloop_timer_init(&w->liveness, master_on_liveness, w);
+	master_arm_liveness(w);
+	evloop_timer_init(&w->ready_by, master_on_ready_by, w);
+	if (w->fd >= 0 && ((flags = fcntl(w->fd, F_GETFD)) == -1 ||
+	    fcntl(w->fd, F_SETFD, flags | FD_CLOEXEC) == -1 ||
+	    evloop_add(m->loop, w->fd, POLLIN, master_on_channel, w) == -1)) {
+		log_warn("upgrade: worker %d (pid %ld): its channel", w->slot,
+		    (long)w->pid);
+		close(w->fd);
+		w->fd = -1;
+		master_channel_broken(m, w, "its channel did not cross the "
+		    "upgrade");
+	}
+	w->next = m->workers;
+	m->workers = w;
+}
+
+/* Back in the previous image: nothing changed but the failure noted. */
+static void
+master_adopt_failed(struct master *m, const char *why,
+    struct control_reply *waiter)
+{
+	char state[REEXEC_REASON_MAX + 64];
+
+	snprintf(m->upgrade_failure, sizeof(m->upgrade_failure), "%s", why);
+	log_errx("upgrade failed: %s; egressd %s took the workers back and "
+	    "keeps running", why, EGRESSD_VERSION);
+	if (waiter != NULL)
+		control_finish(waiter, NULL, m->upgrade_failure);
+	m->upgrade_started = 0;
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=egressd %s: upgrade "
+	    "failed: %s", EGRESSD_VERSION, why);
+	if (notify_send(state) == -1)
+		log_warn("systemd notify");
+	m->systemd_ready = 1;
+}
+
+/* Adopted: a rolling restart puts every slot on this binary. */
+static void
+master_adopt_done(struct master *m, struct control_reply *waiter)
+{
+	struct reload_waiter *r;
+
+	m->upgrades++;
+	m->upgrade_failure[0] = '\0';
+	if (waiter != NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			control_finish(waiter, NULL, "out of memory");
+		else {
+			r->reply = waiter;
+			r->next = m->reload_waiters;
+			m->reload_waiters = r;
+		}
+	}
+	m->generation = master_next_generation(m);
+	m->reload_started = clock_mono();
+	m->systemd_ready = 0;
+	log_info("upgrade: egressd %s took over from %s (pid %ld) with %d "
+	    "workers; rolling restart to generation %d", EGRESSD_VERSION,
+	    m->upgrade_from, (long)getpid(), wtable_count(m, 0),
+	    m->generation);
+}
+
+static void
+master_adopt(struct master *m)
+{
+	struct reexec_inherit *in = m->opt.inherit;
+	struct control_reply *waiter = NULL;
+	const cJSON *item;
+	char err[CONFIG_ERR_MAX];
+	double now = clock_mono();
+	int fd;
+
+	if (handover_restore(m, in->state, err, sizeof(err)) == -1)
+		reexec_fallback(err);	/* returns only without a way back */
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(in->state,
+	    "workers"))
+		master_adopt_worker(m, item, now);
+	if ((fd = handover_fd(in->state, "waiter_fd")) >= 0 &&
+	    (waiter = control_adopt_reply(m->ctl, fd)) == NULL)
+		log_warnx("upgrade: egressctl upgrade left before the outcome");
+	if (in->failed[0] != '\0')
+		master_adopt_failed(m, in->failed, waiter);
+	else
+		master_adopt_done(m, waiter);
+	reexec_disarm(in);
+	master_reap(m);		/* those that ended while exec ran */
+}
+
 int
 master_run(struct master *m)
 {
-	log_info("egressd %s starting: %d workers, config %s", EGRESSD_VERSION,
-	    m->target, m->opt.config_path);
+	if (m->opt.inherit != NULL)
+		master_adopt(m);
+	else
+		log_info("egressd %s starting: %d workers, config %s",
+		    EGRESSD_VERSION, m->target, m->opt.config_path);
 	srandom((unsigned)getpid() ^ (unsigned)clock_wall());
 	relay_start_events(m);
 	textfile_start(m);
@@ -1609,6 +1935,9 @@ master_free(struct master *m)
 	}
 	orch_creds_free(&m->prev_creds);
 	textfile_stop(m);
+	reexec_free(&m->reexec);
+	if (m->upgrade_waiter != NULL)
+		control_finish(m->upgrade_waiter, NULL, "egressd is stopping");
 	control_close(m->ctl, 1);
 	relay_free(m);
 	stateguard_free(m);

@@ -154,6 +154,40 @@ master_ctl_add_links(struct master *m, cJSON *o)
 	cJSON_AddItemToObject(o, "outbox", master_ctl_outbox_json(m, now));
 }
 
+/*
+ * The binary: its path, the last upgrade's outcome, and the version of
+ * each worker (the image that forked it) in "worker_table".
+ */
+static void
+master_ctl_add_upgrade(const struct master *m, cJSON *o, double now)
+{
+	const struct wproc *w;
+	cJSON *up, *list, *e;
+
+	cJSON_AddStringToObject(o, "exe", m->reexec.exe);
+	if ((up = cJSON_AddObjectToObject(o, "upgrade")) != NULL) {
+		cJSON_AddStringToObject(up, "from", m->upgrade_from);
+		cJSON_AddStringToObject(up, "failure", m->upgrade_failure);
+		cJSON_AddNumberToObject(up, "upgrades", (double)m->upgrades);
+		cJSON_AddBoolToObject(up, "under_way", m->upgrading ||
+		    m->upgrade_started > 0);
+	}
+	if ((list = cJSON_AddArrayToObject(o, "worker_table")) == NULL)
+		return;
+	for (w = m->workers; w != NULL; w = w->next) {
+		if ((e = cJSON_CreateObject()) == NULL)
+			return;
+		cJSON_AddNumberToObject(e, "id", w->slot);
+		cJSON_AddNumberToObject(e, "pid", w->pid);
+		cJSON_AddNumberToObject(e, "generation", w->generation);
+		cJSON_AddStringToObject(e, "version", w->version);
+		cJSON_AddBoolToObject(e, "ready", w->ready && !w->retiring);
+		cJSON_AddBoolToObject(e, "retiring", w->retiring);
+		cJSON_AddNumberToObject(e, "uptime", now - w->started);
+		cJSON_AddItemToArray(list, e);
+	}
+}
+
 static cJSON *
 master_ctl_status(struct master *m)
 {
@@ -176,6 +210,7 @@ master_ctl_status(struct master *m)
 	if ((reasons = cJSON_AddArrayToObject(o, "reasons")) != NULL)
 		master_ctl_add_degraded(m, reasons);
 	master_ctl_add_links(m, o);
+	master_ctl_add_upgrade(m, o, now);
 	return o;
 }
 
@@ -215,6 +250,7 @@ master_ctl_worker_json(const struct master *m, const struct wproc *w,
 	cJSON_AddNumberToObject(o, "pid", w->pid);
 	cJSON_AddStringToObject(o, "instance_id", w->instance_id);
 	cJSON_AddNumberToObject(o, "generation", w->generation);
+	cJSON_AddStringToObject(o, "version", w->version);
 	cJSON_AddStringToObject(o, "state", wtable_state_names[w->state]);
 	cJSON_AddStringToObject(o, "health", master_ctl_worker_health(m, w, now));
 	cJSON_AddBoolToObject(o, "ready", w->ready && !w->retiring);

@@ -235,11 +235,17 @@ master_db_start(struct master *m, char *err, size_t errlen)
 		store_close(&m->store);
 		return -1;
 	}
-	if ((n = store_workers_orphaned(&m->store)) > 0)
+	/*
+	 * After a binary upgrade the workers not recorded as stopped are the
+	 * previous image's, alive and about to be adopted: not orphans.
+	 */
+	if (m->opt.inherit == NULL &&
+	    (n = store_workers_orphaned(&m->store)) > 0)
 		log_warnx("database: %d workers of an earlier run were not "
 		    "recorded as stopped; their undelivered results will be "
 		    "sent", n);
-	master_db_recover(m);
+	if (m->opt.inherit == NULL)
+		master_db_recover(m);
 	master_db_prune_workers(m);
 	store_close(&m->store);
 	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);

@@ -1,5 +1,5 @@
 /*
- * master_priv: what the arbiter's six files share — the worker table and
+ * master_priv: what the arbiter's files share — the worker table and
  * the master's state.  master.c owns the table, the signals and the control
  * commands that act, relay.c the orchestrator's events, their forwarding to
  * workers and the logs and metrics pushes, master_ctl.c the control
@@ -13,8 +13,11 @@
  * master_db.c calls stateguard.c before it opens the database; wtable.c
  * and stateguard.c call none of them (stateguard.c only sets
  * m->guard.db_lost, on which master.c acts).  The reasons health is
- * degraded (m->degraded) are degraded.c's, below them all.
- * Not a public interface: nothing outside these six files includes it.
+ * degraded (m->degraded) are degraded.c's, below them all.  handover.c
+ * turns the table into a binary upgrade's state blob and back (master.c
+ * calls it; it calls none of them); the mechanics of the upgrade are
+ * reexec.c's (include/master/reexec.h), which knows nothing of the table.
+ * Not a public interface: nothing outside these files includes it.
  */
 #ifndef EGRESSD_MASTER_PRIV_H
 #define EGRESSD_MASTER_PRIV_H
@@ -29,6 +32,7 @@
 #include "master/master.h"
 #include "core/metrics.h"
 #include "master/degraded.h"
+#include "master/reexec.h"
 #include "procmgr/store.h"
 
 struct cJSON;
@@ -104,6 +108,7 @@ struct wproc {
 	unsigned long fds;
 	double start_time;
 	struct metrics metrics;	/* its last report: cumulative */
+	char version[REEXEC_VERSION_MAX];	/* of the image that forked it */
 	struct master *master;	/* for the channel callback */
 	struct wproc *next;
 };
@@ -206,6 +211,14 @@ struct master {
 	struct degraded degraded;	/* why health is degraded */
 	int work_held;		/* the database is gone: no work (master.c) */
 	struct stateguard guard;	/* the state files: stateguard.c */
+	/* Binary upgrades (master.c, upgrade.c, handover.c). */
+	struct reexec reexec;		/* the binary's path, the probe */
+	int upgrading;			/* the probe runs: exec when it passes */
+	struct control_reply *upgrade_waiter;	/* egressctl upgrade */
+	char upgrade_from[REEXEC_VERSION_MAX];	/* replaced; "" for none */
+	char upgrade_failure[REEXEC_REASON_MAX];	/* the last one's */
+	double upgrade_started;	/* wall time of the USR2 (crosses exec) */
+	uint64_t upgrades;		/* done, in this daemon's life */
 };
 
 /* An "egressctl reload" waiting for its rolling restart's outcome. */
@@ -316,6 +329,27 @@ int stateguard_db_ok(struct master *m);
 /* Before the first open: move a gone database's WAL and -shm aside. */
 void stateguard_set_aside(const char *state_dir);
 void stateguard_free(struct master *m);
+
+/* handover.c: what crosses a binary upgrade's exec (the state blob). */
+#define HANDOVER_FDS_MAX (CONFIG_WORKERS_MAX * 2 + 8)
+/*
+ * The blob: counters, generations, queued pushes, the worker table and
+ * the descriptors (which also go into fds[], *nfds of them, for the exec
+ * to keep open).  waiter_fd is egressctl upgrade's connection, or -1.
+ */
+struct cJSON *handover_encode(struct master *m, int waiter_fd, int *fds,
+    int *nfds);
+/* The restart-only keys (paths, user) keep the running image's values. */
+int handover_keep_paths(struct egressd_config *cfg, const struct cJSON *state,
+    char *err, size_t errlen);
+/* Counters, generations, instance ID, pushes; not the workers. */
+int handover_restore(struct master *m, const struct cJSON *state, char *err,
+    size_t errlen);
+/* One entry of state's "workers" into w (bookkeeping only); -1 if bad. */
+int handover_worker(const struct cJSON *item, struct wproc *w, double now);
+/* A descriptor the blob names (key), or -1. */
+int handover_fd(const struct cJSON *state, const char *key);
+const char *handover_string(const struct cJSON *state, const char *key);
 
 /* master_db.c */
 /* Also arms the housekeeping timer: recovery and retention while running. */
