@@ -56,6 +56,8 @@ struct metrics_master {
 	uint64_t workers;		/* running, not retiring */
 	uint64_t workers_ready;
 	uint64_t inflight;		/* operations in flight, all workers */
+	uint64_t db_bytes;		/* database file and WAL */
+	uint64_t db_pruned_rows;	/* removed by retention */
 };
 
 /* Outcome names by index: "ok", "invalid_request", ..., "error". */
@@ -115,7 +117,8 @@ int metrics_from_json(const struct cJSON *json, struct metrics *out,
  * (histogram), egressd_results_resent_total,
  * egressd_results_dead_lettered_total, egressd_worker_restarts_total,
  * egressd_stream_reconnects_total, egressd_reloads_total, egressd_workers,
- * egressd_workers_ready, egressd_inflight.  Returns malloc'd text, NULL when
+ * egressd_workers_ready, egressd_inflight, egressd_db_bytes,
+ * egressd_db_pruned_rows_total.  Returns malloc'd text, NULL when
  * out of memory.
  */
 char *metrics_render(const struct metrics *m, const struct metrics_master *mm);

@@ -113,9 +113,12 @@ resolve_socket(const struct ctl_options *o)
 	return path;
 }
 
-/* The database: -d, else the configuration's state_dir. */
+/*
+ * The database: -d, else the configuration's state_dir; without either,
+ * exit (or, when quiet, NULL).
+ */
 static char *
-resolve_db(const struct ctl_options *o)
+resolve_db(const struct ctl_options *o, int quiet)
 {
 	struct egressd_config cfg;
 	char err[CONFIG_ERR_MAX], *path = NULL;
@@ -125,6 +128,8 @@ resolve_db(const struct ctl_options *o)
 	if (dir == NULL) {
 		if (config_load_file(&cfg, o->config ? o->config :
 		    CONFIG_DEFAULT_PATH, err, sizeof(err)) == -1) {
+			if (quiet)
+				return NULL;
 			fprintf(stderr, "egressctl: %s (or give -d "
 			    "STATE_DIR)\n", err);
 			exit(EXIT_USAGE);
@@ -165,6 +170,17 @@ str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : "-";
 }
 
+static void
+print_health_reasons(const cJSON *r)
+{
+	const cJSON *why;
+
+	cJSON_ArrayForEach(why, cJSON_GetObjectItemCaseSensitive(r,
+	    "reasons"))
+		if (cJSON_IsString(why))
+			printf("degraded: %s\n", why->valuestring);
+}
+
 /* health --deep: what the worker itself said just now. */
 static void
 print_live(const cJSON *live)
@@ -192,6 +208,7 @@ print_health(const cJSON *r)
 	printf("egressd (pid %.0f): %s, %.0f/%.0f workers ready, generation "
 	    "%.0f, %s\n", num(r, "pid"), str(r, "status"), num(r, "ready"),
 	    num(r, "target"), num(r, "generation"), str(r, "state"));
+	print_health_reasons(r);
 	printf("%-4s %-8s %-4s %-9s %-10s %9s %9s %8s %8s %8s %8s %8s  %s\n",
 	    "ID", "PID", "GEN", "STATE", "HEALTH", "UPTIME", "HEARTBEAT",
 	    "INFLIGHT", "DONE", "FAILED", "RSS_KIB", "RESTARTS", "INSTANCE");
@@ -210,11 +227,49 @@ print_health(const cJSON *r)
 static void
 print_status(const cJSON *r)
 {
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "database");
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(d, "degraded");
+
 	printf("egressd %s (pid %.0f): %s, generation %.0f, %.0f/%.0f workers "
 	    "ready (%.0f running), up %.0fs, config %s\n", str(r, "version"),
 	    num(r, "pid"), str(r, "state"), num(r, "generation"),
 	    num(r, "ready"), num(r, "target"), num(r, "workers"),
 	    num(r, "uptime"), str(r, "config"));
+	if (!cJSON_IsObject(d))
+		return;
+	printf("database: %.0f bytes + WAL %.0f of store.max_bytes %.0f, "
+	    "%.0f rows pruned\n", num(d, "file_bytes"), num(d, "wal_bytes"),
+	    num(d, "max_bytes"), num(d, "pruned_rows"));
+	if (cJSON_IsString(why))
+		printf("database degraded: %s\n", why->valuestring);
+}
+
+/*
+ * status --json: the master's view of the database, with the rows per
+ * table and the oldest kept rows read here (a count is no work for the
+ * daemon's loop); "summary": null when the database cannot be read.
+ */
+static void
+add_db_summary(cJSON *reply, const struct ctl_options *o)
+{
+	cJSON *d = cJSON_GetObjectItemCaseSensitive(reply, "database");
+	cJSON *sum = NULL, *item;
+	char *path;
+
+	if (!cJSON_IsObject(d))
+		return;
+	if ((path = resolve_db(o, 1)) != NULL)
+		sum = ctldb_summary(path);
+	free(path);
+	if (sum == NULL) {
+		cJSON_AddNullToObject(d, "rows");
+		cJSON_AddNullToObject(d, "oldest");
+		return;
+	}
+	while ((item = sum->child) != NULL)
+		cJSON_AddItemToObject(d, item->string,
+		    cJSON_DetachItemViaPointer(sum, item));
+	cJSON_Delete(sum);
 }
 
 static int
@@ -231,8 +286,10 @@ health_exit(const cJSON *r)
 
 /* Send the request and report; returns the exit status. */
 static int
-run(const char *sockpath, cJSON *req, const char *cmd, int json)
+run(const char *sockpath, cJSON *req, const char *cmd,
+    const struct ctl_options *o)
 {
+	int json = o->json;
 	char err[512], *line = cJSON_PrintUnformatted(req), *text = NULL;
 	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc;
 	cJSON *reply;
@@ -253,7 +310,14 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 		free(text);
 		return EXIT_FAILED;
 	}
-	if (json)
+	if (json && strcmp(cmd, CTL_CMD_STATUS) == 0) {
+		char *out;
+
+		add_db_summary(reply, o);
+		if ((out = cJSON_PrintUnformatted(reply)) != NULL)
+			printf("%s\n", out);
+		cJSON_free(out);
+	} else if (json)
 		printf("%s\n", text);	/* JSON escapes control characters */
 	free(text);
 	/* What the text forms print cannot drive the terminal (metrics keep
@@ -370,7 +434,7 @@ main(int argc, char **argv)
 	if (optind >= argc)
 		usage_error("no command given", NULL);
 	if (ctldb_handles(argv[optind])) {
-		if ((sockpath = resolve_db(&o)) == NULL)
+		if ((sockpath = resolve_db(&o, 0)) == NULL)
 			return EXIT_USAGE;
 		rc = ctldb_main(argc - optind, argv + optind, sockpath);
 		free(sockpath);
@@ -383,7 +447,7 @@ main(int argc, char **argv)
 		usage_error("unknown command", argv[optind]);
 	req = build_request(argc - optind, argv + optind, &o);
 	sockpath = resolve_socket(&o);
-	rc = run(sockpath, req, argv[optind], o.json);
+	rc = run(sockpath, req, argv[optind], &o);
 	cJSON_Delete(req);
 	free(sockpath);
 	return rc;

@@ -33,6 +33,27 @@ master_ctl_state_name(const struct master *m)
 	return m->reload_started > 0 ? "reloading" : "running";
 }
 
+/* The database against store.max_bytes, as the last look found it. */
+static void
+master_ctl_database(const struct master *m, cJSON *o)
+{
+	const struct store_size *sz = &m->disk.size;
+	const char *why = master_db_degraded(m);
+	cJSON *d = cJSON_AddObjectToObject(o, "database");
+
+	cJSON_AddNumberToObject(d, "file_bytes", (double)sz->file_bytes);
+	cJSON_AddNumberToObject(d, "wal_bytes", (double)sz->wal_bytes);
+	cJSON_AddNumberToObject(d, "used_bytes", (double)sz->used_bytes);
+	cJSON_AddNumberToObject(d, "free_bytes", (double)sz->free_bytes);
+	cJSON_AddNumberToObject(d, "max_bytes",
+	    (double)m->cfg->store.max_bytes);
+	cJSON_AddNumberToObject(d, "pruned_rows", (double)m->disk.pruned);
+	if (why != NULL)
+		cJSON_AddStringToObject(d, "degraded", why);
+	else
+		cJSON_AddNullToObject(d, "degraded");
+}
+
 static cJSON *
 master_ctl_status(struct master *m)
 {
@@ -52,6 +73,7 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
 	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
 	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
+	master_ctl_database(m, o);
 	return o;
 }
 
@@ -109,6 +131,26 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now)
 	if (stale == 0 && ok >= (only != NULL ? 1 : m->target))
 		return CTL_HEALTHY;
 	return CTL_DEGRADED;
+}
+
+/*
+ * The verdict, and why it is degraded when the workers are fine: the
+ * database over store.max_bytes with nothing it may prune.
+ */
+static void
+master_ctl_add_verdict(const struct master *m, cJSON *o,
+    const struct wproc *only, double now)
+{
+	const char *verdict = master_ctl_verdict(m, only, now);
+	const char *why = master_db_degraded(m);
+	cJSON *reasons = NULL;
+
+	if (why != NULL && strcmp(verdict, CTL_HEALTHY) == 0)
+		verdict = CTL_DEGRADED;
+	cJSON_AddStringToObject(o, "status", verdict);
+	if (why != NULL && (reasons = cJSON_AddArrayToObject(o,
+	    "reasons")) != NULL)
+		cJSON_AddItemToArray(reasons, cJSON_CreateString(why));
 }
 
 static struct wproc *
@@ -270,7 +312,7 @@ master_ctl_health(struct master *m, const cJSON *req, char *err, size_t errlen)
 	}
 	o = cJSON_CreateObject();
 	cJSON_AddTrueToObject(o, "ok");
-	cJSON_AddStringToObject(o, "status", master_ctl_verdict(m, only, now));
+	master_ctl_add_verdict(m, o, only, now);
 	cJSON_AddNumberToObject(o, "pid", getpid());
 	cJSON_AddStringToObject(o, "state", master_ctl_state_name(m));
 	cJSON_AddNumberToObject(o, "generation", m->generation);

@@ -45,6 +45,7 @@ struct httpc_request;
 #define MASTER_NOTICE_CHECK 0.5		/* how often their outbox is looked at */
 #define MASTER_NOTICE_PATIENCE 60.0	/* at least this long, or 5 sweeps */
 #define UUID_TEXT_LEN 37
+#define MASTER_DB_REASON_MAX 384	/* the database's degraded reason */
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
@@ -80,6 +81,17 @@ struct wproc {
 };
 
 enum mstate { MS_RUNNING, MS_STOPPING };
+
+/* The database's size against store.max_bytes (master_db.c). */
+struct master_disk {
+	struct evloop_timer watch;	/* a look at the file sizes */
+	struct store_size size;		/* at the last look */
+	uint64_t pruned;		/* rows removed by retention, in all */
+	double next_pass;		/* monotonic: no size pass before */
+	int blocked;			/* over budget, nothing may go */
+	double blocked_logged;		/* monotonic: its last warning */
+	char reason[MASTER_DB_REASON_MAX];	/* why, while blocked */
+};
 
 /* A logs or metrics POST: 3 tries, 1 s then 2 s apart (relay.c). */
 struct relay_push {
@@ -133,6 +145,7 @@ struct master {
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
 	struct evloop_timer housekeeping; /* recovery, retention: master_db.c */
+	struct master_disk disk;	/* size against the budget: master_db.c */
 	int reload_wanted;		/* an upgrade asked for a reload */
 	struct metrics retired;		/* last reports of workers reaped */
 	uint64_t reloads;
@@ -203,5 +216,10 @@ void master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status);
 /* Outbox rows still holding results of instance_id's processes, or -1. */
 int master_db_results_left(struct master *m, const char *instance_id);
+/*
+ * Why the database makes the agent degraded (over store.max_bytes with
+ * only running operations and undelivered results left), or NULL.
+ */
+const char *master_db_degraded(const struct master *m);
 
 #endif

@@ -545,6 +545,8 @@ worker_boot(struct worker *w)
 	if (store_open(&w->store, w->cfg->server.state_dir,
 	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
 	    sizeof(err)) == -1 ||
+	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes, err,
+	    sizeof(err)) == -1 ||
 	    store_worker_register(&w->store, w->instance_id, getpid(), w->slot,
 	    w->generation) == -1) {
 		log_errx("cannot boot: %s", err[0] ? err :

@@ -533,7 +533,7 @@ assert_has_line(const char *text, const char *line)
 static void
 test_render(void **state)
 {
-	struct metrics_master mm = { 3, 4, 5, 2, 1, 7 };
+	struct metrics_master mm = { 3, 4, 5, 2, 1, 7, 2097152, 42 };
 	struct metrics *m = new_metrics();
 	cJSON *ok = cJSON_CreateObject(), *bad = error_result("unsupported");
 	char *text;
@@ -591,6 +591,10 @@ test_render(void **state)
 	assert_has_line(text, "egressd_workers 2");
 	assert_has_line(text, "egressd_workers_ready 1");
 	assert_has_line(text, "egressd_inflight 7");
+	assert_has_line(text, "# TYPE egressd_db_bytes gauge");
+	assert_has_line(text, "egressd_db_bytes 2097152");
+	assert_has_line(text, "# TYPE egressd_db_pruned_rows_total counter");
+	assert_has_line(text, "egressd_db_pruned_rows_total 42");
 	/* sorted by path, "other" last */
 	assert_true(strstr(text, "path=\"/api") < strstr(text, "path=\"/nope"));
 	assert_true(strstr(text, "path=\"/q") < strstr(text, "path=\"other"));
