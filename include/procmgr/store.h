@@ -19,8 +19,8 @@
 #define STORE_FILE_NAME "egressd.db"
 
 /*
- * The WAL's share of store.max_bytes: passive checkpoints start once it
- * holds min(STORE_WAL_MAX, max_bytes / STORE_WAL_SHARE) bytes, and a WAL
+ * The WAL's share of store.max_bytes: checkpoints start once it holds
+ * min(STORE_WAL_MAX, max_bytes / STORE_WAL_SHARE) bytes, and a WAL
  * restarted after a checkpoint is cut back to that size.  The database's
  * pages may use the rest of the budget.
  */
@@ -58,6 +58,7 @@ struct store {
 	 */
 	void (*waiting)(void *arg);
 	void *waiting_arg;
+	int wal_pages;			/* checkpoint from here on */
 };
 
 /*
@@ -97,7 +98,11 @@ struct store_size {
 
 /* The WAL bytes a budget of max_bytes allows (see STORE_WAL_MAX). */
 int64_t store_wal_limit(int64_t max_bytes);
-/* Checkpoint and WAL truncation sizes for max_bytes; 0 or -1 (err set). */
+/*
+ * Checkpoints and WAL truncation for max_bytes: a passive checkpoint once
+ * the WAL holds its share, and a restarted WAL cut back to it; 0 or -1
+ * (err set).
+ */
 int store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
     size_t errlen);
 /* Only the file sizes (two stat calls, no database access). */
@@ -118,9 +123,8 @@ int store_vacuum_convert(struct store *st, int64_t max_file, char *err,
     size_t errlen);
 /*
  * Release free pages, chunk_bytes at a time for at most steps chunks, each
- * followed by a checkpoint that truncates the WAL (one held up by others
- * is no error); with no free page left, one such checkpoint still bounds
- * the WAL.  0 or -1 (err set).
+ * followed by a passive checkpoint, then truncate the WAL (a checkpoint
+ * held up by others is no error).  0 or -1 (err set).
  */
 int store_reclaim(struct store *st, int64_t chunk_bytes, int steps, char *err,
     size_t errlen);

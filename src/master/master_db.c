@@ -29,9 +29,12 @@
 #define MASTER_DB_AGAIN 1.0		/* sooner while pruning lags */
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
 #define MASTER_DB_WATCH 1.0		/* a look at the file sizes */
+#define MASTER_DB_WATCH_NEAR 0.1	/*   at most this often */
 #define MASTER_DB_QUIET 10.0		/* after a size pass that freed nothing */
+#define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
 #define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
 #define MASTER_DB_LOW_PCT 90		/* a size pass prunes to this % */
+#define MASTER_DB_NEAR_PCT 75		/* of the target: look more often */
 #define MASTER_DB_RECLAIM_STEPS 16	/* chunks of free pages per pass */
 #define MASTER_DB_SIZE_BATCHES 16	/* of trees and trails per size pass */
 #define MASTER_DB_TREE_BYTES 2048	/* WAL bytes a pruned tree may cost */
@@ -240,30 +243,66 @@ master_db_budget(struct master *m, double now)
 		store_files(m->store.path, &m->disk.size);
 	m->disk.next_pass = now + (b.removed > 0 || b.more ? 0 :
 	    MASTER_DB_QUIET);
+	m->disk.pass_bytes = m->disk.size.file_bytes + m->disk.size.wal_bytes;
 }
 
 /*
- * The watch: two stat calls a second.  A file past its share of the
- * budget, or a WAL past twice its own, opens the database for a size
- * pass (at most one per MASTER_DB_QUIET while passes free nothing).
+ * When to look again: every MASTER_DB_WATCH, sooner while the file grows
+ * fast enough to cross a quarter of what is left below its target before
+ * then; every MASTER_DB_WATCH_NEAR (the most often) once it holds
+ * MASTER_DB_NEAR_PCT of the target.
+ */
+static double
+master_db_next_look(struct master *m, int64_t target, double now)
+{
+	struct master_disk *d = &m->disk;
+	int64_t bytes = d->size.file_bytes + d->size.wal_bytes;
+	double wait = MASTER_DB_WATCH, rate;
+
+	if (d->last_look > 0 && now > d->last_look && bytes > d->last_bytes) {
+		rate = (double)(bytes - d->last_bytes) / (now - d->last_look);
+		wait = (double)(target - bytes) / rate / 4;
+		if (wait > MASTER_DB_WATCH)
+			wait = MASTER_DB_WATCH;
+	}
+	if (bytes > target / 100 * MASTER_DB_NEAR_PCT || wait <
+	    MASTER_DB_WATCH_NEAR)
+		wait = MASTER_DB_WATCH_NEAR;
+	d->last_look = now;
+	d->last_bytes = bytes;
+	return now + wait;
+}
+
+/*
+ * The watch: two stat calls a second, up to ten while the file grows
+ * towards its share of the budget or is near it (so what is written
+ * between two looks stays small against it).  A file past that share, or
+ * a WAL past twice its own, opens the database for a size pass (at most
+ * one per MASTER_DB_QUIET while passes free nothing).
  */
 static void
 master_db_watch(void *arg)
 {
 	struct master *m = arg;
-	int64_t max = m->cfg->store.max_bytes;
+	int64_t max = m->cfg->store.max_bytes, target = master_db_target(m);
 	double now = clock_mono();
 	char path[PATH_MAX];
 
 	if (m->state != MS_RUNNING)
 		return;
-	evloop_timer_add(m->loop, &m->disk.watch, now + MASTER_DB_WATCH);
 	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
 	    STORE_FILE_NAME);
 	store_files(path, &m->disk.size);
-	if (now < m->disk.next_pass || (m->disk.size.file_bytes <=
-	    master_db_target(m) && m->disk.size.wal_bytes <=
-	    2 * store_wal_limit(max)))
+	evloop_timer_add(m->loop, &m->disk.watch, master_db_next_look(m,
+	    target, now));
+	m->disk.checks++;
+	if (m->disk.size.file_bytes <= target && m->disk.size.wal_bytes <=
+	    2 * store_wal_limit(max))
+		return;
+	/* Quiet, unless it grew by a part of the budget since. */
+	if (now < m->disk.next_pass && m->disk.size.file_bytes +
+	    m->disk.size.wal_bytes < m->disk.pass_bytes + max /
+	    MASTER_DB_REGROWTH)
 		return;
 	if (master_db_open_brief(m) == -1)
 		return;
@@ -362,6 +401,6 @@ master_db_start(struct master *m, char *err, size_t errlen)
 	    MASTER_DB_AGAIN);
 	evloop_timer_init(&m->disk.watch, master_db_watch, m);
 	evloop_timer_add(m->loop, &m->disk.watch, clock_mono() +
-	    MASTER_DB_WATCH);
+	    MASTER_DB_WATCH_NEAR);	/* two looks give a growth rate */
 	return 0;
 }

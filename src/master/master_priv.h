@@ -86,8 +86,12 @@ enum mstate { MS_RUNNING, MS_STOPPING };
 struct master_disk {
 	struct evloop_timer watch;	/* a look at the file sizes */
 	struct store_size size;		/* at the last look */
+	double last_look;		/* monotonic, and the file and WAL */
+	int64_t last_bytes;		/*   bytes then: the growth rate */
 	uint64_t pruned;		/* rows removed by retention, in all */
+	uint64_t checks;		/* looks at the sizes (and passes) */
 	double next_pass;		/* monotonic: no size pass before */
+	int64_t pass_bytes;		/*   unless it grows past this much */
 	int blocked;			/* over budget, nothing may go */
 	double blocked_logged;		/* monotonic: its last warning */
 	char reason[MASTER_DB_REASON_MAX];	/* why, while blocked */

@@ -387,24 +387,43 @@ store_wal_limit(int64_t max_bytes)
 }
 
 /*
- * A passive checkpoint once the WAL holds this budget's share of pages,
- * and a WAL that a restart leaves larger is cut back to it: without
- * journal_size_limit the file keeps its largest size for good.
+ * After each commit (SQLite's autocheckpoint, sized by the budget): once
+ * the WAL holds its share of pages, a passive checkpoint copies what no
+ * reader still needs, and the next writer restarts the WAL from its start
+ * when that was all of it; journal_size_limit then cuts the file back.
+ * Writers that follow each other closely can keep that from happening
+ * (one is always inside a transaction): the master's TRUNCATE checkpoint
+ * (store_reclaim), which waits for them, ends such a run.  A worker never
+ * waits for one here: its peers would go on writing meanwhile.
  */
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+
+	if (frames >= st->wal_pages)
+		(void)sqlite3_wal_checkpoint_v2(db, name,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
 int
 store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
     size_t errlen)
 {
 	int64_t wal = store_wal_limit(max_bytes);
 	int64_t page = store_pragma_int(st, "PRAGMA page_size");
-	char sql[128];
+	char sql[64];
 
 	if (page <= 0)
 		page = STORE_PAGE_SIZE;
-	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint=%lld;"
-	    "PRAGMA journal_size_limit=%lld;", (long long)(wal / page),
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%lld;",
 	    (long long)wal);
-	return store_exec(st, sql, err, errlen);
+	if (store_exec(st, sql, err, errlen) == -1)
+		return -1;
+	st->wal_pages = (int)(wal / page > 0 ? wal / page : 1);
+	sqlite3_wal_hook(st->db, store_wal_hook, st);
+	return 0;
 }
 
 static int64_t
@@ -472,17 +491,19 @@ store_vacuum_convert(struct store *st, int64_t max_file, char *err,
 /*
  * Free pages back to the file system, a chunk at a time: each step is one
  * short write transaction whose moved pages go through the WAL, then a
- * checkpoint that copies them into the file (which is where the file
- * shrinks) and truncates the WAL, so the WAL never holds more than one
- * chunk.  A checkpoint that others hold up is no error: the next one
- * finishes it.
+ * passive checkpoint that copies them into the file (which is where the
+ * file shrinks), so the WAL can restart small; a last TRUNCATE checkpoint
+ * empties it (waiting at most busy_timeout).
  */
-/* A TRUNCATE checkpoint; held up by readers or a writer, it waits. */
+/*
+ * A checkpoint: PASSIVE copies what it can and never waits; TRUNCATE
+ * waits (busy_timeout) for readers and the writer, then empties the WAL.
+ * Held up all the same, it is no error: the next one finishes it.
+ */
 static int
-store_checkpoint(struct store *st, char *err, size_t errlen)
+store_checkpoint(struct store *st, int mode, char *err, size_t errlen)
 {
-	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
-	    SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, mode, NULL, NULL);
 
 	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY)
 		return 0;
@@ -507,19 +528,17 @@ store_reclaim(struct store *st, int64_t chunk_bytes, int steps, char *err,
 {
 	int64_t page = store_pragma_int(st, "PRAGMA page_size");
 	char sql[64];
-	int checkpoints = 0;
 
 	if (page <= 0)
 		page = STORE_PAGE_SIZE;
 	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld);",
 	    (long long)(chunk_bytes / page > 0 ? chunk_bytes / page : 1));
-	for (; steps > 0 && store_reclaimable(st); steps--) {
+	for (; steps > 0 && store_reclaimable(st); steps--)
 		if (store_exec(st, sql, err, errlen) == -1 ||
-		    store_checkpoint(st, err, errlen) == -1)
+		    store_checkpoint(st, SQLITE_CHECKPOINT_PASSIVE, err,
+		    errlen) == -1)
 			return -1;
-		checkpoints++;
-	}
-	return checkpoints > 0 ? 0 : store_checkpoint(st, err, errlen);
+	return store_checkpoint(st, SQLITE_CHECKPOINT_TRUNCATE, err, errlen);
 }
 
 sqlite3_stmt *
