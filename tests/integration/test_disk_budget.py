@@ -21,15 +21,16 @@ from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 MIB = 1024 * 1024
 BUDGET = 2 * MIB
-# What the budget may be passed by, at most: the rows written between two
-# looks at the file (one a second) and a WAL checkpoint held up by a
-# reader.  Stated in docs/OPERATIONS.md.
-SLACK = BUDGET // 2
+# What the budget may be passed by, at most (docs/OPERATIONS.md): what is
+# written between two looks of the master at the file, and free pages not
+# yet given back.
+SLACK = BUDGET // 4
 PASSES = 3                      # the budget's worth of data written, at least
 ROUND = 100                     # operations enqueued at a time
 STORAGE_READ = "/api/v1/agent/execute/storage/read"
 COMMAND = "/api/v1/agent/execute/command"
-PAYLOAD = 1000                  # bytes of the file each operation reads
+PAYLOAD = 3000                  # bytes of the file each operation reads
+BIG_PAYLOAD = 30000             # ... in the test of undelivered results
 
 OPERATIONS = """operations: {
   storage: { enabled = true; root = "objects"; };
@@ -44,13 +45,14 @@ OPERATIONS = """operations: {
 """
 
 
-def start_agent(agent, workdir, max_bytes):
+def start_agent(agent, workdir, max_bytes, **sections):
     root = os.path.join(workdir, "objects")
     os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "blob"), "w") as f:
-        f.write("x" * PAYLOAD)
-    a = agent(start=False, store={"max_bytes": max_bytes},
-              orchestrator={"poll_interval": 1.0})
+    for key, size in (("blob", PAYLOAD), ("big", BIG_PAYLOAD)):
+        with open(os.path.join(root, key), "w") as f:
+            f.write("x" * size)
+    sections.setdefault("orchestrator", {"poll_interval": 1.0})
+    a = agent(start=False, store={"max_bytes": max_bytes}, **sections)
     with open(a.config, "w") as f:
         f.write(render_config(a.cfg, OPERATIONS))
     a.start()
@@ -88,8 +90,8 @@ def egressctl(a, *args):
     return p.stdout
 
 
-def reads(n):
-    return [{"path": STORAGE_READ, "operation": {"key": "blob"}}
+def reads(n, key="blob"):
+    return [{"path": STORAGE_READ, "operation": {"key": key}}
             for _ in range(n)]
 
 
@@ -128,21 +130,25 @@ def test_soak_stays_within_budget(orch, agent, workdir):
     dead = dead_letter(orch, a)
     held = running(orch, a)
     first = None
-    done, peak = 0, 0
+    done, settled, peak_file = 0, 0, 0
     # Until the operations run are PASSES times those the budget holds.
     while True:
         ids = orch.enqueue(reads(ROUND))["operation_ids"]
         first = first or ids[0]
         kick(orch)
         wait_results(orch, ids, timeout=2 * DEADLINE)
-        peak = max(peak, on_disk(a))
+        peak_file = max(peak_file, os.stat(db_path(a)).st_size)
         looked_after(a)
+        settled = max(settled, on_disk(a))
         done += ROUND
-        peak = max(peak, on_disk(a))
         ((kept,),) = query(a, "SELECT count(*) FROM processes")
         if done >= PASSES * kept:
             break
-    assert peak <= BUDGET + SLACK, (peak, BUDGET + SLACK)
+    # Between rounds, once the master has looked: file and WAL.  While
+    # the workers write, the file alone (the WAL grows with every commit
+    # until a checkpoint can restart it).
+    assert settled <= BUDGET + SLACK, (settled, BUDGET + SLACK)
+    assert peak_file <= BUDGET + SLACK, (peak_file, BUDGET + SLACK)
     # The oldest finished operations went, the kept trees did not.
     assert query(a, "SELECT count(*) FROM processes WHERE operation_id = ?",
                  first) == [(0,)]
@@ -176,3 +182,45 @@ def looked_after(a):
     seen = status(a)["database"]["size_checks"]
     wait_until(lambda: status(a)["database"]["size_checks"] >= seen + 2,
                msg="two looks at the database size")
+
+
+def test_undelivered_results_alone_over_budget_degrade(orch, agent,
+                                                        workdir):
+    """Results the orchestrator does not take (503) fill a 1 MiB budget:
+    nothing is pruned, health is degraded with the reason, the agent goes
+    on serving; once they are delivered the budget is kept again."""
+    # Quick sweeps of many rows, so the delivery at the end is quick.
+    a = start_agent(agent, workdir, MIB, worker={"max_inflight": 64},
+                    orchestrator={"poll_interval": 0.5})
+    orch.set_faults(fail={"result": {"count": 1000000, "status": 503}})
+    ids = []
+    while on_disk(a) <= MIB:
+        ids += orch.enqueue(reads(10, "big"))["operation_ids"]
+        kick(orch)
+        wait_until(lambda: query(a, "SELECT count(*) FROM outbox") ==
+                   [(len(ids),)], timeout=2 * DEADLINE,
+                   msg="every result in the outbox")
+
+    def degraded():
+        h = a.health()
+        return h if h["status"] == "degraded" else None
+    h = wait_until(degraded, msg="health degraded by the database")
+    assert any("undelivered results" in r for r in h["reasons"]), h
+    a.wait_log("nothing is pruned until results are delivered")
+    assert status(a)["database"]["pruned_rows"] == 0
+    assert query(a, "SELECT count(*) FROM processes WHERE operation_id "
+                 "IS NOT NULL") == [(len(ids),)]
+    # Still serving: the health operation runs (its result waits too).
+    (op,) = orch.enqueue([{}])["operation_ids"]
+    kick(orch)
+    wait_until(lambda: query(a, "SELECT 1 FROM outbox WHERE "
+                             "operation_id = ?", op), msg="served")
+    p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, "health"])
+    assert p.returncode == 1 and "undelivered results" in p.stdout, p
+    # Delivered, their outbox rows go: the budget is kept again.
+    orch.set_faults(clear=True)
+    wait_results(orch, ids + [op], timeout=4 * DEADLINE)
+    a.wait_log("database: back within store.max_bytes", timeout=DEADLINE)
+    wait_until(lambda: a.health()["status"] == "healthy",
+               msg="healthy again")
+    assert status(a)["database"]["degraded"] is None
