@@ -30,7 +30,7 @@
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
 #define MASTER_DB_WATCH 1.0		/* a look at the file sizes */
 #define MASTER_DB_WATCH_NEAR 0.1	/*   at most this often */
-#define MASTER_DB_QUIET 10.0		/* after a size pass that freed nothing */
+#define MASTER_DB_QUIET 10.0		/* after a pass that could do nothing */
 #define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
 #define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
 #define MASTER_DB_LOW_PCT 90		/* a size pass prunes to this % */
@@ -204,8 +204,9 @@ master_db_blocked(struct master *m, const struct audit_budget *b,
 /*
  * A size pass on the open store: prune the oldest finished trees while
  * the data passes its share of the budget, give free pages back, bound
- * the WAL.  The watch runs the next pass at once while this one had to
- * stop with more to do, MASTER_DB_QUIET later when it could free nothing.
+ * the WAL.  The watch runs the next pass at its next look, or, when this
+ * one could do nothing (blocked, or a file that does not shrink),
+ * MASTER_DB_QUIET later.
  */
 static void
 master_db_budget(struct master *m, double now)
@@ -241,9 +242,10 @@ master_db_budget(struct master *m, double now)
 		log_warnx("%s", err);
 	if (store_size(&m->store, &m->disk.size) == -1)
 		store_files(m->store.path, &m->disk.size);
-	m->disk.next_pass = now + (b.removed > 0 || b.more ? 0 :
-	    MASTER_DB_QUIET);
-	m->disk.pass_bytes = m->disk.size.file_bytes + m->disk.size.wal_bytes;
+	/* Blocked, or a file that cannot shrink (not converted): rest. */
+	m->disk.next_pass = now + (b.blocked || (b.removed == 0 &&
+	    m->disk.size.file_bytes > b.target) ? MASTER_DB_QUIET : 0);
+	m->disk.pass_bytes = m->disk.size.file_bytes;
 }
 
 /*
@@ -299,10 +301,9 @@ master_db_watch(void *arg)
 	if (m->disk.size.file_bytes <= target && m->disk.size.wal_bytes <=
 	    2 * store_wal_limit(max))
 		return;
-	/* Quiet, unless it grew by a part of the budget since. */
-	if (now < m->disk.next_pass && m->disk.size.file_bytes +
-	    m->disk.size.wal_bytes < m->disk.pass_bytes + max /
-	    MASTER_DB_REGROWTH)
+	/* Resting, unless the file grew by a part of the budget since. */
+	if (now < m->disk.next_pass && m->disk.size.file_bytes <
+	    m->disk.pass_bytes + max / MASTER_DB_REGROWTH)
 		return;
 	if (master_db_open_brief(m) == -1)
 		return;
