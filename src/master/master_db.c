@@ -236,9 +236,17 @@ master_db_budget(struct master *m, double now)
 		    "of data)", (long long)b.used);
 		m->disk.blocked = 0;
 	}
-	/* Chunks of half the WAL's share, each checkpointed away. */
-	if (store_reclaim(&m->store, wal / 2,
-	    MASTER_DB_RECLAIM_STEPS, err, sizeof(err)) == -1)
+	/*
+	 * Within the budget the free pages stay, for the writers to reuse
+	 * (and the file system's free space is no business of ours: on a
+	 * full disk, giving it back would only let some writes through and
+	 * not others).  Past it, chunks of half the WAL's share, each
+	 * checkpointed away.
+	 */
+	store_files(m->store.path, &m->disk.size);
+	if ((b.removed > 0 || m->disk.size.file_bytes > b.target ||
+	    m->disk.size.wal_bytes > 2 * wal) && store_reclaim(&m->store,
+	    wal / 2, MASTER_DB_RECLAIM_STEPS, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
 	if (store_size(&m->store, &m->disk.size) == -1)
 		store_files(m->store.path, &m->disk.size);
