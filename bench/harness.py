@@ -282,11 +282,12 @@ worker: {{ max_inflight = {max_inflight};
 
 class Daemon(HealthClient):
     """One egressd master in its own directory, against an orchestrator.
-    wrapper: argv put before egressd (e.g. valgrind)."""
+    wrapper: argv put before egressd (e.g. valgrind); extra: configuration
+    text appended (more groups)."""
 
     def __init__(self, binary, workdir, url, workers, max_inflight=8,
                  poll_interval=60.0, heartbeat=5.0, worker_timeout=30.0,
-                 wrapper=()):
+                 wrapper=(), extra=""):
         self.dir = workdir
         self.workers = workers
         token = os.path.join(workdir, "token")
@@ -299,7 +300,7 @@ class Daemon(HealthClient):
                                   poll_interval=poll_interval,
                                   max_inflight=max_inflight,
                                   heartbeat=heartbeat,
-                                  worker_timeout=worker_timeout))
+                                  worker_timeout=worker_timeout) + extra)
         self.sock_path = os.path.join(workdir, "egressd.sock")
         self.health_timeout = 10
         self.seen = set()

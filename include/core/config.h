@@ -95,6 +95,7 @@ struct egressd_config {
 		double busy_timeout;
 		double retention_days;
 		int64_t max_rows;
+		int64_t max_bytes;	/* database file and WAL */
 	} store;
 
 	struct {

@@ -76,6 +76,8 @@ struct metrics_master {
 	double outbox_oldest_age;	/* seconds; 0 when empty */
 	const struct metrics_process *procs;	/* master first */
 	size_t nprocs;
+	uint64_t db_bytes;		/* database file and WAL */
+	uint64_t db_pruned_rows;	/* removed by retention */
 };
 
 /* Outcome names by index: "ok", "invalid_request", ..., "error". */
@@ -144,7 +146,8 @@ int metrics_from_json(const struct cJSON *json, struct metrics *out,
  * egressd_inflight, egressd_orchestrator_up,
  * egressd_orchestrator_last_contact_timestamp_seconds,
  * egressd_stream_connected, egressd_outbox_rows, egressd_outbox_dead_rows,
- * egressd_outbox_oldest_age_seconds, egressd_build_info{version}, and per
+ * egressd_outbox_oldest_age_seconds, egressd_db_bytes,
+ * egressd_db_pruned_rows_total, egressd_build_info{version}, and per
  * process ({role, slot, pid}) process_resident_memory_bytes,
  * process_open_fds, process_cpu_seconds_total, process_start_time_seconds.
  * Returns malloc'd text, NULL when out of memory.

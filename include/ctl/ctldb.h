@@ -1,5 +1,6 @@
 /*
- * ctldb: egressctl's read-only views of the database — ps, inspect, audit.
+ * ctldb: egressctl's read-only views of the database — ps, inspect, audit,
+ * and the row counts and oldest rows that status --json adds.
  *
  * They open state_dir/egressd.db with SQLITE_OPEN_READONLY and query the
  * process manager's tables directly, so they work while the daemon runs
@@ -21,6 +22,15 @@ int ctldb_handles(const char *cmd);
  * 2 (usage or database error).
  */
 int ctldb_main(int argc, char **argv, const char *db_path);
+
+/*
+ * For status --json: {"rows": {TABLE: N, ...}, "oldest": {"process",
+ * "finished_operation", "event", "audit", "undelivered_result": wall
+ * seconds or null}} read from the database at db_path; NULL (said on
+ * stderr) when it cannot be read.
+ */
+struct cJSON;
+struct cJSON *ctldb_summary(const char *db_path);
 
 /*
  * "--since" values: "90s", "15m", "2h", "7d" (that long ago), seconds since

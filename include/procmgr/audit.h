@@ -37,4 +37,27 @@ int64_t audit_prune(struct store *st, double retention_days,
     int64_t max_rows, double now, int max_batches, char *err,
     size_t errlen);
 
+/*
+ * Pruning by size (store.max_bytes).  When more than target bytes of
+ * pages hold data, the oldest finished trees go, with the events and
+ * audit rows written before the last of them ended, batch by batch (each
+ * its own transaction, at most max_batches) until low bytes are left;
+ * fewer roots per batch keep each transaction's WAL small.  A
+ * tree that still runs or awaits the delivery of a result (dead letters
+ * included) is never touched: when only such trees are left, blocked is
+ * set and nothing more goes.  Free pages stay in the file (store_reclaim).
+ */
+struct audit_budget {
+	int64_t target;		/* in: bytes of data that start a pass */
+	int64_t low;		/* in: a pass prunes down to this */
+	int roots;		/* in: trees per batch, 1..AUDIT_BATCH */
+	int64_t used;		/* out: bytes of data at the end */
+	int64_t removed;	/* out: processes, events, audit rows */
+	int blocked;		/* out: over target, no finished tree may go */
+	int more;		/* out: stopped after max_batches */
+};
+/* 0 (see b), or -1 on a database error. */
+int audit_prune_budget(struct store *st, struct audit_budget *b,
+    double now, int max_batches);
+
 #endif

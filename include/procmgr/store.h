@@ -11,11 +11,24 @@
 #define EGRESSD_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/config.h"
 
 #define STORE_FILE_NAME "egressd.db"
+
+/*
+ * The WAL's share of store.max_bytes: checkpoints start once it holds
+ * min(STORE_WAL_MAX, max_bytes / STORE_WAL_SHARE) bytes, and a WAL
+ * restarted after a checkpoint is cut back to that size.  The database's
+ * pages may use the rest of the budget.
+ */
+#define STORE_PAGE_SIZE 1024	/* of a new file (store.c says why) */
+#define STORE_WAL_MAX (4 * 1024 * 1024)
+#define STORE_WAL_SHARE 8
+/* A file made before auto_vacuum is converted at start up to this size. */
+#define STORE_CONVERT_MAX (256LL * 1024 * 1024)
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -45,6 +58,7 @@ struct store {
 	 */
 	void (*waiting)(void *arg);
 	void *waiting_arg;
+	int wal_pages;			/* checkpoint from here on */
 };
 
 /*
@@ -79,6 +93,51 @@ int store_open_existing(struct store *st, const char *state_dir,
 
 /* Bring the schema to the current version; one transaction per step. */
 int store_migrate(struct store *st, char *err, size_t errlen);
+
+/*
+ * The database's bytes: its file and WAL as the file system sees them,
+ * and the pages in use and free inside (the WAL's newest commit counted).
+ */
+struct store_size {
+	int64_t file_bytes;
+	int64_t wal_bytes;
+	int64_t used_bytes;	/* pages holding data */
+	int64_t free_bytes;	/* free pages, not yet given back */
+	int64_t page_size;
+};
+
+/* The WAL bytes a budget of max_bytes allows (see STORE_WAL_MAX). */
+int64_t store_wal_limit(int64_t max_bytes);
+/*
+ * Checkpoints and WAL truncation for max_bytes: a passive checkpoint once
+ * the WAL holds its share, and a restarted WAL cut back to it; 0 or -1
+ * (err set).
+ */
+int store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
+    size_t errlen);
+/* Only the file sizes (two stat calls, no database access). */
+void store_files(const char *db_path, struct store_size *sz);
+/* Everything in struct store_size; 0, or -1 on a database error. */
+int store_size(struct store *st, struct store_size *sz);
+/* The first column of the first row of a PRAGMA (or query), or -1. */
+int64_t store_pragma_int(struct store *st, const char *sql);
+
+/*
+ * Give free pages back: a file made before auto_vacuum is rewritten once
+ * by VACUUM (at start, no other connection, at most max_file bytes of file
+ * and WAL); returns STORE_VACUUM_DONE (nothing to do), _CONVERTED,
+ * _TOO_LARGE (left as it is), or -1 with err set.
+ */
+enum { STORE_VACUUM_DONE, STORE_VACUUM_CONVERTED, STORE_VACUUM_TOO_LARGE };
+int store_vacuum_convert(struct store *st, int64_t max_file, char *err,
+    size_t errlen);
+/*
+ * Release free pages, chunk_bytes at a time for at most steps chunks, each
+ * followed by a passive checkpoint, then truncate the WAL (a checkpoint
+ * held up by others is no error).  0 or -1 (err set).
+ */
+int store_reclaim(struct store *st, int64_t chunk_bytes, int steps, char *err,
+    size_t errlen);
 
 int store_worker_register(struct store *st, const char *instance_id,
     pid_t pid, int slot, int generation);
@@ -131,6 +190,14 @@ struct store_outbox_stats {
 	double oldest;		/* created_at of the oldest live row; 0 none */
 };
 int store_outbox_stats(struct store *st, struct store_outbox_stats *out);
+
+/* What retention may not remove: results to deliver, processes running. */
+struct store_kept {
+	int64_t undelivered;	/* outbox rows still sent */
+	int64_t dead;		/* dead letters */
+	int64_t running;	/* agent processes not ended */
+};
+int store_kept(struct store *st, struct store_kept *k);
 
 /*
  * At the master's start no worker of it runs yet: rows still marked live

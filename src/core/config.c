@@ -46,6 +46,8 @@
 #define CONFIG_STORE_ROWS_MIN	1000
 #define CONFIG_STORE_ROWS_MAX	1e12
 #define CONFIG_RETENTION_MAX	36500.0	/* days: a century */
+#define CONFIG_STORE_BYTES_MIN	MIB	/* store.max_bytes */
+#define CONFIG_STORE_BYTES_MAX	(1024.0 * GIB)
 #define CONFIG_BUSY_MAX		600.0
 #define CONFIG_CONNECT_MAX	600.0
 #define CONFIG_RUNTIME_MAX	1e9	/* ms of it still fit an int64 */
@@ -214,6 +216,9 @@ static const struct config_key config_store_keys[] = {
 	{ KEY("max_rows", CK_INT64, CFG(store.max_rows)),
 	    .min = CONFIG_STORE_ROWS_MIN, .max = CONFIG_STORE_ROWS_MAX,
 	    .def = 1000000 },
+	{ KEY("max_bytes", CK_INT64, CFG(store.max_bytes)),
+	    .min = CONFIG_STORE_BYTES_MIN, .max = CONFIG_STORE_BYTES_MAX,
+	    .def = GIB },
 };
 
 /* health.stale_after: 0 = CONFIG_STALE_POLLS x poll_interval (see below). */

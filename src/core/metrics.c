@@ -695,6 +695,11 @@ metrics_render(const struct metrics *m, const struct metrics_master *mm)
 	    "Workers ready for work.", mm->workers_ready);
 	metrics_one(&b, "egressd_inflight", "gauge",
 	    "Operations in flight, all workers.", mm->inflight);
+	metrics_one(&b, "egressd_db_bytes", "gauge",
+	    "Bytes of the database file and its WAL.", mm->db_bytes);
+	metrics_one(&b, "egressd_db_pruned_rows_total", "counter",
+	    "Agent processes, events and audit rows removed by retention "
+	    "(age, max_rows, max_bytes).", mm->db_pruned_rows);
 	metrics_render_orchestrator(&b, mm);
 	metrics_render_processes(&b, mm);
 	if (b.failed) {

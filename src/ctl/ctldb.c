@@ -1,4 +1,5 @@
-/* ctldb: egressctl ps, inspect and audit (see include/ctl/ctldb.h). */
+/* ctldb: egressctl ps, inspect, audit and the database summary of status
+ * (see include/ctl/ctldb.h). */
 #define _XOPEN_SOURCE 700	/* strptime */
 #include <errno.h>
 #include <stdio.h>
@@ -536,4 +537,70 @@ ctldb_main(int argc, char **argv, const char *db_path)
 		rc = ctldb_audit(db, &o);
 	sqlite3_close(db);
 	return rc;
+}
+
+/* The database summary of status --json. */
+
+static const char *const ctldb_tables[] = { "processes", "objects", "views",
+    "capabilities", "events", "audit", "outbox", "workers" };
+
+/*
+ * The oldest row kept of each kind, found from the start of an index:
+ * pids and ids grow with time.
+ */
+static const struct { const char *name, *sql; } ctldb_oldest[] = {
+	{ "process", "SELECT created_at FROM processes ORDER BY pid LIMIT 1" },
+	{ "finished_operation", "SELECT min(ended_at) FROM processes "
+	    "WHERE parent_pid IS NULL AND ended_at IS NOT NULL" },
+	{ "event", "SELECT created_at FROM events ORDER BY id LIMIT 1" },
+	{ "audit", "SELECT created_at FROM audit ORDER BY id LIMIT 1" },
+	{ "undelivered_result", "SELECT min(created_at) FROM outbox" },
+};
+
+/* The first column of sql's first row into o as key (null when none). */
+static int
+ctldb_add_scalar(sqlite3 *db, cJSON *o, const char *key, const char *sql)
+{
+	sqlite3_stmt *s = ctldb_prepare(db, sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW &&
+	    sqlite3_column_type(s, 0) != SQLITE_NULL)
+		cJSON_AddNumberToObject(o, key, sqlite3_column_double(s, 0));
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		cJSON_AddNullToObject(o, key);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+cJSON *
+ctldb_summary(const char *db_path)
+{
+	cJSON *o, *rows, *oldest;
+	sqlite3 *db;
+	char sql[64];
+	size_t i;
+	int rc = 0;
+
+	if ((db = ctldb_open(db_path)) == NULL)
+		return NULL;
+	o = cJSON_CreateObject();
+	rows = cJSON_AddObjectToObject(o, "rows");
+	oldest = cJSON_AddObjectToObject(o, "oldest");
+	for (i = 0; i < sizeof(ctldb_tables) / sizeof(ctldb_tables[0]); i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
+		    ctldb_tables[i]);
+		rc |= ctldb_add_scalar(db, rows, ctldb_tables[i], sql);
+	}
+	for (i = 0; i < sizeof(ctldb_oldest) / sizeof(ctldb_oldest[0]); i++)
+		rc |= ctldb_add_scalar(db, oldest, ctldb_oldest[i].name,
+		    ctldb_oldest[i].sql);
+	sqlite3_close(db);
+	if (rc != 0) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
 }

@@ -58,7 +58,11 @@ usage(FILE *out)
 	    "\n"
 	    "commands:\n"
 	    "  status [--json]             master pid, state, generation, "
-	    "workers\n"
+	    "workers,\n"
+	    "                              database size against "
+	    "store.max_bytes\n"
+	    "                              (--json: also rows per table, "
+	    "oldest rows)\n"
 	    "  health [--json] [--deep] [WORKER]\n"
 	    "                              per-worker health, the orchestrator "
 	    "link,\n"
@@ -147,9 +151,12 @@ resolve_socket(const struct ctl_options *o)
 	return path;
 }
 
-/* The database: -d, else the configuration's state_dir. */
+/*
+ * The database: -d, else the configuration's state_dir; without either,
+ * exit (or, when quiet, NULL).
+ */
 static char *
-resolve_db(const struct ctl_options *o)
+resolve_db(const struct ctl_options *o, int quiet)
 {
 	struct egressd_config cfg;
 	char err[CONFIG_ERR_MAX], *path = NULL;
@@ -159,6 +166,8 @@ resolve_db(const struct ctl_options *o)
 	if (dir == NULL) {
 		if (config_load_file(&cfg, o->config ? o->config :
 		    CONFIG_DEFAULT_PATH, err, sizeof(err)) == -1) {
+			if (quiet)
+				return NULL;
 			fprintf(stderr, "egressctl: %s (or give -d "
 			    "STATE_DIR)\n", err);
 			exit(EXIT_USAGE);
@@ -289,6 +298,8 @@ static void
 print_status(const cJSON *r)
 {
 	const cJSON *w, *up = cJSON_GetObjectItemCaseSensitive(r, "upgrade");
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "database");
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(d, "degraded");
 
 	printf("egressd %s (pid %.0f): %s, generation %.0f, %.0f/%.0f workers "
 	    "ready (%.0f running), up %.0fs, config %s\n", str(r, "version"),
@@ -309,6 +320,41 @@ print_status(const cJSON *r)
 		    ", retiring" : cJSON_IsTrue(
 		    cJSON_GetObjectItemCaseSensitive(w, "ready")) ? ", ready" :
 		    ", not ready");
+	if (cJSON_IsObject(d))
+		printf("database: %.0f bytes + WAL %.0f of store.max_bytes "
+		    "%.0f, %.0f rows pruned\n", num(d, "file_bytes"),
+		    num(d, "wal_bytes"), num(d, "max_bytes"),
+		    num(d, "pruned_rows"));
+	if (cJSON_IsString(why))
+		printf("database degraded: %s\n", why->valuestring);
+}
+
+/*
+ * status --json: the master's view of the database, with the rows per
+ * table and the oldest kept rows read here (a count is no work for the
+ * daemon's loop); "summary": null when the database cannot be read.
+ */
+static void
+add_db_summary(cJSON *reply, const struct ctl_options *o)
+{
+	cJSON *d = cJSON_GetObjectItemCaseSensitive(reply, "database");
+	cJSON *sum = NULL, *item;
+	char *path;
+
+	if (!cJSON_IsObject(d))
+		return;
+	if ((path = resolve_db(o, 1)) != NULL)
+		sum = ctldb_summary(path);
+	free(path);
+	if (sum == NULL) {
+		cJSON_AddNullToObject(d, "rows");
+		cJSON_AddNullToObject(d, "oldest");
+		return;
+	}
+	while ((item = sum->child) != NULL)
+		cJSON_AddItemToObject(d, item->string,
+		    cJSON_DetachItemViaPointer(sum, item));
+	cJSON_Delete(sum);
 }
 
 static int
@@ -348,8 +394,10 @@ print_metrics_json(const cJSON *reply)
 
 /* Send the request and report; returns the exit status. */
 static int
-run(const char *sockpath, cJSON *req, const char *cmd, int json)
+run(const char *sockpath, cJSON *req, const char *cmd,
+    const struct ctl_options *o)
 {
+	int json = o->json;
 	char err[512], *line = cJSON_PrintUnformatted(req), *text = NULL;
 	int is_health = strcmp(cmd, CTL_CMD_HEALTH) == 0, rc, json_rc = 0;
 	cJSON *reply;
@@ -376,7 +424,14 @@ run(const char *sockpath, cJSON *req, const char *cmd, int json)
 	if (json && strcmp(cmd, CTL_CMD_METRICS) == 0 &&
 	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "ok")))
 		json_rc = print_metrics_json(reply);
-	else if (json)
+	else if (json && strcmp(cmd, CTL_CMD_STATUS) == 0) {
+		char *out;
+
+		add_db_summary(reply, o);
+		if ((out = cJSON_PrintUnformatted(reply)) != NULL)
+			printf("%s\n", out);
+		cJSON_free(out);
+	} else if (json)
 		printf("%s\n", text);	/* JSON escapes control characters */
 	free(text);
 	if (json_rc != 0) {
@@ -558,7 +613,7 @@ main(int argc, char **argv)
 		return verify(&o);
 	}
 	if (ctldb_handles(argv[optind])) {
-		if ((sockpath = resolve_db(&o)) == NULL)
+		if ((sockpath = resolve_db(&o, 0)) == NULL)
 			return EXIT_USAGE;
 		rc = ctldb_main(argc - optind, argv + optind, sockpath);
 		free(sockpath);
@@ -571,7 +626,7 @@ main(int argc, char **argv)
 		usage_error("unknown command", argv[optind]);
 	req = build_request(argc - optind, argv + optind, &o);
 	sockpath = resolve_socket(&o);
-	rc = run(sockpath, req, argv[optind], o.json);
+	rc = run(sockpath, req, argv[optind], &o);
 	cJSON_Delete(req);
 	free(sockpath);
 	return rc;

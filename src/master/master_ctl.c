@@ -188,6 +188,28 @@ master_ctl_add_upgrade(const struct master *m, cJSON *o, double now)
 	}
 }
 
+/* The database against store.max_bytes, as the last look found it. */
+static void
+master_ctl_database(const struct master *m, cJSON *o)
+{
+	const struct store_size *sz = &m->disk.size;
+	const char *why = master_db_degraded(m);
+	cJSON *d = cJSON_AddObjectToObject(o, "database");
+
+	cJSON_AddNumberToObject(d, "file_bytes", (double)sz->file_bytes);
+	cJSON_AddNumberToObject(d, "wal_bytes", (double)sz->wal_bytes);
+	cJSON_AddNumberToObject(d, "used_bytes", (double)sz->used_bytes);
+	cJSON_AddNumberToObject(d, "free_bytes", (double)sz->free_bytes);
+	cJSON_AddNumberToObject(d, "max_bytes",
+	    (double)m->cfg->store.max_bytes);
+	cJSON_AddNumberToObject(d, "pruned_rows", (double)m->disk.pruned);
+	cJSON_AddNumberToObject(d, "size_checks", (double)m->disk.checks);
+	if (why != NULL)
+		cJSON_AddStringToObject(d, "degraded", why);
+	else
+		cJSON_AddNullToObject(d, "degraded");
+}
+
 static cJSON *
 master_ctl_status(struct master *m)
 {
@@ -211,6 +233,7 @@ master_ctl_status(struct master *m)
 		master_ctl_add_degraded(m, reasons);
 	master_ctl_add_links(m, o);
 	master_ctl_add_upgrade(m, o, now);
+	master_ctl_database(m, o);
 	return o;
 }
 
@@ -336,6 +359,7 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
     cJSON *reasons)
 {
 	const struct wproc *w;
+	const char *why;
 	int ok = 0, stale = 0, want = only != NULL ? 1 : m->target;
 
 	for (w = m->workers; w != NULL; w = w->next) {
@@ -361,8 +385,11 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
 		    "heartbeat for %.15gs", stale,
 		    2 * m->cfg->worker.heartbeat_interval);
 	master_ctl_link_reasons(m, only, reasons);
+	if (only == NULL && (why = master_db_degraded(m)) != NULL)
+		master_ctl_reason(reasons, "disk", "%s", why);
 	return cJSON_GetArraySize(reasons) == 0 ? CTL_HEALTHY : CTL_DEGRADED;
 }
+
 
 static struct wproc *
 master_ctl_find_worker(struct master *m, int id)

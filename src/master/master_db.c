@@ -1,11 +1,13 @@
 /*
  * master_db: the master's uses of the database — recording how a worker
  * ended, failing the agent processes of a worker that died (their error
- * results go to the outbox, for a live worker to deliver), retention, and
- * the outbox's backlog for health and metrics (read on demand, at most
- * once per MASTER_OUTBOX_FRESH, and on every housekeeping pass).  Only the
- * start creates the file; later opens ask stateguard.c first whether the
- * path still names it.
+ * results go to the outbox, for a live worker to deliver), retention:
+ * by age and rows every minute, and by size (store.max_bytes) whenever a
+ * look at the file sizes, every MASTER_DB_WATCH, finds the file past its
+ * share of the budget; and the outbox's backlog for health and metrics
+ * (read on demand, at most once per MASTER_OUTBOX_FRESH, and on every
+ * housekeeping pass).  Only the start creates the file; later opens ask
+ * stateguard.c first whether the path still names it.
  *
  * The master holds no connection between calls: SQLite's per-file lock
  * state in this address space would otherwise be inherited by every forked
@@ -13,6 +15,7 @@
  * MASTER_DB_BUSY_TIMEOUT on a lock, so the loop never stalls; what a busy
  * database refuses is caught up by the next housekeeping pass.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,16 @@
 #define MASTER_DB_EVERY 60.0		/* housekeeping period */
 #define MASTER_DB_AGAIN 1.0		/* sooner while pruning lags */
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
+#define MASTER_DB_WATCH 1.0		/* a look at the file sizes */
+#define MASTER_DB_WATCH_NEAR 0.1	/*   at most this often */
+#define MASTER_DB_QUIET 10.0		/* after a pass that could do nothing */
+#define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
+#define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
+#define MASTER_DB_LOW_PCT 90		/* a size pass prunes to this % */
+#define MASTER_DB_NEAR_PCT 75		/* of the target: look more often */
+#define MASTER_DB_RECLAIM_STEPS 16	/* chunks of free pages per pass */
+#define MASTER_DB_SIZE_BATCHES 16	/* of trees and trails per size pass */
+#define MASTER_DB_TREE_BYTES 2048	/* WAL bytes a pruned tree may cost */
 
 /*
  * While running, the database must be the file opened at start: one
@@ -47,6 +60,12 @@ master_db_open_brief(struct master *m)
 	if (store_open_existing(&m->store, m->cfg->server.state_dir,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
+		return -1;
+	}
+	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		store_close(&m->store);
 		return -1;
 	}
 	return 0;
@@ -191,6 +210,166 @@ master_db_prune_workers(struct master *m)
 		log_debug("database: pruned %d old worker rows", n);
 }
 
+/* The bytes of data a size pass starts at: the budget less the WAL's. */
+static int64_t
+master_db_target(const struct master *m)
+{
+	int64_t max = m->cfg->store.max_bytes;
+
+	return max - store_wal_limit(max);
+}
+
+/* Over budget with nothing left that may go: say why, once a minute. */
+static void
+master_db_blocked(struct master *m, const struct audit_budget *b,
+    double now)
+{
+	struct store_kept k = { 0, 0, 0 };
+
+	if (store_kept(&m->store, &k) == -1)
+		log_debug("database: counting what is kept: %s",
+		    store_errmsg(&m->store));
+	snprintf(m->disk.reason, sizeof(m->disk.reason), "database %s holds "
+	    "%lld bytes of data, over the %lld that store.max_bytes (%lld) "
+	    "leaves beside the WAL, and only what must stay is left: %lld "
+	    "undelivered results, %lld dead letters, %lld running agent "
+	    "processes", m->store.path, (long long)b->used,
+	    (long long)b->target, (long long)m->cfg->store.max_bytes,
+	    (long long)k.undelivered, (long long)k.dead,
+	    (long long)k.running);
+	if (!m->disk.blocked || now - m->disk.blocked_logged >=
+	    MASTER_DB_LOG_EVERY) {
+		log_warnx("%s; nothing is pruned until results are delivered "
+		    "(or dead letters removed)", m->disk.reason);
+		m->disk.blocked_logged = now;
+	}
+	m->disk.blocked = 1;
+}
+
+/*
+ * A size pass on the open store: prune the oldest finished trees while
+ * the data passes its share of the budget, give free pages back, bound
+ * the WAL.  The watch runs the next pass at its next look, or, when this
+ * one could do nothing (blocked, or a file that does not shrink),
+ * MASTER_DB_QUIET later.
+ */
+static void
+master_db_budget(struct master *m, double now)
+{
+	struct audit_budget b = { .target = master_db_target(m) };
+	int64_t wal = store_wal_limit(m->cfg->store.max_bytes);
+	char err[CONFIG_ERR_MAX];
+
+	b.low = b.target / 100 * MASTER_DB_LOW_PCT;
+	/* A batch's deletions fit half the WAL's share. */
+	b.roots = (int)(wal / 2 / MASTER_DB_TREE_BYTES);
+	if (audit_prune_budget(&m->store, &b, clock_wall(),
+	    MASTER_DB_SIZE_BATCHES) == -1) {
+		log_warnx("database: pruning to store.max_bytes: %s",
+		    store_errmsg(&m->store));
+		return;
+	}
+	m->disk.pruned += (uint64_t)b.removed;
+	if (b.removed > 0)
+		log_debug("database: %lld rows pruned to stay within "
+		    "store.max_bytes, %lld bytes of data left",
+		    (long long)b.removed, (long long)b.used);
+	if (b.blocked)
+		master_db_blocked(m, &b, now);
+	else if (m->disk.blocked && b.used <= b.target) {
+		log_info("database: back within store.max_bytes (%lld bytes "
+		    "of data)", (long long)b.used);
+		m->disk.blocked = 0;
+	}
+	/*
+	 * Within the budget the free pages stay, for the writers to reuse
+	 * (and the file system's free space is no business of ours: on a
+	 * full disk, giving it back would only let some writes through and
+	 * not others).  Past it, chunks of half the WAL's share, each
+	 * checkpointed away.
+	 */
+	store_files(m->store.path, &m->disk.size);
+	if ((b.removed > 0 || m->disk.size.file_bytes > b.target ||
+	    m->disk.size.wal_bytes > 2 * wal) && store_reclaim(&m->store,
+	    wal / 2, MASTER_DB_RECLAIM_STEPS, err, sizeof(err)) == -1)
+		log_warnx("%s", err);
+	if (store_size(&m->store, &m->disk.size) == -1)
+		store_files(m->store.path, &m->disk.size);
+	/* Blocked, or a file that cannot shrink (not converted): rest. */
+	m->disk.next_pass = now + (b.blocked || (b.removed == 0 &&
+	    m->disk.size.file_bytes > b.target) ? MASTER_DB_QUIET : 0);
+	m->disk.pass_bytes = m->disk.size.file_bytes;
+}
+
+/*
+ * When to look again: every MASTER_DB_WATCH, sooner while the file grows
+ * fast enough to cross a quarter of what is left below its target before
+ * then; every MASTER_DB_WATCH_NEAR (the most often) once it holds
+ * MASTER_DB_NEAR_PCT of the target.
+ */
+static double
+master_db_next_look(struct master *m, int64_t target, double now)
+{
+	struct master_disk *d = &m->disk;
+	int64_t bytes = d->size.file_bytes + d->size.wal_bytes;
+	double wait = MASTER_DB_WATCH, rate;
+
+	if (d->last_look > 0 && now > d->last_look && bytes > d->last_bytes) {
+		rate = (double)(bytes - d->last_bytes) / (now - d->last_look);
+		wait = (double)(target - bytes) / rate / 4;
+		if (wait > MASTER_DB_WATCH)
+			wait = MASTER_DB_WATCH;
+	}
+	if (bytes > target / 100 * MASTER_DB_NEAR_PCT || wait <
+	    MASTER_DB_WATCH_NEAR)
+		wait = MASTER_DB_WATCH_NEAR;
+	d->last_look = now;
+	d->last_bytes = bytes;
+	return now + wait;
+}
+
+/*
+ * The watch: two stat calls a second, up to ten while the file grows
+ * towards its share of the budget or is near it (so what is written
+ * between two looks stays small against it).  A file past that share, or
+ * a WAL past twice its own, opens the database for a size pass (at most
+ * one per MASTER_DB_QUIET while passes free nothing).
+ */
+static void
+master_db_watch(void *arg)
+{
+	struct master *m = arg;
+	int64_t max = m->cfg->store.max_bytes, target = master_db_target(m);
+	double now = clock_mono();
+	char path[PATH_MAX];
+
+	if (m->state != MS_RUNNING)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
+	    STORE_FILE_NAME);
+	store_files(path, &m->disk.size);
+	evloop_timer_add(m->loop, &m->disk.watch, master_db_next_look(m,
+	    target, now));
+	m->disk.checks++;
+	if (m->disk.size.file_bytes <= target && m->disk.size.wal_bytes <=
+	    2 * store_wal_limit(max))
+		return;
+	/* Resting, unless the file grew by a part of the budget since. */
+	if (now < m->disk.next_pass && m->disk.size.file_bytes <
+	    m->disk.pass_bytes + max / MASTER_DB_REGROWTH)
+		return;
+	if (master_db_open_brief(m) == -1)
+		return;
+	master_db_budget(m, now);
+	store_close(&m->store);
+}
+
+const char *
+master_db_degraded(const struct master *m)
+{
+	return m->disk.blocked ? m->disk.reason : NULL;
+}
+
 /* A timer: every MASTER_DB_EVERY, sooner while pruning lags; not stopping. */
 static void
 master_db_housekeeping(void *arg)
@@ -215,10 +394,44 @@ master_db_housekeeping(void *arg)
 		log_warnx("pruning: %s", err);
 	else if (pruned > 0)
 		log_debug("database: pruned %lld old rows", (long long)pruned);
+	else
+		m->disk.pruned += (uint64_t)pruned;
 	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
 		evloop_timer_add(m->loop, &m->housekeeping, now +
 		    MASTER_DB_AGAIN);
+	master_db_budget(m, now);
 	store_close(&m->store);
+}
+
+/*
+ * A file made before auto_vacuum: rewritten once here, while no worker
+ * runs, when it is small enough to be quick; a failure (a full disk: the
+ * copy needs the file's size again) is no reason not to start.
+ */
+static void
+master_db_convert(struct master *m)
+{
+	char err[CONFIG_ERR_MAX];
+	double t0 = clock_mono();
+
+	switch (store_vacuum_convert(&m->store, STORE_CONVERT_MAX, err,
+	    sizeof(err))) {
+	case STORE_VACUUM_CONVERTED:
+		log_info("database %s: rewritten (VACUUM, %.1f s) so that "
+		    "pruning gives free pages back", m->store.path,
+		    clock_mono() - t0);
+		break;
+	case STORE_VACUUM_TOO_LARGE:
+		log_warnx("database %s: larger than %lld bytes, not rewritten "
+		    "at start: free pages are reused, but the file does not "
+		    "shrink until it is converted (docs/OPERATIONS.md)",
+		    m->store.path, (long long)STORE_CONVERT_MAX);
+		break;
+	case -1:
+		log_warnx("%s; the file does not shrink until it is converted "
+		    "(docs/OPERATIONS.md)", err);
+		break;
+	}
 }
 
 int
@@ -231,10 +444,12 @@ master_db_start(struct master *m, char *err, size_t errlen)
 	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
 	    errlen) == -1)
 		return -1;
-	if (store_migrate(&m->store, err, errlen) == -1) {
+	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes, err,
+	    errlen) == -1 || store_migrate(&m->store, err, errlen) == -1) {
 		store_close(&m->store);
 		return -1;
 	}
+	master_db_convert(m);
 	/*
 	 * After a binary upgrade the workers not recorded as stopped are the
 	 * previous image's, alive and about to be adopted: not orphans.
@@ -251,5 +466,8 @@ master_db_start(struct master *m, char *err, size_t errlen)
 	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);
 	evloop_timer_add(m->loop, &m->housekeeping, clock_mono() +
 	    MASTER_DB_AGAIN);
+	evloop_timer_init(&m->disk.watch, master_db_watch, m);
+	evloop_timer_add(m->loop, &m->disk.watch, clock_mono() +
+	    MASTER_DB_WATCH_NEAR);	/* two looks give a growth rate */
 	return 0;
 }

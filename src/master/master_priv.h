@@ -60,6 +60,7 @@ struct httpc_request;
 #define UUID_TEXT_LEN 37
 #define MASTER_ERROR_MAX 160		/* bytes of a link's last failure */
 #define MASTER_OUTBOX_FRESH 1.0		/* outbox figures reused this long */
+#define MASTER_DB_REASON_MAX 384	/* the database's degraded reason */
 
 enum wstate { WS_BOOTING, WS_READY, WS_BUSY, WS_DRAINING };
 #define MASTER_NSTATES 4
@@ -131,6 +132,21 @@ struct stateguard {
 	struct evloop_timer timer;	/* every STATEGUARD_EVERY */
 };
 
+/* The database's size against store.max_bytes (master_db.c). */
+struct master_disk {
+	struct evloop_timer watch;	/* a look at the file sizes */
+	struct store_size size;		/* at the last look */
+	double last_look;		/* monotonic, and the file and WAL */
+	int64_t last_bytes;		/*   bytes then: the growth rate */
+	uint64_t pruned;		/* rows removed by retention, in all */
+	uint64_t checks;		/* looks at the sizes (and passes) */
+	double next_pass;		/* monotonic: no size pass before */
+	int64_t pass_bytes;		/*   unless it grows past this much */
+	int blocked;			/* over budget, nothing may go */
+	double blocked_logged;		/* monotonic: its last warning */
+	char reason[MASTER_DB_REASON_MAX];	/* why, while blocked */
+};
+
 /* A logs or metrics POST: 3 tries, 1 s then 2 s apart (relay.c). */
 struct relay_push {
 	char *body;		/* kept for the next try */
@@ -196,6 +212,7 @@ struct master {
 	unsigned work_rr;	/* round-robin cursor for work_available */
 	struct deep_health *deep;	/* health --deep requests awaiting workers */
 	struct evloop_timer housekeeping; /* recovery, retention: master_db.c */
+	struct master_disk disk;	/* size against the budget: master_db.c */
 	int reload_wanted;		/* an upgrade asked for a reload */
 	struct metrics retired;		/* last reports of workers reaped */
 	uint64_t reloads;
@@ -366,5 +383,10 @@ void master_db_outbox(struct master *m);
  */
 int master_db_took_operation(struct master *m, const char *instance_id,
     const char *operation_id, double since);
+/*
+ * Why the database makes the agent degraded (over store.max_bytes with
+ * only running operations and undelivered results left), or NULL.
+ */
+const char *master_db_degraded(const struct master *m);
 
 #endif

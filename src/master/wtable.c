@@ -45,4 +45,7 @@ wtable_metrics(const struct master *m, struct metrics *total,
 	mm->reloads = m->reloads;
 	mm->workers = (uint64_t)wtable_count(m, 0);
 	mm->workers_ready = (uint64_t)wtable_count(m, 1);
+	mm->db_bytes = (uint64_t)(m->disk.size.file_bytes +
+	    m->disk.size.wal_bytes);
+	mm->db_pruned_rows = m->disk.pruned;
 }

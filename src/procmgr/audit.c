@@ -76,6 +76,7 @@ struct audit_pruner {
 	int64_t cursor_pid;
 	char *err;			/* why it failed, when errlen > 0 */
 	size_t errlen;
+	int roots;			/* per batch, at most AUDIT_BATCH */
 };
 
 /*
@@ -119,7 +120,17 @@ audit_prepare(struct audit_pruner *ap, sqlite3_stmt **s, const char *sql)
 	    0 : -1;
 }
 
-/* Delete the trees of up to AUDIT_BATCH roots; *seen = roots looked at. */
+static void
+audit_pruner_free(struct audit_pruner *ap)
+{
+	int phase;
+
+	for (phase = 0; phase < AP_COUNT; phase++)
+		sqlite3_finalize(ap->stmt[phase]);
+	sqlite3_finalize(ap->tree);
+}
+
+/* Delete the trees of up to ap->roots roots; *seen = roots looked at. */
 static int64_t
 audit_prune_trees(struct audit_pruner *ap, int *seen)
 {
@@ -128,10 +139,10 @@ audit_prune_trees(struct audit_pruner *ap, int *seen)
 	int n = 0, i, rc = SQLITE_DONE;
 
 	sqlite3_bind_double(s, 1, ap->cutoff);
-	sqlite3_bind_int(s, 2, AUDIT_BATCH);
+	sqlite3_bind_int(s, 2, ap->roots);
 	sqlite3_bind_double(s, 3, ap->cursor_ended);
 	sqlite3_bind_int64(s, 4, ap->cursor_pid);
-	while (n < AUDIT_BATCH && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while (n < ap->roots && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		roots[n++] = sqlite3_column_int64(s, 0);
 		ap->cursor_pid = roots[n - 1];
 		ap->cursor_ended = sqlite3_column_double(s, 1);
@@ -161,9 +172,13 @@ audit_failed(struct audit_pruner *ap)
 		    sqlite3_errmsg(ap->st->db));
 }
 
-/* One batch of phase in its own transaction; *full when more may remain. */
+/*
+ * One batch of phase in its own transaction; *full when more may remain,
+ * *seen the rows (or roots) it looked at.
+ */
 static int64_t
-audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full)
+audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full,
+    int *seen_out)
 {
 	sqlite3_stmt *s = ap->stmt[phase];
 	int64_t n;
@@ -191,7 +206,9 @@ audit_batch(struct audit_pruner *ap, enum audit_phase phase, int *full)
 		store_rollback(ap->st);
 		return -1;
 	}
-	*full = seen >= AUDIT_BATCH;
+	*full = seen >= (phase == AP_PROCESSES ? ap->roots : AUDIT_BATCH);
+	if (seen_out != NULL)
+		*seen_out = seen;
 	return n;
 }
 
@@ -213,7 +230,7 @@ audit_prune(struct store *st, double retention_days, int64_t max_rows,
 {
 	struct audit_pruner ap = { .st = st, .max_rows = max_rows,
 	    .cutoff = now - retention_days * SECS_PER_DAY, .err = err,
-	    .errlen = errlen };
+	    .errlen = errlen, .roots = AUDIT_BATCH };
 	int64_t removed = 0, n = 0;
 	int phase, full, batches = 0;
 
@@ -232,14 +249,114 @@ audit_prune(struct store *st, double retention_days, int64_t max_rows,
 		}
 		full = 1;
 		while (full && batches < max_batches) {
-			if ((n = audit_batch(&ap, phase, &full)) == -1)
+			if ((n = audit_batch(&ap, phase, &full, NULL)) == -1)
 				break;
 			removed += n;
 			batches += full;
 		}
 	}
-	for (phase = 0; phase < AP_COUNT; phase++)
-		sqlite3_finalize(ap.stmt[phase]);
-	sqlite3_finalize(ap.tree);
+	audit_pruner_free(&ap);
 	return n == -1 ? -1 : removed;
+}
+
+/*
+ * Pruning by size.  The oldest finished trees go first, whatever their
+ * age, with the same guards as above (nothing of a tree runs, no result
+ * of it awaits delivery); the trails go up to the end of the last root
+ * looked at, so what is left of them is about what is left of the trees.
+ * Deleting frees pages inside the file; store_reclaim gives them back.
+ */
+
+/* Trail rows created before the last root looked at; full batches. */
+static int64_t
+audit_budget_trails(struct audit_pruner *ap, int *batches, int max_batches)
+{
+	static const enum audit_phase trails[] = { AP_EVENTS_AGE, AP_AUDIT_AGE };
+	int64_t removed = 0, n;
+	size_t i;
+	int full;
+
+	ap->cutoff = ap->cursor_ended;
+	for (i = 0; i < sizeof(trails) / sizeof(trails[0]); i++) {
+		full = 1;
+		while (full && *batches < max_batches) {
+			if ((n = audit_batch(ap, trails[i], &full, NULL)) == -1)
+				return -1;
+			removed += n;
+			*batches += full;
+		}
+	}
+	return removed;
+}
+
+/* One batch of trees, then their trails; *none when no root could go. */
+static int64_t
+audit_budget_step(struct audit_pruner *ap, double now, int *batches,
+    int max_batches, int *none)
+{
+	int64_t trees, trails;
+	int full, seen;
+
+	ap->cutoff = now;
+	if ((trees = audit_batch(ap, AP_PROCESSES, &full, &seen)) == -1)
+		return -1;
+	(*batches)++;
+	*none = seen == 0;
+	if (seen == 0)
+		return 0;
+	if ((trails = audit_budget_trails(ap, batches, max_batches)) == -1)
+		return -1;
+	return trees + trails;
+}
+
+static int
+audit_budget_prepare(struct audit_pruner *ap)
+{
+	return audit_prepare(ap, &ap->tree, audit_tree_sql) == -1 ||
+	    audit_prepare(ap, &ap->stmt[AP_PROCESSES],
+	    audit_phase_sql[AP_PROCESSES]) == -1 ||
+	    audit_prepare(ap, &ap->stmt[AP_EVENTS_AGE],
+	    audit_phase_sql[AP_EVENTS_AGE]) == -1 ||
+	    audit_prepare(ap, &ap->stmt[AP_AUDIT_AGE],
+	    audit_phase_sql[AP_AUDIT_AGE]) == -1 ? -1 : 0;
+}
+
+int
+audit_prune_budget(struct store *st, struct audit_budget *b, double now,
+    int max_batches)
+{
+	struct audit_pruner ap = { .st = st, .roots = b->roots };
+	struct store_size sz;
+	int64_t n = 0;
+	int batches = 0, none = 0;
+
+	b->removed = 0;
+	b->blocked = b->more = 0;
+	if (ap.roots < 1 || ap.roots > AUDIT_BATCH)
+		ap.roots = AUDIT_BATCH;
+	if (store_size(st, &sz) == -1)
+		return -1;
+	b->used = sz.used_bytes;
+	if (b->used <= b->target)
+		return 0;
+	if (audit_budget_prepare(&ap) == -1) {
+		audit_pruner_free(&ap);
+		return -1;
+	}
+	while (b->used > b->low && !none) {
+		if (batches >= max_batches) {
+			b->more = 1;
+			break;
+		}
+		if ((n = audit_budget_step(&ap, now, &batches, max_batches,
+		    &none)) == -1 || store_size(st, &sz) == -1) {
+			n = -1;
+			break;
+		}
+		b->removed += n;
+		b->used = sz.used_bytes;
+	}
+	audit_pruner_free(&ap);
+	b->blocked = none && b->used > b->target;
+	return n == -1 ? -1 : 0;
 }

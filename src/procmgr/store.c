@@ -1,5 +1,6 @@
 /* store: SQLite connection, pragmas, migrations, worker rows (see store.h). */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,18 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE capabilities ADD COLUMN parent_cap INTEGER;"
 	"ALTER TABLE processes ADD COLUMN runtime_used REAL NOT NULL"
 	" DEFAULT 0;",
+	/*
+	 * 8: a bounded file (store.max_bytes).  The pruner asks, for every
+	 * tree it would delete, whether an outbox row still holds its
+	 * result: by index, or each ask scans the outbox, which is largest
+	 * exactly when the budget is tight.  Free pages go back to the file
+	 * system (incremental_vacuum): store_open asks for auto_vacuum on
+	 * every new file; a file made before this step takes it at its next
+	 * VACUUM (store_vacuum_convert), which cannot run inside this
+	 * step's transaction.
+	 */
+	"CREATE INDEX outbox_pid ON outbox(pid) WHERE pid IS NOT NULL;"
+	"PRAGMA auto_vacuum=INCREMENTAL;",
 };
 
 /* Waits for a lock: 50 us doubling to 1.6 ms, then at most 1.6 ms. */
@@ -168,8 +181,8 @@ static const char *const store_migrations[] = {
 #define STORE_BUSY_STEPS 6
 #define STORE_BUSY_MAX_US (STORE_BUSY_MIN_US << (STORE_BUSY_STEPS - 1))
 
-#define STORE_PAGE_SIZE 1024
-#define STORE_WAL_PAGES (4 * 1024 * 1024 / STORE_PAGE_SIZE)
+#define STORE_WAL_PAGES (STORE_WAL_MAX / STORE_PAGE_SIZE)
+#define STORE_AUTO_VACUUM_INCREMENTAL 2	/* PRAGMA auto_vacuum's value */
 
 #define STORE_VERSION \
 	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -262,9 +275,11 @@ store_pragmas(struct store *st, enum config_synchronous sync,
 	 * every page a transaction touches is one more WAL frame written:
 	 * 1 KB pages cost the kernel far less per commit than 4 KB ones
 	 * (bench/README.md), and the WAL checkpoints at 4 MB as before.
+	 * auto_vacuum too applies only before the first table (or at a
+	 * VACUUM): set here, a new file can give its free pages back.
 	 */
 	snprintf(sql, sizeof(sql), "PRAGMA page_size=%d;"
-	    "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=%d;"
+	    "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=%d;"
 	    "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
 	    STORE_PAGE_SIZE, STORE_WAL_PAGES,
 	    sync == SYNC_FULL ? "FULL" : "NORMAL");
@@ -399,6 +414,183 @@ store_migrate(struct store *st, char *err, size_t errlen)
 		if (store_apply(st, version, err, errlen) == -1)
 			return -1;
 	return 0;
+}
+
+int64_t
+store_pragma_int(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+int64_t
+store_wal_limit(int64_t max_bytes)
+{
+	int64_t share = max_bytes / STORE_WAL_SHARE;
+
+	return share < STORE_WAL_MAX ? share : STORE_WAL_MAX;
+}
+
+/*
+ * After each commit (SQLite's autocheckpoint, sized by the budget): once
+ * the WAL holds its share of pages, a passive checkpoint copies what no
+ * reader still needs, and the next writer restarts the WAL from its start
+ * when that was all of it; journal_size_limit then cuts the file back.
+ * Writers that follow each other closely can keep that from happening
+ * (one is always inside a transaction): the master's TRUNCATE checkpoint
+ * (store_reclaim), which waits for them, ends such a run.  A worker never
+ * waits for one here: its peers would go on writing meanwhile.
+ */
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+
+	if (frames >= st->wal_pages)
+		(void)sqlite3_wal_checkpoint_v2(db, name,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+int
+store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
+    size_t errlen)
+{
+	int64_t wal = store_wal_limit(max_bytes);
+	int64_t page = store_pragma_int(st, "PRAGMA page_size");
+	char sql[64];
+
+	if (page <= 0)
+		page = STORE_PAGE_SIZE;
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit=%lld;",
+	    (long long)wal);
+	if (store_exec(st, sql, err, errlen) == -1)
+		return -1;
+	st->wal_pages = (int)(wal / page > 0 ? wal / page : 1);
+	sqlite3_wal_hook(st->db, store_wal_hook, st);
+	return 0;
+}
+
+static int64_t
+store_file_bytes(const char *path, const char *suffix)
+{
+	char name[PATH_MAX];
+	struct stat sb;
+
+	if ((size_t)snprintf(name, sizeof(name), "%s%s", path, suffix) >=
+	    sizeof(name) || stat(name, &sb) == -1)
+		return 0;	/* no WAL (yet) is an empty one */
+	return (int64_t)sb.st_size;
+}
+
+void
+store_files(const char *db_path, struct store_size *sz)
+{
+	sz->file_bytes = store_file_bytes(db_path, "");
+	sz->wal_bytes = store_file_bytes(db_path, "-wal");
+}
+
+int
+store_size(struct store *st, struct store_size *sz)
+{
+	int64_t page, pages, free_pages;
+
+	store_files(st->path, sz);
+	page = store_pragma_int(st, "PRAGMA page_size");
+	pages = store_pragma_int(st, "PRAGMA page_count");
+	free_pages = store_pragma_int(st, "PRAGMA freelist_count");
+	if (page < 0 || pages < 0 || free_pages < 0)
+		return -1;
+	sz->page_size = page;
+	sz->used_bytes = (pages - free_pages) * page;
+	sz->free_bytes = free_pages * page;
+	return 0;
+}
+
+/*
+ * A file made before migration 7 frees no pages until a VACUUM rewrites
+ * it with auto_vacuum on (store_pragmas asked for it).  VACUUM holds the
+ * database whole while it copies it, and needs as much free disk again:
+ * done at start, before any worker, and only for a file of at most
+ * max_file bytes; a larger one keeps reusing its free pages, so it stops
+ * growing but does not shrink (docs/OPERATIONS.md says how to convert it).
+ */
+int
+store_vacuum_convert(struct store *st, int64_t max_file, char *err,
+    size_t errlen)
+{
+	struct store_size sz;
+
+	if (store_pragma_int(st, "PRAGMA auto_vacuum") ==
+	    STORE_AUTO_VACUUM_INCREMENTAL)
+		return STORE_VACUUM_DONE;
+	store_files(st->path, &sz);
+	if (sz.file_bytes + sz.wal_bytes > max_file)
+		return STORE_VACUUM_TOO_LARGE;
+	if (store_exec(st, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", err,
+	    errlen) == -1)
+		return -1;
+	return STORE_VACUUM_CONVERTED;
+}
+
+/*
+ * Free pages back to the file system, a chunk at a time: each step is one
+ * short write transaction whose moved pages go through the WAL, then a
+ * passive checkpoint that copies them into the file (which is where the
+ * file shrinks), so the WAL can restart small; a last TRUNCATE checkpoint
+ * empties it (waiting at most busy_timeout).
+ */
+/*
+ * A checkpoint: PASSIVE copies what it can and never waits; TRUNCATE
+ * waits (busy_timeout) for readers and the writer, then empties the WAL.
+ * Held up all the same, it is no error: the next one finishes it.
+ */
+static int
+store_checkpoint(struct store *st, int mode, char *err, size_t errlen)
+{
+	int rc = sqlite3_wal_checkpoint_v2(st->db, NULL, mode, NULL, NULL);
+
+	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY)
+		return 0;
+	snprintf(err, errlen, "database %s: checkpoint: %s", st->path,
+	    sqlite3_errmsg(st->db));
+	return -1;
+}
+
+/* Free pages that incremental_vacuum can give back (none when the file
+ * was made before auto_vacuum and not converted). */
+static int
+store_reclaimable(struct store *st)
+{
+	return store_pragma_int(st, "PRAGMA auto_vacuum") ==
+	    STORE_AUTO_VACUUM_INCREMENTAL &&
+	    store_pragma_int(st, "PRAGMA freelist_count") > 0;
+}
+
+int
+store_reclaim(struct store *st, int64_t chunk_bytes, int steps, char *err,
+    size_t errlen)
+{
+	int64_t page = store_pragma_int(st, "PRAGMA page_size");
+	char sql[64];
+
+	if (page <= 0)
+		page = STORE_PAGE_SIZE;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld);",
+	    (long long)(chunk_bytes / page > 0 ? chunk_bytes / page : 1));
+	for (; steps > 0 && store_reclaimable(st); steps--)
+		if (store_exec(st, sql, err, errlen) == -1 ||
+		    store_checkpoint(st, SQLITE_CHECKPOINT_PASSIVE, err,
+		    errlen) == -1)
+			return -1;
+	return store_checkpoint(st, SQLITE_CHECKPOINT_TRUNCATE, err, errlen);
 }
 
 sqlite3_stmt *
@@ -649,6 +841,26 @@ store_outbox_stats(struct store *st, struct store_outbox_stats *out)
 	}
 	sqlite3_finalize(s);
 	return rc;
+}
+
+int
+store_kept(struct store *st, struct store_kept *k)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT (SELECT count(*) - "
+	    "count(dead_at) FROM outbox), (SELECT count(dead_at) FROM outbox), "
+	    "(SELECT count(*) FROM processes WHERE ended_at IS NULL)", -1, &s,
+	    NULL) != SQLITE_OK)
+		return -1;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		k->undelivered = sqlite3_column_int64(s, 0);
+		k->dead = sqlite3_column_int64(s, 1);
+		k->running = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : -1;
 }
 
 int

@@ -15,6 +15,7 @@
 #include "procmgr/store.h"
 
 #define POLLER_TRIES 3			/* result PUT and full download */
+#define POLLER_ACKED_MAX 64		/* acknowledged rows not yet deleted */
 #define POLLER_STALE 900.0		/* an outbox row untried this long is */
 					/*   anyone's: its owner is stuck */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
@@ -76,6 +77,14 @@ struct poller {
 	struct poller_link link;
 	int get_failing;		/* log a failing GET once, not per poll */
 	struct metrics metrics;		/* operations run, for the master */
+	/*
+	 * Results the orchestrator took whose outbox row could not be
+	 * deleted (a full disk): a sweep deletes the row, never sends it
+	 * again.  Oldest first; beyond POLLER_ACKED_MAX the oldest is
+	 * forgotten, and its row is sent again as a possible duplicate.
+	 */
+	char *acked[POLLER_ACKED_MAX];
+	int nacked;
 };
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
@@ -567,10 +576,49 @@ poller_finish_op(struct poller *p, struct poller_op *o)
 }
 
 static void
+poller_remember_acked(struct poller *p, const char *id)
+{
+	char *copy = strdup(id);
+
+	if (copy == NULL)
+		return;		/* sent again, counted as a possible duplicate */
+	if (p->nacked == POLLER_ACKED_MAX) {
+		free(p->acked[0]);
+		memmove(p->acked, p->acked + 1, sizeof(p->acked[0]) *
+		    (POLLER_ACKED_MAX - 1));
+		p->nacked--;
+	}
+	p->acked[p->nacked++] = copy;
+}
+
+/* 1 when id was acknowledged (its row is deleted now, or later). */
+static int
+poller_was_acked(struct poller *p, const char *id)
+{
+	int i;
+
+	for (i = 0; i < p->nacked; i++) {
+		if (strcmp(p->acked[i], id) != 0)
+			continue;
+		if (store_outbox_delete(p->store, id) == 0) {
+			free(p->acked[i]);
+			memmove(p->acked + i, p->acked + i + 1,
+			    sizeof(p->acked[0]) * (size_t)(p->nacked - i - 1));
+			p->nacked--;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static void
 poller_acknowledged(struct poller *p, struct poller_op *o)
 {
-	if (o->stored && store_outbox_delete(p->store, o->id) == -1)
-		log_warnx("outbox: %s: %s", o->id, store_errmsg(p->store));
+	if (o->stored && store_outbox_delete(p->store, o->id) == -1) {
+		log_warnx("outbox: %s: %s; deleted by a later sweep, not sent "
+		    "again", o->id, store_errmsg(p->store));
+		poller_remember_acked(p, o->id);
+	}
 	poller_finish_op(p, o);
 }
 
@@ -1142,6 +1190,8 @@ poller_adopt(const struct store_outbox_row *row, void *arg)
 
 	if (poller_find(p, row->operation_id) != NULL)
 		return;		/* being delivered already */
+	if (poller_was_acked(p, row->operation_id))
+		return;		/* the orchestrator has it */
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
 	    (o->id = strdup(row->operation_id)) == NULL ||
 	    (o->text = strdup(row->result)) == NULL) {
@@ -1252,6 +1302,8 @@ poller_free(struct poller *p)
 	evloop_timer_cancel(&p->sweep);
 	evloop_timer_cancel(&p->heartbeat);
 	evloop_timer_cancel(&p->settle);
+	while (p->nacked > 0)
+		free(p->acked[--p->nacked]);
 	free(p);
 }
 

@@ -602,6 +602,8 @@ worker_boot(struct worker *w)
 	/* The master created the file: a missing one is not made anew. */
 	if (store_open_existing(&w->store, w->cfg->server.state_dir,
 	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
+	    sizeof(err)) == -1 ||
+	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes, err,
 	    sizeof(err)) == -1) {
 		log_errx("cannot boot: %s", err);
 		exit(WORKER_EXIT_BOOT);

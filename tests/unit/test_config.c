@@ -75,6 +75,7 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_true(c->store.busy_timeout == 5.0);
 	assert_true(c->store.retention_days == 7.0);
 	assert_int_equal(c->store.max_rows, 1000000);
+	assert_true(c->store.max_bytes == INT64_C(1073741824));
 
 	assert_int_equal(c->process.max_tool_calls, 100);
 	assert_int_equal(c->process.max_child_processes, 8);
@@ -157,7 +158,8 @@ static const char full_text[] =
     "worker: { max_inflight = 1024; heartbeat_interval = 0.25;\n"
     "  backpressure_heartbeat = 1; };\n"
     "store: { synchronous = \"full\"; busy_timeout = 0.5;\n"
-    "  retention_days = 0.5; max_rows = 1000000000000L; };\n"
+    "  retention_days = 0.5; max_rows = 1000000000000L;\n"
+    "  max_bytes = 2097152; };\n"
     "process: { max_tool_calls = 0; max_child_processes = 1;\n"
     "  max_runtime_seconds = 0.5; fork_budget_divisor = 1;\n"
     "  fork_min_tool_calls = 0; fork_min_child_processes = 3; };\n"
@@ -222,6 +224,7 @@ test_full_file(void **state)
 	assert_true(c.store.busy_timeout == 0.5);
 	assert_true(c.store.retention_days == 0.5);
 	assert_true(c.store.max_rows == INT64_C(1000000000000));
+	assert_true(c.store.max_bytes == 2097152);
 	assert_int_equal(c.process.max_tool_calls, 0);
 	assert_int_equal(c.process.max_child_processes, 1);
 	assert_true(c.process.max_runtime_seconds == 0.5);
@@ -423,6 +426,9 @@ test_out_of_range(void **state)
 	expect_error("store: { max_rows = 1000000000001L; };\n",
 	    "t.conf:1: store.max_rows: must be between 1000 and "
 	    "1000000000000 (got 1000000000001)");
+	expect_error("store: { max_bytes = 1048575; };\n",
+	    "t.conf:1: store.max_bytes: must be between 1048576 and "
+	    "1099511627776 (got 1048575)");
 	expect_error("operations: { storage: {\n max_bytes = 4294967297L; };"
 	    " };\n",
 	    "t.conf:2: operations.storage.max_bytes: must be between 1 and "

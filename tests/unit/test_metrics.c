@@ -538,7 +538,8 @@ static void
 test_render(void **state)
 {
 	struct metrics_master mm = { .worker_restarts = 3, .stream_reconnects = 4,
-	    .reloads = 5, .workers = 2, .workers_ready = 1, .inflight = 7 };
+	    .reloads = 5, .workers = 2, .workers_ready = 1, .inflight = 7,
+	    .db_bytes = 2097152, .db_pruned_rows = 42 };
 	struct metrics *m = new_metrics();
 	cJSON *ok = cJSON_CreateObject(), *bad = error_result("unsupported");
 	char *text;
@@ -596,6 +597,10 @@ test_render(void **state)
 	assert_has_line(text, "egressd_workers 2");
 	assert_has_line(text, "egressd_workers_ready 1");
 	assert_has_line(text, "egressd_inflight 7");
+	assert_has_line(text, "# TYPE egressd_db_bytes gauge");
+	assert_has_line(text, "egressd_db_bytes 2097152");
+	assert_has_line(text, "# TYPE egressd_db_pruned_rows_total counter");
+	assert_has_line(text, "egressd_db_pruned_rows_total 42");
 	/* sorted by path, "other" last */
 	assert_true(strstr(text, "path=\"/api") < strstr(text, "path=\"/nope"));
 	assert_true(strstr(text, "path=\"/q") < strstr(text, "path=\"other"));

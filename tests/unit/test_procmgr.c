@@ -1550,6 +1550,109 @@ test_prune_processes(void **state)
 	assert_true(spawn(f, NULL, 0) > running);
 }
 
+/* A finished operation whose result object holds about bytes bytes. */
+static agent_pid
+finished(struct fx *f, size_t bytes, const struct outbox_entry *ob)
+{
+	char *result = malloc(bytes + 16);
+	agent_pid pid = spawn(f, NULL, 0);
+
+	assert_non_null(result);
+	snprintf(result, bytes + 16, "{\"x\": \"%0*d\"}", (int)bytes, 0);
+	ok(f, procmgr_exit(&f->pm, pid, result, 0, NULL, ob));
+	free(result);
+	return pid;
+}
+
+/*
+ * Over its budget, the oldest finished trees go first (with the trails
+ * before them), down to the low mark; a running tree, an undelivered
+ * result and a dead letter stay whatever their age, and once only they
+ * are left the pass says it is blocked and removes nothing more.
+ */
+static void
+test_prune_budget(void **state)
+{
+	struct fx *f = *state;
+	struct outbox_entry pending = { .operation_id = "op-pending",
+	    .result = "{}" };
+	struct outbox_entry dead = { .operation_id = "op-dead",
+	    .result = "{}" };
+	struct audit_budget b = { .roots = 4 };
+	agent_pid running, kept, buried, first = 0, pid;
+	int64_t events;
+	int i;
+
+	running = spawn(f, NULL, 0);
+	kept = finished(f, 2000, &pending);
+	buried = finished(f, 2000, &dead);
+	ok(f, store_outbox_bury(&f->st, "op-dead", "HTTP 422"));
+	for (i = 0; i < 40; i++) {
+		pid = finished(f, 2000, NULL);
+		first = first ? first : pid;
+	}
+	events = q_int(f, "SELECT count(*) FROM events");
+	/* Within budget: nothing to do. */
+	b.target = INT64_MAX;
+	assert_int_equal(audit_prune_budget(&f->st, &b, clock_wall(), 100), 0);
+	assert_int_equal(b.removed, 0);
+	/* 20 KB over: about ten trees go, the oldest first. */
+	b.target = b.used - 20000;
+	b.low = b.target - 10000;
+	assert_int_equal(audit_prune_budget(&f->st, &b, clock_wall(), 100), 0);
+	assert_true(b.removed > 0 && !b.blocked && !b.more);
+	assert_true(b.used <= b.low);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM processes WHERE "
+	    "pid = %lld", (long long)first), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM processes WHERE "
+	    "pid > %lld AND pid < (SELECT min(pid) FROM processes WHERE "
+	    "pid > %lld)", (long long)first, (long long)buried), 0);
+	assert_true(q_int(f, "SELECT count(*) FROM processes") > 20);
+	assert_true(q_int(f, "SELECT count(*) FROM events") < events);
+	/* A pass stops after max_batches, saying so. */
+	b.target = 1;
+	b.low = 1;
+	assert_int_equal(audit_prune_budget(&f->st, &b, clock_wall(), 1), 0);
+	assert_true(b.more && !b.blocked);
+	/* Only what must stay is left: blocked, and it all stays. */
+	assert_int_equal(audit_prune_budget(&f->st, &b, clock_wall(), 100), 0);
+	assert_true(b.blocked);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM processes"), 3);
+	assert_int_equal(status_of(f, running), PS_RUNNABLE);
+	assert_int_equal(status_of(f, kept), PS_EXITED);
+	assert_int_equal(status_of(f, buried), PS_EXITED);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM objects WHERE "
+	    "owner_pid IN (%lld, %lld)", (long long)kept,
+	    (long long)buried), 4);	/* goals and results */
+	assert_int_equal(audit_prune_budget(&f->st, &b, clock_wall(), 100), 0);
+	assert_true(b.blocked && b.removed == 0);
+}
+
+/* Free pages go back to the file system once the data is deleted. */
+static void
+test_reclaim_shrinks(void **state)
+{
+	struct fx *f = *state;
+	struct store_size before, after;
+	char err[256];
+	int i;
+
+	assert_int_equal(store_pragma_int(&f->st, "PRAGMA auto_vacuum"), 2);
+	for (i = 0; i < 200; i++)
+		(void)finished(f, 4000, NULL);
+	assert_int_equal(store_set_max_bytes(&f->st, 2 * 1024 * 1024, err,
+	    sizeof(err)), 0);
+	exec_sql(f, "DELETE FROM processes");
+	assert_int_equal(store_size(&f->st, &before), 0);
+	assert_true(before.free_bytes > 500000);
+	assert_int_equal(store_reclaim(&f->st, 128 * 1024, 100, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_size(&f->st, &after), 0);
+	assert_int_equal(after.free_bytes, 0);
+	assert_true(after.file_bytes < before.file_bytes - 500000);
+	assert_int_equal(after.wal_bytes, 0);
+}
+
 int
 main(void)
 {
@@ -1597,6 +1700,8 @@ main(void)
 		DB_TEST(test_prune_error_named),
 		DB_TEST(test_prune_max_rows),
 		DB_TEST(test_prune_processes),
+		DB_TEST(test_prune_budget),
+		DB_TEST(test_reclaim_shrinks),
 #undef DB_TEST
 	};
 

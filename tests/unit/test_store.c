@@ -5,6 +5,8 @@
  * tried to send it (it stored or claimed it before it ended, or it is
  * stuck or unknown), not a row the master queued for a dead worker, nor
  * the claimer's own; and the count of an instance's results still there.
+ * And the bounded file: an old file converted to auto_vacuum, the WAL's
+ * share of store.max_bytes.
  */
 
 #include <setjmp.h>
@@ -274,6 +276,54 @@ test_orphaned_workers_stop_now(void **state)
 	sqlite3_finalize(s);
 }
 
+/*
+ * A file made before auto_vacuum (migration 7) frees no pages until a
+ * VACUUM rewrites it: done when it is small enough, else left alone; a
+ * new file has it from the start.
+ */
+static void
+test_vacuum_convert(void **state)
+{
+	struct fx *f = *state;
+	char path[128], err[512];
+	sqlite3 *db;
+
+	assert_int_equal(store_pragma_int(&f->st, "PRAGMA auto_vacuum"), 2);
+	assert_int_equal(store_vacuum_convert(&f->st, STORE_CONVERT_MAX, err,
+	    sizeof(err)), STORE_VACUUM_DONE);
+	store_close(&f->st);
+	snprintf(path, sizeof(path), "%s/egressd.db", f->dir);
+	unlink(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; "
+	    "CREATE TABLE old(x);", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_open(&f->st, f->dir, SYNC_NORMAL, 5.0, err,
+	    sizeof(err)), 0);
+	assert_int_equal(store_migrate(&f->st, err, sizeof(err)), 0);
+	assert_int_equal(store_pragma_int(&f->st, "PRAGMA auto_vacuum"), 0);
+	assert_int_equal(store_pragma_int(&f->st, "SELECT count(*) FROM "
+	    "sqlite_master WHERE name = 'outbox_pid'"), 1);
+	assert_int_equal(store_vacuum_convert(&f->st, 1, err, sizeof(err)),
+	    STORE_VACUUM_TOO_LARGE);
+	assert_int_equal(store_pragma_int(&f->st, "PRAGMA auto_vacuum"), 0);
+	assert_int_equal(store_vacuum_convert(&f->st, STORE_CONVERT_MAX, err,
+	    sizeof(err)), STORE_VACUUM_CONVERTED);
+	assert_int_equal(store_pragma_int(&f->st, "PRAGMA auto_vacuum"), 2);
+	assert_int_equal(store_vacuum_convert(&f->st, STORE_CONVERT_MAX, err,
+	    sizeof(err)), STORE_VACUUM_DONE);
+}
+
+/* The WAL's share of the budget. */
+static void
+test_wal_limit(void **state)
+{
+	(void)state;
+	assert_int_equal(store_wal_limit(2 * 1024 * 1024), 256 * 1024);
+	assert_int_equal(store_wal_limit(64LL * 1024 * 1024), STORE_WAL_MAX);
+	assert_int_equal(store_wal_limit(1LL << 40), STORE_WAL_MAX);
+}
+
 int
 main(void)
 {
@@ -288,6 +338,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_orphaned_workers_stop_now,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vacuum_convert, setup,
+		    teardown),
+		cmocka_unit_test(test_wal_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
