@@ -311,6 +311,10 @@ print_status(const cJSON *r)
 		printf("upgraded from egressd %s\n", str(up, "from"));
 	if (cJSON_IsObject(up) && str(up, "failure")[0] != '\0')
 		printf("last upgrade failed: %s\n", str(up, "failure"));
+	if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(r,
+	    "last_reload_failure")))
+		printf("last reload failed: %s\n", str(r,
+		    "last_reload_failure"));
 	cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(r,
 	    "worker_table"))
 		printf("  worker %.0f: pid %.0f, generation %.0f, egressd %s%s\n",

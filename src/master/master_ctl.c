@@ -229,6 +229,11 @@ master_ctl_status(struct master *m)
 	cJSON_AddStringToObject(o, "instance_id", m->instance_id);
 	cJSON_AddStringToObject(o, "orchestrator", m->cfg->orchestrator.url);
 	cJSON_AddNumberToObject(o, "pushed_waiting", m->npushq);
+	if (m->reload_failure[0] != '\0')
+		cJSON_AddStringToObject(o, "last_reload_failure",
+		    m->reload_failure);
+	else
+		cJSON_AddNullToObject(o, "last_reload_failure");
 	if ((reasons = cJSON_AddArrayToObject(o, "reasons")) != NULL)
 		master_ctl_add_degraded(m, reasons);
 	master_ctl_add_links(m, o);

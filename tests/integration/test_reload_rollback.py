@@ -50,6 +50,7 @@ def assert_rolled_back(a, old_pids, rc, out, kind):
     assert "rolled back" in out and f"({kind}:" in out, out
     st = a.status()
     assert st["generation"] == 1, st
+    assert "rolled back" in (st["last_reload_failure"] or ""), st
     # the old workers still serve; the rejected ones are gone
     h = a.wait_ready(2, generation=1)
     assert a.worker_pids(h) == old_pids, h
