@@ -25,41 +25,16 @@
 #define INSTANCE "worker-deleg"
 #define IMAGE "/api/v1/agent/execute/command"
 
-struct fx {
-	char dir[256];
-	struct egressd_config cfg;
-	struct store st;
-	struct procmgr pm;
-};
-
 static int
 setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (f == NULL)
-		return -1;
-	if (tu_mkdtemp(f->dir, sizeof(f->dir), "deleg") == NULL ||
-	    config_init_defaults(&f->cfg) == -1 ||
-	    tu_store_open(&f->st, f->dir, 5.0, true) == -1) {
-		free(f);
-		return -1;
-	}
-	procmgr_init(&f->pm, &f->st, INSTANCE, &f->cfg);
-	*state = f;
-	return 0;
+	return (*state = tu_pm_new("deleg", INSTANCE)) == NULL ? -1 : 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *f = *state;
-
-	procmgr_close(&f->pm);
-	store_close(&f->st);
-	tu_remove_tree(f->dir);
-	config_free(&f->cfg);
-	free(f);
+	tu_pm_free(*state);
 	return 0;
 }
 
@@ -71,19 +46,14 @@ teardown(void **state)
 } while (0)
 
 static void
-refused(struct fx *f, int rc, enum pm_error type, const char *msg)
+refused(struct tu_pm *f, int rc, enum pm_error type, const char *msg)
 {
-	assert_int_equal(rc, -1);
-	if (f->pm.errtype != type)
-		fail_msg("errtype %d, want %d: %s", f->pm.errtype, type,
-		    f->pm.err);
-	if (msg != NULL && strstr(f->pm.err, msg) == NULL)
-		fail_msg("error \"%s\" lacks \"%s\"", f->pm.err, msg);
+	tu_pm_refused(&f->pm, rc, type, msg);
 }
 
 /* A root holding caps, and the authority to fork ("process:spawn"). */
 static agent_pid
-spawn(struct fx *f, const struct cap_spec *caps, size_t ncaps)
+spawn(struct tu_pm *f, const struct cap_spec *caps, size_t ncaps)
 {
 	static const struct cap_spec spawn_right = { .resource =
 	    "process:spawn", .rights = "write", .revocable = 1 };
@@ -98,7 +68,7 @@ spawn(struct fx *f, const struct cap_spec *caps, size_t ncaps)
 }
 
 static enum cap_policy
-policy(struct fx *f, agent_pid pid, const char *resource, const char *right,
+policy(struct tu_pm *f, agent_pid pid, const char *resource, const char *right,
     double at)
 {
 	enum cap_policy pol;
@@ -111,7 +81,7 @@ policy(struct fx *f, agent_pid pid, const char *resource, const char *right,
 static void
 test_merge_skips_released_objects(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, NULL, 0), child = 0;
 	int64_t scratch, kept, view;
 	int merged = -1;
@@ -149,7 +119,7 @@ test_merge_skips_released_objects(void **state)
 static void
 test_revoked_parent_capability_denies_child(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct cap_spec cap = { .resource = "shell:*", .rights = "execute",
 	    .delegable = 1, .revocable = 1 };
 	struct cap_spec pass = { .resource = "shell:*", .rights = "execute",
@@ -185,7 +155,7 @@ test_revoked_parent_capability_denies_child(void **state)
 static void
 test_child_capability_expires_with_parent(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	double now = clock_wall();
 	struct cap_spec cap = { .resource = "storage:*", .rights = "read",
 	    .delegable = 1, .revocable = 1, .expires_at = now + 3600 };
@@ -210,7 +180,7 @@ test_child_capability_expires_with_parent(void **state)
 static void
 test_inherit_keeps_constraints(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct cap_spec cap = { .resource = "shell:*", .rights = "execute",
 	    .constraints = "{\"argv0\":\"ls\"}", .delegable = 1,
 	    .revocable = 1 };
@@ -277,7 +247,7 @@ test_inherit_attenuates_only(void **state)
 static void
 test_migration_keeps_rows(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct cap_spec cap = { .resource = "storage:*", .rights = "read",
 	    .delegable = 1, .revocable = 1 };
 	agent_pid parent = spawn(f, &cap, 1), child = 0;

@@ -26,41 +26,16 @@
 #define BASE "base-agent:v0"
 #define CODING "coding-agent:v0"
 
-struct fx {
-	char dir[256];
-	struct egressd_config cfg;
-	struct store st;
-	struct procmgr pm;
-};
-
 static int
 setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (f == NULL)
-		return -1;
-	if (tu_mkdtemp(f->dir, sizeof(f->dir), "upstream") == NULL ||
-	    config_init_defaults(&f->cfg) == -1 ||
-	    tu_store_open(&f->st, f->dir, 5.0, true) == -1) {
-		free(f);
-		return -1;
-	}
-	procmgr_init(&f->pm, &f->st, INSTANCE, &f->cfg);
-	*state = f;
-	return 0;
+	return (*state = tu_pm_new("upstream", INSTANCE)) == NULL ? -1 : 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct fx *f = *state;
-
-	procmgr_close(&f->pm);
-	store_close(&f->st);
-	tu_remove_tree(f->dir);
-	config_free(&f->cfg);
-	free(f);
+	tu_pm_free(*state);
 	return 0;
 }
 
@@ -73,18 +48,13 @@ teardown(void **state)
 } while (0)
 
 static void
-refused(struct fx *f, int rc, enum pm_error type, const char *msg)
+refused(struct tu_pm *f, int rc, enum pm_error type, const char *msg)
 {
-	assert_int_equal(rc, -1);
-	if (f->pm.errtype != type)
-		fail_msg("errtype %d, want %d: %s", f->pm.errtype, type,
-		    f->pm.err);
-	if (msg != NULL && strstr(f->pm.err, msg) == NULL)
-		fail_msg("error \"%s\" lacks \"%s\"", f->pm.err, msg);
+	tu_pm_refused(&f->pm, rc, type, msg);
 }
 
 static agent_pid
-spawn(struct fx *f, const char *image)
+spawn(struct tu_pm *f, const char *image)
 {
 	agent_pid pid = 0;
 
@@ -95,7 +65,7 @@ spawn(struct fx *f, const char *image)
 
 /* runtime.capability.grant(pid, resource, [right]) */
 static int64_t
-grant(struct fx *f, agent_pid pid, const char *resource, const char *rights,
+grant(struct tu_pm *f, agent_pid pid, const char *resource, const char *rights,
     int delegable)
 {
 	struct cap_spec c = { .resource = resource, .rights = rights,
@@ -109,13 +79,13 @@ grant(struct fx *f, agent_pid pid, const char *resource, const char *rights,
 }
 
 static void
-grant_spawn(struct fx *f, agent_pid pid)
+grant_spawn(struct tu_pm *f, agent_pid pid)
 {
 	grant(f, pid, PM_RES_SPAWN, "write", 0);
 }
 
 static void
-grant_image(struct fx *f, agent_pid pid, const char *image)
+grant_image(struct tu_pm *f, agent_pid pid, const char *image)
 {
 	char res[128];
 
@@ -124,13 +94,13 @@ grant_image(struct fx *f, agent_pid pid, const char *image)
 }
 
 static int64_t
-nprocs(struct fx *f)
+nprocs(struct tu_pm *f)
 {
 	return q_int(f, "SELECT count(*) FROM processes");
 }
 
 static enum proc_status
-status_of(struct fx *f, agent_pid pid)
+status_of(struct tu_pm *f, agent_pid pid)
 {
 	struct proc_info pi;
 	enum proc_status s;
@@ -142,7 +112,7 @@ status_of(struct fx *f, agent_pid pid)
 }
 
 static int
-allowed(struct fx *f, agent_pid pid, const char *resource, const char *right)
+allowed(struct tu_pm *f, agent_pid pid, const char *resource, const char *right)
 {
 	enum cap_policy pol;
 
@@ -152,7 +122,7 @@ allowed(struct fx *f, agent_pid pid, const char *resource, const char *right)
 
 /* An object owned by pid, volatile or not, in pid's view. */
 static int64_t
-object(struct fx *f, agent_pid pid, const char *payload, int is_volatile)
+object(struct tu_pm *f, agent_pid pid, const char *payload, int is_volatile)
 {
 	struct proc_info pi;
 	int64_t oid;
@@ -168,7 +138,7 @@ object(struct fx *f, agent_pid pid, const char *payload, int is_volatile)
 }
 
 static int64_t
-exists(struct fx *f, int64_t oid)
+exists(struct tu_pm *f, int64_t oid)
 {
 	return q_int(f, "SELECT count(*) FROM objects WHERE oid = %lld",
 	    (long long)oid);
@@ -179,7 +149,7 @@ exists(struct fx *f, int64_t oid)
 static void
 test_spawn_child_process_requires_process_spawn_authority(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	int64_t before = nprocs(f);
 
@@ -193,7 +163,7 @@ test_spawn_child_process_requires_process_spawn_authority(void **state)
 static void
 test_fork_syscall_requires_process_spawn_authority(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	int64_t before = nprocs(f);
 
@@ -205,7 +175,7 @@ test_fork_syscall_requires_process_spawn_authority(void **state)
 static void
 test_cross_image_spawn_and_exec_require_image_read_authority(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0, target;
 	int64_t before = nprocs(f), goal;
 
@@ -241,7 +211,7 @@ static void
 test_fork_child_process_tool_requires_cross_image_read_authority(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, "review-agent:v0"), child = 0;
 	int64_t before = nprocs(f);
 
@@ -255,7 +225,7 @@ static void
 test_fork_child_process_tool_allows_authorized_cross_image_fork(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct proc_child_opts none = { .select_roots = 1 };
 	agent_pid parent = spawn(f, "review-agent:v0"), child = 0;
 	struct proc_info c;
@@ -287,7 +257,7 @@ static void
 test_spawn_child_process_creates_fresh_child_without_parent_memory_or_default_caps(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, "review-agent:v0"), child = 0;
 	struct proc_info c;
 	int64_t note;
@@ -313,7 +283,7 @@ test_spawn_child_process_creates_fresh_child_without_parent_memory_or_default_ca
 static void
 test_spawn_child_process_inherits_only_explicit_capabilities(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct cap_spec readme = { .resource = "filesystem:workspace:README.md",
 	    .rights = "read" };
 	agent_pid parent = spawn(f, BASE), child = 0;
@@ -333,7 +303,7 @@ test_spawn_child_process_inherits_only_explicit_capabilities(void **state)
 static void
 test_nonblocking_wait_child_process_does_not_suspend_parent(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	struct proc_wait w;
 	struct proc_info pi;
@@ -357,7 +327,7 @@ test_nonblocking_wait_child_process_does_not_suspend_parent(void **state)
 static void
 test_child_list_signal_and_budget_are_enforced(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent, other, child = 0, second = 0;
 
 	f->pm.defaults.max_child_processes = 1;
@@ -382,7 +352,7 @@ test_child_list_signal_and_budget_are_enforced(void **state)
 static void
 test_terminal_process_cannot_be_resumed_by_signal(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, BASE);
 
 	ok(f, procmgr_exit(&f->pm, pid, NULL, 0, "done", NULL));
@@ -394,7 +364,7 @@ test_terminal_process_cannot_be_resumed_by_signal(void **state)
 static void
 test_waiting_process_cannot_be_resumed_without_wait_condition(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	char want[64];
 
@@ -413,7 +383,7 @@ test_waiting_process_cannot_be_resumed_without_wait_condition(void **state)
 static void
 test_terminal_process_cannot_exit_again_or_overwrite_status(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, BASE);
 
 	ok(f, procmgr_exit(&f->pm, pid, "{\"message\":\"done\"}", 0, NULL,
@@ -429,7 +399,7 @@ test_terminal_process_cannot_exit_again_or_overwrite_status(void **state)
 static void
 test_resource_kill_wakes_parent_waiting_on_child(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 
 	grant_spawn(f, parent);
@@ -447,7 +417,7 @@ static void
 test_resource_kill_uses_terminal_cleanup_for_root_process_memory(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, BASE);
 	int64_t owned = object(f, pid, "{\"released\":true}", 1);
 
@@ -462,7 +432,7 @@ test_resource_kill_uses_terminal_cleanup_for_root_process_memory(
 static void
 test_merge_child_memory_tool_adds_child_view_objects_to_parent(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	int64_t result;
 	int merged = 0;
@@ -484,7 +454,7 @@ test_merge_child_memory_tool_adds_child_view_objects_to_parent(void **state)
 static void
 test_process_exit_result_oid_requires_object_read_authority(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid owner = spawn(f, BASE), pid = spawn(f, BASE);
 	int64_t secret = object(f, owner, "{\"secret\":1}", 0);
 	char res[64];
@@ -502,7 +472,7 @@ test_process_exit_result_oid_requires_object_read_authority(void **state)
 static void
 test_fork_does_not_resurrect_revoked_image_default_capability(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct cap_spec pass = { .resource = "filesystem:workspace:*",
 	    .rights = "read" };
 	agent_pid parent = spawn(f, CODING), child = 0;
@@ -524,7 +494,7 @@ static void
 test_exec_process_swaps_image_without_granting_target_image_capabilities(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, BASE);
 	int64_t ws = grant(f, pid, "filesystem:workspace:*", "read", 0);
 	struct proc_info pi;
@@ -552,7 +522,7 @@ static void
 test_merge_after_child_exit_preserves_non_result_child_created_memory_until_parent_exit(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0;
 	int64_t scratch, result;
 	int merged = 0;
@@ -580,7 +550,7 @@ static void
 test_set_working_directory_requires_filesystem_read_before_state_probe(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, "review-agent:v0");
 
 	refused(f, procmgr_chdir(&f->pm, pid, "known"), PM_E_DENIED,
@@ -599,7 +569,7 @@ static void
 test_child_cwd_probe_occurs_only_after_spawn_and_image_authority(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct proc_child_opts o = { .cwd = "child-cwd" };
 	agent_pid parent = spawn(f, "review-agent:v0"), child = 0;
 	int fork;
@@ -629,7 +599,7 @@ static void
 test_fork_syscall_validates_explicit_working_directory_through_filesystem_primitive(
     void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct proc_child_opts o = { .cwd = "./syscall-cwd/" };
 	struct proc_child_opts other = { .cwd = "elsewhere" };
 	struct proc_child_opts escape = { .cwd = "../up" };
@@ -655,7 +625,7 @@ test_fork_syscall_validates_explicit_working_directory_through_filesystem_primit
 static void
 test_children_inherit_parent_working_directory_by_default(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, "review-agent:v0"), a = 0, b = 0;
 
 	grant_spawn(f, parent);
@@ -673,7 +643,7 @@ test_children_inherit_parent_working_directory_by_default(void **state)
 static void
 test_process_working_directory_persists_in_sqlite(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid pid = spawn(f, "review-agent:v0");
 	struct proc_info pi;
 
@@ -693,7 +663,7 @@ test_process_working_directory_persists_in_sqlite(void **state)
 static void
 test_fork_passes_only_chosen_roots(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent = spawn(f, BASE), child = 0, stranger = spawn(f, BASE);
 	int64_t a = object(f, parent, "{\"a\":1}", 1);
 	int64_t b = object(f, parent, "{\"b\":1}", 1);
@@ -725,7 +695,7 @@ test_fork_passes_only_chosen_roots(void **state)
 static void
 test_child_tool_calls_charge_ancestors(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent, child = 0, grandchild = 0;
 
 	f->pm.defaults.max_tool_calls = 4;
@@ -753,7 +723,7 @@ test_child_tool_calls_charge_ancestors(void **state)
 static void
 test_child_runtime_charges_ancestors(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	agent_pid parent, child = 0, sibling = 0;
 
 	f->pm.defaults.max_runtime_seconds = 10;
@@ -775,7 +745,7 @@ test_child_runtime_charges_ancestors(void **state)
 static void
 test_kill_tree_kills_subtree(void **state)
 {
-	struct fx *f = *state;
+	struct tu_pm *f = *state;
 	struct outbox_entry ob = { .operation_id = "op-tree",
 	    .result = "{\"error\":\"killed\"}" };
 	agent_pid root = spawn(f, BASE), child = 0, grandchild = 0, done = 0;

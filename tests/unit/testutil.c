@@ -427,3 +427,42 @@ tu_exec(sqlite3 *db, const char *sql)
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		fail_msg("%s: %s", sql, msg);
 }
+
+struct tu_pm *
+tu_pm_new(const char *tag, const char *instance)
+{
+	struct tu_pm *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	if (tu_mkdtemp(f->dir, sizeof(f->dir), tag) == NULL ||
+	    config_init_defaults(&f->cfg) == -1 ||
+	    tu_store_open(&f->st, f->dir, 5.0, true) == -1) {
+		free(f);
+		return NULL;
+	}
+	procmgr_init(&f->pm, &f->st, instance, &f->cfg);
+	return f;
+}
+
+void
+tu_pm_free(struct tu_pm *f)
+{
+	procmgr_close(&f->pm);
+	store_close(&f->st);
+	tu_remove_tree(f->dir);
+	config_free(&f->cfg);
+	free(f);
+}
+
+void
+tu_pm_refused(const struct procmgr *pm, int rc, enum pm_error type,
+    const char *msg)
+{
+	assert_int_equal(rc, -1);
+	if (pm->errtype != type)
+		fail_msg("errtype %d, want %d: %s", pm->errtype, type,
+		    pm->err);
+	if (msg != NULL && strstr(pm->err, msg) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", pm->err, msg);
+}

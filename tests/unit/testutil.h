@@ -26,6 +26,8 @@
 
 #include "ops/dispatch.h"
 #include "ops/ops.h"
+#include "procmgr/procmgr.h"
+#include "procmgr/store.h"
 
 struct egressd_config;
 struct store;
@@ -141,5 +143,22 @@ const char *tu_query_text(sqlite3 *db, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Run sql (any number of statements). */
 void tu_exec(sqlite3 *db, const char *sql);
+
+/*
+ * A process manager of instance on a fresh, migrated database in a new
+ * temporary directory named after tag, with the default configuration;
+ * NULL on failure.  tu_pm_free undoes it all.
+ */
+struct tu_pm {
+	char dir[256];
+	struct egressd_config cfg;
+	struct store st;
+	struct procmgr pm;
+};
+struct tu_pm *tu_pm_new(const char *tag, const char *instance);
+void tu_pm_free(struct tu_pm *f);
+/* rc is a refusal of type whose message holds msg (NULL: any message). */
+void tu_pm_refused(const struct procmgr *pm, int rc, enum pm_error type,
+    const char *msg);
 
 #endif
