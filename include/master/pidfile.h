@@ -37,6 +37,8 @@ int pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 
 /* Replace the file's content with pid; 0 or -1 with errno. */
 int pidfile_write(struct pidfile *pf, pid_t pid);
+/* The same into any open file: "PID\n" from offset 0, truncated first. */
+int pidfile_write_fd(int fd, pid_t pid);
 
 /*
  * The running owner's look at its pidfile: PIDFILE_ACQUIRED when path

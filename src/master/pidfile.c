@@ -126,20 +126,26 @@ pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 }
 
 int
-pidfile_write(struct pidfile *pf, pid_t pid)
+pidfile_write_fd(int fd, pid_t pid)
 {
 	char buf[PIDFILE_TEXT_MAX];
 	int n;
 
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
-	if (ftruncate(pf->fd, 0) == -1)
+	if (ftruncate(fd, 0) == -1)
 		return -1;
-	if (pwrite(pf->fd, buf, (size_t)n, 0) != n) {
+	if (pwrite(fd, buf, (size_t)n, 0) != n) {
 		if (errno == 0)
 			errno = EIO;
 		return -1;
 	}
 	return 0;
+}
+
+int
+pidfile_write(struct pidfile *pf, pid_t pid)
+{
+	return pidfile_write_fd(pf->fd, pid);
 }
 
 void

@@ -82,18 +82,7 @@ statelock_chown(struct statelock *sl, unsigned uid, unsigned gid)
 int
 statelock_write(struct statelock *sl, pid_t pid)
 {
-	char buf[STATELOCK_TEXT_MAX];
-	int n;
-
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)pid);
-	if (ftruncate(sl->fd, 0) == -1)
-		return -1;
-	if (pwrite(sl->fd, buf, (size_t)n, 0) != n) {
-		if (errno == 0)
-			errno = EIO;
-		return -1;
-	}
-	return 0;
+	return pidfile_write_fd(sl->fd, pid);	/* the same "PID\n" */
 }
 
 void
