@@ -4,6 +4,7 @@
  * operation objects are read, and the credential rules (token file
  * permissions, environment fallbacks).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,60 @@ test_json_nul_strings(void **state)
 	cJSON_Delete(v);
 }
 
+/* json_print prints v as cJSON_PrintUnformatted does, byte for byte. */
+static void
+expect_print_like_cjson(const cJSON *v)
+{
+	char *ours = json_print(v), *theirs = cJSON_PrintUnformatted(v);
+
+	assert_non_null(ours);
+	assert_non_null(theirs);
+	assert_string_equal(ours, theirs);
+	cJSON_free(ours);
+	cJSON_free(theirs);
+}
+
+static void
+test_json_print_is_cjsons(void **state)
+{
+	static const double numbers[] = { 0, -0.0, 1, -1, 42, 1e15 - 1,
+	    -(1e15 - 1), 1e15, 9007199254740993.0, 1e300, -1e-300, 0.1, 1.5,
+	    2.0 / 3.0, 123456.789, 1.0 / 3.0 * 1e20, 4294967296.0,
+	    2147483648.0, 12.5e-7 };
+	const char *text = "{\"s\":\"q\\\"b\\\\s\\/ \\b\\f\\n\\r\\t"
+	    "\\u0001\\u001f\\u007f caf\\u00e9\",\"e\":\"\",\"a\":[],"
+	    "\"o\":{},\"n\":[null,true,false,[1,[2,{\"k\":\"v\"}]]],"
+	    "\"k\\n\\u0002\":1,\"nul\":\"x\\u0000y\"}";
+	char err[128];
+	cJSON *v, *nums, *bad;
+	size_t i;
+
+	(void)state;
+	v = json_parse_limited(text, strlen(text), 1 << 20, err, sizeof(err));
+	assert_non_null(v);
+	expect_print_like_cjson(v);
+	nums = cJSON_CreateArray();
+	for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		cJSON_AddItemToArray(nums, cJSON_CreateNumber(numbers[i]));
+	cJSON_AddItemToArray(nums, cJSON_CreateNumber(NAN));
+	cJSON_AddItemToArray(nums, cJSON_CreateNumber(INFINITY));
+	expect_print_like_cjson(nums);
+	/* longer than the first buffer: it grows */
+	for (i = 0; i < 200; i++)
+		cJSON_AddItemToArray(nums, cJSON_CreateString("grow"));
+	expect_print_like_cjson(nums);
+	cJSON_AddItemToObject(v, "nums", nums);
+	expect_print_like_cjson(v);
+	/* an invalid item prints as nothing, as with cJSON */
+	bad = cJSON_CreateArray();
+	cJSON_AddItemToArray(bad, cJSON_CreateNull());
+	bad->child->type = cJSON_Invalid;
+	assert_null(json_print(bad));
+	assert_null(cJSON_PrintUnformatted(bad));
+	cJSON_Delete(bad);
+	cJSON_Delete(v);
+}
+
 /* Credentials. */
 
 static struct egressd_config *
@@ -346,6 +401,7 @@ main(void)
 		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
 		cmocka_unit_test(test_json_size_and_syntax),
 		cmocka_unit_test(test_json_nul_strings),
+		cmocka_unit_test(test_json_print_is_cjsons),
 		cmocka_unit_test(test_event_types),
 		cmocka_unit_test(test_operation_objects),
 		cmocka_unit_test(test_token_file_must_be_private),
