@@ -32,6 +32,8 @@ struct httpc_request {
 	const char *method;		/* "GET", "PUT", "POST", "HEAD"... */
 	char *url;			/* owned; freed by httpc_request_free */
 	struct curl_slist *headers;	/* owned */
+	/* Borrowed, sent when headers is NULL; must outlive the request. */
+	const struct curl_slist *shared_headers;
 	char *body;			/* owned; may be NULL */
 	size_t body_len;
 	long timeout_ms;		/* 0 = no total timeout */

@@ -304,6 +304,77 @@ test_token_from_environment_and_previous(void **state)
 	config_free(cfg);
 }
 
+/* The header lines of req, one "line\n" after another. */
+static void
+headers_of(const struct httpc_request *req, char *buf, size_t len)
+{
+	const struct curl_slist *l = req->headers != NULL ? req->headers :
+	    req->shared_headers;
+
+	buf[0] = '\0';
+	for (; l != NULL; l = l->next)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s\n", l->data);
+}
+
+/*
+ * Kept headers are the lines a request would build for itself, shared by
+ * every request of the same kind; new credentials or a new instance ID
+ * are never sent with the old lines.
+ */
+static void
+test_kept_headers(void **state)
+{
+	struct orch_creds creds = { "tid", "s3cret" }, other = { "tid", "new" };
+	struct egressd_config *cfg = orchestrator_config("");
+	struct httpc_request *own, *a, *b, *put, *c;
+	struct orch o = { NULL, cfg, &creds, "iid-1", NULL };
+	char want[1024], got[1024];
+
+	(void)state;
+	own = orch_prepare(&o, ORCH_RESULT, "op-1", strdup("{}"));
+	assert_non_null(own);
+	assert_non_null(own->headers);
+	headers_of(own, want, sizeof(want));
+	assert_non_null(strstr(want, "x-mcd-token: s3cret\n"));
+	assert_non_null(strstr(want, "x-mcd-agent-instance-id: iid-1\n"));
+	assert_non_null(strstr(want, "Content-Type: application/json\n"));
+	assert_int_equal(orch_keep_headers(&o), 0);
+	a = orch_prepare(&o, ORCH_RESULT, "op-2", strdup("{}"));
+	b = orch_prepare(&o, ORCH_RESULT, "op-3", strdup("{}"));
+	put = orch_prepare(&o, ORCH_OPERATION, NULL, NULL);
+	assert_true(a != NULL && b != NULL && put != NULL);
+	assert_null(a->headers);
+	assert_ptr_equal(a->shared_headers, b->shared_headers);
+	headers_of(a, got, sizeof(got));
+	assert_string_equal(got, want);
+	/* a GET has no Content-Type, and its own kept list */
+	assert_true(put->shared_headers != a->shared_headers);
+	headers_of(put, got, sizeof(got));
+	assert_null(strstr(got, "Content-Type"));
+	/* new credentials: this request builds its own, with them */
+	o.creds = &other;
+	c = orch_prepare(&o, ORCH_RESULT, "op-4", strdup("{}"));
+	assert_non_null(c);
+	assert_non_null(c->headers);
+	headers_of(c, got, sizeof(got));
+	assert_non_null(strstr(got, "x-mcd-token: new\n"));
+	httpc_request_free(c);
+	o.creds = &creds;
+	o.instance_id = "iid-2";
+	c = orch_prepare(&o, ORCH_RESULT, "op-5", strdup("{}"));
+	assert_non_null(c);
+	headers_of(c, got, sizeof(got));
+	assert_non_null(strstr(got, "x-mcd-agent-instance-id: iid-2\n"));
+	httpc_request_free(c);
+	httpc_request_free(a);
+	httpc_request_free(b);
+	httpc_request_free(put);
+	httpc_request_free(own);
+	orch_forget_headers(&o);
+	assert_null(o.kept);
+	config_free(cfg);
+}
+
 /* events_type() of one JSON text; why is "" when it is not dropped. */
 static const char *
 event_type_of(const char *text, char *why, size_t whylen)
@@ -406,6 +477,7 @@ main(void)
 		cmocka_unit_test(test_operation_objects),
 		cmocka_unit_test(test_token_file_must_be_private),
 		cmocka_unit_test(test_token_from_environment_and_previous),
+		cmocka_unit_test(test_kept_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
