@@ -7,7 +7,9 @@
  * report readiness and expiry back with curl_multi_socket_action().  A
  * request either buffers its response body (bounded by max_body) or
  * streams it to on_data (the SSE stream); either way on_done runs exactly
- * once, after which the caller frees it.
+ * once, after which the caller frees it.  Finished easy handles are reset
+ * and reused, and connections stay open in the multi handle between
+ * transfers.
  */
 #ifndef EGRESSD_HTTPC_H
 #define EGRESSD_HTTPC_H
