@@ -2,11 +2,14 @@
 """Instructions per operation of egressd, counted by callgrind: a figure
 that does not move with the machine's load, unlike a time.
 
-usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--orchestrator K]
-           [--timeout T] [--json PATH] [--keep DIR]
+usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--workers W]
+           [--orchestrator K] [--timeout T] [--json PATH] [--keep DIR]
 
   --ops N            operations in the long run (default 1000); the short
                      run does N/2
+  --workers W        egressd's workers (default 1); the worker figure is
+                     the sum over them, so that what two connections
+                     writing one database cost each other shows
   --orchestrator K   python (default) or c, as in load.py
   --timeout T        give up on any one wait after T seconds (default 300)
   --json PATH        also write the figures to PATH
@@ -14,12 +17,12 @@ usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--orchestrator K]
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd); valgrind on $PATH.
 
-egressd with one worker (worker.max_inflight 8) runs whole under
+egressd with one worker (or W; worker.max_inflight 8) runs whole under
 `valgrind --tool=callgrind --trace-children=yes`, so the master and the
 worker it forks each write their own callgrind.out.PID when they exit.
 Once every worker is ready, N /api/v1/test/health operations are queued
-and one work_available event sent; when the orchestrator has N results,
-egressd gets SIGTERM and stops gracefully.  The same again with N/2
+and one work_available event per worker sent; when the orchestrator has
+N results, egressd gets SIGTERM and stops gracefully.  The same again with N/2
 operations.  Boot, the stream, the graceful stop and the shutdown notice
 are the same in both runs, so
 
@@ -57,7 +60,8 @@ def one_run(args, n):
             harness.orchestrator(args.orchestrator, wd,
                                  heartbeat=60.0) as orch:
         out = os.path.join(wd, "callgrind.out.%p")
-        d = harness.Daemon(args.egressd, wd, orch.url, 1, heartbeat=30.0,
+        d = harness.Daemon(args.egressd, wd, orch.url, args.workers,
+                           heartbeat=30.0,
                            worker_timeout=3600.0,
                            wrapper=["valgrind", "--tool=callgrind",
                                     "--trace-children=yes",
@@ -66,7 +70,7 @@ def one_run(args, n):
             d.wait_ready(args.timeout, poll=0.2)
             orch.admin("POST", "/admin/faults", {"piggyback": False})
             orch.enqueue(n)
-            orch.work_available(1)
+            orch.work_available(args.workers)
             orch.wait_results(n, args.timeout)
         finally:
             status = d.stop(wait=args.timeout)
@@ -91,6 +95,7 @@ def one_run(args, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ops", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=300)
@@ -99,6 +104,8 @@ def main():
     args = ap.parse_args()
     if args.ops < 2:
         ap.error("--ops >= 2")
+    if args.workers < 1:
+        ap.error("--workers >= 1")
     args.egressd = harness.egressd_binary()
     harness.terminate_on_sigterm()
     if shutil.which("valgrind") is None:
