@@ -38,6 +38,7 @@ struct store {
 	double busy_timeout;		/* seconds to wait for a lock */
 	double busy_since;		/* when the current wait began */
 	unsigned busy_seed;		/* jitter of the waits */
+	int ckpt_frames;		/* WAL frames at the last checkpoint */
 	/*
 	 * Called between the sleeps of a lock wait (set after store_open):
 	 * a wait can last busy_timeout, several in a row, and the process

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -274,6 +275,28 @@ test_orphaned_workers_stop_now(void **state)
 	sqlite3_finalize(s);
 }
 
+/*
+ * The WAL is checkpointed and restarted as it grows (store_wal_hook):
+ * 12 MB written in small transactions leave a WAL file near the 4 MB
+ * threshold, not one holding all of it.
+ */
+static void
+test_wal_checkpointed(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	struct stat sb;
+	int i;
+
+	exec_ok(f, "CREATE TABLE fill (b BLOB)");
+	for (i = 0; i < 12 * 1024; i++)
+		exec_ok(f, "INSERT INTO fill VALUES (zeroblob(700))");
+	snprintf(path, sizeof(path), "%s/egressd.db-wal", f->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 1024 * 1024);	/* it was used */
+	assert_true(sb.st_size < 6 * 1024 * 1024);
+}
+
 int
 main(void)
 {
@@ -288,6 +311,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_orphaned_workers_stop_now,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
