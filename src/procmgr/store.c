@@ -589,6 +589,59 @@ store_outbox_delete(struct store *st, const char *operation_id)
 	return store_step_done(s);
 }
 
+int
+store_outbox_delete_later(struct store *st, const char *operation_id)
+{
+	size_t cap = st->gone_cap ? st->gone_cap * 2 : 16;
+	char **grown, *id;
+
+	if (st->ngone == st->gone_cap) {
+		if ((grown = realloc(st->gone, cap * sizeof(*grown))) == NULL)
+			return -1;
+		st->gone = grown;
+		st->gone_cap = cap;
+	}
+	if ((id = strdup(operation_id)) == NULL)
+		return -1;
+	st->gone[st->ngone++] = id;
+	return 0;
+}
+
+/* In the transaction just begun: the queued deletes, as many as succeed. */
+static void
+store_outbox_delete_queued(struct store *st)
+{
+	for (st->gone_done = 0; st->gone_done < st->ngone; st->gone_done++)
+		if (store_outbox_delete(st, st->gone[st->gone_done]) == -1)
+			break;	/* the rest waits for the next transaction */
+}
+
+/* The transaction committed: its deletes leave the queue. */
+static void
+store_outbox_deleted(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->gone_done; i++)
+		free(st->gone[i]);
+	memmove(st->gone, st->gone + st->gone_done,
+	    (st->ngone - st->gone_done) * sizeof(*st->gone));
+	st->ngone -= st->gone_done;
+	st->gone_done = 0;
+}
+
+int
+store_outbox_flush(struct store *st)
+{
+	if (st->ngone == 0)
+		return 0;
+	if (store_begin(st) == -1 || store_commit(st) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * One statement claims the rows, so two workers sweeping at once never
  * take the same one: this worker's rows that are due, a gone worker's at
@@ -735,7 +788,10 @@ store_begin(struct store *st)
 	sqlite3_stmt *s;
 
 	s = store_prepare(st, &st->txn_begin, "BEGIN IMMEDIATE");
-	return s == NULL ? -1 : store_step_done(s);
+	if (s == NULL || store_step_done(s) == -1)
+		return -1;
+	store_outbox_delete_queued(st);
+	return 0;
 }
 
 int
@@ -744,7 +800,10 @@ store_commit(struct store *st)
 	sqlite3_stmt *s;
 
 	s = store_prepare(st, &st->txn_commit, "COMMIT");
-	return s == NULL ? -1 : store_step_done(s);
+	if (s == NULL || store_step_done(s) == -1)
+		return -1;
+	store_outbox_deleted(st);
+	return 0;
 }
 
 void
@@ -752,6 +811,7 @@ store_rollback(struct store *st)
 {
 	sqlite3_stmt *s;
 
+	st->gone_done = 0;	/* undone with the rest: still queued */
 	if (sqlite3_get_autocommit(st->db))
 		return;
 	if ((s = store_prepare(st, &st->txn_rollback, "ROLLBACK")) != NULL)
@@ -767,6 +827,13 @@ store_errmsg(struct store *st)
 void
 store_close(struct store *st)
 {
+	size_t i;
+
+	if (st->db != NULL)
+		(void)store_outbox_flush(st);	/* else sent again: allowed */
+	for (i = 0; i < st->ngone; i++)
+		free(st->gone[i]);
+	free(st->gone);
 	sqlite3_finalize(st->worker_insert);
 	sqlite3_finalize(st->worker_state);
 	sqlite3_finalize(st->worker_exit);

@@ -17,6 +17,9 @@
 #define POLLER_TRIES 3			/* result PUT and full download */
 #define POLLER_STALE 900.0		/* an outbox row untried this long is */
 					/*   anyone's: its owner is stuck */
+#define POLLER_ACK_DELAY 0.02		/* an acknowledged row waits at most */
+					/*   this long for a transaction */
+#define POLLER_ACK_RETRY 1.0		/* after a failed delete */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
 
 enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER };
@@ -65,6 +68,7 @@ struct poller {
 	struct evloop_timer sweep;	/* of the outbox, once answered */
 	struct evloop_timer heartbeat;	/* the next, under back-pressure */
 	struct evloop_timer settle;	/* the work in flight changed */
+	struct evloop_timer acked;	/* acknowledged rows to delete */
 	int backpressure;		/* at max_inflight: heartbeats */
 	int answered;			/* first poll answered */
 	int draining;
@@ -536,10 +540,32 @@ poller_finish_op(struct poller *p, struct poller_op *o)
 	poller_forget(p, o);
 }
 
+/* The acknowledged rows no transaction took along: deleted on their own. */
+static void
+poller_delete_acked(void *arg)
+{
+	struct poller *p = arg;
+
+	if (store_outbox_flush(p->store) == 0)
+		return;
+	log_warnx("outbox: deleting acknowledged results: %s; retrying",
+	    store_errmsg(p->store));
+	evloop_timer_add(p->loop, &p->acked, clock_mono() + POLLER_ACK_RETRY);
+}
+
+/*
+ * The row goes with the next transaction, which is usually the next
+ * operation's spawn or exit (one commit fewer per operation), or within
+ * POLLER_ACK_DELAY on its own.
+ */
 static void
 poller_acknowledged(struct poller *p, struct poller_op *o)
 {
-	if (o->stored && store_outbox_delete(p->store, o->id) == -1)
+	if (o->stored && store_outbox_delete_later(p->store, o->id) == 0) {
+		if (!evloop_timer_pending(&p->acked))
+			evloop_timer_add(p->loop, &p->acked, clock_mono() +
+			    POLLER_ACK_DELAY);
+	} else if (o->stored && store_outbox_delete(p->store, o->id) == -1)
 		log_warnx("outbox: %s: %s", o->id, store_errmsg(p->store));
 	poller_finish_op(p, o);
 }
@@ -1009,8 +1035,13 @@ poller_leaves_results(struct poller *p)
 {
 	int n;
 
-	if (p->store == NULL ||
-	    (n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
+	if (p->store == NULL)
+		return 0;
+	/* Acknowledged rows are not waiting. */
+	if (store_outbox_flush(p->store) == -1)
+		log_warnx("outbox: deleting acknowledged results: %s",
+		    store_errmsg(p->store));
+	if ((n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
 		return 0;
 	if (n == -1) {
 		log_warnx("outbox: %s; the shutdown notice goes now",
@@ -1156,6 +1187,12 @@ poller_sweep(void *arg)
 	    p->cfg->orchestrator.poll_interval);
 	if (p->store == NULL || room <= 0)
 		return;
+	/* An acknowledged row must not be claimed and sent again. */
+	if (store_outbox_flush(p->store) == -1) {
+		log_warnx("outbox: deleting acknowledged results: %s; no sweep "
+		    "now", store_errmsg(p->store));
+		return;
+	}
 	if (store_outbox_claim(p->store, p->orch->instance_id, (int)room,
 	    wall, wall + p->cfg->orchestrator.poll_interval,
 	    wall - POLLER_STALE, poller_adopt, p) == -1)
@@ -1203,6 +1240,7 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	evloop_timer_init(&p->sweep, poller_sweep, p);
 	evloop_timer_init(&p->heartbeat, poller_heartbeat_due, p);
 	evloop_timer_init(&p->settle, poller_settle, p);
+	evloop_timer_init(&p->acked, poller_delete_acked, p);
 	return p;
 }
 
@@ -1221,6 +1259,10 @@ poller_free(struct poller *p)
 	evloop_timer_cancel(&p->sweep);
 	evloop_timer_cancel(&p->heartbeat);
 	evloop_timer_cancel(&p->settle);
+	evloop_timer_cancel(&p->acked);
+	if (p->store != NULL && store_outbox_flush(p->store) == -1)
+		log_warnx("outbox: deleting acknowledged results: %s; they are "
+		    "sent again", store_errmsg(p->store));
 	free(p);
 }
 

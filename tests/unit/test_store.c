@@ -275,6 +275,53 @@ test_orphaned_workers_stop_now(void **state)
 	sqlite3_finalize(s);
 }
 
+static int
+outbox_has(struct fx *f, const char *op)
+{
+	sqlite3_stmt *s;
+	int found;
+
+	assert_int_equal(sqlite3_prepare_v2(f->st.db, "SELECT 1 FROM outbox "
+	    "WHERE operation_id = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, op, -1, SQLITE_STATIC);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
+/*
+ * An acknowledged row is deleted by the next transaction that commits
+ * (one that rolls back keeps it queued), by a flush, or at the close.
+ */
+static void
+test_delete_later(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+
+	row(f, "a", ME, NOW, 1);
+	row(f, "b", ME, NOW, 1);
+	row(f, "c", ME, NOW, 1);
+	assert_int_equal(store_outbox_delete_later(&f->st, "a"), 0);
+	assert_true(outbox_has(f, "a"));	/* not yet */
+	assert_int_equal(store_begin(&f->st), 0);
+	assert_false(outbox_has(f, "a"));
+	store_rollback(&f->st);
+	assert_true(outbox_has(f, "a"));	/* undone, still queued */
+	assert_int_equal(store_begin(&f->st), 0);
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_false(outbox_has(f, "a"));
+	assert_int_equal(store_outbox_delete_later(&f->st, "b"), 0);
+	assert_int_equal(store_outbox_flush(&f->st), 0);
+	assert_false(outbox_has(f, "b"));
+	assert_int_equal(store_outbox_flush(&f->st), 0);	/* none left */
+	assert_int_equal(store_outbox_delete_later(&f->st, "c"), 0);
+	store_close(&f->st);
+	assert_int_equal(store_open(&f->st, f->dir, SYNC_NORMAL, 5.0, err,
+	    sizeof(err)), 0);
+	assert_false(outbox_has(f, "c"));
+}
+
 /*
  * The WAL is checkpointed and restarted as it grows (store_wal_hook):
  * 12 MB written in small transactions leave a WAL file near the 4 MB
@@ -312,6 +359,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_orphaned_workers_stop_now,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delete_later, setup,
 		    teardown),
 	};
 
