@@ -2,11 +2,15 @@
 """Instructions per operation of egressd, counted by callgrind: a figure
 that does not move with the machine's load, unlike a time.
 
-usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--orchestrator K]
-           [--timeout T] [--json PATH] [--keep DIR]
+usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--workers LIST]
+           [--orchestrator K] [--timeout T] [--json PATH] [--keep DIR]
 
   --ops N            operations in the long run (default 1000); the short
                      run does N/2
+  --workers LIST      egressd's worker counts, each measured on its own
+                     (default 1; e.g. 1,2); the worker figure is the sum
+                     over the workers, so that what two connections
+                     writing one database cost each other shows
   --orchestrator K   python (default) or c, as in load.py
   --timeout T        give up on any one wait after T seconds (default 300)
   --json PATH        also write the figures to PATH
@@ -14,12 +18,12 @@ usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--orchestrator K]
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd); valgrind on $PATH.
 
-egressd with one worker (worker.max_inflight 8) runs whole under
+egressd with one worker (or W; worker.max_inflight 8) runs whole under
 `valgrind --tool=callgrind --trace-children=yes`, so the master and the
 worker it forks each write their own callgrind.out.PID when they exit.
 Once every worker is ready, N /api/v1/test/health operations are queued
-and one work_available event sent; when the orchestrator has N results,
-egressd gets SIGTERM and stops gracefully.  The same again with N/2
+and one work_available event per worker sent; when the orchestrator has
+N results, egressd gets SIGTERM and stops gracefully.  The same again with N/2
 operations.  Boot, the stream, the graceful stop and the shutdown notice
 are the same in both runs, so
 
@@ -51,13 +55,14 @@ def totals(path):
     raise BenchError(f"{path}: no totals line")
 
 
-def one_run(args, n):
+def one_run(args, n, workers):
     """Ir of the master and of the worker(s) for n operations."""
     with harness.workdir() as wd, \
             harness.orchestrator(args.orchestrator, wd,
                                  heartbeat=60.0) as orch:
         out = os.path.join(wd, "callgrind.out.%p")
-        d = harness.Daemon(args.egressd, wd, orch.url, 1, heartbeat=30.0,
+        d = harness.Daemon(args.egressd, wd, orch.url, workers,
+                           heartbeat=30.0,
                            worker_timeout=3600.0,
                            wrapper=["valgrind", "--tool=callgrind",
                                     "--trace-children=yes",
@@ -66,7 +71,7 @@ def one_run(args, n):
             d.wait_ready(args.timeout, poll=0.2)
             orch.admin("POST", "/admin/faults", {"piggyback": False})
             orch.enqueue(n)
-            orch.work_available(1)
+            orch.work_available(workers)
             orch.wait_results(n, args.timeout)
         finally:
             status = d.stop(wait=args.timeout)
@@ -77,7 +82,7 @@ def one_run(args, n):
         if args.keep:
             os.makedirs(args.keep, exist_ok=True)
             for f in files:
-                shutil.copy(f, os.path.join(args.keep, f"{n}-ops-"
+                shutil.copy(f, os.path.join(args.keep, f"{workers}-w-{n}-ops-"
                                             + os.path.basename(f)))
         master = os.path.join(wd, f"callgrind.out.{d.pid}")
         if master not in files or len(files) < 2:
@@ -91,6 +96,7 @@ def one_run(args, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ops", type=int, default=1000)
+    ap.add_argument("--workers", default="1")
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=300)
@@ -99,14 +105,19 @@ def main():
     args = ap.parse_args()
     if args.ops < 2:
         ap.error("--ops >= 2")
+    try:
+        counts = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        ap.error("--workers: a comma-separated list of counts >= 1")
     args.egressd = harness.egressd_binary()
     harness.terminate_on_sigterm()
     if shutil.which("valgrind") is None:
         print("callgrind.py: valgrind not found", file=sys.stderr)
         return 2
     try:
-        long_run = one_run(args, args.ops)
-        short_run = one_run(args, args.ops // 2)
+        figs = [measure(args, w) for w in counts]
     except KeyboardInterrupt:
         print("callgrind.py: interrupted; every process it started is "
               "stopped", file=sys.stderr)
@@ -114,20 +125,32 @@ def main():
     except (BenchError, subprocess.SubprocessError) as e:
         print(f"callgrind.py: {e}", file=sys.stderr)
         return 2
+    # The first count's figures at the top level, as before; all of them
+    # in by_workers.
+    out = dict(figs[0])
+    out["by_workers"] = figs
+    if args.json:
+        harness.write_json(args.json, out)
+    return 0
+
+
+def measure(args, workers):
+    """The figures of one worker count, printed as they come."""
+    long_run = one_run(args, args.ops, workers)
+    short_run = one_run(args, args.ops // 2, workers)
     dn = long_run["ops"] - short_run["ops"]
-    fig = {"runs": [long_run, short_run],
+    fig = {"workers": workers, "runs": [long_run, short_run],
            "worker_ir_per_op": (long_run["worker_ir"] -
                                 short_run["worker_ir"]) / dn,
            "master_ir_per_op": (long_run["master_ir"] -
                                 short_run["master_ir"]) / dn}
     for r in fig["runs"]:
-        print(f"{r['ops']:>6} operations: worker Ir {r['worker_ir']:,}, "
-              f"master Ir {r['master_ir']:,}")
-    print(f"Ir per operation: worker {fig['worker_ir_per_op']:,.0f}, "
-          f"master {fig['master_ir_per_op']:,.0f}")
-    if args.json:
-        harness.write_json(args.json, fig)
-    return 0
+        print(f"{workers} worker(s), {r['ops']:>6} operations: worker Ir "
+              f"{r['worker_ir']:,}, master Ir {r['master_ir']:,}")
+    print(f"{workers} worker(s), Ir per operation: worker "
+          f"{fig['worker_ir_per_op']:,.0f}, master "
+          f"{fig['master_ir_per_op']:,.0f}")
+    return fig
 
 
 if __name__ == "__main__":

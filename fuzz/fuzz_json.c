@@ -11,7 +11,8 @@
  * operation must be one the poller accepts, also after the master has
  * printed it again for the worker.  The raw bytes also go through the
  * encodings results use for data that is not text (json_text must give
- * valid UTF-8, json_base64 padded RFC 4648).
+ * valid UTF-8, json_base64 padded RFC 4648).  Every tree parsed prints
+ * with json_print() exactly as with cJSON_PrintUnformatted().
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +112,18 @@ fuzz_object(cJSON *o)
 	cJSON_Delete(next);
 }
 
+/* json_print() and cJSON print the same bytes. */
+static void
+fuzz_print(const cJSON *v)
+{
+	char *ours = json_print(v), *theirs = cJSON_PrintUnformatted(v);
+
+	if (ours != NULL && theirs != NULL)	/* else out of memory */
+		fuzz_check(strcmp(ours, theirs) == 0);
+	cJSON_free(ours);
+	cJSON_free(theirs);
+}
+
 static void
 fuzz_encodings(const char *s, size_t n)
 {
@@ -150,6 +163,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check(err[0] != '\0');
 	else {
 		fuzz_check(fuzz_depth(v) <= JSON_MAX_DEPTH);
+		fuzz_print(v);
 		if (cJSON_IsObject(v))
 			fuzz_object(v);
 		else

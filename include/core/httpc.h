@@ -7,7 +7,9 @@
  * report readiness and expiry back with curl_multi_socket_action().  A
  * request either buffers its response body (bounded by max_body) or
  * streams it to on_data (the SSE stream); either way on_done runs exactly
- * once, after which the caller frees it.
+ * once, after which the caller frees it.  Finished easy handles are reset
+ * and reused, and connections stay open in the multi handle between
+ * transfers.
  */
 #ifndef EGRESSD_HTTPC_H
 #define EGRESSD_HTTPC_H
@@ -32,6 +34,8 @@ struct httpc_request {
 	const char *method;		/* "GET", "PUT", "POST", "HEAD"... */
 	char *url;			/* owned; freed by httpc_request_free */
 	struct curl_slist *headers;	/* owned */
+	/* Borrowed, sent when headers is NULL; must outlive the request. */
+	const struct curl_slist *shared_headers;
 	char *body;			/* owned; may be NULL */
 	size_t body_len;
 	long timeout_ms;		/* 0 = no total timeout */

@@ -32,11 +32,22 @@ enum orch_call {
 	ORCH_LOGS		/* POST /api/v1/agent/logs */
 };
 
+/*
+ * Header lists built once and shared by every request (orch_keep_headers):
+ * one per Accept (JSON, event stream) and with or without a body.
+ */
+#define ORCH_HEADER_SETS 4
+
+struct orch_headers {
+	struct curl_slist *list[ORCH_HEADER_SETS];
+};
+
 struct orch {
 	struct httpc *http;
 	const struct egressd_config *cfg;
 	const struct orch_creds *creds;
 	const char *instance_id;
+	struct orch_headers *kept;	/* NULL: each request builds its own */
 };
 
 /*
@@ -57,6 +68,17 @@ void orch_creds_free(struct orch_creds *c);
  * characters (and ":"), not "." or "..".
  */
 int orch_valid_id(const char *id);
+
+/*
+ * From now on, build each set of headers once and let every request
+ * borrow it instead of building, and zeroing, its own: the lines only
+ * change with the credentials or the instance ID, and a request made after
+ * they changed builds its own again.  orch_forget_headers() zeroes and
+ * frees them; call it after the last request of b ended (httpc_free).
+ * -1 when out of memory (requests then build their own).
+ */
+int orch_keep_headers(struct orch *b);
+void orch_forget_headers(struct orch *b);
 
 /* Build one call without starting it (the stream sets on_data first). */
 struct httpc_request *orch_prepare(struct orch *b,

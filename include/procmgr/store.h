@@ -51,6 +51,10 @@ struct store {
 	double busy_timeout;		/* seconds to wait for a lock */
 	double busy_since;		/* when the current wait began */
 	unsigned busy_seed;		/* jitter of the waits */
+	int ckpt_frames;		/* WAL frames at the last checkpoint */
+	char **gone;			/* acknowledged outbox rows to delete */
+	size_t ngone, gone_cap;
+	size_t gone_done;		/* of them, deleted in the open txn */
 	/*
 	 * Called between the sleeps of a lock wait (set after store_open):
 	 * a wait can last busy_timeout, several in a row, and the process
@@ -156,6 +160,17 @@ int store_outbox_put(struct store *st, const char *operation_id,
 int store_outbox_defer(struct store *st, const char *operation_id,
     double next_attempt);
 int store_outbox_delete(struct store *st, const char *operation_id);
+/*
+ * An acknowledged row, deleted in the next transaction this connection
+ * begins (store_begin: an agent process's spawn or exit, most often), or
+ * by store_outbox_flush(): a commit of its own saved per operation.  Until
+ * then the row stays, as if the worker had died before deleting it: sent
+ * again by whoever sweeps it once it is due, which is what the delivery
+ * rule allows.  -1 out of memory (nothing queued).
+ */
+int store_outbox_delete_later(struct store *st, const char *operation_id);
+/* The queued deletes, now, in one transaction (store_close does it too). */
+int store_outbox_flush(struct store *st);
 /* The refused result's text gives way to result; the row is "replaced". */
 int store_outbox_replace(struct store *st, const char *operation_id,
     const char *result);

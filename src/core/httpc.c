@@ -10,12 +10,22 @@
 #include "core/httpc.h"
 #include "core/log.h"
 
+/*
+ * Easy handles kept for the next transfer: making one and cleaning it up
+ * cost more than a transfer on a warm connection (a fifth of a worker's
+ * instructions per operation went to curl_easy_init and _cleanup).  A few
+ * cover a worker's GET and its results in flight; more are cleaned up.
+ */
+#define HTTPC_SPARE_MAX	8
+
 struct httpc {
 	CURLM *multi;
 	struct evloop *loop;
 	struct evloop_timer timer;	/* libcurl's timeout */
 	struct httpc_request *active;	/* list of running transfers */
 	int acting;		/* inside curl_multi_socket_action() */
+	CURL *spare[HTTPC_SPARE_MAX];	/* finished easy handles, reusable */
+	int nspare;
 };
 
 static void httpc_check_done(struct httpc *h);
@@ -143,6 +153,8 @@ httpc_free(struct httpc *h)
 	/* Transfers still running are abandoned, their owners told nothing. */
 	while (h->active != NULL)
 		httpc_cancel(h->active);
+	while (h->nspare > 0)
+		curl_easy_cleanup(h->spare[--h->nspare]);
 	curl_multi_cleanup(h->multi);
 	evloop_timer_cancel(&h->timer);
 	free(h);
@@ -220,10 +232,36 @@ httpc_header_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return req->on_header(req, data, len) == 0 ? len : 0;
 }
 
+/*
+ * A spare easy handle with every option back at its default (the
+ * connections, kept by the multi handle, stay warm), or a new one.
+ */
 static CURL *
-httpc_easy_for(struct httpc_request *req)
+httpc_easy_get(struct httpc *h)
 {
-	CURL *e = curl_easy_init();
+	CURL *e;
+
+	if (h->nspare == 0)
+		return curl_easy_init();
+	e = h->spare[--h->nspare];
+	curl_easy_reset(e);
+	return e;
+}
+
+/* A finished easy handle (out of the multi) kept for the next transfer. */
+static void
+httpc_easy_put(struct httpc *h, CURL *e)
+{
+	if (h->nspare < HTTPC_SPARE_MAX)
+		h->spare[h->nspare++] = e;
+	else
+		curl_easy_cleanup(e);
+}
+
+static CURL *
+httpc_easy_for(struct httpc *h, struct httpc_request *req)
+{
+	CURL *e = httpc_easy_get(h);
 
 	if (e == NULL)
 		return NULL;
@@ -232,7 +270,8 @@ httpc_easy_for(struct httpc_request *req)
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, req->headers != NULL ?
+	    req->headers : (struct curl_slist *)req->shared_headers);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
@@ -269,7 +308,7 @@ httpc_start(struct httpc *h, struct httpc_request *req)
 {
 	if (req->easy != NULL)
 		return -1;
-	if ((req->easy = httpc_easy_for(req)) == NULL)
+	if ((req->easy = httpc_easy_for(h, req)) == NULL)
 		return -1;
 	req->http = h;
 	req->status = 0;
@@ -280,7 +319,7 @@ httpc_start(struct httpc *h, struct httpc_request *req)
 	req->pending = h->acting > 0;
 	if (!req->pending &&
 	    curl_multi_add_handle(h->multi, req->easy) != CURLM_OK) {
-		curl_easy_cleanup(req->easy);
+		httpc_easy_put(h, req->easy);
 		req->easy = NULL;
 		return -1;
 	}
@@ -299,7 +338,7 @@ httpc_detach(struct httpc_request *req)
 
 	if (!req->pending)
 		curl_multi_remove_handle(h->multi, req->easy);
-	curl_easy_cleanup(req->easy);
+	httpc_easy_put(h, req->easy);
 	req->easy = NULL;
 	req->pending = 0;
 	if (req->prev != NULL)

@@ -194,37 +194,136 @@ orch_valid_id(const char *id)
 	return n > 0 && n <= ORCH_ID_MAX;
 }
 
+/* A header list whose lines may hold the token: zeroed before freed. */
+static void
+orch_free_list(struct curl_slist *list)
+{
+	struct curl_slist *l;
+
+	for (l = list; l != NULL; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
+static int
+orch_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+
+	if (l == NULL)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+/*
+ * The headers of a call: credentials, instance ID, User-Agent, Accept,
+ * and Content-Type when it has a body.  The line buffer that held the
+ * token is zeroed; the list's copy is the caller's to free (orch_free_list).
+ */
+static struct curl_slist *
+orch_header_list(const struct orch *b, const char *accept, int has_body)
+{
+	struct curl_slist *list = NULL;
+	char line[HEADER_MAX];
+	int rc;
+
+	snprintf(line, sizeof(line), "x-mcd-id: %s", b->creds->token_id);
+	if (orch_header(&list, line) == -1)
+		return NULL;
+	snprintf(line, sizeof(line), "x-mcd-token: %s", b->creds->token);
+	rc = orch_header(&list, line);
+	explicit_bzero(line, sizeof(line));
+	if (rc == -1)
+		goto fail;
+	snprintf(line, sizeof(line), "x-mcd-agent-instance-id: %s",
+	    b->instance_id);
+	if (orch_header(&list, line) == -1)
+		goto fail;
+	snprintf(line, sizeof(line), "Accept: %s", accept);
+	if (orch_header(&list, "User-Agent: egressd/" EGRESSD_VERSION) == -1 ||
+	    orch_header(&list, line) == -1 ||
+	    orch_header(&list, "Expect:") == -1 ||
+	    (has_body && orch_header(&list,
+	    "Content-Type: application/json") == -1))
+		goto fail;
+	return list;
+fail:
+	orch_free_list(list);
+	return NULL;
+}
+
+/* Whether line is prefix followed by value exactly. */
+static int
+orch_line_is(const char *line, const char *prefix, const char *value)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(line, prefix, n) == 0 && strcmp(line + n, value) == 0;
+}
+
+/* Whether a kept list still says what b's credentials and ID say. */
+static int
+orch_list_current(const struct orch *b, const struct curl_slist *l)
+{
+	return l != NULL && l->next != NULL && l->next->next != NULL &&
+	    orch_line_is(l->data, "x-mcd-id: ", b->creds->token_id) &&
+	    orch_line_is(l->next->data, "x-mcd-token: ", b->creds->token) &&
+	    orch_line_is(l->next->next->data, "x-mcd-agent-instance-id: ",
+	    b->instance_id);
+}
+
+/*
+ * The kept list for (accept, has_body), built on first use; NULL when
+ * nothing is kept, out of memory, or the credentials or the instance ID
+ * changed since it was built (the request then gets a list of its own:
+ * a list in use by a running transfer is never replaced).
+ */
+static const struct curl_slist *
+orch_kept_list(struct orch *b, const char *accept, int has_body)
+{
+	struct curl_slist **slot;
+
+	if (b->kept == NULL)
+		return NULL;
+	slot = &b->kept->list[(strcmp(accept, "application/json") != 0) * 2 +
+	    (has_body != 0)];
+	if (*slot == NULL)
+		*slot = orch_header_list(b, accept, has_body);
+	return orch_list_current(b, *slot) ? *slot : NULL;
+}
+
+int
+orch_keep_headers(struct orch *b)
+{
+	if (b->kept == NULL && (b->kept = calloc(1, sizeof(*b->kept))) ==
+	    NULL)
+		return -1;
+	return 0;
+}
+
+void
+orch_forget_headers(struct orch *b)
+{
+	size_t i;
+
+	if (b->kept == NULL)
+		return;
+	for (i = 0; i < ORCH_HEADER_SETS; i++)
+		orch_free_list(b->kept->list[i]);
+	free(b->kept);
+	b->kept = NULL;
+}
+
 static int
 orch_headers(struct orch *b, struct httpc_request *req,
     const char *accept, int has_body)
 {
-	char line[HEADER_MAX];
-
-	snprintf(line, sizeof(line), "x-mcd-id: %s", b->creds->token_id);
-	if (httpc_request_header(req, line) == -1)
-		return -1;
-	snprintf(line, sizeof(line), "x-mcd-token: %s", b->creds->token);
-	if (httpc_request_header(req, line) == -1) {
-		explicit_bzero(line, sizeof(line));
-		return -1;
-	}
-	explicit_bzero(line, sizeof(line));
-	snprintf(line, sizeof(line), "x-mcd-agent-instance-id: %s",
-	    b->instance_id);
-	if (httpc_request_header(req, line) == -1)
-		return -1;
-	snprintf(line, sizeof(line), "User-Agent: egressd/%s",
-	    EGRESSD_VERSION);
-	if (httpc_request_header(req, line) == -1)
-		return -1;
-	snprintf(line, sizeof(line), "Accept: %s", accept);
-	if (httpc_request_header(req, line) == -1 ||
-	    httpc_request_header(req, "Expect:") == -1)
-		return -1;
-	if (has_body && httpc_request_header(req,
-	    "Content-Type: application/json") == -1)
-		return -1;
-	return 0;
+	if ((req->shared_headers = orch_kept_list(b, accept, has_body)) !=
+	    NULL)
+		return 0;
+	req->headers = orch_header_list(b, accept, has_body);
+	return req->headers != NULL ? 0 : -1;
 }
 
 struct httpc_request *

@@ -183,6 +183,8 @@ static const char *const store_migrations[] = {
 
 #define STORE_WAL_PAGES (STORE_WAL_MAX / STORE_PAGE_SIZE)
 #define STORE_AUTO_VACUUM_INCREMENTAL 2	/* PRAGMA auto_vacuum's value */
+/* After a checkpoint, the share of the WAL to wait for before the next. */
+#define STORE_CKPT_STEP_DIV 4
 
 #define STORE_VERSION \
 	((int)(sizeof(store_migrations) / sizeof(store_migrations[0])))
@@ -260,6 +262,42 @@ store_busy(void *arg, int count)
 	return 1;
 }
 
+/*
+ * After each commit: once the WAL holds its share of the budget
+ * (wal_pages: STORE_WAL_PAGES until store_set_max_bytes sizes it), a
+ * passive checkpoint copies what no reader still needs, and the next
+ * writer restarts the WAL from its start when that was all of it;
+ * journal_size_limit then cuts the file back.  A connection tries again
+ * only after a quarter of that share more frames: a checkpoint cannot
+ * backfill past the snapshot another worker is reading, nor restart the
+ * WAL while it reads, so with two writers SQLite's own hook checkpointed
+ * after nearly every commit, each time with two fdatasync calls
+ * (bench/README.md).  Writers that follow each other closely can keep
+ * the WAL from restarting (one is always inside a transaction): the
+ * master's TRUNCATE checkpoint (store_reclaim), which waits for them,
+ * ends such a run.  A worker never waits for one here: its peers would go
+ * on writing meanwhile.  Errors are ignored, as SQLite's hook ignores
+ * them: the next step tries again.
+ */
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+	int step = st->wal_pages / STORE_CKPT_STEP_DIV;
+
+	if (frames < st->wal_pages) {
+		st->ckpt_frames = 0;	/* below, or restarted */
+		return SQLITE_OK;
+	}
+	if (st->ckpt_frames != 0 && frames >= st->ckpt_frames &&
+	    frames < st->ckpt_frames + (step > 0 ? step : 1))
+		return SQLITE_OK;
+	st->ckpt_frames = frames;
+	(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE,
+	    NULL, NULL);
+	return SQLITE_OK;
+}
+
 static int
 store_pragmas(struct store *st, enum config_synchronous sync,
     double busy_timeout, char *err, size_t errlen)
@@ -274,16 +312,21 @@ store_pragmas(struct store *st, enum config_synchronous sync,
 	 * page_size only applies to a new file.  Small rows dominate, and
 	 * every page a transaction touches is one more WAL frame written:
 	 * 1 KB pages cost the kernel far less per commit than 4 KB ones
-	 * (bench/README.md), and the WAL checkpoints at 4 MB as before.
+	 * (bench/README.md), and the WAL checkpoints at its share of the
+	 * budget (store_wal_hook, which replaces SQLite's auto-checkpoint).
 	 * auto_vacuum too applies only before the first table (or at a
 	 * VACUUM): set here, a new file can give its free pages back.
 	 */
 	snprintf(sql, sizeof(sql), "PRAGMA page_size=%d;"
-	    "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=%d;"
-	    "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
-	    STORE_PAGE_SIZE, STORE_WAL_PAGES,
+	    "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;", STORE_PAGE_SIZE,
 	    sync == SYNC_FULL ? "FULL" : "NORMAL");
-	return store_exec(st, sql, err, errlen);
+	if (store_exec(st, sql, err, errlen) == -1)
+		return -1;
+	st->ckpt_frames = 0;
+	st->wal_pages = STORE_WAL_PAGES;
+	sqlite3_wal_hook(st->db, store_wal_hook, st);
+	return 0;
 }
 
 /*
@@ -438,27 +481,6 @@ store_wal_limit(int64_t max_bytes)
 	return share < STORE_WAL_MAX ? share : STORE_WAL_MAX;
 }
 
-/*
- * After each commit (SQLite's autocheckpoint, sized by the budget): once
- * the WAL holds its share of pages, a passive checkpoint copies what no
- * reader still needs, and the next writer restarts the WAL from its start
- * when that was all of it; journal_size_limit then cuts the file back.
- * Writers that follow each other closely can keep that from happening
- * (one is always inside a transaction): the master's TRUNCATE checkpoint
- * (store_reclaim), which waits for them, ends such a run.  A worker never
- * waits for one here: its peers would go on writing meanwhile.
- */
-static int
-store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct store *st = arg;
-
-	if (frames >= st->wal_pages)
-		(void)sqlite3_wal_checkpoint_v2(db, name,
-		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	return SQLITE_OK;
-}
-
 int
 store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
     size_t errlen)
@@ -474,7 +496,6 @@ store_set_max_bytes(struct store *st, int64_t max_bytes, char *err,
 	if (store_exec(st, sql, err, errlen) == -1)
 		return -1;
 	st->wal_pages = (int)(wal / page > 0 ? wal / page : 1);
-	sqlite3_wal_hook(st->db, store_wal_hook, st);
 	return 0;
 }
 
@@ -747,6 +768,59 @@ store_outbox_delete(struct store *st, const char *operation_id)
 	return store_step_done(s);
 }
 
+int
+store_outbox_delete_later(struct store *st, const char *operation_id)
+{
+	size_t cap = st->gone_cap ? st->gone_cap * 2 : 16;
+	char **grown, *id;
+
+	if (st->ngone == st->gone_cap) {
+		if ((grown = realloc(st->gone, cap * sizeof(*grown))) == NULL)
+			return -1;
+		st->gone = grown;
+		st->gone_cap = cap;
+	}
+	if ((id = strdup(operation_id)) == NULL)
+		return -1;
+	st->gone[st->ngone++] = id;
+	return 0;
+}
+
+/* In the transaction just begun: the queued deletes, as many as succeed. */
+static void
+store_outbox_delete_queued(struct store *st)
+{
+	for (st->gone_done = 0; st->gone_done < st->ngone; st->gone_done++)
+		if (store_outbox_delete(st, st->gone[st->gone_done]) == -1)
+			break;	/* the rest waits for the next transaction */
+}
+
+/* The transaction committed: its deletes leave the queue. */
+static void
+store_outbox_deleted(struct store *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->gone_done; i++)
+		free(st->gone[i]);
+	memmove(st->gone, st->gone + st->gone_done,
+	    (st->ngone - st->gone_done) * sizeof(*st->gone));
+	st->ngone -= st->gone_done;
+	st->gone_done = 0;
+}
+
+int
+store_outbox_flush(struct store *st)
+{
+	if (st->ngone == 0)
+		return 0;
+	if (store_begin(st) == -1 || store_commit(st) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * One statement claims the rows, so two workers sweeping at once never
  * take the same one: this worker's rows that are due, a gone worker's at
@@ -936,7 +1010,10 @@ store_begin(struct store *st)
 	sqlite3_stmt *s;
 
 	s = store_prepare(st, &st->txn_begin, "BEGIN IMMEDIATE");
-	return s == NULL ? -1 : store_step_done(s);
+	if (s == NULL || store_step_done(s) == -1)
+		return -1;
+	store_outbox_delete_queued(st);
+	return 0;
 }
 
 int
@@ -945,7 +1022,10 @@ store_commit(struct store *st)
 	sqlite3_stmt *s;
 
 	s = store_prepare(st, &st->txn_commit, "COMMIT");
-	return s == NULL ? -1 : store_step_done(s);
+	if (s == NULL || store_step_done(s) == -1)
+		return -1;
+	store_outbox_deleted(st);
+	return 0;
 }
 
 void
@@ -953,6 +1033,7 @@ store_rollback(struct store *st)
 {
 	sqlite3_stmt *s;
 
+	st->gone_done = 0;	/* undone with the rest: still queued */
 	if (sqlite3_get_autocommit(st->db))
 		return;
 	if ((s = store_prepare(st, &st->txn_rollback, "ROLLBACK")) != NULL)
@@ -968,6 +1049,13 @@ store_errmsg(struct store *st)
 void
 store_close(struct store *st)
 {
+	size_t i;
+
+	if (st->db != NULL)
+		(void)store_outbox_flush(st);	/* else sent again: allowed */
+	for (i = 0; i < st->ngone; i++)
+		free(st->gone[i]);
+	free(st->gone);
 	sqlite3_finalize(st->worker_insert);
 	sqlite3_finalize(st->worker_state);
 	sqlite3_finalize(st->worker_exit);

@@ -15,9 +15,12 @@
 #include "procmgr/store.h"
 
 #define POLLER_TRIES 3			/* result PUT and full download */
-#define POLLER_ACKED_MAX 64		/* acknowledged rows not yet deleted */
+#define POLLER_UNDELETED_MAX 64	/* acknowledged rows not deletable */
 #define POLLER_STALE 900.0		/* an outbox row untried this long is */
 					/*   anyone's: its owner is stuck */
+#define POLLER_ACK_DELAY 0.02		/* an acknowledged row waits at most */
+					/*   this long for a transaction */
+#define POLLER_ACK_RETRY 1.0		/* after a failed delete */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
 
 enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER };
@@ -66,6 +69,7 @@ struct poller {
 	struct evloop_timer sweep;	/* of the outbox, once answered */
 	struct evloop_timer heartbeat;	/* the next, under back-pressure */
 	struct evloop_timer settle;	/* the work in flight changed */
+	struct evloop_timer acked;	/* acknowledged rows to delete */
 	int backpressure;		/* at max_inflight: heartbeats */
 	int answered;			/* first poll answered */
 	int draining;
@@ -80,11 +84,11 @@ struct poller {
 	/*
 	 * Results the orchestrator took whose outbox row could not be
 	 * deleted (a full disk): a sweep deletes the row, never sends it
-	 * again.  Oldest first; beyond POLLER_ACKED_MAX the oldest is
+	 * again.  Oldest first; beyond POLLER_UNDELETED_MAX the oldest is
 	 * forgotten, and its row is sent again as a possible duplicate.
 	 */
-	char *acked[POLLER_ACKED_MAX];
-	int nacked;
+	char *undeleted[POLLER_UNDELETED_MAX];
+	int nundeleted;
 };
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
@@ -575,6 +579,20 @@ poller_finish_op(struct poller *p, struct poller_op *o)
 	poller_forget(p, o);
 }
 
+/* The acknowledged rows no transaction took along: deleted on their own. */
+static void
+poller_delete_acked(void *arg)
+{
+	struct poller *p = arg;
+
+	if (store_outbox_flush(p->store) == 0)
+		return;
+	log_warnx("outbox: deleting acknowledged results: %s; retrying",
+	    store_errmsg(p->store));
+	evloop_timer_add(p->loop, &p->acked, clock_mono() + POLLER_ACK_RETRY);
+}
+
+/* A row the orchestrator has that could not be deleted: kept in mind. */
 static void
 poller_remember_acked(struct poller *p, const char *id)
 {
@@ -582,13 +600,13 @@ poller_remember_acked(struct poller *p, const char *id)
 
 	if (copy == NULL)
 		return;		/* sent again, counted as a possible duplicate */
-	if (p->nacked == POLLER_ACKED_MAX) {
-		free(p->acked[0]);
-		memmove(p->acked, p->acked + 1, sizeof(p->acked[0]) *
-		    (POLLER_ACKED_MAX - 1));
-		p->nacked--;
+	if (p->nundeleted == POLLER_UNDELETED_MAX) {
+		free(p->undeleted[0]);
+		memmove(p->undeleted, p->undeleted + 1,
+		    sizeof(p->undeleted[0]) * (POLLER_UNDELETED_MAX - 1));
+		p->nundeleted--;
 	}
-	p->acked[p->nacked++] = copy;
+	p->undeleted[p->nundeleted++] = copy;
 }
 
 /* 1 when id was acknowledged (its row is deleted now, or later). */
@@ -597,24 +615,35 @@ poller_was_acked(struct poller *p, const char *id)
 {
 	int i;
 
-	for (i = 0; i < p->nacked; i++) {
-		if (strcmp(p->acked[i], id) != 0)
+	for (i = 0; i < p->nundeleted; i++) {
+		if (strcmp(p->undeleted[i], id) != 0)
 			continue;
 		if (store_outbox_delete(p->store, id) == 0) {
-			free(p->acked[i]);
-			memmove(p->acked + i, p->acked + i + 1,
-			    sizeof(p->acked[0]) * (size_t)(p->nacked - i - 1));
-			p->nacked--;
+			free(p->undeleted[i]);
+			memmove(p->undeleted + i, p->undeleted + i + 1,
+			    sizeof(p->undeleted[0]) *
+			    (size_t)(p->nundeleted - i - 1));
+			p->nundeleted--;
 		}
 		return 1;
 	}
 	return 0;
 }
 
+/*
+ * The row goes with the next transaction, which is usually the next
+ * operation's spawn or exit (one commit fewer per operation), or within
+ * POLLER_ACK_DELAY on its own.  One that cannot be queued or deleted is
+ * kept in mind, so no sweep sends it again.
+ */
 static void
 poller_acknowledged(struct poller *p, struct poller_op *o)
 {
-	if (o->stored && store_outbox_delete(p->store, o->id) == -1) {
+	if (o->stored && store_outbox_delete_later(p->store, o->id) == 0) {
+		if (!evloop_timer_pending(&p->acked))
+			evloop_timer_add(p->loop, &p->acked, clock_mono() +
+			    POLLER_ACK_DELAY);
+	} else if (o->stored && store_outbox_delete(p->store, o->id) == -1) {
 		log_warnx("outbox: %s: %s; deleted by a later sweep, not sent "
 		    "again", o->id, store_errmsg(p->store));
 		poller_remember_acked(p, o->id);
@@ -751,7 +780,7 @@ poller_replace(struct poller_op *o, cJSON *error)
 
 	if (error != NULL && cJSON_IsNumber(pid))
 		cJSON_AddNumberToObject(error, "pid", pid->valuedouble);
-	if (error == NULL || (text = cJSON_PrintUnformatted(error)) == NULL) {
+	if (error == NULL || (text = json_print(error)) == NULL) {
 		cJSON_Delete(error);
 		return -1;
 	}
@@ -857,14 +886,15 @@ poller_on_result(struct httpc_request *req)
 
 /*
  * The result as JSON text, printed at most once per operation (printing
- * is a tenth of a worker's instructions per operation): the runner's copy
+ * cost a tenth of a worker's instructions per operation with cJSON's
+ * printer; json_print() is far cheaper): the runner's copy
  * from the exit record, the outbox row's, or printed here.
  */
 static const char *
 poller_result_text(struct poller_op *o)
 {
 	if (o->text == NULL)
-		o->text = cJSON_PrintUnformatted(o->result);
+		o->text = json_print(o->result);
 	return o->text;
 }
 
@@ -1087,8 +1117,13 @@ poller_leaves_results(struct poller *p)
 {
 	int n;
 
-	if (p->store == NULL ||
-	    (n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
+	if (p->store == NULL)
+		return 0;
+	/* Acknowledged rows are not waiting. */
+	if (store_outbox_flush(p->store) == -1)
+		log_warnx("outbox: deleting acknowledged results: %s",
+		    store_errmsg(p->store));
+	if ((n = store_outbox_pending(p->store, p->orch->instance_id)) == 0)
 		return 0;
 	if (n == -1) {
 		log_warnx("outbox: %s; the shutdown notice goes now",
@@ -1236,6 +1271,12 @@ poller_sweep(void *arg)
 	    p->cfg->orchestrator.poll_interval);
 	if (p->store == NULL || room <= 0)
 		return;
+	/* An acknowledged row must not be claimed and sent again. */
+	if (store_outbox_flush(p->store) == -1) {
+		log_warnx("outbox: deleting acknowledged results: %s; no sweep "
+		    "now", store_errmsg(p->store));
+		return;
+	}
 	if (store_outbox_claim(p->store, p->orch->instance_id, (int)room,
 	    wall, wall + p->cfg->orchestrator.poll_interval,
 	    wall - POLLER_STALE, poller_adopt, p) == -1)
@@ -1284,6 +1325,7 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	evloop_timer_init(&p->sweep, poller_sweep, p);
 	evloop_timer_init(&p->heartbeat, poller_heartbeat_due, p);
 	evloop_timer_init(&p->settle, poller_settle, p);
+	evloop_timer_init(&p->acked, poller_delete_acked, p);
 	return p;
 }
 
@@ -1302,8 +1344,12 @@ poller_free(struct poller *p)
 	evloop_timer_cancel(&p->sweep);
 	evloop_timer_cancel(&p->heartbeat);
 	evloop_timer_cancel(&p->settle);
-	while (p->nacked > 0)
-		free(p->acked[--p->nacked]);
+	evloop_timer_cancel(&p->acked);
+	if (p->store != NULL && store_outbox_flush(p->store) == -1)
+		log_warnx("outbox: deleting acknowledged results: %s; they are "
+		    "sent again", store_errmsg(p->store));
+	while (p->nundeleted > 0)
+		free(p->undeleted[--p->nundeleted]);
 	free(p);
 }
 

@@ -9,6 +9,7 @@
 #include "procmgr/capability.h"
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/jsonutil.h"
 #include "core/log.h"
 #include "ops/dispatch.h"
 #include "worker/runner.h"
@@ -350,7 +351,7 @@ runner_bound_result(struct runner_op *op, cJSON **result, char *text)
 	cJSON_Delete(*result);
 	*result = small;
 	cJSON_free(text);
-	return cJSON_PrintUnformatted(small);
+	return json_print(small);
 }
 
 /* Record the end; returns the result to report (see runner_bound_result). */
@@ -362,7 +363,7 @@ runner_record_end(struct runner_op *op, cJSON *result)
 	int failed;
 
 	runner_add_pid(op, result);
-	if ((text = cJSON_PrintUnformatted(result)) != NULL)
+	if ((text = json_print(result)) != NULL)
 		text = runner_bound_result(op, &result, text);
 	if (text == NULL) {
 		log_warnx("agent process %lld: out of memory recording its "
@@ -504,7 +505,7 @@ runner_kill(struct runner_op *op, const char *type, const char *why)
 	result = ops_error(type, "%s", why);
 	runner_add_pid(op, result);
 	if (result != NULL)
-		text = cJSON_PrintUnformatted(result);
+		text = json_print(result);
 	ob.operation_id = op->operation_id;
 	ob.result = text ? text : "{\"error\":\"killed\",\"error_type\":"
 	    "\"internal\"}";
@@ -547,7 +548,7 @@ runner_fork_child(struct runner *r, struct runner_op *parent,
 	/* A sub-operation sees its own goal, none of the batch's memory. */
 	const struct proc_child_opts opts = { .select_roots = 1 };
 	struct runner_caps caps;
-	char *goal = body ? cJSON_PrintUnformatted(body) : NULL;
+	char *goal = body ? json_print(body) : NULL;
 	int rc = -1;
 
 	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == -1 ||
@@ -671,7 +672,7 @@ runner_spawn(struct runner *r, struct runner_op *op,
 	if ((op->operation_id = strdup(operation_id)) == NULL ||
 	    (op->run.path = strdup(path)) == NULL)
 		return -1;
-	text = goal ? cJSON_PrintUnformatted(goal) : NULL;
+	text = goal ? json_print(goal) : NULL;
 	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == 0 &&
 	    (!dispatch_forks(path) || runner_caps_forking(&caps) == 0))
 		rc = procmgr_spawn(&r->pm, path, text ? text : "{}", caps.spec,

@@ -547,6 +547,10 @@ worker_start_poller(struct worker *w)
 	w->orch.cfg = w->cfg;
 	w->orch.creds = w->creds;
 	w->orch.instance_id = w->instance_id;
+	/* Every request of this worker carries the same headers. */
+	if (orch_keep_headers(&w->orch) == -1)
+		log_warnx("out of memory keeping the request headers; each "
+		    "request builds its own");
 	if ((w->http = httpc_new(w->loop)) == NULL ||
 	    (w->orch.http = w->http, w->ctx.http = w->http,
 	    w->poller = poller_new(&w->orch, &w->ctx, &w->store,
@@ -649,6 +653,7 @@ worker_finish(struct worker *w)
 	poller_free(w->poller);
 	runner_free(w->runner);
 	httpc_free(w->http);
+	orch_forget_headers(&w->orch);
 	store_close(&w->store);
 	evloop_free(w->loop);
 	free(w->rxbuf);

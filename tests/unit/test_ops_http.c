@@ -731,6 +731,37 @@ test_post_headers_filtered(void **state)
 	assert_null(strcasestr(echo, "expect:"));
 }
 
+/*
+ * The client reuses finished easy handles: each request starts from
+ * libcurl's defaults, not from what the one before it set (no body, no
+ * header and no HEAD carried over).
+ */
+static void
+test_requests_start_clean(void **state)
+{
+	struct fixture *f = *state;
+	const cJSON *r;
+	const char *echo;
+
+	r = run_op(f, "{\"method\": \"HEAD\", \"url\": "
+	    "\"http://127.0.0.1:%d/ok\"}");
+	assert_string_equal(tu_str(r, "body"), "");
+	r = run_op(f, "{\"method\": \"POST\", \"url\": "
+	    "\"http://127.0.0.1:%d/echo\", \"body\": \"payload-2\", "
+	    "\"headers\": {\"X-Once\": \"yes\"}}");
+	assert_non_null(strstr(tu_str(r, "body"), "\r\n\r\npayload-2"));
+	r = run_op(f, "{\"method\": \"GET\", \"url\": "
+	    "\"http://127.0.0.1:%d/echo\"}");
+	echo = tu_str(r, "body");
+	assert_non_null(strstr(echo, "GET /echo HTTP/1.1\r\n"));
+	assert_null(strstr(echo, "payload-2"));
+	assert_null(strstr(echo, "X-Once"));
+	assert_null(strcasestr(echo, "content-length"));
+	r = run_op(f, "{\"method\": \"GET\", \"url\": "
+	    "\"http://127.0.0.1:%d/ok\"}");
+	assert_string_equal(tu_str(r, "body"), "hello");
+}
+
 static void
 test_forward_auth(void **state)
 {
@@ -965,6 +996,7 @@ main(void)
 		LIVE(test_get),
 		LIVE(test_head),
 		LIVE(test_post_headers_filtered),
+		LIVE(test_requests_start_clean),
 		LIVE(test_forward_auth),
 		LIVE(test_redirect_inside),
 		LIVE(test_see_other_becomes_get),

@@ -5,6 +5,7 @@
  * permissions, environment fallbacks).
  */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,60 @@ test_json_nul_strings(void **state)
 	cJSON_Delete(v);
 }
 
+/* json_print prints v as cJSON_PrintUnformatted does, byte for byte. */
+static void
+expect_print_like_cjson(const cJSON *v)
+{
+	char *ours = json_print(v), *theirs = cJSON_PrintUnformatted(v);
+
+	assert_non_null(ours);
+	assert_non_null(theirs);
+	assert_string_equal(ours, theirs);
+	cJSON_free(ours);
+	cJSON_free(theirs);
+}
+
+static void
+test_json_print_is_cjsons(void **state)
+{
+	static const double numbers[] = { 0, -0.0, 1, -1, 42, 1e15 - 1,
+	    -(1e15 - 1), 1e15, 9007199254740993.0, 1e300, -1e-300, 0.1, 1.5,
+	    2.0 / 3.0, 123456.789, 1.0 / 3.0 * 1e20, 4294967296.0,
+	    2147483648.0, 12.5e-7 };
+	const char *text = "{\"s\":\"q\\\"b\\\\s\\/ \\b\\f\\n\\r\\t"
+	    "\\u0001\\u001f\\u007f caf\\u00e9\",\"e\":\"\",\"a\":[],"
+	    "\"o\":{},\"n\":[null,true,false,[1,[2,{\"k\":\"v\"}]]],"
+	    "\"k\\n\\u0002\":1,\"nul\":\"x\\u0000y\"}";
+	char err[128];
+	cJSON *v, *nums, *bad;
+	size_t i;
+
+	(void)state;
+	v = json_parse_limited(text, strlen(text), 1 << 20, err, sizeof(err));
+	assert_non_null(v);
+	expect_print_like_cjson(v);
+	nums = cJSON_CreateArray();
+	for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		cJSON_AddItemToArray(nums, cJSON_CreateNumber(numbers[i]));
+	cJSON_AddItemToArray(nums, cJSON_CreateNumber(NAN));
+	cJSON_AddItemToArray(nums, cJSON_CreateNumber(INFINITY));
+	expect_print_like_cjson(nums);
+	/* longer than the first buffer: it grows */
+	for (i = 0; i < 200; i++)
+		cJSON_AddItemToArray(nums, cJSON_CreateString("grow"));
+	expect_print_like_cjson(nums);
+	cJSON_AddItemToObject(v, "nums", nums);
+	expect_print_like_cjson(v);
+	/* an invalid item prints as nothing, as with cJSON */
+	bad = cJSON_CreateArray();
+	cJSON_AddItemToArray(bad, cJSON_CreateNull());
+	bad->child->type = cJSON_Invalid;
+	assert_null(json_print(bad));
+	assert_null(cJSON_PrintUnformatted(bad));
+	cJSON_Delete(bad);
+	cJSON_Delete(v);
+}
+
 /* Credentials. */
 
 static struct egressd_config *
@@ -288,6 +343,77 @@ test_token_from_environment_and_previous(void **state)
 	assert_string_equal(again.token, "from-env");
 	orch_creds_free(&again);
 	orch_creds_free(&creds);
+	config_free(cfg);
+}
+
+/* The header lines of req, one "line\n" after another. */
+static void
+headers_of(const struct httpc_request *req, char *buf, size_t len)
+{
+	const struct curl_slist *l = req->headers != NULL ? req->headers :
+	    req->shared_headers;
+
+	buf[0] = '\0';
+	for (; l != NULL; l = l->next)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s\n", l->data);
+}
+
+/*
+ * Kept headers are the lines a request would build for itself, shared by
+ * every request of the same kind; new credentials or a new instance ID
+ * are never sent with the old lines.
+ */
+static void
+test_kept_headers(void **state)
+{
+	struct orch_creds creds = { "tid", "s3cret" }, other = { "tid", "new" };
+	struct egressd_config *cfg = orchestrator_config("");
+	struct httpc_request *own, *a, *b, *put, *c;
+	struct orch o = { NULL, cfg, &creds, "iid-1", NULL };
+	char want[1024], got[1024];
+
+	(void)state;
+	own = orch_prepare(&o, ORCH_RESULT, "op-1", strdup("{}"));
+	assert_non_null(own);
+	assert_non_null(own->headers);
+	headers_of(own, want, sizeof(want));
+	assert_non_null(strstr(want, "x-mcd-token: s3cret\n"));
+	assert_non_null(strstr(want, "x-mcd-agent-instance-id: iid-1\n"));
+	assert_non_null(strstr(want, "Content-Type: application/json\n"));
+	assert_int_equal(orch_keep_headers(&o), 0);
+	a = orch_prepare(&o, ORCH_RESULT, "op-2", strdup("{}"));
+	b = orch_prepare(&o, ORCH_RESULT, "op-3", strdup("{}"));
+	put = orch_prepare(&o, ORCH_OPERATION, NULL, NULL);
+	assert_true(a != NULL && b != NULL && put != NULL);
+	assert_null(a->headers);
+	assert_ptr_equal(a->shared_headers, b->shared_headers);
+	headers_of(a, got, sizeof(got));
+	assert_string_equal(got, want);
+	/* a GET has no Content-Type, and its own kept list */
+	assert_true(put->shared_headers != a->shared_headers);
+	headers_of(put, got, sizeof(got));
+	assert_null(strstr(got, "Content-Type"));
+	/* new credentials: this request builds its own, with them */
+	o.creds = &other;
+	c = orch_prepare(&o, ORCH_RESULT, "op-4", strdup("{}"));
+	assert_non_null(c);
+	assert_non_null(c->headers);
+	headers_of(c, got, sizeof(got));
+	assert_non_null(strstr(got, "x-mcd-token: new\n"));
+	httpc_request_free(c);
+	o.creds = &creds;
+	o.instance_id = "iid-2";
+	c = orch_prepare(&o, ORCH_RESULT, "op-5", strdup("{}"));
+	assert_non_null(c);
+	headers_of(c, got, sizeof(got));
+	assert_non_null(strstr(got, "x-mcd-agent-instance-id: iid-2\n"));
+	httpc_request_free(c);
+	httpc_request_free(a);
+	httpc_request_free(b);
+	httpc_request_free(put);
+	httpc_request_free(own);
+	orch_forget_headers(&o);
+	assert_null(o.kept);
 	config_free(cfg);
 }
 
@@ -412,11 +538,13 @@ main(void)
 		cmocka_unit_test(test_json_brackets_in_strings_do_not_count),
 		cmocka_unit_test(test_json_size_and_syntax),
 		cmocka_unit_test(test_json_nul_strings),
+		cmocka_unit_test(test_json_print_is_cjsons),
 		cmocka_unit_test(test_event_types),
 		cmocka_unit_test(test_operation_objects),
 		cmocka_unit_test(test_exchange_ok),
 		cmocka_unit_test(test_token_file_must_be_private),
 		cmocka_unit_test(test_token_from_environment_and_previous),
+		cmocka_unit_test(test_kept_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -277,7 +278,7 @@ test_orphaned_workers_stop_now(void **state)
 }
 
 /*
- * A file made before auto_vacuum (migration 7) frees no pages until a
+ * A file made before auto_vacuum (migration 8) frees no pages until a
  * VACUUM rewrites it: done when it is small enough, else left alone; a
  * new file has it from the start.
  */
@@ -324,6 +325,75 @@ test_wal_limit(void **state)
 	assert_int_equal(store_wal_limit(1LL << 40), STORE_WAL_MAX);
 }
 
+static int
+outbox_has(struct fx *f, const char *op)
+{
+	sqlite3_stmt *s;
+	int found;
+
+	assert_int_equal(sqlite3_prepare_v2(f->st.db, "SELECT 1 FROM outbox "
+	    "WHERE operation_id = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, op, -1, SQLITE_STATIC);
+	found = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return found;
+}
+
+/*
+ * An acknowledged row is deleted by the next transaction that commits
+ * (one that rolls back keeps it queued), by a flush, or at the close.
+ */
+static void
+test_delete_later(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+
+	row(f, "a", ME, NOW, 1);
+	row(f, "b", ME, NOW, 1);
+	row(f, "c", ME, NOW, 1);
+	assert_int_equal(store_outbox_delete_later(&f->st, "a"), 0);
+	assert_true(outbox_has(f, "a"));	/* not yet */
+	assert_int_equal(store_begin(&f->st), 0);
+	assert_false(outbox_has(f, "a"));
+	store_rollback(&f->st);
+	assert_true(outbox_has(f, "a"));	/* undone, still queued */
+	assert_int_equal(store_begin(&f->st), 0);
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_false(outbox_has(f, "a"));
+	assert_int_equal(store_outbox_delete_later(&f->st, "b"), 0);
+	assert_int_equal(store_outbox_flush(&f->st), 0);
+	assert_false(outbox_has(f, "b"));
+	assert_int_equal(store_outbox_flush(&f->st), 0);	/* none left */
+	assert_int_equal(store_outbox_delete_later(&f->st, "c"), 0);
+	store_close(&f->st);
+	assert_int_equal(store_open(&f->st, f->dir, SYNC_NORMAL, 5.0, err,
+	    sizeof(err)), 0);
+	assert_false(outbox_has(f, "c"));
+}
+
+/*
+ * The WAL is checkpointed and restarted as it grows (store_wal_hook):
+ * 12 MB written in small transactions leave a WAL file near the 4 MB
+ * threshold, not one holding all of it.
+ */
+static void
+test_wal_checkpointed(void **state)
+{
+	struct fx *f = *state;
+	char path[128];
+	struct stat sb;
+	int i;
+
+	exec_ok(f, "CREATE TABLE fill (b BLOB)");
+	for (i = 0; i < 12 * 1024; i++)
+		exec_ok(f, "INSERT INTO fill VALUES (zeroblob(700))");
+	snprintf(path, sizeof(path), "%s/egressd.db-wal", f->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 1024 * 1024);	/* it was used */
+	assert_true(sb.st_size < 6 * 1024 * 1024);
+}
+
 int
 main(void)
 {
@@ -341,6 +411,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_vacuum_convert, setup,
 		    teardown),
 		cmocka_unit_test(test_wal_limit),
+		cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_delete_later, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
