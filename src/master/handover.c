@@ -6,7 +6,8 @@
  *   control_fd, control_path, waiter_fd, pidfile_fd, pidfile_path,
  *   statelock_fd, statelock_path, state_dir, user, group,
  *   generation, last_generation, target, uptime, instance_id, reloads,
- *   upgrades, started_wall, restarts[], retired (metrics), pushed[] (the
+ *   upgrades, started_wall, stream_reconnects, db_pruned, contact_ok_at,
+ *   restarts[], retired (metrics), pushed[] (the
  *   texts of operations no worker took yet),
  *   workers[]: pid, slot, generation, fd (-1 once closed), instance_id,
  *   version, state, ready, recycle, max_ops, retiring, age, inflight,
@@ -30,6 +31,7 @@
 #include "core/metrics.h"
 #include "core/version.h"
 #include "master/control.h"
+#include "master/events.h"
 #include "master/pidfile.h"
 #include "master/statelock.h"
 #include "master_priv.h"
@@ -118,6 +120,12 @@ handover_encode(struct master *m, int waiter_fd, int *fds, int *nfds)
 	cJSON_AddNumberToObject(o, "reloads", (double)m->reloads);
 	cJSON_AddNumberToObject(o, "upgrades", (double)m->upgrades);
 	cJSON_AddNumberToObject(o, "started_wall", m->upgrade_started);
+	/* Totals never go backwards: the new image goes on from these. */
+	cJSON_AddNumberToObject(o, "stream_reconnects",
+	    (double)(m->stream_reconnects + (m->events != NULL ?
+	    events_reconnects(m->events) : 0)));
+	cJSON_AddNumberToObject(o, "db_pruned", (double)m->disk.pruned);
+	cJSON_AddNumberToObject(o, "contact_ok_at", m->contact_ok_at);
 	list = cJSON_AddArrayToObject(o, "restarts");
 	for (i = 0; i < CONFIG_WORKERS_MAX; i++)
 		cJSON_AddItemToArray(list, cJSON_CreateNumber(m->restarts[i]));
@@ -234,6 +242,10 @@ handover_restore(struct master *m, const cJSON *state, char *err,
 	m->reloads = (uint64_t)handover_number(state, "reloads", 0);
 	m->upgrades = (uint64_t)handover_number(state, "upgrades", 0);
 	m->upgrade_started = handover_number(state, "started_wall", 0);
+	m->stream_reconnects = (uint64_t)handover_number(state,
+	    "stream_reconnects", 0);
+	m->disk.pruned = (uint64_t)handover_number(state, "db_pruned", 0);
+	m->contact_ok_at = handover_number(state, "contact_ok_at", 0);
 	snprintf(m->upgrade_from, sizeof(m->upgrade_from), "%s",
 	    handover_string(state, "from") ? handover_string(state, "from") :
 	    "");

@@ -148,7 +148,6 @@ master_ctl_add_links(struct master *m, cJSON *o)
 {
 	double now = clock_wall();
 
-	master_db_outbox(m);
 	cJSON_AddItemToObject(o, "contact", master_ctl_orch_json(m, now));
 	cJSON_AddItemToObject(o, "stream", master_ctl_stream_json(m));
 	cJSON_AddItemToObject(o, "outbox", master_ctl_outbox_json(m, now));
@@ -236,6 +235,7 @@ master_ctl_status(struct master *m)
 		cJSON_AddNullToObject(o, "last_reload_failure");
 	if ((reasons = cJSON_AddArrayToObject(o, "reasons")) != NULL)
 		master_ctl_add_degraded(m, reasons);
+	master_db_outbox(m);
 	master_ctl_add_links(m, o);
 	master_ctl_add_upgrade(m, o, now);
 	master_ctl_database(m, o);
@@ -390,7 +390,7 @@ master_ctl_verdict(const struct master *m, const struct wproc *only, double now,
 		    "heartbeat for %.15gs", stale,
 		    2 * m->cfg->worker.heartbeat_interval);
 	master_ctl_link_reasons(m, only, reasons);
-	if (only == NULL && (why = master_db_degraded(m)) != NULL)
+	if ((why = master_db_degraded(m)) != NULL)	/* agent-wide */
 		master_ctl_reason(reasons, "disk", "%s", why);
 	return cJSON_GetArraySize(reasons) == 0 ? CTL_HEALTHY : CTL_DEGRADED;
 }

@@ -265,8 +265,10 @@ master_db_budget(struct master *m, double now)
 	b.roots = (int)(wal / 2 / MASTER_DB_TREE_BYTES);
 	if (audit_prune_budget(&m->store, &b, clock_wall(),
 	    MASTER_DB_SIZE_BATCHES) == -1) {
-		log_warnx("database: pruning to store.max_bytes: %s",
-		    store_errmsg(&m->store));
+		log_warnx("database: pruning to store.max_bytes: %s; next try "
+		    "in %.0fs", store_errmsg(&m->store), MASTER_DB_QUIET);
+		/* A lasting failure (a full disk) is not retried 10 times a s. */
+		m->disk.next_pass = now + MASTER_DB_QUIET;
 		return;
 	}
 	m->disk.pruned += (uint64_t)b.removed;
@@ -392,10 +394,10 @@ master_db_housekeeping(void *arg)
 	    sizeof(err));
 	if (pruned == -1)
 		log_warnx("pruning: %s", err);
-	else if (pruned > 0)
-		log_debug("database: pruned %lld old rows", (long long)pruned);
-	else
+	else if (pruned > 0) {
 		m->disk.pruned += (uint64_t)pruned;
+		log_debug("database: pruned %lld old rows", (long long)pruned);
+	}
 	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
 		evloop_timer_add(m->loop, &m->housekeeping, now +
 		    MASTER_DB_AGAIN);
@@ -449,7 +451,15 @@ master_db_start(struct master *m, char *err, size_t errlen)
 		store_close(&m->store);
 		return -1;
 	}
-	master_db_convert(m);
+	/*
+	 * The conversion's VACUUM holds the database: only while no worker
+	 * runs, not after a binary upgrade, whose workers live on.
+	 */
+	if (m->opt.inherit == NULL)
+		master_db_convert(m);
+	else
+		log_info("database: any auto_vacuum conversion waits for the "
+		    "next start (workers run across the upgrade)");
 	/*
 	 * After a binary upgrade the workers not recorded as stopped are the
 	 * previous image's, alive and about to be adopted: not orphans.

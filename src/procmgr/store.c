@@ -536,7 +536,7 @@ store_size(struct store *st, struct store_size *sz)
 }
 
 /*
- * A file made before migration 7 frees no pages until a VACUUM rewrites
+ * A file made before migration 8 frees no pages until a VACUUM rewrites
  * it with auto_vacuum on (store_pragmas asked for it).  VACUUM holds the
  * database whole while it copies it, and needs as much free disk again:
  * done at start, before any worker, and only for a file of at most
