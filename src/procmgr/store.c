@@ -801,6 +801,8 @@ store_outbox_deleted(struct store *st)
 {
 	size_t i;
 
+	if (st->gone_done == 0)
+		return;		/* nothing went (gone may still be NULL) */
 	for (i = 0; i < st->gone_done; i++)
 		free(st->gone[i]);
 	memmove(st->gone, st->gone + st->gone_done,
