@@ -16,6 +16,9 @@
  *    audit_prune run every 10000 as a worker would, at the configuration's
  *    default retention (store.retention_days, store.max_rows): the database
  *    file size at the end, and bytes per operation.
+ * 4. Capability checks (cap_policy) per second by a root, by its child
+ *    and by its grandchild, whose capabilities are delegated: what walking
+ *    the delegation chain costs (LIFECYCLES checks each).
  *
  * Each part runs in a fresh temporary directory, removed at the end.
  * Figures only; the exit status is non-zero only when something failed.
@@ -31,6 +34,7 @@
 #include <unistd.h>
 
 #include "procmgr/audit.h"
+#include "procmgr/capability.h"
 #include "core/clock.h"
 #include "core/config.h"
 #include "procmgr/procmgr.h"
@@ -250,6 +254,76 @@ bench_size(const struct egressd_config *cfg, long n)
 	return 0;
 }
 
+/* n checks by subject; checks per second, or -1. */
+static double
+bench_checks(struct bench *b, agent_pid subject, long n)
+{
+	enum cap_policy pol;
+	double t0 = clock_mono(), now = clock_wall();
+	long i;
+
+	for (i = 0; i < n; i++)
+		if (cap_policy(&b->pm, subject, "storage:reports/a.csv", "read",
+		    now, &pol) == -1 || pol == CAP_DENY) {
+			fprintf(stderr, "procmgr_bench: check by %lld: %s\n",
+			    (long long)subject, pol == CAP_DENY ? "denied" :
+			    b->pm.err);
+			return -1;
+		}
+	return (double)n / (clock_mono() - t0);
+}
+
+/* A root holding storage:reports (all of it) and the authority to fork. */
+static int
+bench_chain(struct bench *b, agent_pid pid[3])
+{
+	static const struct cap_spec cap = { .resource = "storage:reports/*",
+	    .rights = "read", .delegable = 1, .revocable = 1 };
+	static const struct cap_spec spawn = { .resource = "process:spawn",
+	    .rights = "write", .delegable = 1, .revocable = 1 };
+	const struct cap_spec both[2] = { cap, spawn };
+
+	if (procmgr_spawn(&b->pm, BENCH_IMAGE, BENCH_GOAL, both, 2, "op-chain",
+	    NULL, &pid[0]) == -1 ||
+	    procmgr_fork(&b->pm, pid[0], NULL, FORK_WORKER, NULL, both, 2,
+	    &pid[1]) == -1 ||
+	    procmgr_fork(&b->pm, pid[1], NULL, FORK_WORKER, NULL, &cap, 1,
+	    &pid[2]) == -1) {
+		fprintf(stderr, "procmgr_bench: chain: %s\n", b->pm.err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+bench_delegation(const struct egressd_config *cfg, long n)
+{
+	static const char *const who[3] = { "root", "child (chain of 2)",
+	    "grandchild (chain of 3)" };
+	struct bench b = { .cfg = *cfg };
+	agent_pid pid[3];
+	double rate[3];
+	int i, rc = -1;
+
+	if (bench_open(&b, 1) == -1)
+		return -1;
+	if (bench_chain(&b, pid) == 0) {
+		for (i = 0; i < 3; i++)
+			if ((rate[i] = bench_checks(&b, pid[i], n)) < 0)
+				break;
+		if (i == 3) {
+			for (i = 0; i < 3; i++)
+				printf("capability checks, %s: %.0f/s (%.2f x "
+				    "the root's time)\n", who[i], rate[i],
+				    rate[0] / rate[i]);
+			rc = 0;
+		}
+	}
+	bench_close(&b);
+	bench_remove(&b);
+	return rc;
+}
+
 static long
 bench_arg(const char *s, long min)
 {
@@ -298,7 +372,8 @@ main(int argc, char **argv)
 	    bench_single(&cfg, lifecycles, 1) == -1 ||
 	    (writers > 0 &&
 	    bench_concurrent(&cfg, lifecycles, (int)writers) == -1) ||
-	    (operations > 0 && bench_size(&cfg, operations) == -1);
+	    (operations > 0 && bench_size(&cfg, operations) == -1) ||
+	    bench_delegation(&cfg, lifecycles) == -1;
 	config_free(&cfg);
 	return rc;
 }
