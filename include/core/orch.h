@@ -70,6 +70,14 @@ void orch_creds_free(struct orch_creds *c);
 int orch_valid_id(const char *id);
 
 /*
+ * The proxy the orchestrator is reached through, without credentials, in
+ * buf ("" for a direct connection); *source names what set it
+ * (httpc_proxy_for).
+ */
+const char *orch_proxy(const struct egressd_config *cfg, char *buf,
+    size_t len, const char **source);
+
+/*
  * From now on, build each set of headers once and let every request
  * borrow it instead of building, and zeroing, its own: the lines only
  * change with the credentials or the instance ID, and a request made after

@@ -39,6 +39,8 @@ int pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 int pidfile_write(struct pidfile *pf, pid_t pid);
 /* The same into any open file: "PID\n" from offset 0, truncated first. */
 int pidfile_write_fd(int fd, pid_t pid);
+/* The pid such a file holds, 0 when it holds none. */
+pid_t pidfile_read_fd(int fd);
 
 /*
  * The running owner's look at its pidfile: PIDFILE_ACQUIRED when path

@@ -380,3 +380,12 @@ orch_call(struct orch *b, enum orch_call call,
 	}
 	return req;
 }
+
+const char *
+orch_proxy(const struct egressd_config *cfg, char *buf, size_t len,
+    const char **source)
+{
+	return httpc_proxy_for(cfg->orchestrator.url, cfg->orchestrator.proxy,
+	    cfg->orchestrator.no_proxy, "orchestrator.proxy", buf, len,
+	    source);
+}

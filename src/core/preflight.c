@@ -296,9 +296,7 @@ preflight_proxy_line(const struct egressd_config *cfg, FILE *out)
 	char proxy[HTTPC_PROXY_TEXT_MAX];
 	const char *source;
 
-	httpc_proxy_for(cfg->orchestrator.url, cfg->orchestrator.proxy,
-	    cfg->orchestrator.no_proxy, "orchestrator.proxy", proxy,
-	    sizeof(proxy), &source);
+	orch_proxy(cfg, proxy, sizeof(proxy), &source);
 	if (proxy[0] != '\0')
 		fprintf(out, "proxy: %s (from %s)\n", proxy, source);
 	else

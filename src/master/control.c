@@ -165,15 +165,13 @@ control_note_file(struct control *ctl)
 	}
 }
 
-struct control *
-control_open(const char *path, struct evloop *loop, control_handler handler,
-    void *arg, char *err, size_t errlen)
+/* The server on listening socket fd at path; NULL (fd left open). */
+static struct control *
+control_listen(int fd, const char *path, struct evloop *loop,
+    control_handler handler, void *arg, char *err, size_t errlen)
 {
 	struct control *ctl;
-	int fd;
 
-	if ((fd = control_bind(path, err, errlen)) == -1)
-		return NULL;
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
 	    (ctl->path = strdup(path)) == NULL ||
 	    evloop_add(loop, fd, POLLIN, control_listener, ctl) == -1) {
@@ -181,8 +179,6 @@ control_open(const char *path, struct evloop *loop, control_handler handler,
 		if (ctl)
 			free(ctl->path);
 		free(ctl);
-		unlink(path);
-		close(fd);
 		return NULL;
 	}
 	ctl->fd = fd;
@@ -194,10 +190,26 @@ control_open(const char *path, struct evloop *loop, control_handler handler,
 }
 
 struct control *
+control_open(const char *path, struct evloop *loop, control_handler handler,
+    void *arg, char *err, size_t errlen)
+{
+	struct control *ctl;
+	int fd;
+
+	if ((fd = control_bind(path, err, errlen)) == -1)
+		return NULL;
+	if ((ctl = control_listen(fd, path, loop, handler, arg, err,
+	    errlen)) == NULL) {
+		unlink(path);
+		close(fd);
+	}
+	return ctl;
+}
+
+struct control *
 control_adopt(int fd, const char *path, struct evloop *loop,
     control_handler handler, void *arg, char *err, size_t errlen)
 {
-	struct control *ctl;
 	int flags;
 
 	if ((flags = fcntl(fd, F_GETFD)) == -1 ||
@@ -206,21 +218,7 @@ control_adopt(int fd, const char *path, struct evloop *loop,
 		    "%d: %s", path, fd, strerror(errno));
 		return NULL;
 	}
-	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
-	    (ctl->path = strdup(path)) == NULL ||
-	    evloop_add(loop, fd, POLLIN, control_listener, ctl) == -1) {
-		snprintf(err, errlen, "control socket %s: out of memory", path);
-		if (ctl)
-			free(ctl->path);
-		free(ctl);
-		return NULL;
-	}
-	ctl->fd = fd;
-	ctl->loop = loop;
-	ctl->handler = handler;
-	ctl->arg = arg;
-	control_note_file(ctl);
-	return ctl;
+	return control_listen(fd, path, loop, handler, arg, err, errlen);
 }
 
 int

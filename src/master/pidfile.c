@@ -34,8 +34,8 @@ pidfile_parse(const char *buf, size_t len)
 	return (pid_t)pid;
 }
 
-static pid_t
-pidfile_read_pid(int fd)
+pid_t
+pidfile_read_fd(int fd)
 {
 	char buf[PIDFILE_TEXT_MAX];
 	ssize_t n;
@@ -98,7 +98,7 @@ pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 		if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 			int saved = errno;
 
-			*other = pidfile_read_pid(fd);
+			*other = pidfile_read_fd(fd);
 			close(fd);
 			if (saved == EWOULDBLOCK)
 				return PIDFILE_HELD;
@@ -111,7 +111,7 @@ pidfile_acquire(struct pidfile *pf, const char *path, pid_t *other,
 			continue;
 		}
 		if (!created)
-			*other = pidfile_read_pid(fd);
+			*other = pidfile_read_fd(fd);
 		if ((pf->path = strdup(path)) == NULL) {
 			close(fd);
 			snprintf(err, errlen, "pidfile %s: out of memory", path);

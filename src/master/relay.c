@@ -749,10 +749,6 @@ relay_disconnect(struct master *m)
 	m->orch.http = NULL;
 }
 
-/*
- * Credentials and the HTTP client for cfg; the secret then leaves the
- * environment, so nothing the daemon runs later inherits it.
- */
 /* Names the proxy the orchestrator is reached through (no credentials). */
 static void
 relay_log_proxy(const struct egressd_config *cfg)
@@ -760,9 +756,7 @@ relay_log_proxy(const struct egressd_config *cfg)
 	char proxy[HTTPC_PROXY_TEXT_MAX];
 	const char *source;
 
-	httpc_proxy_for(cfg->orchestrator.url, cfg->orchestrator.proxy,
-	    cfg->orchestrator.no_proxy, "orchestrator.proxy", proxy,
-	    sizeof(proxy), &source);
+	orch_proxy(cfg, proxy, sizeof(proxy), &source);
 	if (proxy[0] != '\0')
 		log_info("orchestrator %s through proxy %s (from %s)",
 		    cfg->orchestrator.url, proxy, source);
@@ -798,6 +792,10 @@ relay_attach(struct master *m, const struct egressd_config *cfg, char *err,
 	return 0;
 }
 
+/*
+ * Credentials and the HTTP client for cfg; the secret then leaves the
+ * environment, so nothing the daemon runs later inherits it.
+ */
 int
 relay_setup(struct master *m, const struct egressd_config *cfg,
     const struct orch_creds *previous, char *err, size_t errlen)

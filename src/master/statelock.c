@@ -10,22 +10,6 @@
 #include "master/pidfile.h"
 #include "master/statelock.h"
 
-#define STATELOCK_TEXT_MAX 32
-
-static pid_t
-statelock_read_pid(int fd)
-{
-	char buf[STATELOCK_TEXT_MAX];
-	ssize_t n;
-	pid_t pid;
-
-	n = pread(fd, buf, sizeof(buf), 0);
-	if (n <= 0)
-		return 0;
-	pid = pidfile_parse(buf, (size_t)n);
-	return pid > 0 ? pid : 0;
-}
-
 int
 statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
     pid_t *holder, char *err, size_t errlen)
@@ -48,7 +32,7 @@ statelock_acquire(struct statelock *sl, const char *state_dir, pid_t pid,
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		saved = errno;
-		*holder = statelock_read_pid(fd);
+		*holder = pidfile_read_fd(fd);
 		close(fd);
 		if (saved == EWOULDBLOCK && *holder > 0)
 			snprintf(err, errlen, "state_dir %s is in use by a "

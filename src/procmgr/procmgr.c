@@ -931,20 +931,30 @@ procmgr_wait_txn(struct procmgr *pm, agent_pid parent, agent_pid child,
 	return rc;
 }
 
-int
-procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
-    double timeout, struct proc_wait *out)
+/* One wait transaction; suspend: the parent waits for a live child. */
+static int
+procmgr_wait_once(struct procmgr *pm, agent_pid parent, agent_pid child,
+    int suspend, struct proc_wait *out)
 {
 	struct proc_wait w = { .status = PS_RUNNABLE };
 	int rc;
 
 	if (procmgr_begin(pm) == -1)
 		return -1;
-	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child, 1,
-	    &w))) == -1)
+	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child,
+	    suspend, &w))) == -1)
 		return -1;
 	if (out != NULL)
 		*out = w;
+	return rc;
+}
+
+int
+procmgr_wait(struct procmgr *pm, agent_pid parent, agent_pid child,
+    double timeout, struct proc_wait *out)
+{
+	int rc = procmgr_wait_once(pm, parent, child, 1, out);
+
 	if (rc == 0 && timeout == 0)
 		return pmdb_error(pm, PM_E_TIMEOUT, "child still running: %"
 		    PRId64, child);
@@ -955,17 +965,7 @@ int
 procmgr_poll_child(struct procmgr *pm, agent_pid parent, agent_pid child,
     struct proc_wait *out)
 {
-	struct proc_wait w = { .status = PS_RUNNABLE };
-	int rc;
-
-	if (procmgr_begin(pm) == -1)
-		return -1;
-	if ((rc = procmgr_finish(pm, procmgr_wait_txn(pm, parent, child, 0,
-	    &w))) == -1)
-		return -1;
-	if (out != NULL)
-		*out = w;
-	return rc;
+	return procmgr_wait_once(pm, parent, child, 0, out);
 }
 
 int
