@@ -48,6 +48,9 @@ struct store {
 	struct sqlite3_stmt *txn_begin;
 	struct sqlite3_stmt *txn_commit;
 	struct sqlite3_stmt *txn_rollback;
+	struct sqlite3_stmt *txn_savepoint;
+	struct sqlite3_stmt *txn_release;
+	struct sqlite3_stmt *txn_undo;	/* ROLLBACK TO the savepoint */
 	double busy_timeout;		/* seconds to wait for a lock */
 	double busy_since;		/* when the current wait began */
 	unsigned busy_seed;		/* jitter of the waits */
@@ -63,6 +66,8 @@ struct store {
 	void (*waiting)(void *arg);
 	void *waiting_arg;
 	int wal_pages;			/* checkpoint from here on */
+	int batch;			/* store_batch_begin's is open */
+	int batch_lost;			/*   and SQLite rolled it back */
 };
 
 /*
@@ -246,6 +251,21 @@ int store_prune_workers(struct store *st, double days, int keep);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+
+/*
+ * One transaction around several: between store_batch_begin and
+ * store_batch_end, store_begin, store_commit and store_rollback work on a
+ * savepoint, so each still fails or succeeds whole, but nothing is
+ * durable before store_batch_end commits the lot (one COMMIT, one WAL
+ * append of the pages they share).  store_batch_end returns 0 when all of
+ * it was committed, -1 when some of it may not be (the commit failed, or
+ * SQLite rolled the transaction back on an error inside: what the batch
+ * held before that is gone, what followed committed on its own).  Not
+ * nested; a connection's other writers must not run inside one.
+ */
+int store_batch_begin(struct store *st);
+int store_batch_end(struct store *st);
+int store_in_batch(const struct store *st);
 
 /*
  * The statement in *slot, prepared on first use (persistent, for statements

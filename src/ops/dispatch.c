@@ -39,21 +39,23 @@ static const struct {
 	const char *group;	/* for the "disabled" message */
 	size_t caps;		/* offset of its capabilities, or -1 */
 	int forks;		/* its process forks children */
+	int brief;		/* done before it returns, with no wait */
 } dispatch_table[] = {
 	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL,
-	    (size_t)-1, 0 },
+	    (size_t)-1, 0, 1 },
 	{ DISPATCH_STORAGE_PREFIX, 1, op_storage, DISPATCH_FLAG(storage), "storage",
-	    DISPATCH_CAPS(storage), 0 },
+	    DISPATCH_CAPS(storage), 0, 1 },
 	{ "/api/v1/agent/execute/http", 0, op_http, DISPATCH_FLAG(http), "http",
-	    DISPATCH_CAPS(http), 0 },
+	    DISPATCH_CAPS(http), 0, 0 },
 	{ "/api/v1/agent/execute/command", 0, op_command, DISPATCH_FLAG(command),
-	    "command", DISPATCH_CAPS(command), 0 },
+	    "command", DISPATCH_CAPS(command), 0, 0 },
+	/* A query may run up to its time limit: not brief. */
 	{ "/api/v1/agent/execute/sqlite", 0, op_sqlite, DISPATCH_FLAG(sqlite),
-	    "sqlite", DISPATCH_CAPS(sqlite), 0 },
+	    "sqlite", DISPATCH_CAPS(sqlite), 0, 0 },
 	{ "/api/v1/agent/execute/batch", 0, op_batch, DISPATCH_FLAG(batch),
-	    "batch", DISPATCH_CAPS(batch), 1 },
+	    "batch", DISPATCH_CAPS(batch), 1, 0 },
 	{ "/api/v1/upgrade", 0, op_upgrade, DISPATCH_FLAG(upgrade), "upgrade",
-	    DISPATCH_CAPS(upgrade), 0 },
+	    DISPATCH_CAPS(upgrade), 0, 0 },
 };
 #define DISPATCH_COUNT (sizeof(dispatch_table) / sizeof(dispatch_table[0]))
 
@@ -89,6 +91,18 @@ dispatch_forks(const char *path)
 		if (dispatch_path_matches(i, path))
 			return dispatch_table[i].forks;
 	return 0;
+}
+
+int
+dispatch_brief(const struct egressd_config *cfg, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < DISPATCH_COUNT; i++)
+		if (dispatch_path_matches(i, path))
+			return dispatch_table[i].brief ||
+			    !dispatch_enabled(cfg, dispatch_table[i].enabled);
+	return 1;	/* unsupported: an error result at once */
 }
 
 enum ops_status

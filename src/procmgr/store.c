@@ -1006,13 +1006,29 @@ store_prune_workers(struct store *st, double days, int keep)
 	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
 }
 
+/* Inside a batch whose transaction SQLite has not rolled back. */
+static int
+store_nested(struct store *st)
+{
+	if (st->batch && sqlite3_get_autocommit(st->db))
+		st->batch_lost = 1;
+	return st->batch && !st->batch_lost;
+}
+
+static int
+store_run(struct store *st, sqlite3_stmt **slot, const char *sql)
+{
+	sqlite3_stmt *s = store_prepare(st, slot, sql);
+
+	return s == NULL ? -1 : store_step_done(s) == -1 ? -1 : 0;
+}
+
 int
 store_begin(struct store *st)
 {
-	sqlite3_stmt *s;
-
-	s = store_prepare(st, &st->txn_begin, "BEGIN IMMEDIATE");
-	if (s == NULL || store_step_done(s) == -1)
+	if (store_nested(st))
+		return store_run(st, &st->txn_savepoint, "SAVEPOINT store_op");
+	if (store_run(st, &st->txn_begin, "BEGIN IMMEDIATE") == -1)
 		return -1;
 	store_outbox_delete_queued(st);
 	return 0;
@@ -1021,10 +1037,9 @@ store_begin(struct store *st)
 int
 store_commit(struct store *st)
 {
-	sqlite3_stmt *s;
-
-	s = store_prepare(st, &st->txn_commit, "COMMIT");
-	if (s == NULL || store_step_done(s) == -1)
+	if (store_nested(st))
+		return store_run(st, &st->txn_release, "RELEASE store_op");
+	if (store_run(st, &st->txn_commit, "COMMIT") == -1)
 		return -1;
 	store_outbox_deleted(st);
 	return 0;
@@ -1033,13 +1048,53 @@ store_commit(struct store *st)
 void
 store_rollback(struct store *st)
 {
-	sqlite3_stmt *s;
-
+	if (store_nested(st)) {
+		/* The batch's deletes came before the savepoint: they stay. */
+		if (store_run(st, &st->txn_undo, "ROLLBACK TO store_op") == 0)
+			(void)store_run(st, &st->txn_release,
+			    "RELEASE store_op");
+		return;
+	}
 	st->gone_done = 0;	/* undone with the rest: still queued */
 	if (sqlite3_get_autocommit(st->db))
 		return;
-	if ((s = store_prepare(st, &st->txn_rollback, "ROLLBACK")) != NULL)
-		(void)store_step_done(s);
+	(void)store_run(st, &st->txn_rollback, "ROLLBACK");
+}
+
+int
+store_batch_begin(struct store *st)
+{
+	if (st->batch || store_begin(st) == -1)
+		return -1;
+	st->batch = 1;
+	st->batch_lost = 0;
+	return 0;
+}
+
+int
+store_batch_end(struct store *st)
+{
+	int lost;
+
+	if (!st->batch)
+		return -1;
+	lost = !store_nested(st);
+	st->batch = 0;
+	if (lost) {
+		st->gone_done = 0;	/* rolled back with the rest */
+		return -1;
+	}
+	if (store_commit(st) == -1) {
+		store_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_in_batch(const struct store *st)
+{
+	return st != NULL && st->batch;
 }
 
 const char *
@@ -1070,6 +1125,9 @@ store_close(struct store *st)
 	sqlite3_finalize(st->txn_begin);
 	sqlite3_finalize(st->txn_commit);
 	sqlite3_finalize(st->txn_rollback);
+	sqlite3_finalize(st->txn_savepoint);
+	sqlite3_finalize(st->txn_release);
+	sqlite3_finalize(st->txn_undo);
 	if (st->db != NULL)
 		sqlite3_close(st->db);
 	free(st->path);

@@ -10,6 +10,7 @@
 #include "core/jsonutil.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "ops/dispatch.h"
 #include "worker/poller.h"
 #include "worker/runner.h"
 #include "procmgr/store.h"
@@ -36,6 +37,7 @@ struct poller_op {
 	int stored;			/* its result is in the outbox */
 	int replaced;			/* result: the error that took the */
 					/*   place of a refused one */
+	int held;			/* its first try waits for a commit */
 	double accepted;		/* monotonic, for its duration */
 	struct httpc_request *req;
 	struct poller *p;
@@ -457,12 +459,49 @@ poller_waiting(const struct poller *p, const char *id)
 	return 0;
 }
 
+/*
+ * An operation whose handler finishes at once (dispatch_brief) has its
+ * spawn, exit and outbox row written in one transaction: one commit where
+ * there were two, and the pages both touch written to the WAL once.  The
+ * write lock is held only while the handler runs, which is brief by that
+ * rule.  Nothing of it is durable before the commit, so a worker killed
+ * inside leaves no trace of the operation, as if it had died just before
+ * the spawn: the orchestrator hands it out again after the shutdown
+ * notice, and nothing was sent, because the first try waits for the
+ * commit (poller_deliver).  Every other operation's process is committed
+ * before its handler starts, and recovered as failed if the worker dies.
+ */
+static int
+poller_batch_begin(struct poller *p, const cJSON *op)
+{
+	return p->store != NULL && !poller_op_stub(op) &&
+	    dispatch_brief(p->cfg, poller_image(op)) &&
+	    store_batch_begin(p->store) == 0;
+}
+
+static void
+poller_batch_end(struct poller *p, struct poller_op *o)
+{
+	if (store_batch_end(p->store) == -1) {
+		log_warnx("agent process %lld (operation %s): its records were "
+		    "not committed (%s); its result goes out from memory",
+		    (long long)o->rop.pid, o->id, store_errmsg(p->store));
+		o->stored = 0;	/* poller_deliver tries to store it again */
+	}
+	if (o->held) {
+		o->held = 0;
+		poller_store(o);
+		poller_deliver(o);
+	}
+}
+
 /* Start one operation now, whatever the count in flight. */
 static void
 poller_admit(struct poller *p, cJSON *op, const char *via)
 {
 	const char *id = poller_op_id(op);
 	struct poller_op *o;
+	int batch;
 
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
 	    (o->id = strdup(id)) == NULL) {
@@ -476,13 +515,19 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
 	log_debug("operation %s accepted (%s)", id, via);
 	o->rop.on_done = poller_on_done;
 	o->rop.arg = o;
-	/* The process exists before any work: a crash from here is recovered. */
+	/*
+	 * The process exists before any work: a crash from here is recovered
+	 * (but see poller_batch_begin).
+	 */
+	batch = poller_batch_begin(p, op);
 	runner_spawn(p->runner, &o->rop, id, poller_image(op),
 	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 	if (poller_op_stub(op))
 		poller_download(o);
 	else
 		poller_run(o, op);
+	if (batch)
+		poller_batch_end(p, o);
 	cJSON_Delete(op);
 }
 
@@ -965,8 +1010,13 @@ poller_deliver(struct poller_op *o)
 	if (o->stage != STAGE_DELIVER) {
 		o->stage = STAGE_DELIVER;	/* download tries are over */
 		o->tries = 0;
+		if (store_in_batch(o->p->store)) {
+			o->held = 1;	/* poller_batch_end sends it */
+			return;
+		}
 		poller_store(o);
-	}
+	} else if (o->held)
+		return;
 	evloop_timer_cancel(&o->retry);
 	poller_bound(o);
 	body = poller_result_body(o);

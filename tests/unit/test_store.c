@@ -372,6 +372,90 @@ test_delete_later(void **state)
 	assert_false(outbox_has(f, "c"));
 }
 
+/* Rows another connection sees: what was committed. */
+static int
+committed(struct fx *f, const char *op)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int n = -1;
+
+	snprintf(path, sizeof(path), "%s/egressd.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox "
+	    "WHERE operation_id = ?", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, op, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A batch: each transaction inside still fails or succeeds whole (a
+ * savepoint), nothing is durable before store_batch_end, and the queued
+ * deletes it began with survive a rollback inside it.
+ */
+static void
+test_batch(void **state)
+{
+	struct fx *f = *state;
+
+	row(f, "acked", ME, NOW, 1);
+	assert_int_equal(store_outbox_delete_later(&f->st, "acked"), 0);
+	assert_int_equal(store_batch_begin(&f->st), 0);
+	assert_true(store_in_batch(&f->st));
+	assert_int_equal(store_batch_begin(&f->st), -1);	/* not nested */
+	assert_int_equal(store_begin(&f->st), 0);
+	row(f, "kept", ME, NOW, 0);
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_int_equal(store_begin(&f->st), 0);
+	row(f, "undone", ME, NOW, 0);
+	store_rollback(&f->st);
+	assert_true(outbox_has(f, "kept"));
+	assert_false(outbox_has(f, "undone"));
+	assert_false(outbox_has(f, "acked"));
+	assert_int_equal(committed(f, "kept"), 0);	/* not yet durable */
+	assert_int_equal(committed(f, "acked"), 1);
+	assert_int_equal(store_batch_end(&f->st), 0);
+	assert_false(store_in_batch(&f->st));
+	assert_int_equal(committed(f, "kept"), 1);
+	assert_int_equal(committed(f, "undone"), 0);
+	assert_int_equal(committed(f, "acked"), 0);
+	assert_int_equal(store_batch_end(&f->st), -1);	/* none open */
+}
+
+/*
+ * SQLite rolled the batch back (as after a full disk): what it held is
+ * gone and store_batch_end says so; what came after commits on its own,
+ * and the queued deletes stay queued.
+ */
+static void
+test_batch_lost(void **state)
+{
+	struct fx *f = *state;
+
+	row(f, "acked", ME, NOW, 1);
+	assert_int_equal(store_outbox_delete_later(&f->st, "acked"), 0);
+	assert_int_equal(store_batch_begin(&f->st), 0);
+	assert_int_equal(store_begin(&f->st), 0);
+	row(f, "lost", ME, NOW, 0);
+	assert_int_equal(store_commit(&f->st), 0);
+	exec_ok(f, "ROLLBACK");			/* what SQLite may do itself */
+	assert_int_equal(store_begin(&f->st), 0);
+	row(f, "after", ME, NOW, 0);
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_int_equal(committed(f, "after"), 1);
+	assert_int_equal(store_batch_end(&f->st), -1);
+	assert_int_equal(committed(f, "lost"), 0);
+	assert_int_equal(committed(f, "acked"), 0);	/* "after" took it */
+	assert_int_equal(store_begin(&f->st), 0);	/* no batch left */
+	assert_int_equal(store_commit(&f->st), 0);
+}
+
 /*
  * The WAL is checkpointed and restarted as it grows (store_wal_hook):
  * 12 MB written in small transactions leave a WAL file near the 4 MB
@@ -414,6 +498,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_delete_later, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_lost, setup,
 		    teardown),
 	};
 
