@@ -9,9 +9,14 @@
  *    transactions that write the process, its goal and result objects, its
  *    view, two events and two audit records.  The same again with the
  *    outbox: exit queues the result, and a third transaction deletes it as
- *    the orchestrator's acknowledgement would.
+ *    the orchestrator's acknowledgement would.  And as a worker runs an
+ *    operation whose handler finishes at once (health, storage): spawn,
+ *    exit and outbox row in one transaction (store_batch_begin), which also
+ *    deletes the previous lifecycle's acknowledged row
+ *    (store_outbox_delete_later).
  * 2. WRITERS (default 8) OS processes, each with its own connection, doing
- *    LIFECYCLES / WRITERS lifecycles at once.
+ *    LIFECYCLES / WRITERS lifecycles at once: with outbox and ack, then in
+ *    one transaction each.
  * 3. OPERATIONS (default 1000000) lifecycles with the outbox, with
  *    audit_prune run every 10000 as a worker would, at the configuration's
  *    default retention (store.retention_days, store.max_rows): the database
@@ -100,10 +105,21 @@ bench_remove(struct bench *b)
 	rmdir(b->dir);
 }
 
-/* One lifecycle; with_outbox queues the result and acknowledges it. */
+enum bench_mode {
+	BENCH_PLAIN,		/* spawn, exit: two transactions */
+	BENCH_OUTBOX,		/* and the outbox row, deleted in a third */
+	BENCH_ONE_TXN		/* all in one, the delete in the next */
+};
+
+static const char *const bench_mode_name[] = { "", ", with outbox and ack",
+    ", one transaction each" };
+
+/* One lifecycle (see enum bench_mode). */
 static int
-bench_lifecycle(struct bench *b, long i, int with_outbox)
+bench_lifecycle(struct bench *b, long i, enum bench_mode mode)
 {
+	int with_outbox = mode != BENCH_PLAIN;
+	int batch = mode == BENCH_ONE_TXN;
 	struct cap_spec cap = { .resource = "storage:reports/*",
 	    .rights = "read", .revocable = 1 };
 	struct outbox_entry ob = { .result = BENCH_RESULT };
@@ -113,15 +129,21 @@ bench_lifecycle(struct bench *b, long i, int with_outbox)
 	snprintf(opid, sizeof(opid), "op-%s-%ld", b->instance, i);
 	ob.operation_id = opid;
 	ob.next_attempt = clock_wall() + 5;
-	if (procmgr_spawn(&b->pm, BENCH_IMAGE, BENCH_GOAL, &cap, 1, opid,
+	if ((batch && store_batch_begin(&b->st) == -1) ||
+	    procmgr_spawn(&b->pm, BENCH_IMAGE, BENCH_GOAL, &cap, 1, opid,
 	    NULL, &pid) == -1 ||
 	    procmgr_exit(&b->pm, pid, BENCH_RESULT, 0, NULL,
-	    with_outbox ? &ob : NULL) == -1) {
+	    with_outbox ? &ob : NULL) == -1 ||
+	    (batch && store_batch_end(&b->st) == -1)) {
 		fprintf(stderr, "procmgr_bench: lifecycle %ld: %s\n", i,
-		    b->pm.err);
+		    b->pm.err[0] ? b->pm.err : store_errmsg(&b->st));
 		return -1;
 	}
-	if (with_outbox && store_outbox_delete(&b->st, opid) == -1) {
+	if (batch && store_outbox_delete_later(&b->st, opid) == -1) {
+		fprintf(stderr, "procmgr_bench: out of memory\n");
+		return -1;
+	}
+	if (mode == BENCH_OUTBOX && store_outbox_delete(&b->st, opid) == -1) {
 		fprintf(stderr, "procmgr_bench: outbox delete: %s\n",
 		    store_errmsg(&b->st));
 		return -1;
@@ -130,18 +152,18 @@ bench_lifecycle(struct bench *b, long i, int with_outbox)
 }
 
 static int
-bench_run(struct bench *b, long n, int with_outbox)
+bench_run(struct bench *b, long n, enum bench_mode mode)
 {
 	long i;
 
 	for (i = 0; i < n; i++)
-		if (bench_lifecycle(b, i, with_outbox) == -1)
+		if (bench_lifecycle(b, i, mode) == -1)
 			return -1;
 	return 0;
 }
 
 static int
-bench_single(const struct egressd_config *cfg, long n, int with_outbox)
+bench_single(const struct egressd_config *cfg, long n, enum bench_mode mode)
 {
 	struct bench b = { .cfg = *cfg };
 	double t0, dt;
@@ -150,19 +172,20 @@ bench_single(const struct egressd_config *cfg, long n, int with_outbox)
 	if (bench_open(&b, 1) == -1)
 		return -1;
 	t0 = clock_mono();
-	rc = bench_run(&b, n, with_outbox);
+	rc = bench_run(&b, n, mode);
 	dt = clock_mono() - t0;
 	bench_close(&b);
 	bench_remove(&b);
 	if (rc == 0)
 		printf("one writer%s: %ld lifecycles in %.2f s: %.0f "
-		    "lifecycles/s\n", with_outbox ? ", with outbox and ack" :
-		    "", n, dt, (double)n / dt);
+		    "lifecycles/s\n", bench_mode_name[mode], n, dt,
+		    (double)n / dt);
 	return rc;
 }
 
 static int
-bench_concurrent(const struct egressd_config *cfg, long n, int writers)
+bench_concurrent(const struct egressd_config *cfg, long n, int writers,
+    enum bench_mode mode)
 {
 	struct bench b = { .cfg = *cfg };
 	int i, status, failed = 0;
@@ -182,7 +205,7 @@ bench_concurrent(const struct egressd_config *cfg, long n, int writers)
 		if (pid == 0) {
 			if (bench_open(&b, 0) == -1)
 				_exit(1);
-			status = bench_run(&b, n / writers, 1);
+			status = bench_run(&b, n / writers, mode);
 			bench_close(&b);
 			_exit(status == 0 ? 0 : 1);
 		}
@@ -194,8 +217,8 @@ bench_concurrent(const struct egressd_config *cfg, long n, int writers)
 	bench_remove(&b);
 	if (failed)
 		return -1;
-	printf("%d writers, with outbox and ack: %ld lifecycles in %.2f s: "
-	    "%.0f lifecycles/s\n", writers, n / writers * writers, dt,
+	printf("%d writers%s: %ld lifecycles in %.2f s: %.0f lifecycles/s\n",
+	    writers, bench_mode_name[mode], n / writers * writers, dt,
 	    (double)(n / writers * writers) / dt);
 	return 0;
 }
@@ -223,7 +246,7 @@ bench_size(const struct egressd_config *cfg, long n)
 		return -1;
 	t0 = clock_mono();
 	for (i = 0; i < n && rc == 0; i++) {
-		rc = bench_lifecycle(&b, i, 1);
+		rc = bench_lifecycle(&b, i, BENCH_OUTBOX);
 		if (rc == 0 && (i + 1) % BENCH_PRUNE_EVERY == 0)
 			do {
 				r = audit_prune(&b.st,
@@ -368,10 +391,12 @@ main(int argc, char **argv)
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	rc = bench_single(&cfg, lifecycles, 0) == -1 ||
-	    bench_single(&cfg, lifecycles, 1) == -1 ||
-	    (writers > 0 &&
-	    bench_concurrent(&cfg, lifecycles, (int)writers) == -1) ||
+	rc = bench_single(&cfg, lifecycles, BENCH_PLAIN) == -1 ||
+	    bench_single(&cfg, lifecycles, BENCH_OUTBOX) == -1 ||
+	    bench_single(&cfg, lifecycles, BENCH_ONE_TXN) == -1 ||
+	    (writers > 0 && (bench_concurrent(&cfg, lifecycles, (int)writers,
+	    BENCH_OUTBOX) == -1 || bench_concurrent(&cfg, lifecycles,
+	    (int)writers, BENCH_ONE_TXN) == -1)) ||
 	    (operations > 0 && bench_size(&cfg, operations) == -1) ||
 	    bench_delegation(&cfg, lifecycles) == -1;
 	config_free(&cfg);
