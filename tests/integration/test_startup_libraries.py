@@ -20,7 +20,8 @@ import pytest
 from conftest import DEADLINE, children_of, wait_until
 from proto_helpers import TOKEN_ID, free_closed_port, new_token
 from proto_helpers import agent  # noqa: F401 (fixture)
-from fake_orchestrator import FakeOrchestrator  # noqa: E402 (proto_helpers' path)
+# proto_helpers put the fake orchestrator on the path
+from fake_orchestrator import FakeOrchestrator  # noqa: E402
 from test_reload_rollback import make_cert, reload_ctl
 
 
