@@ -70,6 +70,16 @@ struct httpc_request {
 	int pending;		/* started from a callback: not added yet */
 };
 
+/*
+ * libcurl's process-wide state (OpenSSL's with it), once per process: the
+ * first httpc_new() calls it, so a process that makes no client never pays
+ * for it.  -1, logged, when libcurl refuses.  The cleanup is for the end of
+ * main(), and does nothing when nothing was made.
+ */
+int httpc_global_init(void);
+void httpc_global_cleanup(void);
+
+/* NULL: out of memory, or libcurl's initialisation failed (logged). */
 struct httpc *httpc_new(struct evloop *loop);
 void httpc_free(struct httpc *h);	/* cancels everything still running */
 

@@ -32,6 +32,46 @@ static void httpc_check_done(struct httpc *h);
 static void httpc_detach(struct httpc_request *req);
 
 /*
+ * libcurl's process-wide state, made by the first httpc_new() of the
+ * process rather than at start-up: curl_global_init() always initialises
+ * OpenSSL (its flags stopped choosing in libcurl 7.57), some 2 MiB of the
+ * master's RSS (bench/README.md, "Memory"), which a master without an
+ * orchestrator never needs.  With one, that first call is the relay's,
+ * in master_new(), before any worker is forked: the workers inherit the
+ * state (and this flag) and never make it again.  Made before fork is
+ * safe: the master has no thread then (libcurl starts its resolver
+ * threads only in a transfer), and OpenSSL 3 reseeds its random
+ * generators in a child.  A worker whose master has none yet (none was
+ * needed) makes its own, also before it has a thread.
+ */
+static int httpc_initialised;
+
+int
+httpc_global_init(void)
+{
+	CURLcode rc;
+
+	if (httpc_initialised)
+		return 0;
+	if ((rc = curl_global_init(CURL_GLOBAL_ALL)) != CURLE_OK) {
+		log_warnx("libcurl initialisation failed: %s",
+		    curl_easy_strerror(rc));
+		return -1;
+	}
+	httpc_initialised = 1;
+	return 0;
+}
+
+void
+httpc_global_cleanup(void)
+{
+	if (!httpc_initialised)
+		return;
+	curl_global_cleanup();
+	httpc_initialised = 0;
+}
+
+/*
  * libcurl refuses multi calls made from its own callbacks, and an SSE event
  * handler may start a request (a metrics push): such requests wait in the
  * active list, flagged pending, until the action returns.
@@ -130,7 +170,7 @@ httpc_new(struct evloop *loop)
 {
 	struct httpc *h;
 
-	if ((h = calloc(1, sizeof(*h))) == NULL)
+	if (httpc_global_init() == -1 || (h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
 	if ((h->multi = curl_multi_init()) == NULL) {
 		free(h);

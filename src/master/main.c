@@ -22,9 +22,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <curl/curl.h>
-
 #include "core/config.h"
+#include "core/httpc.h"
 #include "core/log.h"
 #include "core/preflight.h"
 #include "master/master.h"
@@ -350,14 +349,12 @@ test_config(const struct options *opt, struct egressd_config *cfg)
 		printf("%s %d %d %s\n", REEXEC_PROBE_TAG, REEXEC_STATE_MIN,
 		    REEXEC_STATE_VERSION, EGRESSD_VERSION);
 	if (rc == 0 && opt->verify) {
-		if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
-			fprintf(stderr, "egressd: libcurl initialisation "
-			    "failed\n");
+		if (httpc_global_init() == -1)	/* says why on stderr */
 			rc = EXIT_VERIFY;
-		} else {
+		else {
 			if (preflight_verify(cfg, stdout) == -1)
 				rc = EXIT_VERIFY;
-			curl_global_cleanup();
+			httpc_global_cleanup();
 		}
 		printf("egressd: orchestrator %s\n", rc == 0 ? "verified" :
 		    "NOT verified");
@@ -407,6 +404,27 @@ take_handed_over(const struct reexec_inherit *in, struct pidfile *pf,
 		    "over");
 }
 
+/*
+ * GnuTLS is loaded only because libcurl's LDAP and RTMP support need it
+ * (libldap, librtmp), yet its load-time constructor initialises it in
+ * every process: ASN.1 trees, its random generator, p11-kit.  That is
+ * 0.9 MiB of the master's RSS, 0.2 MiB of each worker's (bench/README.md,
+ * "Memory").  egressd never reaches GnuTLS: libcurl speaks http and https
+ * only (CURLOPT_PROTOCOLS_STR, core/httpc.c), through OpenSSL.  The
+ * constructor asks this symbol first; it is gnutls.h's
+ * GNUTLS_SKIP_GLOBAL_INIT, spelled out so as not to need GnuTLS's headers,
+ * and the link exports it (Makefile.am).  A library that does use GnuTLS
+ * calls gnutls_global_init() itself (libldap and librtmp do), so this only
+ * saves work nobody asked for.
+ */
+int _gnutls_global_init_skip(void);
+
+int
+_gnutls_global_init_skip(void)
+{
+	return 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -431,8 +449,7 @@ main(int argc, char **argv)
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
 	restrict_core_dumps(cfg);
-	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
-		fatalx("libcurl initialisation failed");
+	/* libcurl is initialised by its first client (core/httpc.c says why). */
 	if (adopting)
 		take_handed_over(&in, &pf, &sl);
 	else {
@@ -469,7 +486,7 @@ main(int argc, char **argv)
 	master_free(m);
 	pidfile_release(&pf);
 	statelock_release(&sl);
-	curl_global_cleanup();
+	httpc_global_cleanup();
 	log_info("terminated");
 	log_close();
 	return status;

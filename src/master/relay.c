@@ -781,7 +781,8 @@ relay_attach(struct master *m, const struct egressd_config *cfg, char *err,
 		    "certificate is NOT checked");
 	relay_log_proxy(cfg);
 	if (m->http == NULL && (m->http = httpc_new(m->loop)) == NULL) {
-		snprintf(err, errlen, "out of memory for the HTTP client");
+		snprintf(err, errlen, "no HTTP client: out of memory, or "
+		    "libcurl's initialisation failed");
 		return -1;
 	}
 	if (m->instance_id[0] == '\0')

@@ -551,11 +551,16 @@ worker_start_poller(struct worker *w)
 	if (orch_keep_headers(&w->orch) == -1)
 		log_warnx("out of memory keeping the request headers; each "
 		    "request builds its own");
-	if ((w->http = httpc_new(w->loop)) == NULL ||
-	    (w->orch.http = w->http, w->ctx.http = w->http,
-	    w->poller = poller_new(&w->orch, &w->ctx, &w->store,
-	    w->runner, &hooks)) == NULL) {
-		log_errx("cannot boot: out of memory for the HTTP client");
+	if ((w->http = httpc_new(w->loop)) == NULL) {
+		log_errx("cannot boot: no HTTP client (out of memory, or "
+		    "libcurl's initialisation failed)");
+		exit(WORKER_EXIT_BOOT);
+	}
+	w->orch.http = w->http;
+	w->ctx.http = w->http;
+	if ((w->poller = poller_new(&w->orch, &w->ctx, &w->store, w->runner,
+	    &hooks)) == NULL) {
+		log_errx("cannot boot: out of memory for the poller");
 		exit(WORKER_EXIT_BOOT);
 	}
 	poller_start(w->poller);

@@ -152,15 +152,16 @@ workdir = workdir_fixture("egit-")
 
 @pytest.fixture
 def egressd(request, workdir, egressd_bin):
-    """Factory: egressd(wait=N, args=(), **config_overrides) writes a config
-    into the test directory, starts the daemon, and (when wait is an int)
-    waits for N ready workers.  Everything is stopped at teardown."""
+    """Factory: egressd(wait=N, args=(), env=None, **config_overrides)
+    writes a config into the test directory, starts the daemon (with env
+    as its whole environment, when given), and (when wait is an int) waits
+    for N ready workers.  Everything is stopped at teardown."""
     started = []
 
-    def start(wait=None, args=(), config=None, **overrides):
+    def start(wait=None, args=(), config=None, env=None, **overrides):
         if config is None:
             config = write_config(workdir, **overrides)
-        d = Daemon(egressd_bin, workdir, config, args)
+        d = Daemon(egressd_bin, workdir, config, args, env=env)
         started.append(d)
         d.start()
         if wait is not None:
