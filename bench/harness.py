@@ -180,7 +180,9 @@ def orchd_binary():
 class Orchestrator:
     """The fake orchestrator ("python") or orchd ("c"), in its own process
     so that its CPU is counted apart from egressd's.  Both print their port
-    on their first stdout line ("LISTENING N" / "port N")."""
+    on their first stdout line ("LISTENING N" / "port N").  heartbeat is
+    the stream's heartbeat interval, for either (orchd's own default is
+    1 s: the master would wake every second)."""
 
     def __init__(self, kind, workdir, heartbeat=5.0, timeout=15.0):
         self.kind = kind
@@ -194,7 +196,7 @@ class Orchestrator:
             if not os.access(binary, os.X_OK):
                 raise BenchError(f"orchd: {binary} is not an executable; "
                                  f"build it or set ORCHD_BIN")
-            argv = [binary, "-p", "0", "-t", TOKEN]
+            argv = [binary, "-p", "0", "-t", TOKEN, "-H", str(heartbeat)]
         else:
             raise BenchError(f"unknown orchestrator {kind!r}")
         # The token ID, for an orchestrator that wants one too.
