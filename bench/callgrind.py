@@ -21,8 +21,9 @@ Binaries: $EGRESSD_BIN (default <repo>/build/egressd); valgrind on $PATH.
 egressd with one worker (or W; worker.max_inflight 8) runs whole under
 `valgrind --tool=callgrind --trace-children=yes`, so the master and the
 worker it forks each write their own callgrind.out.PID when they exit.
-Once every worker is ready, N /api/v1/test/health operations are queued
-and one work_available event per worker sent; when the orchestrator has
+Once every worker is ready and the master's first housekeeping pass is
+done (harness.py), N /api/v1/test/health operations are queued and one
+work_available event per worker sent; when the orchestrator has
 N results, egressd gets SIGTERM and stops gracefully.  The same again with N/2
 operations.  Boot, the stream, the graceful stop and the shutdown notice
 are the same in both runs, so
@@ -31,8 +32,9 @@ are the same in both runs, so
 
 for the worker and for the master (Ir: instructions executed, callgrind's
 "totals").  The two runs last different times, so heartbeats differ too;
-they are made rare (worker heartbeat 30 s, fake's stream heartbeat 60 s)
-so that they do not show.  Every process started is stopped at the end.
+they are made rare (worker heartbeat 30 s, the orchestrator's stream
+heartbeat 60 s) so that they do not show.  Every process started is
+stopped at the end.
 """
 
 import argparse
@@ -41,6 +43,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import harness
 from harness import BenchError
@@ -69,6 +72,7 @@ def one_run(args, n, workers):
                                     f"--callgrind-out-file={out}"])
         try:
             d.wait_ready(args.timeout, poll=0.2)
+            time.sleep(harness.HOUSEKEEPING_SETTLE)
             orch.admin("POST", "/admin/faults", {"piggyback": False})
             orch.enqueue(n)
             orch.work_available(workers)

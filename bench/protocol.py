@@ -120,7 +120,8 @@ ORCHD_BIN = None
 
 
 class Egressd:
-    def __init__(self, binary, workdir, url, workers, on_goodbye="restart"):
+    def __init__(self, binary, workdir, url, workers, on_goodbye="restart",
+                 min_uptime=5.0):
         self.dir = workdir
         token = os.path.join(workdir, "token")
         with open(token, "w") as f:
@@ -131,7 +132,7 @@ class Egressd:
             f.write(f"""
 server: {{ workers = {workers}; pidfile = "egressd.pid"; state_dir = ".";
           control_socket = "egressd.sock"; graceful_timeout = 10.0;
-          on_goodbye = "{on_goodbye}"; }};
+          on_goodbye = "{on_goodbye}"; min_uptime = {min_uptime}; }};
 log: {{ file = "egressd.log"; level = "warning"; }};
 orchestrator: {{ url = "{url}"; token_id = "bench"; token_file = "token";
                 poll_interval = 60.0; }};
@@ -139,6 +140,7 @@ worker: {{ max_inflight = 8; }};
 """)
         self.proc = subprocess.Popen([binary, "-c", conf])
         self.sock = os.path.join(workdir, "egressd.sock")
+        self.log = os.path.join(workdir, "egressd.log")
 
     def health(self):
         s = socket.socket(socket.AF_UNIX)
@@ -171,6 +173,30 @@ worker: {{ max_inflight = 8; }};
             time.sleep(0.01)
         raise RuntimeError(f"{n} workers not ready within {timeout}s")
 
+    def wait_stream(self, after, timeout):
+        """Until the master's stream is connected, by a connection made
+        at wall time after or later; the health reply."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                st = self.health().get("stream") or {}
+                if st.get("state") == "connected" and \
+                        st.get("since", 0) >= after:
+                    return st
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"the stream did not connect again within "
+                           f"{timeout}s")
+
+    def log_count(self, text):
+        """Lines of egressd.log holding text."""
+        try:
+            with open(self.log, errors="replace") as f:
+                return sum(text in line for line in f)
+        except OSError:
+            return 0
+
     def cpu(self):
         pid = self.proc.pid
         return cpu_seconds(pid) + sum(cpu_seconds(c) for c in children_of(pid))
@@ -180,14 +206,15 @@ worker: {{ max_inflight = 8; }};
 
 
 @contextlib.contextmanager
-def running(binary, workers, timeout):
+def running(binary, workers, timeout, **kw):
     """A fake orchestrator and egressd with workers ready; both stopped and
-    the directory removed on the way out, whatever happened."""
+    the directory removed on the way out, whatever happened.  kw: more
+    arguments of Egressd."""
     workdir = tempfile.mkdtemp(prefix="egressd-bench-")
     fake = egressd = None
     try:
         fake = ORCHESTRATOR(workdir)
-        egressd = Egressd(binary, workdir, fake.url, workers)
+        egressd = Egressd(binary, workdir, fake.url, workers, **kw)
         egressd.wait_ready(workers, timeout=timeout)
         yield fake, egressd
     finally:
@@ -218,22 +245,37 @@ def throughput(binary, n_ops, piggyback, timeout, workers=2):
 
 
 def goodbye_latencies(binary, runs, workers, timeout):
+    """The goodbye->exited times, and how many restarts backed off.
+
+    server.min_uptime = 0: a goodbye that comes within min_uptime of the
+    previous one's restart counts as a goodbye loop, and the restart backs
+    off (0.5 s doubling to 30 s: seven minutes over 20 runs, nearly all of
+    it waiting for the fresh workers).  The back-off only delays the
+    fresh workers, never the old ones' exit that is timed; without it
+    every run is what the first one is, and what a single goodbye is: the
+    old workers leave while the fresh ones boot."""
     out = []
-    with running(binary, workers, timeout) as (fake, egressd):
+    with running(binary, workers, timeout, min_uptime=0) as (fake,
+                                                              egressd):
         h = egressd.wait_ready(workers, timeout=timeout)
+        egressd.wait_stream(0, timeout)
         for _ in range(runs):
             old = [w["pid"] for w in h["workers"]]
             gen = h["generation"]
+            t_wall = time.time()
             t0 = time.monotonic()
-            fake.admin("POST", "/admin/goodbye", {"reason": "bench"})
+            sent = fake.admin("POST", "/admin/goodbye", {"reason": "bench"})
+            if sent.get("delivered", 1) < 1:
+                raise RuntimeError("the goodbye reached no stream")
             if wait_gone(old, timeout - (time.monotonic() - t0), 0.0005):
                 raise RuntimeError("old workers did not exit")
             out.append(time.monotonic() - t0)
             h = egressd.wait_ready(workers, generation=gen + 1,
                                    timeout=timeout)
-            # Let the new stream connect before the next goodbye.
-            time.sleep(0.2)
-    return out
+            # The next goodbye goes over the new stream.
+            egressd.wait_stream(t_wall, timeout)
+        backoffs = egressd.log_count("goodbye loop")
+    return out, backoffs
 
 
 def voluntary_switches(pid):
@@ -318,14 +360,16 @@ def idle_and_goodbye(binary, args, figures):
           f"master {master} wake-ups, worker {worker}")
     figures["idle"] = {"seconds": args.idle_seconds, "workers": 2,
                        "master": master, "worker": worker}
-    lat = goodbye_latencies(binary, args.goodbye_runs, args.goodbye_workers,
-                            args.timeout)
+    lat, backoffs = goodbye_latencies(binary, args.goodbye_runs,
+                                      args.goodbye_workers, args.timeout)
     ms = [x * 1000 for x in lat]
     print(f"\ngoodbye -> all {args.goodbye_workers} workers exited, "
           f"{len(ms)} runs: p50 {pct(ms, 50):.1f} ms, p99 {pct(ms, 99):.1f} "
-          f"ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms")
+          f"ms, max {max(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms; "
+          f"{backoffs} restarts backed off (min_uptime 0: expected none)")
     figures["goodbye"] = {"workers": args.goodbye_workers, "ms": ms,
-                          "p50": pct(ms, 50), "p99": pct(ms, 99)}
+                          "p50": pct(ms, 50), "p99": pct(ms, 99),
+                          "backoffs": backoffs}
 
 
 if __name__ == "__main__":
