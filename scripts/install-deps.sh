@@ -4,7 +4,8 @@ set -e
 PKGS="build-essential autoconf automake pkg-config \
 libcurl4-openssl-dev libcjson-dev libsqlite3-dev uuid-dev libconfig-dev \
 libcmocka-dev python3 python3-pytest python3-pytest-xdist procps \
-clang libclang-rt-dev valgrind gnuplot-nox python3-requests mandoc"
+clang libclang-rt-dev valgrind gnuplot-nox python3-requests mandoc \
+strace"
 # promtool (tests/integration/test_metrics.py checks the exposition with it);
 # without its recommends (node-exporter, a service), and optional: the test
 # says it is skipped when promtool is missing.
