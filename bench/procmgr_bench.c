@@ -123,7 +123,7 @@ bench_lifecycle(struct bench *b, long i, enum bench_mode mode)
 	struct cap_spec cap = { .resource = "storage:reports/*",
 	    .rights = "read", .revocable = 1 };
 	struct outbox_entry ob = { .result = BENCH_RESULT };
-	char opid[80];
+	char opid[80], err[128] = "";
 	agent_pid pid;
 
 	snprintf(opid, sizeof(opid), "op-%s-%ld", b->instance, i);
@@ -134,9 +134,9 @@ bench_lifecycle(struct bench *b, long i, enum bench_mode mode)
 	    NULL, &pid) == -1 ||
 	    procmgr_exit(&b->pm, pid, BENCH_RESULT, 0, NULL,
 	    with_outbox ? &ob : NULL) == -1 ||
-	    (batch && store_batch_end(&b->st) == -1)) {
+	    (batch && store_batch_end(&b->st, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "procmgr_bench: lifecycle %ld: %s\n", i,
-		    b->pm.err[0] ? b->pm.err : store_errmsg(&b->st));
+		    err[0] ? err : b->pm.err);
 		return -1;
 	}
 	if (batch && store_outbox_delete_later(&b->st, opid) == -1) {

@@ -32,10 +32,11 @@ const struct config_strlist *dispatch_capabilities(
 int dispatch_forks(const char *path);
 
 /*
- * 1 when dispatch_start will finish path at once, without waiting for
- * anything (I/O, a child, a time limit): health and storage, a disabled
- * handler, an unknown path.  The worker then writes the process's spawn,
- * exit and result in one transaction (poller.c says why that is safe).
+ * 1 when dispatch_start will finish path at once, without I/O or a wait of
+ * any kind and without changing anything outside the database: health, a
+ * disabled handler, an unknown path.  The worker then writes the process's
+ * spawn, exit and result in one transaction (poller.c says why that is
+ * safe only for such handlers).
  */
 int dispatch_brief(const struct egressd_config *cfg, const char *path);
 

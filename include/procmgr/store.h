@@ -260,11 +260,12 @@ void store_rollback(struct store *st);
  * append of the pages they share).  store_batch_end returns 0 when all of
  * it was committed, -1 when some of it may not be (the commit failed, or
  * SQLite rolled the transaction back on an error inside: what the batch
- * held before that is gone, what followed committed on its own).  Not
+ * held before that is gone, what followed committed on its own), with
+ * SQLite's reason in err.  Not
  * nested; a connection's other writers must not run inside one.
  */
 int store_batch_begin(struct store *st);
-int store_batch_end(struct store *st);
+int store_batch_end(struct store *st, char *err, size_t errlen);
 int store_in_batch(const struct store *st);
 
 /*

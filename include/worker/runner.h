@@ -79,6 +79,12 @@ void runner_fail(struct runner *r, struct runner_op *op,
  * result stored; op->on_done is not called.  Returns op->stored.
  */
 int runner_abort(struct runner *r, struct runner_op *op, const char *why);
+/*
+ * The records of pid's spawn were never committed (a batch that failed,
+ * poller.c): no exit is written again for it, since SQLite may already
+ * have given the same pid to another process.
+ */
+void runner_forget_pid(struct runner *r, agent_pid pid);
 /* Forget op (after on_done or abort): frees what the runner holds. */
 void runner_release(struct runner_op *op);
 

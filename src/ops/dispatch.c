@@ -39,12 +39,14 @@ static const struct {
 	const char *group;	/* for the "disabled" message */
 	size_t caps;		/* offset of its capabilities, or -1 */
 	int forks;		/* its process forks children */
-	int brief;		/* done before it returns, with no wait */
+	int brief;		/* done before it returns: no I/O, no wait, */
+				/*   nothing changed outside the database */
 } dispatch_table[] = {
 	{ "/api/v1/test/health", 0, op_health, (size_t)-1, NULL,
 	    (size_t)-1, 0, 1 },
+	/* Writes and fsyncs files, up to max_bytes: not brief. */
 	{ DISPATCH_STORAGE_PREFIX, 1, op_storage, DISPATCH_FLAG(storage), "storage",
-	    DISPATCH_CAPS(storage), 0, 1 },
+	    DISPATCH_CAPS(storage), 0, 0 },
 	{ "/api/v1/agent/execute/http", 0, op_http, DISPATCH_FLAG(http), "http",
 	    DISPATCH_CAPS(http), 0, 0 },
 	{ "/api/v1/agent/execute/command", 0, op_command, DISPATCH_FLAG(command),

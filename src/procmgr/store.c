@@ -1079,19 +1079,23 @@ store_batch_begin(struct store *st)
 }
 
 int
-store_batch_end(struct store *st)
+store_batch_end(struct store *st, char *err, size_t errlen)
 {
 	int lost;
 
+	snprintf(err, errlen, "no batch open");
 	if (!st->batch)
 		return -1;
 	lost = !store_nested(st);
 	st->batch = 0;
 	if (lost) {
+		snprintf(err, errlen, "rolled back by an error inside it");
 		st->gone_done = 0;	/* rolled back with the rest */
 		return -1;
 	}
 	if (store_commit(st) == -1) {
+		/* Read before the rollback, which resets it. */
+		snprintf(err, errlen, "%s", sqlite3_errmsg(st->db));
 		store_rollback(st);
 		return -1;
 	}

@@ -38,6 +38,7 @@ struct poller_op {
 	int replaced;			/* result: the error that took the */
 					/*   place of a refused one */
 	int held;			/* its first try waits for a commit */
+	int unsure;			/* its batch failed: a row may exist */
 	double accepted;		/* monotonic, for its duration */
 	struct httpc_request *req;
 	struct poller *p;
@@ -59,6 +60,7 @@ struct poller {
 	struct runner *runner;
 	struct poller_hooks hooks;
 	struct poller_op *ops;
+	struct poller_op *batch_op;	/* its records not yet committed */
 	struct poller_wait *waitq;	/* FIFO, started as slots free */
 	struct poller_wait **waitq_tail;
 	int nwait;			/* at most max_inflight */
@@ -460,33 +462,43 @@ poller_waiting(const struct poller *p, const char *id)
 }
 
 /*
- * An operation whose handler finishes at once (dispatch_brief) has its
- * spawn, exit and outbox row written in one transaction: one commit where
- * there were two, and the pages both touch written to the WAL once.  The
- * write lock is held only while the handler runs, which is brief by that
- * rule.  Nothing of it is durable before the commit, so a worker killed
- * inside leaves no trace of the operation, as if it had died just before
- * the spawn: the orchestrator hands it out again after the shutdown
- * notice, and nothing was sent, because the first try waits for the
- * commit (poller_deliver).  Every other operation's process is committed
- * before its handler starts, and recovered as failed if the worker dies.
+ * An operation whose handler finishes at once and changes nothing outside
+ * the database (dispatch_brief: health, an error for a disabled or unknown
+ * path) has its spawn, exit and outbox row written in one transaction:
+ * one commit where there were two, and the pages both touch written to the
+ * WAL once.  The write lock is held only while such a handler runs.
+ * Nothing of it is durable before the commit, and its first try waits for
+ * the commit (poller_deliver), so a worker killed inside has neither done
+ * nor sent anything: the operation is handed out again (a polled one once
+ * the orchestrator has the shutdown notice, a pushed one by the master at
+ * once) instead of being answered with a "worker died" error.  Every other
+ * operation's process is committed before its handler starts, and
+ * recovered as failed if the worker dies.
  */
 static int
-poller_batch_begin(struct poller *p, const cJSON *op)
+poller_batch_begin(struct poller *p, struct poller_op *o, const cJSON *op)
 {
-	return p->store != NULL && !poller_op_stub(op) &&
-	    dispatch_brief(p->cfg, poller_image(op)) &&
-	    store_batch_begin(p->store) == 0;
+	if (p->store == NULL || poller_op_stub(op) ||
+	    !dispatch_brief(p->cfg, poller_image(op)) ||
+	    store_batch_begin(p->store) == -1)
+		return 0;
+	p->batch_op = o;
+	return 1;
 }
 
 static void
 poller_batch_end(struct poller *p, struct poller_op *o)
 {
-	if (store_batch_end(p->store) == -1) {
+	char err[256];
+
+	p->batch_op = NULL;
+	if (store_batch_end(p->store, err, sizeof(err)) == -1) {
 		log_warnx("agent process %lld (operation %s): its records were "
-		    "not committed (%s); its result goes out from memory",
-		    (long long)o->rop.pid, o->id, store_errmsg(p->store));
-		o->stored = 0;	/* poller_deliver tries to store it again */
+		    "not committed (%s); its result is stored again",
+		    (long long)o->rop.pid, o->id, err);
+		runner_forget_pid(p->runner, o->rop.pid);
+		o->stored = 0;
+		o->unsure = 1;	/* what followed the failure committed */
 	}
 	if (o->held) {
 		o->held = 0;
@@ -519,7 +531,7 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
 	 * The process exists before any work: a crash from here is recovered
 	 * (but see poller_batch_begin).
 	 */
-	batch = poller_batch_begin(p, op);
+	batch = poller_batch_begin(p, o, op);
 	runner_spawn(p->runner, &o->rop, id, poller_image(op),
 	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 	if (poller_op_stub(op))
@@ -684,11 +696,13 @@ poller_was_acked(struct poller *p, const char *id)
 static void
 poller_acknowledged(struct poller *p, struct poller_op *o)
 {
-	if (o->stored && store_outbox_delete_later(p->store, o->id) == 0) {
+	int row = o->stored || o->unsure;	/* a row to delete */
+
+	if (row && store_outbox_delete_later(p->store, o->id) == 0) {
 		if (!evloop_timer_pending(&p->acked))
 			evloop_timer_add(p->loop, &p->acked, clock_mono() +
 			    POLLER_ACK_DELAY);
-	} else if (o->stored && store_outbox_delete(p->store, o->id) == -1) {
+	} else if (row && store_outbox_delete(p->store, o->id) == -1) {
 		log_warnx("outbox: %s: %s; deleted by a later sweep, not sent "
 		    "again", o->id, store_errmsg(p->store));
 		poller_remember_acked(p, o->id);
@@ -1010,7 +1024,7 @@ poller_deliver(struct poller_op *o)
 	if (o->stage != STAGE_DELIVER) {
 		o->stage = STAGE_DELIVER;	/* download tries are over */
 		o->tries = 0;
-		if (store_in_batch(o->p->store)) {
+		if (o->p->batch_op == o) {
 			o->held = 1;	/* poller_batch_end sends it */
 			return;
 		}

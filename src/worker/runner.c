@@ -755,12 +755,36 @@ runner_start_queued(void *arg)
 	}
 }
 
+static void
+runner_exit_free(struct runner *r, struct runner_exit *e)
+{
+	struct runner_exit **ep;
+
+	for (ep = &r->exits; *ep != e; ep = &(*ep)->next)
+		;
+	*ep = e->next;
+	evloop_timer_cancel(&e->timer);
+	free(e->result);
+	free(e);
+}
+
+void
+runner_forget_pid(struct runner *r, agent_pid pid)
+{
+	struct runner_exit *e, *next;
+
+	for (e = r->exits; e != NULL; e = next) {
+		next = e->next;
+		if (e->pid == pid)
+			runner_exit_free(r, e);
+	}
+}
+
 /* An exit record the database refused; last = one final try at shutdown. */
 static void
 runner_write_exit(struct runner_exit *e, int last)
 {
 	struct runner *r = e->r;
-	struct runner_exit **ep;
 	int rc;
 
 	rc = procmgr_exit(&r->pm, e->pid, e->result, e->failed, NULL, NULL);
@@ -777,12 +801,7 @@ runner_write_exit(struct runner_exit *e, int last)
 	else
 		log_info("agent process %lld: exit recorded late",
 		    (long long)e->pid);
-	for (ep = &r->exits; *ep != e; ep = &(*ep)->next)
-		;
-	*ep = e->next;
-	evloop_timer_cancel(&e->timer);
-	free(e->result);
-	free(e);
+	runner_exit_free(r, e);
 }
 
 static void

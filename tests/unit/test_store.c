@@ -403,6 +403,7 @@ static void
 test_batch(void **state)
 {
 	struct fx *f = *state;
+	char err[128];
 
 	row(f, "acked", ME, NOW, 1);
 	assert_int_equal(store_outbox_delete_later(&f->st, "acked"), 0);
@@ -420,12 +421,13 @@ test_batch(void **state)
 	assert_false(outbox_has(f, "acked"));
 	assert_int_equal(committed(f, "kept"), 0);	/* not yet durable */
 	assert_int_equal(committed(f, "acked"), 1);
-	assert_int_equal(store_batch_end(&f->st), 0);
+	assert_int_equal(store_batch_end(&f->st, err, sizeof(err)), 0);
 	assert_false(store_in_batch(&f->st));
 	assert_int_equal(committed(f, "kept"), 1);
 	assert_int_equal(committed(f, "undone"), 0);
 	assert_int_equal(committed(f, "acked"), 0);
-	assert_int_equal(store_batch_end(&f->st), -1);	/* none open */
+	assert_int_equal(store_batch_end(&f->st, err, sizeof(err)), -1);
+	assert_string_equal(err, "no batch open");
 }
 
 /*
@@ -437,6 +439,7 @@ static void
 test_batch_lost(void **state)
 {
 	struct fx *f = *state;
+	char err[128];
 
 	row(f, "acked", ME, NOW, 1);
 	assert_int_equal(store_outbox_delete_later(&f->st, "acked"), 0);
@@ -449,7 +452,8 @@ test_batch_lost(void **state)
 	row(f, "after", ME, NOW, 0);
 	assert_int_equal(store_commit(&f->st), 0);
 	assert_int_equal(committed(f, "after"), 1);
-	assert_int_equal(store_batch_end(&f->st), -1);
+	assert_int_equal(store_batch_end(&f->st, err, sizeof(err)), -1);
+	assert_string_equal(err, "rolled back by an error inside it");
 	assert_int_equal(committed(f, "lost"), 0);
 	assert_int_equal(committed(f, "acked"), 0);	/* "after" took it */
 	assert_int_equal(store_begin(&f->st), 0);	/* no batch left */
