@@ -187,14 +187,15 @@ master_ctl_add_upgrade(const struct master *m, cJSON *o, double now)
 	}
 }
 
-/* The database against store.max_bytes, as the last look found it. */
+/* The database against store.max_bytes (pages as the last look found). */
 static void
 master_ctl_database(const struct master *m, cJSON *o)
 {
-	const struct store_size *sz = &m->disk.size;
+	struct store_size size, *sz = &size;
 	const char *why = master_db_degraded(m);
 	cJSON *d = cJSON_AddObjectToObject(o, "database");
 
+	master_db_sizes(m, &size);
 	cJSON_AddNumberToObject(d, "file_bytes", (double)sz->file_bytes);
 	cJSON_AddNumberToObject(d, "wal_bytes", (double)sz->wal_bytes);
 	cJSON_AddNumberToObject(d, "used_bytes", (double)sz->used_bytes);

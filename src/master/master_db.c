@@ -3,8 +3,9 @@
  * ended, failing the agent processes of a worker that died (their error
  * results go to the outbox, for a live worker to deliver), retention:
  * by age and rows every minute, and by size (store.max_bytes) whenever a
- * look at the file sizes, every MASTER_DB_WATCH, finds the file past its
- * share of the budget; and the outbox's backlog for health and metrics
+ * look at the file sizes, every MASTER_DB_WATCH (MASTER_DB_WATCH_IDLE
+ * while they do not change), finds the file past its share of the
+ * budget; and the outbox's backlog for health and metrics
  * (read on demand, at most once per MASTER_OUTBOX_FRESH, and on every
  * housekeeping pass).  Only the start creates the file; later opens ask
  * stateguard.c first whether the path still names it.
@@ -33,6 +34,9 @@
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
 #define MASTER_DB_WATCH 1.0		/* a look at the file sizes */
 #define MASTER_DB_WATCH_NEAR 0.1	/*   at most this often */
+#define MASTER_DB_WATCH_IDLE 8.0	/*   at least this often */
+#define MASTER_DB_BURST (16.0 * 1024 * 1024)	/* bytes/s workers may */
+					/*   write once they start */
 #define MASTER_DB_QUIET 10.0		/* after a pass that could do nothing */
 #define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
 #define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
@@ -304,17 +308,42 @@ master_db_budget(struct master *m, double now)
 }
 
 /*
- * When to look again: every MASTER_DB_WATCH, sooner while the file grows
- * fast enough to cross a quarter of what is left below its target before
- * then; every MASTER_DB_WATCH_NEAR (the most often) once it holds
- * MASTER_DB_NEAR_PCT of the target.
+ * While the file and WAL do not change, the looks drift apart, doubling up
+ * to MASTER_DB_WATCH_IDLE, so that an idle master is not woken every
+ * second for nothing (DESIGN section 1); but only as far as workers
+ * starting to write at MASTER_DB_BURST could not fill a quarter of what is
+ * left below the target before the next look.  Any change brings back
+ * MASTER_DB_WATCH.
+ */
+static double
+master_db_idle_wait(struct master_disk *d, int64_t bytes, int64_t target)
+{
+	double room = (double)(target - bytes) / MASTER_DB_BURST / 4;
+
+	if (d->last_look == 0 || bytes != d->last_bytes) {
+		d->idle_wait = MASTER_DB_WATCH;
+		return MASTER_DB_WATCH;
+	}
+	d->idle_wait = d->idle_wait * 2 > MASTER_DB_WATCH_IDLE ?
+	    MASTER_DB_WATCH_IDLE : d->idle_wait * 2;
+	if (d->idle_wait > room)
+		d->idle_wait = room > MASTER_DB_WATCH ? room : MASTER_DB_WATCH;
+	return d->idle_wait;
+}
+
+/*
+ * When to look again: every MASTER_DB_WATCH (less often while nothing
+ * changes: master_db_idle_wait), sooner while the file grows fast enough
+ * to cross a quarter of what is left below its target before then; every
+ * MASTER_DB_WATCH_NEAR (the most often) once it holds MASTER_DB_NEAR_PCT
+ * of the target.
  */
 static double
 master_db_next_look(struct master *m, int64_t target, double now)
 {
 	struct master_disk *d = &m->disk;
 	int64_t bytes = d->size.file_bytes + d->size.wal_bytes;
-	double wait = MASTER_DB_WATCH, rate;
+	double wait = master_db_idle_wait(d, bytes, target), rate;
 
 	if (d->last_look > 0 && now > d->last_look && bytes > d->last_bytes) {
 		rate = (double)(bytes - d->last_bytes) / (now - d->last_look);
@@ -364,6 +393,20 @@ master_db_watch(void *arg)
 		return;
 	master_db_budget(m, now);
 	store_close(&m->store);
+}
+
+void
+master_db_sizes(const struct master *m, struct store_size *sz)
+{
+	char path[PATH_MAX];
+	struct store_size now;
+
+	*sz = m->disk.size;
+	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
+	    STORE_FILE_NAME);
+	store_files(path, &now);
+	sz->file_bytes = now.file_bytes;
+	sz->wal_bytes = now.wal_bytes;
 }
 
 const char *

@@ -138,6 +138,8 @@ struct master_disk {
 	struct store_size size;		/* at the last look */
 	double last_look;		/* monotonic, and the file and WAL */
 	int64_t last_bytes;		/*   bytes then: the growth rate */
+	double idle_wait;		/* between looks at a file that */
+					/*   did not change */
 	uint64_t pruned;		/* rows removed by retention, in all */
 	uint64_t checks;		/* looks at the sizes (and passes) */
 	double next_pass;		/* monotonic: no size pass before */
@@ -388,5 +390,11 @@ int master_db_took_operation(struct master *m, const char *instance_id,
  * only running operations and undelivered results left), or NULL.
  */
 const char *master_db_degraded(const struct master *m);
+/*
+ * The sizes of the last look, with the file and WAL bytes read now (two
+ * stat calls): the watch looks at an unchanging file only every few
+ * seconds.
+ */
+void master_db_sizes(const struct master *m, struct store_size *sz);
 
 #endif

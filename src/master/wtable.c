@@ -30,6 +30,7 @@ wtable_metrics(const struct master *m, struct metrics *total,
     struct metrics_master *mm)
 {
 	const struct wproc *w;
+	struct store_size sz;
 	int i;
 
 	memcpy(total, &m->retired, sizeof(*total));
@@ -45,7 +46,7 @@ wtable_metrics(const struct master *m, struct metrics *total,
 	mm->reloads = m->reloads;
 	mm->workers = (uint64_t)wtable_count(m, 0);
 	mm->workers_ready = (uint64_t)wtable_count(m, 1);
-	mm->db_bytes = (uint64_t)(m->disk.size.file_bytes +
-	    m->disk.size.wal_bytes);
+	master_db_sizes(m, &sz);
+	mm->db_bytes = (uint64_t)(sz.file_bytes + sz.wal_bytes);
 	mm->db_pruned_rows = m->disk.pruned;
 }

@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -224,3 +225,30 @@ def test_undelivered_results_alone_over_budget_degrade(orch, agent,
     wait_until(lambda: a.health()["status"] == "healthy",
                msg="healthy again")
     assert status(a)["database"]["degraded"] is None
+
+
+def db_bytes(st):
+    return st["database"]["file_bytes"] + st["database"]["wal_bytes"]
+
+
+def test_idle_file_is_looked_at_less_often(orch, agent, workdir):
+    """A file that does not change is looked at less and less often (at
+    most every 8 s, with room enough below the budget), so an idle master
+    is not woken every second for nothing; status still reports the sizes
+    of now, not of the last look."""
+    a = start_agent(agent, workdir, 1024 * MIB)
+    wait_until(lambda: status(a)["database"]["size_checks"] >= 3,
+               msg="the first looks at the database size")
+    time.sleep(2.0)
+    seen = status(a)["database"]["size_checks"]
+    time.sleep(8.0)
+    looks = status(a)["database"]["size_checks"] - seen
+    # Once a second before; timers that fire late only make this fewer.
+    assert looks <= 5, f"{looks} looks at an idle file in 8 s"
+
+    ids = orch.enqueue(reads(20))["operation_ids"]
+    kick(orch)
+    wait_results(orch, ids)
+    wait_until(lambda: db_bytes(status(a)) == on_disk(a),
+               msg="status reports the file and WAL sizes of now")
+    a.check_alive()
