@@ -109,12 +109,7 @@ def main():
     args = ap.parse_args()
     if args.ops < 2:
         ap.error("--ops >= 2")
-    try:
-        counts = [int(w) for w in args.workers.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        ap.error("--workers: a comma-separated list of counts >= 1")
+    counts = harness.worker_counts(ap, args.workers)
     args.egressd = harness.egressd_binary()
     harness.terminate_on_sigterm()
     if shutil.which("valgrind") is None:

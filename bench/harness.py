@@ -420,6 +420,17 @@ def daemon(binary, directory, url, workers, timeout, **kw):
         d.stop()
 
 
+def worker_counts(parser, text):
+    """--workers "1,2": the counts, or parser.error() when not counts >= 1."""
+    try:
+        counts = [int(w) for w in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        parser.error("--workers: a comma-separated list of counts >= 1")
+    return counts
+
+
 def egressd_binary():
     return os.environ.get("EGRESSD_BIN") or os.path.join(REPO, "build",
                                                          "egressd")

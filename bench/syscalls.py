@@ -239,12 +239,7 @@ def main():
         ap.error("--ops >= 2")
     if args.top < 1:
         ap.error("--top >= 1")
-    try:
-        counts = [int(w) for w in args.workers.split(",")]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        ap.error("--workers: a comma-separated list of counts >= 1")
+    counts = harness.worker_counts(ap, args.workers)
     args.egressd = harness.egressd_binary()
     harness.terminate_on_sigterm()
     if shutil.which("strace") is None:

@@ -21,7 +21,10 @@ stdout and stderr are printed (pytest shows them for failing tests only).
 
 import os
 import secrets
+import shutil
 import socket
+import ssl
+import subprocess
 import sys
 
 import pytest
@@ -33,7 +36,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "orchestrator"))
 from fake_orchestrator import FakeOrchestrator  # noqa: E402
 
 from common import (DEADLINE, SCALE, SHORT,  # noqa: E402
-                    EgressdProcess, binary, merge, render_config,
+                    EgressdProcess, binary, merge, render_config, run_tool,
                     sanitizer_reports, wait_until, workdir_fixture)
 # for the test modules
 from common import pid_alive  # noqa: E402,F401
@@ -71,6 +74,42 @@ def base_config(url):
 
 def new_token():
     return "tok-" + secrets.token_hex(16)
+
+
+def reload_ctl(a):
+    """egressctl reload (waits for the outcome): (exit status, output)."""
+    p = run_tool([binary("EGRESSCTL_BIN"), "-s", a.sock, "reload"],
+                 timeout=DEADLINE)
+    return p.returncode, p.stdout + p.stderr
+
+
+def make_cert(directory, name):
+    """A self-signed certificate for 127.0.0.1: (cert path, key path).
+    Skips the test when there is no openssl to make it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=DEADLINE)
+    return cert, key
+
+
+def tls_orchestrator(directory):
+    """A fake orchestrator started on https://127.0.0.1 with a fresh
+    self-signed certificate: (orchestrator, certificate path); the caller
+    stops it."""
+    cert, key = make_cert(directory, "orchestrator")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    o = FakeOrchestrator("127.0.0.1", 0, TOKEN_ID, new_token(), 0.5,
+                         tls_context=ctx)
+    o.start()
+    return o, cert
 
 
 def free_closed_port():

@@ -6,43 +6,16 @@ reload` exits 1 with the reason.  When both generations fail (the
 orchestrator is down) the reload proceeds as before."""
 
 import os
-import shutil
-import ssl
-import subprocess
 import sys
-
-import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    DEADLINE, TOKEN_ID, free_closed_port, new_token, pid_alive,
-    run_operations, wait_until)
+    DEADLINE, free_closed_port, make_cert, pid_alive, reload_ctl,
+    run_operations, tls_orchestrator, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
-from fake_orchestrator import FakeOrchestrator  # noqa: E402
 
 UPGRADE_PATH = "/api/v1/upgrade"
-
-
-def reload_ctl(a):
-    """egressctl reload (waits for the outcome): (exit status, output)."""
-    p = run_tool([binary("EGRESSCTL_BIN"), "-s", a.sock, "reload"],
-                 timeout=DEADLINE)
-    return p.returncode, p.stdout + p.stderr
-
-
-def make_cert(directory, name):
-    """A self-signed certificate for 127.0.0.1: (cert path, key path)."""
-    cert = os.path.join(directory, name + ".pem")
-    key = os.path.join(directory, name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", key, "-out", cert, "-days", "1",
-                    "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=DEADLINE)
-    return cert, key
 
 
 def assert_rolled_back(a, old_pids, rc, out, kind):
@@ -81,15 +54,8 @@ def test_reload_through_a_dead_proxy_rolls_back(orch, agent):
 
 
 def test_reload_with_a_wrong_ca_rolls_back(agent, workdir):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make test certificates")
-    good, key = make_cert(workdir, "orchestrator")
+    o, good = tls_orchestrator(workdir)
     wrong, _ = make_cert(workdir, "other")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(good, key)
-    o = FakeOrchestrator("127.0.0.1", 0, TOKEN_ID, new_token(), 0.5,
-                         tls_context=ctx)
-    o.start()
     try:
         a = agent(url=o.url, token=o.token,
                   orchestrator={"ca_file": good})

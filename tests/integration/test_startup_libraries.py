@@ -12,17 +12,13 @@ opening a FIFO named by OPENSSL_CONF blocks until someone writes to it.
 
 import errno
 import os
-import shutil
-import ssl
 
 import pytest
 
 from conftest import DEADLINE, children_of, wait_until
-from proto_helpers import TOKEN_ID, free_closed_port, new_token
+from proto_helpers import (free_closed_port, new_token, reload_ctl,
+                           tls_orchestrator)
 from proto_helpers import agent  # noqa: F401 (fixture)
-# proto_helpers put the fake orchestrator on the path
-from fake_orchestrator import FakeOrchestrator  # noqa: E402
-from test_reload_rollback import make_cert, reload_ctl
 
 
 def _maps(pid):
@@ -98,14 +94,7 @@ def test_openssl_initialised_before_the_first_fork(agent, openssl_fifo):
 def test_https_orchestrator_added_by_a_reload(agent, workdir):
     # libcurl and OpenSSL made at a reload, by a master that ran without
     # them: the generation it forks then speaks TLS.
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make test certificates")
-    cert, key = make_cert(workdir, "orchestrator")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    o = FakeOrchestrator("127.0.0.1", 0, TOKEN_ID, new_token(), 0.5,
-                         tls_context=ctx)
-    o.start()
+    o, cert = tls_orchestrator(workdir)
     try:
         a = agent(url="", token=o.token, server={"workers": 2})
         a.wait_ready(2, generation=1)
