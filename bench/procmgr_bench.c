@@ -10,7 +10,7 @@
  *    view, two events and two audit records.  The same again with the
  *    outbox: exit queues the result, and a third transaction deletes it as
  *    the orchestrator's acknowledgement would.  And as a worker runs an
- *    operation whose handler finishes at once (health, storage): spawn,
+ *    operation whose handler finishes at once (health): spawn,
  *    exit and outbox row in one transaction (store_batch_begin), which also
  *    deletes the previous lifecycle's acknowledged row
  *    (store_outbox_delete_later).

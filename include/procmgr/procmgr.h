@@ -245,4 +245,11 @@ int procmgr_fail_worker(struct procmgr *pm, const char *instance_id,
 int procmgr_took_operation(struct procmgr *pm, const char *instance_id,
     const char *operation_id, double since);
 
+/*
+ * The connection's last SQLite error, as the process manager's own calls
+ * report one (pm->errtype and pm->err set): for a transaction a caller
+ * began on the same store, and that failed.  Returns pm->err.
+ */
+const char *procmgr_db_error(struct procmgr *pm);
+
 #endif

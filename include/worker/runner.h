@@ -65,6 +65,14 @@ void runner_free(struct runner *r);
 int runner_spawn(struct runner *r, struct runner_op *op,
     const char *operation_id, const char *path, const struct cJSON *goal);
 /*
+ * The same when the database (the runner's store) just refused the
+ * transaction the process would be written in: op has no process, and
+ * runner_start answers it with an error result, without a second wait
+ * for the lock.  The log line names SQLite's error.
+ */
+void runner_no_process(struct runner *r, struct runner_op *op,
+    const char *operation_id, const char *path);
+/*
  * Run the handler; op->on_done follows, possibly before this returns.  path
  * must be the one spawned with (the image and capabilities are its):
  * another is refused with an invalid_request error result.

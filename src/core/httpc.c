@@ -42,7 +42,11 @@ static void httpc_detach(struct httpc_request *req);
  * safe: the master has no thread then (libcurl starts its resolver
  * threads only in a transfer), and OpenSSL 3 reseeds its random
  * generators in a child.  A worker whose master has none yet (none was
- * needed) makes its own, also before it has a thread.
+ * needed) makes its own, also before it has a thread.  A reload that
+ * gives a master without an orchestrator its first one makes the state
+ * then, after privileges were dropped: an OPENSSL_CONF (or an engine or
+ * provider it names) only root may read is then not read, silently, as
+ * OpenSSL does with a configuration it cannot load (docs/OPERATIONS.md).
  */
 static int httpc_initialised;
 

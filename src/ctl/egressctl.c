@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 
 #include "core/config.h"
 #include "core/escape.h"
+#include "core/httpc.h"
 #include "core/preflight.h"
 #include "core/promtext.h"
 #include "master/control.h"
@@ -515,7 +515,7 @@ verify(const struct ctl_options *o)
 		config_free(&cfg);
 		return EXIT_USAGE;
 	}
-	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+	if (httpc_global_init() == -1) {
 		fprintf(stderr, "egressctl: libcurl initialisation failed\n");
 		config_free(&cfg);
 		return EXIT_FAILED;
@@ -523,7 +523,7 @@ verify(const struct ctl_options *o)
 	rc = preflight_verify(&cfg, stdout) == 0 ? 0 : EXIT_FAILED;
 	printf("egressd: orchestrator %s\n", rc == 0 ? "verified" :
 	    "NOT verified");
-	curl_global_cleanup();
+	httpc_global_cleanup();
 	config_free(&cfg);
 	return rc;
 }

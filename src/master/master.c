@@ -1333,6 +1333,7 @@ master_reload(struct master *m, int upgrade, char *err, size_t errlen)
 	    cfg->server.workers;
 	relay_start_events(m);
 	textfile_start(m);	/* its path or interval may have changed */
+	master_db_reconfigured(m);	/* store.max_bytes may have, too */
 	log_info("reload: configuration %s loaded; rolling restart to "
 	    "generation %d with %d workers", m->opt.config_path,
 	    m->generation, m->target);

@@ -3,9 +3,9 @@
  * ended, failing the agent processes of a worker that died (their error
  * results go to the outbox, for a live worker to deliver), retention:
  * by age and rows every minute, and by size (store.max_bytes) whenever a
- * look at the file sizes, every MASTER_DB_WATCH (MASTER_DB_WATCH_IDLE
- * while they do not change), finds the file past its share of the
- * budget; and the outbox's backlog for health and metrics
+ * look at the file sizes, every MASTER_DB_WATCH (up to
+ * MASTER_DB_WATCH_IDLE while they do not change), finds the file past its
+ * share of the budget; and the outbox's backlog for health and metrics
  * (read on demand, at most once per MASTER_OUTBOX_FRESH, and on every
  * housekeeping pass).  Only the start creates the file; later opens ask
  * stateguard.c first whether the path still names it.
@@ -34,9 +34,10 @@
 #define MASTER_DB_BATCHES 4		/* of AUDIT_BATCH rows per pass */
 #define MASTER_DB_WATCH 1.0		/* a look at the file sizes */
 #define MASTER_DB_WATCH_NEAR 0.1	/*   at most this often */
-#define MASTER_DB_WATCH_IDLE 8.0	/*   at least this often */
+#define MASTER_DB_WATCH_IDLE 4.0	/*   at least this often */
 #define MASTER_DB_BURST (16.0 * 1024 * 1024)	/* bytes/s workers may */
-					/*   write once they start */
+					/*   write once they start (an */
+					/*   assumption: 3x the fastest seen) */
 #define MASTER_DB_QUIET 10.0		/* after a pass that could do nothing */
 #define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
 #define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
@@ -360,7 +361,8 @@ master_db_next_look(struct master *m, int64_t target, double now)
 }
 
 /*
- * The watch: two stat calls a second, up to ten while the file grows
+ * The watch: two stat calls a second (fewer while nothing changes:
+ * master_db_idle_wait), up to ten while the file grows
  * towards its share of the budget or is near it (so what is written
  * between two looks stays small against it).  A file past that share, or
  * a WAL past twice its own, opens the database for a size pass (at most
@@ -393,6 +395,15 @@ master_db_watch(void *arg)
 		return;
 	master_db_budget(m, now);
 	store_close(&m->store);
+}
+
+void
+master_db_reconfigured(struct master *m)
+{
+	if (!evloop_timer_pending(&m->disk.watch))
+		return;		/* not started, or stopping */
+	m->disk.idle_wait = MASTER_DB_WATCH;
+	evloop_timer_add(m->loop, &m->disk.watch, clock_mono());
 }
 
 void

@@ -390,6 +390,8 @@ int master_db_took_operation(struct master *m, const char *instance_id,
  * only running operations and undelivered results left), or NULL.
  */
 const char *master_db_degraded(const struct master *m);
+/* After a reload: look at the sizes now, against the new budget. */
+void master_db_reconfigured(struct master *m);
 /*
  * The sizes of the last look, with the file and WAL bytes read now (two
  * stat calls): the watch looks at an unchanging file only every few

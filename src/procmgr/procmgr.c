@@ -1885,6 +1885,13 @@ static const char procmgr_took_sql[] =
 	"SELECT created_at, instance_id = ?1 AND operation_id = ?2 "
 	"FROM processes WHERE parent_pid IS NULL ORDER BY pid DESC";
 
+const char *
+procmgr_db_error(struct procmgr *pm)
+{
+	(void)pmdb_sqlite_error(pm);
+	return pm->err;
+}
+
 int
 procmgr_took_operation(struct procmgr *pm, const char *instance_id,
     const char *operation_id, double since)

@@ -474,14 +474,19 @@ poller_waiting(const struct poller *p, const char *id)
  * once) instead of being answered with a "worker died" error.  Every other
  * operation's process is committed before its handler starts, and
  * recovered as failed if the worker dies.
+ *
+ * Returns 1 with the batch open, 0 when the operation takes the usual way,
+ * -1 when the database refused the batch's transaction: the spawn's own
+ * would wait out busy_timeout a second time, so there is none.
  */
 static int
 poller_batch_begin(struct poller *p, struct poller_op *o, const cJSON *op)
 {
 	if (p->store == NULL || poller_op_stub(op) ||
-	    !dispatch_brief(p->cfg, poller_image(op)) ||
-	    store_batch_begin(p->store) == -1)
+	    !dispatch_brief(p->cfg, poller_image(op)))
 		return 0;
+	if (store_batch_begin(p->store) == -1)
+		return -1;
 	p->batch_op = o;
 	return 1;
 }
@@ -531,14 +536,16 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
 	 * The process exists before any work: a crash from here is recovered
 	 * (but see poller_batch_begin).
 	 */
-	batch = poller_batch_begin(p, o, op);
-	runner_spawn(p->runner, &o->rop, id, poller_image(op),
-	    cJSON_GetObjectItemCaseSensitive(op, "operation"));
+	if ((batch = poller_batch_begin(p, o, op)) == -1)
+		runner_no_process(p->runner, &o->rop, id, poller_image(op));
+	else
+		runner_spawn(p->runner, &o->rop, id, poller_image(op),
+		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
 	if (poller_op_stub(op))
 		poller_download(o);
 	else
 		poller_run(o, op);
-	if (batch)
+	if (batch == 1)
 		poller_batch_end(p, o);
 	cJSON_Delete(op);
 }

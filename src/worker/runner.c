@@ -658,6 +658,30 @@ runner_new(struct op_context *ctx, struct store *st,
 	return r;
 }
 
+static int
+runner_op_init(struct runner *r, struct runner_op *op,
+    const char *operation_id, const char *path)
+{
+	op->r = r;
+	op->run.ctx = r->ctx;
+	op->pid = 0;
+	op->deadline = clock_mono() + r->cfg->process.max_runtime_seconds;
+	if ((op->operation_id = strdup(operation_id)) == NULL ||
+	    (op->run.path = strdup(path)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+runner_no_process(struct runner *r, struct runner_op *op,
+    const char *operation_id, const char *path)
+{
+	(void)runner_op_init(r, op, operation_id, path);
+	log_warnx("operation %s: agent process not created: %s",
+	    operation_id, procmgr_db_error(&r->pm));
+	op->run.agent_pid = 0;
+}
+
 int
 runner_spawn(struct runner *r, struct runner_op *op,
     const char *operation_id, const char *path, const cJSON *goal)
@@ -666,11 +690,7 @@ runner_spawn(struct runner *r, struct runner_op *op,
 	char *text;
 	int rc = -1;
 
-	op->r = r;
-	op->run.ctx = r->ctx;
-	op->deadline = clock_mono() + r->cfg->process.max_runtime_seconds;
-	if ((op->operation_id = strdup(operation_id)) == NULL ||
-	    (op->run.path = strdup(path)) == NULL)
+	if (runner_op_init(r, op, operation_id, path) == -1)
 		return -1;
 	text = goal ? json_print(goal) : NULL;
 	if (runner_caps_parse(dispatch_capabilities(r->cfg, path), &caps) == 0 &&

@@ -233,7 +233,7 @@ def db_bytes(st):
 
 def test_idle_file_is_looked_at_less_often(orch, agent, workdir):
     """A file that does not change is looked at less and less often (at
-    most every 8 s, with room enough below the budget), so an idle master
+    most every 4 s, with room enough below the budget), so an idle master
     is not woken every second for nothing; status still reports the sizes
     of now, not of the last look."""
     a = start_agent(agent, workdir, 1024 * MIB)

@@ -2,7 +2,9 @@
  * Unit tests for the runner (worker/runner.c) against a real database: an
  * exit the database refused is written again later, and not once the
  * poller said the process's spawn was never committed (runner_forget_pid),
- * since SQLite may then have given its pid to another process.
+ * since SQLite may then have given its pid to another process; and an
+ * operation whose batch the database refused is answered without a second
+ * wait for the lock (runner_no_process).
  */
 
 #include <setjmp.h>
@@ -37,6 +39,8 @@ struct fx {
 	struct runner *r;
 	sqlite3 *other;		/* a second connection that takes the lock */
 	int done;
+	int waits;		/* the store's lock waits (st.waiting) */
+	char error[256];	/* the last result's error, or "" */
 };
 
 static int
@@ -84,9 +88,20 @@ static void
 on_done(struct runner_op *op, cJSON *result)
 {
 	struct fx *f = op->arg;
+	const char *msg = cJSON_GetStringValue(cJSON_GetObjectItem(result,
+	    "error"));
 
 	f->done++;
+	snprintf(f->error, sizeof(f->error), "%s", msg ? msg : "");
 	cJSON_Delete(result);
+}
+
+static void
+on_wait(void *arg)
+{
+	struct fx *f = arg;
+
+	f->waits++;
 }
 
 /*
@@ -153,6 +168,39 @@ test_forgotten_pid_not_written(void **state)
 	runner_release(&op);
 }
 
+/*
+ * The batch's BEGIN found the lock taken and waited busy_timeout: the
+ * operation gets no process (no second try at a spawn, even once the lock
+ * is free), and its error result is what the outbox keeps.
+ */
+static void
+test_no_process_no_second_wait(void **state)
+{
+	struct fx *f = *state;
+	struct runner_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.on_done = on_done;
+	op.arg = f;
+	f->st.waiting = on_wait;
+	f->st.waiting_arg = f;
+	tu_exec(f->other, "BEGIN IMMEDIATE");
+	assert_int_equal(store_batch_begin(&f->st), -1);
+	assert_true(f->waits > 0);
+	tu_exec(f->other, "COMMIT");
+	runner_no_process(f->r, &op, "op-b", HEALTH);
+	runner_start(f->r, &op, HEALTH, NULL);
+	assert_int_equal(f->done, 1);
+	assert_int_equal(op.pid, 0);
+	assert_non_null(strstr(f->error, "database is unavailable"));
+	assert_int_equal(tu_query_int(f->st.db, "SELECT count(*) FROM "
+	    "processes"), 0);
+	assert_true(op.stored);
+	assert_int_equal(tu_query_int(f->st.db, "SELECT count(*) FROM outbox "
+	    "WHERE operation_id = 'op-b'"), 1);
+	runner_release(&op);
+}
+
 int
 main(void)
 {
@@ -160,6 +208,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refused_exit_written_later,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_forgotten_pid_not_written,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_process_no_second_wait,
 		    setup, teardown),
 	};
 
