@@ -129,7 +129,9 @@ struct stateguard {
 	int db_known;		/* the identity above was recorded */
 	int db_lost;		/* removed or replaced: no new work */
 	int wal_lost;		/* its WAL was, while workers hold it */
-	struct evloop_timer timer;	/* every STATEGUARD_EVERY */
+	struct evloop_timer timer;	/* the next look (see stateguard.c) */
+	int ifd;		/* inotify on the files' folders, or -1 */
+	int watching;		/* every folder has its watch */
 };
 
 /* The database's size against store.max_bytes (master_db.c). */
@@ -337,6 +339,8 @@ void wtable_metrics(const struct master *m, struct metrics *total,
 
 /* stateguard.c */
 #define STATEGUARD_EVERY 2.0	/* seconds between looks at the state files */
+#define STATEGUARD_QUIET 60.0	/*   when inotify says what changes */
+#define STATEGUARD_SETTLE 0.5	/*   after inotify said something did */
 /* Note the database's identity (after master_db_start) and arm the timer. */
 int stateguard_start(struct master *m, char *err, size_t errlen);
 /*

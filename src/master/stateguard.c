@@ -1,8 +1,10 @@
 /*
  * stateguard: the master's watch over its state files while it runs.
  *
- * Every STATEGUARD_EVERY seconds (a timer of the loop), and before the
- * master opens the database, it looks at:
+ * STATEGUARD_SETTLE after inotify reports one of them created, removed,
+ * renamed or given other attributes in the folders that hold them, and
+ * before the master opens the database, it looks at the state files (a
+ * look is a few stat and read calls):
  *
  * - the pidfile and the control socket: removed or replaced (tmpfiles
  *   cleanup, an operator's rm), they are made again, so init scripts and
@@ -23,6 +25,14 @@
  * - whether the database may still be written (a chmod while running):
  *   new workers could not start.
  *
+ * Without inotify, or while a folder has no watch (one removed and not
+ * made again yet), or while something is wrong, it also looks every
+ * STATEGUARD_EVERY seconds; otherwise only every STATEGUARD_QUIET, for
+ * what inotify cannot see (a file system that does not report, a queue
+ * that overflowed), so an idle master is not woken for nothing.  The
+ * master's own writes in these folders (the pidfile and socket made
+ * again, SQLite's -wal and -shm) cause a look too, which finds nothing.
+ *
  * The master holds no SQLite connection here: the files are read with
  * plain descriptors, opened and closed while no connection of this process
  * is open (closing a descriptor drops this process's POSIX locks on the
@@ -30,12 +40,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "core/clock.h"
@@ -292,19 +305,165 @@ stateguard_check_socket(struct master *m)
 	}
 }
 
-static void
-stateguard_on_timer(void *arg)
-{
-	struct master *m = arg;
+#define STATEGUARD_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | \
+	IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
+/* A watch on the folder that holds path; 0, or -1 (none). */
+static int
+stateguard_watch_dir_of(int ifd, const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -1;
+	return inotify_add_watch(ifd, dirname(buf), STATEGUARD_EVENTS) == -1 ?
+	    -1 : 0;
+}
+
+/*
+ * (Re)add the watches: adding one a folder already has is a no-op, and a
+ * folder removed and made again needs a new one.
+ */
+static void
+stateguard_watch(struct master *m)
+{
+	struct stateguard *g = &m->guard;
+	int ok;
+
+	if (g->ifd < 0) {
+		g->watching = 0;
+		return;
+	}
+	ok = stateguard_watch_dir_of(g->ifd, g->db_path) == 0 &&
+	    stateguard_watch_dir_of(g->ifd, m->cfg->server.control_socket) ==
+	    0 && (m->opt.pidfile == NULL ||
+	    stateguard_watch_dir_of(g->ifd, m->opt.pidfile->path) == 0);
+	if (!ok && g->watching)
+		log_info("state files: a folder has no inotify watch (%s); "
+		    "looked at every %.0f s", strerror(errno),
+		    STATEGUARD_EVERY);
+	g->watching = ok;
+}
+
+static int
+stateguard_faulty(const struct master *m)
+{
+	static const char *const keys[] = { STATEGUARD_KEY_DB,
+	    STATEGUARD_KEY_ACCESS, STATEGUARD_KEY_PIDFILE,
+	    STATEGUARD_KEY_SOCKET };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (degraded_get(&m->degraded, keys[i]) != NULL)
+			return 1;
+	return m->guard.db_lost || m->guard.wal_lost;
+}
+
+static void
+stateguard_look(struct master *m)
+{
 	if (m->state != MS_RUNNING)
 		return;		/* stopping: the files go with the master */
-	evloop_timer_add(m->loop, &m->guard.timer, clock_mono() +
-	    STATEGUARD_EVERY);
 	stateguard_check_pidfile(m);
 	stateguard_check_socket(m);
 	if (stateguard_db_ok(m))
 		stateguard_check_access(m);
+	stateguard_watch(m);
+	evloop_timer_add(m->loop, &m->guard.timer, clock_mono() +
+	    (m->guard.watching && !stateguard_faulty(m) ? STATEGUARD_QUIET :
+	    STATEGUARD_EVERY));
+}
+
+static void
+stateguard_on_timer(void *arg)
+{
+	stateguard_look(arg);
+}
+
+/* Whether name (in a watched folder) is one of the state files. */
+static int
+stateguard_ours(const struct master *m, const char *name)
+{
+	const char *paths[3] = { m->guard.db_path,
+	    m->cfg->server.control_socket,
+	    m->opt.pidfile ? m->opt.pidfile->path : NULL };
+	const char *base;
+	size_t i, n;
+
+	for (i = 0; i < 3; i++) {
+		if (paths[i] == NULL)
+			continue;
+		base = strrchr(paths[i], '/');
+		base = base ? base + 1 : paths[i];
+		n = strlen(base);
+		/* egressd.db matches its -wal and -shm too */
+		if (strncmp(name, base, n) == 0 && (name[n] == '\0' ||
+		    name[n] == '-'))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Events from the watched folders: one about a state file, a folder itself
+ * (removed, renamed, its watch gone) or a lost queue calls for a look;
+ * others (the folder may be /run, shared with other daemons) do not.
+ */
+static void
+stateguard_on_event(int fd, short revents, void *arg)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct
+	    inotify_event))));
+	const struct inotify_event *ev;
+	struct master *m = arg;
+	ssize_t n, off;
+	double settle;
+	int look = 0;
+
+	(void)revents;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		for (off = 0; off < n; off += (ssize_t)sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)(buf + off);
+			if ((ev->mask & (IN_Q_OVERFLOW | IN_IGNORED |
+			    IN_DELETE_SELF | IN_MOVE_SELF)) || (ev->len > 0 &&
+			    stateguard_ours(m, ev->name)))
+				look = 1;
+		}
+	if (n == -1 && errno != EAGAIN && errno != EINTR) {
+		log_warn("state files: inotify");
+		look = 1;
+	}
+	/*
+	 * Not at once: an rm -r of the runtime folder, or a file replaced by
+	 * a rename, is several events; a pidfile made again in the middle
+	 * of the rm would make its rmdir fail.
+	 */
+	settle = clock_mono() + STATEGUARD_SETTLE;
+	if (look && (!evloop_timer_pending(&m->guard.timer) ||
+	    m->guard.timer.when > settle))
+		evloop_timer_add(m->loop, &m->guard.timer, settle);
+}
+
+static void
+stateguard_inotify(struct master *m)
+{
+	struct stateguard *g = &m->guard;
+
+	if ((g->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1) {
+		log_warn("state files: inotify; looked at every %.0f s",
+		    STATEGUARD_EVERY);
+		return;
+	}
+	if (evloop_add(m->loop, g->ifd, POLLIN, stateguard_on_event, m) ==
+	    -1) {
+		log_warnx("state files: cannot watch the inotify descriptor; "
+		    "looked at every %.0f s", STATEGUARD_EVERY);
+		close(g->ifd);
+		g->ifd = -1;
+		return;
+	}
+	g->watching = 1;	/* so a first failure is logged */
+	stateguard_watch(m);
 }
 
 /*
@@ -362,8 +521,11 @@ stateguard_start(struct master *m, char *err, size_t errlen)
 	g->db_dev = sb.st_dev;
 	g->db_ino = sb.st_ino;
 	g->db_known = 1;
+	g->ifd = -1;
+	stateguard_inotify(m);
 	evloop_timer_init(&g->timer, stateguard_on_timer, m);
-	evloop_timer_add(m->loop, &g->timer, clock_mono() + STATEGUARD_EVERY);
+	evloop_timer_add(m->loop, &g->timer, clock_mono() +
+	    (g->watching ? STATEGUARD_QUIET : STATEGUARD_EVERY));
 	return 0;
 }
 
@@ -374,6 +536,10 @@ stateguard_free(struct master *m)
 
 	if (g->db_known)
 		evloop_timer_cancel(&g->timer);
+	if (g->db_known && g->ifd >= 0) {
+		evloop_remove(m->loop, g->ifd);
+		close(g->ifd);
+	}
 	free(g->db_path);
 	free(g->wal_path);
 	free(g->shm_path);
