@@ -132,6 +132,7 @@ struct stateguard {
 	struct evloop_timer timer;	/* the next look (see stateguard.c) */
 	int ifd;		/* inotify on the files' folders, or -1 */
 	int watching;		/* every folder has its watch */
+	int watched_once;	/*   as it had at some point */
 };
 
 /* The database's size against store.max_bytes (master_db.c). */
@@ -339,7 +340,7 @@ void wtable_metrics(const struct master *m, struct metrics *total,
 
 /* stateguard.c */
 #define STATEGUARD_EVERY 2.0	/* seconds between looks at the state files */
-#define STATEGUARD_QUIET 60.0	/*   when inotify says what changes */
+#define STATEGUARD_QUIET 10.0	/*   when inotify says what changes */
 #define STATEGUARD_SETTLE 0.5	/*   after inotify said something did */
 /* Note the database's identity (after master_db_start) and arm the timer. */
 int stateguard_start(struct master *m, char *err, size_t errlen);

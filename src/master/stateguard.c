@@ -27,11 +27,15 @@
  *
  * Without inotify, or while a folder has no watch (one removed and not
  * made again yet), or while something is wrong, it also looks every
- * STATEGUARD_EVERY seconds; otherwise only every STATEGUARD_QUIET, for
- * what inotify cannot see (a file system that does not report, a queue
- * that overflowed), so an idle master is not woken for nothing.  The
- * master's own writes in these folders (the pidfile and socket made
- * again, SQLite's -wal and -shm) cause a look too, which finds nothing.
+ * STATEGUARD_EVERY seconds; otherwise every STATEGUARD_QUIET, for what
+ * inotify does not report: a file changed in place by a plain
+ * truncate(2) or write without a close (a worker's commits would raise
+ * IN_MODIFY all the time), a folder above the watched ones renamed or
+ * mounted over, a symlinked state_dir swapped, another host's change on
+ * NFS.  An idle master is thus not woken every STATEGUARD_EVERY for
+ * nothing.  The master's own opens in these folders (the pidfile and
+ * socket made again, its brief SQLite connections closing -wal and -shm)
+ * cause a look too, which finds nothing.
  *
  * The master holds no SQLite connection here: the files are read with
  * plain descriptors, opened and closed while no connection of this process
@@ -305,8 +309,14 @@ stateguard_check_socket(struct master *m)
 	}
 }
 
+/*
+ * IN_CLOSE_WRITE catches a file written over in place by a tool (cp, dd,
+ * truncate(1) open, write and close it); not IN_MODIFY, which every
+ * commit of a worker would raise.
+ */
 #define STATEGUARD_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | \
-	IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+	IN_MOVED_TO | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | \
+	IN_MOVE_SELF)
 
 /* A watch on the folder that holds path; 0, or -1 (none). */
 static int
@@ -314,8 +324,10 @@ stateguard_watch_dir_of(int ifd, const char *path)
 {
 	char buf[PATH_MAX];
 
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	return inotify_add_watch(ifd, dirname(buf), STATEGUARD_EVENTS) == -1 ?
 	    -1 : 0;
 }
@@ -342,6 +354,9 @@ stateguard_watch(struct master *m)
 		log_info("state files: a folder has no inotify watch (%s); "
 		    "looked at every %.0f s", strerror(errno),
 		    STATEGUARD_EVERY);
+	else if (ok && !g->watching && g->watched_once)
+		log_info("state files: every folder watched again");
+	g->watched_once |= ok;
 	g->watching = ok;
 }
 
@@ -424,9 +439,12 @@ stateguard_on_event(int fd, short revents, void *arg)
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		for (off = 0; off < n; off += (ssize_t)sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)(buf + off);
-			if ((ev->mask & (IN_Q_OVERFLOW | IN_IGNORED |
-			    IN_DELETE_SELF | IN_MOVE_SELF)) || (ev->len > 0 &&
-			    stateguard_ours(m, ev->name)))
+			/* A folder renamed away is not ours any more. */
+			if (ev->mask & IN_MOVE_SELF)
+				(void)inotify_rm_watch(fd, ev->wd);
+			/* Without a name: about a folder itself (its mode, */
+			/* its removal), or events lost. */
+			if (ev->len == 0 || stateguard_ours(m, ev->name))
 				look = 1;
 		}
 	if (n == -1 && errno != EAGAIN && errno != EINTR) {

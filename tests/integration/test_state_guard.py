@@ -30,6 +30,7 @@ from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
 COMMAND = "/api/v1/agent/execute/command"
 GUARD_EVERY = 2.0               # STATEGUARD_EVERY in src/master/master_priv.h
+GUARD_QUIET = 10.0              # STATEGUARD_QUIET: the look while watched
 
 OPERATIONS = """operations: {
   command: {
@@ -198,6 +199,30 @@ def test_runtime_dir_removed_then_second_start(orch, agent):
     wait_ready(sock, 2)
 
 
+def test_pidfile_removed_is_heard_of(orch, agent):
+    """With no control query to set a look off (health, status and
+    metrics look at the database), a pidfile removed from an idle master's
+    watched folder is written again on inotify's word, half a second
+    later, not at the next look of the fallback timer (every GUARD_QUIET
+    while watched: a broken watch fails this most of the time)."""
+    a = agent(start=False)
+    run = os.path.join(a.dir, "run")
+    os.mkdir(run)
+    configure(a, workers=1, pidfile="run/egressd.pid",
+              control_socket="run/egressd.sock")
+    pidfile = os.path.join(run, "egressd.pid")
+    a.start()
+    wait_ready(os.path.join(run, "egressd.sock"), 1)
+    time.sleep(1.0)                     # the looks start-up set off
+    at = len(a.log())
+    os.unlink(pidfile)
+    a.wait_log("was removed or replaced; written again",
+               timeout=GUARD_QUIET / 2, start=at)
+    with open(pidfile) as f:
+        assert f.read() == f"{a.pid}\n"
+    a.check_alive()
+
+
 # --------------------------------------------------------------------------
 # fault 2: the database or its WAL deleted while running
 
@@ -209,15 +234,16 @@ def test_database_deleted_while_running(orch, agent):
     configure(a, workers=2)
     a.start()
     wait_ready(a.sock, 2)
-    ids = start_naps(orch, a, 4, 2)
-    # Quick ones too, answered before the unlink: what the orchestrator
-    # still queues then is not taken any more (the state guard hears of
-    # the unlink at once), and stays the orchestrator's.
+    # Quick ones too, answered before: what the orchestrator still queues
+    # at the unlink is not taken any more (the state guard hears of it
+    # within a second), and stays the orchestrator's.
     quick = orch.enqueue([{} for _ in range(8)])["operation_ids"]
     kick(orch)
     all_ok(orch, quick)
+    ids = start_naps(orch, a, 4, 2)
     at = len(a.log())
 
+    assert len(live_processes(db_file(a))) == 4, "the naps ended already"
     os.unlink(db_file(a))
     t0 = time.monotonic()
     rep = wait_until(lambda: reason(health(a.sock), "egressd.db was removed"),
