@@ -10,6 +10,7 @@ worker; one the worker took is reported by the master's recovery, once.
 
 import os
 import signal
+import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,17 @@ from delivery import assert_delivered  # noqa: E402
 COMMAND = "/api/v1/agent/execute/command"
 SLEEP_COMMANDS = {"enabled": True, "commands": [
     {"name": "sleep", "argv": ["/bin/sleep", "{secs}"], "timeout": 60.0}]}
+
+
+def _has_process(a, op):
+    """op is an agent process in the database (committed)."""
+    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}"
+                          "?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT count(*) FROM processes WHERE "
+                           "operation_id = ?", (op,)).fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def _resumed_streams(orch):
@@ -98,6 +110,10 @@ def test_push_taken_by_a_worker_that_dies_is_reported_once(orch, agent):
     (op,) = orch.push({"path": COMMAND, "operation": {
         "name": "sleep", "args": {"secs": "30"}}})["operation_ids"]
     a.wait_log(f"operation {op} accepted (push)")
+    # Accepted is logged before its agent process is committed: the test
+    # is about a push the worker made a process of.
+    wait_until(lambda: _has_process(a, op), SHORT,
+               msg=f"operation {op} an agent process")
     os.kill(victim["pid"], signal.SIGKILL)
     (rec,) = wait_results(orch, [op])[op]
     assert rec["result"]["error"] == "worker died: signal 9", rec
