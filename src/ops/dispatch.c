@@ -71,40 +71,46 @@ dispatch_path_matches(size_t i, const char *path)
 	return strncmp(path, dispatch_table[i].path, n) == 0 && path[n] != '\0';
 }
 
-const struct config_strlist *
-dispatch_capabilities(const struct egressd_config *cfg, const char *path)
+/* path's row of the table, or DISPATCH_COUNT when none handles it. */
+static size_t
+dispatch_find(const char *path)
 {
 	size_t i;
 
 	for (i = 0; i < DISPATCH_COUNT; i++)
 		if (dispatch_path_matches(i, path))
-			return dispatch_table[i].caps == (size_t)-1 ? NULL :
-			    (const struct config_strlist *)
-			    ((const char *)cfg + dispatch_table[i].caps);
-	return NULL;
+			break;
+	return i;
+}
+
+const struct config_strlist *
+dispatch_capabilities(const struct egressd_config *cfg, const char *path)
+{
+	size_t i = dispatch_find(path);
+
+	if (i == DISPATCH_COUNT || dispatch_table[i].caps == (size_t)-1)
+		return NULL;
+	return (const struct config_strlist *)((const char *)cfg +
+	    dispatch_table[i].caps);
 }
 
 int
 dispatch_forks(const char *path)
 {
-	size_t i;
+	size_t i = dispatch_find(path);
 
-	for (i = 0; i < DISPATCH_COUNT; i++)
-		if (dispatch_path_matches(i, path))
-			return dispatch_table[i].forks;
-	return 0;
+	return i < DISPATCH_COUNT && dispatch_table[i].forks;
 }
 
 int
 dispatch_brief(const struct egressd_config *cfg, const char *path)
 {
-	size_t i;
+	size_t i = dispatch_find(path);
 
-	for (i = 0; i < DISPATCH_COUNT; i++)
-		if (dispatch_path_matches(i, path))
-			return dispatch_table[i].brief ||
-			    !dispatch_enabled(cfg, dispatch_table[i].enabled);
-	return 1;	/* unsupported: an error result at once */
+	if (i == DISPATCH_COUNT)
+		return 1;	/* unsupported: an error result at once */
+	return dispatch_table[i].brief ||
+	    !dispatch_enabled(cfg, dispatch_table[i].enabled);
 }
 
 enum ops_status
@@ -112,29 +118,20 @@ dispatch_start(struct op_run *run, const char *path, const cJSON *body,
     cJSON **result)
 {
 	const struct egressd_config *cfg = run->ctx ? run->ctx->cfg : NULL;
-	enum ops_status st;
-	size_t i;
+	size_t i = dispatch_find(path);
 
 	run->path = path;
 	run->cancel = NULL;
 	run->state = NULL;
 	*result = NULL;
-	for (i = 0; i < DISPATCH_COUNT; i++) {
-		if (!dispatch_path_matches(i, path))
-			continue;
-		if (!dispatch_enabled(cfg, dispatch_table[i].enabled)) {
-			*result = ops_error("unsupported", "operations.%s is "
-			    "not enabled on this agent", dispatch_table[i].group);
-			break;
-		}
-		st = dispatch_table[i].run(run, body, result);
-		if (st == OPS_PENDING)
-			return OPS_PENDING;
-		break;
-	}
 	if (i == DISPATCH_COUNT)
 		*result = ops_error("unsupported", "unsupported operation "
 		    "path: %.200s", path);
+	else if (!dispatch_enabled(cfg, dispatch_table[i].enabled))
+		*result = ops_error("unsupported", "operations.%s is not "
+		    "enabled on this agent", dispatch_table[i].group);
+	else if (dispatch_table[i].run(run, body, result) == OPS_PENDING)
+		return OPS_PENDING;
 	if (*result == NULL)
 		*result = ops_error("internal", "out of memory");
 	return OPS_DONE;
