@@ -368,19 +368,27 @@ master_db_next_look(struct master *m, int64_t target, double now)
  * a WAL past twice its own, opens the database for a size pass (at most
  * one per MASTER_DB_QUIET while passes free nothing).
  */
+/* The file and WAL bytes of sz, as the file system says now. */
+static void
+master_db_stat(const struct master *m, struct store_size *sz)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
+	    STORE_FILE_NAME);
+	store_files(path, sz);
+}
+
 static void
 master_db_watch(void *arg)
 {
 	struct master *m = arg;
 	int64_t max = m->cfg->store.max_bytes, target = master_db_target(m);
 	double now = clock_mono();
-	char path[PATH_MAX];
 
 	if (m->state != MS_RUNNING)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
-	    STORE_FILE_NAME);
-	store_files(path, &m->disk.size);
+	master_db_stat(m, &m->disk.size);
 	evloop_timer_add(m->loop, &m->disk.watch, master_db_next_look(m,
 	    target, now));
 	m->disk.checks++;
@@ -409,15 +417,8 @@ master_db_reconfigured(struct master *m)
 void
 master_db_sizes(const struct master *m, struct store_size *sz)
 {
-	char path[PATH_MAX];
-	struct store_size now;
-
 	*sz = m->disk.size;
-	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
-	    STORE_FILE_NAME);
-	store_files(path, &now);
-	sz->file_bytes = now.file_bytes;
-	sz->wal_bytes = now.wal_bytes;
+	master_db_stat(m, sz);
 }
 
 const char *
