@@ -201,22 +201,40 @@ reexec_probe_child(int out, char *const argv[], char *const env[])
 	_exit(REEXEC_EXIT_EXEC);
 }
 
-/* environ without the state's variable, plus the probe's. */
+/*
+ * environ without the state's variable (and the failure reason's, when
+ * drop_failed), with room for extra more and the NULL; *used: the count
+ * copied, where the extra ones go.
+ */
 static char **
-reexec_probe_env(void)
+reexec_environ(int drop_failed, size_t extra, size_t *used)
 {
 	size_t n = 0, i, o = 0;
 	char **env;
 
 	while (environ[n] != NULL)
 		n++;
-	if ((env = calloc(n + 2, sizeof(*env))) == NULL)
+	if ((env = calloc(n + extra + 1, sizeof(*env))) == NULL)
 		return NULL;
 	for (i = 0; i < n; i++)
 		if (strncmp(environ[i], REEXEC_ENV_STATE "=",
-		    sizeof(REEXEC_ENV_STATE)) != 0)
+		    sizeof(REEXEC_ENV_STATE)) != 0 && (!drop_failed ||
+		    strncmp(environ[i], REEXEC_ENV_FAILED "=",
+		    sizeof(REEXEC_ENV_FAILED)) != 0))
 			env[o++] = environ[i];
-	env[o] = REEXEC_ENV_PROBE "=1";
+	*used = o;
+	return env;
+}
+
+/* environ without the state's variable, plus the probe's. */
+static char **
+reexec_probe_env(void)
+{
+	size_t o;
+	char **env;
+
+	if ((env = reexec_environ(0, 1, &o)) != NULL)
+		env[o] = REEXEC_ENV_PROBE "=1";
 	return env;
 }
 
@@ -621,19 +639,11 @@ reexec_take(struct reexec_inherit *in, char *err, size_t errlen)
 static char **
 reexec_env(const char *reason)
 {
-	size_t n = 0, i, o = 0;
+	size_t o;
 	char **env;
 
-	while (environ[n] != NULL)
-		n++;
-	if ((env = calloc(n + 3, sizeof(*env))) == NULL)
+	if ((env = reexec_environ(1, 2, &o)) == NULL)
 		return NULL;
-	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], REEXEC_ENV_STATE "=",
-		    sizeof(REEXEC_ENV_STATE)) != 0 &&
-		    strncmp(environ[i], REEXEC_ENV_FAILED "=",
-		    sizeof(REEXEC_ENV_FAILED)) != 0)
-			env[o++] = environ[i];
 	if (asprintf(&env[o], "%s=%d:%d", REEXEC_ENV_STATE,
 	    reexec_back.state_fd, reexec_back.fallback_fd) == -1) {
 		free(env);
