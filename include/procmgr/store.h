@@ -266,7 +266,6 @@ void store_rollback(struct store *st);
  */
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st, char *err, size_t errlen);
-int store_in_batch(const struct store *st);
 
 /*
  * The statement in *slot, prepared on first use (persistent, for statements

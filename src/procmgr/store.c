@@ -1102,12 +1102,6 @@ store_batch_end(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-int
-store_in_batch(const struct store *st)
-{
-	return st != NULL && st->batch;
-}
-
 const char *
 store_errmsg(struct store *st)
 {

@@ -408,7 +408,7 @@ test_batch(void **state)
 	row(f, "acked", ME, NOW, 1);
 	assert_int_equal(store_outbox_delete_later(&f->st, "acked"), 0);
 	assert_int_equal(store_batch_begin(&f->st), 0);
-	assert_true(store_in_batch(&f->st));
+	assert_true(f->st.batch);
 	assert_int_equal(store_batch_begin(&f->st), -1);	/* not nested */
 	assert_int_equal(store_begin(&f->st), 0);
 	row(f, "kept", ME, NOW, 0);
@@ -422,7 +422,7 @@ test_batch(void **state)
 	assert_int_equal(committed(f, "kept"), 0);	/* not yet durable */
 	assert_int_equal(committed(f, "acked"), 1);
 	assert_int_equal(store_batch_end(&f->st, err, sizeof(err)), 0);
-	assert_false(store_in_batch(&f->st));
+	assert_false(f->st.batch);
 	assert_int_equal(committed(f, "kept"), 1);
 	assert_int_equal(committed(f, "undone"), 0);
 	assert_int_equal(committed(f, "acked"), 0);
