@@ -31,10 +31,8 @@ the operations before the first pruning and over those after it.
 """
 
 import argparse
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -80,22 +78,11 @@ def sizes(d):
 def pruned(d):
     """The master's count, over the control socket (egressctl status
     --json would also count rows: a long read that holds the WAL)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
     try:
-        s.connect(d.sock_path)
-        s.sendall(b'{"cmd":"status"}\n')
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        return json.loads(buf)["database"]["pruned_rows"]
+        return harness.control(d.sock_path, "status", 30)["database"][
+            "pruned_rows"]
     except (OSError, ValueError, KeyError):
         return 0
-    finally:
-        s.close()
 
 
 def run(args):

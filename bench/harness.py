@@ -420,6 +420,25 @@ def daemon(binary, directory, url, workers, timeout, **kw):
         d.stop()
 
 
+def control(path, cmd, timeout):
+    """One request on a fresh connection to the control socket at path:
+    the reply, decoded.  Raises OSError or ValueError."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return json.loads(buf)
+    finally:
+        s.close()
+
+
 def worker_counts(parser, text):
     """--workers "1,2": the counts, or parser.error() when not counts >= 1."""
     try:

@@ -51,7 +51,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,7 +58,8 @@ import tempfile
 import time
 import urllib.request
 
-from harness import children_of, cpu_seconds, stop_process, wait_gone
+from harness import (children_of, control, cpu_seconds, stop_process,
+                     wait_gone)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -143,20 +143,7 @@ worker: {{ max_inflight = 8; }};
         self.log = os.path.join(workdir, "egressd.log")
 
     def health(self):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        try:
-            s.connect(self.sock)
-            s.sendall(b'{"cmd":"health"}\n')
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-            return json.loads(buf)
-        finally:
-            s.close()
+        return control(self.sock, "health", 5)
 
     def wait_ready(self, n, generation=None, timeout=60):
         deadline = time.monotonic() + timeout
