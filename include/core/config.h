@@ -16,6 +16,7 @@
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/egressd/egressd.conf"
 #define CONFIG_ERR_MAX 512
 #define CONFIG_WORKERS_MAX 256	/* server.workers, -w, scale and TTIN */
+#define CONFIG_STORE_FILES_MAX 8	/* store.files: database files */
 /* health.stale_after = 0: this many poll intervals, and at least ... */
 #define CONFIG_STALE_POLLS 3.0
 #define CONFIG_STALE_MIN 30.0	/* ... seconds */
@@ -95,7 +96,8 @@ struct egressd_config {
 		double busy_timeout;
 		double retention_days;
 		int64_t max_rows;
-		int64_t max_bytes;	/* database file and WAL */
+		int64_t max_bytes;	/* database files and WALs */
+		int files;		/* workers spread over this many */
 	} store;
 
 	struct {

@@ -1,11 +1,12 @@
 /*
  * store: the SQLite database every egressd process shares.
  *
- * One file, state_dir/egressd.db, in WAL mode; one connection per OS process,
- * opened after fork; the schema is versioned with PRAGMA user_version and
- * migrated in order by the master before any worker starts.  Holds the
- * worker registry and the outbox of results not yet acknowledged.  Statements
- * used on hot paths are prepared once per connection.
+ * state_dir/egressd.db (and egressd-N.db with store.files), in WAL mode;
+ * one connection per OS process, opened after fork; the schema is
+ * versioned with PRAGMA user_version and migrated in order by the master
+ * before any worker starts.  Holds the worker registry and the outbox of
+ * results not yet acknowledged.  Statements used on hot paths are
+ * prepared once per connection.
  */
 #ifndef EGRESSD_STORE_H
 #define EGRESSD_STORE_H
@@ -16,7 +17,19 @@
 
 #include "core/config.h"
 
+/*
+ * store.files spreads the workers over up to CONFIG_STORE_FILES_MAX files,
+ * so that no two of them (up to that many) share a write lock or throw
+ * away each other's page cache: worker slot S writes file
+ * (S - 1) % store.files + 1.  File 1 is egressd.db (the only one before
+ * store.files existed), file N > 1 egressd-N.db.  Readers (the master,
+ * egressctl) read every file there is.
+ */
 #define STORE_FILE_NAME "egressd.db"
+#define STORE_FILE_PREFIX "egressd-"
+#define STORE_FILE_SUFFIX ".db"
+/* Agent pids of file N start past (N - 1) * STORE_PID_SPAN. */
+#define STORE_PID_SPAN 1000000000000LL
 
 /*
  * The WAL's share of store.max_bytes: checkpoints start once it holds
@@ -68,6 +81,7 @@ struct store {
 	int wal_pages;			/* checkpoint from here on */
 	int batch;			/* store_batch_begin's is open */
 	int batch_lost;			/*   and SQLite rolled it back */
+	int index;			/* 0-based: file index + 1 */
 };
 
 /*
@@ -100,7 +114,25 @@ int store_open_existing(struct store *st, const char *state_dir,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen);
 
-/* Bring the schema to the current version; one transaction per step. */
+/*
+ * The path of state_dir's file index (0-based) into buf; -1 when index is
+ * out of 0..CONFIG_STORE_FILES_MAX-1 or the path does not fit.
+ */
+int store_file_path(const char *state_dir, int index, char *buf,
+    size_t len);
+/* The 0-based file worker slot (1..N) writes when store.files is files. */
+int store_file_of_slot(int slot, int files);
+/*
+ * store_open (create) or store_open_existing for the file index.
+ */
+int store_open_file(struct store *st, const char *state_dir, int index,
+    int create, enum config_synchronous sync, double busy_timeout,
+    char *err, size_t errlen);
+
+/*
+ * Bring the schema to the current version; one transaction per step.  A
+ * file past the first then has its pids start past its span.
+ */
 int store_migrate(struct store *st, char *err, size_t errlen);
 
 /*

@@ -219,6 +219,8 @@ static const struct config_key config_store_keys[] = {
 	{ KEY("max_bytes", CK_INT64, CFG(store.max_bytes)),
 	    .min = CONFIG_STORE_BYTES_MIN, .max = CONFIG_STORE_BYTES_MAX,
 	    .def = GIB },
+	{ KEY("files", CK_INT, CFG(store.files)),
+	    .min = 1, .max = CONFIG_STORE_FILES_MAX, .def = 1 },
 };
 
 /* health.stale_after: 0 = CONFIG_STALE_POLLS x poll_interval (see below). */

@@ -359,23 +359,53 @@ store_check_writable(struct store *st, char *err, size_t errlen)
 	return -1;
 }
 
+int
+store_file_path(const char *state_dir, int index, char *buf, size_t len)
+{
+	int n;
+
+	if (index < 0 || index >= CONFIG_STORE_FILES_MAX)
+		return -1;
+	if (index == 0)
+		n = snprintf(buf, len, "%s/%s", state_dir, STORE_FILE_NAME);
+	else
+		n = snprintf(buf, len, "%s/" STORE_FILE_PREFIX "%d"
+		    STORE_FILE_SUFFIX, state_dir, index + 1);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+store_file_of_slot(int slot, int files)
+{
+	if (files < 1)
+		files = 1;
+	if (files > CONFIG_STORE_FILES_MAX)
+		files = CONFIG_STORE_FILES_MAX;
+	return slot < 1 ? 0 : (slot - 1) % files;
+}
+
 static int
-store_open_flags(struct store *st, const char *state_dir, int flags,
-    enum config_synchronous sync, double busy_timeout, char *err,
+store_open_flags(struct store *st, const char *state_dir, int index,
+    int flags, enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen)
 {
-	size_t len;
+	char path[PATH_MAX];
 	int rc;
 
 	memset(st, 0, sizeof(*st));
+	st->index = index;
 	if (store_check_dir(state_dir, err, errlen) == -1)
 		return -1;
-	len = strlen(state_dir) + sizeof(STORE_FILE_NAME) + 1;
-	if ((st->path = malloc(len)) == NULL) {
+	if (store_file_path(state_dir, index, path, sizeof(path)) == -1) {
+		snprintf(err, errlen, "database file %d of %s: no such file "
+		    "(the path is too long, or not 1..%d)", index + 1,
+		    state_dir, CONFIG_STORE_FILES_MAX);
+		return -1;
+	}
+	if ((st->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "database: out of memory");
 		return -1;
 	}
-	snprintf(st->path, len, "%s/%s", state_dir, STORE_FILE_NAME);
 	rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_NOMUTEX | flags, NULL);
 	if (rc != SQLITE_OK) {
@@ -394,11 +424,20 @@ store_open_flags(struct store *st, const char *state_dir, int flags,
 }
 
 int
+store_open_file(struct store *st, const char *state_dir, int index,
+    int create, enum config_synchronous sync, double busy_timeout,
+    char *err, size_t errlen)
+{
+	return store_open_flags(st, state_dir, index, create ?
+	    SQLITE_OPEN_CREATE : 0, sync, busy_timeout, err, errlen);
+}
+
+int
 store_open(struct store *st, const char *state_dir,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen)
 {
-	return store_open_flags(st, state_dir, SQLITE_OPEN_CREATE, sync,
+	return store_open_flags(st, state_dir, 0, SQLITE_OPEN_CREATE, sync,
 	    busy_timeout, err, errlen);
 }
 
@@ -407,7 +446,7 @@ store_open_existing(struct store *st, const char *state_dir,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen)
 {
-	return store_open_flags(st, state_dir, 0, sync, busy_timeout, err,
+	return store_open_flags(st, state_dir, 0, 0, sync, busy_timeout, err,
 	    errlen);
 }
 
@@ -444,6 +483,37 @@ store_apply(struct store *st, int step, char *err, size_t errlen)
 	return store_exec(st, "COMMIT", err, errlen);
 }
 
+/*
+ * Agent pids stay unique across the files: file N's start past
+ * (N - 1) * STORE_PID_SPAN.  AUTOINCREMENT takes the next pid from
+ * sqlite_sequence, which may be written like any table; raising it only
+ * ever skips numbers.  The first file keeps 1.. (and every pid a single
+ * file of an earlier version gave).
+ */
+static int
+store_seed_pids(struct store *st, char *err, size_t errlen)
+{
+	char sql[256];
+	long long base = (long long)st->index * STORE_PID_SPAN;
+
+	if (st->index == 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
+	    "INSERT INTO sqlite_sequence (name, seq) SELECT 'processes', 0 "
+	    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+	    "WHERE name = 'processes');"
+	    "UPDATE sqlite_sequence SET seq = %lld "
+	    "WHERE name = 'processes' AND seq < %lld;"
+	    "COMMIT", base, base);
+	if (store_exec(st, sql, err, errlen) == -1) {
+		char ignored[8];
+
+		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+		return -1;
+	}
+	return 0;
+}
+
 int
 store_migrate(struct store *st, char *err, size_t errlen)
 {
@@ -463,7 +533,7 @@ store_migrate(struct store *st, char *err, size_t errlen)
 	for (; version < STORE_VERSION; version++)
 		if (store_apply(st, version, err, errlen) == -1)
 			return -1;
-	return 0;
+	return store_seed_pids(st, err, errlen);
 }
 
 int64_t
