@@ -292,11 +292,12 @@ worker: {{ max_inflight = {max_inflight};
 class Daemon(HealthClient):
     """One egressd master in its own directory, against an orchestrator.
     wrapper: argv put before egressd (e.g. valgrind); extra: configuration
-    text appended (more groups)."""
+    text appended (more groups); files: store.files (None: as many as the
+    workers, up to 8, as docs/OPERATIONS.md advises)."""
 
     def __init__(self, binary, workdir, url, workers, max_inflight=8,
                  poll_interval=60.0, heartbeat=5.0, worker_timeout=30.0,
-                 wrapper=(), extra=""):
+                 wrapper=(), extra="", files=None):
         self.dir = workdir
         self.workers = workers
         token = os.path.join(workdir, "token")
@@ -310,6 +311,9 @@ class Daemon(HealthClient):
                                   max_inflight=max_inflight,
                                   heartbeat=heartbeat,
                                   worker_timeout=worker_timeout) + extra)
+            if "store:" not in extra:
+                f.write("\nstore: { files = %d; };\n" % (
+                    files if files is not None else min(workers, 8)))
         self.sock_path = os.path.join(workdir, "egressd.sock")
         self.health_timeout = 10
         self.seen = set()

@@ -243,6 +243,15 @@ struct store_outbox_stats {
 };
 int store_outbox_stats(struct store *st, struct store_outbox_stats *out);
 
+/*
+ * Move the outbox rows of the database file src_path whose worker is gone
+ * into this one (for a worker of this file to deliver): the copy and the
+ * delete are two transactions, so a crash between them may send a result
+ * twice but never loses one.  Returns the rows copied, or -1 (err set).
+ */
+int store_outbox_adopt(struct store *st, const char *src_path, char *err,
+    size_t errlen);
+
 /* What retention may not remove: results to deliver, processes running. */
 struct store_kept {
 	int64_t undelivered;	/* outbox rows still sent */

@@ -1240,6 +1240,12 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 		free(*now);
 		*now = tmp;
 	}
+	/* The files are made, and their identities noted, at start. */
+	if (cfg->store.files != m->cfg->store.files) {
+		log_warnx("reload: store.files changed; it takes effect only "
+		    "after a restart");
+		cfg->store.files = m->cfg->store.files;
+	}
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 

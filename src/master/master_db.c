@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "procmgr/audit.h"
@@ -47,13 +48,30 @@
 #define MASTER_DB_SIZE_BATCHES 16	/* of trees and trails per size pass */
 #define MASTER_DB_TREE_BYTES 2048	/* WAL bytes a pruned tree may cost */
 
+/* The next file in use at or after index, or -1: for (i = next(0); ...). */
+static int
+master_db_next(const struct master *m, int index)
+{
+	for (; index >= 0 && index < CONFIG_STORE_FILES_MAX; index++)
+		if (m->db_files & (1u << index))
+			return index;
+	return -1;
+}
+
+/* Each file's share of store.max_bytes (its data and its WAL). */
+static int64_t
+master_db_share(const struct master *m)
+{
+	return m->cfg->store.max_bytes / (m->db_nfiles > 0 ? m->db_nfiles : 1);
+}
+
 /*
- * While running, the database must be the file opened at start: one
+ * While running, the databases must be the files opened at start: one
  * removed or replaced is not opened (stateguard.c says why), and a missing
  * one is never created anew.
  */
 static int
-master_db_open_brief(struct master *m)
+master_db_open_brief(struct master *m, int index)
 {
 	char err[CONFIG_ERR_MAX];
 	double busy = m->cfg->store.busy_timeout;
@@ -62,12 +80,12 @@ master_db_open_brief(struct master *m)
 		busy = MASTER_DB_BUSY_TIMEOUT;
 	if (!stateguard_db_ok(m))
 		return -1;
-	if (store_open_existing(&m->store, m->cfg->server.state_dir,
+	if (store_open_file(&m->store, m->cfg->server.state_dir, index, 0,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return -1;
 	}
-	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes, err,
+	if (store_set_max_bytes(&m->store, master_db_share(m), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		store_close(&m->store);
@@ -107,83 +125,130 @@ master_db_fail_processes(struct master *m, const char *instance_id,
 	procmgr_close(&pm);
 }
 
+/*
+ * Every file: the worker's registry row and processes are in the one its
+ * slot writes, but which one that was is the business of the image that
+ * started it (an upgrade may change store.files); elsewhere these find
+ * nothing.
+ */
 void
 master_db_worker_exited(struct master *m, const char *instance_id,
     const char *how, int status)
 {
 	char reason[128];
+	int i;
 
-	if (master_db_open_brief(m) == -1)
-		return;
-	if (store_worker_exited(&m->store, instance_id, how) == -1)
-		log_warnx("database: %s", store_errmsg(&m->store));
 	master_db_reason(status, reason, sizeof(reason));
-	master_db_fail_processes(m, instance_id, reason);
-	store_close(&m->store);
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1)
+			continue;
+		if (store_worker_exited(&m->store, instance_id, how) == -1)
+			log_warnx("database: %s", store_errmsg(&m->store));
+		master_db_fail_processes(m, instance_id, reason);
+		store_close(&m->store);
+	}
 }
 
 /*
  * The results a dead worker leaves (its own rows, and the error results
  * queued for its unfinished processes) wait in the outbox until a live
  * worker delivers them.  Rows follow their process's worker even when
- * another worker claimed them.
+ * another worker claimed them.  Summed over the files; -1 when one of
+ * them cannot say.
  */
 int
 master_db_results_left(struct master *m, const char *instance_id)
 {
-	int n;
+	int i, n, sum = 0;
 
-	if (master_db_open_brief(m) == -1)
-		return -1;
-	if ((n = store_outbox_pending(&m->store, instance_id)) == -1)
-		log_warnx("database: %s", store_errmsg(&m->store));
-	store_close(&m->store);
-	return n;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1)
+			return -1;
+		if ((n = store_outbox_pending(&m->store, instance_id)) == -1)
+			log_warnx("database: %s", store_errmsg(&m->store));
+		store_close(&m->store);
+		if (n == -1)
+			return -1;
+		sum += n;
+	}
+	return sum;
 }
 
-/* The backlog health and metrics judge; a busy database keeps the last. */
-static void
-master_db_read_outbox(struct master *m)
+/* Add the open file's backlog to *sum; -1 when it cannot be read. */
+static int
+master_db_add_outbox(struct master *m, struct store_outbox_stats *sum)
 {
-	if (store_outbox_stats(&m->store, &m->outbox) == -1)
+	struct store_outbox_stats one;
+
+	if (store_outbox_stats(&m->store, &one) == -1) {
 		log_warnx("database: outbox figures: %s",
 		    store_errmsg(&m->store));
-	else
-		m->outbox_read = clock_mono();
+		return -1;
+	}
+	sum->rows += one.rows;
+	sum->dead += one.dead;
+	if (one.oldest > 0 && (sum->oldest == 0 || one.oldest < sum->oldest))
+		sum->oldest = one.oldest;
+	return 0;
 }
 
+/*
+ * The backlog health and metrics judge, over every file; a file that
+ * cannot be read keeps the last figures.
+ */
 void
 master_db_outbox(struct master *m)
 {
+	struct store_outbox_stats sum = { 0, 0, 0 };
+	int i, rc;
+
 	if (m->outbox_read > 0 &&
 	    clock_mono() - m->outbox_read < MASTER_OUTBOX_FRESH)
 		return;
-	if (master_db_open_brief(m) == -1)
-		return;
-	master_db_read_outbox(m);
-	store_close(&m->store);
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1)
+			return;
+		rc = master_db_add_outbox(m, &sum);
+		store_close(&m->store);
+		if (rc == -1)
+			return;
+	}
+	m->outbox = sum;
+	m->outbox_read = clock_mono();
 }
 
+/* 1 as soon as a file says so; -1 when none did and one could not say. */
 int
 master_db_took_operation(struct master *m, const char *instance_id,
     const char *operation_id, double since)
 {
 	struct procmgr pm;
-	int rc;
+	int i, rc, any = 0;
 
-	if (master_db_open_brief(m) == -1)
-		return -1;
-	procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
-	if ((rc = procmgr_took_operation(&pm, instance_id, operation_id,
-	    since)) == -1)
-		log_warnx("database: operation %s of worker %s: %s",
-		    operation_id, instance_id, pm.err);
-	procmgr_close(&pm);
-	store_close(&m->store);
-	return rc;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1) {
+			any = -1;
+			continue;
+		}
+		procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
+		if ((rc = procmgr_took_operation(&pm, instance_id,
+		    operation_id, since)) == -1)
+			log_warnx("database: operation %s of worker %s: %s",
+			    operation_id, instance_id, pm.err);
+		procmgr_close(&pm);
+		store_close(&m->store);
+		if (rc == 1)
+			return 1;
+		if (rc == -1)
+			any = -1;
+	}
+	return any;
 }
 
-/* Live processes of workers recorded as gone (an exit we could not note). */
+/*
+ * Live processes of workers recorded as gone (an exit we could not note),
+ * in the open file.
+ */
 static void
 master_db_recover(struct master *m)
 {
@@ -196,6 +261,35 @@ master_db_recover(struct master *m)
 		free(ids[i]);
 	}
 	free(ids);
+}
+
+/*
+ * Undelivered results in a file no worker writes now (store.files lowered,
+ * or fewer workers than files): moved to the first file, whose worker
+ * delivers them.  Two transactions, the copy first: a crash between them
+ * may send a result twice, never lose one.
+ */
+static void
+master_db_adopt_outbox(struct master *m)
+{
+	char err[CONFIG_ERR_MAX], path[PATH_MAX];
+	int writers = m->cfg->store.files < m->target ? m->cfg->store.files :
+	    m->target, i, n;
+
+	for (i = master_db_next(m, writers > 1 ? writers : 1); i >= 0;
+	    i = master_db_next(m, i + 1)) {
+		if (store_file_path(m->cfg->server.state_dir, i, path,
+		    sizeof(path)) == -1 || master_db_open_brief(m, 0) == -1)
+			return;
+		n = store_outbox_adopt(&m->store, path, err, sizeof(err));
+		store_close(&m->store);
+		if (n == -1)
+			log_warnx("%s", err);
+		else if (n > 0)
+			log_info("database: %d undelivered results moved from "
+			    "%s, which no worker writes now, to the first file",
+			    n, path);
+	}
 }
 
 /*
@@ -215,13 +309,22 @@ master_db_prune_workers(struct master *m)
 		log_debug("database: pruned %d old worker rows", n);
 }
 
-/* The bytes of data a size pass starts at: the budget less the WAL's. */
+/*
+ * The bytes of data a size pass starts at in one file: its share of the
+ * budget less its WAL's.  All files together: master_db_target.
+ */
+static int64_t
+master_db_file_target(const struct master *m)
+{
+	int64_t share = master_db_share(m);
+
+	return share - store_wal_limit(share);
+}
+
 static int64_t
 master_db_target(const struct master *m)
 {
-	int64_t max = m->cfg->store.max_bytes;
-
-	return max - store_wal_limit(max);
+	return master_db_file_target(m) * (m->db_nfiles > 0 ? m->db_nfiles : 1);
 }
 
 /* Over budget with nothing left that may go: say why, once a minute. */
@@ -235,10 +338,10 @@ master_db_blocked(struct master *m, const struct audit_budget *b,
 		log_debug("database: counting what is kept: %s",
 		    store_errmsg(&m->store));
 	snprintf(m->disk.reason, sizeof(m->disk.reason), "database %s holds "
-	    "%lld bytes of data, over the %lld that store.max_bytes (%lld) "
-	    "leaves beside the WAL, and only what must stay is left: %lld "
-	    "undelivered results, %lld dead letters, %lld running agent "
-	    "processes", m->store.path, (long long)b->used,
+	    "%lld bytes of data, over the %lld that its share of "
+	    "store.max_bytes (%lld) leaves beside the WAL, and only what must "
+	    "stay is left: %lld undelivered results, %lld dead letters, %lld "
+	    "running agent processes", m->store.path, (long long)b->used,
 	    (long long)b->target, (long long)m->cfg->store.max_bytes,
 	    (long long)k.undelivered, (long long)k.dead,
 	    (long long)k.running);
@@ -251,18 +354,31 @@ master_db_blocked(struct master *m, const struct audit_budget *b,
 	m->disk.blocked = 1;
 }
 
+/* sum += one, for the figures of several files. */
+static void
+master_db_size_add(struct store_size *sum, const struct store_size *one)
+{
+	sum->file_bytes += one->file_bytes;
+	sum->wal_bytes += one->wal_bytes;
+	sum->used_bytes += one->used_bytes;
+	sum->free_bytes += one->free_bytes;
+	if (one->page_size > 0)
+		sum->page_size = one->page_size;
+}
+
 /*
  * A size pass on the open store: prune the oldest finished trees while
- * the data passes its share of the budget, give free pages back, bound
- * the WAL.  The watch runs the next pass at its next look, or, when this
- * one could do nothing (blocked, or a file that does not shrink),
- * MASTER_DB_QUIET later.
+ * the data passes the file's share of the budget, give free pages back,
+ * bound the WAL; its sizes after are added to *after.  Returns 1 when
+ * the file is over its share with nothing that may go, or could do
+ * nothing (the caller then rests MASTER_DB_QUIET), 0 otherwise.
  */
-static void
-master_db_budget(struct master *m, double now)
+static int
+master_db_budget(struct master *m, double now, struct store_size *after)
 {
-	struct audit_budget b = { .target = master_db_target(m) };
-	int64_t wal = store_wal_limit(m->cfg->store.max_bytes);
+	struct audit_budget b = { .target = master_db_file_target(m) };
+	int64_t wal = store_wal_limit(master_db_share(m));
+	struct store_size sz;
 	char err[CONFIG_ERR_MAX];
 
 	b.low = b.target / 100 * MASTER_DB_LOW_PCT;
@@ -270,24 +386,21 @@ master_db_budget(struct master *m, double now)
 	b.roots = (int)(wal / 2 / MASTER_DB_TREE_BYTES);
 	if (audit_prune_budget(&m->store, &b, clock_wall(),
 	    MASTER_DB_SIZE_BATCHES) == -1) {
-		log_warnx("database: pruning to store.max_bytes: %s; next try "
-		    "in %.0fs", store_errmsg(&m->store), MASTER_DB_QUIET);
+		log_warnx("database %s: pruning to store.max_bytes: %s; next "
+		    "try in %.0fs", m->store.path, store_errmsg(&m->store),
+		    MASTER_DB_QUIET);
 		/* A lasting failure (a full disk) is not retried 10 times a s. */
-		m->disk.next_pass = now + MASTER_DB_QUIET;
-		return;
+		store_files(m->store.path, &sz);
+		master_db_size_add(after, &sz);
+		return 1;
 	}
 	m->disk.pruned += (uint64_t)b.removed;
 	if (b.removed > 0)
-		log_debug("database: %lld rows pruned to stay within "
-		    "store.max_bytes, %lld bytes of data left",
+		log_debug("database %s: %lld rows pruned to stay within "
+		    "store.max_bytes, %lld bytes of data left", m->store.path,
 		    (long long)b.removed, (long long)b.used);
 	if (b.blocked)
 		master_db_blocked(m, &b, now);
-	else if (m->disk.blocked && b.used <= b.target) {
-		log_info("database: back within store.max_bytes (%lld bytes "
-		    "of data)", (long long)b.used);
-		m->disk.blocked = 0;
-	}
 	/*
 	 * Within the budget the free pages stay, for the writers to reuse
 	 * (and the file system's free space is no business of ours: on a
@@ -295,17 +408,48 @@ master_db_budget(struct master *m, double now)
 	 * not others).  Past it, chunks of half the WAL's share, each
 	 * checkpointed away.
 	 */
-	store_files(m->store.path, &m->disk.size);
-	if ((b.removed > 0 || m->disk.size.file_bytes > b.target ||
-	    m->disk.size.wal_bytes > 2 * wal) && store_reclaim(&m->store,
+	store_files(m->store.path, &sz);
+	if ((b.removed > 0 || sz.file_bytes > b.target ||
+	    sz.wal_bytes > 2 * wal) && store_reclaim(&m->store,
 	    wal / 2, MASTER_DB_RECLAIM_STEPS, err, sizeof(err)) == -1)
 		log_warnx("%s", err);
-	if (store_size(&m->store, &m->disk.size) == -1)
-		store_files(m->store.path, &m->disk.size);
+	if (store_size(&m->store, &sz) == -1)
+		store_files(m->store.path, &sz);
+	master_db_size_add(after, &sz);
 	/* Blocked, or a file that cannot shrink (not converted): rest. */
-	m->disk.next_pass = now + (b.blocked || (b.removed == 0 &&
-	    m->disk.size.file_bytes > b.target) ? MASTER_DB_QUIET : 0);
-	m->disk.pass_bytes = m->disk.size.file_bytes;
+	return b.blocked || (b.removed == 0 && sz.file_bytes > b.target);
+}
+
+/*
+ * A size pass over every file; blocked while one of them is.  The watch
+ * runs the next pass at its next look, or, when this one could do
+ * nothing (blocked, or a file that does not shrink), MASTER_DB_QUIET
+ * later.
+ */
+static void
+master_db_budget_all(struct master *m, double now)
+{
+	struct store_size after = { 0, 0, 0, 0, 0 };
+	int i, rest = 0, blocked = 0, was = m->disk.blocked;
+
+	m->disk.blocked = 0;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1) {
+			blocked |= was;		/* cannot tell: as it was */
+			continue;
+		}
+		rest |= master_db_budget(m, now, &after);
+		blocked |= m->disk.blocked;
+		m->disk.blocked = 0;
+		store_close(&m->store);
+	}
+	if (was && !blocked)
+		log_info("database: back within store.max_bytes (%lld bytes "
+		    "of data)", (long long)after.used_bytes);
+	m->disk.blocked = blocked;
+	m->disk.size = after;
+	m->disk.next_pass = now + (rest ? MASTER_DB_QUIET : 0);
+	m->disk.pass_bytes = after.file_bytes;
 }
 
 /*
@@ -369,40 +513,54 @@ master_db_next_look(struct master *m, int64_t target, double now)
  * one per MASTER_DB_QUIET while passes free nothing).
  */
 /* The file and WAL bytes of sz, as the file system says now. */
-static void
+/*
+ * The file and WAL bytes of every file, summed into sz, as the file
+ * system says now; 1 when one of them is past its share (its data past
+ * master_db_file_target, or its WAL past twice its own).
+ */
+static int
 master_db_stat(const struct master *m, struct store_size *sz)
 {
+	int64_t target = master_db_file_target(m);
+	int64_t wal = store_wal_limit(master_db_share(m));
+	struct store_size one;
 	char path[PATH_MAX];
+	int i, over = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", m->cfg->server.state_dir,
-	    STORE_FILE_NAME);
-	store_files(path, sz);
+	sz->file_bytes = sz->wal_bytes = 0;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (store_file_path(m->cfg->server.state_dir, i, path,
+		    sizeof(path)) == -1)
+			continue;
+		store_files(path, &one);
+		sz->file_bytes += one.file_bytes;
+		sz->wal_bytes += one.wal_bytes;
+		over |= one.file_bytes > target || one.wal_bytes > 2 * wal;
+	}
+	return over;
 }
 
 static void
 master_db_watch(void *arg)
 {
 	struct master *m = arg;
-	int64_t max = m->cfg->store.max_bytes, target = master_db_target(m);
+	int64_t max = m->cfg->store.max_bytes;
 	double now = clock_mono();
+	int over;
 
 	if (m->state != MS_RUNNING)
 		return;
-	master_db_stat(m, &m->disk.size);
+	over = master_db_stat(m, &m->disk.size);
 	evloop_timer_add(m->loop, &m->disk.watch, master_db_next_look(m,
-	    target, now));
+	    master_db_target(m), now));
 	m->disk.checks++;
-	if (m->disk.size.file_bytes <= target && m->disk.size.wal_bytes <=
-	    2 * store_wal_limit(max))
+	if (!over)
 		return;
-	/* Resting, unless the file grew by a part of the budget since. */
+	/* Resting, unless the files grew by a part of the budget since. */
 	if (now < m->disk.next_pass && m->disk.size.file_bytes <
 	    m->disk.pass_bytes + max / MASTER_DB_REGROWTH)
 		return;
-	if (master_db_open_brief(m) == -1)
-		return;
-	master_db_budget(m, now);
-	store_close(&m->store);
+	master_db_budget_all(m, now);
 }
 
 void
@@ -418,7 +576,7 @@ void
 master_db_sizes(const struct master *m, struct store_size *sz)
 {
 	*sz = m->disk.size;
-	master_db_stat(m, sz);
+	(void)master_db_stat(m, sz);
 }
 
 const char *
@@ -432,32 +590,48 @@ static void
 master_db_housekeeping(void *arg)
 {
 	struct master *m = arg;
+	struct store_outbox_stats outbox = { 0, 0, 0 };
 	double now = clock_mono();
 	int64_t pruned;
 	char err[CONFIG_ERR_MAX];
+	int i, again = 0, outbox_ok = 1;
 
 	if (m->state != MS_RUNNING)
 		return;		/* stopping: no more passes */
 	evloop_timer_add(m->loop, &m->housekeeping, now + MASTER_DB_EVERY);
-	if (master_db_open_brief(m) == -1)
-		return;
-	master_db_recover(m);
-	master_db_prune_workers(m);
-	master_db_read_outbox(m);
-	pruned = audit_prune(&m->store, m->cfg->store.retention_days,
-	    m->cfg->store.max_rows, clock_wall(), MASTER_DB_BATCHES, err,
-	    sizeof(err));
-	if (pruned == -1)
-		log_warnx("pruning: %s", err);
-	else if (pruned > 0) {
-		m->disk.pruned += (uint64_t)pruned;
-		log_debug("database: pruned %lld old rows", (long long)pruned);
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (master_db_open_brief(m, i) == -1) {
+			outbox_ok = 0;
+			continue;
+		}
+		master_db_recover(m);
+		master_db_prune_workers(m);
+		if (master_db_add_outbox(m, &outbox) == -1)
+			outbox_ok = 0;
+		/* store.max_rows bounds the files together. */
+		pruned = audit_prune(&m->store, m->cfg->store.retention_days,
+		    m->cfg->store.max_rows / m->db_nfiles, clock_wall(),
+		    MASTER_DB_BATCHES, err, sizeof(err));
+		store_close(&m->store);
+		if (pruned == -1)
+			log_warnx("pruning: %s", err);
+		else if (pruned > 0) {
+			m->disk.pruned += (uint64_t)pruned;
+			log_debug("database: pruned %lld old rows",
+			    (long long)pruned);
+		}
+		if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
+			again = 1;
 	}
-	if (pruned >= (int64_t)MASTER_DB_BATCHES * AUDIT_BATCH)
+	if (again)
 		evloop_timer_add(m->loop, &m->housekeeping, now +
 		    MASTER_DB_AGAIN);
-	master_db_budget(m, now);
-	store_close(&m->store);
+	if (outbox_ok) {
+		m->outbox = outbox;
+		m->outbox_read = clock_mono();
+	}
+	master_db_adopt_outbox(m);
+	master_db_budget_all(m, now);
 }
 
 /*
@@ -491,17 +665,42 @@ master_db_convert(struct master *m)
 	}
 }
 
-int
-master_db_start(struct master *m, char *err, size_t errlen)
+/*
+ * The files in use: the first store.files (made here when missing), and
+ * any other an earlier configuration left (read, never written by a
+ * worker: master_db_adopt_outbox).
+ */
+static void
+master_db_find_files(struct master *m)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int i;
+
+	m->db_files = 0;
+	m->db_nfiles = 0;
+	for (i = 0; i < CONFIG_STORE_FILES_MAX; i++) {
+		if (i >= m->cfg->store.files && (store_file_path(
+		    m->cfg->server.state_dir, i, path, sizeof(path)) == -1 ||
+		    stat(path, &sb) == -1))
+			continue;
+		m->db_files |= 1u << i;
+		m->db_nfiles++;
+	}
+}
+
+/* Create or open file i, migrate it, and what a start does to each file. */
+static int
+master_db_start_file(struct master *m, int i, char *err, size_t errlen)
 {
 	int n;
 
-	stateguard_set_aside(m->cfg->server.state_dir);
-	if (store_open(&m->store, m->cfg->server.state_dir,
+	stateguard_set_aside(m->cfg->server.state_dir, i);
+	if (store_open_file(&m->store, m->cfg->server.state_dir, i, 1,
 	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
 	    errlen) == -1)
 		return -1;
-	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes, err,
+	if (store_set_max_bytes(&m->store, master_db_share(m), err,
 	    errlen) == -1 || store_migrate(&m->store, err, errlen) == -1) {
 		store_close(&m->store);
 		return -1;
@@ -512,22 +711,36 @@ master_db_start(struct master *m, char *err, size_t errlen)
 	 */
 	if (m->opt.inherit == NULL)
 		master_db_convert(m);
-	else
-		log_info("database: any auto_vacuum conversion waits for the "
-		    "next start (workers run across the upgrade)");
 	/*
 	 * After a binary upgrade the workers not recorded as stopped are the
 	 * previous image's, alive and about to be adopted: not orphans.
 	 */
 	if (m->opt.inherit == NULL &&
 	    (n = store_workers_orphaned(&m->store)) > 0)
-		log_warnx("database: %d workers of an earlier run were not "
+		log_warnx("database %s: %d workers of an earlier run were not "
 		    "recorded as stopped; their undelivered results will be "
-		    "sent", n);
+		    "sent", m->store.path, n);
 	if (m->opt.inherit == NULL)
 		master_db_recover(m);
 	master_db_prune_workers(m);
 	store_close(&m->store);
+	return 0;
+}
+
+int
+master_db_start(struct master *m, char *err, size_t errlen)
+{
+	int i;
+
+	master_db_find_files(m);
+	if (m->opt.inherit != NULL)
+		log_info("database: any auto_vacuum conversion waits for the "
+		    "next start (workers run across the upgrade)");
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1))
+		if (master_db_start_file(m, i, err, errlen) == -1)
+			return -1;
+	if (m->opt.inherit == NULL)
+		master_db_adopt_outbox(m);
 	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);
 	evloop_timer_add(m->loop, &m->housekeeping, clock_mono() +
 	    MASTER_DB_AGAIN);

@@ -120,15 +120,22 @@ enum mstate { MS_RUNNING, MS_STOPPING };
  * What stateguard.c knows of the state files: the database's identity
  * (device and inode of the file the master created or opened at start).
  */
-struct stateguard {
-	char *db_path;		/* state_dir/egressd.db */
+/* One database file as opened at start, and its WAL and wal-index. */
+struct stateguard_db {
+	char *path;		/* state_dir/egressd.db, egressd-N.db */
 	char *wal_path;		/* ...-wal */
 	char *shm_path;		/* ...-shm */
-	dev_t db_dev;
-	ino_t db_ino;
-	int db_known;		/* the identity above was recorded */
-	int db_lost;		/* removed or replaced: no new work */
+	dev_t dev;
+	ino_t ino;
 	int wal_lost;		/* its WAL was, while workers hold it */
+};
+
+struct stateguard {
+	struct stateguard_db db[CONFIG_STORE_FILES_MAX];
+	int ndb;		/* the files in use (master_db.c) */
+	int db_known;		/* the identities above were recorded */
+	int db_lost;		/* one removed or replaced: no new work */
+	int wal_lost;		/* one's WAL was, while workers hold it */
 	struct evloop_timer timer;	/* the next look (see stateguard.c) */
 	int ifd;		/* inotify on the files' folders, or -1 */
 	int watching;		/* every folder has its watch */
@@ -165,7 +172,9 @@ struct master {
 	struct master_options opt;
 	struct evloop *loop;
 	struct control *ctl;
-	struct store store;
+	struct store store;	/* open only inside a master_db call */
+	unsigned db_files;	/* bit i: database file i is in use */
+	int db_nfiles;		/*   how many: master_db.c */
 	int sigfd;
 	uint8_t *rxbuf;
 
@@ -350,8 +359,8 @@ int stateguard_start(struct master *m, char *err, size_t errlen);
  * noted as a degraded reason and holds new work back (m->guard.db_lost).
  */
 int stateguard_db_ok(struct master *m);
-/* Before the first open: move a gone database's WAL and -shm aside. */
-void stateguard_set_aside(const char *state_dir);
+/* Before the first open of file index: a gone one's WAL, -shm aside. */
+void stateguard_set_aside(const char *state_dir, int index);
 void stateguard_free(struct master *m);
 
 /* handover.c: what crosses a binary upgrade's exec (the state blob). */

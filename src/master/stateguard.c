@@ -82,14 +82,15 @@
 
 enum stateguard_wal { WAL_OK, WAL_UNKNOWN, WAL_UNSTABLE, WAL_GONE };
 
+/* A new string: path followed by suffix ("-wal"), or NULL. */
 static char *
-stateguard_path(const char *dir, const char *name)
+stateguard_path(const char *path, const char *suffix)
 {
-	size_t len = strlen(dir) + strlen(name) + 2;
+	size_t len = strlen(path) + strlen(suffix) + 1;
 	char *p = malloc(len);
 
 	if (p != NULL)
-		snprintf(p, len, "%s/%s", dir, name);
+		snprintf(p, len, "%s%s", path, suffix);
 	return p;
 }
 
@@ -132,7 +133,7 @@ stateguard_read_shm(const char *path, uint8_t hdr[SHM_HDR_SIZE],
  * connection closing and removing both files) makes it WAL_UNSTABLE.
  */
 static enum stateguard_wal
-stateguard_look_wal(const struct stateguard *g)
+stateguard_look_wal(const struct stateguard_db *g)
 {
 	uint8_t before[SHM_HDR_SIZE], after[SHM_HDR_SIZE], wal[WAL_HDR_SIZE];
 	struct stat sa, sb, ws;
@@ -164,7 +165,7 @@ stateguard_look_wal(const struct stateguard *g)
 }
 
 static enum stateguard_wal
-stateguard_check_wal(const struct stateguard *g)
+stateguard_check_wal(const struct stateguard_db *g)
 {
 	enum stateguard_wal rc = WAL_UNSTABLE;
 	int i;
@@ -174,24 +175,29 @@ stateguard_check_wal(const struct stateguard *g)
 	return rc;
 }
 
-/* Why the database file is not the one opened at start, or NULL. */
+/* Why a database file is not the one opened at start, or NULL. */
 static const char *
 stateguard_check_db(const struct stateguard *g, char *buf, size_t len)
 {
+	const struct stateguard_db *f;
 	struct stat sb;
+	int i;
 
 	if (!g->db_known)
 		return NULL;
-	if (stat(g->db_path, &sb) == -1) {
-		snprintf(buf, len, "database %s was removed while running "
-		    "(%s)", g->db_path, strerror(errno));
-		return buf;
-	}
-	if (sb.st_dev != g->db_dev || sb.st_ino != g->db_ino) {
-		snprintf(buf, len, "database %s was replaced while running "
-		    "(inode %lu, opened as %lu)", g->db_path,
-		    (unsigned long)sb.st_ino, (unsigned long)g->db_ino);
-		return buf;
+	for (i = 0; i < g->ndb; i++) {
+		f = &g->db[i];
+		if (stat(f->path, &sb) == -1) {
+			snprintf(buf, len, "database %s was removed while "
+			    "running (%s)", f->path, strerror(errno));
+			return buf;
+		}
+		if (sb.st_dev != f->dev || sb.st_ino != f->ino) {
+			snprintf(buf, len, "database %s was replaced while "
+			    "running (inode %lu, opened as %lu)", f->path,
+			    (unsigned long)sb.st_ino, (unsigned long)f->ino);
+			return buf;
+		}
 	}
 	return NULL;
 }
@@ -199,17 +205,47 @@ stateguard_check_db(const struct stateguard *g, char *buf, size_t len)
 static void
 stateguard_check_access(struct master *m)
 {
+	const struct stateguard_db *f;
 	struct stat sb;
+	int i;
 
-	if (access(m->guard.db_path, R_OK | W_OK) == 0 ||
-	    stat(m->guard.db_path, &sb) == -1) {
-		degraded_clear(&m->degraded, STATEGUARD_KEY_ACCESS);
+	for (i = 0; i < m->guard.ndb; i++) {
+		f = &m->guard.db[i];
+		if (access(f->path, R_OK | W_OK) == 0 ||
+		    stat(f->path, &sb) == -1)
+			continue;
+		degraded_set(&m->degraded, STATEGUARD_KEY_ACCESS, "database "
+		    "%s is not writable by uid %ld (mode %04o, owner uid %ld): "
+		    "new workers cannot start", f->path, (long)geteuid(),
+		    (unsigned)(sb.st_mode & 07777), (long)sb.st_uid);
 		return;
 	}
-	degraded_set(&m->degraded, STATEGUARD_KEY_ACCESS, "database %s is not "
-	    "writable by uid %ld (mode %04o, owner uid %ld): new workers "
-	    "cannot start", m->guard.db_path, (long)geteuid(),
-	    (unsigned)(sb.st_mode & 07777), (long)sb.st_uid);
+	degraded_clear(&m->degraded, STATEGUARD_KEY_ACCESS);
+}
+
+/*
+ * A WAL once found gone stays so while a worker may still hold the old
+ * one: a look that cannot tell (the index busy) proves nothing.  The
+ * first file whose WAL is gone, or NULL.
+ */
+static const struct stateguard_db *
+stateguard_wals(struct master *m)
+{
+	struct stateguard *g = &m->guard;
+	const struct stateguard_db *lost = NULL;
+	int i, connected = stateguard_connected(m);
+
+	for (i = 0; i < g->ndb; i++) {
+		if (!connected)
+			g->db[i].wal_lost = 0;
+		else if (!g->db[i].wal_lost &&
+		    stateguard_check_wal(&g->db[i]) == WAL_GONE)
+			g->db[i].wal_lost = 1;
+		if (g->db[i].wal_lost && lost == NULL)
+			lost = &g->db[i];
+	}
+	g->wal_lost = lost != NULL;
+	return lost;
 }
 
 int
@@ -218,28 +254,19 @@ stateguard_db_ok(struct master *m)
 	struct stateguard *g = &m->guard;
 	char buf[DEGRADED_TEXT_MAX];
 	const char *why = stateguard_check_db(g, buf, sizeof(buf));
+	const struct stateguard_db *f;
 
-	/*
-	 * A WAL once found gone stays so while a worker may still hold the
-	 * old one: a look that cannot tell (the index busy) proves nothing.
-	 */
-	if (!stateguard_connected(m))
-		g->wal_lost = 0;
-	else if (why == NULL && !g->wal_lost &&
-	    stateguard_check_wal(g) == WAL_GONE)
-		g->wal_lost = 1;
-	if (why == NULL && g->wal_lost) {
+	if (why == NULL && (f = stateguard_wals(m)) != NULL) {
 		snprintf(buf, sizeof(buf), "database %s: its WAL %s was "
 		    "removed or replaced while running; the workers finish "
 		    "what they hold, and work resumes once the last of them "
-		    "has written the WAL it holds back", g->db_path,
-		    g->wal_path);
+		    "has written the WAL it holds back", f->path, f->wal_path);
 		why = buf;
 	}
 	if (why == NULL) {
 		if (g->db_lost)
 			log_info("database %s is itself again; taking work",
-			    g->db_path);
+			    g->ndb > 1 ? "files" : g->db[0].path);
 		g->db_lost = 0;
 		degraded_clear(&m->degraded, STATEGUARD_KEY_DB);
 		return 1;
@@ -346,7 +373,7 @@ stateguard_watch(struct master *m)
 		g->watching = 0;
 		return;
 	}
-	ok = stateguard_watch_dir_of(g->ifd, g->db_path) == 0 &&
+	ok = stateguard_watch_dir_of(g->ifd, g->db[0].path) == 0 &&
 	    stateguard_watch_dir_of(g->ifd, m->cfg->server.control_socket) ==
 	    0 && (m->opt.pidfile == NULL ||
 	    stateguard_watch_dir_of(g->ifd, m->opt.pidfile->path) == 0);
@@ -395,28 +422,34 @@ stateguard_on_timer(void *arg)
 	stateguard_look(arg);
 }
 
+/* Whether name is path's last part, or that followed by '-' (-wal). */
+static int
+stateguard_names(const char *path, const char *name)
+{
+	const char *base;
+	size_t n;
+
+	if (path == NULL)
+		return 0;
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	return strncmp(name, base, n) == 0 && (name[n] == '\0' ||
+	    name[n] == '-');
+}
+
 /* Whether name (in a watched folder) is one of the state files. */
 static int
 stateguard_ours(const struct master *m, const char *name)
 {
-	const char *paths[3] = { m->guard.db_path,
-	    m->cfg->server.control_socket,
-	    m->opt.pidfile ? m->opt.pidfile->path : NULL };
-	const char *base;
-	size_t i, n;
+	int i;
 
-	for (i = 0; i < 3; i++) {
-		if (paths[i] == NULL)
-			continue;
-		base = strrchr(paths[i], '/');
-		base = base ? base + 1 : paths[i];
-		n = strlen(base);
-		/* egressd.db matches its -wal and -shm too */
-		if (strncmp(name, base, n) == 0 && (name[n] == '\0' ||
-		    name[n] == '-'))
+	for (i = 0; i < m->guard.ndb; i++)
+		if (stateguard_names(m->guard.db[i].path, name))
 			return 1;
-	}
-	return 0;
+	return stateguard_names(m->cfg->server.control_socket, name) ||
+	    (m->opt.pidfile != NULL &&
+	    stateguard_names(m->opt.pidfile->path, name));
 }
 
 /*
@@ -490,23 +523,19 @@ stateguard_inotify(struct master *m)
  * its frames into a new empty file; they are moved aside instead.
  */
 void
-stateguard_set_aside(const char *state_dir)
+stateguard_set_aside(const char *state_dir, int index)
 {
-	static const char *const names[] = { STORE_FILE_NAME "-wal",
-	    STORE_FILE_NAME "-shm" };
-	char *db, from[PATH_MAX], to[PATH_MAX + 8];
+	static const char *const suffixes[] = { "-wal", "-shm" };
+	char db[PATH_MAX], from[PATH_MAX + 8], to[PATH_MAX + 16];
 	struct stat sb;
 	size_t i;
 
-	if ((db = stateguard_path(state_dir, STORE_FILE_NAME)) == NULL)
+	if (store_file_path(state_dir, index, db, sizeof(db)) == -1)
 		return;
 	for (i = 0; lstat(db, &sb) == -1 && errno == ENOENT &&
-	    i < sizeof(names) / sizeof(names[0]); i++) {
-		if ((size_t)snprintf(from, sizeof(from), "%s/%s", state_dir,
-		    names[i]) >= sizeof(from) || (size_t)snprintf(to,
-		    sizeof(to), "%s/%s.orphan", state_dir, names[i]) >=
-		    sizeof(to))
-			break;
+	    i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(from, sizeof(from), "%s%s", db, suffixes[i]);
+		snprintf(to, sizeof(to), "%s%s.orphan", db, suffixes[i]);
 		if (rename(from, to) == 0)
 			log_warnx("database %s is missing: %s moved to %s", db,
 			    from, to);
@@ -514,30 +543,44 @@ stateguard_set_aside(const char *state_dir)
 			log_warn("database %s is missing: moving %s aside", db,
 			    from);
 	}
-	free(db);
+}
+
+/* Note file index's paths and identity as g->db[g->ndb]. */
+static int
+stateguard_note_db(struct master *m, int index, char *err, size_t errlen)
+{
+	struct stateguard_db *f = &m->guard.db[m->guard.ndb];
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if (store_file_path(m->cfg->server.state_dir, index, path,
+	    sizeof(path)) == -1 || (f->path = strdup(path)) == NULL ||
+	    (f->wal_path = stateguard_path(path, "-wal")) == NULL ||
+	    (f->shm_path = stateguard_path(path, "-shm")) == NULL) {
+		snprintf(err, errlen, "database: out of memory");
+		return -1;
+	}
+	m->guard.ndb++;
+	if (stat(f->path, &sb) == -1) {
+		snprintf(err, errlen, "database %s: %s", f->path,
+		    strerror(errno));
+		return -1;
+	}
+	f->dev = sb.st_dev;
+	f->ino = sb.st_ino;
+	return 0;
 }
 
 int
 stateguard_start(struct master *m, char *err, size_t errlen)
 {
 	struct stateguard *g = &m->guard;
-	const char *dir = m->cfg->server.state_dir;
-	struct stat sb;
+	int i;
 
-	if ((g->db_path = stateguard_path(dir, STORE_FILE_NAME)) == NULL ||
-	    (g->wal_path = stateguard_path(dir, STORE_FILE_NAME "-wal")) ==
-	    NULL || (g->shm_path = stateguard_path(dir, STORE_FILE_NAME
-	    "-shm")) == NULL) {
-		snprintf(err, errlen, "database: out of memory");
-		return -1;
-	}
-	if (stat(g->db_path, &sb) == -1) {
-		snprintf(err, errlen, "database %s: %s", g->db_path,
-		    strerror(errno));
-		return -1;
-	}
-	g->db_dev = sb.st_dev;
-	g->db_ino = sb.st_ino;
+	for (i = 0; i < CONFIG_STORE_FILES_MAX; i++)
+		if ((m->db_files & (1u << i)) &&
+		    stateguard_note_db(m, i, err, errlen) == -1)
+			return -1;
 	g->db_known = 1;
 	g->ifd = -1;
 	stateguard_inotify(m);
@@ -551,6 +594,7 @@ void
 stateguard_free(struct master *m)
 {
 	struct stateguard *g = &m->guard;
+	int i;
 
 	if (g->db_known)
 		evloop_timer_cancel(&g->timer);
@@ -558,8 +602,10 @@ stateguard_free(struct master *m)
 		evloop_remove(m->loop, g->ifd);
 		close(g->ifd);
 	}
-	free(g->db_path);
-	free(g->wal_path);
-	free(g->shm_path);
+	for (i = 0; i < g->ndb; i++) {
+		free(g->db[i].path);
+		free(g->db[i].wal_path);
+		free(g->db[i].shm_path);
+	}
 	memset(g, 0, sizeof(*g));
 }

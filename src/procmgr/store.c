@@ -973,6 +973,50 @@ store_outbox_pending(struct store *st, const char *instance_id)
 	return n;
 }
 
+/* An outbox row of src whose worker is gone (store_outbox_claim's test). */
+#define STORE_SRC_ORPHAN "instance_id NOT IN (SELECT instance_id FROM " \
+	"src.workers WHERE state NOT IN ('stopped', 'exited'))"
+
+int
+store_outbox_adopt(struct store *st, const char *src_path, char *err,
+    size_t errlen)
+{
+	sqlite3_stmt *s;
+	char ignored[8];
+	int n = -1, rc;
+
+	if (sqlite3_prepare_v2(st->db, "ATTACH ?1 AS src", -1, &s, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "database %s: %s", st->path,
+		    sqlite3_errmsg(st->db));
+		return -1;
+	}
+	sqlite3_bind_text(s, 1, src_path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "database %s: attaching %s: %s",
+		    st->path, src_path, sqlite3_errmsg(st->db));
+		return -1;
+	}
+	/* The copy commits before the delete: a crash between sends twice. */
+	if (store_exec(st, "BEGIN IMMEDIATE;"
+	    "INSERT OR IGNORE INTO main.outbox SELECT * FROM src.outbox "
+	    "WHERE " STORE_SRC_ORPHAN ";", err, errlen) == 0) {
+		n = sqlite3_changes(st->db);
+		if (store_exec(st, "COMMIT;"
+		    "BEGIN IMMEDIATE;"
+		    "DELETE FROM src.outbox WHERE " STORE_SRC_ORPHAN " AND "
+		    "operation_id IN (SELECT operation_id FROM main.outbox);"
+		    "COMMIT", err, errlen) == -1)
+			n = -1;
+	}
+	if (n == -1)
+		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+	store_exec(st, "DETACH src", ignored, sizeof(ignored));
+	return n;
+}
+
 /* One pass over the table: it is small (acknowledged rows are deleted). */
 int
 store_outbox_stats(struct store *st, struct store_outbox_stats *out)

@@ -608,12 +608,16 @@ worker_boot(struct worker *w)
 	evloop_timer_init(&w->heartbeat, worker_on_heartbeat, w);
 	evloop_timer_add(w->loop, &w->heartbeat, 0);	/* the first at once */
 	/* Never reuse the master's handle: a connection must not cross fork. */
-	/* The master created the file: a missing one is not made anew. */
-	if (store_open_existing(&w->store, w->cfg->server.state_dir,
+	/*
+	 * The master created the file of this slot: a missing one is not
+	 * made anew.  Its WAL gets its file's share of store.max_bytes.
+	 */
+	if (store_open_file(&w->store, w->cfg->server.state_dir,
+	    store_file_of_slot(w->slot, w->cfg->store.files), 0,
 	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
 	    sizeof(err)) == -1 ||
-	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes, err,
-	    sizeof(err)) == -1) {
+	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes /
+	    w->cfg->store.files, err, sizeof(err)) == -1) {
 		log_errx("cannot boot: %s", err);
 		exit(WORKER_EXIT_BOOT);
 	}
