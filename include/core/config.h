@@ -97,7 +97,8 @@ struct egressd_config {
 		double retention_days;
 		int64_t max_rows;
 		int64_t max_bytes;	/* database files and WALs */
-		int files;		/* workers spread over this many */
+		int files;		/* workers spread over this many; */
+					/*   0: store_files_resolve */
 	} store;
 
 	struct {

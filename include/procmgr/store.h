@@ -120,6 +120,11 @@ int store_open_existing(struct store *st, const char *state_dir,
  */
 int store_file_path(const char *state_dir, int index, char *buf,
     size_t len);
+/*
+ * store.files as configured (0: as many as the workers, up to
+ * CONFIG_STORE_FILES_MAX) for a master that starts workers of them.
+ */
+int store_files_resolve(int configured, int workers);
 /* The 0-based file worker slot (1..N) writes when store.files is files. */
 int store_file_of_slot(int slot, int files);
 /*

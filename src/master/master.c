@@ -1241,7 +1241,9 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 		*now = tmp;
 	}
 	/* The files are made, and their identities noted, at start. */
-	if (cfg->store.files != m->cfg->store.files) {
+	if (store_files_resolve(cfg->store.files, m->opt.workers_override > 0 ?
+	    m->opt.workers_override : cfg->server.workers) !=
+	    m->cfg->store.files) {
 		log_warnx("reload: store.files changed; it takes effect only "
 		    "after a restart");
 		cfg->store.files = m->cfg->store.files;

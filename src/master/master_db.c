@@ -732,6 +732,9 @@ master_db_start(struct master *m, char *err, size_t errlen)
 {
 	int i;
 
+	/* Resolved once; the workers' copies of the configuration follow. */
+	m->cfg->store.files = store_files_resolve(m->cfg->store.files,
+	    m->target);
 	master_db_find_files(m);
 	if (m->opt.inherit != NULL)
 		log_info("database: any auto_vacuum conversion waits for the "

@@ -375,6 +375,17 @@ store_file_path(const char *state_dir, int index, char *buf, size_t len)
 }
 
 int
+store_files_resolve(int configured, int workers)
+{
+	if (configured > 0)
+		return configured;
+	if (workers < 1)
+		return 1;
+	return workers < CONFIG_STORE_FILES_MAX ? workers :
+	    CONFIG_STORE_FILES_MAX;
+}
+
+int
 store_file_of_slot(int slot, int files)
 {
 	if (files < 1)

@@ -594,6 +594,7 @@ static void
 worker_boot(struct worker *w)
 {
 	char err[CONFIG_ERR_MAX] = "", role[32];
+	int files;
 
 	snprintf(role, sizeof(role), "worker %d", w->slot);
 	log_set_role(role);
@@ -612,12 +613,12 @@ worker_boot(struct worker *w)
 	 * The master created the file of this slot: a missing one is not
 	 * made anew.  Its WAL gets its file's share of store.max_bytes.
 	 */
+	files = store_files_resolve(w->cfg->store.files, 1);	/* resolved */
 	if (store_open_file(&w->store, w->cfg->server.state_dir,
-	    store_file_of_slot(w->slot, w->cfg->store.files), 0,
-	    w->cfg->store.synchronous, w->cfg->store.busy_timeout, err,
-	    sizeof(err)) == -1 ||
-	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes /
-	    w->cfg->store.files, err, sizeof(err)) == -1) {
+	    store_file_of_slot(w->slot, files), 0, w->cfg->store.synchronous,
+	    w->cfg->store.busy_timeout, err, sizeof(err)) == -1 ||
+	    store_set_max_bytes(&w->store, w->cfg->store.max_bytes / files,
+	    err, sizeof(err)) == -1) {
 		log_errx("cannot boot: %s", err);
 		exit(WORKER_EXIT_BOOT);
 	}
