@@ -202,6 +202,7 @@ master_ctl_database(const struct master *m, cJSON *o)
 	cJSON_AddNumberToObject(d, "free_bytes", (double)sz->free_bytes);
 	cJSON_AddNumberToObject(d, "max_bytes",
 	    (double)m->cfg->store.max_bytes);
+	cJSON_AddNumberToObject(d, "files", m->db_nfiles);
 	cJSON_AddNumberToObject(d, "pruned_rows", (double)m->disk.pruned);
 	cJSON_AddNumberToObject(d, "size_checks", (double)m->disk.checks);
 	if (why != NULL)
