@@ -59,7 +59,8 @@ static int
 teardown(void **state)
 {
 	static const char *const files[] = { "egressd.db", "egressd.db-wal",
-	    "egressd.db-shm" };
+	    "egressd.db-shm", "egressd-2.db", "egressd-2.db-wal",
+	    "egressd-2.db-shm" };
 	struct fx *f = *state;
 	char path[128];
 	size_t i;
@@ -482,6 +483,114 @@ test_wal_checkpointed(void **state)
 	assert_true(sb.st_size < 6 * 1024 * 1024);
 }
 
+/* The files' names, a slot's file, store.files = 0. */
+static void
+test_file_names(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(store_file_path("/s", 0, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/s/egressd.db");
+	assert_int_equal(store_file_path("/s", 1, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "/s/egressd-2.db");
+	assert_int_equal(store_file_path("/s", CONFIG_STORE_FILES_MAX - 1, buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "/s/egressd-8.db");
+	assert_int_equal(store_file_path("/s", CONFIG_STORE_FILES_MAX, buf,
+	    sizeof(buf)), -1);
+	assert_int_equal(store_file_path("/s", -1, buf, sizeof(buf)), -1);
+	assert_int_equal(store_file_path("/a/long/dir", 1, buf, 12), -1);
+	/* slot S writes (S - 1) % files */
+	assert_int_equal(store_file_of_slot(1, 4), 0);
+	assert_int_equal(store_file_of_slot(4, 4), 3);
+	assert_int_equal(store_file_of_slot(5, 4), 0);
+	assert_int_equal(store_file_of_slot(3, 1), 0);
+	assert_int_equal(store_file_of_slot(2, 0), 0);
+	assert_int_equal(store_files_resolve(3, 6), 3);
+	assert_int_equal(store_files_resolve(0, 6), 6);
+	assert_int_equal(store_files_resolve(0, 200), CONFIG_STORE_FILES_MAX);
+	assert_int_equal(store_files_resolve(0, 0), 1);
+}
+
+/* The second file's pids start past STORE_PID_SPAN, even after a restart. */
+static void
+test_second_file_pids(void **state)
+{
+	struct fx *f = *state;
+	struct store two;
+	sqlite3_stmt *s;
+	char err[512];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_open_file(&two, f->dir, 1, 1,
+		    SYNC_NORMAL, 5.0, err, sizeof(err)), 0);
+		assert_int_equal(store_migrate(&two, err, sizeof(err)), 0);
+		assert_int_equal(sqlite3_exec(two.db, "INSERT INTO processes "
+		    "(root_pid, instance_id, operation_id, image, status, "
+		    "max_tool_calls, max_child_processes, max_runtime, "
+		    "created_at, updated_at) VALUES (0, 'w', 'op', '/x', "
+		    "'RUNNING', 1, 1, 1, 0, 0)", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(two.db, "SELECT max(pid) "
+		    "FROM processes", -1, &s, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_true(sqlite3_column_int64(s, 0) == STORE_PID_SPAN + 1 +
+		    i);
+		sqlite3_finalize(s);
+		store_close(&two);
+	}
+	/* the first file keeps its own numbering */
+	exec_ok(f, "INSERT INTO processes (root_pid, instance_id, "
+	    "operation_id, image, status, max_tool_calls, "
+	    "max_child_processes, max_runtime, created_at, updated_at) "
+	    "VALUES (0, 'w', 'op', '/x', 'RUNNING', 1, 1, 1, 0, 0)");
+	assert_int_equal(sqlite3_last_insert_rowid(f->st.db), 1);
+}
+
+/* Rows of gone workers move to the first file; a live worker's stay. */
+static void
+test_outbox_adopt(void **state)
+{
+	struct fx *f = *state;
+	struct store two;
+	char err[512], path[128];
+
+	assert_int_equal(store_open_file(&two, f->dir, 1, 1, SYNC_NORMAL,
+	    5.0, err, sizeof(err)), 0);
+	assert_int_equal(store_migrate(&two, err, sizeof(err)), 0);
+	assert_int_equal(store_worker_register(&two, "live", 1, 2, 1), 0);
+	assert_int_equal(store_worker_register(&two, "dead", 2, 2, 1), 0);
+	assert_int_equal(store_worker_exited(&two, "dead", "killed"), 0);
+	assert_int_equal(store_outbox_put(&two, "mine", "{}", "live", 0), 0);
+	assert_int_equal(store_outbox_put(&two, "left", "{\"r\":1}", "dead",
+	    0), 0);
+	assert_int_equal(store_outbox_put(&two, "dup", "{}", "dead", 0), 0);
+	/* one already copied by a pass a crash cut short */
+	assert_int_equal(store_outbox_put(&f->st, "dup", "{}", "dead", 0), 0);
+	store_close(&two);
+	assert_int_equal(store_file_path(f->dir, 1, path, sizeof(path)), 0);
+	assert_int_equal(store_outbox_adopt(&f->st, path, err, sizeof(err)),
+	    1);
+	assert_int_equal(store_outbox_pending(&f->st, "dead"), 2);
+	assert_int_equal(store_outbox_pending(&f->st, "live"), 0);
+	assert_int_equal(store_open_file(&two, f->dir, 1, 0, SYNC_NORMAL,
+	    5.0, err, sizeof(err)), 0);
+	assert_int_equal(store_outbox_pending(&two, "dead"), 0);
+	assert_int_equal(store_outbox_pending(&two, "live"), 1);
+	store_close(&two);
+	/* nothing left to move; the connection is usable after */
+	assert_int_equal(store_outbox_adopt(&f->st, path, err, sizeof(err)),
+	    0);
+	assert_int_equal(store_outbox_delete(&f->st, "left"), 0);
+	/* a file that is not there: an error naming it, nothing made */
+	assert_int_equal(store_file_path(f->dir, 2, path, sizeof(path)), 0);
+	strcat(path, "/nothere");
+	assert_int_equal(store_outbox_adopt(&f->st, path, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "nothere"));
+}
+
 int
 main(void)
 {
@@ -499,6 +608,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_vacuum_convert, setup,
 		    teardown),
 		cmocka_unit_test(test_wal_limit),
+		cmocka_unit_test(test_file_names),
+		cmocka_unit_test_setup_teardown(test_second_file_pids, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_adopt, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_wal_checkpointed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_delete_later, setup,
