@@ -76,6 +76,7 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_true(c->store.retention_days == 7.0);
 	assert_int_equal(c->store.max_rows, 1000000);
 	assert_true(c->store.max_bytes == INT64_C(1073741824));
+	assert_int_equal(c->store.files, 1);
 
 	assert_int_equal(c->process.max_tool_calls, 100);
 	assert_int_equal(c->process.max_child_processes, 8);
@@ -159,7 +160,7 @@ static const char full_text[] =
     "  backpressure_heartbeat = 1; };\n"
     "store: { synchronous = \"full\"; busy_timeout = 0.5;\n"
     "  retention_days = 0.5; max_rows = 1000000000000L;\n"
-    "  max_bytes = 2097152; };\n"
+    "  max_bytes = 2097152; files = 8; };\n"
     "process: { max_tool_calls = 0; max_child_processes = 1;\n"
     "  max_runtime_seconds = 0.5; fork_budget_divisor = 1;\n"
     "  fork_min_tool_calls = 0; fork_min_child_processes = 3; };\n"
@@ -225,6 +226,7 @@ test_full_file(void **state)
 	assert_true(c.store.retention_days == 0.5);
 	assert_true(c.store.max_rows == INT64_C(1000000000000));
 	assert_true(c.store.max_bytes == 2097152);
+	assert_int_equal(c.store.files, 8);
 	assert_int_equal(c.process.max_tool_calls, 0);
 	assert_int_equal(c.process.max_child_processes, 1);
 	assert_true(c.process.max_runtime_seconds == 0.5);
@@ -429,6 +431,10 @@ test_out_of_range(void **state)
 	expect_error("store: { max_bytes = 1048575; };\n",
 	    "t.conf:1: store.max_bytes: must be between 1048576 and "
 	    "1099511627776 (got 1048575)");
+	expect_error("store: {\n files = 0; };\n",
+	    "t.conf:2: store.files: must be between 1 and 8 (got 0)");
+	expect_error("store: { files = 9; };\n",
+	    "t.conf:1: store.files: must be between 1 and 8 (got 9)");
 	expect_error("operations: { storage: {\n max_bytes = 4294967297L; };"
 	    " };\n",
 	    "t.conf:2: operations.storage.max_bytes: must be between 1 and "
