@@ -431,10 +431,10 @@ test_out_of_range(void **state)
 	expect_error("store: { max_bytes = 1048575; };\n",
 	    "t.conf:1: store.max_bytes: must be between 1048576 and "
 	    "1099511627776 (got 1048575)");
-	expect_error("store: {\n files = 0; };\n",
-	    "t.conf:2: store.files: must be between 1 and 8 (got 0)");
+	expect_error("store: {\n files = -1; };\n",
+	    "t.conf:2: store.files: must be between 0 and 8 (got -1)");
 	expect_error("store: { files = 9; };\n",
-	    "t.conf:1: store.files: must be between 1 and 8 (got 9)");
+	    "t.conf:1: store.files: must be between 0 and 8 (got 9)");
 	expect_error("operations: { storage: {\n max_bytes = 4294967297L; };"
 	    " };\n",
 	    "t.conf:2: operations.storage.max_bytes: must be between 1 and "
