@@ -2,8 +2,8 @@
 database file of the state directory (store.files: egressd.db and
 egressd-N.db), whatever store.files says now.
 
-The files are made here: egressd runs once with the default store.files
-(1) against the fake orchestrator and writes egressd.db with real rows;
+The files are made here: egressd runs once with store.files = 1 against
+the fake orchestrator and writes egressd.db (only) with real rows;
 egressd-N.db is a copy of it with every pid moved past (N - 1) * 10^12, as
 a file of its own has them (procmgr/store.h), and its times and goals
 changed so that the files' rows can be told apart and interleave."""
@@ -24,6 +24,7 @@ SPAN = 10 ** 12                 # STORE_PID_SPAN
 HEALTH = "/api/v1/test/health"
 BATCH = "/api/v1/agent/execute/batch"
 HEALTH_OPS = 3                  # roots besides the batch
+ONE_FILE = {"store": {"files": 1}}  # every worker writes egressd.db
 
 
 def egressctl(state_dir, *args, check=True):
@@ -48,11 +49,20 @@ def first_file():
     """egressd.db with real rows, made once for the module: a batch of
     two and three health operations, run by egressd and stopped.  -> its
     path (a template: tests copy it)."""
+    bin_path = binary("EGRESSD_BIN")
     d = tempfile.mkdtemp(prefix="egctlf-", dir="/tmp")
+    try:
+        make_first_file(bin_path, d)
+        yield os.path.join(d, "egressd.db")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def make_first_file(bin_path, d):
     o = FakeOrchestrator("127.0.0.1", 0, TOKEN_ID, new_token(), 0.5)
     o.start()
-    a = Agent(binary("EGRESSD_BIN"), d, o.url, o.token,
-              {"process": {"max_child_processes": 2}})
+    a = Agent(bin_path, d, o.url, o.token,
+              dict(ONE_FILE, process={"max_child_processes": 2}))
     made = False
     try:
         a.start()
@@ -65,8 +75,6 @@ def first_file():
         if not made:
             a.dump()
         o.stop()
-    yield os.path.join(d, "egressd.db")
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -295,21 +303,22 @@ def test_egressd_db_missing_beside_another_file_is_said(state):
 
 
 def test_status_summary_counts_every_file(orch, agent):
-    """status --json of a running daemon: the rows of both files, the
-    oldest of either (file 2's, made older)."""
-    a = agent()
+    """status --json of a running daemon (writing egressd.db only): the
+    rows of egressd.db and egressd-3.db, the oldest of either (file 3's,
+    made older)."""
+    a = agent(**ONE_FILE)
     a.wait_ready(2)
     operations(orch)
-    add_file(a.dir, 2, dt=-1000.0)
+    add_file(a.dir, 3, dt=-1000.0)
     st = json.loads(run_tool([binary("EGRESSCTL_BIN"), "-c", a.config,
                               "status", "--json"]).stdout)["database"]
     count = "SELECT count(*) FROM processes"
     ((n1,),) = rows(db_file(a.dir, 1), count)
-    ((n2,),) = rows(db_file(a.dir, 2), count)
-    assert n1 == n2 > 0 and st["rows"]["processes"] == n1 + n2, st
-    ((oldest,),) = rows(db_file(a.dir, 2), "SELECT min(created_at) FROM "
+    ((n3,),) = rows(db_file(a.dir, 3), count)
+    assert n1 == n3 > 0 and st["rows"]["processes"] == n1 + n3, st
+    ((oldest,),) = rows(db_file(a.dir, 3), "SELECT min(created_at) FROM "
                         "processes")
     assert st["oldest"]["process"] == pytest.approx(oldest), st
-    ((finished,),) = rows(db_file(a.dir, 2), "SELECT min(ended_at) FROM "
+    ((finished,),) = rows(db_file(a.dir, 3), "SELECT min(ended_at) FROM "
                           "processes WHERE parent_pid IS NULL")
     assert st["oldest"]["finished_operation"] == pytest.approx(finished)
