@@ -22,7 +22,6 @@
 #include "core/promtext.h"
 #include "master/control.h"
 #include "ctl/ctldb.h"
-#include "procmgr/store.h"
 #include "core/version.h"
 
 #define EXIT_FAILED 1
@@ -50,9 +49,9 @@ usage(FILE *out)
 	    "             configuration file, else %s)\n"
 	    "  -c FILE    configuration file to read the socket path from\n"
 	    "             (default %s)\n"
-	    "  -d DIR     state directory holding egressd.db (default: "
-	    "server.state_dir\n"
-	    "             of the configuration file)\n"
+	    "  -d DIR     state directory holding egressd.db and egressd-N.db\n"
+	    "             (default: server.state_dir of the configuration "
+	    "file)\n"
 	    "  -V         print the version and exit\n"
 	    "  -h         print this help and exit\n"
 	    "\n"
@@ -152,14 +151,14 @@ resolve_socket(const struct ctl_options *o)
 }
 
 /*
- * The database: -d, else the configuration's state_dir; without either,
- * exit (or, when quiet, NULL).
+ * The state directory holding the database files: -d, else the
+ * configuration's state_dir; without either, exit (or, when quiet, NULL).
  */
 static char *
-resolve_db(const struct ctl_options *o, int quiet)
+resolve_state_dir(const struct ctl_options *o, int quiet)
 {
 	struct egressd_config cfg;
-	char err[CONFIG_ERR_MAX], *path = NULL;
+	char err[CONFIG_ERR_MAX], *path;
 	const char *dir = o->state_dir;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -174,8 +173,7 @@ resolve_db(const struct ctl_options *o, int quiet)
 		}
 		dir = cfg.server.state_dir;
 	}
-	if (asprintf(&path, "%s/%s", dir, STORE_FILE_NAME) == -1)
-		path = NULL;
+	path = strdup(dir);
 	config_free(&cfg);
 	return path;
 }
@@ -347,7 +345,7 @@ add_db_summary(cJSON *reply, const struct ctl_options *o)
 
 	if (!cJSON_IsObject(d))
 		return;
-	if ((path = resolve_db(o, 1)) != NULL)
+	if ((path = resolve_state_dir(o, 1)) != NULL)
 		sum = ctldb_summary(path);
 	free(path);
 	if (sum == NULL) {
@@ -581,7 +579,7 @@ main(int argc, char **argv)
 	    CTL_CMD_RELOAD, CTL_CMD_STOP, CTL_CMD_SCALE, CTL_CMD_METRICS,
 	    CTL_CMD_UPGRADE };
 	struct ctl_options o;
-	char *sockpath;
+	char *sockpath, *state_dir;
 	cJSON *req;
 	size_t i;
 	int ch, rc;
@@ -617,10 +615,10 @@ main(int argc, char **argv)
 		return verify(&o);
 	}
 	if (ctldb_handles(argv[optind])) {
-		if ((sockpath = resolve_db(&o, 0)) == NULL)
+		if ((state_dir = resolve_state_dir(&o, 0)) == NULL)
 			return EXIT_USAGE;
-		rc = ctldb_main(argc - optind, argv + optind, sockpath);
-		free(sockpath);
+		rc = ctldb_main(argc - optind, argv + optind, state_dir);
+		free(state_dir);
 		return rc;
 	}
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
