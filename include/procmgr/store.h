@@ -81,7 +81,8 @@ struct store {
 	int wal_pages;			/* checkpoint from here on */
 	int batch;			/* store_batch_begin's is open */
 	int batch_lost;			/*   and SQLite rolled it back */
-	int index;			/* 0-based: file index + 1 */
+	int index;			/* of the file, 0-based (file */
+					/*   index + 1 for people) */
 };
 
 /*
@@ -107,14 +108,6 @@ int store_open(struct store *st, const char *state_dir,
     enum config_synchronous sync, double busy_timeout, char *err,
     size_t errlen);
 /*
- * The same for a database that must already exist (once the master has
- * created it): a missing file is an error, never a new empty one.
- */
-int store_open_existing(struct store *st, const char *state_dir,
-    enum config_synchronous sync, double busy_timeout, char *err,
-    size_t errlen);
-
-/*
  * The path of state_dir's file index (0-based) into buf; -1 when index is
  * out of 0..CONFIG_STORE_FILES_MAX-1 or the path does not fit.
  */
@@ -128,7 +121,9 @@ int store_files_resolve(int configured, int workers);
 /* The 0-based file worker slot (1..N) writes when store.files is files. */
 int store_file_of_slot(int slot, int files);
 /*
- * store_open (create) or store_open_existing for the file index.
+ * Open file index like store_open when create is set; otherwise the file
+ * must already exist (once the master has made it): a missing one is an
+ * error, never a new empty one.
  */
 int store_open_file(struct store *st, const char *state_dir, int index,
     int create, enum config_synchronous sync, double busy_timeout,

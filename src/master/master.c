@@ -1240,14 +1240,16 @@ master_keep_restart_only_keys(struct master *m, struct egressd_config *cfg)
 		free(*now);
 		*now = tmp;
 	}
-	/* The files are made, and their identities noted, at start. */
+	/*
+	 * The files are made, and their identities noted, at start: the new
+	 * workers write the running (resolved, never 0) value's files.
+	 */
 	if (store_files_resolve(cfg->store.files, m->opt.workers_override > 0 ?
 	    m->opt.workers_override : cfg->server.workers) !=
-	    m->cfg->store.files) {
+	    m->cfg->store.files)
 		log_warnx("reload: store.files changed; it takes effect only "
 		    "after a restart");
-		cfg->store.files = m->cfg->store.files;
-	}
+	cfg->store.files = m->cfg->store.files;
 	cfg->server.daemonize = m->cfg->server.daemonize;
 }
 

@@ -58,7 +58,22 @@ master_db_next(const struct master *m, int index)
 	return -1;
 }
 
-/* Each file's share of store.max_bytes (its data and its WAL). */
+/*
+ * The first file in use, or -1 when the state guard says the files are
+ * not those opened at start (stateguard.c says why): once per pass over
+ * the files, not per file.
+ */
+static int
+master_db_first(struct master *m)
+{
+	return stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
+}
+
+/*
+ * Each file's share of store.max_bytes (its data and its WAL): an equal
+ * share of every file in use, those no worker writes now included (they
+ * hold data until removed).
+ */
 static int64_t
 master_db_share(const struct master *m)
 {
@@ -66,9 +81,21 @@ master_db_share(const struct master *m)
 }
 
 /*
+ * The WAL's share of a file, as the workers size it (worker.c: their
+ * store.max_bytes / store.files), so that the master's "WAL past twice its
+ * own" agrees with where they checkpoint.
+ */
+static int64_t
+master_db_wal(const struct master *m)
+{
+	return store_wal_limit(m->cfg->store.max_bytes /
+	    store_files_resolve(m->cfg->store.files, 1));
+}
+
+/*
  * While running, the databases must be the files opened at start: one
- * removed or replaced is not opened (stateguard.c says why), and a missing
- * one is never created anew.
+ * removed or replaced is not opened (master_db_first asked the state guard
+ * before this pass), and a missing one is never created anew.
  */
 static int
 master_db_open_brief(struct master *m, int index)
@@ -78,14 +105,13 @@ master_db_open_brief(struct master *m, int index)
 
 	if (busy > MASTER_DB_BUSY_TIMEOUT)
 		busy = MASTER_DB_BUSY_TIMEOUT;
-	if (!stateguard_db_ok(m))
-		return -1;
 	if (store_open_file(&m->store, m->cfg->server.state_dir, index, 0,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return -1;
 	}
-	if (store_set_max_bytes(&m->store, master_db_share(m), err,
+	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes /
+	    store_files_resolve(m->cfg->store.files, 1), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		store_close(&m->store);
@@ -139,7 +165,7 @@ master_db_worker_exited(struct master *m, const char *instance_id,
 	int i;
 
 	master_db_reason(status, reason, sizeof(reason));
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	for (i = master_db_first(m); i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1)
 			continue;
 		if (store_worker_exited(&m->store, instance_id, how) == -1)
@@ -161,7 +187,9 @@ master_db_results_left(struct master *m, const char *instance_id)
 {
 	int i, n, sum = 0;
 
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	if ((i = master_db_first(m)) < 0)
+		return -1;
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1)
 			return -1;
 		if ((n = store_outbox_pending(&m->store, instance_id)) == -1)
@@ -205,7 +233,9 @@ master_db_outbox(struct master *m)
 	if (m->outbox_read > 0 &&
 	    clock_mono() - m->outbox_read < MASTER_OUTBOX_FRESH)
 		return;
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	if ((i = master_db_first(m)) < 0)
+		return;
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1)
 			return;
 		rc = master_db_add_outbox(m, &sum);
@@ -225,7 +255,9 @@ master_db_took_operation(struct master *m, const char *instance_id,
 	struct procmgr pm;
 	int i, rc, any = 0;
 
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	if ((i = master_db_first(m)) < 0)
+		return -1;
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
 			any = -1;
 			continue;
@@ -264,20 +296,36 @@ master_db_recover(struct master *m)
 }
 
 /*
- * Undelivered results in a file no worker writes now (store.files lowered,
- * or fewer workers than files): moved to the first file, whose worker
- * delivers them.  Two transactions, the copy first: a crash between them
- * may send a result twice, never lose one.
+ * The files a live worker writes (bits, as db_files).  One not yet past
+ * HELLO counts: it is about to open its file.
+ */
+static unsigned
+master_db_written(const struct master *m)
+{
+	const struct wproc *w;
+	unsigned bits = 0;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		bits |= 1u << store_file_of_slot(w->slot, m->cfg->store.files);
+	return bits;
+}
+
+/*
+ * Undelivered results of the files in bits (never the first): moved to
+ * the first file, whose worker delivers them.  No worker claims from such
+ * a file meanwhile (the master's loop starts none during the move).  Two
+ * transactions, the copy first: a crash, or a delete that fails, between
+ * them may send a result twice, never lose one.
  */
 static void
-master_db_adopt_outbox(struct master *m)
+master_db_adopt_outbox(struct master *m, unsigned bits)
 {
 	char err[CONFIG_ERR_MAX], path[PATH_MAX];
-	int writers = m->cfg->store.files < m->target ? m->cfg->store.files :
-	    m->target, i, n;
+	int i, n;
 
-	for (i = master_db_next(m, writers > 1 ? writers : 1); i >= 0;
-	    i = master_db_next(m, i + 1)) {
+	for (i = master_db_next(m, 1); i >= 0; i = master_db_next(m, i + 1)) {
+		if (!(bits & (1u << i)))
+			continue;
 		if (store_file_path(m->cfg->server.state_dir, i, path,
 		    sizeof(path)) == -1 || master_db_open_brief(m, 0) == -1)
 			return;
@@ -287,9 +335,40 @@ master_db_adopt_outbox(struct master *m)
 			log_warnx("%s", err);
 		else if (n > 0)
 			log_info("database: %d undelivered results moved from "
-			    "%s, which no worker writes now, to the first file",
+			    "%s, which no live worker writes, to the first file",
 			    n, path);
 	}
+}
+
+/*
+ * At start: the files no slot will write (store.files lowered, or fewer
+ * workers than files).
+ */
+static void
+master_db_adopt_unused(struct master *m)
+{
+	int used = m->cfg->store.files < m->target ? m->cfg->store.files :
+	    m->target;
+
+	m->db_unwritten = m->db_files & ~((1u << (used > 1 ? used : 1)) - 1);
+	master_db_adopt_outbox(m, m->db_unwritten);
+}
+
+/*
+ * Every housekeeping pass: the files no live worker wrote at this pass
+ * nor at the one before (a scale down, a slot in crash-loop back-off or
+ * whose worker cannot boot), so that their results do not wait for a
+ * worker that may not come; not those whose worker just died: its slot's
+ * next one, started at once, claims them sooner than a busy worker of the
+ * first file would.
+ */
+static void
+master_db_adopt_orphans(struct master *m)
+{
+	unsigned now = m->db_files & ~master_db_written(m);
+
+	master_db_adopt_outbox(m, now & m->db_unwritten);
+	m->db_unwritten = now;
 }
 
 /*
@@ -311,20 +390,15 @@ master_db_prune_workers(struct master *m)
 
 /*
  * The bytes of data a size pass starts at in one file: its share of the
- * budget less its WAL's.  All files together: master_db_target.
+ * budget less its WAL's (at most half of it: with many files, a small
+ * max_bytes and a WAL sized for fewer files).
  */
 static int64_t
 master_db_file_target(const struct master *m)
 {
-	int64_t share = master_db_share(m);
+	int64_t share = master_db_share(m), wal = master_db_wal(m);
 
-	return share - store_wal_limit(share);
-}
-
-static int64_t
-master_db_target(const struct master *m)
-{
-	return master_db_file_target(m) * (m->db_nfiles > 0 ? m->db_nfiles : 1);
+	return share - (wal < share / 2 ? wal : share / 2);
 }
 
 /* Over budget with nothing left that may go: say why, once a minute. */
@@ -345,13 +419,12 @@ master_db_blocked(struct master *m, const struct audit_budget *b,
 	    (long long)b->target, (long long)m->cfg->store.max_bytes,
 	    (long long)k.undelivered, (long long)k.dead,
 	    (long long)k.running);
-	if (!m->disk.blocked || now - m->disk.blocked_logged >=
+	if (m->disk.blocked == 0 || now - m->disk.blocked_logged >=
 	    MASTER_DB_LOG_EVERY) {
 		log_warnx("%s; nothing is pruned until results are delivered "
 		    "(or dead letters removed)", m->disk.reason);
 		m->disk.blocked_logged = now;
 	}
-	m->disk.blocked = 1;
 }
 
 /* sum += one, for the figures of several files. */
@@ -367,17 +440,22 @@ master_db_size_add(struct store_size *sum, const struct store_size *one)
 }
 
 /*
- * A size pass on the open store: prune the oldest finished trees while
- * the data passes the file's share of the budget, give free pages back,
- * bound the WAL; its sizes after are added to *after.  Returns 1 when
- * the file is over its share with nothing that may go, or could do
- * nothing (the caller then rests MASTER_DB_QUIET), 0 otherwise.
+ * A size pass on the open store, file index: prune the oldest finished
+ * trees while the data passes the file's share of the budget, give free
+ * pages back, bound the WAL; its sizes after are added to *after.  The
+ * file is blocked once over its share with nothing that may go, and stays
+ * so until a pass finds it within (not when a pass fails, nor when one
+ * ran out of batches).  Returns 1 when the pass could do nothing (blocked,
+ * a failure, or a file that does not shrink: the caller then rests
+ * MASTER_DB_QUIET), 0 otherwise.
  */
 static int
-master_db_budget(struct master *m, double now, struct store_size *after)
+master_db_budget(struct master *m, int index, double now,
+    struct store_size *after)
 {
 	struct audit_budget b = { .target = master_db_file_target(m) };
-	int64_t wal = store_wal_limit(master_db_share(m));
+	int64_t wal = master_db_wal(m);
+	unsigned bit = 1u << index;
 	struct store_size sz;
 	char err[CONFIG_ERR_MAX];
 
@@ -399,8 +477,11 @@ master_db_budget(struct master *m, double now, struct store_size *after)
 		log_debug("database %s: %lld rows pruned to stay within "
 		    "store.max_bytes, %lld bytes of data left", m->store.path,
 		    (long long)b.removed, (long long)b.used);
-	if (b.blocked)
+	if (b.blocked) {
 		master_db_blocked(m, &b, now);
+		m->disk.blocked |= bit;
+	} else if (b.used <= b.target)
+		m->disk.blocked &= ~bit;
 	/*
 	 * Within the budget the free pages stay, for the writers to reuse
 	 * (and the file system's free space is no business of ours: on a
@@ -423,47 +504,44 @@ master_db_budget(struct master *m, double now, struct store_size *after)
 /*
  * A size pass over every file; blocked while one of them is.  The watch
  * runs the next pass at its next look, or, when this one could do
- * nothing (blocked, or a file that does not shrink), MASTER_DB_QUIET
- * later.
+ * nothing, MASTER_DB_QUIET later.
  */
 static void
 master_db_budget_all(struct master *m, double now)
 {
 	struct store_size after = { 0, 0, 0, 0, 0 };
-	int i, rest = 0, blocked = 0, was = m->disk.blocked;
+	int i, rest = 0, was = m->disk.blocked != 0;
 
-	m->disk.blocked = 0;
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	if ((i = master_db_first(m)) < 0)
+		return;		/* the state guard's fault stands instead */
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
-			blocked |= was;		/* cannot tell: as it was */
+			rest = 1;	/* its blocked bit stays as it was */
 			continue;
 		}
-		rest |= master_db_budget(m, now, &after);
-		blocked |= m->disk.blocked;
-		m->disk.blocked = 0;
+		rest |= master_db_budget(m, i, now, &after);
 		store_close(&m->store);
 	}
-	if (was && !blocked)
+	if (was && m->disk.blocked == 0)
 		log_info("database: back within store.max_bytes (%lld bytes "
 		    "of data)", (long long)after.used_bytes);
-	m->disk.blocked = blocked;
 	m->disk.size = after;
 	m->disk.next_pass = now + (rest ? MASTER_DB_QUIET : 0);
 	m->disk.pass_bytes = after.file_bytes;
 }
 
 /*
- * While the file and WAL do not change, the looks drift apart, doubling up
- * to MASTER_DB_WATCH_IDLE, so that an idle master is not woken every
+ * While the files and WALs do not change, the looks drift apart, doubling
+ * up to MASTER_DB_WATCH_IDLE, so that an idle master is not woken every
  * second for nothing (DESIGN section 1); but only as far as workers
  * starting to write at MASTER_DB_BURST could not fill a quarter of what is
- * left below the target before the next look.  Any change brings back
- * MASTER_DB_WATCH.
+ * left below the fullest file's target before the next look.  Any change
+ * brings back MASTER_DB_WATCH.
  */
 static double
-master_db_idle_wait(struct master_disk *d, int64_t bytes, int64_t target)
+master_db_idle_wait(struct master_disk *d, int64_t bytes, int64_t room)
 {
-	double room = (double)(target - bytes) / MASTER_DB_BURST / 4;
+	double burst = (double)room / MASTER_DB_BURST / 4;
 
 	if (d->last_look == 0 || bytes != d->last_bytes) {
 		d->idle_wait = MASTER_DB_WATCH;
@@ -471,32 +549,35 @@ master_db_idle_wait(struct master_disk *d, int64_t bytes, int64_t target)
 	}
 	d->idle_wait = d->idle_wait * 2 > MASTER_DB_WATCH_IDLE ?
 	    MASTER_DB_WATCH_IDLE : d->idle_wait * 2;
-	if (d->idle_wait > room)
-		d->idle_wait = room > MASTER_DB_WATCH ? room : MASTER_DB_WATCH;
+	if (d->idle_wait > burst)
+		d->idle_wait = burst > MASTER_DB_WATCH ? burst : MASTER_DB_WATCH;
 	return d->idle_wait;
 }
 
 /*
  * When to look again: every MASTER_DB_WATCH (less often while nothing
- * changes: master_db_idle_wait), sooner while the file grows fast enough
- * to cross a quarter of what is left below its target before then; every
- * MASTER_DB_WATCH_NEAR (the most often) once it holds MASTER_DB_NEAR_PCT
- * of the target.
+ * changes: master_db_idle_wait), sooner while the files grow fast enough
+ * (all of them together: no file grows faster) to cross a quarter of what
+ * is left below the fullest one's target before then; every
+ * MASTER_DB_WATCH_NEAR (the most often) once that file holds
+ * MASTER_DB_NEAR_PCT of its target.  full: the fullest file's file and
+ * WAL bytes.
  */
 static double
-master_db_next_look(struct master *m, int64_t target, double now)
+master_db_next_look(struct master *m, int64_t target, int64_t full,
+    double now)
 {
 	struct master_disk *d = &m->disk;
 	int64_t bytes = d->size.file_bytes + d->size.wal_bytes;
-	double wait = master_db_idle_wait(d, bytes, target), rate;
+	double wait = master_db_idle_wait(d, bytes, target - full), rate;
 
 	if (d->last_look > 0 && now > d->last_look && bytes > d->last_bytes) {
 		rate = (double)(bytes - d->last_bytes) / (now - d->last_look);
-		wait = (double)(target - bytes) / rate / 4;
+		wait = (double)(target - full) / rate / 4;
 		if (wait > MASTER_DB_WATCH)
 			wait = MASTER_DB_WATCH;
 	}
-	if (bytes > target / 100 * MASTER_DB_NEAR_PCT || wait <
+	if (full > target / 100 * MASTER_DB_NEAR_PCT || wait <
 	    MASTER_DB_WATCH_NEAR)
 		wait = MASTER_DB_WATCH_NEAR;
 	d->last_look = now;
@@ -505,29 +586,21 @@ master_db_next_look(struct master *m, int64_t target, double now)
 }
 
 /*
- * The watch: two stat calls a second (fewer while nothing changes:
- * master_db_idle_wait), up to ten while the file grows
- * towards its share of the budget or is near it (so what is written
- * between two looks stays small against it).  A file past that share, or
- * a WAL past twice its own, opens the database for a size pass (at most
- * one per MASTER_DB_QUIET while passes free nothing).
- */
-/* The file and WAL bytes of sz, as the file system says now. */
-/*
  * The file and WAL bytes of every file, summed into sz, as the file
- * system says now; 1 when one of them is past its share (its data past
- * master_db_file_target, or its WAL past twice its own).
+ * system says now; *full gets the largest of one file's file and WAL
+ * bytes.  Returns 1 when one of them is past its share: its data past
+ * master_db_file_target, or its WAL past twice its own.
  */
 static int
-master_db_stat(const struct master *m, struct store_size *sz)
+master_db_stat(const struct master *m, struct store_size *sz, int64_t *full)
 {
-	int64_t target = master_db_file_target(m);
-	int64_t wal = store_wal_limit(master_db_share(m));
+	int64_t target = master_db_file_target(m), wal = master_db_wal(m);
 	struct store_size one;
 	char path[PATH_MAX];
 	int i, over = 0;
 
 	sz->file_bytes = sz->wal_bytes = 0;
+	*full = 0;
 	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
 		if (store_file_path(m->cfg->server.state_dir, i, path,
 		    sizeof(path)) == -1)
@@ -535,24 +608,34 @@ master_db_stat(const struct master *m, struct store_size *sz)
 		store_files(path, &one);
 		sz->file_bytes += one.file_bytes;
 		sz->wal_bytes += one.wal_bytes;
+		if (one.file_bytes + one.wal_bytes > *full)
+			*full = one.file_bytes + one.wal_bytes;
 		over |= one.file_bytes > target || one.wal_bytes > 2 * wal;
 	}
 	return over;
 }
 
+/*
+ * The watch: two stat calls a second per file (fewer while nothing
+ * changes: master_db_idle_wait), up to ten while a file grows towards its
+ * share of the budget or is near it (so what is written between two looks
+ * stays small against it).  A file past that share, or a WAL past twice
+ * its own, starts a size pass over the files (at most one per
+ * MASTER_DB_QUIET while passes free nothing).
+ */
 static void
 master_db_watch(void *arg)
 {
 	struct master *m = arg;
-	int64_t max = m->cfg->store.max_bytes;
+	int64_t max = m->cfg->store.max_bytes, full;
 	double now = clock_mono();
 	int over;
 
 	if (m->state != MS_RUNNING)
 		return;
-	over = master_db_stat(m, &m->disk.size);
+	over = master_db_stat(m, &m->disk.size, &full);
 	evloop_timer_add(m->loop, &m->disk.watch, master_db_next_look(m,
-	    master_db_target(m), now));
+	    master_db_file_target(m), full, now));
 	m->disk.checks++;
 	if (!over)
 		return;
@@ -575,8 +658,10 @@ master_db_reconfigured(struct master *m)
 void
 master_db_sizes(const struct master *m, struct store_size *sz)
 {
+	int64_t full;
+
 	*sz = m->disk.size;
-	(void)master_db_stat(m, sz);
+	(void)master_db_stat(m, sz, &full);
 }
 
 const char *
@@ -599,7 +684,9 @@ master_db_housekeeping(void *arg)
 	if (m->state != MS_RUNNING)
 		return;		/* stopping: no more passes */
 	evloop_timer_add(m->loop, &m->housekeeping, now + MASTER_DB_EVERY);
-	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+	if ((i = master_db_first(m)) < 0)
+		return;		/* the state guard's fault stands instead */
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
 			outbox_ok = 0;
 			continue;
@@ -630,7 +717,7 @@ master_db_housekeeping(void *arg)
 		m->outbox = outbox;
 		m->outbox_read = clock_mono();
 	}
-	master_db_adopt_outbox(m);
+	master_db_adopt_orphans(m);
 	master_db_budget_all(m, now);
 }
 
@@ -743,7 +830,7 @@ master_db_start(struct master *m, char *err, size_t errlen)
 		if (master_db_start_file(m, i, err, errlen) == -1)
 			return -1;
 	if (m->opt.inherit == NULL)
-		master_db_adopt_outbox(m);
+		master_db_adopt_unused(m);	/* no worker runs yet */
 	evloop_timer_init(&m->housekeeping, master_db_housekeeping, m);
 	evloop_timer_add(m->loop, &m->housekeeping, clock_mono() +
 	    MASTER_DB_AGAIN);

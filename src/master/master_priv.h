@@ -127,6 +127,7 @@ struct stateguard_db {
 	char *shm_path;		/* ...-shm */
 	dev_t dev;
 	ino_t ino;
+	int index;		/* 0-based, as store_file_path's */
 	int wal_lost;		/* its WAL was, while workers hold it */
 };
 
@@ -135,6 +136,7 @@ struct stateguard {
 	int ndb;		/* the files in use (master_db.c) */
 	int db_known;		/* the identities above were recorded */
 	int db_lost;		/* one removed or replaced: no new work */
+	char lost_path[PATH_MAX];	/*   the first of them */
 	int wal_lost;		/* one's WAL was, while workers hold it */
 	struct evloop_timer timer;	/* the next look (see stateguard.c) */
 	int ifd;		/* inotify on the files' folders, or -1 */
@@ -154,7 +156,8 @@ struct master_disk {
 	uint64_t checks;		/* looks at the sizes (and passes) */
 	double next_pass;		/* monotonic: no size pass before */
 	int64_t pass_bytes;		/*   unless it grows past this much */
-	int blocked;			/* over budget, nothing may go */
+	unsigned blocked;		/* bit i: file i over its share, */
+					/*   nothing may go */
 	double blocked_logged;		/* monotonic: its last warning */
 	char reason[MASTER_DB_REASON_MAX];	/* why, while blocked */
 };
@@ -175,6 +178,8 @@ struct master {
 	struct store store;	/* open only inside a master_db call */
 	unsigned db_files;	/* bit i: database file i is in use */
 	int db_nfiles;		/*   how many: master_db.c */
+	unsigned db_unwritten;	/*   of them, no live worker's at the */
+				/*   last housekeeping pass */
 	int sigfd;
 	uint8_t *rxbuf;
 

@@ -663,8 +663,8 @@ relay_worker_died(struct master *m, const char *instance_id, int status)
 	 * A worker that stopped told the orchestrator itself, unless results
 	 * of it were still in the outbox (poller.c): then that is ours too.
 	 */
-	if (stopped && (left = master_db_results_left(m, instance_id)) <= 0)
-		return;
+	if (stopped && (left = master_db_results_left(m, instance_id)) == 0)
+		return;		/* -1, unknown: the notice waits to know */
 	if (m->state == MS_STOPPING) {
 		log_warnx("worker instance %s %s while the agent stops: no "
 		    "shutdown notice is sent for it", instance_id, stopped ?

@@ -175,29 +175,63 @@ stateguard_check_wal(const struct stateguard_db *g)
 	return rc;
 }
 
-/* Why a database file is not the one opened at start, or NULL. */
-static const char *
-stateguard_check_db(const struct stateguard *g, char *buf, size_t len)
+/*
+ * A file past store.files that no worker writes, removed or replaced: it
+ * was kept only for its history and undelivered results (see
+ * master_db_adopt_outbox), so it is forgotten rather than holding work.
+ */
+static void
+stateguard_forget_db(struct master *m, int i, const char *what)
 {
+	struct stateguard *g = &m->guard;
+	struct stateguard_db *f = &g->db[i];
+
+	log_warnx("database %s, past store.files (%d) and written by no "
+	    "worker, was %s while running; it is no longer read", f->path,
+	    m->cfg->store.files, what);
+	m->db_files &= ~(1u << f->index);
+	m->db_nfiles--;
+	free(f->path);
+	free(f->wal_path);
+	free(f->shm_path);
+	memmove(f, f + 1, (size_t)(g->ndb - i - 1) * sizeof(*f));
+	g->ndb--;
+}
+
+/*
+ * Why a database file is not the one opened at start, or NULL; *which
+ * gets that file's g->db entry.
+ */
+static const char *
+stateguard_check_db(struct master *m, char *buf, size_t len,
+    const struct stateguard_db **which)
+{
+	struct stateguard *g = &m->guard;
 	const struct stateguard_db *f;
 	struct stat sb;
-	int i;
+	int i, gone;
 
 	if (!g->db_known)
 		return NULL;
 	for (i = 0; i < g->ndb; i++) {
 		f = &g->db[i];
-		if (stat(f->path, &sb) == -1) {
+		gone = stat(f->path, &sb) == -1;
+		if (!gone && sb.st_dev == f->dev && sb.st_ino == f->ino)
+			continue;
+		if (f->index >= m->cfg->store.files) {
+			stateguard_forget_db(m, i--, gone ? "removed" :
+			    "replaced");
+			continue;
+		}
+		*which = f;
+		if (gone)
 			snprintf(buf, len, "database %s was removed while "
 			    "running (%s)", f->path, strerror(errno));
-			return buf;
-		}
-		if (sb.st_dev != f->dev || sb.st_ino != f->ino) {
+		else
 			snprintf(buf, len, "database %s was replaced while "
 			    "running (inode %lu, opened as %lu)", f->path,
 			    (unsigned long)sb.st_ino, (unsigned long)f->ino);
-			return buf;
-		}
+		return buf;
 	}
 	return NULL;
 }
@@ -211,6 +245,8 @@ stateguard_check_access(struct master *m)
 
 	for (i = 0; i < m->guard.ndb; i++) {
 		f = &m->guard.db[i];
+		if (f->index >= m->cfg->store.files)
+			continue;	/* no worker opens it */
 		if (access(f->path, R_OK | W_OK) == 0 ||
 		    stat(f->path, &sb) == -1)
 			continue;
@@ -253,8 +289,8 @@ stateguard_db_ok(struct master *m)
 {
 	struct stateguard *g = &m->guard;
 	char buf[DEGRADED_TEXT_MAX];
-	const char *why = stateguard_check_db(g, buf, sizeof(buf));
-	const struct stateguard_db *f;
+	const struct stateguard_db *f = NULL;
+	const char *why = stateguard_check_db(m, buf, sizeof(buf), &f);
 
 	if (why == NULL && (f = stateguard_wals(m)) != NULL) {
 		snprintf(buf, sizeof(buf), "database %s: its WAL %s was "
@@ -266,7 +302,7 @@ stateguard_db_ok(struct master *m)
 	if (why == NULL) {
 		if (g->db_lost)
 			log_info("database %s is itself again; taking work",
-			    g->ndb > 1 ? "files" : g->db[0].path);
+			    g->lost_path);
 		g->db_lost = 0;
 		degraded_clear(&m->degraded, STATEGUARD_KEY_DB);
 		return 1;
@@ -276,6 +312,8 @@ stateguard_db_ok(struct master *m)
 		log_errx("%s: the workers finish and deliver what they hold; "
 		    "none is started and nothing opens the path until it "
 		    "names that file again (or egressd restarts)", why);
+	if (!g->db_lost)
+		snprintf(g->lost_path, sizeof(g->lost_path), "%s", f->path);
 	g->db_lost = 1;
 	return 0;
 }
@@ -553,6 +591,9 @@ stateguard_note_db(struct master *m, int index, char *err, size_t errlen)
 	char path[PATH_MAX];
 	struct stat sb;
 
+	/* Counted at once: stateguard_free frees what was made. */
+	m->guard.ndb++;
+	f->index = index;
 	if (store_file_path(m->cfg->server.state_dir, index, path,
 	    sizeof(path)) == -1 || (f->path = strdup(path)) == NULL ||
 	    (f->wal_path = stateguard_path(path, "-wal")) == NULL ||
@@ -560,7 +601,6 @@ stateguard_note_db(struct master *m, int index, char *err, size_t errlen)
 		snprintf(err, errlen, "database: out of memory");
 		return -1;
 	}
-	m->guard.ndb++;
 	if (stat(f->path, &sb) == -1) {
 		snprintf(err, errlen, "database %s: %s", f->path,
 		    strerror(errno));

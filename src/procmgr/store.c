@@ -408,8 +408,8 @@ store_open_flags(struct store *st, const char *state_dir, int index,
 	if (store_check_dir(state_dir, err, errlen) == -1)
 		return -1;
 	if (store_file_path(state_dir, index, path, sizeof(path)) == -1) {
-		snprintf(err, errlen, "database file %d of %s: no such file "
-		    "(the path is too long, or not 1..%d)", index + 1,
+		snprintf(err, errlen, "database file %d of %s: the path is "
+		    "too long, or the file not one of 1..%d", index + 1,
 		    state_dir, CONFIG_STORE_FILES_MAX);
 		return -1;
 	}
@@ -450,15 +450,6 @@ store_open(struct store *st, const char *state_dir,
 {
 	return store_open_flags(st, state_dir, 0, SQLITE_OPEN_CREATE, sync,
 	    busy_timeout, err, errlen);
-}
-
-int
-store_open_existing(struct store *st, const char *state_dir,
-    enum config_synchronous sync, double busy_timeout, char *err,
-    size_t errlen)
-{
-	return store_open_flags(st, state_dir, 0, 0, sync, busy_timeout, err,
-	    errlen);
 }
 
 static int
@@ -506,8 +497,21 @@ store_seed_pids(struct store *st, char *err, size_t errlen)
 {
 	char sql[256];
 	long long base = (long long)st->index * STORE_PID_SPAN;
+	sqlite3_stmt *s;
+	int seeded = 0;
 
 	if (st->index == 0)
+		return 0;
+	/* Read first: a start (or an upgrade beside live workers) that has */
+	/* nothing to write takes no write lock. */
+	if (sqlite3_prepare_v2(st->db, "SELECT seq >= ?1 FROM sqlite_sequence "
+	    "WHERE name = 'processes'", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, base);
+		seeded = sqlite3_step(s) == SQLITE_ROW &&
+		    sqlite3_column_int(s, 0) == 1;
+		sqlite3_finalize(s);
+	}
+	if (seeded)
 		return 0;
 	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
 	    "INSERT INTO sqlite_sequence (name, seq) SELECT 'processes', 0 "
@@ -993,7 +997,7 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
     size_t errlen)
 {
 	sqlite3_stmt *s;
-	char ignored[8];
+	char ignored[8], why[CONFIG_ERR_MAX];
 	int n = -1, rc;
 
 	if (sqlite3_prepare_v2(st->db, "ATTACH ?1 AS src", -1, &s, NULL) !=
@@ -1013,17 +1017,24 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
 	/* The copy commits before the delete: a crash between sends twice. */
 	if (store_exec(st, "BEGIN IMMEDIATE;"
 	    "INSERT OR IGNORE INTO main.outbox SELECT * FROM src.outbox "
-	    "WHERE " STORE_SRC_ORPHAN ";", err, errlen) == 0) {
-		n = sqlite3_changes(st->db);
-		if (store_exec(st, "COMMIT;"
-		    "BEGIN IMMEDIATE;"
+	    "WHERE " STORE_SRC_ORPHAN ";"
+	    "COMMIT", why, sizeof(why)) == -1) {
+		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+		snprintf(err, errlen, "results of %s not moved: %s", src_path,
+		    why);
+	} else {
+		n = sqlite3_changes(st->db);	/* the INSERT's */
+		if (store_exec(st, "BEGIN IMMEDIATE;"
 		    "DELETE FROM src.outbox WHERE " STORE_SRC_ORPHAN " AND "
 		    "operation_id IN (SELECT operation_id FROM main.outbox);"
-		    "COMMIT", err, errlen) == -1)
+		    "COMMIT", why, sizeof(why)) == -1) {
+			store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+			snprintf(err, errlen, "results of %s copied to %s but "
+			    "not deleted there (%s): those delivered meanwhile "
+			    "may be sent twice", src_path, st->path, why);
 			n = -1;
+		}
 	}
-	if (n == -1)
-		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
 	store_exec(st, "DETACH src", ignored, sizeof(ignored));
 	return n;
 }

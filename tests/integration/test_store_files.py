@@ -294,8 +294,8 @@ def test_results_of_a_file_no_worker_writes_are_delivered(orch, agent,
     (iid,) = b.worker_ids(b.wait_ready(workers))
     res = wait_results(orch, held)
     assert res[left][0]["instance_id"] == iid, res[left]
-    wait_until(lambda: not outbox(a.dir, SECOND) and
-               not outbox(a.dir, FIRST), msg="both outboxes empty")
+    wait_until(lambda: not outbox(a.dir, SECOND), msg="egressd-2.db's "
+               "outbox empty")
     b.wait_log(f"undelivered results moved from "
                f"{os.path.join(os.path.abspath(a.dir), SECOND)}")
     time.sleep(SWEEPS)
@@ -338,8 +338,8 @@ def test_crash_then_one_file(orch, agent, workdir):
     assert res[left][0]["result"].get("pid") == pid, res[left]
     _, _, status, ended = roots(a.dir, SECOND)[left]
     assert status == "FAILED" and ended is not None, (status, ended)
-    wait_until(lambda: not outbox(a.dir, SECOND) and
-               not outbox(a.dir, FIRST), msg="both outboxes empty")
+    wait_until(lambda: not outbox(a.dir, SECOND), msg="egressd-2.db's "
+               "outbox empty")
     b.wait_log(f"1 undelivered results moved from "
                f"{os.path.join(os.path.abspath(a.dir), SECOND)}")
     time.sleep(SWEEPS)
@@ -407,6 +407,27 @@ def test_reload_keeps_store_files(orch, agent, workdir, before, after):
     a.check_alive()
 
 
+def test_reload_with_files_0_keeps_each_worker_on_its_file(orch, agent,
+                                                           workdir):
+    """store.files = 0 (as many as the workers) resolves once, at start:
+    a reload that changes nothing must not put the new workers on
+    egressd.db alone, nor say that store.files changed."""
+    a, _ = two_files(agent, workdir, files=0)
+    assert store_files(a.dir) == [SECOND, FIRST]
+    at = len(a.log())
+    rc, out = reload_ctl(a)
+    assert rc == 0, out
+    h = a.wait_ready(2, generation=2)
+    held = hold_in_each_worker(orch, a, {FIRST: 1, SECOND: 1})
+    owners = {name: roots(a.dir, name)[op][1] for name in (FIRST, SECOND)
+              for op in live(a.dir, name, held)}
+    assert set(owners.values()) == a.worker_ids(h), (owners, h)
+    assert "store.files changed" not in a.log()[at:]
+    release(workdir)
+    wait_results(orch, held)
+    a.check_alive()
+
+
 # --------------------------------------------------------------------------
 # 7. store.max_bytes bounds the files together
 
@@ -416,6 +437,7 @@ SLACK = BUDGET // 4             # as test_disk_budget.py (docs/OPERATIONS.md)
 PASSES = 2                      # the budget's worth of data written, at least
 ROUND = 100                     # operations enqueued at a time
 PAYLOAD = 3000                  # bytes of the file each operation reads
+QUIET = 10.0                    # MASTER_DB_QUIET in src/master/master_db.c
 
 
 def status(a):
@@ -480,3 +502,44 @@ def test_max_bytes_bounds_the_files_together(orch, agent, workdir):
           f"{peak} by file")
     for name in (FIRST, SECOND):
         assert query(a.dir, name, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_over_budget_warns_once_a_minute_and_stays_blocked(orch, agent,
+                                                           workdir):
+    """Undelivered results alone over store.max_bytes: the warning comes
+    once a minute, not at every size pass (one per MASTER_DB_QUIET), and
+    health stays degraded: no "back within" while it is not."""
+    root = os.path.join(workdir, "objects")
+    os.makedirs(root)
+    with open(os.path.join(root, "blob"), "w") as f:
+        f.write("x" * PAYLOAD)
+    a = agent(start=False, server={"workers": 2},
+              store={"files": 2, "max_bytes": MIB},
+              worker={"max_inflight": 64}, orchestrator=ORCH)
+    with open(a.config, "w") as f:
+        f.write(render_config(a.cfg, "operations: {\n  storage: { enabled "
+                              "= true; root = \"objects\"; };\n};\n"))
+    a.start()
+    a.wait_ready(2)
+    set_result_failing(orch, True)
+    ids = []
+    while on_disk(a.dir, FIRST) + on_disk(a.dir, SECOND) <= MIB:
+        ids += orch.enqueue([{"path": STORAGE_READ,
+                              "operation": {"key": "blob"}}
+                             for _ in range(50)])["operation_ids"]
+        kick(orch)
+        wait_until(lambda: sum(len(outbox(a.dir, n)) for n in
+                               (FIRST, SECOND)) == len(ids),
+                   timeout=2 * DEADLINE, msg="every result in an outbox")
+    warning = "nothing is pruned until results are delivered"
+    a.wait_log(warning, timeout=DEADLINE)
+    # Two more size passes at least (MASTER_DB_QUIET, 10 s, apart).
+    deadline = time.monotonic() + 2 * QUIET + 1
+    while time.monotonic() < deadline:
+        assert status(a)["database"]["degraded"], "not degraded any more"
+        time.sleep(1.0)
+    log = a.log()
+    assert log.count(warning) == 1, log.count(warning)
+    assert "back within store.max_bytes" not in log
+    set_result_failing(orch, False)
+    wait_results(orch, ids, timeout=2 * DEADLINE)
