@@ -220,7 +220,7 @@ static const struct config_key config_store_keys[] = {
 	    .min = CONFIG_STORE_BYTES_MIN, .max = CONFIG_STORE_BYTES_MAX,
 	    .def = GIB },
 	{ KEY("files", CK_INT, CFG(store.files)),
-	    .min = 0, .max = CONFIG_STORE_FILES_MAX, .def = 1 },
+	    .min = 0, .max = CONFIG_STORE_FILES_MAX, .def = 0 },
 };
 
 /* health.stale_after: 0 = CONFIG_STALE_POLLS x poll_interval (see below). */

@@ -2,7 +2,8 @@
 
 conftest.py (process-model tests) and proto_helpers.py (orchestrator-protocol
 tests) both build on these: deadlines, polling, binary lookup, libconfig
-rendering and merging, the control-socket client, the process class their
+rendering and merging, reading the database files (store.files: every
+file's rows together), the control-socket client, the process class their
 Daemon and Agent extend, and the temporary directory fixture.  The /proc
 inspection and process helpers come from tests/procutil.py, shared with the
 benchmarks, and are re-exported here.  Apart from pytest itself, only the
@@ -176,6 +177,58 @@ def merge(cfg, overrides):
             else:
                 sec[k] = v
     return cfg
+
+
+# --------------------------------------------------------------------------
+# the database files
+
+# store.files spreads the workers over up to this many files
+# (CONFIG_STORE_FILES_MAX): egressd.db, then egressd-2.db .. egressd-8.db
+# (STORE_FILE_NAME, STORE_FILE_PREFIX N STORE_FILE_SUFFIX in procmgr/store.h).
+DB_FILES_MAX = 8
+DB_TIMEOUT = 5.0            # seconds a read waits for a lock
+
+
+def db_file_name(n):
+    """The name of database file n (1-based)."""
+    return "egressd.db" if n == 1 else f"egressd-{n}.db"
+
+
+def db_files(state_dir):
+    """The database files there are in state_dir, in file order (a worker
+    of slot S writes file (S - 1) % store.files + 1)."""
+    paths = (os.path.join(state_dir, db_file_name(n))
+             for n in range(1, DB_FILES_MAX + 1))
+    return [p for p in paths if os.path.exists(p)]
+
+
+def db_query(state_dir, sql, params=(), dicts=False):
+    """The rows of sql run read-only on each database file in state_dir,
+    concatenated in file order (tuples, or dicts when dicts is true).  An
+    aggregate gives one row per file: db_count sums them.  Raises
+    sqlite3.OperationalError when there is no file at all, as opening a
+    missing file read-only does (wait_until counts it as "not yet")."""
+    paths = db_files(state_dir)
+    if not paths:
+        raise sqlite3.OperationalError(f"no database file in {state_dir}")
+    rows = []
+    for path in paths:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                              timeout=DB_TIMEOUT)
+        try:
+            if dicts:
+                con.row_factory = sqlite3.Row
+            rows += [dict(r) if dicts else r
+                     for r in con.execute(sql, params)]
+        finally:
+            con.close()
+    return rows
+
+
+def db_count(state_dir, sql, params=()):
+    """The sum over every database file of sql's one value (count(*),
+    sum(...)); a NULL counts as 0."""
+    return sum(r[0] or 0 for r in db_query(state_dir, sql, params))
 
 
 # --------------------------------------------------------------------------

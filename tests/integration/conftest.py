@@ -17,7 +17,6 @@ slow builds (AddressSanitizer, valgrind).
 
 import os
 import re
-import sqlite3
 import subprocess
 
 import pytest
@@ -86,8 +85,14 @@ class Daemon(EgressdProcess):
     term_wait = DEADLINE
 
     @property
+    def state_dir(self):
+        """server.state_dir: "." in DEFAULT_CONFIG, the config's folder."""
+        return os.path.dirname(self.config)
+
+    @property
     def db(self):
-        return self._path("egressd.db")
+        """The first database file (store.files: common.db_files)."""
+        return os.path.join(self.state_dir, "egressd.db")
 
     def workers(self):
         return self.health()["workers"]
@@ -116,25 +121,6 @@ class Daemon(EgressdProcess):
                           msg=f"{n} ready workers"
                           + (f" of generation {generation}" if generation
                              else ""))
-
-
-def db_rows(db_path):
-    """Rows of the workers table, as dicts, read-only."""
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(
-            "SELECT instance_id, pid, generation FROM workers")]
-    finally:
-        con.close()
-
-
-def db_journal_mode(db_path):
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute("PRAGMA journal_mode").fetchone()[0]
-    finally:
-        con.close()
 
 
 # --------------------------------------------------------------------------

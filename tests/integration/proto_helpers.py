@@ -149,6 +149,13 @@ class Agent(EgressdProcess):
         self.cfg = merge(cfg, overrides)
         self.write_config()
 
+    @property
+    def state_dir(self):
+        """server.state_dir, relative to the config's folder: the database
+        files' folder (common.db_files)."""
+        return os.path.normpath(os.path.join(
+            os.path.dirname(self.config), self.cfg["server"]["state_dir"]))
+
     def write_config(self, overrides=None):
         merge(self.cfg, overrides)
         tmp = self.config + ".tmp"

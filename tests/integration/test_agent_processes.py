@@ -9,11 +9,11 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import time
 
 from proto_helpers import orch, agent, kick, requests, wait_results  # noqa: F401
-from common import DEADLINE, SHORT, binary, run_tool, sigkill, wait_until
+from common import (DEADLINE, SHORT, binary, db_count, db_query, run_tool,
+                    sigkill, wait_until)
 from delivery import assert_delivered, counted, wait_reported
 
 HEALTH = "/api/v1/test/health"
@@ -228,18 +228,9 @@ def test_operation_taken_by_a_worker_that_died_is_handed_out_again(orch,
                     instance_id=victim["instance_id"])
     a.wait_log(f"orchestrator notified of the shutdown of dead worker "
                f"instance {victim['instance_id']}")
-    assert not db_rows(a, "SELECT count(*) FROM processes WHERE "
-                       f"instance_id = '{victim['instance_id']}'")[0][0]
+    assert not db_count(a.state_dir, "SELECT count(*) FROM processes "
+                        "WHERE instance_id = ?", (victim["instance_id"],))
     assert_delivered(orch, [op], allowed_dups=0)
-
-
-def db_rows(a, sql):
-    db = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}?mode=ro",
-                         uri=True, timeout=SHORT)
-    try:
-        return db.execute(sql).fetchall()
-    finally:
-        db.close()
 
 
 def test_every_operation_delivered_while_workers_are_killed(orch, agent):
@@ -263,17 +254,18 @@ def test_every_operation_delivered_while_workers_are_killed(orch, agent):
     wait_reported(orch, ids, timeout=DEADLINE * 2)
 
     def settled():
-        live = db_rows(a, "SELECT count(*) FROM processes WHERE "
-                       "ended_at IS NULL")[0][0]
-        outbox = db_rows(a, "SELECT count(*) FROM outbox")[0][0]
+        live = db_count(a.state_dir, "SELECT count(*) FROM processes "
+                        "WHERE ended_at IS NULL")
+        outbox = db_count(a.state_dir, "SELECT count(*) FROM outbox")
         return live == 0 and outbox == 0 and not orch.state()[
             "queue_length"]
     wait_until(settled, timeout=DEADLINE * 2, msg="all work settled")
     time.sleep(1.5)     # a second delivery would come with the next sweep
     extra = assert_delivered(orch, ids, allowed_dups=counted(a))
     # Every operation reported became an agent process.
-    spawned = {r[0] for r in db_rows(a, "SELECT operation_id FROM "
-                                     "processes WHERE parent_pid IS NULL")}
+    spawned = {r[0] for r in db_query(
+        a.state_dir, "SELECT operation_id FROM processes "
+        "WHERE parent_pid IS NULL")}
     assert set(ids) <= spawned, sorted(set(ids) - spawned)[:20]
     requeued = orch.get_requeued()
     print(f"{len(ids)} operations, {len(requeued)} handed out again after "

@@ -3,8 +3,8 @@
 egressd runs as real processes against the fake orchestrator while one thing
 goes wrong at a time:
 
-- its state_dir (the SQLite database) is on a tmpfs that fills up;
-- an external writer holds the database's write lock;
+- its state_dir (the SQLite database files) is on a tmpfs that fills up;
+- an external writer holds the write lock of every database file;
 - the orchestrator answers every request with 500 for a while;
 - the control socket is flooded with junk and idle connections.
 
@@ -33,7 +33,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import Control, binary, cpu_seconds, render_config  # noqa: E402
+from common import (Control, binary, cpu_seconds, db_files,  # noqa: E402
+                    db_query, render_config)
 from proto_helpers import (  # noqa: E402
     EP_OPERATION, EP_RESULT, EP_STREAM, SCALE, SHORT, kick,
     pid_alive, requests, wait_results, wait_until)
@@ -81,22 +82,15 @@ def nap(secs):
                                            "args": {"secs": str(secs)}}}
 
 
-def db_path(a):
-    """state_dir is relative to the config file's directory."""
-    return os.path.join(a.dir, a.cfg["server"]["state_dir"], "egressd.db")
+def outbox_rows(state_dir):
+    """The operation IDs in the outbox of every database file."""
+    return [r[0] for r in db_query(state_dir,
+                                   "SELECT operation_id FROM outbox")]
 
 
-def outbox_rows(path):
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return [r[0] for r in con.execute("SELECT operation_id FROM outbox")]
-    finally:
-        con.close()
-
-
-def wait_outbox_empty(path, timeout=OUTBOX_DEADLINE):
-    wait_until(lambda: not outbox_rows(path), timeout,
-               msg=f"the outbox in {path} to be empty")
+def wait_outbox_empty(state_dir, timeout=OUTBOX_DEADLINE):
+    wait_until(lambda: not outbox_rows(state_dir), timeout,
+               msg=f"the outbox in {state_dir} to be empty")
 
 
 def assert_delivered_once(orch, op_ids):
@@ -140,14 +134,10 @@ def egressctl(a, *args):
                           capture_output=True, text=True, timeout=SHORT)
 
 
-def live_processes(path):
-    """Agent processes not ended, read-only."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute("SELECT pid, operation_id, status FROM processes "
-                           "WHERE ended_at IS NULL").fetchall()
-    finally:
-        con.close()
+def live_processes(state_dir):
+    """Agent processes not ended, of every database file, read-only."""
+    return db_query(state_dir, "SELECT pid, operation_id, status FROM "
+                    "processes WHERE ended_at IS NULL")
 
 
 def check_result(op_id, result):
@@ -242,8 +232,9 @@ def test_state_dir_full(small_tmpfs, orch, agent):
                     orchestrator={"poll_interval": POLL_INTERVAL})
     h = a.wait_ready(2)
     pids = a.worker_pids(h)
-    db = db_path(a)
-    assert db.startswith(small_tmpfs)
+    state = a.state_dir
+    files = db_files(state)
+    assert files and all(p.startswith(small_tmpfs) for p in files), files
     before = orch.enqueue([{} for _ in range(3)])["operation_ids"]
     kick(orch)
     res = wait_results(orch, before)
@@ -251,7 +242,7 @@ def test_state_dir_full(small_tmpfs, orch, agent):
     # slow operations whose ends fall in the outage
     slow = orch.enqueue([nap(2), nap(2)])["operation_ids"]
     kick(orch)
-    wait_until(lambda: len(live_processes(db)) == 2,
+    wait_until(lambda: len(live_processes(state)) == 2,
                msg="2 agent processes running")
 
     at = len(a.log())
@@ -290,8 +281,8 @@ def test_state_dir_full(small_tmpfs, orch, agent):
     kick(orch)
     res = wait_results(orch, after)
     assert all("error" not in res[i][0]["result"] for i in after), res
-    wait_outbox_empty(db)
-    wait_until(lambda: not live_processes(db), OUTBOX_DEADLINE,
+    wait_outbox_empty(state)
+    wait_until(lambda: not live_processes(state), OUTBOX_DEADLINE,
                msg="every agent process recorded as ended")
     time.sleep(2.5 * POLL_INTERVAL)
     ids = before + slow + during + after
@@ -299,11 +290,8 @@ def test_state_dir_full(small_tmpfs, orch, agent):
     assert len(orch.get_results()) == len(ids)
     assert a.worker_pids() == pids, "a worker was replaced"
     assert "exit recorded late" in a.log()[at:]
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        con.close()
+    assert db_query(state, "PRAGMA integrity_check") == \
+        [("ok",)] * len(db_files(state))
     a.check_alive()
 
 
@@ -353,7 +341,7 @@ def test_start_on_full_state_dir(small_tmpfs, orch, agent):
     os.unlink(filler)
     b = start_agent(agent, **conf)
     ids += serve_a_few(orch, b)
-    wait_outbox_empty(db_path(b))
+    wait_outbox_empty(b.state_dir)
     assert_delivered_once(orch, ids)
     b.check_alive()
 
@@ -362,29 +350,39 @@ def test_start_on_full_state_dir(small_tmpfs, orch, agent):
 # 2. the database write-locked by another process
 
 class Locker:
-    """Another process's connection holding the database's write lock
-    (BEGIN EXCLUSIVE on a WAL database: writers wait, readers go on)."""
+    """Another process's connections holding the write lock of every
+    database file (BEGIN EXCLUSIVE on a WAL database: writers wait, readers
+    go on); every file, so that each worker meets the lock whatever file
+    its slot writes (store.files)."""
 
-    def __init__(self, path):
-        self.con = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.held = False
+    def __init__(self, state_dir):
+        self.cons = []
+        try:
+            for path in db_files(state_dir):
+                self.cons.append(sqlite3.connect(path, timeout=30,
+                                                 isolation_level=None))
+        except BaseException:
+            self.close()
+            raise
+        assert self.cons, f"no database file in {state_dir}"
 
     def lock(self):
-        self.con.execute("BEGIN EXCLUSIVE")
-        # a write, so the lock is surely the writer's lock
-        self.con.execute("PRAGMA user_version")
-        self.held = True
+        for con in self.cons:
+            con.execute("BEGIN EXCLUSIVE")
+            # a write, so the lock is surely the writer's lock
+            con.execute("PRAGMA user_version")
 
     def release(self):
-        if self.held:
-            self.con.execute("ROLLBACK")
-            self.held = False
+        for con in self.cons:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
 
     def close(self):
         try:
             self.release()
         finally:
-            self.con.close()
+            for con in self.cons:
+                con.close()
 
 
 def test_database_locked_by_external_writer(orch, agent):
@@ -407,14 +405,14 @@ def test_database_locked_by_external_writer(orch, agent):
                     orchestrator={"poll_interval": POLL_INTERVAL})
     h = a.wait_ready(2)
     pids = a.worker_pids(h)
-    db = db_path(a)
+    state = a.state_dir
     # slow operations running when the lock is taken: their exits fall in it
     ids = orch.enqueue([nap(1) for _ in range(4)])["operation_ids"]
     kick(orch)
-    wait_until(lambda: len(live_processes(db)) == 4,
+    wait_until(lambda: len(live_processes(state)) == 4,
                msg="4 agent processes running")
     at = len(a.log())
-    locker = Locker(db)
+    locker = Locker(state)
     try:
         locker.lock()
         t_lock = time.monotonic()
@@ -426,7 +424,7 @@ def test_database_locked_by_external_writer(orch, agent):
             rep = a.health()            # the master does not wait
             assert rep["status"] in ("healthy", "degraded"), rep
             time.sleep(0.5)
-        assert len(live_processes(db)) >= 1   # reads go on meanwhile
+        assert len(live_processes(state)) >= 1   # reads go on meanwhile
         locker.release()
     finally:
         locker.close()
@@ -438,9 +436,9 @@ def test_database_locked_by_external_writer(orch, agent):
     kinds = {i: check_result(i, res[i][0]["result"]) for i in ids}
     assert all(kinds[i] == "ok" for i in ids[:4]), \
         f"an operation running before the lock failed: {res}"
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     # every agent process ends: the refused exits are written late
-    wait_until(lambda: not live_processes(db), OUTBOX_DEADLINE,
+    wait_until(lambda: not live_processes(state), OUTBOX_DEADLINE,
                msg="every agent process recorded as ended")
     time.sleep(2.5 * POLL_INTERVAL)     # sweeps: nothing sent again
     assert_delivered_once(orch, ids)
@@ -496,7 +494,7 @@ def test_orchestrator_500s_no_request_storm(orch, agent):
               orchestrator={"poll_interval": every})
     a.wait_ready(2)
     assert orch.wait_counts(SHORT, streams=1)
-    db = db_path(a)
+    state = a.state_dir
     # results held back: rejected before the outage starts
     orch.set_faults(fail={EP_RESULT: [1000000, 500]})
     held = orch.enqueue([{} for _ in range(6)])["operation_ids"]
@@ -562,7 +560,7 @@ def test_orchestrator_500s_no_request_storm(orch, agent):
     res = wait_results(orch, held + queued, timeout=OUTBOX_DEADLINE)
     assert all(res[i][0]["result"].get("status") == "ok"
                for i in held + queued), res
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * every)
     assert_delivered_once(orch, held + queued)
     assert len(orch.get_results()) == len(held) + len(queued)

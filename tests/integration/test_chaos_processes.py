@@ -36,10 +36,10 @@ import time
 import pytest
 
 from proto_helpers import orch, agent, kick, results_by_id  # noqa: F401
-from common import (DEADLINE, SCALE, SHORT, children_of, pid_alive,
-                    sigkill, wait_until)
+from common import (DEADLINE, SCALE, SHORT, children_of, db_count, db_query,
+                    pid_alive, sigkill, wait_until)
 from delivery import assert_delivered, counted, wait_reported
-from test_agent_processes import COMMAND, SLEEP_COMMANDS, db_rows
+from test_agent_processes import COMMAND, SLEEP_COMMANDS
 from test_reload import _HoldWriteLock
 
 CHAOS_SCALE = float(os.environ.get("EGRESSD_CHAOS_SCALE", "1") or "1")
@@ -119,9 +119,9 @@ def wait_settled(a, orch, ids, timeout=SETTLE):
     wait_reported(orch, ids, timeout)
 
     def settled():
-        live = db_rows(a, "SELECT count(*) FROM processes WHERE "
-                       "ended_at IS NULL")[0][0]
-        outbox = db_rows(a, "SELECT count(*) FROM outbox")[0][0]
+        live = db_count(a.state_dir, "SELECT count(*) FROM processes "
+                        "WHERE ended_at IS NULL")
+        outbox = db_count(a.state_dir, "SELECT count(*) FROM outbox")
         return live == 0 and outbox == 0 and queue_length(orch) == 0
     wait_until(settled, timeout, interval=0.2, msg="all work settled")
 
@@ -137,7 +137,7 @@ def killed_instances(a, killed_pids):
     """Instance IDs (workers table) of the worker pids the test killed."""
     if not killed_pids:
         return set()
-    rows = db_rows(a, "SELECT instance_id, pid FROM workers")
+    rows = db_query(a.state_dir, "SELECT instance_id, pid FROM workers")
     return {iid for iid, pid in rows if pid in killed_pids}
 
 
@@ -154,9 +154,9 @@ def check_delivered(a, orch, ids, killed_pids=(), killed_iids=()):
     extra = assert_delivered(orch, ids, allowed_dups=counted(a))
     killed = killed_instances(a, set(killed_pids)) | set(killed_iids)
     res = results_by_id(orch)
-    spawned = dict(db_rows(a, "SELECT operation_id, pid FROM processes "
-                              "WHERE parent_pid IS NULL AND operation_id "
-                              "IS NOT NULL"))
+    spawned = dict(db_query(a.state_dir, "SELECT operation_id, pid FROM "
+                            "processes WHERE parent_pid IS NULL AND "
+                            "operation_id IS NOT NULL"))
     taken = {}
     for t in orch.get_taken():
         taken.setdefault(t["operation_id"], []).append(t["instance_id"])
@@ -458,7 +458,6 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
               operations={"command": SLEEP_COMMANDS})
     h0 = a.wait_ready(n)
     old_iids = a.worker_ids(h0)
-    db = os.path.join(a.dir, "egressd.db")
 
     slow = orch.enqueue([{"path": COMMAND, "operation": {
         "name": "sleep", "args": {"secs": "1.5"}}} for _ in range(3)])[
@@ -468,7 +467,7 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
     wait_until(lambda: {t["operation_id"] for t in orch.get_taken()} >=
                set(slow), SHORT, msg="the slow operations taken")
 
-    hold = _HoldWriteLock(db, 2.0, lambda: a.health())
+    hold = _HoldWriteLock(a.state_dir, 2.0, lambda: a.health())
     hold.start()
     a.signal(signal.SIGHUP)
     wait_until(lambda: a.status()["state"] == "reloading", SHORT,
@@ -476,8 +475,8 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
     mid = a.health()
     assert len(mid["workers"]) > n, \
         f"no new worker booting mid-roll: {mid}"
-    live = db_rows(a, "SELECT count(*) FROM processes WHERE "
-                   "ended_at IS NULL AND parent_pid IS NULL")
+    live = db_count(a.state_dir, "SELECT count(*) FROM processes WHERE "
+                    "ended_at IS NULL AND parent_pid IS NULL")
     a.note_children()
     more = orch.enqueue([{} for _ in range(5)])["operation_ids"]
     mark = len(a.log())
@@ -501,9 +500,9 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
         res = results_by_id(orch)
         assert not [op for op in ids if op not in taken and op in res]
         assert set(slow) <= taken
-        assert not db_rows(a, "SELECT count(*) FROM outbox")[0][0]
-        assert not db_rows(a, "SELECT count(*) FROM processes WHERE "
-                           "ended_at IS NULL")[0][0]
+        assert not db_count(a.state_dir, "SELECT count(*) FROM outbox")
+        assert not db_count(a.state_dir, "SELECT count(*) FROM processes "
+                            "WHERE ended_at IS NULL")
     else:
         # goodbye bumps the generation past the HUP's (2): 3
         h = a.wait_ready(n, generation=3, exclude_ids=old_iids,
@@ -516,7 +515,7 @@ def test_goodbye_during_rolling_restart(orch, agent, on_goodbye):
     # every ready worker of the first generation told the orchestrator
     shut = {r["instance_id"] for r in orch.get_requests(endpoint="shutdown")}
     assert old_iids <= shut, (old_iids, shut)
-    print(f"goodbye ({on_goodbye}) mid-roll with {live[0][0]} operations "
+    print(f"goodbye ({on_goodbye}) mid-roll with {live} operations "
           f"live; {len(ids)} operations")
 
 

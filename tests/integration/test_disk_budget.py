@@ -1,21 +1,22 @@
 """Bounded disk (store.max_bytes): a soak at a small scale drives
 operations until the database has passed its budget several times; the
-file and its WAL stay within the budget plus a stated slack, the oldest
-finished operations go first, a running operation and an undelivered
-result (a dead letter) keep their trees, egressctl ps and audit still work
-and the file passes integrity_check.  When undelivered results alone
-exceed the budget nothing is pruned and health says degraded, with the
-reason, until they are delivered."""
+files and their WALs (every file of store.files, each with its share)
+stay within the budget plus a stated slack, the oldest finished operations
+go first, a running operation and an undelivered result (a dead letter)
+keep their trees, egressctl ps and audit still work and every file passes
+integrity_check.  When undelivered results alone exceed the budget nothing
+is pruned and health says degraded, with the reason, until they are
+delivered."""
 
 import json
 import os
-import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary, render_config, run_tool  # noqa: E402
+from common import (binary, db_count, db_files, db_query,  # noqa: E402
+                    render_config, run_tool)
 from proto_helpers import (  # noqa: E402
     DEADLINE, kick, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
@@ -61,28 +62,18 @@ def start_agent(agent, workdir, max_bytes, **sections):
     return a
 
 
-def db_path(a):
-    return os.path.join(a.dir, "egressd.db")
-
-
-def on_disk(a):
-    """Bytes of the database file plus its WAL, as the file system says."""
+def on_disk(a, suffixes=("", "-wal")):
+    """Bytes of the database files plus their WALs (suffixes ("",): the
+    files alone), as the file system says, every file together: the budget
+    bounds them all."""
     total = 0
-    for suffix in ("", "-wal"):
-        try:
-            total += os.stat(db_path(a) + suffix).st_size
-        except FileNotFoundError:
-            pass
+    for path in db_files(a.state_dir):
+        for suffix in suffixes:
+            try:
+                total += os.stat(path + suffix).st_size
+            except FileNotFoundError:
+                pass
     return total
-
-
-def query(a, sql, *args):
-    con = sqlite3.connect(f"file:{db_path(a)}?mode=ro", uri=True,
-                          timeout=5)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def egressctl(a, *args):
@@ -103,7 +94,8 @@ def dead_letter(orch, a):
     (op,) = orch.enqueue(reads(1))["operation_ids"]
     kick(orch)
     a.wait_log(f"result for {op} can never be sent", timeout=DEADLINE)
-    ((pid,),) = query(a, "SELECT pid FROM outbox WHERE operation_id = ?", op)
+    ((pid,),) = db_query(a.state_dir, "SELECT pid FROM outbox WHERE "
+                         "operation_id = ?", (op,))
     assert pid is not None
     return pid
 
@@ -113,16 +105,17 @@ def running(orch, a):
     (op,) = orch.enqueue([{"path": COMMAND,
                            "operation": {"name": "hold"}}])["operation_ids"]
     kick(orch)
-    rows = wait_until(lambda: query(
-        a, "SELECT pid FROM processes WHERE operation_id = ? AND "
-        "ended_at IS NULL", op), msg="the held command running")
+    rows = wait_until(lambda: db_query(
+        a.state_dir, "SELECT pid FROM processes WHERE operation_id = ? AND "
+        "ended_at IS NULL", (op,)), msg="the held command running")
     return rows[0][0]
 
 
 def tree_kept(a, pid):
-    rows = query(a, "SELECT count(*) FROM objects WHERE owner_pid = ?", pid)
-    return bool(query(a, "SELECT 1 FROM processes WHERE pid = ?", pid)) \
-        and rows[0][0] > 0
+    objects = db_count(a.state_dir, "SELECT count(*) FROM objects WHERE "
+                       "owner_pid = ?", (pid,))
+    return bool(db_query(a.state_dir, "SELECT 1 FROM processes WHERE "
+                         "pid = ?", (pid,))) and objects > 0
 
 
 def test_soak_stays_within_budget(orch, agent, workdir):
@@ -138,24 +131,24 @@ def test_soak_stays_within_budget(orch, agent, workdir):
         first = first or ids[0]
         kick(orch)
         wait_results(orch, ids, timeout=2 * DEADLINE)
-        peak_file = max(peak_file, os.stat(db_path(a)).st_size)
+        peak_file = max(peak_file, on_disk(a, ("",)))
         looked_after(a)
         settled = max(settled, on_disk(a))
         done += ROUND
-        ((kept,),) = query(a, "SELECT count(*) FROM processes")
+        kept = db_count(a.state_dir, "SELECT count(*) FROM processes")
         if done >= PASSES * kept:
             break
-    # Between rounds, once the master has looked: file and WAL.  While
-    # the workers write, the file alone (the WAL grows with every commit
+    # Between rounds, once the master has looked: files and WALs.  While
+    # the workers write, the files alone (a WAL grows with every commit
     # until a checkpoint can restart it).
     assert settled <= BUDGET + SLACK, (settled, BUDGET + SLACK)
     assert peak_file <= BUDGET + SLACK, (peak_file, BUDGET + SLACK)
     # The oldest finished operations went, the kept trees did not.
-    assert query(a, "SELECT count(*) FROM processes WHERE operation_id = ?",
-                 first) == [(0,)]
+    assert db_count(a.state_dir, "SELECT count(*) FROM processes WHERE "
+                    "operation_id = ?", (first,)) == 0
     assert tree_kept(a, dead) and tree_kept(a, held)
-    assert query(a, "SELECT ended_at FROM processes WHERE pid = ?",
-                 held) == [(None,)]
+    assert db_query(a.state_dir, "SELECT ended_at FROM processes WHERE "
+                    "pid = ?", (held,)) == [(None,)]
     st = status(a)["database"]
     assert st["max_bytes"] == BUDGET and st["degraded"] is None, st
     assert st["rows"]["processes"] > 0 and st["rows"]["outbox"] == 1, st
@@ -168,8 +161,10 @@ def test_soak_stays_within_budget(orch, agent, workdir):
     assert egressctl(a, "audit", "--limit", "5").strip()
     a.stop()
     assert on_disk(a) <= BUDGET + SLACK
-    assert query(a, "PRAGMA integrity_check") == [("ok",)]
-    assert query(a, "PRAGMA auto_vacuum") == [(2,)]
+    files = len(db_files(a.state_dir))
+    assert db_query(a.state_dir, "PRAGMA integrity_check") == \
+        [("ok",)] * files
+    assert db_query(a.state_dir, "PRAGMA auto_vacuum") == [(2,)] * files
 
 
 def status(a):
@@ -198,9 +193,9 @@ def test_undelivered_results_alone_over_budget_degrade(orch, agent,
     while on_disk(a) <= MIB:
         ids += orch.enqueue(reads(10, "big"))["operation_ids"]
         kick(orch)
-        wait_until(lambda: query(a, "SELECT count(*) FROM outbox") ==
-                   [(len(ids),)], timeout=2 * DEADLINE,
-                   msg="every result in the outbox")
+        wait_until(lambda: db_count(a.state_dir, "SELECT count(*) FROM "
+                                    "outbox") == len(ids),
+                   timeout=2 * DEADLINE, msg="every result in the outbox")
 
     def degraded():
         h = a.health()
@@ -209,13 +204,13 @@ def test_undelivered_results_alone_over_budget_degrade(orch, agent,
     assert any("undelivered results" in r["reason"] for r in h["reasons"]), h
     a.wait_log("nothing is pruned until results are delivered")
     assert status(a)["database"]["pruned_rows"] == 0
-    assert query(a, "SELECT count(*) FROM processes WHERE operation_id "
-                 "IS NOT NULL") == [(len(ids),)]
+    assert db_count(a.state_dir, "SELECT count(*) FROM processes WHERE "
+                    "operation_id IS NOT NULL") == len(ids)
     # Still serving: the health operation runs (its result waits too).
     (op,) = orch.enqueue([{}])["operation_ids"]
     kick(orch)
-    wait_until(lambda: query(a, "SELECT 1 FROM outbox WHERE "
-                             "operation_id = ?", op), msg="served")
+    wait_until(lambda: db_query(a.state_dir, "SELECT 1 FROM outbox WHERE "
+                                "operation_id = ?", (op,)), msg="served")
     p = run_tool([binary("EGRESSCTL_BIN"), "-c", a.config, "health"])
     assert p.returncode == 1 and "undelivered results" in p.stdout, p
     # Delivered, their outbox rows go: the budget is kept again.

@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import binary, render_config, run_tool  # noqa: E402
+from common import binary, db_query, render_config, run_tool  # noqa: E402
 from proto_helpers import (  # noqa: E402
     DEADLINE, SHORT, kick, results_by_id, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
@@ -243,13 +243,8 @@ def _storage_agent(agent, workdir):
 
 
 def _pid_of(a, op_id):
-    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}?mode=ro",
-                          uri=True, timeout=5)
-    try:
-        (pid,) = con.execute("SELECT pid FROM processes WHERE operation_id = ?",
-                             (op_id,)).fetchone()
-    finally:
-        con.close()
+    ((pid,),) = db_query(a.state_dir, "SELECT pid FROM processes WHERE "
+                         "operation_id = ?", (op_id,))
     return pid
 
 
@@ -308,13 +303,8 @@ def test_full_download_with_its_stub_path_runs(orch, agent, workdir):
 # try, a permanent refusal replaces it once, then it is a dead letter.
 
 def _outbox_rows(a):
-    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}?mode=ro",
-                          uri=True, timeout=5)
-    try:
-        return con.execute("SELECT operation_id, replaced, dead_at, "
-                           "dead_reason FROM outbox").fetchall()
-    finally:
-        con.close()
+    return db_query(a.state_dir, "SELECT operation_id, replaced, dead_at, "
+                    "dead_reason FROM outbox")
 
 
 def _result_puts(orch, op):

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from conftest import (DEADLINE, UUID4_RE, db_journal_mode, db_rows, pid_alive,
-                      ppid_of, run_egressd, wait_until, write_config)
+from common import db_files, db_query
+from conftest import (DEADLINE, UUID4_RE, pid_alive, ppid_of, run_egressd,
+                      wait_until, write_config)
 
 
 def _wait_gone(pids, timeout=DEADLINE):
@@ -75,11 +76,16 @@ def test_start_four_workers_then_graceful_stop(egressd):
     assert isinstance(s["uptime"], (int, float)) and s["uptime"] >= 0
     assert os.path.realpath(s["config"]) == os.path.realpath(d.config)
 
-    # database: WAL, one workers row per instance id
-    assert db_journal_mode(d.db).lower() == "wal"
+    # database: every file WAL, one workers row per instance id (in the
+    # file of the worker's slot: store.files)
+    modes = [m for (m,) in db_query(d.state_dir, "PRAGMA journal_mode")]
+    assert modes and all(m.lower() == "wal" for m in modes), \
+        (db_files(d.state_dir), modes)
 
     def rows_for_all():
-        rows = {r["instance_id"]: r for r in db_rows(d.db)}
+        rows = {r["instance_id"]: r for r in db_query(
+            d.state_dir, "SELECT instance_id, pid, generation FROM workers",
+            dicts=True)}
         return rows if all(i in rows for i in iids) else None
     rows = wait_until(rows_for_all, msg="a workers row per instance id")
     for w in ws:

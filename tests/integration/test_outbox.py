@@ -1,4 +1,5 @@
-"""The durable result outbox (table `outbox` in state_dir/egressd.db).
+"""The durable result outbox (table `outbox` in each database file in
+state_dir: egressd.db, and egressd-N.db with store.files).
 
 Every operation result is written to the outbox before its first PUT and
 deleted once the orchestrator acknowledges it (2xx).  A worker tries a result
@@ -21,12 +22,12 @@ operation.
 import json
 import os
 import signal
-import sqlite3
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import db_files, db_query  # noqa: E402
 from proto_helpers import (  # noqa: E402
     DEADLINE, EP_RESULT, SCALE, SHORT, kick, requests, wait_results,
     wait_until)
@@ -42,39 +43,31 @@ ORCH = {"poll_interval": POLL_INTERVAL}
 # --------------------------------------------------------------------------
 # helpers
 
-def db_path(a):
-    return os.path.join(a.dir, "egressd.db")
-
-
-def outbox_rows(path):
-    """Every outbox row as a dict, read-only.  Raises sqlite3.Error when the
+def outbox_rows(state_dir):
+    """Every outbox row of every database file in state_dir as a dict,
+    read-only, by operation ID.  Raises sqlite3.Error when there is no
     database or the table is not there (wait_until counts that as "not
     yet")."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        con.row_factory = sqlite3.Row
-        return [dict(r) for r in con.execute(
-            "SELECT operation_id, result, instance_id, attempts, next_attempt "
-            "FROM outbox ORDER BY operation_id")]
-    finally:
-        con.close()
+    return sorted(db_query(state_dir, "SELECT operation_id, result, "
+                           "instance_id, attempts, next_attempt FROM outbox",
+                           dicts=True), key=lambda r: r["operation_id"])
 
 
-def outbox_ids(path):
-    return {r["operation_id"] for r in outbox_rows(path)}
+def outbox_ids(state_dir):
+    return {r["operation_id"] for r in outbox_rows(state_dir)}
 
 
-def wait_outbox_empty(path, timeout=OUTBOX_DEADLINE):
-    wait_until(lambda: not outbox_rows(path), timeout,
-               msg=f"the outbox in {path} to be empty")
+def wait_outbox_empty(state_dir, timeout=OUTBOX_DEADLINE):
+    wait_until(lambda: not outbox_rows(state_dir), timeout,
+               msg=f"the outbox in {state_dir} to be empty")
 
 
-def wait_outbox_holds(path, ids, timeout=DEADLINE):
+def wait_outbox_holds(state_dir, ids, timeout=DEADLINE):
     """Wait until every id in ids has a row; return the rows (dicts) by id."""
     want = set(ids)
 
     def ok():
-        rows = {r["operation_id"]: r for r in outbox_rows(path)}
+        rows = {r["operation_id"]: r for r in outbox_rows(state_dir)}
         return rows if want <= set(rows) else None
     return wait_until(ok, timeout, msg=f"outbox rows for {sorted(want)}")
 
@@ -131,7 +124,7 @@ def pid_of(a, instance_id):
 def test_result_kept_in_outbox_until_acknowledged(orch, agent):
     a = agent(server={"workers": 1}, orchestrator=ORCH)
     (iid,) = a.worker_ids(a.wait_ready(1))
-    db = db_path(a)
+    state = a.state_dir
     # The first PUT is held 1 s by the fake: while it is, the row must
     # already be in the outbox (written before the first PUT).
     orch.set_faults(delay={"result": 1.0})
@@ -139,16 +132,16 @@ def test_result_kept_in_outbox_until_acknowledged(orch, agent):
     (op,) = orch.enqueue({})["operation_ids"]
     kick(orch)
     wait_until(lambda: result_puts(orch, op), msg="the first result PUT")
-    rows = {r["operation_id"]: r for r in outbox_rows(db)}
+    rows = {r["operation_id"]: r for r in outbox_rows(state)}
     assert op in rows, f"no outbox row while the first PUT is in flight: " \
         f"{rows}"
     assert rows[op]["instance_id"] == iid, rows[op]
     orch.set_faults(delay={"result": 0})
 
     a.wait_log("kept in the outbox", timeout=DEADLINE)
-    assert op in outbox_ids(db)
+    assert op in outbox_ids(state)
     res = wait_results(orch, [op], timeout=OUTBOX_DEADLINE)
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)          # two more sweeps: nothing resent
     assert_delivered_once(orch, [op])
     check_row_result(rows[op], res[op][0]["result"])
@@ -162,7 +155,7 @@ def test_result_kept_in_outbox_until_acknowledged(orch, agent):
     t = [p["time"] for p in puts]
     assert 1.8 <= t[1] - t[0] <= 2.0 + 1.0 * SCALE, t[:3]
     assert 1.8 <= t[2] - t[1] <= 2.0 + 1.0 * SCALE, t[:3]
-    assert not outbox_rows(db)
+    assert not outbox_rows(state)
     a.check_alive()
 
 
@@ -172,14 +165,14 @@ def test_result_kept_in_outbox_until_acknowledged(orch, agent):
 def test_outbox_survives_restart(orch, agent):
     a = agent(server={"workers": 1}, orchestrator=ORCH)
     (old_iid,) = a.worker_ids(a.wait_ready(1))
-    db = db_path(a)
+    state = a.state_dir
     set_result_failing(orch, True)
     ops = orch.enqueue([{} for _ in range(3)])["operation_ids"]
     kick(orch)
-    wait_outbox_holds(db, ops)
+    wait_outbox_holds(state, ops)
     a.signal(signal.SIGTERM)
     assert a.wait_exit() == 0
-    rows = {r["operation_id"]: r for r in outbox_rows(db)}
+    rows = {r["operation_id"]: r for r in outbox_rows(state)}
     assert set(rows) == set(ops), f"outbox after the stop: {rows}"
     assert {r["instance_id"] for r in rows.values()} == {old_iid}, rows
     assert not orch.get_results(), "a result recorded despite the fault"
@@ -193,7 +186,7 @@ def test_outbox_survives_restart(orch, agent):
     (new_iid,) = b.worker_ids(b.wait_ready(1))
     assert new_iid != old_iid
     res = wait_results(orch, ops, timeout=OUTBOX_DEADLINE)
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     assert_delivered_once(orch, ops)
     for op in ops:
@@ -201,7 +194,7 @@ def test_outbox_survives_restart(orch, agent):
         assert res[op][0]["time"] >= t0
         check_row_result(rows[op], res[op][0]["result"])
     assert b.dir != a.dir
-    assert not os.path.exists(os.path.join(b.dir, "egressd.db")), \
+    assert not db_files(b.dir), \
         "the second egressd did not use the first's state_dir"
     b.check_alive()
 
@@ -212,11 +205,11 @@ def test_outbox_survives_restart(orch, agent):
 def test_takeover_from_killed_worker(orch, agent):
     a = agent(server={"workers": 2}, orchestrator=ORCH)
     a.wait_ready(2)
-    db = db_path(a)
+    state = a.state_dir
     set_result_failing(orch, True)
     (op,) = orch.enqueue({})["operation_ids"]
     kick(orch)
-    row = wait_outbox_holds(db, [op])[op]
+    row = wait_outbox_holds(state, [op])[op]
     owner = row["instance_id"]
     assert owner in a.worker_ids(), f"row owner {owner} is no worker"
     # past the first three tries and a few sweeps: the other (live) worker
@@ -228,7 +221,7 @@ def test_takeover_from_killed_worker(orch, agent):
     assert {p["instance_id"] for p in puts} == {owner}, \
         f"the row of a live worker was retried by another: " \
         f"{[(p['seq'], p['instance_id']) for p in puts]}"
-    assert outbox_rows(db)[0]["instance_id"] == owner
+    assert outbox_rows(state)[0]["instance_id"] == owner
 
     pid = pid_of(a, owner)
     assert pid, f"no worker pid for {owner}"
@@ -237,7 +230,7 @@ def test_takeover_from_killed_worker(orch, agent):
     wait_until(lambda: not pid_alive(pid), msg=f"worker {pid} to die")
     set_result_failing(orch, False)
     res = wait_results(orch, [op], timeout=OUTBOX_DEADLINE)
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     assert_delivered_once(orch, [op])
     (r,) = res[op]
@@ -255,7 +248,7 @@ def test_takeover_from_killed_worker(orch, agent):
 def test_no_duplicates_under_flapping(orch, agent):
     a = agent(server={"workers": 2}, orchestrator=ORCH)
     a.wait_ready(2)
-    db = db_path(a)
+    state = a.state_dir
     ops = orch.enqueue([{} for _ in range(30)])["operation_ids"]
     kick(orch)
     kick(orch)
@@ -268,14 +261,14 @@ def test_no_duplicates_under_flapping(orch, agent):
         kick(orch)
     set_result_failing(orch, False)
     wait_results(orch, ops, timeout=OUTBOX_DEADLINE + 30.0 * SCALE)
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     failed = [r for r in requests(orch, endpoint=EP_RESULT)
               if r["status"] == 500]
     assert failed, "the flapping never hit a result PUT"
     assert_delivered_once(orch, ops)
     assert len(orch.get_results()) == len(ops)
-    assert not outbox_rows(db)
+    assert not outbox_rows(state)
     a.check_alive()
 
 
@@ -290,11 +283,11 @@ def test_outbox_survives_crash(orch, agent):
     h = a.wait_ready(2)
     old_ids = a.worker_ids(h)
     pids = [a.pid] + sorted(a.worker_pids(h))
-    db = db_path(a)
+    state = a.state_dir
     set_result_failing(orch, True)
     ops = orch.enqueue([{} for _ in range(3)])["operation_ids"]
     kick(orch)
-    wait_outbox_holds(db, ops)
+    wait_outbox_holds(state, ops)
     for pid in pids:                    # freeze all, then kill all: nobody
         os.kill(pid, signal.SIGSTOP)    # sees the others go
     for pid in pids:
@@ -302,7 +295,7 @@ def test_outbox_survives_crash(orch, agent):
     assert a.wait_exit() == -signal.SIGKILL
     for pid in pids:
         wait_until(lambda: not pid_alive(pid), msg=f"pid {pid} to die")
-    rows = {r["operation_id"]: r for r in outbox_rows(db)}
+    rows = {r["operation_id"]: r for r in outbox_rows(state)}
     assert set(rows) == set(ops), f"outbox after the crash: {rows}"
     assert {r["instance_id"] for r in rows.values()} <= old_ids, rows
 
@@ -311,7 +304,7 @@ def test_outbox_survives_crash(orch, agent):
               orchestrator=ORCH)
     new_ids = b.worker_ids(b.wait_ready(2))
     res = wait_results(orch, ops, timeout=OUTBOX_DEADLINE)
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     assert_delivered_once(orch, ops)
     for op in ops:
@@ -331,7 +324,7 @@ def test_acknowledged_row_of_a_killed_worker_is_sent_again(orch, agent):
     nothing (the operation is reported)."""
     a = agent(server={"workers": 2}, orchestrator=ORCH)
     a.wait_ready(2)
-    db = db_path(a)
+    state = a.state_dir
     orch.set_faults(delay={"result": 1.0})
     (op,) = orch.enqueue({})["operation_ids"]
     kick(orch)
@@ -343,14 +336,14 @@ def test_acknowledged_row_of_a_killed_worker_is_sent_again(orch, agent):
     try:
         wait_until(lambda: result_puts(orch, op)[0]["status"] == 200,
                    msg="the PUT answered 200")
-        assert op in outbox_ids(db), "the row went before the 2xx was read"
+        assert op in outbox_ids(state), "the row went before the 2xx was read"
         orch.set_faults(delay={"result": 0})
     finally:
         os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not pid_alive(pid), msg=f"worker {pid} to die")
     wait_until(lambda: len(orch.get_results(operation_id=op)) == 2,
                OUTBOX_DEADLINE, msg="the result sent again")
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     assert assert_delivered(orch, [op], allowed_dups=counted(a)) == {op: 1}
     first, again = orch.get_results(operation_id=op)
@@ -379,11 +372,11 @@ def test_stopping_worker_with_results_left_leaves_its_notice(orch, agent):
     result."""
     a = agent(server={"workers": 1}, orchestrator=ORCH)
     (old,) = a.worker_ids(a.wait_ready(1))
-    db = db_path(a)
+    state = a.state_dir
     set_result_failing(orch, True)
     (op,) = orch.enqueue({})["operation_ids"]
     kick(orch)
-    wait_outbox_holds(db, [op])
+    wait_outbox_holds(state, [op])
     a.signal(signal.SIGHUP)
     a.wait_log("1 results of this worker wait in the outbox; the master "
                "sends the shutdown notice once they are delivered",
@@ -405,7 +398,7 @@ def test_stopping_worker_with_results_left_leaves_its_notice(orch, agent):
     a.wait_log(f"orchestrator notified of the shutdown of stopped worker "
                f"instance {old}")
     assert orch.get_requeued() == []
-    wait_outbox_empty(db)
+    wait_outbox_empty(state)
     time.sleep(2.5 * POLL_INTERVAL)
     assert_delivered_once(orch, [op])
     a.check_alive()
@@ -418,14 +411,14 @@ def test_stopping_worker_with_results_left_leaves_its_notice(orch, agent):
 def test_boot_sweep_is_prompt(orch, agent):
     a = agent(server={"workers": 1}, orchestrator=ORCH)
     a.wait_ready(1)
-    db = db_path(a)
+    state = a.state_dir
     set_result_failing(orch, True)
     ops = orch.enqueue([{} for _ in range(2)])["operation_ids"]
     kick(orch)
-    wait_outbox_holds(db, ops)
+    wait_outbox_holds(state, ops)
     a.signal(signal.SIGTERM)
     assert a.wait_exit() == 0
-    rows = outbox_rows(db)
+    rows = outbox_rows(state)
     assert {r["operation_id"] for r in rows} == set(ops)
     # the rows are due (next_attempt passed) before the new agent boots, so
     # its boot sweep has to send them
@@ -440,6 +433,6 @@ def test_boot_sweep_is_prompt(orch, agent):
     t_ready = time.monotonic()
     wait_results(orch, ops, timeout=5.0 * SCALE)
     assert time.monotonic() - t_ready < 5.0 * SCALE
-    wait_outbox_empty(db, timeout=SHORT)
+    wait_outbox_empty(state, timeout=SHORT)
     assert_delivered_once(orch, ops)
     b.check_alive()

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from conftest import (DEADLINE, UUID4_RE, Control, db_rows, pid_alive,
-                      wait_until, write_config)
+from common import db_files, db_query
+from conftest import (DEADLINE, UUID4_RE, Control, pid_alive, wait_until,
+                      write_config)
 
 
 def _rolling_restart_min_ready(d, old_pids, n, generation, timeout=DEADLINE):
@@ -42,21 +43,38 @@ def _rolling_restart_min_ready(d, old_pids, n, generation, timeout=DEADLINE):
 
 
 class _HoldWriteLock(threading.Thread):
-    """Hold the database's write lock for a while: new workers, which
-    register themselves in the database at boot, cannot become READY until
-    it is released.  This stretches the rolling restart so that sampling
-    can see it.  (It relies on the post-fork hook opening the database and
-    registering the worker before HELLO/READY, DESIGN section 1.)"""
+    """Hold the write lock of every database file for a while: new
+    workers, which register themselves in their file at boot, cannot
+    become READY until it is released.  This stretches the rolling
+    restart so that sampling can see it.  (It relies on the post-fork hook
+    opening the database and registering the worker before HELLO/READY,
+    DESIGN section 1.)  Every file, not only egressd.db: with store.files
+    each slot's worker writes its own."""
 
-    def __init__(self, db, seconds, snapshot):
+    def __init__(self, state_dir, seconds, snapshot):
         super().__init__(daemon=True)
-        self.con = sqlite3.connect(db, timeout=5, isolation_level=None,
-                                   check_same_thread=False)
-        self.con.execute("BEGIN IMMEDIATE")
+        self.cons = []
+        try:
+            for path in db_files(state_dir):
+                con = sqlite3.connect(path, timeout=5, isolation_level=None,
+                                      check_same_thread=False)
+                self.cons.append(con)
+                con.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+        assert self.cons, f"no database file in {state_dir}"
         self.seconds = seconds
         self.snapshot = snapshot
         self.released = threading.Event()
         self.at_release = None      # callback result just before release
+
+    def _release(self):
+        for con in self.cons:
+            if con.in_transaction:
+                con.execute("COMMIT")
+            con.close()
+        self.cons = []
 
     def run(self):
         time.sleep(self.seconds)
@@ -64,8 +82,7 @@ class _HoldWriteLock(threading.Thread):
             self.at_release = self.snapshot()
         except Exception as e:      # reported by the test
             self.at_release = e
-        self.con.execute("COMMIT")
-        self.con.close()
+        self._release()
         self.released.set()
 
 
@@ -79,7 +96,8 @@ def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
 
     hold = None
     if slow_boot:
-        hold = _HoldWriteLock(d.db, 1.5, lambda: (d.health(), d.status()))
+        hold = _HoldWriteLock(d.state_dir, 1.5,
+                              lambda: (d.health(), d.status()))
         hold.start()
     min_ready, violation, h, samples = \
         _rolling_restart_min_ready(d, old_pids, 4, 2)
@@ -111,7 +129,9 @@ def test_hup_rolling_restart_keeps_capacity(egressd, slow_boot):
                msg="old workers to exit")
 
     def rows():
-        rs = {r["instance_id"]: r for r in db_rows(d.db)}
+        rs = {r["instance_id"]: r for r in db_query(
+            d.state_dir, "SELECT instance_id, pid, generation FROM workers",
+            dicts=True)}
         return rs if new_iids <= rs.keys() else None
     rs = wait_until(rows, msg="workers rows for the new generation")
     assert all(rs[i]["generation"] == 2 for i in new_iids), rs

@@ -24,7 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (DEADLINE, SHORT, binary, children_of, ctl,  # noqa: E402
-                    render_config, sigkill, wait_until)
+                    db_count, db_files, db_query, render_config, sigkill,
+                    wait_until)
 from proto_helpers import kick, wait_results  # noqa: E402
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401 (fixtures)
 
@@ -59,13 +60,10 @@ def db_file(a, name="egressd.db"):
     return os.path.join(a.dir, name)
 
 
-def live_processes(path):
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute("SELECT pid FROM processes "
-                           "WHERE ended_at IS NULL").fetchall()
-    finally:
-        con.close()
+def live_processes(state_dir):
+    """Agent processes not ended, of every database file."""
+    return db_query(state_dir, "SELECT pid FROM processes "
+                    "WHERE ended_at IS NULL")
 
 
 def run_second(a, config=None):
@@ -126,7 +124,7 @@ def all_ok(orch, ids):
 def start_naps(orch, a, n, secs):
     ids = orch.enqueue([nap(secs) for _ in range(n)])["operation_ids"]
     kick(orch)
-    wait_until(lambda: len(live_processes(db_file(a))) == n,
+    wait_until(lambda: len(live_processes(a.state_dir)) == n,
                msg=f"{n} agent processes running")
     return ids
 
@@ -243,7 +241,7 @@ def test_database_deleted_while_running(orch, agent):
     ids = start_naps(orch, a, 4, 2)
     at = len(a.log())
 
-    assert len(live_processes(db_file(a))) == 4, "the naps ended already"
+    assert len(live_processes(a.state_dir)) == 4, "the naps ended already"
     os.unlink(db_file(a))
     t0 = time.monotonic()
     rep = wait_until(lambda: reason(health(a.sock), "egressd.db was removed"),
@@ -268,10 +266,12 @@ def test_database_deleted_while_running(orch, agent):
 
 
 def test_wal_deleted_while_running(orch, agent):
-    """egressd.db-wal unlinked while operations run: noticed, the workers
-    drain (their connections still hold the old WAL, and the last one
-    writes it back into the database), then work resumes with nothing
-    lost: every operation's agent process is in the database."""
+    """The WAL of every database file (egressd.db-wal, and egressd-N.db-wal
+    with store.files: whichever the naps' workers write) unlinked while
+    operations run: noticed, the workers drain (their connections still
+    hold the old WAL, and the last one of each file writes it back into
+    the database), then work resumes with nothing lost: every operation's
+    agent process is in the database."""
     a = agent(start=False)
     configure(a, workers=2)
     a.start()
@@ -279,7 +279,10 @@ def test_wal_deleted_while_running(orch, agent):
     ids = start_naps(orch, a, 4, 2)
     at = len(a.log())
 
-    os.unlink(db_file(a, "egressd.db-wal"))
+    wals = [path + "-wal" for path in db_files(a.state_dir)]
+    assert wals and db_file(a, "egressd.db-wal") in wals, wals
+    for wal in wals:
+        os.unlink(wal)
     t0 = time.monotonic()
     wait_until(lambda: reason(health(a.sock), "its WAL"),
                msg="a degraded reason naming the removed WAL")
@@ -291,14 +294,11 @@ def test_wal_deleted_while_running(orch, agent):
     kick(orch)
     all_ok(orch, after)
 
-    con = sqlite3.connect(f"file:{db_file(a)}?mode=ro", uri=True, timeout=5)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        marks = ",".join("?" * len(ids + after))
-        n = con.execute(f"SELECT count(*) FROM processes WHERE operation_id "
-                        f"IN ({marks})", ids + after).fetchone()[0]
-    finally:
-        con.close()
+    assert db_query(a.state_dir, "PRAGMA integrity_check") == \
+        [("ok",)] * len(wals)
+    marks = ",".join("?" * len(ids + after))
+    n = db_count(a.state_dir, f"SELECT count(*) FROM processes WHERE "
+                 f"operation_id IN ({marks})", ids + after)
     assert n == len(ids + after), "agent processes lost with the WAL"
     log = a.log()[at:]
     assert "is itself again; taking work" in log, log

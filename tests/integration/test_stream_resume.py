@@ -10,11 +10,11 @@ worker; one the worker took is reported by the master's recovery, once.
 
 import os
 import signal
-import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import db_count  # noqa: E402
 from proto_helpers import (  # noqa: E402
     EP_SHUTDOWN, EP_STREAM, SHORT, pid_alive, requests, wait_results,
     wait_until)
@@ -28,13 +28,8 @@ SLEEP_COMMANDS = {"enabled": True, "commands": [
 
 def _has_process(a, op):
     """op is an agent process in the database (committed)."""
-    con = sqlite3.connect(f"file:{os.path.join(a.dir, 'egressd.db')}"
-                          "?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute("SELECT count(*) FROM processes WHERE "
-                           "operation_id = ?", (op,)).fetchone()[0] > 0
-    finally:
-        con.close()
+    return db_count(a.state_dir, "SELECT count(*) FROM processes WHERE "
+                    "operation_id = ?", (op,)) > 0
 
 
 def _resumed_streams(orch):

@@ -5,6 +5,7 @@ import os
 import signal
 import time
 
+from common import db_files
 from conftest import (DEADLINE, SHORT, UUID4_RE, pid_alive, ppid_of, run_ctl,
                       wait_until)
 
@@ -48,17 +49,21 @@ def test_crash_loop_backoff(egressd, egressctl_bin):
     d = egressd(wait=2, server={"workers": 2, "min_uptime": 5.0})
     pids = [w["pid"] for w in d.workers()]
 
-    # Make the database unusable for new workers: garbage in the same file
-    # (a file put in its place is another fault, which the master answers
-    # by holding work back: test_state_guard.py).
-    with open(d.db, "r+b") as f:
-        f.write(b"\x00garbage, not an SQLite database\xff" * 512)
-        f.truncate()
-    for suffix in ("-wal", "-shm"):
-        try:
-            os.unlink(d.db + suffix)
-        except FileNotFoundError:
-            pass
+    # Make the database unusable for new workers: garbage in the same
+    # files, every one of them, whatever file a worker's slot writes
+    # (store.files); a file put in its place is another fault, which the
+    # master answers by holding work back: test_state_guard.py.
+    files = db_files(d.state_dir)
+    assert d.db in files, files
+    for path in files:
+        with open(path, "r+b") as f:
+            f.write(b"\x00garbage, not an SQLite database\xff" * 512)
+            f.truncate()
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
 
     log_mark = len(d.log())
     for p in pids:
