@@ -1,20 +1,25 @@
 /*
- * master_db: the master's uses of the database — recording how a worker
- * ended, failing the agent processes of a worker that died (their error
- * results go to the outbox, for a live worker to deliver), retention:
- * by age and rows every minute, and by size (store.max_bytes) whenever a
- * look at the file sizes, every MASTER_DB_WATCH (up to
- * MASTER_DB_WATCH_IDLE while they do not change), finds the file past its
- * share of the budget; and the outbox's backlog for health and metrics
- * (read on demand, at most once per MASTER_OUTBOX_FRESH, and on every
- * housekeeping pass).  Only the start creates the file; later opens ask
- * stateguard.c first whether the path still names it.
+ * master_db: the master's uses of the database files (egressd.db and
+ * egressd-N.db, store.files: the first store.files made at start, any
+ * other found then read too) — recording how a worker ended, failing the
+ * agent processes of a worker that died (their error results go to the
+ * outbox of their file, for a live worker of it to deliver), moving the
+ * results of a file no live worker writes to the first, retention: by age
+ * and rows every minute, and by size (an equal share of store.max_bytes
+ * per file) whenever a look at the file sizes, every MASTER_DB_WATCH (up
+ * to MASTER_DB_WATCH_IDLE while they do not change), finds a file past
+ * its share; and the outbox's backlog for health and metrics (read on
+ * demand, at most once per MASTER_OUTBOX_FRESH, and on every housekeeping
+ * pass).  Only the start creates files; later passes ask stateguard.c
+ * first whether the paths still name them.
  *
  * The master holds no connection between calls: SQLite's per-file lock
  * state in this address space would otherwise be inherited by every forked
  * worker and corrupt its own connection's locking.  Each call waits at most
- * MASTER_DB_BUSY_TIMEOUT on a lock, so the loop never stalls; what a busy
- * database refuses is caught up by the next housekeeping pass.
+ * MASTER_DB_BUSY_TIMEOUT on a lock, and a file that could not be opened
+ * pauses the passes for MASTER_DB_BUSY_PAUSE, so the loop never stalls
+ * for long; what a busy database refuses is caught up by the next
+ * housekeeping pass.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -41,6 +46,7 @@
 					/*   assumption: 3x the fastest seen) */
 #define MASTER_DB_QUIET 10.0		/* after a pass that could do nothing */
 #define MASTER_DB_REGROWTH 16		/* ... unless 1/16 of max_bytes came */
+#define MASTER_DB_BUSY_PAUSE 1.0	/* no opens after one failed */
 #define MASTER_DB_LOG_EVERY 60.0	/* the over-budget warning */
 #define MASTER_DB_LOW_PCT 90		/* a size pass prunes to this % */
 #define MASTER_DB_NEAR_PCT 75		/* of the target: look more often */
@@ -59,13 +65,17 @@ master_db_next(const struct master *m, int index)
 }
 
 /*
- * The first file in use, or -1 when the state guard says the files are
- * not those opened at start (stateguard.c says why): once per pass over
- * the files, not per file.
+ * The first file in use, or -1: while a file could not be opened lately
+ * (locked past MASTER_DB_BUSY_TIMEOUT, see master_db_open_brief), and
+ * when the state guard says the files are not those opened at start
+ * (stateguard.c says why; asked once per pass over the files, not per
+ * file).
  */
 static int
 master_db_first(struct master *m)
 {
+	if (clock_mono() < m->db_busy_until)
+		return -1;
 	return stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
 }
 
@@ -105,15 +115,24 @@ master_db_open_brief(struct master *m, int index)
 
 	if (busy > MASTER_DB_BUSY_TIMEOUT)
 		busy = MASTER_DB_BUSY_TIMEOUT;
+	/*
+	 * A file that cannot be opened (locked by another program, say)
+	 * pauses every pass for MASTER_DB_BUSY_PAUSE: each open waits up
+	 * to MASTER_DB_BUSY_TIMEOUT, and several files, or several passes
+	 * in one turn of the loop, would otherwise add up to a stall that
+	 * makes the workers' heartbeats look late.
+	 */
 	if (store_open_file(&m->store, m->cfg->server.state_dir, index, 0,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
+		m->db_busy_until = clock_mono() + MASTER_DB_BUSY_PAUSE;
 		return -1;
 	}
 	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes /
 	    store_files_resolve(m->cfg->store.files, 1), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
+		m->db_busy_until = clock_mono() + MASTER_DB_BUSY_PAUSE;
 		store_close(&m->store);
 		return -1;
 	}
@@ -165,7 +184,9 @@ master_db_worker_exited(struct master *m, const char *instance_id,
 	int i;
 
 	master_db_reason(status, reason, sizeof(reason));
-	for (i = master_db_first(m); i >= 0; i = master_db_next(m, i + 1)) {
+	/* Not paused by a lock seen lately: an exit is not caught up later. */
+	i = stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
+	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1)
 			continue;
 		if (store_worker_exited(&m->store, instance_id, how) == -1)
@@ -258,10 +279,8 @@ master_db_took_operation(struct master *m, const char *instance_id,
 	if ((i = master_db_first(m)) < 0)
 		return -1;
 	for (; i >= 0; i = master_db_next(m, i + 1)) {
-		if (master_db_open_brief(m, i) == -1) {
-			any = -1;
-			continue;
-		}
+		if (master_db_open_brief(m, i) == -1)
+			return -1;
 		procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
 		if ((rc = procmgr_took_operation(&pm, instance_id,
 		    operation_id, since)) == -1)
@@ -516,8 +535,8 @@ master_db_budget_all(struct master *m, double now)
 		return;		/* the state guard's fault stands instead */
 	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
-			rest = 1;	/* its blocked bit stays as it was */
-			continue;
+			rest = 1;	/* the blocked bits stay as they were */
+			break;
 		}
 		rest |= master_db_budget(m, i, now, &after);
 		store_close(&m->store);
@@ -689,7 +708,7 @@ master_db_housekeeping(void *arg)
 	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
 			outbox_ok = 0;
-			continue;
+			break;
 		}
 		master_db_recover(m);
 		master_db_prune_workers(m);

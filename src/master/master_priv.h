@@ -180,6 +180,7 @@ struct master {
 	int db_nfiles;		/*   how many: master_db.c */
 	unsigned db_unwritten;	/*   of them, no live worker's at the */
 				/*   last housekeeping pass */
+	double db_busy_until;	/*   monotonic: no opens before */
 	int sigfd;
 	uint8_t *rxbuf;
 

@@ -76,7 +76,7 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_true(c->store.retention_days == 7.0);
 	assert_int_equal(c->store.max_rows, 1000000);
 	assert_true(c->store.max_bytes == INT64_C(1073741824));
-	assert_int_equal(c->store.files, 1);
+	assert_int_equal(c->store.files, 0);
 
 	assert_int_equal(c->process.max_tool_calls, 100);
 	assert_int_equal(c->process.max_child_processes, 8);
