@@ -184,6 +184,9 @@ int store_worker_register(struct store *st, const char *instance_id,
     pid_t pid, int slot, int generation);
 int store_worker_set_state(struct store *st, const char *instance_id,
     const char *state);
+/* Whether this file has instance_id's registry row: 1, 0, or -1. */
+int store_worker_known(struct store *st, const char *instance_id);
+/* Rows changed: 1, or 0 when this file does not know the worker; -1. */
 int store_worker_exited(struct store *st, const char *instance_id,
     const char *reason);
 

@@ -373,9 +373,10 @@ master_reaped(struct master *m, struct wproc *w, int status)
 	if (!expected)
 		master_note_crash(m, w, now);
 	if (w->instance_id[0] != '\0')
-		master_db_worker_exited(m, w->instance_id, how, status);
+		master_db_worker_exited(m, w->instance_id, w->slot, how,
+		    status);
 	if (w->instance_id[0] != '\0')
-		relay_worker_died(m, w->instance_id, status);
+		relay_worker_died(m, w->instance_id, w->slot, status);
 	master_last_frames(m, w);
 	relay_pushes_orphaned(m, w);	/* after its last heartbeats */
 	/* Its operations stay counted: totals never go backwards. */

@@ -171,52 +171,113 @@ master_db_fail_processes(struct master *m, const char *instance_id,
 }
 
 /*
- * Every file: the worker's registry row and processes are in the one its
- * slot writes, but which one that was is the business of the image that
- * started it (an upgrade may change store.files); elsewhere these find
- * nothing.
+ * The file slot's worker writes, when in use; else -1.  Only a hint: a
+ * worker an earlier image started (an upgrade may have changed
+ * store.files) may have written another, which the callers find out.
+ */
+static int
+master_db_file_of(const struct master *m, int slot)
+{
+	int i;
+
+	if (slot < 1)
+		return -1;
+	i = store_file_of_slot(slot, m->cfg->store.files);
+	return m->db_files & (1u << i) ? i : -1;
+}
+
+/*
+ * The exit of the worker instance_id in file i, and its processes failed
+ * there: 1 when the file knew the worker, 0 when not, -1 on an error.
+ */
+static int
+master_db_exited_in(struct master *m, int i, const char *instance_id,
+    const char *how, const char *reason)
+{
+	int n;
+
+	if (master_db_open_brief(m, i) == -1)
+		return -1;
+	if ((n = store_worker_exited(&m->store, instance_id, how)) == -1)
+		log_warnx("database: %s", store_errmsg(&m->store));
+	master_db_fail_processes(m, instance_id, reason);
+	store_close(&m->store);
+	return n;
+}
+
+/*
+ * The worker's registry row and processes are in the file its slot
+ * writes: that file alone when it knows the worker (a stop of 8 workers
+ * is not 64 opens), else every file.
  */
 void
 master_db_worker_exited(struct master *m, const char *instance_id,
-    const char *how, int status)
+    int slot, const char *how, int status)
 {
 	char reason[128];
-	int i;
+	int i, hint = master_db_file_of(m, slot);
 
 	master_db_reason(status, reason, sizeof(reason));
 	/* Not paused by a lock seen lately: an exit is not caught up later. */
-	i = stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
-	for (; i >= 0; i = master_db_next(m, i + 1)) {
-		if (master_db_open_brief(m, i) == -1)
-			continue;
-		if (store_worker_exited(&m->store, instance_id, how) == -1)
-			log_warnx("database: %s", store_errmsg(&m->store));
-		master_db_fail_processes(m, instance_id, reason);
-		store_close(&m->store);
+	if (!stateguard_db_ok(m))
+		return;
+	if (hint >= 0 && master_db_exited_in(m, hint, instance_id, how,
+	    reason) == 1)
+		return;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1))
+		if (i != hint)
+			(void)master_db_exited_in(m, i, instance_id, how,
+			    reason);
+}
+
+/* instance_id's results left in file i (*known: it is registered there). */
+static int
+master_db_left_in(struct master *m, int i, const char *instance_id,
+    int *known)
+{
+	int n;
+
+	if (master_db_open_brief(m, i) == -1)
+		return -1;
+	if ((n = store_outbox_pending(&m->store, instance_id)) == -1 ||
+	    (*known = store_worker_known(&m->store, instance_id)) == -1) {
+		log_warnx("database: %s", store_errmsg(&m->store));
+		n = -1;
 	}
+	store_close(&m->store);
+	return n;
 }
 
 /*
  * The results a dead worker leaves (its own rows, and the error results
  * queued for its unfinished processes) wait in the outbox until a live
  * worker delivers them.  Rows follow their process's worker even when
- * another worker claimed them.  Summed over the files; -1 when one of
- * them cannot say.
+ * another worker of the file claimed them.  They are in the file the
+ * worker wrote, and in the first one when moved there: those two when
+ * slot's file knows the worker, else every file.  -1 when one of them
+ * cannot say.
  */
 int
-master_db_results_left(struct master *m, const char *instance_id)
+master_db_results_left(struct master *m, const char *instance_id, int slot)
 {
-	int i, n, sum = 0;
+	int i, n, known = 0, sum = 0, hint = master_db_file_of(m, slot);
 
-	if ((i = master_db_first(m)) < 0)
+	if (master_db_first(m) < 0)
 		return -1;
-	for (; i >= 0; i = master_db_next(m, i + 1)) {
-		if (master_db_open_brief(m, i) == -1)
+	if (hint >= 0) {
+		if ((sum = master_db_left_in(m, hint, instance_id, &known)) ==
+		    -1)
 			return -1;
-		if ((n = store_outbox_pending(&m->store, instance_id)) == -1)
-			log_warnx("database: %s", store_errmsg(&m->store));
-		store_close(&m->store);
-		if (n == -1)
+		if (known && hint == 0)
+			return sum;
+		if (known)
+			return (n = master_db_left_in(m, 0, instance_id,
+			    &known)) == -1 ? -1 : sum + n;
+	}
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (i == hint)
+			continue;
+		if ((n = master_db_left_in(m, i, instance_id, &known)) == -1)
 			return -1;
 		sum += n;
 	}

@@ -283,6 +283,7 @@ struct pushed_op {
  */
 struct dead_notice {
 	char instance_id[UUID_TEXT_LEN];
+	int slot;		/* its worker's, for its database file */
 	int stopped;		/* it stopped (with results left), not died */
 	double since;		/* monotonic: when it was reaped */
 	int sent;		/* its POST started */
@@ -328,7 +329,7 @@ void relay_free(struct master *m);
  * once those results are delivered.
  */
 void relay_worker_died(struct master *m, const char *instance_id,
-    int status);
+    int slot, int status);
 
 /* master_ctl.c */
 /* The queries (status, health, metrics); arg is the master. */
@@ -393,10 +394,12 @@ const char *handover_string(const struct cJSON *state, const char *key);
 /* master_db.c */
 /* Also arms the housekeeping timer: recovery and retention while running. */
 int master_db_start(struct master *m, char *err, size_t errlen);
+/* slot: the worker's, for the file it wrote (0: not known). */
 void master_db_worker_exited(struct master *m, const char *instance_id,
-    const char *how, int status);
+    int slot, const char *how, int status);
 /* Outbox rows still holding results of instance_id's processes, or -1. */
-int master_db_results_left(struct master *m, const char *instance_id);
+int master_db_results_left(struct master *m, const char *instance_id,
+    int slot);
 /* Refresh m->outbox unless read in the last MASTER_OUTBOX_FRESH s. */
 void master_db_outbox(struct master *m);
 /*

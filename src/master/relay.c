@@ -652,7 +652,8 @@ relay_notice_send(struct master *m, struct dead_notice *n)
 static void relay_on_notice_check(void *arg);
 
 void
-relay_worker_died(struct master *m, const char *instance_id, int status)
+relay_worker_died(struct master *m, const char *instance_id, int slot,
+    int status)
 {
 	struct dead_notice *n;
 	int stopped = WIFEXITED(status) && WEXITSTATUS(status) == 0, left;
@@ -663,7 +664,8 @@ relay_worker_died(struct master *m, const char *instance_id, int status)
 	 * A worker that stopped told the orchestrator itself, unless results
 	 * of it were still in the outbox (poller.c): then that is ours too.
 	 */
-	if (stopped && (left = master_db_results_left(m, instance_id)) == 0)
+	if (stopped && (left = master_db_results_left(m, instance_id,
+	    slot)) == 0)
 		return;		/* -1, unknown: the notice waits to know */
 	if (m->state == MS_STOPPING) {
 		log_warnx("worker instance %s %s while the agent stops: no "
@@ -679,6 +681,7 @@ relay_worker_died(struct master *m, const char *instance_id, int status)
 		return;
 	}
 	snprintf(n->instance_id, sizeof(n->instance_id), "%s", instance_id);
+	n->slot = slot;
 	n->stopped = stopped;
 	n->master = m;
 	n->since = clock_mono();
@@ -704,7 +707,7 @@ relay_on_notice_check(void *arg)
 
 	if (patience < MASTER_NOTICE_PATIENCE)
 		patience = MASTER_NOTICE_PATIENCE;
-	if ((left = master_db_results_left(m, n->instance_id)) == 0)
+	if ((left = master_db_results_left(m, n->instance_id, n->slot)) == 0)
 		relay_notice_send(m, n);
 	else if (waited >= patience) {
 		if (left > 0)

@@ -779,7 +779,24 @@ store_worker_exited(struct store *st, const char *instance_id,
 	sqlite3_bind_double(s, 2, now);
 	sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, instance_id, -1, SQLITE_STATIC);
-	return store_step_done(s);
+	if (store_step_done(s) == -1)
+		return -1;
+	return sqlite3_changes(st->db);
+}
+
+int
+store_worker_known(struct store *st, const char *instance_id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM workers WHERE "
+	    "instance_id = ?", -1, &s, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int

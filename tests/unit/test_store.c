@@ -561,7 +561,8 @@ test_outbox_adopt(void **state)
 	assert_int_equal(store_migrate(&two, err, sizeof(err)), 0);
 	assert_int_equal(store_worker_register(&two, "live", 1, 2, 1), 0);
 	assert_int_equal(store_worker_register(&two, "dead", 2, 2, 1), 0);
-	assert_int_equal(store_worker_exited(&two, "dead", "killed"), 0);
+	assert_int_equal(store_worker_exited(&two, "dead", "killed"), 1);
+	assert_int_equal(store_worker_exited(&two, "nobody", "killed"), 0);
 	assert_int_equal(store_outbox_put(&two, "mine", "{}", "live", 0), 0);
 	assert_int_equal(store_outbox_put(&two, "left", "{\"r\":1}", "dead",
 	    0), 0);
