@@ -145,10 +145,12 @@ def slots(h):
 
 
 def next_worker(a, slot, old):
-    """Wait for slot's worker after the one of instance ID old; -> it."""
+    """Wait for slot's worker after the one of instance ID old, once it
+    has said hello (its instance ID is known); -> it."""
     def found():
         w = slots(a.health()).get(slot)
-        return w if w is not None and w["instance_id"] != old else None
+        return w if w is not None and w["instance_id"] not in ("", old) \
+            else None
     return wait_until(found, msg=f"slot {slot}'s next worker")
 
 
