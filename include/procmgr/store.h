@@ -184,6 +184,15 @@ int store_worker_register(struct store *st, const char *instance_id,
     pid_t pid, int slot, int generation);
 int store_worker_set_state(struct store *st, const char *instance_id,
     const char *state);
+/*
+ * The workers this file says are alive (not stopped or exited), at most
+ * max of them into out; how many, or -1.
+ */
+struct store_live {
+	char instance_id[64];
+	pid_t pid;
+};
+int store_live_workers(struct store *st, struct store_live *out, int max);
 /* Whether this file has instance_id's registry row: 1, 0, or -1. */
 int store_worker_known(struct store *st, const char *instance_id);
 /* Rows changed: 1, or 0 when this file does not know the worker; -1. */

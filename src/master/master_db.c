@@ -65,17 +65,15 @@ master_db_next(const struct master *m, int index)
 }
 
 /*
- * The first file in use, or -1: while a file could not be opened lately
- * (locked past MASTER_DB_BUSY_TIMEOUT, see master_db_open_brief), and
- * when the state guard says the files are not those opened at start
- * (stateguard.c says why; asked once per pass over the files, not per
- * file).
+ * The first file in use for a pass over the files, or -1 when the state
+ * guard says they are not those opened at start (stateguard.c says why;
+ * asked once per pass, not per file).  A pass waits on at most one
+ * locked file (master_db_open_brief).
  */
 static int
 master_db_first(struct master *m)
 {
-	if (clock_mono() < m->db_busy_until)
-		return -1;
+	m->db_pass_waited = 0;
 	return stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
 }
 
@@ -116,23 +114,29 @@ master_db_open_brief(struct master *m, int index)
 	if (busy > MASTER_DB_BUSY_TIMEOUT)
 		busy = MASTER_DB_BUSY_TIMEOUT;
 	/*
-	 * A file that cannot be opened (locked by another program, say)
-	 * pauses every pass for MASTER_DB_BUSY_PAUSE: each open waits up
-	 * to MASTER_DB_BUSY_TIMEOUT, and several files, or several passes
-	 * in one turn of the loop, would otherwise add up to a stall that
-	 * makes the workers' heartbeats look late.
+	 * Each open may wait up to MASTER_DB_BUSY_TIMEOUT on a lock (another
+	 * program's, say): a file that could not be opened is left alone for
+	 * MASTER_DB_BUSY_PAUSE, and a pass that waited on one skips the files
+	 * after it, so that several locked files, or several passes in one
+	 * turn of the loop, do not add up to a stall that makes the workers'
+	 * heartbeats look late.  The files skipped are those of the next
+	 * pass, the paused one aside.
 	 */
+	if (m->db_pass_waited || clock_mono() < m->db_busy_until[index])
+		return -1;
 	if (store_open_file(&m->store, m->cfg->server.state_dir, index, 0,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
-		m->db_busy_until = clock_mono() + MASTER_DB_BUSY_PAUSE;
+		m->db_busy_until[index] = clock_mono() + MASTER_DB_BUSY_PAUSE;
+		m->db_pass_waited = 1;
 		return -1;
 	}
 	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes /
 	    store_files_resolve(m->cfg->store.files, 1), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
-		m->db_busy_until = clock_mono() + MASTER_DB_BUSY_PAUSE;
+		m->db_busy_until[index] = clock_mono() + MASTER_DB_BUSY_PAUSE;
+		m->db_pass_waited = 1;
 		store_close(&m->store);
 		return -1;
 	}
@@ -168,6 +172,19 @@ master_db_fail_processes(struct master *m, const char *instance_id,
 		log_warnx("worker %s: its agent processes: %s", instance_id,
 		    pm.err);
 	procmgr_close(&pm);
+}
+
+static unsigned master_db_written(const struct master *);
+static void master_db_adopt_outbox(struct master *, unsigned);
+
+/* How many files the slots up to the target write: min(files, target). */
+static int
+master_db_used(const struct master *m)
+{
+	int used = m->cfg->store.files < m->target ? m->cfg->store.files :
+	    m->target;
+
+	return used > 1 ? used : 1;
 }
 
 /*
@@ -218,16 +235,21 @@ master_db_worker_exited(struct master *m, const char *instance_id,
 	int i, hint = master_db_file_of(m, slot);
 
 	master_db_reason(status, reason, sizeof(reason));
-	/* Not paused by a lock seen lately: an exit is not caught up later. */
-	if (!stateguard_db_ok(m))
+	/*
+	 * An exit that cannot be recorded now (the file locked, or the state
+	 * guard's fault) is caught up by the housekeeping's
+	 * master_db_reconcile.  Only a file that answers that it does not
+	 * know the worker sends the search to the others.
+	 */
+	if (master_db_first(m) < 0)
 		return;
 	if (hint >= 0 && master_db_exited_in(m, hint, instance_id, how,
-	    reason) == 1)
+	    reason) != 0)
 		return;
 	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1))
-		if (i != hint)
-			(void)master_db_exited_in(m, i, instance_id, how,
-			    reason);
+		if (i != hint && master_db_exited_in(m, i, instance_id, how,
+		    reason) == 1)
+			return;
 }
 
 /* instance_id's results left in file i (*known: it is registered there). */
@@ -264,6 +286,15 @@ master_db_results_left(struct master *m, const char *instance_id, int slot)
 
 	if (master_db_first(m) < 0)
 		return -1;
+	/*
+	 * A file no slot writes any more (a scale down): its results move
+	 * now, not at the housekeeping passes, for the shutdown notice must
+	 * not give up waiting on rows nobody sends (the orchestrator would
+	 * hand their operations out again).
+	 */
+	if (hint > 0 && hint >= master_db_used(m) &&
+	    !(master_db_written(m) & (1u << hint)))
+		master_db_adopt_outbox(m, 1u << hint);
 	if (hint >= 0) {
 		if ((sum = master_db_left_in(m, hint, instance_id, &known)) ==
 		    -1)
@@ -329,27 +360,47 @@ master_db_outbox(struct master *m)
 	m->outbox_read = clock_mono();
 }
 
-/* 1 as soon as a file says so; -1 when none did and one could not say. */
-int
-master_db_took_operation(struct master *m, const char *instance_id,
+/* Whether instance_id took operation_id, in file i: 1, 0, or -1. */
+static int
+master_db_took_in(struct master *m, int i, const char *instance_id,
     const char *operation_id, double since)
 {
 	struct procmgr pm;
-	int i, rc, any = 0;
+	int rc;
 
-	if ((i = master_db_first(m)) < 0)
+	if (master_db_open_brief(m, i) == -1)
 		return -1;
-	for (; i >= 0; i = master_db_next(m, i + 1)) {
-		if (master_db_open_brief(m, i) == -1)
-			return -1;
-		procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
-		if ((rc = procmgr_took_operation(&pm, instance_id,
-		    operation_id, since)) == -1)
-			log_warnx("database: operation %s of worker %s: %s",
-			    operation_id, instance_id, pm.err);
-		procmgr_close(&pm);
-		store_close(&m->store);
-		if (rc == 1)
+	procmgr_init(&pm, &m->store, m->instance_id, m->cfg);
+	if ((rc = procmgr_took_operation(&pm, instance_id, operation_id,
+	    since)) == -1)
+		log_warnx("database: operation %s of worker %s: %s",
+		    operation_id, instance_id, pm.err);
+	procmgr_close(&pm);
+	store_close(&m->store);
+	return rc;
+}
+
+/*
+ * In the file slot's worker wrote; every other file only when that one
+ * said no (an earlier image's worker may have written another).  1 as
+ * soon as a file says so; -1 when none did and one could not say.
+ */
+int
+master_db_took_operation(struct master *m, const char *instance_id,
+    int slot, const char *operation_id, double since)
+{
+	int i, rc, any = 0, hint = master_db_file_of(m, slot);
+
+	if (master_db_first(m) < 0)
+		return -1;
+	if (hint >= 0 && (any = master_db_took_in(m, hint, instance_id,
+	    operation_id, since)) != 0)
+		return any;
+	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
+		if (i == hint)
+			continue;
+		if ((rc = master_db_took_in(m, i, instance_id, operation_id,
+		    since)) == 1)
 			return 1;
 		if (rc == -1)
 			any = -1;
@@ -427,10 +478,7 @@ master_db_adopt_outbox(struct master *m, unsigned bits)
 static void
 master_db_adopt_unused(struct master *m)
 {
-	int used = m->cfg->store.files < m->target ? m->cfg->store.files :
-	    m->target;
-
-	m->db_unwritten = m->db_files & ~((1u << (used > 1 ? used : 1)) - 1);
+	m->db_unwritten = m->db_files & ~((1u << master_db_used(m)) - 1);
 	master_db_adopt_outbox(m, m->db_unwritten);
 }
 
@@ -449,6 +497,37 @@ master_db_adopt_orphans(struct master *m)
 
 	master_db_adopt_outbox(m, now & m->db_unwritten);
 	m->db_unwritten = now;
+}
+
+/*
+ * Workers the open file says are alive that are not in the worker table
+ * (by pid: one not past HELLO yet has no instance ID here): their exit
+ * could not be recorded when they were reaped (the file was locked).  They
+ * are recorded as exited now, and master_db_recover fails their processes.
+ */
+static void
+master_db_reconcile(struct master *m)
+{
+	struct store_live live[CONFIG_WORKERS_MAX];
+	const struct wproc *w;
+	int i, n;
+
+	if ((n = store_live_workers(&m->store, live, CONFIG_WORKERS_MAX)) == -1)
+		return;
+	for (i = 0; i < n; i++) {
+		for (w = m->workers; w != NULL && w->pid != live[i].pid;
+		    w = w->next)
+			;
+		if (w != NULL)
+			continue;
+		log_warnx("database %s: worker %s (pid %ld) is gone but its "
+		    "exit was not recorded; recorded now", m->store.path,
+		    live[i].instance_id, (long)live[i].pid);
+		if (store_worker_exited(&m->store, live[i].instance_id,
+		    "gone (its exit was not recorded when it was reaped)") ==
+		    -1)
+			log_warnx("database: %s", store_errmsg(&m->store));
+	}
 }
 
 /*
@@ -596,8 +675,8 @@ master_db_budget_all(struct master *m, double now)
 		return;		/* the state guard's fault stands instead */
 	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
-			rest = 1;	/* the blocked bits stay as they were */
-			break;
+			rest = 1;	/* its blocked bit stays as it was */
+			continue;
 		}
 		rest |= master_db_budget(m, i, now, &after);
 		store_close(&m->store);
@@ -769,8 +848,9 @@ master_db_housekeeping(void *arg)
 	for (; i >= 0; i = master_db_next(m, i + 1)) {
 		if (master_db_open_brief(m, i) == -1) {
 			outbox_ok = 0;
-			break;
+			continue;
 		}
+		master_db_reconcile(m);
 		master_db_recover(m);
 		master_db_prune_workers(m);
 		if (master_db_add_outbox(m, &outbox) == -1)

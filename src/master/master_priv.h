@@ -180,7 +180,9 @@ struct master {
 	int db_nfiles;		/*   how many: master_db.c */
 	unsigned db_unwritten;	/*   of them, no live worker's at the */
 				/*   last housekeeping pass */
-	double db_busy_until;	/*   monotonic: no opens before */
+	double db_busy_until[CONFIG_STORE_FILES_MAX];	/* monotonic: */
+				/*   no open of the file before */
+	int db_pass_waited;	/* the pass under way waited on a lock */
 	int sigfd;
 	uint8_t *rxbuf;
 
@@ -407,7 +409,7 @@ void master_db_outbox(struct master *m);
  * `since` (wall clock) or later: 1, 0, or -1 when the database cannot say.
  */
 int master_db_took_operation(struct master *m, const char *instance_id,
-    const char *operation_id, double since);
+    int slot, const char *operation_id, double since);
 /*
  * Why the database makes the agent degraded (over store.max_bytes with
  * only running operations and undelivered results left), or NULL.

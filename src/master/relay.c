@@ -202,7 +202,7 @@ relay_taken_by(struct master *m, const struct wproc *w,
 {
 	if (w->instance_id[0] == '\0')
 		return 0;	/* no HELLO: it never had an agent process */
-	return master_db_took_operation(m, w->instance_id, q->id,
+	return master_db_took_operation(m, w->instance_id, w->slot, q->id,
 	    q->sent_at - RELAY_CLOCK_SLACK);
 }
 

@@ -191,6 +191,7 @@ stateguard_forget_db(struct master *m, int i, const char *what)
 	    m->cfg->store.files, what);
 	m->db_files &= ~(1u << f->index);
 	m->db_nfiles--;
+	m->disk.blocked &= ~(1u << f->index);	/* its data went with it */
 	free(f->path);
 	free(f->wal_path);
 	free(f->shm_path);

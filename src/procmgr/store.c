@@ -1148,6 +1148,26 @@ store_orphaned_instances(struct store *st, char ***ids)
 }
 
 int
+store_live_workers(struct store *st, struct store_live *out, int max)
+{
+	sqlite3_stmt *s;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT instance_id, pid FROM workers "
+	    "WHERE state NOT IN ('stopped', 'exited')", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	while (n < max && sqlite3_step(s) == SQLITE_ROW) {
+		snprintf(out[n].instance_id, sizeof(out[n].instance_id), "%s",
+		    (const char *)sqlite3_column_text(s, 0));
+		out[n].pid = (pid_t)sqlite3_column_int64(s, 1);
+		n++;
+	}
+	sqlite3_finalize(s);
+	return n;
+}
+
+int
 store_prune_workers(struct store *st, double days, int keep)
 {
 	sqlite3_stmt *s;
