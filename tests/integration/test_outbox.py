@@ -38,6 +38,11 @@ POLL_INTERVAL = 1.0
 OUTBOX_DEADLINE = 60.0 * SCALE          # long enough for several sweeps
 # The orchestrator settings every test here uses: quick sweeps.
 ORCH = {"poll_interval": POLL_INTERVAL}
+# Two workers that share one outbox: with a database file each (store.files
+# = 0, the default) they never meet in one, and what these tests say of
+# claims between workers could not fail.  test_store_files.py covers the
+# files.
+ONE_FILE = {"files": 1}
 
 
 # --------------------------------------------------------------------------
@@ -203,7 +208,8 @@ def test_outbox_survives_restart(orch, agent):
 # 3. a killed worker's rows are taken over; a live worker's are not stolen
 
 def test_takeover_from_killed_worker(orch, agent):
-    a = agent(server={"workers": 2}, orchestrator=ORCH)
+    a = agent(server={"workers": 2}, store=ONE_FILE,
+              orchestrator=ORCH)
     a.wait_ready(2)
     state = a.state_dir
     set_result_failing(orch, True)
@@ -246,7 +252,8 @@ def test_takeover_from_killed_worker(orch, agent):
 # 4. a flapping orchestrator: no result lost, none sent twice
 
 def test_no_duplicates_under_flapping(orch, agent):
-    a = agent(server={"workers": 2}, orchestrator=ORCH)
+    a = agent(server={"workers": 2}, store=ONE_FILE,
+              orchestrator=ORCH)
     a.wait_ready(2)
     state = a.state_dir
     ops = orch.enqueue([{} for _ in range(30)])["operation_ids"]
@@ -322,7 +329,7 @@ def test_acknowledged_row_of_a_killed_worker_is_sent_again(orch, agent):
     the same result again, counting and logging the re-send; the master's
     shutdown notice for the dead worker comes after that, and re-queues
     nothing (the operation is reported)."""
-    a = agent(server={"workers": 2}, orchestrator=ORCH)
+    a = agent(server={"workers": 2}, store=ONE_FILE, orchestrator=ORCH)
     a.wait_ready(2)
     state = a.state_dir
     orch.set_faults(delay={"result": 1.0})

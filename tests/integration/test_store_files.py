@@ -438,6 +438,7 @@ BUDGET = 2 * MIB
 SLACK = BUDGET // 4             # as test_disk_budget.py (docs/OPERATIONS.md)
 PASSES = 2                      # the budget's worth of data written, at least
 ROUND = 100                     # operations enqueued at a time
+ROUNDS_MAX = 40                 # 4000 operations: far past PASSES budgets
 PAYLOAD = 3000                  # bytes of the file each operation reads
 QUIET = 10.0                    # MASTER_DB_QUIET in src/master/master_db.c
 
@@ -471,7 +472,7 @@ def test_max_bytes_bounds_the_files_together(orch, agent, workdir):
     a.start()
     a.wait_ready(2)
     firsts, done, settled, peak = {}, 0, 0, {FIRST: 0, SECOND: 0}
-    while True:
+    for _ in range(ROUNDS_MAX):
         ids = orch.enqueue([{"path": STORAGE_READ,
                              "operation": {"key": "blob"}}
                             for _ in range(ROUND)])["operation_ids"]
@@ -491,6 +492,9 @@ def test_max_bytes_bounds_the_files_together(orch, agent, workdir):
             a.dir, "SELECT count(*) FROM processes").values())
         if done >= PASSES * kept:
             break
+    else:
+        pytest.fail(f"{done} operations and still {kept} kept: the files "
+                    "are not pruned")
     assert settled <= BUDGET + SLACK, (settled, BUDGET + SLACK)
     # Each file within its share: both were written and both pruned.
     for name in (FIRST, SECOND):
@@ -545,3 +549,36 @@ def test_over_budget_warns_once_a_minute_and_stays_blocked(orch, agent,
     assert "back within store.max_bytes" not in log
     set_result_failing(orch, False)
     wait_results(orch, ids, timeout=2 * DEADLINE)
+
+
+def test_scale_down_sends_the_results_of_the_file_left_behind(orch, agent,
+                                                              workdir):
+    """A scale down from 2 workers to 1 leaves egressd-2.db written by no
+    slot; the result its worker could not deliver moves to egressd.db as
+    soon as that worker's shutdown notice waits for it, not at the
+    housekeeping passes a minute or two later: the notice would give up
+    first (after 60 s) and the orchestrator hand the operation out again,
+    to be run twice."""
+    a, h = two_files(agent, workdir)
+    set_result_failing(orch, True)
+    held = hold_in_each_worker(orch, a, {FIRST: 1, SECOND: 1})
+    (left,) = live(a.dir, SECOND, held)
+    release(workdir)
+    wait_until(lambda: outbox(a.dir, FIRST) | outbox(a.dir, SECOND) ==
+               set(held), msg="both results in the outboxes")
+    at = len(a.log())
+    a.signal(signal.SIGTTOU)            # one worker fewer: slot 2 stops
+    a.wait_ready(1)
+    set_result_failing(orch, False)
+    res = wait_results(orch, held)
+    assert res[left][0]["instance_id"] == slots(h)[1]["instance_id"], \
+        res[left]
+    a.wait_log("undelivered results moved from "
+               f"{os.path.join(a.dir, SECOND)}", start=at)
+    wait_until(lambda: requests(orch, endpoint="shutdown",
+                                instance_id=slots(h)[2]["instance_id"]),
+               msg="the master's notice for the stopped worker")
+    time.sleep(SWEEPS)
+    assert_delivered(orch, held, allowed_dups=0)
+    assert orch.get_requeued() == []
+    assert not outbox(a.dir, SECOND) and not outbox(a.dir, FIRST)
