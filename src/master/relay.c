@@ -656,7 +656,7 @@ relay_worker_died(struct master *m, const char *instance_id, int slot,
     int status)
 {
 	struct dead_notice *n;
-	int stopped = WIFEXITED(status) && WEXITSTATUS(status) == 0, left;
+	int stopped = WIFEXITED(status) && WEXITSTATUS(status) == 0, left = 0;
 
 	if (m->http == NULL)
 		return;
@@ -669,8 +669,9 @@ relay_worker_died(struct master *m, const char *instance_id, int slot,
 		return;		/* -1, unknown: the notice waits to know */
 	if (m->state == MS_STOPPING) {
 		log_warnx("worker instance %s %s while the agent stops: no "
-		    "shutdown notice is sent for it", instance_id, stopped ?
-		    "left results in the outbox" : "died");
+		    "shutdown notice is sent for it", instance_id, !stopped ?
+		    "died" : left > 0 ? "left results in the outbox" :
+		    "may have left results in the outbox (unknown)");
 		return;
 	}
 	if (m->nnotices >= MASTER_NOTICES_MAX ||

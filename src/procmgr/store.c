@@ -1031,10 +1031,19 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
 		    st->path, src_path, sqlite3_errmsg(st->db));
 		return -1;
 	}
-	/* The copy commits before the delete: a crash between sends twice. */
-	if (store_exec(st, "BEGIN IMMEDIATE;"
+	/*
+	 * The rows to move are named once (temp.moved), so that the delete
+	 * removes exactly those copied, even one delivered from here and
+	 * deleted meanwhile.  The copy commits first, synced (FULL) even
+	 * under synchronous = NORMAL, before the delete: a crash, or a power
+	 * loss, between them may send a result twice, never lose one.
+	 */
+	if (store_exec(st, "CREATE TEMP TABLE moved AS SELECT operation_id "
+	    "FROM src.outbox WHERE " STORE_SRC_ORPHAN ";"
+	    "PRAGMA main.synchronous=FULL;"
+	    "BEGIN IMMEDIATE;"
 	    "INSERT OR IGNORE INTO main.outbox SELECT * FROM src.outbox "
-	    "WHERE " STORE_SRC_ORPHAN ";"
+	    "WHERE operation_id IN (SELECT operation_id FROM temp.moved);"
 	    "COMMIT", why, sizeof(why)) == -1) {
 		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
 		snprintf(err, errlen, "results of %s not moved: %s", src_path,
@@ -1042,16 +1051,18 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
 	} else {
 		n = sqlite3_changes(st->db);	/* the INSERT's */
 		if (store_exec(st, "BEGIN IMMEDIATE;"
-		    "DELETE FROM src.outbox WHERE " STORE_SRC_ORPHAN " AND "
-		    "operation_id IN (SELECT operation_id FROM main.outbox);"
+		    "DELETE FROM src.outbox WHERE operation_id IN "
+		    "(SELECT operation_id FROM temp.moved);"
 		    "COMMIT", why, sizeof(why)) == -1) {
 			store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
 			snprintf(err, errlen, "results of %s copied to %s but "
-			    "not deleted there (%s): those delivered meanwhile "
-			    "may be sent twice", src_path, st->path, why);
+			    "not deleted there (%s): they may be sent twice",
+			    src_path, st->path, why);
 			n = -1;
 		}
 	}
+	store_exec(st, "DROP TABLE IF EXISTS temp.moved", ignored,
+	    sizeof(ignored));
 	store_exec(st, "DETACH src", ignored, sizeof(ignored));
 	return n;
 }
