@@ -81,6 +81,7 @@ struct store {
 	int wal_pages;			/* checkpoint from here on */
 	int batch;			/* store_batch_begin's is open */
 	int batch_lost;			/*   and SQLite rolled it back */
+	int sync_full;			/* store.synchronous = "full" */
 	int index;			/* of the file, 0-based (file */
 					/*   index + 1 for people) */
 };
@@ -193,7 +194,12 @@ struct store_live {
 	pid_t pid;
 };
 int store_live_workers(struct store *st, struct store_live *out, int max);
-/* Whether this file has instance_id's registry row: 1, 0, or -1. */
+/*
+ * Whether this file has instance_id's registry row: STORE_WORKER_ALIVE
+ * (not recorded as stopped or exited), STORE_WORKER_ENDED, 0 (no row), or
+ * -1.
+ */
+enum { STORE_WORKER_ENDED = 1, STORE_WORKER_ALIVE = 2 };
 int store_worker_known(struct store *st, const char *instance_id);
 /* Rows changed: 1, or 0 when this file does not know the worker; -1. */
 int store_worker_exited(struct store *st, const char *instance_id,

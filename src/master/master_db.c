@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -67,13 +69,11 @@ master_db_next(const struct master *m, int index)
 /*
  * The first file in use for a pass over the files, or -1 when the state
  * guard says they are not those opened at start (stateguard.c says why;
- * asked once per pass, not per file).  A pass waits on at most one
- * locked file (master_db_open_brief).
+ * asked once per pass, not per file).
  */
 static int
 master_db_first(struct master *m)
 {
-	m->db_pass_waited = 0;
 	return stateguard_db_ok(m) ? master_db_next(m, 0) : -1;
 }
 
@@ -100,6 +100,16 @@ master_db_wal(const struct master *m)
 	    store_files_resolve(m->cfg->store.files, 1));
 }
 
+/* File index could not be opened: see master_db_open_brief. */
+static void
+master_db_pause(struct master *m, int index)
+{
+	double now = clock_mono();
+
+	m->db_busy_until[index] = now + MASTER_DB_BUSY_PAUSE;
+	m->db_nowait_until = now + MASTER_DB_BUSY_PAUSE;
+}
+
 /*
  * While running, the databases must be the files opened at start: one
  * removed or replaced is not opened (master_db_first asked the state guard
@@ -115,28 +125,27 @@ master_db_open_brief(struct master *m, int index)
 		busy = MASTER_DB_BUSY_TIMEOUT;
 	/*
 	 * Each open may wait up to MASTER_DB_BUSY_TIMEOUT on a lock (another
-	 * program's, say): a file that could not be opened is left alone for
-	 * MASTER_DB_BUSY_PAUSE, and a pass that waited on one skips the files
-	 * after it, so that several locked files, or several passes in one
-	 * turn of the loop, do not add up to a stall that makes the workers'
-	 * heartbeats look late.  The files skipped are those of the next
-	 * pass, the paused one aside.
+	 * program's, say).  A file that could not be opened is left alone
+	 * for MASTER_DB_BUSY_PAUSE, and meanwhile no open waits at all (a
+	 * locked file fails at once, the others open): several locked files,
+	 * or several passes in one turn of the loop, then cost one wait a
+	 * second, not a stall that makes the workers' heartbeats look late.
 	 */
-	if (m->db_pass_waited || clock_mono() < m->db_busy_until[index])
+	if (clock_mono() < m->db_busy_until[index])
 		return -1;
+	if (clock_mono() < m->db_nowait_until)
+		busy = 0;
 	if (store_open_file(&m->store, m->cfg->server.state_dir, index, 0,
 	    m->cfg->store.synchronous, busy, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
-		m->db_busy_until[index] = clock_mono() + MASTER_DB_BUSY_PAUSE;
-		m->db_pass_waited = 1;
+		master_db_pause(m, index);
 		return -1;
 	}
 	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes /
 	    store_files_resolve(m->cfg->store.files, 1), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
-		m->db_busy_until[index] = clock_mono() + MASTER_DB_BUSY_PAUSE;
-		m->db_pass_waited = 1;
+		master_db_pause(m, index);
 		store_close(&m->store);
 		return -1;
 	}
@@ -204,6 +213,24 @@ master_db_file_of(const struct master *m, int slot)
 }
 
 /*
+ * Whether the worker table holds instance_id, or (no HELLO yet, so no
+ * instance ID) a worker of that pid.
+ */
+static int
+master_db_in_table(const struct master *m, const char *instance_id,
+    pid_t pid)
+{
+	const struct wproc *w;
+
+	for (w = m->workers; w != NULL; w = w->next)
+		if (w->instance_id[0] != '\0' ?
+		    strcmp(w->instance_id, instance_id) == 0 :
+		    pid != 0 && w->pid == pid)
+			return 1;
+	return 0;
+}
+
+/*
  * The exit of the worker instance_id in file i, and its processes failed
  * there: 1 when the file knew the worker, 0 when not, -1 on an error.
  */
@@ -267,6 +294,18 @@ master_db_left_in(struct master *m, int i, const char *instance_id,
 		n = -1;
 	}
 	store_close(&m->store);
+	/*
+	 * A worker reaped whose exit could not be recorded (the file was
+	 * locked then): its processes are not failed yet, so "no result
+	 * left" would be false.  Caught up now, then counted again.
+	 */
+	if (n >= 0 && *known == STORE_WORKER_ALIVE &&
+	    !master_db_in_table(m, instance_id, 0)) {
+		if (master_db_exited_in(m, i, instance_id, "gone (its exit "
+		    "was recorded late)", "worker gone") != 1)
+			return -1;
+		return master_db_left_in(m, i, instance_id, known);
+	}
 	return n;
 }
 
@@ -360,6 +399,19 @@ master_db_outbox(struct master *m)
 	m->outbox_read = clock_mono();
 }
 
+/* Whether file i has instance_id's registry row: > 0, 0, or -1. */
+static int
+master_db_knows(struct master *m, int i, const char *instance_id)
+{
+	int known;
+
+	if (master_db_open_brief(m, i) == -1)
+		return -1;
+	known = store_worker_known(&m->store, instance_id);
+	store_close(&m->store);
+	return known;
+}
+
 /* Whether instance_id took operation_id, in file i: 1, 0, or -1. */
 static int
 master_db_took_in(struct master *m, int i, const char *instance_id,
@@ -396,6 +448,8 @@ master_db_took_operation(struct master *m, const char *instance_id,
 	if (hint >= 0 && (any = master_db_took_in(m, hint, instance_id,
 	    operation_id, since)) != 0)
 		return any;
+	if (hint >= 0 && master_db_knows(m, hint, instance_id) > 0)
+		return 0;	/* its file says no */
 	for (i = master_db_next(m, 0); i >= 0; i = master_db_next(m, i + 1)) {
 		if (i == hint)
 			continue;
@@ -515,10 +569,17 @@ master_db_reconcile(struct master *m)
 	if ((n = store_live_workers(&m->store, live, CONFIG_WORKERS_MAX)) == -1)
 		return;
 	for (i = 0; i < n; i++) {
+		/*
+		 * Not in the table, and its process gone (a worker an upgrade
+		 * could not adopt still runs), or its pid now another worker's.
+		 */
+		if (master_db_in_table(m, live[i].instance_id, live[i].pid))
+			continue;
 		for (w = m->workers; w != NULL && w->pid != live[i].pid;
 		    w = w->next)
 			;
-		if (w != NULL)
+		if (w == NULL && !(kill(live[i].pid, 0) == -1 &&
+		    errno == ESRCH))
 			continue;
 		log_warnx("database %s: worker %s (pid %ld) is gone but its "
 		    "exit was not recorded; recorded now", m->store.path,

@@ -182,7 +182,7 @@ struct master {
 				/*   last housekeeping pass */
 	double db_busy_until[CONFIG_STORE_FILES_MAX];	/* monotonic: */
 				/*   no open of the file before */
-	int db_pass_waited;	/* the pass under way waited on a lock */
+	double db_nowait_until;	/*   monotonic: opens do not wait */
 	int sigfd;
 	uint8_t *rxbuf;
 

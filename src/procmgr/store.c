@@ -330,6 +330,7 @@ store_pragmas(struct store *st, enum config_synchronous sync,
 	    sync == SYNC_FULL ? "FULL" : "NORMAL", STORE_CACHE_KIB);
 	if (store_exec(st, sql, err, errlen) == -1)
 		return -1;
+	st->sync_full = sync == SYNC_FULL;
 	st->ckpt_frames = 0;
 	st->wal_pages = STORE_WAL_PAGES;
 	sqlite3_wal_hook(st->db, store_wal_hook, st);
@@ -790,13 +791,18 @@ store_worker_known(struct store *st, const char *instance_id)
 	sqlite3_stmt *s;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM workers WHERE "
-	    "instance_id = ?", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db, "SELECT state NOT IN ('stopped', "
+	    "'exited') FROM workers WHERE instance_id = ?", -1, &s, NULL) !=
+	    SQLITE_OK)
 		return -1;
 	sqlite3_bind_text(s, 1, instance_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		rc = sqlite3_column_int(s, 0) ? STORE_WORKER_ALIVE :
+		    STORE_WORKER_ENDED;
+	else
+		rc = rc == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(s);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	return rc;
 }
 
 int
@@ -1039,8 +1045,14 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
 	 * loss, between them may send a result twice, never lose one.
 	 */
 	if (store_exec(st, "CREATE TEMP TABLE moved AS SELECT operation_id "
-	    "FROM src.outbox WHERE " STORE_SRC_ORPHAN ";"
-	    "PRAGMA main.synchronous=FULL;"
+	    "FROM src.outbox WHERE " STORE_SRC_ORPHAN, why, sizeof(why)) ==
+	    -1) {
+		snprintf(err, errlen, "results of %s not moved: %s", src_path,
+		    why);
+	} else if (store_pragma_int(st, "SELECT count(*) FROM temp.moved") ==
+	    0) {
+		n = 0;		/* no write lock taken for nothing */
+	} else if (store_exec(st, "PRAGMA main.synchronous=FULL;"
 	    "BEGIN IMMEDIATE;"
 	    "INSERT OR IGNORE INTO main.outbox SELECT * FROM src.outbox "
 	    "WHERE operation_id IN (SELECT operation_id FROM temp.moved);"
@@ -1063,6 +1075,8 @@ store_outbox_adopt(struct store *st, const char *src_path, char *err,
 	}
 	store_exec(st, "DROP TABLE IF EXISTS temp.moved", ignored,
 	    sizeof(ignored));
+	store_exec(st, st->sync_full ? "PRAGMA main.synchronous=FULL" :
+	    "PRAGMA main.synchronous=NORMAL", ignored, sizeof(ignored));
 	store_exec(st, "DETACH src", ignored, sizeof(ignored));
 	return n;
 }
@@ -1162,20 +1176,24 @@ int
 store_live_workers(struct store *st, struct store_live *out, int max)
 {
 	sqlite3_stmt *s;
-	int n = 0;
+	const unsigned char *id;
+	int n = 0, rc;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT instance_id, pid FROM workers "
 	    "WHERE state NOT IN ('stopped', 'exited')", -1, &s, NULL) !=
 	    SQLITE_OK)
 		return -1;
-	while (n < max && sqlite3_step(s) == SQLITE_ROW) {
+	while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((id = sqlite3_column_text(s, 0)) == NULL)
+			continue;
 		snprintf(out[n].instance_id, sizeof(out[n].instance_id), "%s",
-		    (const char *)sqlite3_column_text(s, 0));
+		    (const char *)id);
 		out[n].pid = (pid_t)sqlite3_column_int64(s, 1);
 		n++;
 	}
 	sqlite3_finalize(s);
-	return n;
+	/* A read that stopped short (busy, an error) lists nothing. */
+	return n < max && rc != SQLITE_DONE ? -1 : n;
 }
 
 int

@@ -563,6 +563,16 @@ test_outbox_adopt(void **state)
 	assert_int_equal(store_worker_register(&two, "dead", 2, 2, 1), 0);
 	assert_int_equal(store_worker_exited(&two, "dead", "killed"), 1);
 	assert_int_equal(store_worker_exited(&two, "nobody", "killed"), 0);
+	assert_int_equal(store_worker_known(&two, "live"), STORE_WORKER_ALIVE);
+	assert_int_equal(store_worker_known(&two, "dead"), STORE_WORKER_ENDED);
+	assert_int_equal(store_worker_known(&two, "nobody"), 0);
+	{
+		struct store_live live[4];
+
+		assert_int_equal(store_live_workers(&two, live, 4), 1);
+		assert_string_equal(live[0].instance_id, "live");
+		assert_int_equal(live[0].pid, 1);
+	}
 	assert_int_equal(store_outbox_put(&two, "mine", "{}", "live", 0), 0);
 	assert_int_equal(store_outbox_put(&two, "left", "{\"r\":1}", "dead",
 	    0), 0);
