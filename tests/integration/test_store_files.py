@@ -177,6 +177,19 @@ def set_result_failing(orch, on):
     orch.set_faults(fail={"result": [1000000, 500] if on else 0})
 
 
+def results_in_each_outbox(orch, a, workdir):
+    """One result in each file's outbox, the orchestrator refusing them
+    (until set_result_failing(orch, False)).  -> (both operation IDs,
+    the one in egressd-2.db)."""
+    set_result_failing(orch, True)
+    held = hold_in_each_worker(orch, a, {FIRST: 1, SECOND: 1})
+    (left,) = live(a.dir, SECOND, held)
+    release(workdir)
+    wait_until(lambda: outbox(a.dir, FIRST) | outbox(a.dir, SECOND) ==
+               set(held), msg="both results in the outboxes")
+    return held, left
+
+
 def health_reason(a, needle):
     """The degraded reason of a's health containing needle, or None."""
     for r in a.health().get("reasons", []):
@@ -278,12 +291,7 @@ def test_results_of_a_file_no_worker_writes_are_delivered(orch, agent,
                                                           workdir, files,
                                                           workers):
     a, _ = two_files(agent, workdir)
-    set_result_failing(orch, True)
-    held = hold_in_each_worker(orch, a, {FIRST: 1, SECOND: 1})
-    (left,) = live(a.dir, SECOND, held)
-    release(workdir)
-    wait_until(lambda: outbox(a.dir, FIRST) | outbox(a.dir, SECOND) ==
-               set(held), msg="both results in the outboxes")
+    held, left = results_in_each_outbox(orch, a, workdir)
     a.signal(signal.SIGTERM)
     assert a.wait_exit() == 0
     assert outbox(a.dir, SECOND) == {left}
@@ -560,12 +568,7 @@ def test_scale_down_sends_the_results_of_the_file_left_behind(orch, agent,
     first (after 60 s) and the orchestrator hand the operation out again,
     to be run twice."""
     a, h = two_files(agent, workdir)
-    set_result_failing(orch, True)
-    held = hold_in_each_worker(orch, a, {FIRST: 1, SECOND: 1})
-    (left,) = live(a.dir, SECOND, held)
-    release(workdir)
-    wait_until(lambda: outbox(a.dir, FIRST) | outbox(a.dir, SECOND) ==
-               set(held), msg="both results in the outboxes")
+    held, left = results_in_each_outbox(orch, a, workdir)
     at = len(a.log())
     a.signal(signal.SIGTTOU)            # one worker fewer: slot 2 stops
     a.wait_ready(1)
