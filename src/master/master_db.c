@@ -89,15 +89,23 @@ master_db_share(const struct master *m)
 }
 
 /*
- * The WAL's share of a file, as the workers size it (worker.c: their
- * store.max_bytes / store.files), so that the master's "WAL past twice its
- * own" agrees with where they checkpoint.
+ * The budget a file's connection is sized by (store_set_max_bytes: its
+ * WAL's share), as the workers size theirs (worker.c: store.max_bytes /
+ * store.files), so that the master's "WAL past twice its own" agrees with
+ * where they checkpoint.
  */
+static int64_t
+master_db_conn_bytes(const struct master *m)
+{
+	return m->cfg->store.max_bytes /
+	    store_files_resolve(m->cfg->store.files, 1);
+}
+
+/* The WAL's share of a file. */
 static int64_t
 master_db_wal(const struct master *m)
 {
-	return store_wal_limit(m->cfg->store.max_bytes /
-	    store_files_resolve(m->cfg->store.files, 1));
+	return store_wal_limit(master_db_conn_bytes(m));
 }
 
 /* File index could not be opened: see master_db_open_brief. */
@@ -141,8 +149,7 @@ master_db_open_brief(struct master *m, int index)
 		master_db_pause(m, index);
 		return -1;
 	}
-	if (store_set_max_bytes(&m->store, m->cfg->store.max_bytes /
-	    store_files_resolve(m->cfg->store.files, 1), err,
+	if (store_set_max_bytes(&m->store, master_db_conn_bytes(m), err,
 	    sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		master_db_pause(m, index);
@@ -1008,7 +1015,7 @@ master_db_start_file(struct master *m, int i, char *err, size_t errlen)
 	    m->cfg->store.synchronous, m->cfg->store.busy_timeout, err,
 	    errlen) == -1)
 		return -1;
-	if (store_set_max_bytes(&m->store, master_db_share(m), err,
+	if (store_set_max_bytes(&m->store, master_db_conn_bytes(m), err,
 	    errlen) == -1 || store_migrate(&m->store, err, errlen) == -1) {
 		store_close(&m->store);
 		return -1;
