@@ -284,7 +284,7 @@ server: {{ workers = {workers}; pidfile = "egressd.pid"; state_dir = ".";
 log: {{ file = "egressd.log"; level = "warning"; }};
 orchestrator: {{ url = "{url}"; token_id = "{token_id}";
                 token_file = "token"; poll_interval = {poll_interval}; }};
-worker: {{ max_inflight = {max_inflight};
+worker: {{ max_inflight = {max_inflight}; parallel_polls = {polls};
           heartbeat_interval = {heartbeat}; }};
 """
 
@@ -309,6 +309,7 @@ class Daemon(HealthClient):
             f.write(CONFIG.format(workers=workers, url=url, token_id=TOKEN_ID,
                                   poll_interval=poll_interval,
                                   max_inflight=max_inflight,
+                                  polls=int(os.environ.get("BENCH_POLLS", "4")),
                                   heartbeat=heartbeat,
                                   worker_timeout=worker_timeout) + extra)
             if "store:" not in extra:

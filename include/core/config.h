@@ -17,6 +17,7 @@
 #define CONFIG_ERR_MAX 512
 #define CONFIG_WORKERS_MAX 256	/* server.workers, -w, scale and TTIN */
 #define CONFIG_STORE_FILES_MAX 8	/* store.files: database files */
+#define CONFIG_POLLS_MAX	16	/* worker.parallel_polls */
 /* health.stale_after = 0: this many poll intervals, and at least ... */
 #define CONFIG_STALE_POLLS 3.0
 #define CONFIG_STALE_MIN 30.0	/* ... seconds */
@@ -87,6 +88,7 @@ struct egressd_config {
 
 	struct {
 		int max_inflight;
+		int parallel_polls;	/* at most CONFIG_POLLS_MAX */
 		double heartbeat_interval;
 		double backpressure_heartbeat;
 	} worker;

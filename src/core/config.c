@@ -198,6 +198,8 @@ static const struct config_key config_orchestrator_keys[] = {
 static const struct config_key config_worker_keys[] = {
 	{ KEY("max_inflight", CK_INT, CFG(worker.max_inflight)),
 	    .min = 1, .max = CONFIG_INFLIGHT_MAX, .def = 8 },
+	{ KEY("parallel_polls", CK_INT, CFG(worker.parallel_polls)),
+	    .min = 1, .max = CONFIG_POLLS_MAX, .def = 4 },
 	{ KEY("heartbeat_interval", CK_DOUBLE,
 	    CFG(worker.heartbeat_interval)),
 	    .min = 0.05, .max = SECS_HOUR, .def = 5 },

@@ -24,7 +24,7 @@
 #define POLLER_ACK_RETRY 1.0		/* after a failed delete */
 static const double poller_retry_delay[POLLER_TRIES] = { 1.0, 2.0, 0 };
 
-enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER };
+enum op_stage { STAGE_DOWNLOAD, STAGE_RUN, STAGE_DELIVER, STAGE_QUEUED };
 
 struct poller_op {
 	struct runner_op rop;		/* its agent process */
@@ -39,6 +39,9 @@ struct poller_op {
 					/*   place of a refused one */
 	int held;			/* its first try waits for a commit */
 	int unsure;			/* its batch failed: a row may exist */
+	int batched;			/* its records in the open group */
+	cJSON *queued;			/* STAGE_QUEUED: the operation */
+	struct poller_op *group_next;	/* in the group of brief ones */
 	double accepted;		/* monotonic, for its duration */
 	struct httpc_request *req;
 	struct poller *p;
@@ -60,12 +63,15 @@ struct poller {
 	struct runner *runner;
 	struct poller_hooks hooks;
 	struct poller_op *ops;
-	struct poller_op *batch_op;	/* its records not yet committed */
+	struct poller_op *group;	/* brief operations of this pass, */
+	struct poller_op **group_tail;	/*   run and committed together */
+	struct evloop_timer group_due;	/* pending: a group waits */
 	struct poller_wait *waitq;	/* FIFO, started as slots free */
 	struct poller_wait **waitq_tail;
 	int nwait;			/* at most max_inflight */
 	unsigned long pushes;		/* OPERATION frames received */
-	struct httpc_request *get_req;
+	struct httpc_request *gets[CONFIG_POLLS_MAX];	/* GETs in flight */
+	int ngets;
 	struct httpc_request *heartbeat_req;
 	struct httpc_request *shutdown_req;
 	struct evloop *loop;
@@ -222,6 +228,7 @@ poller_forget(struct poller *p, struct poller_op *o)
 		log_warnx("operation %s stopped; its error result is in the "
 		    "outbox", o->id);
 	runner_release(&o->rop);
+	cJSON_Delete(o->queued);
 	cJSON_Delete(o->result);
 	cJSON_free(o->text);
 	free(o->id);
@@ -230,19 +237,71 @@ poller_forget(struct poller *p, struct poller_op *o)
 	poller_changed(p);
 }
 
-/* GET /api/v1/agent/operation, when allowed. */
+/*
+ * One more GET /api/v1/agent/operation, when allowed: each GET in flight
+ * may bring an operation, so it takes a slot of max_inflight as well.
+ */
+static int
+poller_get(struct poller *p)
+{
+	struct httpc_request *req;
+
+	if (p->draining || p->ngets >= p->cfg->worker.parallel_polls ||
+	    p->ctx->inflight + (unsigned long)(p->nwait + p->ngets) >=
+	    (unsigned long)p->cfg->worker.max_inflight)
+		return 0;
+	req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL, poller_on_get,
+	    p);
+	if (req == NULL) {
+		log_warnx("poller: cannot start a GET operation request");
+		if (p->ngets == 0)
+			poller_poll_later(p);
+		return 0;
+	}
+	p->gets[p->ngets++] = req;
+	return 1;
+}
+
+/* A poll: one GET, unless one is in flight already. */
 static void
 poller_poll(struct poller *p)
 {
 	evloop_timer_cancel(&p->poll);
-	if (p->draining || p->get_req != NULL || !poller_has_capacity(p))
-		return;
-	p->get_req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL,
-	    poller_on_get, p);
-	if (p->get_req == NULL) {
-		log_warnx("poller: cannot start a GET operation request");
-		poller_poll_later(p);
-	}
+	if (p->ngets == 0)
+		(void)poller_get(p);
+}
+
+/*
+ * The orchestrator had work: up to worker.parallel_polls GETs at once, so
+ * that operations arrive together and their records share a commit
+ * (poller_run_group).
+ */
+static void
+poller_poll_more(struct poller *p)
+{
+	evloop_timer_cancel(&p->poll);
+	while (poller_get(p))
+		;
+}
+
+static void
+poller_gets_remove(struct poller *p, const struct httpc_request *req)
+{
+	int i;
+
+	for (i = 0; i < p->ngets; i++)
+		if (p->gets[i] == req) {
+			p->gets[i] = p->gets[--p->ngets];
+			return;
+		}
+}
+
+/* A fast stop, the deadline or the end: no more operations are fetched. */
+static void
+poller_gets_cancel(struct poller *p)
+{
+	while (p->ngets > 0)
+		httpc_request_free(p->gets[--p->ngets]);
 }
 
 static void
@@ -276,7 +335,7 @@ poller_on_get(struct httpc_request *req)
 	char why[CURL_ERROR_SIZE + 64], err[128];
 	cJSON *op;
 
-	p->get_req = NULL;
+	poller_gets_remove(p, req);
 	poller_changed(p);
 	poller_note_contact(p, req);
 	if (req->result == CURLE_OK && req->status == 200) {
@@ -289,9 +348,9 @@ poller_on_get(struct httpc_request *req)
 			log_warnx("poller: operation response %s; dropped", err);
 		httpc_request_free(req);
 		if (op != NULL && poller_accept(p, op, "poll"))
-			poller_poll(p);	/* more may be waiting */
-		else	/* a 200 without work must not become a GET loop */
-			poller_poll_later(p);
+			poller_poll_more(p);	/* more may be waiting */
+		else if (p->ngets == 0)	/* a 200 without work must not */
+			poller_poll_later(p);	/*   become a GET loop */
 		return;
 	}
 	if (req->result == CURLE_OK && req->status == 204) {
@@ -304,7 +363,8 @@ poller_on_get(struct httpc_request *req)
 		poller_first_failure(p, req, why);
 	}
 	httpc_request_free(req);
-	poller_poll_later(p);
+	if (p->ngets == 0)	/* else the last GET in flight decides */
+		poller_poll_later(p);
 }
 
 /* The agent process ended: its result is in the outbox unless not stored. */
@@ -464,40 +524,53 @@ poller_waiting(const struct poller *p, const char *id)
 /*
  * An operation whose handler finishes at once and changes nothing outside
  * the database (dispatch_brief: health, an error for a disabled or unknown
- * path) has its spawn, exit and outbox row written in one transaction:
- * one commit where there were two, and the pages both touch written to the
- * WAL once.  The write lock is held only while such a handler runs.
- * Nothing of it is durable before the commit, and its first try waits for
- * the commit (poller_deliver), so a worker killed inside has neither done
- * nor sent anything: the operation is handed out again (a polled one once
- * the orchestrator has the shutdown notice, a pushed one by the master at
- * once) instead of being answered with a "worker died" error.  Every other
- * operation's process is committed before its handler starts, and
- * recovered as failed if the worker dies.
- *
- * Returns 1 with the batch open, 0 when the operation takes the usual way,
- * -1 when the database refused the batch's transaction: the spawn's own
- * would wait out busy_timeout a second time, so there is none.
+ * path) has its spawn, exit and outbox row written in one transaction, and
+ * so do all such operations accepted in one pass of the loop (a group):
+ * they wait for the pass's timers (poller_run_group, or the next operation
+ * that is not brief, which must not commit its spawn after them), then one
+ * commit takes them all.  The pages they touch are written to the WAL
+ * once for the group, not once per operation, and a group is at most
+ * max_inflight operations.  The write lock is held only while their
+ * handlers run, back to back.  Nothing of them is durable before the
+ * commit, and their first tries wait for it (poller_deliver), so a worker
+ * killed inside has neither done nor sent anything: the operations are
+ * handed out again (a polled one once the orchestrator has the shutdown
+ * notice, a pushed one by the master at once) instead of being answered
+ * with a "worker died" error.  Every other operation's process is
+ * committed before its handler starts, and recovered as failed if the
+ * worker dies.
  */
 static int
-poller_batch_begin(struct poller *p, struct poller_op *o, const cJSON *op)
+poller_brief(const struct poller *p, const cJSON *op)
 {
-	if (p->store == NULL || poller_op_stub(op) ||
-	    !dispatch_brief(p->cfg, poller_image(op)))
-		return 0;
-	if (store_batch_begin(p->store) == -1)
-		return -1;
-	p->batch_op = o;
-	return 1;
+	return p->store != NULL && !poller_op_stub(op) &&
+	    dispatch_brief(p->cfg, poller_image(op));
 }
 
+/* Spawn the operation's agent process (none without one) and run it. */
 static void
-poller_batch_end(struct poller *p, struct poller_op *o)
+poller_start_op(struct poller *p, struct poller_op *o, cJSON *op, int process)
 {
-	char err[256];
+	if (!process)
+		runner_no_process(p->runner, &o->rop, o->id, poller_image(op));
+	else
+		runner_spawn(p->runner, &o->rop, o->id, poller_image(op),
+		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
+	if (poller_op_stub(op))
+		poller_download(o);
+	else
+		poller_run(o, op);
+	cJSON_Delete(op);
+}
 
-	p->batch_op = NULL;
-	if (store_batch_end(p->store, err, sizeof(err)) == -1) {
+/* The group's commit failed: each result is stored again on its own. */
+static void
+poller_group_failed(struct poller *p, struct poller_op *first,
+    const char *err)
+{
+	struct poller_op *o;
+
+	for (o = first; o != NULL; o = o->group_next) {
 		log_warnx("agent process %lld (operation %s): its records were "
 		    "not committed (%s); its result is stored again",
 		    (long long)o->rop.pid, o->id, err);
@@ -505,11 +578,52 @@ poller_batch_end(struct poller *p, struct poller_op *o)
 		o->stored = 0;
 		o->unsure = 1;	/* what followed the failure committed */
 	}
-	if (o->held) {
-		o->held = 0;
-		poller_store(o);
-		poller_deliver(o);
+}
+
+/*
+ * Run the brief operations waiting in the group in one transaction, then
+ * send their results.  When the database refuses the transaction, each
+ * runs without an agent process: its spawn would wait out busy_timeout a
+ * second time.
+ */
+static void
+poller_run_group(struct poller *p)
+{
+	struct poller_op *first = p->group, *o, *next;
+	char err[256];
+	int open;
+
+	evloop_timer_cancel(&p->group_due);
+	if (first == NULL)
+		return;
+	p->group = NULL;
+	p->group_tail = &p->group;
+	open = store_batch_begin(p->store) == 0;
+	for (o = first; o != NULL; o = o->group_next) {
+		cJSON *op = o->queued;
+
+		o->queued = NULL;
+		o->batched = open;
+		poller_start_op(p, o, op, open);
 	}
+	if (open && store_batch_end(p->store, err, sizeof(err)) == -1)
+		poller_group_failed(p, first, err);
+	for (o = first; o != NULL; o = next) {
+		next = o->group_next;
+		o->group_next = NULL;
+		o->batched = 0;
+		if (o->held) {
+			o->held = 0;
+			poller_store(o);
+			poller_deliver(o);
+		}
+	}
+}
+
+static void
+poller_on_group_due(void *arg)
+{
+	poller_run_group(arg);
 }
 
 /* Start one operation now, whatever the count in flight. */
@@ -517,9 +631,16 @@ static void
 poller_admit(struct poller *p, cJSON *op, const char *via)
 {
 	const char *id = poller_op_id(op);
+	int brief = poller_brief(p, op);
 	struct poller_op *o;
-	int batch;
 
+	/*
+	 * The process of any other operation exists before any work: a crash
+	 * from here is recovered.  The group's spawns come first, as they
+	 * were accepted first.
+	 */
+	if (!brief)
+		poller_run_group(p);
 	if ((o = calloc(1, sizeof(*o))) == NULL ||
 	    (o->id = strdup(id)) == NULL) {
 		log_warnx("poller: out of memory; operation %s dropped", id);
@@ -532,22 +653,16 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
 	log_debug("operation %s accepted (%s)", id, via);
 	o->rop.on_done = poller_on_done;
 	o->rop.arg = o;
-	/*
-	 * The process exists before any work: a crash from here is recovered
-	 * (but see poller_batch_begin).
-	 */
-	if ((batch = poller_batch_begin(p, o, op)) == -1)
-		runner_no_process(p->runner, &o->rop, id, poller_image(op));
-	else
-		runner_spawn(p->runner, &o->rop, id, poller_image(op),
-		    cJSON_GetObjectItemCaseSensitive(op, "operation"));
-	if (poller_op_stub(op))
-		poller_download(o);
-	else
-		poller_run(o, op);
-	if (batch == 1)
-		poller_batch_end(p, o);
-	cJSON_Delete(op);
+	if (brief) {
+		o->stage = STAGE_QUEUED;
+		o->queued = op;
+		*p->group_tail = o;
+		p->group_tail = &o->group_next;
+		if (!evloop_timer_pending(&p->group_due))
+			evloop_timer_add(p->loop, &p->group_due, 0);
+		return;
+	}
+	poller_start_op(p, o, op, 1);
 }
 
 /*
@@ -1031,8 +1146,8 @@ poller_deliver(struct poller_op *o)
 	if (o->stage != STAGE_DELIVER) {
 		o->stage = STAGE_DELIVER;	/* download tries are over */
 		o->tries = 0;
-		if (o->p->batch_op == o) {
-			o->held = 1;	/* poller_batch_end sends it */
+		if (o->batched) {
+			o->held = 1;	/* poller_run_group sends it */
 			return;
 		}
 		poller_store(o);
@@ -1234,10 +1349,7 @@ poller_drain(struct poller *p, int fast)
 	if (!fast)
 		return;
 	poller_drop_waiting(p, "a fast stop");
-	if (p->get_req != NULL) {
-		httpc_request_free(p->get_req);
-		p->get_req = NULL;
-	}
+	poller_gets_cancel(p);
 	for (o = p->ops; o != NULL; o = next) {
 		next = o->next;
 		if (o->stage == STAGE_DOWNLOAD) {
@@ -1250,12 +1362,10 @@ poller_drain(struct poller *p, int fast)
 void
 poller_abandon(struct poller *p)
 {
+	poller_run_group(p);	/* brief: they run rather than vanish */
 	p->draining = 1;
 	poller_drop_waiting(p, "the shutdown deadline");
-	if (p->get_req != NULL) {
-		httpc_request_free(p->get_req);
-		p->get_req = NULL;
-	}
+	poller_gets_cancel(p);
 	while (p->ops != NULL) {
 		if (p->ops->rop.running)
 			p->ops->stored = runner_abort(p->runner, &p->ops->rop,
@@ -1369,7 +1479,7 @@ poller_settle(void *arg)
 	poller_start_waiting(p);
 	poller_backpressure(p);
 	if (p->draining && p->ops == NULL && p->waitq == NULL &&
-	    p->get_req == NULL)
+	    p->ngets == 0)
 		poller_notify_shutdown(p);
 }
 
@@ -1392,6 +1502,8 @@ poller_new(struct orch *orch, struct op_context *ctx,
 	p->link.since = clock_wall();	/* not yet in contact */
 	p->loop = ctx->loop;
 	p->waitq_tail = &p->waitq;
+	p->group_tail = &p->group;
+	evloop_timer_init(&p->group_due, poller_on_group_due, p);
 	evloop_timer_init(&p->poll, poller_on_poll, p);
 	evloop_timer_init(&p->sweep, poller_sweep, p);
 	evloop_timer_init(&p->heartbeat, poller_heartbeat_due, p);
@@ -1405,10 +1517,12 @@ poller_free(struct poller *p)
 {
 	if (p == NULL)
 		return;
+	evloop_timer_cancel(&p->group_due);
+	p->group = NULL;		/* each freed with p->ops */
 	while (p->ops != NULL)
 		poller_forget(p, p->ops);
 	poller_drop_waiting(p, "the worker stopped");
-	httpc_request_free(p->get_req);
+	poller_gets_cancel(p);
 	httpc_request_free(p->heartbeat_req);
 	httpc_request_free(p->shutdown_req);
 	evloop_timer_cancel(&p->poll);

@@ -68,6 +68,7 @@ assert_defaults(const struct egressd_config *c, bool with_lists)
 	assert_int_equal(c->orchestrator.max_body_bytes, 16777216);
 
 	assert_int_equal(c->worker.max_inflight, 8);
+	assert_int_equal(c->worker.parallel_polls, 4);
 	assert_true(c->worker.heartbeat_interval == 5.0);
 	assert_true(c->worker.backpressure_heartbeat == 30.0);
 
@@ -156,7 +157,8 @@ static const char full_text[] =
     "  events_timeout = 30; connect_timeout = 2.5; tls_verify = false;\n"
     "  ca_file = \"/ca.pem\"; max_event_bytes = 2048;\n"
     "  max_body_bytes = 1073741824L; };\n"
-    "worker: { max_inflight = 1024; heartbeat_interval = 0.25;\n"
+    "worker: { max_inflight = 1024; parallel_polls = 16;\n"
+    "  heartbeat_interval = 0.25;\n"
     "  backpressure_heartbeat = 1; };\n"
     "store: { synchronous = \"full\"; busy_timeout = 0.5;\n"
     "  retention_days = 0.5; max_rows = 1000000000000L;\n"
@@ -219,6 +221,7 @@ test_full_file(void **state)
 	assert_int_equal(c.orchestrator.max_event_bytes, 2048);
 	assert_int_equal(c.orchestrator.max_body_bytes, 1073741824);
 	assert_int_equal(c.worker.max_inflight, 1024);
+	assert_int_equal(c.worker.parallel_polls, 16);
 	assert_true(c.worker.heartbeat_interval == 0.25);
 	assert_true(c.worker.backpressure_heartbeat == 1.0);
 	assert_int_equal(c.store.synchronous, SYNC_FULL);
@@ -431,6 +434,12 @@ test_out_of_range(void **state)
 	expect_error("store: { max_bytes = 1048575; };\n",
 	    "t.conf:1: store.max_bytes: must be between 1048576 and "
 	    "1099511627776 (got 1048575)");
+	expect_error("worker: { parallel_polls = 0; };\n",
+	    "t.conf:1: worker.parallel_polls: must be between 1 and 16 "
+	    "(got 0)");
+	expect_error("worker: { parallel_polls = 17; };\n",
+	    "t.conf:1: worker.parallel_polls: must be between 1 and 16 "
+	    "(got 17)");
 	expect_error("store: {\n files = -1; };\n",
 	    "t.conf:2: store.files: must be between 0 and 8 (got -1)");
 	expect_error("store: { files = 9; };\n",
