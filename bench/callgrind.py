@@ -3,7 +3,8 @@
 that does not move with the machine's load, unlike a time.
 
 usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--workers LIST]
-           [--orchestrator K] [--timeout T] [--json PATH] [--keep DIR]
+           [--orchestrator K] [--timeout T] [--parallel-polls N]
+           [--json PATH] [--keep DIR]
 
   --ops N            operations in the long run (default 1000); the short
                      run does N/2
@@ -13,6 +14,7 @@ usage: /usr/bin/python3 bench/callgrind.py [--ops N] [--workers LIST]
                      writing one database cost each other shows
   --orchestrator K   python (default) or c, as in load.py
   --timeout T        give up on any one wait after T seconds (default 300)
+  --parallel-polls N worker.parallel_polls (default: egressd's, 4)
   --json PATH        also write the figures to PATH
   --keep DIR         copy the callgrind.out files into DIR
 
@@ -67,6 +69,7 @@ def one_run(args, n, workers):
         d = harness.Daemon(args.egressd, wd, orch.url, workers,
                            heartbeat=30.0,
                            worker_timeout=3600.0,
+                           polls=args.parallel_polls,
                            wrapper=["valgrind", "--tool=callgrind",
                                     "--trace-children=yes",
                                     f"--callgrind-out-file={out}"])
@@ -104,6 +107,8 @@ def main():
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--parallel-polls", type=int, default=None,
+                    help="worker.parallel_polls (default: egressd's)")
     ap.add_argument("--json")
     ap.add_argument("--keep")
     args = ap.parse_args()

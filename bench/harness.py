@@ -284,7 +284,7 @@ server: {{ workers = {workers}; pidfile = "egressd.pid"; state_dir = ".";
 log: {{ file = "egressd.log"; level = "warning"; }};
 orchestrator: {{ url = "{url}"; token_id = "{token_id}";
                 token_file = "token"; poll_interval = {poll_interval}; }};
-worker: {{ max_inflight = {max_inflight}; parallel_polls = {polls};
+worker: {{ max_inflight = {max_inflight};{polls}
           heartbeat_interval = {heartbeat}; }};
 """
 
@@ -293,11 +293,12 @@ class Daemon(HealthClient):
     """One egressd master in its own directory, against an orchestrator.
     wrapper: argv put before egressd (e.g. valgrind); extra: configuration
     text appended (more groups); files: store.files (None: as many as the
-    workers, up to 8, as docs/OPERATIONS.md advises)."""
+    workers, up to 8, as docs/OPERATIONS.md advises); polls:
+    worker.parallel_polls (None: egressd's default)."""
 
     def __init__(self, binary, workdir, url, workers, max_inflight=8,
                  poll_interval=60.0, heartbeat=5.0, worker_timeout=30.0,
-                 wrapper=(), extra="", files=None):
+                 wrapper=(), extra="", files=None, polls=None):
         self.dir = workdir
         self.workers = workers
         token = os.path.join(workdir, "token")
@@ -309,7 +310,8 @@ class Daemon(HealthClient):
             f.write(CONFIG.format(workers=workers, url=url, token_id=TOKEN_ID,
                                   poll_interval=poll_interval,
                                   max_inflight=max_inflight,
-                                  polls=int(os.environ.get("BENCH_POLLS", "4")),
+                                  polls="" if polls is None else
+                                  f" parallel_polls = {polls};",
                                   heartbeat=heartbeat,
                                   worker_timeout=worker_timeout) + extra)
             if "store:" not in extra:

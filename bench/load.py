@@ -7,7 +7,8 @@ HUP (exit status 1 otherwise).
 
 usage: /usr/bin/python3 bench/load.py [--workers 1,2,4] [--ops N]
            [--hup-runs R] [--hup-ops N] [--hup-workers W] [--no-peer]
-           [--orchestrator python|c] [--timeout T] [--json PATH]
+           [--orchestrator python|c] [--timeout T]
+           [--parallel-polls N] [--json PATH]
 
   --workers LIST     egressd worker counts, and peer process counts
                      (default 1,2,4)
@@ -20,12 +21,15 @@ usage: /usr/bin/python3 bench/load.py [--workers 1,2,4] [--ops N]
                      default) or c (orchd: $ORCHD_BIN, else bench/orchd
                      beside egressd)
   --timeout T        give up on any one wait after T seconds (default 120)
+  --parallel-polls N worker.parallel_polls of the throughput runs (default:
+                     egressd's, 4; 1 fetches one operation at a time)
   --json PATH        also write every figure to PATH
 
 Binaries: $EGRESSD_BIN (default <repo>/build/egressd).
 
 1. Throughput, for each worker count W: a fresh orchestrator and egressd
-   with W workers (worker.max_inflight 8, poll_interval 60 s); 1 s after
+   with W workers (worker.max_inflight 8, poll_interval 60 s,
+   parallel_polls as given); 1 s after
    every worker is ready, RSS and PSS of the master and of each worker
    (/proc/PID/smaps_rollup: "idle").  N /api/v1/test/health operations are
    queued, W work_available events sent (the master pokes one worker per
@@ -91,7 +95,7 @@ def run_egressd(args, workers):
     with harness.workdir() as wd, \
             harness.orchestrator(args.orchestrator, wd) as orch, \
             harness.daemon(args.egressd, wd, orch.url, workers,
-                           args.timeout) as d:
+                           args.timeout, polls=args.parallel_polls) as d:
         time.sleep(SETTLE)
         idle = memory(d)
         orch.admin("POST", "/admin/faults", {"piggyback": False})
@@ -222,6 +226,8 @@ def parse_args():
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--parallel-polls", type=int, default=None,
+                    help="worker.parallel_polls (default: egressd's)")
     ap.add_argument("--json")
     args = ap.parse_args()
     try:

@@ -3,8 +3,8 @@
 instructions of callgrind.py, a count, not a time.
 
 usage: /usr/bin/python3 bench/syscalls.py [--ops N] [--workers LIST]
-           [--top K] [--orchestrator K] [--timeout T] [--json PATH]
-           [--keep DIR]
+           [--top K] [--orchestrator K] [--timeout T] [--parallel-polls N]
+           [--json PATH] [--keep DIR]
 
   --ops N            operations in the long run (default 2000); the short
                      run does N/2
@@ -16,6 +16,7 @@ usage: /usr/bin/python3 bench/syscalls.py [--ops N] [--workers LIST]
                      whenever they occur)
   --orchestrator K   python (default) or c, as in load.py
   --timeout T        give up on any one wait after T seconds (default 120)
+  --parallel-polls N worker.parallel_polls (default: egressd's, 4)
   --json PATH        also write the figures to PATH
   --keep DIR         copy the strace output files into DIR
 
@@ -137,6 +138,7 @@ def one_run(args, n, workers):
         d = harness.Daemon(args.egressd, wd, orch.url, workers,
                            heartbeat=HEARTBEAT,
                            worker_timeout=4 * HEARTBEAT,
+                           polls=args.parallel_polls,
                            wrapper=["strace", "-f", "-ff", "-qq", "-s", "0",
                                     "-I", "2", "-o", prefix] + PDEATHSIG)
         try:
@@ -232,6 +234,8 @@ def main():
     ap.add_argument("--orchestrator", choices=("python", "c"),
                     default="python")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--parallel-polls", type=int, default=None,
+                    help="worker.parallel_polls (default: egressd's)")
     ap.add_argument("--json")
     ap.add_argument("--keep")
     args = ap.parse_args()

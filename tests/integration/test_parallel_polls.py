@@ -1,0 +1,128 @@
+"""worker.parallel_polls: GET operation requests in flight at once, and the
+one commit shared by the brief operations that arrive together.
+
+While the orchestrator has work, a worker keeps up to worker.parallel_polls
+GETs of /api/v1/agent/operation in flight, each taking a free slot of
+worker.max_inflight; after an answer without an operation (204) it goes back
+to one poll per orchestrator.poll_interval.  Operations that finish at once
+(health) accepted in one pass of the worker's loop are written in one
+transaction, and each result is committed before its first PUT.
+
+The fake orchestrator's GET answer is slowed down here (in the handler, not
+under its lock), so the GETs that overlap are counted where they are served.
+"""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import db_query  # noqa: E402
+from proto_helpers import (  # noqa: E402
+    EP_OPERATION, SHORT, FakeOrchestrator, kick, requests, wait_results)
+from proto_helpers import agent, orch, workdir  # noqa: E402,F401
+
+HEALTH = "/api/v1/test/health"
+GET_DELAY = 0.5         # each GET answer: long enough that a burst overlaps
+
+
+def count_overlapping_gets(orch, delay=GET_DELAY):
+    """Serve every GET operation after `delay`; -> a dict whose "max" is the
+    most GETs served at the same time."""
+    seen = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    original = FakeOrchestrator._ep_operation.__get__(orch)
+
+    def ep_operation(instance_id, op_id, raw):
+        with lock:
+            seen["now"] += 1
+            seen["max"] = max(seen["max"], seen["now"])
+        try:
+            time.sleep(delay)
+            return original(instance_id, op_id, raw)
+        finally:
+            with lock:
+                seen["now"] -= 1
+    orch._ep_operation = ep_operation
+    return seen
+
+
+def one_worker(agent, polls, inflight=8, poll_interval=2.0):
+    a = agent(server={"workers": 1},
+              orchestrator={"poll_interval": poll_interval},
+              worker={"max_inflight": inflight, "parallel_polls": polls})
+    a.wait_ready(1)
+    return a
+
+
+def run_health(orch, n):
+    """n health operations, each answered once; -> their IDs."""
+    ids = orch.enqueue([{"path": HEALTH} for _ in range(n)])["operation_ids"]
+    kick(orch)
+    res = wait_results(orch, ids, timeout=4 * SHORT + n * GET_DELAY)
+    assert all(len(res[i]) == 1 for i in ids), res
+    assert all(res[i][0]["result"].get("status") == "ok" for i in ids), res
+    assert orch.state()["duplicate_results"] == 0
+    return ids
+
+
+def test_parallel_polls_keep_that_many_gets_in_flight(orch, agent):
+    """parallel_polls 3: with work waiting, three GETs overlap, never four;
+    every operation is answered once."""
+    seen = count_overlapping_gets(orch)
+    one_worker(agent, polls=3)
+    run_health(orch, 12)
+    assert seen["max"] == 3, seen
+
+
+def test_parallel_polls_take_free_slots_only(orch, agent):
+    """max_inflight 3, parallel_polls 8: a GET in flight holds a slot, and
+    so does the operation that came with the answer opening them until its
+    result is acknowledged, so no more than two GETs overlap."""
+    seen = count_overlapping_gets(orch)
+    one_worker(agent, polls=8, inflight=3)
+    run_health(orch, 8)
+    assert seen["max"] == 2, seen
+
+
+def test_one_poll_at_a_time_with_parallel_polls_1(orch, agent):
+    """parallel_polls 1 fetches one operation at a time, as before."""
+    seen = count_overlapping_gets(orch)
+    one_worker(agent, polls=1)
+    run_health(orch, 6)
+    assert seen["max"] == 1, seen
+
+
+def test_no_work_goes_back_to_one_poll_per_interval(orch, agent):
+    """Once the queue is empty the GETs in flight end on 204 and the
+    worker polls once per poll_interval again: no GET loop."""
+    one_worker(agent, polls=4, poll_interval=1.0)
+    run_health(orch, 20)
+    time.sleep(1.0)                     # the burst's last 204s
+    t0 = time.time()
+    time.sleep(3.0)
+    gets = requests(orch, endpoint=EP_OPERATION, since_time=t0,
+                    until_time=t0 + 3.0)
+    # 3 poll intervals: 3 polls, one more for where the window falls.
+    assert len(gets) <= 4, [round(r["time"] - t0, 2) for r in gets]
+
+
+def test_each_result_is_committed_before_its_put(orch, agent):
+    """Operations of a shared commit: when a result PUT arrives, its
+    process has ended in the database and its outbox row is there."""
+    a = one_worker(agent, polls=4)
+    missing = []
+    original = FakeOrchestrator._ep_result.__get__(orch)
+
+    def ep_result(instance_id, op_id, raw):
+        rows = db_query(a.state_dir, "SELECT p.status FROM outbox o JOIN "
+                        "processes p ON p.pid = o.pid WHERE "
+                        "o.operation_id = ?", (op_id,))
+        if rows != [("EXITED",)]:
+            missing.append((op_id, rows))
+        return original(instance_id, op_id, raw)
+    orch._ep_result = ep_result
+    run_health(orch, 40)
+    assert missing == []
