@@ -325,6 +325,12 @@ void store_rollback(struct store *st);
  */
 int store_batch_begin(struct store *st);
 int store_batch_end(struct store *st, char *err, size_t errlen);
+/*
+ * 1 while the open batch still holds everything written since
+ * store_batch_begin; 0 once SQLite rolled it back (what is written from
+ * then on commits on its own) or when none is open.
+ */
+int store_batch_intact(struct store *st);
 
 /*
  * The statement in *slot, prepared on first use (persistent, for statements

@@ -2,9 +2,11 @@
  * poller: a worker's conversation with the orchestrator.
  *
  * Fetches operations (GET at start, on wake-ups, after each finished
- * operation while there is capacity, every poll_interval), accepts pushed
- * and piggybacked ones, downloads the full body of size-exceeded ones, runs
- * them, and delivers each result (3 tries: 1 s, then 2 s).  A result is
+ * operation while there is capacity, every poll_interval; after a GET that
+ * brought one, up to worker.parallel_polls at once, each keeping a slot),
+ * accepts pushed and piggybacked ones, downloads the full body of size-exceeded ones, runs
+ * them (those that finish at once, accepted in one pass of the loop, in
+ * one transaction), and delivers each result (3 tries: 1 s, then 2 s).  A result is
  * written to the outbox before its first try and deleted when acknowledged;
  * one still undelivered waits there, and every poll_interval a sweep sends
  * again what this worker, or a worker now gone, left behind.  At max_inflight
@@ -81,7 +83,11 @@ void poller_wake(struct poller *p);		/* WORK_AVAILABLE */
 /* An operation pushed by the master (JSON text of one operation). */
 void poller_push(struct poller *p, const char *text, size_t len);
 void poller_cancel(struct poller *p, const char *operation_id);
-/* Operations waiting for a free slot (not counted in ctx->inflight). */
+/*
+ * Slots held but not counted in ctx->inflight: operations waiting for a
+ * free slot or for the pass's group (not yet agent processes), and the
+ * slots kept for the GETs in flight.
+ */
 int poller_queued(const struct poller *p);
 /* OPERATION frames received so far (the master counts those it sent). */
 unsigned long poller_pushes(const struct poller *p);

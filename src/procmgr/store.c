@@ -1281,6 +1281,12 @@ store_batch_begin(struct store *st)
 }
 
 int
+store_batch_intact(struct store *st)
+{
+	return store_nested(st);
+}
+
+int
 store_batch_end(struct store *st, char *err, size_t errlen)
 {
 	int lost;

@@ -66,6 +66,7 @@ struct poller {
 	struct poller_op *group;	/* brief operations of this pass, */
 	struct poller_op **group_tail;	/*   run and committed together */
 	struct evloop_timer group_due;	/* pending: a group waits */
+	int ngroup;			/* in it: not yet in ctx->inflight */
 	struct poller_wait *waitq;	/* FIFO, started as slots free */
 	struct poller_wait **waitq_tail;
 	int nwait;			/* at most max_inflight */
@@ -107,12 +108,18 @@ static void poller_download(struct poller_op *o);
 static void poller_store(struct poller_op *o);
 static void poller_on_get(struct httpc_request *req);
 
+/* Slots operations take: running, waiting for one, or in the group. */
+static unsigned long
+poller_taken(const struct poller *p)
+{
+	return p->ctx->inflight + (unsigned long)(p->nwait + p->ngroup);
+}
+
 /* Room to fetch more: nothing waits, and a slot is free. */
 static int
 poller_has_capacity(const struct poller *p)
 {
-	return p->ctx->inflight + (unsigned long)p->nwait <
-	    (unsigned long)p->cfg->worker.max_inflight;
+	return poller_taken(p) < (unsigned long)p->cfg->worker.max_inflight;
 }
 
 /*
@@ -150,7 +157,10 @@ poller_on_retry(void *arg)
 		poller_deliver(o);
 }
 
-/* A new operation in flight, accepted or adopted from the outbox. */
+/*
+ * A new operation in flight, accepted or adopted from the outbox; one
+ * queued for the group is counted in ngroup until it runs.
+ */
 static void
 poller_track(struct poller *p, struct poller_op *o)
 {
@@ -158,7 +168,10 @@ poller_track(struct poller *p, struct poller_op *o)
 	evloop_timer_init(&o->retry, poller_on_retry, o);
 	o->next = p->ops;
 	p->ops = o;
-	p->ctx->inflight++;
+	if (o->stage == STAGE_QUEUED)
+		p->ngroup++;
+	else
+		p->ctx->inflight++;
 	poller_changed(p);
 }
 
@@ -231,9 +244,12 @@ poller_forget(struct poller *p, struct poller_op *o)
 	cJSON_Delete(o->queued);
 	cJSON_Delete(o->result);
 	cJSON_free(o->text);
+	if (o->stage == STAGE_QUEUED)
+		p->ngroup--;
+	else
+		p->ctx->inflight--;
 	free(o->id);
 	free(o);
-	p->ctx->inflight--;
 	poller_changed(p);
 }
 
@@ -247,7 +263,7 @@ poller_get(struct poller *p)
 	struct httpc_request *req;
 
 	if (p->draining || p->ngets >= p->cfg->worker.parallel_polls ||
-	    p->ctx->inflight + (unsigned long)(p->nwait + p->ngets) >=
+	    poller_taken(p) + (unsigned long)p->ngets >=
 	    (unsigned long)p->cfg->worker.max_inflight)
 		return 0;
 	req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL, poller_on_get,
@@ -563,14 +579,21 @@ poller_start_op(struct poller *p, struct poller_op *o, cJSON *op, int process)
 	cJSON_Delete(op);
 }
 
-/* The group's commit failed: each result is stored again on its own. */
+/*
+ * What the group wrote from first up to stop (not included) is gone: each
+ * result is stored again on its own, and each pid forgotten at once, as
+ * SQLite hands it out again to the next spawn.
+ */
 static void
 poller_group_failed(struct poller *p, struct poller_op *first,
-    const char *err)
+    const struct poller_op *stop, const char *err)
 {
 	struct poller_op *o;
 
-	for (o = first; o != NULL; o = o->group_next) {
+	for (o = first; o != stop; o = o->group_next) {
+		if (!o->batched)
+			continue;
+		o->batched = 0;
 		log_warnx("agent process %lld (operation %s): its records were "
 		    "not committed (%s); its result is stored again",
 		    (long long)o->rop.pid, o->id, err);
@@ -584,14 +607,16 @@ poller_group_failed(struct poller *p, struct poller_op *first,
  * Run the brief operations waiting in the group in one transaction, then
  * send their results.  When the database refuses the transaction, each
  * runs without an agent process: its spawn would wait out busy_timeout a
- * second time.
+ * second time.  When SQLite rolls the transaction back on an error inside
+ * it, what the group wrote so far is failed at once, and the operations
+ * after it run on their own transactions.
  */
 static void
 poller_run_group(struct poller *p)
 {
 	struct poller_op *first = p->group, *o, *next;
 	char err[256];
-	int open;
+	int open, lost = 0;
 
 	evloop_timer_cancel(&p->group_due);
 	if (first == NULL)
@@ -603,11 +628,20 @@ poller_run_group(struct poller *p)
 		cJSON *op = o->queued;
 
 		o->queued = NULL;
-		o->batched = open;
+		o->stage = STAGE_RUN;
+		p->ngroup--;
+		p->ctx->inflight++;
+		o->batched = open && !lost;
 		poller_start_op(p, o, op, open);
+		if (o->batched && !store_batch_intact(p->store)) {
+			poller_group_failed(p, first, o->group_next,
+			    "rolled back by an error inside it");
+			lost = 1;
+		}
 	}
-	if (open && store_batch_end(p->store, err, sizeof(err)) == -1)
-		poller_group_failed(p, first, err);
+	if (open && store_batch_end(p->store, err, sizeof(err)) == -1 &&
+	    !lost)
+		poller_group_failed(p, first, NULL, err);
 	for (o = first; o != NULL; o = next) {
 		next = o->group_next;
 		o->group_next = NULL;
@@ -649,12 +683,13 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
 		return;
 	}
 	o->accepted = clock_mono();
+	if (brief)
+		o->stage = STAGE_QUEUED;
 	poller_track(p, o);
 	log_debug("operation %s accepted (%s)", id, via);
 	o->rop.on_done = poller_on_done;
 	o->rop.arg = o;
 	if (brief) {
-		o->stage = STAGE_QUEUED;
 		o->queued = op;
 		*p->group_tail = o;
 		p->group_tail = &o->group_next;
@@ -670,8 +705,9 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
  * 1 when accepted.  It starts at once when fewer than max_inflight run and
  * nothing waits before it; otherwise it waits in a FIFO of at most
  * max_inflight, started as slots free.  Beyond that it is refused with an
- * error line: the master never sends a worker more than it has room for,
- * so only a GET or piggyback racing a push lands here, and never that far.
+ * error line: the master never sends a worker more than it has room for
+ * (a GET in flight keeps its slot, poller_queued), so only a piggyback or a
+ * push already on its way lands here, and never that far.
  */
 static int
 poller_accept(struct poller *p, cJSON *op, const char *via)
@@ -691,7 +727,7 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 		cJSON_Delete(op);
 		return 0;
 	}
-	if (p->nwait == 0 && p->ctx->inflight <
+	if (p->nwait == 0 && poller_taken(p) <
 	    (unsigned long)p->cfg->worker.max_inflight) {
 		poller_admit(p, op, via);
 		return 1;
@@ -721,7 +757,8 @@ poller_start_waiting(struct poller *p)
 {
 	struct poller_wait *q;
 
-	while ((q = p->waitq) != NULL && p->ctx->inflight <
+	while ((q = p->waitq) != NULL && p->ctx->inflight +
+	    (unsigned long)p->ngroup <
 	    (unsigned long)p->cfg->worker.max_inflight) {
 		if ((p->waitq = q->next) == NULL)
 			p->waitq_tail = &p->waitq;
@@ -1196,7 +1233,7 @@ poller_push(struct poller *p, const char *text, size_t len)
 int
 poller_queued(const struct poller *p)
 {
-	return p->nwait;
+	return p->nwait + p->ngroup + p->ngets;
 }
 
 unsigned long
@@ -1443,7 +1480,7 @@ poller_sweep(void *arg)
 {
 	struct poller *p = arg;
 	long room = (long)p->cfg->worker.max_inflight -
-	    (long)p->ctx->inflight - (long)p->nwait;
+	    (long)poller_taken(p) - (long)p->ngets;
 	double wall = clock_wall();
 
 	if (p->draining)

@@ -13,15 +13,19 @@ under its lock), so the GETs that overlap are counted where they are served.
 """
 
 import os
+import re
+import signal
+import sqlite3
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import db_query  # noqa: E402
+from common import db_files, db_query  # noqa: E402
 from proto_helpers import (  # noqa: E402
-    EP_OPERATION, SHORT, FakeOrchestrator, kick, requests, wait_results)
+    DEADLINE, EP_OPERATION, SHORT, FakeOrchestrator, kick, requests,
+    results_by_id, wait_results, wait_until)
 from proto_helpers import agent, orch, workdir  # noqa: E402,F401
 
 HEALTH = "/api/v1/test/health"
@@ -126,3 +130,76 @@ def test_each_result_is_committed_before_its_put(orch, agent):
     orch._ep_result = ep_result
     run_health(orch, 40)
     assert missing == []
+
+
+def run_sql(state_dir, statements):
+    """Run statements on every database file in state_dir, as an outside
+    writer would."""
+    for path in db_files(state_dir):
+        con = sqlite3.connect(path, timeout=10)
+        try:
+            for sql in statements:
+                con.execute(sql)
+            con.commit()
+        finally:
+            con.close()
+
+
+def test_group_rolled_back_by_sqlite_loses_and_doubles_nothing(orch, agent):
+    """Eight health operations pushed while the worker is stopped arrive
+    together: one group, one transaction.  The third one's outbox row
+    makes SQLite roll the whole transaction back; the fifth and sixth
+    cannot record their exit at first.  The three whose records went with
+    the rollback are stored again before their PUT; the five that ran
+    after it committed on their own, and their exits, retried, land once
+    the fault is gone: every operation is answered once, with its own
+    result, and no process is left running in the database."""
+    a = one_worker(agent, polls=4, poll_interval=60.0)
+    ids = [f"grp-{i}" for i in range(8)]
+    run_sql(a.state_dir, [
+        "CREATE TABLE test_rollback (id TEXT PRIMARY KEY)",
+        "CREATE TABLE test_no_exit (id TEXT PRIMARY KEY)",
+        f"INSERT INTO test_rollback VALUES ('{ids[2]}')",
+        f"INSERT INTO test_no_exit VALUES ('{ids[4]}'), ('{ids[5]}')",
+        # the exit's own row (pid set); a result stored again has none
+        "CREATE TRIGGER test_rollback BEFORE INSERT ON outbox WHEN "
+        "NEW.pid IS NOT NULL AND NEW.operation_id IN (SELECT id FROM "
+        "test_rollback) BEGIN SELECT RAISE(ROLLBACK, 'injected'); END",
+        "CREATE TRIGGER test_no_exit BEFORE UPDATE OF ended_at ON processes "
+        "WHEN NEW.ended_at IS NOT NULL AND NEW.operation_id IN (SELECT id "
+        # an error of the database, as a full disk would be: retried
+        "FROM test_no_exit) BEGIN SELECT json('not json'); END"])
+    unstored = []
+    original = FakeOrchestrator._ep_result.__get__(orch)
+
+    def ep_result(instance_id, op_id, raw):
+        if not db_query(a.state_dir, "SELECT 1 FROM outbox WHERE "
+                        "operation_id = ?", (op_id,)):
+            unstored.append(op_id)
+        return original(instance_id, op_id, raw)
+    orch._ep_result = ep_result
+    (pid,) = a.worker_pids()
+    assert orch.wait_counts(SHORT, streams=1)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        mark = len(a.log())
+        orch.push([{"operation_id": i, "path": HEALTH} for i in ids])
+        wait_until(lambda: a.log()[mark:].count("handed to worker") == 8,
+                   msg="eight pushes handed to the stopped worker")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    res = wait_results(orch, ids)
+    run_sql(a.state_dir, ["DROP TRIGGER test_rollback",
+                          "DROP TRIGGER test_no_exit"])
+    wait_until(lambda: db_query(a.state_dir, "SELECT operation_id FROM "
+                                "processes WHERE ended_at IS NULL AND "
+                                "operation_id LIKE 'grp-%'") == [],
+               timeout=4 * DEADLINE, msg="every exit recorded")
+    a.stop()
+    res = results_by_id(orch)
+    assert {i: len(res[i]) for i in ids} == dict.fromkeys(ids, 1), res
+    assert all(res[i][0]["result"].get("status") == "ok" for i in ids), res
+    assert unstored == []
+    redone = set(re.findall(r"operation (grp-\d)\): its records were not "
+                            r"committed", a.log()))
+    assert redone == set(ids[:3]), redone
