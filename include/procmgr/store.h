@@ -331,6 +331,12 @@ int store_batch_end(struct store *st, char *err, size_t errlen);
  * then on commits on its own) or when none is open.
  */
 int store_batch_intact(struct store *st);
+/*
+ * SQLite hands the pids of a transaction it rolled back out again: after
+ * this, the next spawn's pid is past pid, so one named in a result sent
+ * from memory is never another process's.  0, or -1 with err.
+ */
+int store_pids_past(struct store *st, int64_t pid, char *err, size_t errlen);
 
 /*
  * The statement in *slot, prepared on first use (persistent, for statements

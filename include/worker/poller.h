@@ -84,11 +84,14 @@ void poller_wake(struct poller *p);		/* WORK_AVAILABLE */
 void poller_push(struct poller *p, const char *text, size_t len);
 void poller_cancel(struct poller *p, const char *operation_id);
 /*
- * Slots held but not counted in ctx->inflight: operations waiting for a
- * free slot or for the pass's group (not yet agent processes), and the
- * slots kept for the GETs in flight.
+ * Operations accepted that are not yet agent processes and not counted in
+ * ctx->inflight: waiting for a free slot, or for the pass's group.  The
+ * last ones the worker received: the master keeps a push until it is out
+ * of this count.
  */
 int poller_queued(const struct poller *p);
+/* Slots kept for the GETs in flight (each may bring an operation). */
+int poller_polling(const struct poller *p);
 /* OPERATION frames received so far (the master counts those it sent). */
 unsigned long poller_pushes(const struct poller *p);
 

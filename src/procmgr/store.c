@@ -486,6 +486,32 @@ store_apply(struct store *st, int step, char *err, size_t errlen)
 	return store_exec(st, "COMMIT", err, errlen);
 }
 
+/* The next pid SQLite gives (AUTOINCREMENT) is past `past`: a transaction. */
+static int
+store_raise_pids(struct store *st, long long past, char *err, size_t errlen)
+{
+	char sql[320];
+
+	if (!sqlite3_get_autocommit(st->db)) {
+		snprintf(err, errlen, "a transaction is open");
+		return -1;
+	}
+	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
+	    "INSERT INTO sqlite_sequence (name, seq) SELECT 'processes', 0 "
+	    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+	    "WHERE name = 'processes');"
+	    "UPDATE sqlite_sequence SET seq = %lld "
+	    "WHERE name = 'processes' AND seq < %lld;"
+	    "COMMIT", past, past);
+	if (store_exec(st, sql, err, errlen) == -1) {
+		char ignored[8];
+
+		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Agent pids stay unique across the files: file N's start past
  * (N - 1) * STORE_PID_SPAN.  AUTOINCREMENT takes the next pid from
@@ -496,7 +522,6 @@ store_apply(struct store *st, int step, char *err, size_t errlen)
 static int
 store_seed_pids(struct store *st, char *err, size_t errlen)
 {
-	char sql[256];
 	long long base = (long long)st->index * STORE_PID_SPAN;
 	sqlite3_stmt *s;
 	int seeded = 0;
@@ -514,20 +539,13 @@ store_seed_pids(struct store *st, char *err, size_t errlen)
 	}
 	if (seeded)
 		return 0;
-	snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;"
-	    "INSERT INTO sqlite_sequence (name, seq) SELECT 'processes', 0 "
-	    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
-	    "WHERE name = 'processes');"
-	    "UPDATE sqlite_sequence SET seq = %lld "
-	    "WHERE name = 'processes' AND seq < %lld;"
-	    "COMMIT", base, base);
-	if (store_exec(st, sql, err, errlen) == -1) {
-		char ignored[8];
+	return store_raise_pids(st, base, err, errlen);
+}
 
-		store_exec(st, "ROLLBACK", ignored, sizeof(ignored));
-		return -1;
-	}
-	return 0;
+int
+store_pids_past(struct store *st, int64_t pid, char *err, size_t errlen)
+{
+	return store_raise_pids(st, (long long)pid, err, errlen);
 }
 
 int

@@ -581,14 +581,17 @@ poller_start_op(struct poller *p, struct poller_op *o, cJSON *op, int process)
 
 /*
  * What the group wrote from first up to stop (not included) is gone: each
- * result is stored again on its own, and each pid forgotten at once, as
- * SQLite hands it out again to the next spawn.
+ * result is stored again on its own.  SQLite would hand the pids of the
+ * rolled-back spawns out again, and the results sent from memory name
+ * them: the next spawn starts past them, and no exit is retried for them.
  */
 static void
 poller_group_failed(struct poller *p, struct poller_op *first,
     const struct poller_op *stop, const char *err)
 {
 	struct poller_op *o;
+	agent_pid last = 0;
+	char why[256];
 
 	for (o = first; o != stop; o = o->group_next) {
 		if (!o->batched)
@@ -598,9 +601,15 @@ poller_group_failed(struct poller *p, struct poller_op *first,
 		    "not committed (%s); its result is stored again",
 		    (long long)o->rop.pid, o->id, err);
 		runner_forget_pid(p->runner, o->rop.pid);
+		if (o->rop.pid > last)
+			last = o->rop.pid;
 		o->stored = 0;
 		o->unsure = 1;	/* what followed the failure committed */
 	}
+	if (last != 0 && store_pids_past(p->store, last, why,
+	    sizeof(why)) == -1)
+		log_warnx("agent process %lld: its pid may be given again "
+		    "(%s)", (long long)last, why);
 }
 
 /*
@@ -1233,7 +1242,13 @@ poller_push(struct poller *p, const char *text, size_t len)
 int
 poller_queued(const struct poller *p)
 {
-	return p->nwait + p->ngroup + p->ngets;
+	return p->nwait + p->ngroup;
+}
+
+int
+poller_polling(const struct poller *p)
+{
+	return p->ngets;
 }
 
 unsigned long

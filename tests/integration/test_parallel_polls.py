@@ -113,6 +113,20 @@ def test_no_work_goes_back_to_one_poll_per_interval(orch, agent):
     assert len(gets) <= 4, [round(r["time"] - t0, 2) for r in gets]
 
 
+def test_a_get_in_flight_does_not_make_the_worker_busy(orch, agent):
+    """max_inflight 1 and a slow GET always in flight: the GET keeps the
+    slot from pushes (the master counts it), but the idle worker is ready,
+    not busy, and does not flip between the two with every poll."""
+    count_overlapping_gets(orch)
+    a = one_worker(agent, polls=4, inflight=1, poll_interval=0.2)
+    states = set()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        states |= {w["state"] for w in a.health()["workers"]}
+        time.sleep(0.05)
+    assert states == {"ready"}, states
+
+
 def test_each_result_is_committed_before_its_put(orch, agent):
     """Operations of a shared commit: when a result PUT arrives, its
     process has ended in the database and its outbox row is there."""
@@ -200,6 +214,9 @@ def test_group_rolled_back_by_sqlite_loses_and_doubles_nothing(orch, agent):
     assert {i: len(res[i]) for i in ids} == dict.fromkeys(ids, 1), res
     assert all(res[i][0]["result"].get("status") == "ok" for i in ids), res
     assert unstored == []
+    # the pids of the rolled-back spawns are not given again
+    pids = [res[i][0]["result"]["agent_pid"] for i in ids]
+    assert len(set(pids)) == len(ids), pids
     redone = set(re.findall(r"operation (grp-\d)\): its records were not "
                             r"committed", a.log()))
     assert redone == set(ids[:3]), redone

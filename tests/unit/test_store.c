@@ -548,6 +548,37 @@ test_second_file_pids(void **state)
 	assert_int_equal(sqlite3_last_insert_rowid(f->st.db), 1);
 }
 
+#define INSERT_PROCESS "INSERT INTO processes (root_pid, instance_id, " \
+	"operation_id, image, status, max_tool_calls, max_child_processes, " \
+	"max_runtime, created_at, updated_at) VALUES (0, 'w', 'op', '/x', " \
+	"'RUNNING', 1, 1, 1, 0, 0)"
+
+/*
+ * A spawn rolled back gives its pid to the next one; store_pids_past makes
+ * the next one start past it, and refuses inside a transaction (its
+ * ROLLBACK would take that one's work along).
+ */
+static void
+test_pids_past(void **state)
+{
+	struct fx *f = *state;
+	char err[128];
+
+	exec_ok(f, "BEGIN");
+	exec_ok(f, INSERT_PROCESS);
+	assert_int_equal(sqlite3_last_insert_rowid(f->st.db), 1);
+	assert_int_equal(store_pids_past(&f->st, 1, err, sizeof(err)), -1);
+	assert_string_equal(err, "a transaction is open");
+	exec_ok(f, "ROLLBACK");
+	assert_int_equal(store_pids_past(&f->st, 1, err, sizeof(err)), 0);
+	exec_ok(f, INSERT_PROCESS);
+	assert_int_equal(sqlite3_last_insert_rowid(f->st.db), 2);
+	/* never lowered */
+	assert_int_equal(store_pids_past(&f->st, 1, err, sizeof(err)), 0);
+	exec_ok(f, INSERT_PROCESS);
+	assert_int_equal(sqlite3_last_insert_rowid(f->st.db), 3);
+}
+
 /* Rows of gone workers move to the first file; a live worker's stay. */
 static void
 test_outbox_adopt(void **state)
@@ -629,6 +660,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_later, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pids_past, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch_lost, setup,
 		    teardown),
 	};
