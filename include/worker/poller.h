@@ -90,8 +90,6 @@ void poller_cancel(struct poller *p, const char *operation_id);
  * of this count.
  */
 int poller_queued(const struct poller *p);
-/* Slots kept for the GETs in flight (each may bring an operation). */
-int poller_polling(const struct poller *p);
 /* OPERATION frames received so far (the master counts those it sent). */
 unsigned long poller_pushes(const struct poller *p);
 

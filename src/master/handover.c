@@ -64,7 +64,6 @@ handover_encode_worker(const struct wproc *w, double now, int *fds,
 	cJSON_AddNumberToObject(o, "age", now - w->started);
 	cJSON_AddNumberToObject(o, "inflight", (double)w->inflight);
 	cJSON_AddNumberToObject(o, "queued", (double)w->queued);
-	cJSON_AddNumberToObject(o, "polling", (double)w->polling);
 	cJSON_AddNumberToObject(o, "pushed", (double)w->pushed);
 	cJSON_AddNumberToObject(o, "pushes_sent", (double)w->pushes_sent);
 	cJSON_AddNumberToObject(o, "done", (double)w->done);
@@ -299,7 +298,6 @@ handover_worker(const cJSON *item, struct wproc *w, double now)
 	w->last_seen = now;
 	w->inflight = (unsigned long)handover_number(item, "inflight", 0);
 	w->queued = (unsigned long)handover_number(item, "queued", 0);
-	w->polling = (unsigned long)handover_number(item, "polling", 0);
 	w->pushed = (unsigned long)handover_number(item, "pushed", 0);
 	w->pushes_sent = (unsigned long)handover_number(item, "pushes_sent", 0);
 	w->done = (unsigned long)handover_number(item, "done", 0);

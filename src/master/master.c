@@ -510,7 +510,7 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
 	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(o, "metrics");
 	double inflight, done, failed, rss, queued = 0, pushes = 0;
-	double polling = 0, orch_status = 0, orch_time = 0;
+	double orch_status = 0, orch_time = 0;
 	char err[128];
 	size_t i;
 
@@ -535,8 +535,6 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 	    master_json_int(o, "queued", &queued) == -1) ||
 	    (cJSON_HasObjectItem(o, "pushes") &&
 	    master_json_int(o, "pushes", &pushes) == -1) ||
-	    (cJSON_HasObjectItem(o, "polling") &&
-	    master_json_int(o, "polling", &polling) == -1) ||
 	    (cJSON_HasObjectItem(o, "orch_status") &&
 	    master_json_int(o, "orch_status", &orch_status) == -1) ||
 	    (cJSON_HasObjectItem(o, "orch_time") &&
@@ -551,7 +549,6 @@ master_on_heartbeat(struct wproc *w, const cJSON *o)
 		w->state = (enum wstate)i;
 	w->inflight = (unsigned long)inflight;
 	w->queued = (unsigned long)queued;
-	w->polling = (unsigned long)polling;
 	/* Pushes it has not seen yet: sent after it wrote this heartbeat. */
 	w->pushed = (unsigned long)pushes <= w->pushes_sent ?
 	    w->pushes_sent - (unsigned long)pushes : 0;

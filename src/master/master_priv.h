@@ -92,8 +92,7 @@ struct wproc {
 	long orch_status;	/* its last orchestrator answer, reported */
 	double orch_time;	/*   in heartbeats, and when (wall time) */
 	unsigned long inflight, done, failed;
-	unsigned long queued;	/* waiting in the worker for a free slot */
-	unsigned long polling;	/* slots its GETs in flight keep */
+	unsigned long queued;	/* in the worker, not yet agent processes */
 	unsigned long pushed;	/* operations sent it has not yet reported */
 	unsigned long pushes_sent;	/* OPERATION frames sent it, in all */
 	struct pushed_op *sent;	/* sent, not yet known to be taken (relay.c) */

@@ -47,14 +47,11 @@ relay_takes_work(const struct master *m, const struct wproc *w)
 	    m->state == MS_RUNNING;
 }
 
-/*
- * What a worker holds as far as the master knows: running, waiting, kept
- * for its GETs in flight, sent.
- */
+/* What a worker holds as far as the master knows: running, waiting, sent. */
 static unsigned long
 relay_load(const struct wproc *w)
 {
-	return w->inflight + w->queued + w->polling + w->pushed;
+	return w->inflight + w->queued + w->pushed;
 }
 
 static int

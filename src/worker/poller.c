@@ -103,6 +103,7 @@ struct poller {
 };
 
 static int poller_accept(struct poller *p, cJSON *op, const char *via);
+static void poller_start_waiting(struct poller *p);
 static void poller_deliver(struct poller_op *o);
 static void poller_download(struct poller_op *o);
 static void poller_store(struct poller_op *o);
@@ -714,9 +715,11 @@ poller_admit(struct poller *p, cJSON *op, const char *via)
  * 1 when accepted.  It starts at once when fewer than max_inflight run and
  * nothing waits before it; otherwise it waits in a FIFO of at most
  * max_inflight, started as slots free.  Beyond that it is refused with an
- * error line: the master never sends a worker more than it has room for
- * (a GET in flight keeps its slot, poller_queued), so only a piggyback or a
- * push already on its way lands here, and never that far.
+ * error line: the master never sends a worker more than it has room for,
+ * and a GET keeps its slot from the worker's other fetches (not from the
+ * master's pushes: an operation it brings after a push took the slot
+ * waits), so only a GET's or piggyback's operation racing a push lands
+ * here, and never that far.
  */
 static int
 poller_accept(struct poller *p, cJSON *op, const char *via)
@@ -736,6 +739,12 @@ poller_accept(struct poller *p, cJSON *op, const char *via)
 		cJSON_Delete(op);
 		return 0;
 	}
+	/*
+	 * What waits goes first, into the slots freed in this pass (acks
+	 * that carried a piggyback each free one): the queue must not grow
+	 * while slots are free.
+	 */
+	poller_start_waiting(p);
 	if (p->nwait == 0 && poller_taken(p) <
 	    (unsigned long)p->cfg->worker.max_inflight) {
 		poller_admit(p, op, via);
@@ -1243,12 +1252,6 @@ int
 poller_queued(const struct poller *p)
 {
 	return p->nwait + p->ngroup;
-}
-
-int
-poller_polling(const struct poller *p)
-{
-	return p->ngets;
 }
 
 unsigned long

@@ -156,8 +156,6 @@ worker_counters(struct worker *w)
 	cJSON_AddNumberToObject(o, "inflight", (double)w->ctx.inflight);
 	cJSON_AddNumberToObject(o, "queued", w->poller ?
 	    (double)poller_queued(w->poller) : 0);
-	cJSON_AddNumberToObject(o, "polling", w->poller ?
-	    (double)poller_polling(w->poller) : 0);
 	cJSON_AddNumberToObject(o, "pushes", w->poller ?
 	    (double)poller_pushes(w->poller) : (double)w->pushes);
 	cJSON_AddNumberToObject(o, "done", (double)w->ctx.done);

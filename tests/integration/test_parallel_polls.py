@@ -115,8 +115,9 @@ def test_no_work_goes_back_to_one_poll_per_interval(orch, agent):
 
 def test_a_get_in_flight_does_not_make_the_worker_busy(orch, agent):
     """max_inflight 1 and a slow GET always in flight: the GET keeps the
-    slot from pushes (the master counts it), but the idle worker is ready,
-    not busy, and does not flip between the two with every poll."""
+    slot from the worker's other fetches, but the idle worker is ready,
+    not busy (the master would push nothing to it), and does not flip
+    between the two with every poll."""
     count_overlapping_gets(orch)
     a = one_worker(agent, polls=4, inflight=1, poll_interval=0.2)
     states = set()
