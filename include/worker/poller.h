@@ -4,25 +4,26 @@
  * Fetches operations (GET at start, on wake-ups, after each finished
  * operation while there is capacity, every poll_interval; after a GET that
  * brought one, up to worker.parallel_polls at once, each keeping a slot),
- * accepts pushed and piggybacked ones, downloads the full body of size-exceeded ones, runs
- * them (those that finish at once, accepted in one pass of the loop, in
- * one transaction), and delivers each result (3 tries: 1 s, then 2 s).  A result is
- * written to the outbox before its first try and deleted when acknowledged;
- * one still undelivered waits there, and every poll_interval a sweep sends
- * again what this worker, or a worker now gone, left behind.  At max_inflight
- * it fetches nothing and POSTs heartbeats every backpressure_heartbeat
- * seconds instead.  No more than max_inflight operations ever run: one
- * that arrives (pushed, piggybacked, or a GET's answer racing a push) while
- * all slots are taken waits in a FIFO of at most max_inflight and starts
- * when a slot frees; past that bound it is refused with an error line.
- * Draining stops fetching, lets accepted work finish, then POSTs the
- * shutdown notice once.  A result sent again that the orchestrator may
- * already have (see poller_count_resend) is counted and logged.  Every
- * operation ID accepted is counted in
- * flight until its result is acknowledged or given up on.  Each operation
- * that runs is counted in its metrics (path, outcome, seconds from accept
- * to result), which the worker reports to the master.  Polls, retries,
- * sweeps and heartbeats are timers of the loop in ctx.
+ * accepts pushed and piggybacked ones, downloads the full body of
+ * size-exceeded ones, runs them (those that finish at once, accepted in
+ * one pass of the loop, in one transaction), and delivers each result (3
+ * tries: 1 s, then 2 s).  A result is written to the outbox before its
+ * first try and deleted when acknowledged; one still undelivered waits
+ * there, and every poll_interval a sweep sends again what this worker, or
+ * a worker now gone, left behind.  At max_inflight it fetches nothing and
+ * POSTs heartbeats every backpressure_heartbeat seconds instead.  No more
+ * than max_inflight operations ever run: one that arrives (pushed,
+ * piggybacked, or a GET's answer racing a push) while all slots are taken
+ * waits in a FIFO of at most max_inflight and starts when a slot frees;
+ * past that bound it is refused with an error line.  Draining stops
+ * fetching, lets accepted work finish, then POSTs the shutdown notice
+ * once.  A result sent again that the orchestrator may already have (see
+ * poller_count_resend) is counted and logged.  Every operation ID accepted
+ * is counted in flight until its result is acknowledged or given up
+ * on.  Each operation that runs is counted in its metrics (path, outcome,
+ * seconds from accept to result), which the worker reports to the
+ * master.  Polls, retries, sweeps and heartbeats are timers of the loop in
+ * ctx.
  */
 #ifndef EGRESSD_POLLER_H
 #define EGRESSD_POLLER_H

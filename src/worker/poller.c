@@ -109,11 +109,26 @@ static void poller_download(struct poller_op *o);
 static void poller_store(struct poller_op *o);
 static void poller_on_get(struct httpc_request *req);
 
-/* Slots operations take: running, waiting for one, or in the group. */
+/* Slots operations hold: running, or in the group about to run. */
+static unsigned long
+poller_running(const struct poller *p)
+{
+	return p->ctx->inflight + (unsigned long)p->ngroup;
+}
+
+/* Slots operations take: those and the ones waiting for a slot. */
 static unsigned long
 poller_taken(const struct poller *p)
 {
-	return p->ctx->inflight + (unsigned long)(p->nwait + p->ngroup);
+	return poller_running(p) + (unsigned long)p->nwait;
+}
+
+/* Slots left for more fetches: a GET in flight keeps one too. */
+static long
+poller_room(const struct poller *p)
+{
+	return (long)p->cfg->worker.max_inflight - (long)poller_taken(p) -
+	    (long)p->ngets;
 }
 
 /* Room to fetch more: nothing waits, and a slot is free. */
@@ -264,8 +279,7 @@ poller_get(struct poller *p)
 	struct httpc_request *req;
 
 	if (p->draining || p->ngets >= p->cfg->worker.parallel_polls ||
-	    poller_taken(p) + (unsigned long)p->ngets >=
-	    (unsigned long)p->cfg->worker.max_inflight)
+	    poller_room(p) <= 0)
 		return 0;
 	req = orch_call(p->orch, ORCH_OPERATION, NULL, NULL, poller_on_get,
 	    p);
@@ -775,8 +789,7 @@ poller_start_waiting(struct poller *p)
 {
 	struct poller_wait *q;
 
-	while ((q = p->waitq) != NULL && p->ctx->inflight +
-	    (unsigned long)p->ngroup <
+	while ((q = p->waitq) != NULL && poller_running(p) <
 	    (unsigned long)p->cfg->worker.max_inflight) {
 		if ((p->waitq = q->next) == NULL)
 			p->waitq_tail = &p->waitq;
@@ -1497,8 +1510,7 @@ static void
 poller_sweep(void *arg)
 {
 	struct poller *p = arg;
-	long room = (long)p->cfg->worker.max_inflight -
-	    (long)poller_taken(p) - (long)p->ngets;
+	long room = poller_room(p);
 	double wall = clock_wall();
 
 	if (p->draining)
